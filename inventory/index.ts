@@ -1,0 +1,397 @@
+import Database from 'better-sqlite3';
+import { hostname, userInfo } from 'node:os';
+import { join } from 'node:path';
+import { LockedError, UsageError } from '../src/util/errors.js';
+import { ensureHome } from './home.js';
+import { MIGRATIONS } from './migrations.js';
+import { SecretBox } from './secrets.js';
+
+export interface Env {
+  name: string;
+  protected: boolean;
+  createdAt: string;
+}
+
+export interface Host {
+  name: string;
+  address: string;
+  port: number;
+  user: string;
+  keyFile: string | null;
+  jump: string | null;
+  /** Pinned host key, as OpenSSH prints it: SHA256:base64 */
+  hostKey: string | null;
+  createdAt: string;
+}
+
+export interface Instance {
+  name: string;
+  host: string;
+  path: string;
+  env: string;
+  url: string | null;
+  /** postgres://user@host:port/db, never with a password: that is sealed in dbSecret. */
+  dbUrl: string | null;
+  hasDbPassword: boolean;
+  branch: string | null;
+  createdAt: string;
+}
+
+export interface StreamManifest {
+  snapshot: string;
+  bytes: number;
+  sha256: string;
+}
+export interface Manifest {
+  code?: StreamManifest & { files: number; dirs: number; symlinks: number };
+  db?: StreamManifest & { kind: 'postgres'; tables: Record<string, number> };
+}
+
+export interface Backup {
+  id: string;
+  instance: string;
+  kind: 'manual' | 'safety';
+  createdAt: string;
+  manifest: Manifest;
+  verifiedAt: string | null;
+  /** The run that took it, for the audit trail. */
+  runId: number | null;
+}
+
+export interface RunRecord {
+  id: number;
+  startedAt: string;
+  finishedAt: string | null;
+  osUser: string;
+  origin: string;
+  command: string;
+  params: Record<string, unknown>;
+  instance: string | null;
+  status: 'running' | 'ok' | 'failed' | 'rolled-back' | 'dry-run';
+  error: string | null;
+  failedStep: string | null;
+  durationMs: number | null;
+}
+
+export interface StepRecord {
+  runId: number;
+  seq: number;
+  name: string;
+  title: string;
+  status: 'done' | 'failed' | 'undone' | 'undo-failed';
+  startedAt: string;
+  finishedAt: string | null;
+  error: string | null;
+}
+
+export interface LockRecord {
+  instance: string;
+  runId: number | null;
+  pid: number;
+  host: string;
+  user: string;
+  command: string;
+  startedAt: string;
+}
+
+const now = () => new Date().toISOString();
+
+/** Keys whose values never reach the audit trail. */
+const SECRET_KEY = /pass|secret|token|key$|credential/i;
+export function redact(params: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(params)) {
+    if (v === undefined) continue;
+    if (SECRET_KEY.test(k) && k !== 'keyFile') out[k] = '[redacted]';
+    else if (typeof v === 'string') out[k] = v.replace(/(\w+:\/\/[^:/@\s]+):[^@\s]+@/g, '$1:[redacted]@');
+    else out[k] = v;
+  }
+  return out;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * The inventory: one SQLite file in the opsdeck home. Every write is a method here, in a transaction.
+ */
+export class Inventory {
+  readonly db: Database.Database;
+  readonly secrets: SecretBox;
+  readonly file: string;
+
+  constructor(readonly home: string) {
+    ensureHome(home);
+    this.file = join(home, 'inventory.sqlite');
+    this.db = new Database(this.file);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('foreign_keys = ON');
+    this.db.pragma('busy_timeout = 5000');
+    this.secrets = new SecretBox(home);
+    this.migrate();
+  }
+
+  close(): void {
+    this.db.close();
+  }
+
+  private migrate(): void {
+    const version = this.db.pragma('user_version', { simple: true }) as number;
+    for (let v = version; v < MIGRATIONS.length; v++) {
+      this.db.transaction(() => {
+        this.db.exec(MIGRATIONS[v]);
+        this.db.pragma(`user_version = ${v + 1}`);
+      })();
+    }
+  }
+
+  // ---- environments
+  addEnv(name: string, isProtected: boolean): Env {
+    if (this.getEnv(name)) throw new UsageError(`environment ${name} already exists`, `list them with: opsdeck env list`);
+    this.db.prepare('INSERT INTO envs (name, protected, created_at) VALUES (?, ?, ?)').run(name, isProtected ? 1 : 0, now());
+    return this.getEnv(name)!;
+  }
+  getEnv(name: string): Env | undefined {
+    const r = this.db.prepare('SELECT * FROM envs WHERE name = ?').get(name) as any;
+    return r && { name: r.name, protected: !!r.protected, createdAt: r.created_at };
+  }
+  listEnvs(): Env[] {
+    return (this.db.prepare('SELECT * FROM envs ORDER BY name').all() as any[]).map((r) => ({ name: r.name, protected: !!r.protected, createdAt: r.created_at }));
+  }
+  requireEnv(name: string): Env {
+    const e = this.getEnv(name);
+    if (!e) throw new UsageError(`no environment named ${name}`, `create it with: opsdeck env add ${name}`);
+    return e;
+  }
+
+  // ---- hosts
+  addHost(h: Omit<Host, 'createdAt'>): Host {
+    if (this.getHost(h.name)) throw new UsageError(`host ${h.name} already exists`, `see it with: opsdeck host show ${h.name}`);
+    if (h.jump) this.requireHost(h.jump);
+    this.db
+      .prepare('INSERT INTO hosts (name, address, port, user, key_file, jump, host_key, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+      .run(h.name, h.address, h.port, h.user, h.keyFile, h.jump, h.hostKey, now());
+    return this.getHost(h.name)!;
+  }
+  getHost(name: string): Host | undefined {
+    const r = this.db.prepare('SELECT * FROM hosts WHERE name = ?').get(name) as any;
+    return r && rowToHost(r);
+  }
+  requireHost(name: string): Host {
+    const h = this.getHost(name);
+    if (!h) throw new UsageError(`no host named ${name}`, `list hosts with: opsdeck host list`);
+    return h;
+  }
+  listHosts(): Host[] {
+    return (this.db.prepare('SELECT * FROM hosts ORDER BY name').all() as any[]).map(rowToHost);
+  }
+  pinHostKey(name: string, fingerprint: string): void {
+    this.db.prepare('UPDATE hosts SET host_key = ? WHERE name = ?').run(fingerprint, name);
+  }
+  removeHost(name: string): void {
+    this.requireHost(name);
+    const users = this.db.prepare('SELECT name FROM instances WHERE host = ?').all(name) as any[];
+    if (users.length) {
+      throw new UsageError(`host ${name} still has instances: ${users.map((u) => u.name).join(', ')}`, 'remove or move those instances first');
+    }
+    const jumps = this.db.prepare('SELECT name FROM hosts WHERE jump = ?').all(name) as any[];
+    if (jumps.length) throw new UsageError(`host ${name} is the jump host of ${jumps.map((u) => u.name).join(', ')}`, 'change or remove those hosts first');
+    this.db.prepare('DELETE FROM hosts WHERE name = ?').run(name);
+  }
+
+  // ---- instances
+  addInstance(i: Omit<Instance, 'createdAt' | 'hasDbPassword'> & { dbPassword?: string }): Instance {
+    if (this.getInstance(i.name)) throw new UsageError(`instance ${i.name} already exists`, `see it with: opsdeck instance show ${i.name}`);
+    this.requireHost(i.host);
+    this.requireEnv(i.env);
+    const clash = this.db.prepare('SELECT name FROM instances WHERE host = ? AND path = ?').get(i.host, i.path) as any;
+    if (clash) throw new UsageError(`instance ${clash.name} already lives at ${i.host}:${i.path}`, 'one directory holds one instance');
+    const sealed = i.dbPassword ? this.secrets.seal(i.dbPassword) : null;
+    this.db
+      .prepare('INSERT INTO instances (name, host, path, env, url, db_url, db_secret, branch, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)')
+      .run(i.name, i.host, i.path, i.env, i.url, i.dbUrl, sealed, i.branch, now());
+    return this.getInstance(i.name)!;
+  }
+  getInstance(name: string): Instance | undefined {
+    const r = this.db.prepare('SELECT * FROM instances WHERE name = ?').get(name) as any;
+    return r && rowToInstance(r);
+  }
+  requireInstance(name: string): Instance {
+    const i = this.getInstance(name);
+    if (!i) throw new UsageError(`no instance named ${name}`, 'list instances with: opsdeck instance list');
+    return i;
+  }
+  listInstances(): Instance[] {
+    return (this.db.prepare('SELECT * FROM instances ORDER BY env, name').all() as any[]).map(rowToInstance);
+  }
+  /** The plain database password of an instance, for the one process that needs it. */
+  dbPassword(name: string): string | undefined {
+    const r = this.db.prepare('SELECT db_secret FROM instances WHERE name = ?').get(name) as any;
+    return r?.db_secret ? this.secrets.open(r.db_secret) : undefined;
+  }
+  removeInstance(name: string): void {
+    this.requireInstance(name);
+    this.db.prepare('DELETE FROM instances WHERE name = ?').run(name);
+  }
+
+  // ---- backups
+  addBackup(b: Backup): void {
+    this.db
+      .prepare('INSERT INTO backups (id, instance, kind, created_at, manifest, verified_at, run_id) VALUES (?, ?, ?, ?, ?, ?, ?)')
+      .run(b.id, b.instance, b.kind, b.createdAt, JSON.stringify(b.manifest), b.verifiedAt, b.runId);
+  }
+  getBackup(id: string): Backup | undefined {
+    const r = this.db.prepare('SELECT * FROM backups WHERE id = ?').get(id) as any;
+    return r && rowToBackup(r);
+  }
+  requireBackup(id: string): Backup {
+    const b = this.getBackup(id);
+    if (!b) throw new UsageError(`no backup with id ${id}`, 'list backups with: opsdeck backups');
+    return b;
+  }
+  listBackups(instance?: string): Backup[] {
+    const rows = instance
+      ? this.db.prepare('SELECT * FROM backups WHERE instance = ? ORDER BY created_at DESC, id DESC').all(instance)
+      : this.db.prepare('SELECT * FROM backups ORDER BY created_at DESC, id DESC').all();
+    return (rows as any[]).map(rowToBackup);
+  }
+  latestBackup(instance: string, kinds: Backup['kind'][] = ['manual']): Backup | undefined {
+    return this.listBackups(instance).find((b) => kinds.includes(b.kind));
+  }
+  markVerified(id: string, ok: boolean): void {
+    this.db.prepare('UPDATE backups SET verified_at = ?, verify_failed = ? WHERE id = ?').run(ok ? now() : null, ok ? 0 : 1, id);
+  }
+  removeBackup(id: string): void {
+    this.db.prepare('DELETE FROM backups WHERE id = ?').run(id);
+  }
+
+  // ---- runs (append-only audit trail)
+  startRun(command: string, params: Record<string, unknown>, instance: string | null, dryRun: boolean): number {
+    const origin = process.env.SSH_CLIENT ? process.env.SSH_CLIENT.split(' ')[0] : 'local';
+    const res = this.db
+      .prepare('INSERT INTO runs (started_at, os_user, origin, command, params, instance, status) VALUES (?, ?, ?, ?, ?, ?, ?)')
+      .run(now(), safeUser(), origin, command, JSON.stringify(redact(params)), instance, dryRun ? 'dry-run' : 'running');
+    return Number(res.lastInsertRowid);
+  }
+  finishRun(id: number, status: RunRecord['status'], error: string | null, failedStep: string | null, durationMs: number): void {
+    this.db
+      .prepare("UPDATE runs SET finished_at = ?, status = ?, error = ?, failed_step = ?, duration_ms = ? WHERE id = ? AND finished_at IS NULL")
+      .run(now(), status, error, failedStep, durationMs, id);
+  }
+  addStep(s: StepRecord): void {
+    this.db
+      .prepare('INSERT INTO run_steps (run_id, seq, name, title, status, started_at, finished_at, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+      .run(s.runId, s.seq, s.name, s.title, s.status, s.startedAt, s.finishedAt, s.error);
+  }
+  listRuns(limit = 20, instance?: string): RunRecord[] {
+    const rows = instance
+      ? this.db.prepare('SELECT * FROM runs WHERE instance = ? ORDER BY id DESC LIMIT ?').all(instance, limit)
+      : this.db.prepare('SELECT * FROM runs ORDER BY id DESC LIMIT ?').all(limit);
+    return (rows as any[]).map(rowToRun);
+  }
+  runSteps(runId: number): StepRecord[] {
+    return (this.db.prepare('SELECT * FROM run_steps WHERE run_id = ? ORDER BY seq, rowid').all(runId) as any[]).map((r) => ({
+      runId: r.run_id,
+      seq: r.seq,
+      name: r.name,
+      title: r.title,
+      status: r.status,
+      startedAt: r.started_at,
+      finishedAt: r.finished_at,
+      error: r.error,
+    }));
+  }
+
+  // ---- locks: one operation per instance at a time, across processes
+  acquireLock(instance: string, command: string, runId: number | null): void {
+    const me = hostname();
+    this.db.transaction(() => {
+      const held = this.db.prepare('SELECT * FROM locks WHERE instance = ?').get(instance) as any;
+      if (held) {
+        // A lock left by a process that is gone (same machine, pid dead) is stale: take it over.
+        const stale = held.host === me && !isAlive(held.pid);
+        if (!stale) {
+          throw new LockedError(
+            `instance ${instance} is locked by another run: ${held.command} (pid ${held.pid} on ${held.host}, user ${held.user}, since ${held.started_at})`,
+          );
+        }
+        this.db.prepare('DELETE FROM locks WHERE instance = ?').run(instance);
+      }
+      this.db
+        .prepare('INSERT INTO locks (instance, run_id, pid, host, user, command, started_at) VALUES (?, ?, ?, ?, ?, ?, ?)')
+        .run(instance, runId, process.pid, me, safeUser(), command, now());
+    }).immediate();
+  }
+  releaseLock(instance: string): void {
+    this.db.prepare('DELETE FROM locks WHERE instance = ? AND pid = ? AND host = ?').run(instance, process.pid, hostname());
+  }
+  listLocks(): LockRecord[] {
+    return (this.db.prepare('SELECT * FROM locks').all() as any[]).map((r) => ({
+      instance: r.instance,
+      runId: r.run_id,
+      pid: r.pid,
+      host: r.host,
+      user: r.user,
+      command: r.command,
+      startedAt: r.started_at,
+    }));
+  }
+}
+
+function safeUser(): string {
+  try {
+    return userInfo().username;
+  } catch {
+    return String(process.getuid?.() ?? 'unknown');
+  }
+}
+
+function rowToHost(r: any): Host {
+  return { name: r.name, address: r.address, port: r.port, user: r.user, keyFile: r.key_file, jump: r.jump, hostKey: r.host_key, createdAt: r.created_at };
+}
+function rowToInstance(r: any): Instance {
+  return {
+    name: r.name,
+    host: r.host,
+    path: r.path,
+    env: r.env,
+    url: r.url,
+    dbUrl: r.db_url,
+    hasDbPassword: !!r.db_secret,
+    branch: r.branch,
+    createdAt: r.created_at,
+  };
+}
+function rowToBackup(r: any): Backup {
+  return {
+    id: r.id,
+    instance: r.instance,
+    kind: r.kind,
+    createdAt: r.created_at,
+    manifest: JSON.parse(r.manifest),
+    verifiedAt: r.verified_at,
+    runId: r.run_id,
+  };
+}
+function rowToRun(r: any): RunRecord {
+  return {
+    id: r.id,
+    startedAt: r.started_at,
+    finishedAt: r.finished_at,
+    osUser: r.os_user,
+    origin: r.origin,
+    command: r.command,
+    params: JSON.parse(r.params),
+    instance: r.instance,
+    status: r.status,
+    error: r.error,
+    failedStep: r.failed_step,
+    durationMs: r.duration_ms,
+  };
+}

@@ -1,0 +1,82 @@
+// Each entry moves the schema one version up (PRAGMA user_version). Never edit a shipped entry: add one.
+export const MIGRATIONS: string[] = [
+  `
+  CREATE TABLE envs (
+    name TEXT PRIMARY KEY,
+    protected INTEGER NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL
+  );
+  CREATE TABLE hosts (
+    name TEXT PRIMARY KEY,
+    address TEXT NOT NULL,
+    port INTEGER NOT NULL DEFAULT 22,
+    user TEXT NOT NULL,
+    key_file TEXT,
+    jump TEXT REFERENCES hosts(name),
+    host_key TEXT,
+    created_at TEXT NOT NULL
+  );
+  CREATE TABLE instances (
+    name TEXT PRIMARY KEY,
+    host TEXT NOT NULL REFERENCES hosts(name),
+    path TEXT NOT NULL,
+    env TEXT NOT NULL REFERENCES envs(name),
+    url TEXT,
+    db_url TEXT,
+    db_secret TEXT,
+    branch TEXT,
+    created_at TEXT NOT NULL,
+    UNIQUE (host, path)
+  );
+  CREATE TABLE backups (
+    id TEXT PRIMARY KEY,
+    instance TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    manifest TEXT NOT NULL,
+    verified_at TEXT,
+    verify_failed INTEGER NOT NULL DEFAULT 0,
+    run_id INTEGER
+  );
+  CREATE INDEX backups_instance ON backups (instance, created_at);
+  CREATE TABLE runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    os_user TEXT NOT NULL,
+    origin TEXT NOT NULL,
+    command TEXT NOT NULL,
+    params TEXT NOT NULL,
+    instance TEXT,
+    status TEXT NOT NULL,
+    error TEXT,
+    failed_step TEXT,
+    duration_ms INTEGER
+  );
+  CREATE TABLE run_steps (
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    seq INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    title TEXT NOT NULL,
+    status TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    error TEXT
+  );
+  -- The audit trail is append-only: rows are never deleted, and a run is updated once, when it ends.
+  CREATE TRIGGER runs_no_delete BEFORE DELETE ON runs BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+  CREATE TRIGGER run_steps_no_delete BEFORE DELETE ON run_steps BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+  CREATE TRIGGER run_steps_no_update BEFORE UPDATE ON run_steps BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+  CREATE TRIGGER runs_finish_once BEFORE UPDATE ON runs WHEN OLD.finished_at IS NOT NULL
+    BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+  CREATE TABLE locks (
+    instance TEXT PRIMARY KEY,
+    run_id INTEGER,
+    pid INTEGER NOT NULL,
+    host TEXT NOT NULL,
+    user TEXT NOT NULL,
+    command TEXT NOT NULL,
+    started_at TEXT NOT NULL
+  );
+  `,
+];

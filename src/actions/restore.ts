@@ -1,0 +1,223 @@
+import { dirname } from 'node:path';
+import type { Backup, Instance } from '../../inventory/index.js';
+import { LOAD_PREFIX, LOAD_SUFFIX, loadArgv } from '../databases/postgres.js';
+import { formatBytes } from '../engine/events.js';
+import type { Plan, Step, StepContext } from '../engine/plan.js';
+import { CommandError, run } from '../remote/shell.js';
+import { OpsError, UsageError } from '../util/errors.js';
+import { backupCode, backupDatabase, newBackupId, streamFile } from './backup.js';
+import { dbFor, shellFor, type Deps } from './deps.js';
+import { Meter, TarScanner } from './meter.js';
+import { relay } from './relay.js';
+
+export interface RestoreState {
+  backup: Backup;
+  target: Instance;
+  staging: string;
+  old: string;
+  safety?: Backup;
+  dbCommitted: boolean;
+  swapped: boolean;
+}
+
+export interface RestoreResult {
+  backup: string;
+  instance: string;
+  target: string;
+  safetyBackup: string | null;
+}
+
+// Scratch directories sit beside the target so the final swap is a rename on one filesystem.
+const stagingOf = (path: string) => `${path}.opsdeck-incoming`;
+const oldOf = (path: string) => `${path}.opsdeck-previous`;
+
+export function pickBackup(deps: Deps, instance: string, id?: string): Backup {
+  if (id) {
+    const b = deps.inv.requireBackup(id);
+    if (b.instance !== instance) throw new UsageError(`backup ${id} belongs to ${b.instance}, not ${instance}`, `run: opsdeck restore ${b.instance} --backup ${id} --to ${instance}`);
+    return b;
+  }
+  const b = deps.inv.latestBackup(instance);
+  if (!b) throw new UsageError(`instance ${instance} has no backup yet`, `take one with: opsdeck backup ${instance}`);
+  return b;
+}
+
+/** Free bytes on the filesystem holding `dir` on the instance's host. */
+async function freeBytes(deps: Deps, inst: Instance, dir: string): Promise<number> {
+  const res = await run(shellFor(deps, inst), ['df', '-Pk', '--', dir]);
+  const line = res.stdout.trim().split('\n')[1] ?? '';
+  const avail = Number(line.split(/\s+/)[3]);
+  if (!Number.isFinite(avail)) throw new OpsError(`cannot read free disk space on ${inst.host}: ${res.stdout.trim()}`);
+  return avail * 1024;
+}
+
+/** Streams a stored code tar into a fresh staging directory on the host, checking it against the manifest. */
+export async function stageCode(deps: Deps, backup: Backup, target: Instance, staging: string, ctx: StepContext<unknown>): Promise<void> {
+  const m = backup.manifest.code!;
+  const shell = shellFor(deps, target);
+  const tar = new TarScanner();
+  const meter = new Meter({ tar, refuseUnsafe: true, onBytes: (n) => ctx.progress(n, m.bytes) });
+  // -p keeps modes exactly; --no-same-owner: files belong to the login user, as they did on the host.
+  const argv = ['sh', '-c', 'rm -rf -- "$1" && mkdir -- "$1" && exec tar -x -p --no-same-owner -f - -C "$1"', 'sh', staging];
+  await relay(
+    meter,
+    (sink, signal) => deps.store.dump(m.snapshot, streamFile(backup.instance, 'code'), sink, signal),
+    async (src, signal) => {
+      const res = await shell.exec(argv, { stdin: src, signal });
+      if (res.code !== 0) throw new CommandError(shell.label, ['tar', '-x'], res);
+    },
+    { signal: ctx.signal, beforeEnd: () => checkDigest('code tree', meter, m) },
+  );
+  ctx.log(`code: ${tar.files} files unpacked and checked (sha256 ${m.sha256.slice(0, 12)}…)`);
+}
+
+/** Loads a stored dump in one transaction that commits only once the dump's checksum matched. */
+export async function loadDatabase(deps: Deps, backup: Backup, target: Instance, ctx: StepContext<unknown>): Promise<void> {
+  const m = backup.manifest.db!;
+  const db = dbFor(deps, target);
+  if (!db) throw new UsageError(`backup ${backup.id} has a database but ${target.name} has none configured`, `set one with: opsdeck instance add ... --db URL`);
+  const shell = shellFor(deps, target);
+  const meter = new Meter({ onBytes: (n) => ctx.progress(n, m.bytes) });
+  meter.out.write(LOAD_PREFIX);
+  const argv = loadArgv(db.target);
+  await relay(
+    meter,
+    (sink, signal) => deps.store.dump(m.snapshot, streamFile(backup.instance, 'db'), sink, signal),
+    async (src, signal) => {
+      const res = await shell.exec(argv, { stdin: src, secretLine: db.password, signal });
+      if (res.code !== 0) throw new CommandError(shell.label, ['psql'], res);
+    },
+    {
+      signal: ctx.signal,
+      beforeEnd: () => {
+        checkDigest('database dump', meter, m);
+        meter.out.write(LOAD_SUFFIX);
+      },
+    },
+  );
+  ctx.log(`database: ${Object.keys(m.tables).length} tables loaded in one transaction`);
+}
+
+function checkDigest(what: string, meter: Meter, m: { bytes: number; sha256: string }): void {
+  const d = meter.digest();
+  if (d.sha256 !== m.sha256 || d.bytes !== m.bytes) {
+    throw new OpsError(`the stored ${what} does not match its manifest (sha256 ${d.sha256.slice(0, 12)}…, ${d.bytes} bytes; expected ${m.sha256.slice(0, 12)}…, ${m.bytes} bytes): the store is damaged or was tampered with`, 1, 'run: opsdeck backups verify ID, and restore an older backup');
+  }
+}
+
+export function restoreSteps(deps: Deps): Step<RestoreState>[] {
+  type Ctx = StepContext<RestoreState>;
+  const u = (ctx: Ctx) => ctx as StepContext<unknown>;
+  return [
+    {
+      name: 'check',
+      title: 'Check the target and its free disk space',
+      explain: 'Logs in to the target host and makes sure the restore fits on its disk. If it fails, free some space or pick another target.',
+      run: async (ctx) => {
+        const { backup, target } = ctx.state;
+        const parent = dirname(target.path);
+        const shell = shellFor(deps, target);
+        const p = await shell.exec(['test', '-d', parent]);
+        if (p.code !== 0) throw new UsageError(`the parent directory ${parent} of ${target.path} does not exist on ${target.host}`, 'create it on the host first');
+        const need = Math.ceil(((backup.manifest.code?.bytes ?? 0) + (backup.manifest.db?.bytes ?? 0)) * 1.1);
+        const free = await freeBytes(deps, target, parent);
+        ctx.log(`needs about ${formatBytes(need)}, ${formatBytes(free)} free on ${target.host}:${parent}`);
+        if (free < need) {
+          throw new OpsError(`not enough free disk on ${target.host} at ${parent}: the restore needs about ${formatBytes(need)}, ${formatBytes(free)} is free`, 1, 'free some space on the host, then run the restore again');
+        }
+      },
+    },
+    {
+      name: 'safety',
+      title: 'Take a safety backup of the target',
+      explain: 'Saves the target as it is now, so it can be put back if anything after this fails.',
+      run: async (ctx) => {
+        const { target } = ctx.state;
+        const id = newBackupId();
+        const manifest: Backup['manifest'] = {};
+        const exists = (await shellFor(deps, target).exec(['test', '-d', target.path])).code === 0;
+        if (exists) manifest.code = await backupCode(deps, target, id, u(ctx));
+        if (target.dbUrl) manifest.db = await backupDatabase(deps, target, id, u(ctx));
+        const b: Backup = { id, instance: target.name, kind: 'safety', createdAt: new Date().toISOString(), manifest, verifiedAt: null, runId: null };
+        deps.inv.addBackup(b);
+        ctx.state.safety = b;
+        ctx.log(`safety backup ${id} taken`);
+      },
+    },
+    {
+      name: 'stage',
+      title: 'Unpack the code tree beside the target and check it',
+      explain: 'Streams the stored tree into a scratch directory next to the target and checks its checksum; the target is not touched yet.',
+      run: async (ctx) => {
+        const { backup, target, staging } = ctx.state;
+        if (!backup.manifest.code) return;
+        await stageCode(deps, backup, target, staging, u(ctx));
+      },
+      undo: async (ctx) => {
+        await run(shellFor(deps, ctx.state.target), ['rm', '-rf', '--', ctx.state.staging]);
+      },
+    },
+    {
+      name: 'database',
+      title: 'Load the database in one transaction',
+      explain: 'Replaces every object the database role owns with the backup, in one transaction: on any error nothing changes.',
+      run: async (ctx) => {
+        const { backup, target } = ctx.state;
+        if (!backup.manifest.db) return;
+        await loadDatabase(deps, backup, target, u(ctx));
+        ctx.state.dbCommitted = true;
+      },
+      undo: async (ctx) => {
+        const { safety, target } = ctx.state;
+        // Only a committed load changed anything; put the safety copy back over it.
+        if (!ctx.state.dbCommitted || !safety?.manifest.db) return;
+        await loadDatabase(deps, safety, target, u(ctx));
+      },
+    },
+    {
+      name: 'swap',
+      title: 'Swap the restored code tree into place',
+      explain: 'Renames the current tree aside and the restored one into its place: two renames on one filesystem.',
+      run: async (ctx) => {
+        const { backup, target, staging, old } = ctx.state;
+        if (!backup.manifest.code) return;
+        await run(shellFor(deps, target), ['sh', '-c', 'rm -rf -- "$2" && if [ -e "$1" ]; then mv -- "$1" "$2"; fi && mv -- "$3" "$1"', 'sh', target.path, old, staging]);
+        ctx.state.swapped = true;
+      },
+      undo: async (ctx) => {
+        const { target, old } = ctx.state;
+        if (!ctx.state.swapped) return;
+        await run(shellFor(deps, target), ['sh', '-c', 'if [ -e "$2" ]; then rm -rf -- "$1" && mv -- "$2" "$1"; fi', 'sh', target.path, old]);
+      },
+    },
+    {
+      name: 'cleanup',
+      title: 'Remove the previous code tree',
+      run: async (ctx) => {
+        await run(shellFor(deps, ctx.state.target), ['rm', '-rf', '--', ctx.state.old]);
+      },
+    },
+  ];
+}
+
+export function restorePlan(deps: Deps, instance: string, opts: { backup?: string; to?: string } = {}): Plan<RestoreState, RestoreResult> {
+  deps.inv.requireInstance(instance);
+  const backup = pickBackup(deps, instance, opts.backup);
+  const target = deps.inv.requireInstance(opts.to ?? instance);
+  if (backup.manifest.db && !target.dbUrl) {
+    throw new UsageError(`backup ${backup.id} holds a database but ${target.name} has no database configured`, 'give the target a database URL, or restore onto another instance');
+  }
+  const state: RestoreState = { backup, target, staging: stagingOf(target.path), old: oldOf(target.path), dbCommitted: false, swapped: false };
+  return {
+    command: 'restore',
+    params: { instance, backup: backup.id, to: target.name },
+    instance: target.name,
+    state,
+    steps: restoreSteps(deps),
+    result: (s) => ({ backup: s.backup.id, instance, target: s.target.name, safetyBackup: s.safety?.id ?? null }),
+    preview: async () => [
+      `would restore backup ${backup.id} of ${instance} (taken ${backup.createdAt}) onto ${target.name} (${target.host}:${target.path})`,
+      `the current state of ${target.name} would be saved first as a safety backup`,
+    ],
+  };
+}

@@ -1,0 +1,403 @@
+import { Command, CommanderError, Option } from 'commander';
+import type { Host } from '../../inventory/index.js';
+import { backupPlan } from '../actions/backup.js';
+import { checkLogin, establishTrust } from '../actions/host.js';
+import { restorePlan } from '../actions/restore.js';
+import { exportPlan, verifyPlan } from '../actions/verify.js';
+import { formatPgUrl, parsePgUrl } from '../databases/postgres.js';
+import type { Plan } from '../engine/plan.js';
+import { formatBytes } from '../engine/events.js';
+import { EXIT, OpsError, UsageError, errorMessage } from '../util/errors.js';
+import { checkAddress, checkName, checkPort, checkRef, checkRemotePath, checkUser } from '../util/validate.js';
+import { openApp, type App, type GlobalOpts } from './context.js';
+import { confirm, interactive, readSecret } from './prompt.js';
+import { age, jsonLinesRenderer, table, textRenderer } from './render.js';
+
+/** Output of a command: what --json prints, and the text for people. */
+interface Output {
+  json: unknown;
+  text: string;
+  exitCode?: number;
+}
+
+type Handler = (app: App, g: GlobalOpts, ...args: any[]) => Promise<Output>;
+
+let exitCode = 0;
+
+function globals(cmd: Command): GlobalOpts {
+  return cmd.optsWithGlobals() as GlobalOpts;
+}
+
+/** Wraps a handler: opens the app, prints the result (text or --json) and maps errors to exit codes. */
+function action(fn: Handler) {
+  return async (...args: any[]) => {
+    const cmd = args[args.length - 1] as Command;
+    const g = globals(cmd);
+    let app: App | undefined;
+    try {
+      app = openApp(g.home);
+      const out = await fn(app, g, ...args.slice(0, -1));
+      if (g.json) process.stdout.write(JSON.stringify(out.json, null, 2) + '\n');
+      else if (out.text) process.stdout.write(out.text.endsWith('\n') ? out.text : out.text + '\n');
+      exitCode = out.exitCode ?? EXIT.OK;
+    } catch (err) {
+      exitCode = reportError(err, g);
+    } finally {
+      await app?.close().catch(() => {});
+    }
+  };
+}
+
+function reportError(err: unknown, g: GlobalOpts): number {
+  const code = err instanceof OpsError ? err.exitCode : EXIT.FAILED;
+  const hint = err instanceof OpsError ? err.hint : undefined;
+  if (g.json) process.stdout.write(JSON.stringify({ error: errorMessage(err), hint, exitCode: code }, null, 2) + '\n');
+  process.stderr.write(`opsdeck: ${errorMessage(err)}\n${hint ? `  fix: ${hint}\n` : ''}`);
+  if (!(err instanceof OpsError) && process.env.OPSDECK_DEBUG) process.stderr.write(`${(err as Error)?.stack}\n`);
+  return code;
+}
+
+/** Runs a plan through the engine with the renderers the flags ask for. */
+async function runPlan<S, R>(app: App, g: GlobalOpts, plan: Plan<S, R>, describe: (r: R) => string): Promise<Output> {
+  const unsubscribe = app.engine.subscribe(g.json ? jsonLinesRenderer() : textRenderer());
+  const ac = new AbortController();
+  const onSig = () => ac.abort();
+  process.once('SIGINT', onSig);
+  process.once('SIGTERM', onSig);
+  try {
+    const out = await app.engine.run(plan, { dryRun: g.dryRun, signal: ac.signal });
+    if (out.status === 'dry-run') return { json: { dryRun: true, command: plan.command, steps: plan.steps.map((s) => s.title), preview: out.preview }, text: (out.preview ?? []).join('\n') };
+    if (out.status !== 'ok') throw new OpsError(out.error ?? 'failed', out.exitCode, out.hint ?? `see the run with: opsdeck runs ${out.runId}`);
+    return { json: out.result, text: describe(out.result as R) };
+  } finally {
+    process.off('SIGINT', onSig);
+    process.off('SIGTERM', onSig);
+    unsubscribe();
+  }
+}
+
+function hostView(h: Host) {
+  return { name: h.name, address: h.address, port: h.port, user: h.user, keyFile: h.keyFile, jump: h.jump, hostKey: h.hostKey, createdAt: h.createdAt };
+}
+
+async function trustPrompt(g: GlobalOpts, host: Host) {
+  return async (offered: { fingerprint: string; type: string }) => {
+    const q = `host ${host.name} (${host.address}:${host.port}) offers the ${offered.type} key ${offered.fingerprint}. Trust it?`;
+    if (g.yes) {
+      process.stderr.write(`trusting new host key of ${host.name}: ${offered.fingerprint} (--yes accepts new keys)\n`);
+      return;
+    }
+    if (!interactive()) throw new UsageError(`host ${host.name} offers ${offered.fingerprint}, which is not trusted yet, and there is no terminal to ask`, 'pass --fingerprint SHA256:... (check it with ssh-keygen -lf on the host), or --yes to accept it');
+    await confirm(q, {});
+  };
+}
+
+export function buildProgram(): Command {
+  const program = new Command('opsdeck')
+    .description('Terminal operations console: inventory, verified backups and safe restores of web-application instances over SSH.\nRun with no command on a terminal to open the full-screen console.')
+    .option('--home <dir>', 'opsdeck home: inventory, store, keys (default $OPSDECK_HOME or ~/.local/share/opsdeck)')
+    .option('--yes', 'answer every confirmation (for cron); --yes on a terminal-less run never waits')
+    .option('--json', 'print one JSON document (the result) on stdout; progress goes to stderr')
+    .option('--dry-run', 'print the plan and change nothing')
+    .showHelpAfterError('(run opsdeck --help for usage)')
+    .exitOverride();
+  program.configureOutput({ writeErr: (s) => process.stderr.write(s) });
+
+  // ---- environments
+  const env = program.command('env').description('environments (dev, uat, preprod, prod)');
+  env
+    .command('add <name>')
+    .description('add an environment')
+    .option('--protected', 'changes need a typed confirmation (or --yes --allow-protected)')
+    .action(
+      action(async (app, _g, name: string, o: { protected?: boolean }) => {
+        const e = app.inv.addEnv(checkName('environment', name), !!o.protected);
+        return { json: e, text: `environment ${e.name} added${e.protected ? ' (protected)' : ''}` };
+      }),
+    );
+  env.command('list').description('list environments').action(
+    action(async (app) => {
+      const envs = app.inv.listEnvs();
+      return { json: envs, text: envs.length ? table(envs.map((e) => [e.name, e.protected ? 'protected' : '']), ['NAME', '']) : 'no environments yet: opsdeck env add NAME' };
+    }),
+  );
+
+  // ---- hosts
+  const host = program.command('host').description('hosts reached over SSH');
+  host
+    .command('add <name>')
+    .description('add a host: its key is checked and pinned, and the login tried, before it is saved')
+    .requiredOption('--address <addr>', 'DNS name or IP address')
+    .option('--port <n>', 'SSH port', '22')
+    .option('--user <user>', 'login user', process.env.USER || 'root')
+    .option('--key <file>', 'private key file (else ssh-agent)')
+    .option('--jump <host>', 'reach it through this host (already in the inventory)')
+    .option('--fingerprint <SHA256:...>', 'the host key fingerprint to expect (else asked, or --yes accepts it)')
+    .action(
+      action(async (app, g, name: string, o: any) => {
+        const h: Host = {
+          name: checkName('host', name),
+          address: checkAddress(o.address),
+          port: checkPort(o.port),
+          user: checkUser(o.user),
+          keyFile: o.key ?? null,
+          jump: o.jump ? app.inv.requireHost(checkName('host', o.jump)).name : null,
+          hostKey: null,
+          createdAt: '',
+        };
+        if (app.inv.getHost(h.name)) throw new UsageError(`host ${h.name} already exists`, `see it with: opsdeck host show ${h.name}`);
+        h.hostKey = await establishTrust(app, h, o.fingerprint, await trustPrompt(g, h));
+        const login = await checkLogin(app, h);
+        const saved = app.inv.addHost(h);
+        return { json: { ...hostView(saved), system: login.system }, text: `host ${h.name} added: ${login.system}\n  key ${h.hostKey}` };
+      }),
+    );
+  host.command('list').description('list hosts').action(
+    action(async (app) => {
+      const hs = app.inv.listHosts();
+      return {
+        json: hs.map(hostView),
+        text: hs.length ? table(hs.map((h) => [h.name, `${h.user}@${h.address}:${h.port}`, h.jump ?? '', h.hostKey ?? 'NOT PINNED']), ['NAME', 'LOGIN', 'JUMP', 'HOST KEY']) : 'no hosts yet: opsdeck host add NAME --address ADDR',
+      };
+    }),
+  );
+  host.command('show <name>').description('show one host').action(
+    action(async (app, _g, name: string) => {
+      const h = app.inv.requireHost(name);
+      const insts = app.inv.listInstances().filter((i) => i.host === h.name);
+      return {
+        json: { ...hostView(h), instances: insts.map((i) => i.name) },
+        text: `host ${h.name}\n  login     ${h.user}@${h.address}:${h.port}\n  key file  ${h.keyFile ?? '(ssh-agent)'}\n  jump      ${h.jump ?? '-'}\n  host key  ${h.hostKey ?? 'not pinned'}\n  instances ${insts.map((i) => i.name).join(', ') || '-'}`,
+      };
+    }),
+  );
+  host.command('check <name>').description('connect, check the host key, log in and run uname').action(
+    action(async (app, _g, name: string) => {
+      const h = app.inv.requireHost(name);
+      const r = await checkLogin(app, h);
+      return { json: { name: h.name, ok: true, hostKey: h.hostKey, ...r }, text: `host ${h.name}: ok\n  ${r.system}\n  ${r.uptime}\n  key ${h.hostKey}` };
+    }),
+  );
+  host
+    .command('trust <name>')
+    .description('pin the key the host offers now (after a legitimate key change)')
+    .option('--fingerprint <SHA256:...>', 'the fingerprint to expect')
+    .action(
+      action(async (app, g, name: string, o: { fingerprint?: string }) => {
+        const h = app.inv.requireHost(name);
+        const fp = await establishTrust(app, h, o.fingerprint, await trustPrompt(g, h));
+        app.inv.pinHostKey(h.name, fp);
+        return { json: { name: h.name, hostKey: fp, previous: h.hostKey }, text: `host ${h.name}: key ${fp} pinned${h.hostKey && h.hostKey !== fp ? ` (was ${h.hostKey})` : ''}` };
+      }),
+    );
+  host.command('remove <name>').description('remove a host from the inventory (nothing on the host changes)').action(
+    action(async (app, _g, name: string) => {
+      app.inv.removeHost(name);
+      return { json: { removed: name }, text: `host ${name} removed from the inventory` };
+    }),
+  );
+
+  // ---- instances
+  const inst = program.command('instance').description('application instances: a code tree plus a database');
+  inst
+    .command('add <name>')
+    .description('take over an existing instance')
+    .requiredOption('--host <host>', 'host it lives on')
+    .requiredOption('--path <dir>', 'absolute path of its code tree')
+    .requiredOption('--env <env>', 'environment')
+    .option('--url <url>', 'its public URL')
+    .option('--db <url>', 'postgres://ROLE@HOST:PORT/DB as seen from the host (the password: OPSDECK_DB_PASSWORD, --db-password-file or the prompt)')
+    .option('--db-password-file <file>', 'read the database password from this file')
+    .option('--branch <branch>', 'git branch it follows')
+    .action(
+      action(async (app, _g, name: string, o: any) => {
+        checkName('instance', name);
+        const h = app.inv.requireHost(checkName('host', o.host));
+        app.inv.requireEnv(checkName('environment', o.env));
+        const path = checkRemotePath(o.path);
+        const dbUrl = o.db ? formatPgUrl(parsePgUrl(o.db)) : null;
+        if (o.url) {
+          try {
+            new URL(o.url);
+          } catch {
+            throw new UsageError(`invalid URL ${JSON.stringify(o.url)}`, 'give it as https://host/path');
+          }
+        }
+        if (o.branch) checkRef(o.branch);
+        const pw = dbUrl ? await readSecret(`password of database role ${parsePgUrl(dbUrl).user}`, { file: o.dbPasswordFile, envVar: 'OPSDECK_DB_PASSWORD' }) : undefined;
+        const there = await app.ssh.shell(h).exec(['test', '-d', path]);
+        if (there.code !== 0) throw new UsageError(`${path} is not a directory on host ${h.name}`, 'check the path, or make a new instance with: opsdeck instance make');
+        const i = app.inv.addInstance({ name, host: h.name, path, env: o.env, url: o.url ?? null, dbUrl, branch: o.branch ?? null, dbPassword: pw });
+        return { json: i, text: `instance ${i.name} added: ${i.host}:${i.path} (${i.env})${dbUrl ? `, database ${dbUrl}` : ''}` };
+      }),
+    );
+  inst
+    .command('list')
+    .description('list instances')
+    .option('--env <env>', 'only this environment')
+    .action(
+      action(async (app, _g, o: { env?: string }) => {
+        const list = app.inv.listInstances().filter((i) => !o.env || i.env === o.env);
+        const rows = list.map((i) => ({ ...i, lastBackup: app.inv.latestBackup(i.name)?.createdAt ?? null }));
+        return {
+          json: rows,
+          text: rows.length ? table(rows.map((i) => [i.name, i.env, i.host, i.path, age(i.lastBackup)]), ['NAME', 'ENV', 'HOST', 'PATH', 'LAST BACKUP']) : 'no instances yet: opsdeck instance add NAME --host H --path DIR --env E',
+        };
+      }),
+    );
+  inst.command('show <name>').description('show one instance').action(
+    action(async (app, _g, name: string) => {
+      const i = app.inv.requireInstance(name);
+      const backups = app.inv.listBackups(name);
+      const e = app.inv.requireEnv(i.env);
+      return {
+        json: { ...i, protected: e.protected, backups: backups.length, lastBackup: backups[0]?.createdAt ?? null },
+        text:
+          `instance ${i.name}\n  env       ${i.env}${e.protected ? ' (protected)' : ''}\n  host      ${i.host}\n  path      ${i.path}\n  url       ${i.url ?? '-'}\n` +
+          `  database  ${i.dbUrl ?? '-'}${i.dbUrl ? (i.hasDbPassword ? ' (password stored, encrypted)' : ' (no password stored)') : ''}\n  branch    ${i.branch ?? '-'}\n  backups   ${backups.length}, last ${age(backups[0]?.createdAt)}`,
+      };
+    }),
+  );
+  inst.command('remove <name>').description('remove an instance from the inventory (its files, database and backups stay)').action(
+    action(async (app, g, name: string) => {
+      const i = app.inv.requireInstance(name);
+      await confirm(`remove instance ${i.name} from the inventory?`, { yes: g.yes });
+      app.inv.removeInstance(name);
+      return { json: { removed: name }, text: `instance ${name} removed from the inventory (nothing on ${i.host} was touched)` };
+    }),
+  );
+
+  // ---- backups
+  program
+    .command('backup <instance...>')
+    .description('back up instances: code tree and database into the store, checked and with a manifest')
+    .action(
+      action(async (app, g, names: string[]) => {
+        for (const n of names) app.inv.requireInstance(n);
+        const results: unknown[] = [];
+        const texts: string[] = [];
+        let failed = 0;
+        for (const n of names) {
+          try {
+            const out = await runPlan(app, g, backupPlan(app, n), (b) => {
+              const m = b.manifest;
+              return `backup ${b.id} of ${b.instance}: ${m.code ? `${m.code.files} files, ${formatBytes(m.code.bytes)}` : 'no code'}${m.db ? `; database ${formatBytes(m.db.bytes)}, ${Object.keys(m.db.tables).length} tables` : ''}`;
+            });
+            results.push(out.json);
+            texts.push(out.text);
+          } catch (err) {
+            if (names.length === 1) throw err;
+            failed++;
+            const code = reportError(err, { ...g, json: false });
+            results.push({ instance: n, error: errorMessage(err), exitCode: code });
+          }
+        }
+        return { json: names.length === 1 ? results[0] : results, text: texts.join('\n'), exitCode: failed ? EXIT.FAILED : EXIT.OK };
+      }),
+    );
+  const backups = program
+    .command('backups [instance]')
+    .description('list backups, newest first')
+    .action(
+      action(async (app, _g, name?: string) => {
+        if (name) app.inv.requireInstance(name);
+        const list = app.inv.listBackups(name).map((b) => ({
+          id: b.id,
+          instance: b.instance,
+          kind: b.kind,
+          createdAt: b.createdAt,
+          verified: !!b.verifiedAt,
+          verifiedAt: b.verifiedAt,
+          files: b.manifest.code?.files ?? null,
+          codeBytes: b.manifest.code?.bytes ?? null,
+          dbBytes: b.manifest.db?.bytes ?? null,
+        }));
+        return {
+          json: list,
+          text: list.length
+            ? table(
+                list.map((b) => [b.id, b.instance, b.kind, age(b.createdAt), b.files === null ? '-' : String(b.files), formatBytes((b.codeBytes ?? 0) + (b.dbBytes ?? 0)), b.verified ? 'verified' : '']),
+                ['ID', 'INSTANCE', 'KIND', 'TAKEN', 'FILES', 'SIZE', 'VERIFIED'],
+              )
+            : 'no backups yet: opsdeck backup INSTANCE',
+        };
+      }),
+    );
+  backups.command('verify <id>').description('read a backup back from the store and check it against its manifest').action(
+    action(async (app, g, id: string) =>
+      runPlan(app, g, verifyPlan(app, id), (r) => `backup ${r.id}: ${r.verified ? 'verified: every stream matches its manifest' : 'DOES NOT MATCH: ' + r.problems.join('; ')}`),
+    ),
+  );
+  backups.command('export <id> <file>').description('write a backup as one portable tar (manifest.json, code.tar, db.sql)').action(
+    action(async (app, g, id: string, file: string) => runPlan(app, g, exportPlan(app, id, file), (r) => `backup ${r.id} written to ${r.file}`)),
+  );
+
+  // ---- restore
+  program
+    .command('restore <instance>')
+    .description('restore a backup of an instance onto it or onto another (--to); a safety backup is taken first')
+    .option('--backup <id>', 'which backup (default: the newest)')
+    .option('--to <instance>', 'restore onto this instance instead')
+    .addOption(new Option('--allow-protected', 'with --yes: allow a protected target without a typed confirmation'))
+    .action(
+      action(async (app, g, name: string, o: { backup?: string; to?: string; allowProtected?: boolean }) => {
+        const plan = restorePlan(app, name, o);
+        const target = plan.state.target;
+        const prot = app.inv.requireEnv(target.env).protected;
+        if (!g.dryRun) {
+          await confirm(
+            `restore backup ${plan.state.backup.id} of ${name} (${age(plan.state.backup.createdAt)}) onto ${target.name} at ${target.host}:${target.path}? Its code and database will be replaced.`,
+            { yes: g.yes, typeToConfirm: prot ? target.name : undefined, allowProtected: o.allowProtected },
+          );
+        }
+        return runPlan(app, g, plan, (r) => `restored backup ${r.backup} onto ${r.target}${r.safetyBackup ? ` (its previous state is safety backup ${r.safetyBackup})` : ''}`);
+      }),
+    );
+
+  // ---- audit trail
+  program
+    .command('runs [id]')
+    .description('the audit trail: who ran what, from where, and how it ended; with an id, its steps')
+    .option('--limit <n>', 'how many', '20')
+    .option('--instance <name>', 'only runs on this instance')
+    .action(
+      action(async (app, _g, id: string | undefined, o: { limit: string; instance?: string }) => {
+        if (id !== undefined) {
+          const run = app.inv.listRuns(1_000_000).find((r) => String(r.id) === id);
+          if (!run) throw new UsageError(`no run with id ${id}`, 'list runs with: opsdeck runs');
+          const steps = app.inv.runSteps(run.id);
+          return {
+            json: { ...run, steps },
+            text:
+              `run ${run.id}: ${run.command} ${run.instance ?? ''} — ${run.status}\n  by ${run.osUser} from ${run.origin} at ${run.startedAt}, ${run.durationMs ?? '?'} ms\n  params ${JSON.stringify(run.params)}\n` +
+              (run.error ? `  error: ${run.error}\n` : '') +
+              steps.map((s) => `  ${s.status.padEnd(11)} ${s.title}${s.error ? `: ${s.error}` : ''}`).join('\n'),
+          };
+        }
+        const limit = Number(o.limit);
+        if (!Number.isInteger(limit) || limit < 1) throw new UsageError(`invalid --limit ${o.limit}`, 'give a whole number, e.g. --limit 50');
+        const runs = app.inv.listRuns(limit, o.instance);
+        return {
+          json: runs,
+          text: runs.length
+            ? table(runs.map((r) => [String(r.id), r.startedAt.replace('T', ' ').slice(0, 19), r.osUser, r.command, r.instance ?? '', r.status, r.error ?? '']), ['ID', 'STARTED', 'USER', 'COMMAND', 'INSTANCE', 'STATUS', 'ERROR'])
+            : 'no runs yet',
+        };
+      }),
+    );
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return EXIT.OK;
+      return EXIT.USAGE;
+    }
+    return reportError(err, {});
+  }
+  return exitCode;
+}

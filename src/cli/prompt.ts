@@ -1,0 +1,73 @@
+import { readFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { UsageError } from '../util/errors.js';
+
+export const interactive = () => process.stdin.isTTY === true && process.stderr.isTTY === true;
+
+/**
+ * Asks before something destructive. With --yes it goes on; with no terminal it refuses with exit 2
+ * instead of waiting for an answer that never comes (cron). On a protected target the person types
+ * the name; non-interactively that takes --allow-protected as well as --yes.
+ */
+export async function confirm(question: string, o: { yes?: boolean; typeToConfirm?: string; allowProtected?: boolean }): Promise<void> {
+  if (o.typeToConfirm && o.yes && !interactive() && !o.allowProtected) {
+    throw new UsageError(`${o.typeToConfirm} is in a protected environment: --yes alone does not change it`, 'add --allow-protected as well, or run it at a terminal and type the name');
+  }
+  if (o.yes && (!o.typeToConfirm || o.allowProtected)) return;
+  if (!interactive()) throw new UsageError(`this needs a confirmation and there is no terminal: ${question}`, 'run it at a terminal, or add --yes');
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    const ask = (q: string) => new Promise<string>((r) => rl.question(q, r));
+    if (o.typeToConfirm) {
+      const a = await ask(`${question}\n${o.typeToConfirm} is PROTECTED. Type its name to go on: `);
+      if (a.trim() !== o.typeToConfirm) throw new UsageError('cancelled: the name typed did not match');
+    } else {
+      const a = await ask(`${question} [y/N] `);
+      if (!/^y(es)?$/i.test(a.trim())) throw new UsageError('cancelled');
+    }
+  } finally {
+    rl.close();
+  }
+}
+
+/** A secret from a file, an environment variable, or typed with echo off. Never from argv. */
+export async function readSecret(what: string, o: { file?: string; envVar: string }): Promise<string | undefined> {
+  if (o.file) {
+    try {
+      return readFileSync(o.file, 'utf8').replace(/\r?\n$/, '');
+    } catch (err) {
+      throw new UsageError(`cannot read ${what} from ${o.file}: ${(err as Error).message}`);
+    }
+  }
+  if (process.env[o.envVar] !== undefined) return process.env[o.envVar];
+  if (!interactive()) return undefined;
+  process.stderr.write(`${what} (empty for none): `);
+  const stdin = process.stdin;
+  stdin.setRawMode(true);
+  stdin.resume();
+  let value = '';
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const onData = (buf: Buffer) => {
+        for (const ch of buf.toString('utf8')) {
+          if (ch === '\r' || ch === '\n') {
+            stdin.off('data', onData);
+            return resolve();
+          }
+          if (ch === '\u0003') {
+            stdin.off('data', onData);
+            return reject(new UsageError('cancelled'));
+          }
+          if (ch === '\u007f') value = value.slice(0, -1);
+          else value += ch;
+        }
+      };
+      stdin.on('data', onData);
+    });
+  } finally {
+    stdin.setRawMode(false);
+    stdin.pause();
+    process.stderr.write('\n');
+  }
+  return value || undefined;
+}

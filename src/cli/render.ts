@@ -1,0 +1,82 @@
+import type { RunEvent } from '../engine/events.js';
+import { formatBytes } from '../engine/events.js';
+
+/**
+ * Text renderer of run events on stderr. On a terminal it shows every step and a live progress line;
+ * without one (cron) it prints only failures and undo, so a clean run is quiet.
+ */
+export function textRenderer(out: NodeJS.WriteStream = process.stderr, verbose = out.isTTY === true): (e: RunEvent) => void {
+  let steps: { title: string }[] = [];
+  let progressShown = false;
+  const clearProgress = () => {
+    if (progressShown) {
+      out.write('\r\x1b[K');
+      progressShown = false;
+    }
+  };
+  return (e) => {
+    switch (e.type) {
+      case 'run-started':
+        steps = e.steps;
+        if (e.dryRun) {
+          out.write(`dry run of ${e.command}${e.instance ? ` on ${e.instance}` : ''}: nothing will be changed. The plan:\n`);
+          e.steps.forEach((s, i) => out.write(`  ${i + 1}. ${s.title}${s.explain ? `\n     ${s.explain}` : ''}\n`));
+        }
+        break;
+      case 'step-started':
+        if (verbose) out.write(`[${e.index + 1}/${steps.length}] ${e.title}\n`);
+        break;
+      case 'progress':
+        if (verbose && out.isTTY) {
+          const pct = e.total ? ` ${Math.min(100, Math.round((e.bytes / e.total) * 100))}%` : '';
+          out.write(`\r\x1b[K    ${formatBytes(e.bytes)}${e.total ? ` of ${formatBytes(e.total)}` : ''}${pct}${e.rate ? `  ${formatBytes(e.rate)}/s` : ''}`);
+          progressShown = true;
+        }
+        break;
+      case 'log':
+        clearProgress();
+        if (verbose || e.level !== 'info' || e.index === null) out.write(`    ${e.level === 'info' ? '' : e.level + ': '}${e.message}\n`);
+        break;
+      case 'step-done':
+        clearProgress();
+        if (verbose) out.write(`    done in ${(e.ms / 1000).toFixed(1)} s\n`);
+        break;
+      case 'step-failed':
+        clearProgress();
+        out.write(`step failed: ${steps[e.index]?.title ?? e.name}: ${e.error}\n`);
+        break;
+      case 'undo-started':
+        out.write(`undoing: ${steps[e.index]?.title ?? e.name}\n`);
+        break;
+      case 'undo-done':
+        if (!e.ok) out.write(`UNDO FAILED: ${steps[e.index]?.title ?? e.name}: ${e.error}\n`);
+        break;
+      case 'run-finished':
+        clearProgress();
+        break;
+    }
+  };
+}
+
+/** JSON lines of every event on stderr, for tools that follow a run (--json keeps stdout for the result). */
+export function jsonLinesRenderer(out: NodeJS.WritableStream = process.stderr): (e: RunEvent) => void {
+  return (e) => {
+    if (e.type === 'progress') return;
+    out.write(JSON.stringify(e) + '\n');
+  };
+}
+
+export function table(rows: string[][], headers: string[]): string {
+  const all = [headers, ...rows];
+  const widths = headers.map((_, i) => Math.max(...all.map((r) => (r[i] ?? '').length)));
+  return all.map((r) => r.map((c, i) => (i === r.length - 1 ? c : (c ?? '').padEnd(widths[i]))).join('  ').trimEnd()).join('\n') + '\n';
+}
+
+export function age(iso: string | null | undefined, now = Date.now()): string {
+  if (!iso) return 'never';
+  const s = Math.max(0, Math.round((now - Date.parse(iso)) / 1000));
+  if (s < 90) return `${s}s ago`;
+  if (s < 90 * 60) return `${Math.round(s / 60)}m ago`;
+  if (s < 36 * 3600) return `${Math.round(s / 3600)}h ago`;
+  return `${Math.round(s / 86400)}d ago`;
+}

@@ -1,0 +1,82 @@
+import { Readable, type Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { OpsError } from '../util/errors.js';
+import { Tail, type ExecOptions, type ExecResult } from './shell.js';
+
+/** What a started command looks like, whether it runs here or on a host. */
+export interface Started {
+  stdin: Writable;
+  stdout: Readable;
+  stderr: Readable;
+  exited: Promise<{ code: number | null; signal: string | null }>;
+  kill(): void;
+}
+
+/**
+ * Feeds a started command its stdin, routes its stdout and stderr, and waits for both the exit status
+ * and the end of stdout. Shared by the local and the SSH shell so both behave alike.
+ */
+export async function drive(label: string, p: Started, opts: ExecOptions): Promise<ExecResult> {
+  const errTail = new Tail();
+  p.stderr.setEncoding('utf8');
+  p.stderr.on('data', (s: string) => {
+    errTail.push(s);
+    opts.onStderr?.(s);
+  });
+
+  let collected = '';
+  const maxBuffer = opts.maxBuffer ?? 16 * 1024 * 1024;
+  const out = opts.stdout
+    ? pipeline(p.stdout, opts.stdout)
+    : new Promise<void>((resolve, reject) => {
+        p.stdout.setEncoding('utf8');
+        p.stdout.on('data', (s: string) => {
+          collected += s;
+          if (collected.length > maxBuffer) {
+            p.kill();
+            reject(new OpsError(`output of a command on ${label} exceeded ${maxBuffer} bytes`));
+          }
+        });
+        p.stdout.on('end', resolve);
+        p.stdout.on('error', reject);
+      });
+
+  // A command that exits before reading all its input makes our writes fail with EPIPE: its exit
+  // status tells what happened, so those write errors are not the story.
+  p.stdin.on('error', () => {});
+  const feed = (async () => {
+    if (opts.secretLine !== undefined) {
+      if (opts.secretLine.includes('\n')) throw new OpsError('a secret may not contain a newline');
+      p.stdin.write(opts.secretLine + '\n');
+    }
+    if (opts.stdin === undefined) p.stdin.end();
+    else if (typeof opts.stdin === 'string' || Buffer.isBuffer(opts.stdin)) p.stdin.end(opts.stdin);
+    else await pipeline(opts.stdin, p.stdin).catch((err) => {
+      // The source failing is a real error; the sink closing early is judged by the exit status.
+      if (opts.stdin instanceof Readable && opts.stdin.errored) throw err;
+    });
+  })();
+
+  let timedOut = false;
+  const timer = opts.timeoutMs
+    ? setTimeout(() => {
+        timedOut = true;
+        p.kill();
+      }, opts.timeoutMs)
+    : undefined;
+  const onAbort = () => p.kill();
+  opts.signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    const [exit] = await Promise.all([p.exited, out, feed]);
+    if (timedOut) throw new OpsError(`a command on ${label} timed out after ${Math.round(opts.timeoutMs! / 1000)} s`);
+    if (opts.signal?.aborted) throw new OpsError(`a command on ${label} was cancelled`);
+    return { code: exit.code, signal: exit.signal, stdout: collected, stderr: errTail.toString() };
+  } catch (err) {
+    p.kill();
+    if (timedOut) throw new OpsError(`a command on ${label} timed out after ${Math.round(opts.timeoutMs! / 1000)} s`);
+    throw err;
+  } finally {
+    if (timer) clearTimeout(timer);
+    opts.signal?.removeEventListener('abort', onAbort);
+  }
+}

@@ -1,0 +1,244 @@
+import { readFileSync } from 'node:fs';
+import { Client, type ClientChannel, type ConnectConfig } from 'ssh2';
+import type { Host } from '../../inventory/index.js';
+import { OpsError, UsageError } from '../util/errors.js';
+import { drive } from './drive.js';
+import { checkKnownHosts, fingerprint, keyType } from './hostkeys.js';
+import { toCommandLine } from './quote.js';
+import type { ExecOptions, ExecResult, Shell } from './shell.js';
+
+export interface HostDirectory {
+  requireHost(name: string): Host;
+}
+
+export interface SshOptions {
+  connectTimeoutMs?: number;
+  /** OpenSSH allows 10 sessions per connection (MaxSessions): stay under it. */
+  maxChannels?: number;
+  knownHostsFiles?: string[];
+}
+
+/** chacha20-poly1305 streams fastest through ssh2 here; the rest are ssh2's defaults as fallbacks. */
+const CIPHERS = ['chacha20-poly1305@openssh.com', 'aes128-gcm@openssh.com', 'aes256-gcm@openssh.com', 'aes128-ctr', 'aes256-ctr'];
+
+class Semaphore {
+  private waiting: (() => void)[] = [];
+  constructor(private free: number) {}
+  async acquire(): Promise<() => void> {
+    if (this.free > 0) this.free--;
+    else await new Promise<void>((r) => this.waiting.push(r));
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.free++;
+    };
+  }
+}
+
+interface Conn {
+  client: Client;
+  channels: Semaphore;
+  closed: boolean;
+  closeReason?: string;
+}
+
+/**
+ * One SSH connection per host, reused for all of its channels, with host keys checked on every
+ * connect. The only place opsdeck opens SSH connections.
+ */
+export class SshPool {
+  private conns = new Map<string, Promise<Conn>>();
+  /** Connections opened since start, for benchmarks and the health panels. */
+  opened = 0;
+
+  constructor(private readonly hosts: HostDirectory, private readonly opts: SshOptions = {}) {}
+
+  shell(host: string | Host): SshShell {
+    return new SshShell(this, typeof host === 'string' ? this.hosts.requireHost(host) : host);
+  }
+
+  async connection(host: Host): Promise<Conn> {
+    let p = this.conns.get(host.name);
+    if (p) {
+      const c = await p.catch(() => undefined);
+      if (c && !c.closed) return c;
+      this.conns.delete(host.name);
+    }
+    p = this.open(host);
+    this.conns.set(host.name, p);
+    p.catch(() => this.conns.delete(host.name));
+    return p;
+  }
+
+  private async baseConfig(host: Host): Promise<ConnectConfig> {
+    const cfg: ConnectConfig = {
+      host: host.address,
+      port: host.port,
+      username: host.user,
+      readyTimeout: this.opts.connectTimeoutMs ?? 15000,
+      keepaliveInterval: 10000,
+      keepaliveCountMax: 3,
+      algorithms: { cipher: CIPHERS as any },
+    };
+    if (host.jump) {
+      const jump = await this.connection(this.hosts.requireHost(host.jump));
+      cfg.sock = await new Promise((resolve, reject) =>
+        jump.client.forwardOut('127.0.0.1', 0, host.address, host.port, (err, stream) =>
+          err ? reject(new OpsError(`jump host ${host.jump} could not reach ${host.address}:${host.port}: ${err.message}`)) : resolve(stream),
+        ),
+      );
+    }
+    if (host.keyFile) {
+      try {
+        cfg.privateKey = readFileSync(host.keyFile);
+      } catch (err) {
+        throw new UsageError(`cannot read the key file ${host.keyFile} of host ${host.name}: ${(err as Error).message}`, `fix the path with: opsdeck host remove ${host.name} and add it again`);
+      }
+    }
+    if (process.env.SSH_AUTH_SOCK) cfg.agent = process.env.SSH_AUTH_SOCK;
+    return cfg;
+  }
+
+  private async open(host: Host): Promise<Conn> {
+    const cfg = await this.baseConfig(host);
+    let keyProblem: OpsError | undefined;
+    cfg.hostVerifier = (key: Buffer) => {
+      const verdict = verifyHostKey(host, key, this.opts.knownHostsFiles);
+      if (verdict) keyProblem = verdict;
+      return !verdict;
+    };
+    const client = new Client();
+    this.opened++;
+    const conn: Conn = { client, channels: new Semaphore(this.opts.maxChannels ?? 8), closed: false };
+    await new Promise<void>((resolve, reject) => {
+      client.once('ready', () => resolve());
+      client.once('error', (err: Error & { level?: string }) => {
+        if (keyProblem) return reject(keyProblem);
+        reject(connectError(host, err));
+      });
+      client.connect(cfg);
+    });
+    client.on('error', (err) => {
+      conn.closeReason = err.message;
+    });
+    client.on('close', () => {
+      conn.closed = true;
+      if (this.conns.get(host.name)) this.conns.delete(host.name);
+    });
+    return conn;
+  }
+
+  /** Connects only far enough to read the host's key; authenticates nothing. */
+  async probeHostKey(host: Host): Promise<{ fingerprint: string; type: string; knownHosts: ReturnType<typeof checkKnownHosts> }> {
+    const cfg = await this.baseConfig(host);
+    let seen: Buffer | undefined;
+    cfg.hostVerifier = (key: Buffer) => {
+      seen = key;
+      return false;
+    };
+    const client = new Client();
+    await new Promise<void>((resolve, reject) => {
+      client.once('error', (err) => (seen ? resolve() : reject(connectError(host, err))));
+      client.once('ready', () => resolve());
+      client.connect(cfg);
+    });
+    client.end();
+    if (!seen) throw new OpsError(`host ${host.name} sent no host key`);
+    return { fingerprint: fingerprint(seen), type: keyType(seen), knownHosts: checkKnownHosts(host.address, host.port, seen, this.opts.knownHostsFiles) };
+  }
+
+  drop(hostName: string): void {
+    const p = this.conns.get(hostName);
+    this.conns.delete(hostName);
+    p?.then((c) => c.client.end()).catch(() => {});
+  }
+
+  async closeAll(): Promise<void> {
+    const all = [...this.conns.values()];
+    this.conns.clear();
+    await Promise.all(all.map((p) => p.then((c) => c.client.end()).catch(() => {})));
+  }
+}
+
+/** Returns why a key must be refused, or undefined when it is trusted. */
+export function verifyHostKey(host: Host, key: Buffer, knownHostsFiles?: string[]): OpsError | undefined {
+  const fp = fingerprint(key);
+  if (host.hostKey) {
+    if (host.hostKey === fp) return undefined;
+    return new OpsError(
+      `HOST KEY OF ${host.name} (${host.address}:${host.port}) HAS CHANGED: pinned ${host.hostKey}, offered ${fp}. ` +
+        'Someone may be intercepting the connection, or the host was reinstalled.',
+      1,
+      `check the new key on the host itself (ssh-keygen -lf /etc/ssh/ssh_host_${keyType(key).replace(/^ssh-|-sha2-nistp\d+$/g, '')}_key.pub); if it is right, run: opsdeck host trust ${host.name} --fingerprint ${fp}`,
+    );
+  }
+  const kh = checkKnownHosts(host.address, host.port, key, knownHostsFiles);
+  if (kh.state === 'match') return undefined;
+  if (kh.state === 'mismatch') {
+    return new OpsError(`host key of ${host.name} differs from ${kh.file} line ${kh.line}: offered ${fp}`, 1, `verify it, fix known_hosts, then run: opsdeck host trust ${host.name}`);
+  }
+  return new OpsError(`host ${host.name} has no trusted host key yet (offered ${fp})`, 1, `run: opsdeck host trust ${host.name}`);
+}
+
+function connectError(host: Host, err: Error & { level?: string; code?: string }): OpsError {
+  const where = `${host.user}@${host.address}:${host.port}`;
+  if (err.level === 'client-authentication') {
+    return new OpsError(`cannot log in to host ${host.name} (${where}): authentication failed`, 1, host.keyFile ? `check that ${host.keyFile} is in the user's authorized_keys` : 'give a key with --key or load one into ssh-agent');
+  }
+  if (err.level === 'client-timeout' || /Timed out/i.test(err.message)) {
+    return new OpsError(`cannot reach host ${host.name} (${where}): connection timed out`, 1, 'check the address and that sshd runs there');
+  }
+  return new OpsError(`cannot connect to host ${host.name} (${where}): ${err.message}`, 1, 'check that the host is up and sshd listens on that port');
+}
+
+export class SshShell implements Shell {
+  readonly label: string;
+  constructor(private readonly pool: SshPool, readonly host: Host) {
+    this.label = `host ${host.name}`;
+  }
+
+  async exec(argv: readonly string[], opts: ExecOptions = {}): Promise<ExecResult> {
+    const conn = await this.pool.connection(this.host);
+    const release = await conn.channels.acquire();
+    try {
+      const ch: ClientChannel = await new Promise((resolve, reject) =>
+        conn.client.exec(toCommandLine(argv), (err, stream) => (err ? reject(new OpsError(`cannot start a command on ${this.label}: ${err.message}`)) : resolve(stream))),
+      );
+      const exited = new Promise<{ code: number | null; signal: string | null }>((resolve, reject) => {
+        let status: { code: number | null; signal: string | null } | undefined;
+        ch.on('exit', (code: number | null, signal?: string) => {
+          status = { code: code ?? null, signal: signal ?? null };
+        });
+        const lost = () =>
+          reject(new OpsError(`connection to ${this.label} was lost while a command ran${conn.closeReason ? ` (${conn.closeReason})` : ''}`, 1, 'check the host and the network, then run the operation again'));
+        ch.on('close', () => (status ? resolve(status) : lost()));
+        conn.client.once('close', () => {
+          if (!status) lost();
+        });
+      });
+      return await drive(
+        this.label,
+        {
+          stdin: ch,
+          stdout: ch,
+          stderr: ch.stderr,
+          exited,
+          kill: () => {
+            try {
+              ch.signal('TERM');
+            } catch {}
+            ch.close();
+          },
+        },
+        opts,
+      );
+    } finally {
+      release();
+    }
+  }
+
+  async close(): Promise<void> {}
+}

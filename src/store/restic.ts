@@ -1,0 +1,91 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Readable, Writable } from 'node:stream';
+import { LocalShell } from '../remote/local.js';
+import { run, type Shell } from '../remote/shell.js';
+import { OpsError } from '../util/errors.js';
+
+export interface SnapshotResult {
+  snapshotId: string;
+  /** Bytes this snapshot added to the repository after deduplication (before compression). */
+  dataAdded: number;
+}
+
+/**
+ * The backup store: a restic repository (a local directory in the home by default, or any restic
+ * backend URL). The password always travels by file, never by argv or stdin.
+ */
+export class Store {
+  readonly repository: string;
+  readonly passwordFile: string;
+  private readonly shell: Shell;
+  private ready = false;
+
+  constructor(readonly home: string, repository?: string) {
+    this.repository = repository || join(home, 'store');
+    this.passwordFile = join(home, 'store.pass');
+    this.shell = new LocalShell(
+      { RESTIC_REPOSITORY: this.repository, RESTIC_PASSWORD_FILE: this.passwordFile, RESTIC_CACHE_DIR: join(home, 'cache'), RESTIC_PROGRESS_FPS: '2' },
+      'the backup store',
+    );
+  }
+
+  get isLocal(): boolean {
+    return !/^[a-z0-9]+:/i.test(this.repository) || this.repository.startsWith('local:');
+  }
+
+  /** Makes the repository on first use, with a random password kept in a 0600 file. */
+  async ensure(): Promise<void> {
+    if (this.ready) return;
+    if (!existsSync(this.passwordFile)) {
+      writeFileSync(this.passwordFile, randomBytes(33).toString('base64') + '\n', { mode: 0o600, flag: 'wx' });
+    }
+    const exists = this.isLocal ? existsSync(join(this.repository.replace(/^local:/, ''), 'config')) : (await this.shell.exec(['restic', 'cat', 'config'])).code === 0;
+    if (!exists) {
+      const res = await this.shell.exec(['restic', 'init']);
+      if (res.code !== 0) throw new OpsError(`cannot create the backup store at ${this.repository}: ${res.stderr.trim()}`, 1, 'check that restic is installed and the location is writable');
+    }
+    this.ready = true;
+  }
+
+  /** Stores one stream as a snapshot. The caller ends `src` only when the producer succeeded. */
+  async backup(src: Readable, filename: string, tags: string[], signal?: AbortSignal): Promise<SnapshotResult> {
+    await this.ensure();
+    const res = await this.shell.exec(
+      ['restic', 'backup', '--json', '--stdin', '--stdin-filename', filename, '--host', 'opsdeck', '--tag', tags.join(',')],
+      { stdin: src, signal },
+    );
+    if (res.code !== 0) throw new OpsError(`the backup store refused ${filename}: ${res.stderr.trim().split('\n').slice(-2).join(' ')}`);
+    for (const line of res.stdout.split('\n').reverse()) {
+      if (!line.includes('"summary"')) continue;
+      const s = JSON.parse(line);
+      return { snapshotId: s.snapshot_id, dataAdded: s.data_added ?? 0 };
+    }
+    throw new OpsError(`restic printed no summary for ${filename}`);
+  }
+
+  /** Streams one stored file out of a snapshot. */
+  async dump(snapshot: string, filename: string, out: Writable, signal?: AbortSignal): Promise<void> {
+    await this.ensure();
+    const res = await this.shell.exec(['restic', 'dump', snapshot, '/' + filename], { stdout: out, signal });
+    if (res.code !== 0) throw new OpsError(`cannot read ${filename} of snapshot ${snapshot} from the store: ${res.stderr.trim().split('\n').slice(-2).join(' ')}`);
+  }
+
+  async snapshotsTagged(tag: string): Promise<string[]> {
+    await this.ensure();
+    const res = await run(this.shell, ['restic', 'snapshots', '--json', '--tag', tag]);
+    return (JSON.parse(res.stdout || '[]') as { short_id: string; id: string }[]).map((s) => s.id);
+  }
+
+  async forget(ids: string[]): Promise<void> {
+    if (ids.length === 0) return;
+    await this.ensure();
+    await run(this.shell, ['restic', 'forget', ...ids]);
+  }
+
+  /** Drops whatever a failed backup left under its tag, so no half stream is ever mistaken for one. */
+  async discardTagged(tag: string): Promise<void> {
+    await this.forget(await this.snapshotsTagged(tag));
+  }
+}
