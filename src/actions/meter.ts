@@ -103,6 +103,10 @@ export function isUnsafePath(p: string): boolean {
   return p.startsWith('/') || p.split('/').some((seg) => seg === '..') || p.includes('\0');
 }
 
+// COPY [schema.]table (cols) FROM stdin; with identifiers either bare or "double ""quoted"" with spaces".
+const IDENT = '(?:"(?:[^"]|"")+"|[^\\s."]+)';
+const COPY_LINE = new RegExp(`^COPY (${IDENT}(?:\\.${IDENT})?) .*FROM stdin;$`);
+
 /** Counts the rows of each COPY block of a plain pg_dump as it streams by. */
 export class CopyCounter {
   tables: Record<string, number> = {};
@@ -131,7 +135,7 @@ export class CopyCounter {
     // COPY public.actor (actor_id, ...) FROM stdin;
     if (buf[s] === 0x43 && buf.toString('latin1', s, s + 5) === 'COPY ') {
       const text = buf.toString('utf8', s, e);
-      const m = /^COPY (\S+|"(?:[^"]|"")+"(?:\.(?:\S+|"(?:[^"]|"")+"))?) .*FROM stdin;$/.exec(text);
+      const m = COPY_LINE.exec(text);
       if (m) {
         this.current = m[1];
         this.tables[m[1]] = 0;

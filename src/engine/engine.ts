@@ -77,6 +77,8 @@ export class Engine {
           this.emit({ type: 'step-done', index: i, name: step.name, ms: Date.now() - started, at: Date.now() });
         } catch (err) {
           const hint = err instanceof OpsError ? err.hint : undefined;
+          // An error that is not one of ours is a bug: with OPSDECK_DEBUG its stack goes to the log.
+          if (process.env.OPSDECK_DEBUG && !(err instanceof OpsError)) this.emit({ type: 'log', index: i, level: 'error', message: String((err as Error)?.stack), at: Date.now() });
           this.inv.addStep({ runId, seq: i, name: step.name, title: step.title, status: 'failed', startedAt, finishedAt: new Date().toISOString(), error: errorMessage(err) });
           this.emit({ type: 'step-failed', index: i, name: step.name, error: errorMessage(err), hint, at: Date.now() });
           failure = { index: i, err };

@@ -51,12 +51,22 @@ export async function drive(label: string, p: Started, opts: ExecOptions): Promi
     }
     if (opts.stdin === undefined) p.stdin.end();
     else if (typeof opts.stdin === 'string' || Buffer.isBuffer(opts.stdin)) p.stdin.end(opts.stdin);
-    else await pipeline(opts.stdin, p.stdin).catch((err) => {
-      // The source failing is a real error; the sink closing early is judged by the exit status.
-      if (opts.stdin instanceof Readable && opts.stdin.errored) throw err;
-    });
+    else {
+      const src = opts.stdin;
+      // Not pipeline(): a command may exit as soon as it has what it needs (tar stops at the end-of-
+      // archive blocks) and close its stdin; that is judged by its exit status, not as an error here.
+      await new Promise<void>((resolve, reject) => {
+        src.once('error', reject);
+        src.once('end', resolve);
+        p.stdin.once('close', resolve);
+        src.pipe(p.stdin);
+      });
+    }
   })();
 
+  // Promise.all below reports the first failure; the others must not surface as unhandled rejections.
+  out.catch(() => {});
+  feed.catch(() => {});
   let timedOut = false;
   const timer = opts.timeoutMs
     ? setTimeout(() => {

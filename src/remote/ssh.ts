@@ -204,21 +204,24 @@ export class SshShell implements Shell {
     const conn = await this.pool.connection(this.host);
     const release = await conn.channels.acquire();
     try {
+      const lost = () =>
+        new OpsError(`connection to ${this.label} was lost while a command ran${conn.closeReason ? ` (${conn.closeReason})` : ''}`, 1, 'check the host and the network, then run the operation again');
+      let exited!: Promise<{ code: number | null; signal: string | null }>;
       const ch: ClientChannel = await new Promise((resolve, reject) =>
-        conn.client.exec(toCommandLine(argv), (err, stream) => (err ? reject(new OpsError(`cannot start a command on ${this.label}: ${err.message}`)) : resolve(stream))),
+        conn.client.exec(toCommandLine(argv), (err, stream) => {
+          if (err) return reject(new OpsError(`cannot start a command on ${this.label}: ${err.message}`));
+          // Listen before returning: exit-status and close may arrive in the same packet batch as the
+          // channel confirmation, and would be emitted before a later listener existed.
+          exited = new Promise((res, rej) => {
+            // ssh2 hands the exit status to 'close': (code) or (null, signal); nothing when none came.
+            stream.on('close', (code?: number | null, signal?: string) =>
+              code === undefined && signal === undefined ? rej(lost()) : res({ code: code ?? null, signal: signal ?? null }),
+            );
+          });
+          exited.catch(() => {});
+          resolve(stream);
+        }),
       );
-      const exited = new Promise<{ code: number | null; signal: string | null }>((resolve, reject) => {
-        let status: { code: number | null; signal: string | null } | undefined;
-        ch.on('exit', (code: number | null, signal?: string) => {
-          status = { code: code ?? null, signal: signal ?? null };
-        });
-        const lost = () =>
-          reject(new OpsError(`connection to ${this.label} was lost while a command ran${conn.closeReason ? ` (${conn.closeReason})` : ''}`, 1, 'check the host and the network, then run the operation again'));
-        ch.on('close', () => (status ? resolve(status) : lost()));
-        conn.client.once('close', () => {
-          if (!status) lost();
-        });
-      });
       return await drive(
         this.label,
         {

@@ -1,0 +1,96 @@
+import { execFileSync } from 'node:child_process';
+import { execa } from 'execa';
+import { createHash } from 'node:crypto';
+import { lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { asLabUser, labInfo, makeLabInstance, pgAdmin, type Lab, type LabInstance } from '../fixtures/lab.js';
+
+export const BIN = resolve(import.meta.dirname, '..', 'bin', 'opsdeck');
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the real program, as cron would: no terminal. */
+export async function cli(home: string, args: string[], env: Record<string, string> = {}): Promise<CliResult> {
+  const r = await execa(BIN, ['--home', home, ...args], { reject: false, env: { ...env, OPSDECK_KNOWN_HOSTS: '', OPSDECK_DEBUG: '1' }, stdin: 'ignore', timeout: 120_000 });
+  return { code: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
+}
+
+export function newHome(): string {
+  return mkdtempSync(join(tmpdir(), 'opsdeck-test-'));
+}
+
+export function lab(): Lab {
+  return labInfo();
+}
+
+/** A home with environments and the lab hosts registered (keys pinned by fingerprint). */
+export async function homeWithHosts(hosts = ['lab1', 'lab2']): Promise<string> {
+  const home = newHome();
+  const l = lab();
+  await must(cli(home, ['env', 'add', 'prod', '--protected']));
+  await must(cli(home, ['env', 'add', 'dev']));
+  for (const name of hosts) {
+    const h = l.hosts.find((x) => x.name === name)!;
+    await must(cli(home, ['host', 'add', name, '--address', h.address, '--port', String(h.port), '--user', l.user, '--key', l.keyFile, '--fingerprint', h.fingerprint]));
+  }
+  return home;
+}
+
+/** Makes an instance on a lab host and registers it. */
+export async function addInstance(home: string, host: string, name: string, env: string, opts: { pagila?: boolean; version?: string } = {}): Promise<LabInstance> {
+  const i = makeLabInstance(lab(), host, name, opts);
+  await must(cli(home, ['instance', 'add', name, '--host', host, '--path', i.path, '--env', env, '--db', i.dbUrl, '--url', i.url], { OPSDECK_DB_PASSWORD: i.password }));
+  return i;
+}
+
+export async function must(p: Promise<CliResult>): Promise<CliResult> {
+  const r = await p;
+  if (r.code !== 0) throw new Error(`opsdeck exited ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
+  return r;
+}
+
+/** Everything a person would compare about a tree: each entry's type, mode, content or link target. */
+export function treeState(root: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const walk = (dir: string, rel: string) => {
+    const st = lstatSync(dir);
+    out[rel || '.'] = `dir ${(st.mode & 0o7777).toString(8)}`;
+    for (const name of readdirSync(dir).sort()) {
+      const p = join(dir, name);
+      const r = rel ? `${rel}/${name}` : name;
+      const s = lstatSync(p);
+      if (s.isDirectory()) walk(p, r);
+      else if (s.isSymbolicLink()) out[r] = `link -> ${readlinkSync(p)}`;
+      else out[r] = `file ${(s.mode & 0o7777).toString(8)} ${createHash('sha256').update(readFileSync(p)).digest('hex')}`;
+    }
+  };
+  walk(root, '');
+  return out;
+}
+
+/** The whole database as pg_dump sees it (schema, rows, sequences, functions, triggers), read as superuser. */
+export function dbState(db: string): string {
+  return pgDump(db);
+}
+
+function pgDump(db: string): string {
+  const l = lab();
+  // pg_dump >= 15.14 brackets its output with \restrict KEY lines holding a random key: not state.
+  return asLabUser('pg_dump', ['-h', l.pg.socketDir, '-p', String(l.pg.port), '-U', 'postgres', '--no-owner', db]).replace(/^\\(un)?restrict \S+$/gm, '');
+}
+
+export function sql(db: string, text: string): string {
+  return pgAdmin(text, db);
+}
+
+export { asLabUser, pgAdmin } from '../fixtures/lab.js';
+
+/** Runs a local command as the test's own user. */
+export function local(cmd: string, args: string[]): string {
+  return execFileSync(cmd, args, { maxBuffer: 1 << 28 }).toString();
+}

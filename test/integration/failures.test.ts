@@ -1,0 +1,205 @@
+import { execa } from 'execa';
+import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Inventory } from '../../inventory/index.js';
+import { makeLabInstance } from '../../fixtures/lab.js';
+import { addInstance, asLabUser, cli, dbState, homeWithHosts, lab, must, sql, treeState } from '../helpers.js';
+import { CuttingProxy } from '../proxy.js';
+
+async function storeSnapshots(home: string): Promise<unknown[]> {
+  if (!existsSync(join(home, 'store', 'config'))) return [];
+  const r = await execa('restic', ['snapshots', '--json'], { env: { RESTIC_REPOSITORY: join(home, 'store'), RESTIC_PASSWORD_FILE: join(home, 'store.pass') } });
+  return JSON.parse(r.stdout);
+}
+
+describe('the SSH connection cut mid-backup', () => {
+  const proxy = new CuttingProxy({ host: lab().hosts[0].address, port: lab().hosts[0].port });
+  let home: string;
+
+  beforeAll(async () => {
+    await proxy.start();
+    home = await homeWithHosts([]);
+    const l = lab();
+    await must(cli(home, ['host', 'add', 'flaky', '--address', '127.0.0.1', '--port', String(proxy.port), '--user', l.user, '--key', l.keyFile, '--fingerprint', l.hosts[0].fingerprint]));
+    const i = makeLabInstance(l, 'lab1', 'cut-prod', { pagila: true });
+    await must(cli(home, ['instance', 'add', 'cut-prod', '--host', 'flaky', '--path', i.path, '--env', 'dev', '--db', i.dbUrl], { OPSDECK_DB_PASSWORD: i.password }));
+  });
+  afterAll(() => proxy.stop());
+
+  it('fails with a clear message, records no backup, and the next backup succeeds', async () => {
+    // The code tree is ~100 KB, the dump 3.4 MB: the cut lands inside the database stream.
+    proxy.cutAfter = 1_000_000;
+    const r = await cli(home, ['backup', 'cut-prod']);
+    expect(proxy.cuts).toBeGreaterThan(0);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/connection to host flaky was lost/);
+    expect(JSON.parse((await cli(home, ['backups', 'cut-prod', '--json'])).stdout)).toEqual([]);
+    // Not even the code stream that had completed is left in the store.
+    expect(await storeSnapshots(home)).toEqual([]);
+
+    proxy.cutAfter = undefined;
+    const ok = await cli(home, ['backup', 'cut-prod', '--json']);
+    expect(ok.code, ok.stderr).toBe(0);
+    const list = JSON.parse((await cli(home, ['backups', 'cut-prod', '--json'])).stdout);
+    expect(list.map((b: any) => b.id)).toEqual([JSON.parse(ok.stdout).id]);
+    expect((await storeSnapshots(home)).length).toBe(2);
+    const runs = JSON.parse((await cli(home, ['runs', '--json'])).stdout);
+    expect(runs.map((x: any) => x.status).slice(0, 2)).toEqual(['ok', 'rolled-back']);
+  });
+});
+
+describe('a restore whose database load fails midway', () => {
+  let home: string;
+  let inst: Awaited<ReturnType<typeof addInstance>>;
+
+  beforeAll(async () => {
+    home = await homeWithHosts(['lab1']);
+    inst = await addInstance(home, 'lab1', 'half-prod', 'dev', { pagila: true });
+  });
+
+  it('leaves the target exactly as it was, and says which step failed', async () => {
+    await must(cli(home, ['backup', 'half-prod']));
+    // The instance moves on after the backup...
+    sql(inst.db, `SET ROLE ${inst.role}; INSERT INTO public.actor (first_name, last_name) VALUES ('NEW', 'ROW'); CREATE TABLE public.orders_2026 (id int);`);
+    asLabUser('sh', ['-c', 'echo v2 > "$1/VERSION" && echo new > "$1/new-file"', 'sh', inst.path]);
+    // ...and the database refuses CREATE TRIGGER, which comes after every row of the dump is loaded.
+    sql(inst.db, `CREATE FUNCTION public.no_triggers() RETURNS event_trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'simulated failure during load'; END $$;
+      CREATE EVENT TRIGGER no_triggers ON ddl_command_end WHEN TAG IN ('CREATE TRIGGER') EXECUTE FUNCTION public.no_triggers();`);
+    const files = treeState(inst.path);
+    const db = dbState(inst.db);
+
+    const r = await cli(home, ['restore', 'half-prod', '--yes']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/Load the database.*failed/);
+    expect(r.stderr).toMatch(/simulated failure during load/);
+    expect(r.stderr).toMatch(/rolled back/);
+
+    expect(treeState(inst.path)).toEqual(files);
+    expect(dbState(inst.db)).toEqual(db);
+    expect(readdirSync(join(inst.path, '..')).filter((n) => n.startsWith('half-prod.'))).toEqual([]);
+    const run = JSON.parse((await cli(home, ['runs', '--json', '--limit', '1'])).stdout)[0];
+    expect(run).toMatchObject({ command: 'restore', status: 'rolled-back', failedStep: 'database' });
+
+    // With the obstacle gone the same restore goes through.
+    sql(inst.db, 'DROP EVENT TRIGGER no_triggers; DROP FUNCTION public.no_triggers();');
+    await must(cli(home, ['restore', 'half-prod', '--yes']));
+    expect(sql(inst.db, "SELECT count(*) FROM public.actor WHERE first_name = 'NEW'").trim()).toBe('0');
+    expect(existsSync(join(inst.path, 'new-file'))).toBe(false);
+  });
+});
+
+describe('locks', () => {
+  let home: string;
+  beforeAll(async () => {
+    home = await homeWithHosts(['lab1']);
+    await addInstance(home, 'lab1', 'lock-dev', 'dev');
+  });
+
+  it('a second run on a locked instance exits 3 naming the holder', async () => {
+    const inv = new Inventory(home);
+    inv.acquireLock('lock-dev', 'restore (held by the test)', null);
+    try {
+      const r = await cli(home, ['backup', 'lock-dev']);
+      expect(r.code).toBe(3);
+      expect(r.stderr).toContain('restore (held by the test)');
+      expect(r.stderr).toContain(`pid ${process.pid}`);
+      expect(JSON.parse((await cli(home, ['backups', 'lock-dev', '--json'])).stdout)).toEqual([]);
+    } finally {
+      inv.releaseLock('lock-dev');
+      inv.close();
+    }
+  });
+
+  it('a lock whose process is gone is taken over', async () => {
+    const dead = await execa('sh', ['-c', 'echo $$']);
+    const inv = new Inventory(home);
+    inv.db.prepare("INSERT INTO locks (instance, pid, host, user, command, started_at) VALUES ('lock-dev', ?, ?, 'x', 'backup', '2026-01-01')").run(Number(dead.stdout), (await import('node:os')).hostname());
+    inv.close();
+    const r = await cli(home, ['backup', 'lock-dev']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(new Inventory(home).listLocks()).toEqual([]);
+  });
+});
+
+describe('host keys', () => {
+  it('refuses a host whose key is not the expected one', async () => {
+    const home = await homeWithHosts([]);
+    const l = lab();
+    const r = await cli(home, ['host', 'add', 'impostor', '--address', l.hosts[1].address, '--port', '2222', '--user', l.user, '--key', l.keyFile, '--fingerprint', l.hosts[0].fingerprint]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`offered key ${l.hosts[1].fingerprint}`);
+    expect(JSON.parse((await cli(home, ['host', 'list', '--json'])).stdout)).toEqual([]);
+  });
+
+  it('stops every operation on a host whose key changed, until it is trusted again', async () => {
+    const home = await homeWithHosts(['lab2']);
+    await addInstance(home, 'lab2', 'keyed-dev', 'dev');
+    const l = lab();
+    // The host now presents a key other than the pinned one.
+    const inv = new Inventory(home);
+    inv.pinHostKey('lab2', l.hosts[0].fingerprint);
+    inv.close();
+    const check = await cli(home, ['host', 'check', 'lab2']);
+    expect(check.code).toBe(1);
+    expect(check.stderr).toMatch(/HOST KEY OF lab2 .* HAS CHANGED/);
+    expect(check.stderr).toContain(`opsdeck host trust lab2 --fingerprint ${l.hosts[1].fingerprint}`);
+    const b = await cli(home, ['backup', 'keyed-dev']);
+    expect(b.code).toBe(1);
+    expect(b.stderr).toMatch(/HAS CHANGED/);
+    expect(JSON.parse((await cli(home, ['backups', '--json'])).stdout)).toEqual([]);
+
+    const t = await cli(home, ['host', 'trust', 'lab2']);
+    expect(t.code).toBe(2); // no terminal, no --fingerprint, no --yes: it will not guess
+    await must(cli(home, ['host', 'trust', 'lab2', '--fingerprint', l.hosts[1].fingerprint]));
+    await must(cli(home, ['backup', 'keyed-dev']));
+  });
+});
+
+describe('hostile names and paths', () => {
+  let home: string;
+  const canary = () => mkdtempSync('/tmp/opsdeck-canary-');
+  beforeAll(async () => {
+    home = await homeWithHosts(['lab1']);
+  });
+
+  it('refuses bad names, addresses and URLs with exit 2 and changes nothing', async () => {
+    const dir = canary();
+    const bad: string[][] = [
+      ['instance', 'add', `x;touch ${dir}/pwned`, '--host', 'lab1', '--path', '/tmp/x/y', '--env', 'dev'],
+      ['instance', 'add', '--', '-rf', '--host', 'lab1', '--path', '/tmp/x/y', '--env', 'dev'],
+      ['instance', 'add', 'ok', '--host', 'lab1', '--path', `/tmp/$(touch ${dir}/pwned)`, '--env', 'dev'],
+      ['instance', 'add', 'ok', '--host', 'lab1', '--path', '/tmp/../etc', '--env', 'dev'],
+      ['instance', 'add', 'ok', '--host', 'lab1', '--path', 'relative/path', '--env', 'dev'],
+      ['instance', 'add', 'ok', '--host', 'lab1', '--path', '/tmp/x/y', '--env', 'dev', '--db', 'postgres://u:hunter2@127.0.0.1/db'],
+      ['instance', 'add', 'ok', '--host', 'lab1', '--path', '/tmp/x/y', '--env', 'dev', '--db', "postgres://u@127.0.0.1/d'b"],
+      ['host', 'add', 'evil', '--address', `-oProxyCommand=touch ${dir}/pwned`],
+      ['host', 'add', 'evil', '--address', '127.0.0.1', '--user', '$(id)'],
+      ['env', 'add', 'a b'],
+      ['backup', 'nope'],
+    ];
+    for (const args of bad) {
+      const r = await cli(home, args);
+      expect(r.code, args.join(' ') + '\n' + r.stderr).toBe(2);
+      expect(r.stderr).toMatch(/opsdeck: |error: /);
+    }
+    expect(readdirSync(dir)).toEqual([]);
+    expect(JSON.parse((await cli(home, ['instance', 'list', '--json'])).stdout)).toEqual([]);
+    // The password never reached the audit trail either.
+    expect(JSON.stringify(JSON.parse((await cli(home, ['runs', '--json'])).stdout))).not.toContain('hunter2');
+  });
+
+  it('backs up and restores a directory named with quotes, spaces, $(...) and ;', async () => {
+    const l = lab();
+    const path = join(l.hosts[0].root, `we'ird "dir" $(touch PWNED); echo \`touch PWNED2\``);
+    asLabUser('sh', ['-c', 'rm -rf -- "$1" && mkdir -- "$1" && echo hello > "$1/-n file;$(x)"', 'sh', path]);
+    await must(cli(home, ['instance', 'add', 'weird', '--host', 'lab1', '--path', path, '--env', 'dev']));
+    const before = treeState(path);
+    await must(cli(home, ['backup', 'weird']));
+    asLabUser('sh', ['-c', 'echo changed > "$1/-n file;$(x)"', 'sh', path]);
+    await must(cli(home, ['restore', 'weird', '--yes']));
+    expect(treeState(path)).toEqual(before);
+    // Commands run in the lab user's home or the srv directory: nothing named PWNED appeared anywhere.
+    expect(asLabUser('find', [l.dir, '-name', 'PWNED*'])).toBe('');
+  });
+});

@@ -1,0 +1,84 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { Inventory } from '../../inventory/index.js';
+import { Engine } from '../../src/engine/engine.js';
+import type { RunEvent } from '../../src/engine/events.js';
+import type { Plan } from '../../src/engine/plan.js';
+import { OpsError } from '../../src/util/errors.js';
+
+function setup() {
+  const inv = new Inventory(mkdtempSync(join(tmpdir(), 'engine-')));
+  inv.addEnv('dev', false);
+  inv.addHost({ name: 'h', address: '127.0.0.1', port: 22, user: 'u', keyFile: null, jump: null, hostKey: null });
+  inv.addInstance({ name: 'app', host: 'h', path: '/srv/app', env: 'dev', url: null, dbUrl: null, branch: null });
+  return { inv, engine: new Engine(inv) };
+}
+
+function plan(log: string[], failAt?: string): Plan<{ n: number }, number> {
+  const step = (name: string, undoable = true) => ({
+    name,
+    title: `step ${name}`,
+    run: async () => {
+      log.push(`run ${name}`);
+      if (name === failAt) throw new OpsError(`${name} broke`);
+    },
+    undo: undoable ? async () => void log.push(`undo ${name}`) : undefined,
+  });
+  return { command: 'test', params: { password: 'hunter2', path: '/x' }, instance: 'app', state: { n: 0 }, steps: [step('a'), step('b', false), step('c'), step('d')], result: () => 42 };
+}
+
+describe('Engine', () => {
+  it('runs every step, records the run, and releases the lock', async () => {
+    const { inv, engine } = setup();
+    const log: string[] = [];
+    const events: RunEvent['type'][] = [];
+    engine.subscribe((e) => events.push(e.type));
+    const out = await engine.run(plan(log));
+    expect(out).toMatchObject({ status: 'ok', exitCode: 0, result: 42 });
+    expect(log).toEqual(['run a', 'run b', 'run c', 'run d']);
+    expect(events[0]).toBe('run-started');
+    expect(events.at(-1)).toBe('run-finished');
+    const run = inv.listRuns(1)[0];
+    expect(run).toMatchObject({ command: 'test', status: 'ok', instance: 'app' });
+    expect(run.params).toEqual({ password: '[redacted]', path: '/x' });
+    expect(inv.runSteps(run.id).map((s) => s.status)).toEqual(['done', 'done', 'done', 'done']);
+    expect(inv.listLocks()).toEqual([]);
+  });
+
+  it('undoes the done steps newest first when one fails, the failed one included', async () => {
+    const { inv, engine } = setup();
+    const log: string[] = [];
+    const out = await engine.run(plan(log, 'c'));
+    expect(out).toMatchObject({ status: 'rolled-back', exitCode: 1, failedStep: 'c' });
+    expect(out.error).toMatch(/step c failed: c broke/);
+    expect(log).toEqual(['run a', 'run b', 'run c', 'undo c', 'undo a']);
+    const run = inv.listRuns(1)[0];
+    expect(run).toMatchObject({ status: 'rolled-back', failedStep: 'c' });
+    expect(inv.listLocks()).toEqual([]);
+  });
+
+  it('changes nothing on a dry run', async () => {
+    const { inv, engine } = setup();
+    const log: string[] = [];
+    const out = await engine.run(plan(log), { dryRun: true });
+    expect(out.status).toBe('dry-run');
+    expect(log).toEqual([]);
+    expect(inv.listRuns()).toEqual([]);
+  });
+
+  it('refuses a second run on a locked instance with exit 3', async () => {
+    const { inv, engine } = setup();
+    inv.acquireLock('app', 'backup', null);
+    await expect(engine.run(plan([]))).rejects.toMatchObject({ exitCode: 3, message: expect.stringContaining('locked by another run: backup') });
+  });
+
+  it('keeps the audit trail append-only', () => {
+    const { inv } = setup();
+    const id = inv.startRun('x', {}, null, false);
+    inv.finishRun(id, 'ok', null, null, 1);
+    expect(() => inv.db.prepare('DELETE FROM runs').run()).toThrow(/append-only/);
+    expect(() => inv.db.prepare("UPDATE runs SET status = 'failed'").run()).toThrow(/append-only/);
+  });
+});

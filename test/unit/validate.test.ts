@@ -1,0 +1,33 @@
+import { describe, expect, it } from 'vitest';
+import { parsePgUrl } from '../../src/databases/postgres.js';
+import { UsageError } from '../../src/util/errors.js';
+import { checkName, checkRef, checkRemotePath } from '../../src/util/validate.js';
+
+describe('input checks', () => {
+  it('accepts ordinary names and refuses the rest with a usage error', () => {
+    for (const ok of ['web-prod', 'shop.uat', 'a1', 'A_b']) expect(checkName('instance', ok)).toBe(ok);
+    for (const bad of ['', '-rf', 'a b', 'a;b', '$(x)', 'a/b', '..', 'a..b', '.hidden', 'x'.repeat(64)]) {
+      expect(() => checkName('instance', bad)).toThrow(UsageError);
+    }
+  });
+
+  it('wants absolute paths without dot segments, not at the root', () => {
+    expect(checkRemotePath('/srv/www/shop/')).toBe('/srv/www/shop');
+    expect(checkRemotePath("/srv/we'ird $(x)/a")).toBe("/srv/we'ird $(x)/a");
+    for (const bad of ['srv/x', '/srv/../etc', '/srv/./x', '/', '/srv', '/a\nb/c', '/a/b\0']) {
+      expect(() => checkRemotePath(bad)).toThrow(UsageError);
+    }
+  });
+
+  it('checks git refs', () => {
+    expect(checkRef('release/2.1')).toBe('release/2.1');
+    for (const bad of ['-x', '--upload-pack=x', 'a..b', 'a b', 'x.lock']) expect(() => checkRef(bad)).toThrow(UsageError);
+  });
+
+  it('parses database URLs and refuses passwords in them', () => {
+    expect(parsePgUrl('postgres://app@db.local:5433/shop')).toEqual({ kind: 'postgres', user: 'app', host: 'db.local', port: 5433, database: 'shop' });
+    expect(() => parsePgUrl('postgres://app:pw@db/shop')).toThrow(/password/);
+    expect(() => parsePgUrl('mysql://app@db/shop')).toThrow(/unsupported/);
+    expect(() => parsePgUrl("postgres://app@db/sh'op")).toThrow(/database name/);
+  });
+});
