@@ -9,7 +9,7 @@ import type { Plan } from '../engine/plan.js';
 import { formatBytes } from '../engine/events.js';
 import { EXIT, OpsError, UsageError, errorMessage } from '../util/errors.js';
 import { checkAddress, checkName, checkPort, checkRef, checkRemotePath, checkUser } from '../util/validate.js';
-import { openApp, type App, type GlobalOpts } from './context.js';
+import { openApp, type App, type GlobalOpts } from '../engine/app.js';
 import { confirm, interactive, readSecret } from './prompt.js';
 import { age, jsonLinesRenderer, table, textRenderer } from './render.js';
 

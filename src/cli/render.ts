@@ -72,11 +72,4 @@ export function table(rows: string[][], headers: string[]): string {
   return all.map((r) => r.map((c, i) => (i === r.length - 1 ? c : (c ?? '').padEnd(widths[i]))).join('  ').trimEnd()).join('\n') + '\n';
 }
 
-export function age(iso: string | null | undefined, now = Date.now()): string {
-  if (!iso) return 'never';
-  const s = Math.max(0, Math.round((now - Date.parse(iso)) / 1000));
-  if (s < 90) return `${s}s ago`;
-  if (s < 90 * 60) return `${Math.round(s / 60)}m ago`;
-  if (s < 36 * 3600) return `${Math.round(s / 3600)}h ago`;
-  return `${Math.round(s / 86400)}d ago`;
-}
+export { age } from '../util/format.js';

@@ -12,13 +12,4 @@ export type RunEvent =
 
 export type Listener = (e: RunEvent) => void;
 
-export function formatBytes(n: number): string {
-  if (!Number.isFinite(n)) return '?';
-  const units = ['B', 'KB', 'MB', 'GB', 'TB'];
-  let i = 0;
-  while (n >= 1000 && i < units.length - 1) {
-    n /= 1000;
-    i++;
-  }
-  return `${n.toFixed(i === 0 || n >= 100 ? 0 : 1)} ${units[i]}`;
-}
+export { formatBytes } from '../util/format.js';

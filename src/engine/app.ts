@@ -1,10 +1,13 @@
 import { Inventory } from '../../inventory/index.js';
 import { resolveHome } from '../../inventory/home.js';
 import type { Deps } from '../actions/deps.js';
-import { Engine } from '../engine/engine.js';
+import { Engine } from './engine.js';
 import { SshPool } from '../remote/ssh.js';
 import { Store } from '../store/restic.js';
-import { loadSettings } from './settings.js';
+import { loadSettings, type Settings } from './settings.js';
+import { backupPlan } from '../actions/backup.js';
+import { restorePlan } from '../actions/restore.js';
+import { exportPlan, verifyPlan } from '../actions/verify.js';
 
 export interface GlobalOpts {
   home?: string;
@@ -16,6 +19,7 @@ export interface GlobalOpts {
 export interface App extends Deps {
   home: string;
   engine: Engine;
+  settings: Settings;
   close(): Promise<void>;
 }
 
@@ -33,9 +37,13 @@ export function openApp(home?: string): App {
     ssh,
     store,
     engine,
+    settings,
     close: async () => {
       await ssh.closeAll();
       inv.close();
     },
   };
 }
+
+/** Every operation's plan builder, for the CLI and the screens alike. */
+export const operations = { backup: backupPlan, restore: restorePlan, verify: verifyPlan, export: exportPlan };

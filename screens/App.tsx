@@ -1,0 +1,276 @@
+import { Box, Text, useApp, useInput, type Key } from 'ink';
+import { useMemo, useState, useSyncExternalStore, type ReactElement } from 'react';
+import { age, formatBytes } from '../src/util/format.js';
+import { ConfirmView, Footer, Header, RunView, Table, useTermSize, type Column } from './components.js';
+import type { InstanceRow, UiModel } from './model.js';
+
+type Screen = { kind: 'instances' } | { kind: 'instance'; name: string } | { kind: 'run' } | { kind: 'help'; of: Screen['kind'] };
+
+interface Dialog {
+  message: string;
+  action: string;
+  typeName?: string;
+  typed: string;
+  focus: 'cancel' | 'ok';
+  onYes: () => void;
+}
+
+/** A key binding: the keys, the hint shown in the footer and help, and what it does. */
+interface Binding {
+  keys: string[];
+  label: string;
+  hint: string;
+  when?: () => boolean;
+  run: () => void;
+}
+
+function keyName(input: string, key: Key): string {
+  if (key.upArrow) return 'up';
+  if (key.downArrow) return 'down';
+  if (key.leftArrow) return 'left';
+  if (key.rightArrow) return 'right';
+  if (key.return) return 'enter';
+  if (key.escape) return 'esc';
+  if (key.tab) return 'tab';
+  if (key.pageDown) return 'pgdn';
+  if (key.pageUp) return 'pgup';
+  if (key.backspace || key.delete) return 'backspace';
+  if (key.ctrl && input === 'c') return 'ctrl-c';
+  return input;
+}
+
+export function App({ model }: { model: UiModel }) {
+  const state = useSyncExternalStore(model.subscribe, model.getState);
+  const { exit } = useApp();
+  const { cols, rows } = useTermSize();
+  const [stack, setStack] = useState<Screen[]>([{ kind: 'instances' }]);
+  const [sel, setSel] = useState<Record<string, number>>({});
+  const [filter, setFilter] = useState('');
+  const [filtering, setFiltering] = useState(false);
+  const [dialog, setDialog] = useState<Dialog | undefined>();
+  const screen = stack[stack.length - 1];
+  const bodyHeight = Math.max(3, rows - 5);
+
+  const visible: InstanceRow[] = useMemo(() => {
+    const f = filter.toLowerCase();
+    return f ? state.instances.filter((i) => i.name.toLowerCase().includes(f) || i.env.toLowerCase().includes(f) || i.host.toLowerCase().includes(f)) : state.instances;
+  }, [state.instances, filter]);
+
+  const push = (s: Screen) => setStack((st) => [...st, s]);
+  const pop = () => setStack((st) => (st.length > 1 ? st.slice(0, -1) : st));
+  const selKey = screen.kind === 'instance' ? `backups:${screen.name}` : screen.kind;
+  const selected = sel[selKey] ?? 0;
+  const move = (n: number, count: number) => setSel((s) => ({ ...s, [selKey]: Math.max(0, Math.min(count - 1, (s[selKey] ?? 0) + n)) }));
+  const jump = (to: number) => setSel((s) => ({ ...s, [selKey]: to }));
+
+  const currentInstance = (): InstanceRow | undefined => (screen.kind === 'instance' ? state.instances.find((i) => i.name === screen.name) : visible[selected]);
+  const backups = screen.kind === 'instance' ? model.backups(screen.name).filter((b) => b.kind === 'manual') : [];
+
+  const startBackup = () => {
+    const inst = currentInstance();
+    if (inst && model.start('backup', inst.name)) push({ kind: 'run' });
+  };
+  const startRestore = () => {
+    const inst = currentInstance();
+    if (!inst) return;
+    const list = model.backups(inst.name).filter((b) => b.kind === 'manual');
+    const b = screen.kind === 'instance' ? list[selected] : list[0];
+    if (!b) return model.flash('error', `${inst.name} has no backup yet: press b to take one`);
+    setDialog({
+      message: `Restore backup ${b.id} (${age(b.createdAt)}) onto ${inst.name} at ${inst.host}:${inst.path}?\nIts code and database will be replaced; a safety backup is taken first.`,
+      action: 'Restore',
+      typeName: inst.protected ? inst.name : undefined,
+      typed: '',
+      focus: 'cancel',
+      onYes: () => {
+        if (model.start('restore', inst.name, { backup: b.id })) push({ kind: 'run' });
+      },
+    });
+  };
+
+  const count = screen.kind === 'instances' ? visible.length : backups.length;
+  const nav: Binding[] = [
+    { keys: ['down', 'j'], label: '↓/j', hint: 'down', run: () => move(1, count) },
+    { keys: ['up', 'k'], label: '↑/k', hint: 'up', run: () => move(-1, count) },
+    { keys: ['g'], label: 'g/G', hint: 'top/bottom', run: () => jump(0) },
+    { keys: ['G'], label: 'G', hint: 'bottom', run: () => jump(Math.max(0, count - 1)) },
+    { keys: ['pgdn'], label: 'PgDn', hint: 'page down', run: () => move(bodyHeight - 2, count) },
+    { keys: ['pgup'], label: 'PgUp', hint: 'page up', run: () => move(-(bodyHeight - 2), count) },
+  ];
+  const common: Binding[] = [
+    { keys: ['?'], label: '?', hint: 'help', run: () => push({ kind: 'help', of: screen.kind }) },
+    { keys: ['q'], label: 'q', hint: 'quit', run: () => (model.running ? model.flash('error', 'a run is in progress: ctrl-c cancels it') : exit()) },
+  ];
+  const bindings: Record<Screen['kind'], Binding[]> = {
+    instances: [
+      ...nav,
+      { keys: ['enter'], label: 'enter', hint: 'open', run: () => visible[selected] && push({ kind: 'instance', name: visible[selected].name }) },
+      { keys: ['/'], label: '/', hint: 'filter', run: () => setFiltering(true) },
+      { keys: ['b'], label: 'b', hint: 'backup', run: startBackup },
+      { keys: ['r'], label: 'r', hint: 'restore latest', run: startRestore },
+      { keys: ['R'], label: 'R', hint: 'reload', run: () => model.reload() },
+      { keys: ['esc'], label: 'esc', hint: 'clear filter', run: () => setFilter('') },
+      ...common,
+    ],
+    instance: [
+      ...nav,
+      { keys: ['b'], label: 'b', hint: 'backup', run: startBackup },
+      { keys: ['r'], label: 'r', hint: 'restore selected backup', run: startRestore },
+      { keys: ['esc'], label: 'esc', hint: 'back', run: pop },
+      ...common,
+    ],
+    run: [
+      { keys: ['esc'], label: 'esc', hint: 'back', when: () => !model.running, run: () => (model.clearRun(), pop()) },
+      { keys: ['ctrl-c'], label: 'ctrl-c', hint: 'cancel (rolls back)', when: () => model.running, run: () => model.cancel() },
+      ...common,
+    ],
+    help: [{ keys: ['esc', '?'], label: 'esc', hint: 'back', run: pop }, common[1]],
+  };
+
+  useInput((input, key) => {
+    const k = keyName(input, key);
+    // One dispatcher: the dialog, then the filter line, then the screen's bindings.
+    if (dialog) {
+      if (k === 'esc' || (k === 'ctrl-c' && !dialog.typeName)) return setDialog(undefined);
+      if (dialog.typeName) {
+        if (k === 'enter') {
+          setDialog(undefined);
+          if (dialog.typed === dialog.typeName) dialog.onYes();
+          else model.flash('error', 'the name typed does not match: nothing was done');
+          return;
+        }
+        // Functional updates: keys typed fast arrive before the next render, and a paste as one chunk.
+        if (k === 'backspace') return setDialog((d) => d && { ...d, typed: d.typed.slice(0, -1) });
+        if (input && !key.ctrl && !key.meta) return setDialog((d) => d && { ...d, typed: d.typed + input });
+        return;
+      }
+      if (k === 'left' || k === 'right' || k === 'tab' || k === 'h' || k === 'l') return setDialog((d) => d && { ...d, focus: d.focus === 'cancel' ? 'ok' : 'cancel' });
+      if (k === 'enter') {
+        setDialog(undefined);
+        if (dialog.focus === 'ok') dialog.onYes();
+        return;
+      }
+      return;
+    }
+    if (filtering) {
+      if (k === 'enter' || k === 'esc') return setFiltering(false);
+      if (k === 'backspace') return setFilter((f) => f.slice(0, -1));
+      if (input && !key.ctrl && !key.meta) {
+        setFilter((f) => f + input);
+        jump(0);
+      }
+      return;
+    }
+    if (k === 'ctrl-c' && !model.running) return exit();
+    const b = bindings[screen.kind].find((x) => x.keys.includes(k) && (!x.when || x.when()));
+    b?.run();
+  });
+
+  const hints = (screen.kind === 'help' ? bindings.help : bindings[screen.kind])
+    .filter((b) => (!b.when || b.when()) && b.keys[0] !== 'G' && b.keys[0] !== 'pgup' && b.keys[0] !== 'pgdn' && b.keys[0] !== 'up')
+    .map((b) => [b.label, b.hint] as [string, string]);
+  const filterHint = filtering ? ([['enter', 'done typing']] as [string, string][]) : hints;
+  const ctx = `${state.instances.length} instances · ${state.hostCount} hosts${filter ? ` · filter "${filter}"` : ''}`;
+
+  let body: ReactElement;
+  if (dialog) body = <ConfirmView {...dialog} />;
+  else if (screen.kind === 'instances') body = <InstancesView rows={visible} selected={selected} height={bodyHeight - (filtering ? 1 : 0)} filtering={filtering} filter={filter} width={cols} />;
+  else if (screen.kind === 'instance') body = <InstanceView inst={state.instances.find((i) => i.name === screen.name)} backups={backups} selected={selected} height={bodyHeight} />;
+  else if (screen.kind === 'run') body = state.run ? <RunView run={state.run} width={cols} height={bodyHeight} /> : <Text dimColor>no run</Text>;
+  else body = <HelpView bindings={bindings[screen.of]} of={screen.of} />;
+
+  return (
+    <Box flexDirection="column" width={cols} height={rows}>
+      <Header file={state.inventoryFile} context={ctx} width={cols} />
+      <Box flexDirection="column" flexGrow={1} height={bodyHeight} overflow="hidden">
+        {body}
+      </Box>
+      <Footer hints={filterHint} flash={state.flash} width={cols} />
+    </Box>
+  );
+}
+
+const backupColor = (v: string) => (v === 'never' ? 'red' : v.endsWith('d ago') ? 'yellow' : 'green');
+
+function InstancesView({ rows, selected, height, filtering, filter, width }: { rows: InstanceRow[]; selected: number; height: number; filtering: boolean; filter: string; width: number }) {
+  const now = Date.now();
+  const nameW = Math.max(12, Math.min(32, Math.floor(width * 0.25)));
+  const columns: Column[] = [
+    { title: 'INSTANCE', width: nameW },
+    { title: 'ENV', width: 10, color: (v) => (v.endsWith('*') ? 'red' : undefined) },
+    { title: 'HOST', width: 14 },
+    { title: 'LAST BACKUP', width: 12, color: backupColor },
+    { title: 'PATH', width: Math.max(10, width - nameW - 42) },
+  ];
+  // Only the visible window is turned into cells: thousands of rows stay cheap.
+  const data = rows.map((i) => [i.name, i.env + (i.protected ? '*' : ''), i.host, age(i.lastBackup, now), i.path]);
+  return (
+    <Box flexDirection="column">
+      {filtering ? (
+        <Text>
+          /<Text inverse>{filter || ' '}</Text>
+        </Text>
+      ) : null}
+      <Table columns={columns} rows={data} selected={selected} height={height} empty="no instances: add one with opsdeck instance add (see --help)" />
+    </Box>
+  );
+}
+
+function InstanceView({ inst, backups, selected, height }: { inst?: InstanceRow; backups: ReturnType<UiModel['backups']>; selected: number; height: number }) {
+  if (!inst) return <Text color="red">this instance is no longer in the inventory</Text>;
+  const field = (k: string, v: string | null) => (
+    <Text>
+      <Text dimColor>{k.padEnd(10)}</Text>
+      {v ?? '-'}
+    </Text>
+  );
+  return (
+    <Box flexDirection="column">
+      <Text bold>
+        {inst.name}{' '}
+        {inst.protected ? (
+          <Text color="red" bold>
+            PROTECTED
+          </Text>
+        ) : null}
+      </Text>
+      {field('env', inst.env)}
+      {field('host', inst.host)}
+      {field('path', inst.path)}
+      {field('url', inst.url)}
+      {field('database', inst.dbUrl)}
+      {field('branch', inst.branch)}
+      <Box marginTop={1} flexDirection="column">
+        <Text bold>Backups</Text>
+        <Table
+          columns={[
+            { title: 'ID', width: 22 },
+            { title: 'TAKEN', width: 10 },
+            { title: 'FILES', width: 8 },
+            { title: 'SIZE', width: 10 },
+            { title: 'VERIFIED', width: 9 },
+          ]}
+          rows={backups.map((b) => [b.id, age(b.createdAt), String(b.manifest.code?.files ?? '-'), formatBytes((b.manifest.code?.bytes ?? 0) + (b.manifest.db?.bytes ?? 0)), b.verifiedAt ? 'yes' : ''])}
+          selected={selected}
+          height={Math.max(2, height - 9)}
+          empty="no backups yet: press b"
+        />
+      </Box>
+    </Box>
+  );
+}
+
+function HelpView({ bindings, of }: { bindings: Binding[]; of: string }) {
+  return (
+    <Box flexDirection="column">
+      <Text bold>Keys on the {of} screen</Text>
+      {bindings.map((b, i) => (
+        <Text key={i}>
+          <Text color="yellow">{b.keys.join(', ').padEnd(16)}</Text> {b.hint}
+        </Text>
+      ))}
+      <Text> </Text>
+      <Text dimColor>Everywhere: ? help · q quit · esc back. Destructive actions ask first, with Cancel focused.</Text>
+    </Box>
+  );
+}

@@ -1,0 +1,229 @@
+import { Box, Text, useStdout } from 'ink';
+import { useEffect, useState } from 'react';
+import { formatBytes } from '../src/util/format.js';
+import type { RunState, StepStatus } from './runState.js';
+
+/** Terminal size, redrawn on resize (Ink 6 has no useWindowSize). */
+export function useTermSize(): { cols: number; rows: number } {
+  const { stdout } = useStdout();
+  const read = () => ({ cols: stdout.columns || 100, rows: stdout.rows || 30 });
+  const [size, setSize] = useState(read);
+  useEffect(() => {
+    const on = () => setSize(read());
+    stdout.on('resize', on);
+    return () => {
+      stdout.off('resize', on);
+    };
+  }, [stdout]);
+  return size;
+}
+
+export function Clock() {
+  const [now, setNow] = useState(() => new Date());
+  useEffect(() => {
+    const t = setInterval(() => setNow(new Date()), 1000);
+    return () => clearInterval(t);
+  }, []);
+  return <Text dimColor>{now.toTimeString().slice(0, 8)}</Text>;
+}
+
+export function Header({ file, context, width }: { file: string; context: string; width: number }) {
+  return (
+    <Box flexDirection="column">
+      <Box justifyContent="space-between" width={width}>
+        <Text>
+          <Text bold color="cyan">
+            opsdeck
+          </Text>
+          <Text dimColor> {file}</Text>
+          <Text> {context}</Text>
+        </Text>
+        <Clock />
+      </Box>
+      <Text dimColor>{'─'.repeat(Math.max(0, width))}</Text>
+    </Box>
+  );
+}
+
+export function Footer({ hints, flash, width }: { hints: [string, string][]; flash?: { level: string; text: string }; width: number }) {
+  return (
+    <Box flexDirection="column">
+      <Text dimColor>{'─'.repeat(Math.max(0, width))}</Text>
+      {flash ? (
+        <Text color={flash.level === 'error' ? 'red' : 'green'} wrap="truncate-end">
+          {flash.text}
+        </Text>
+      ) : null}
+      <Text wrap="truncate-end">
+        {hints.map(([k, what], i) => (
+          <Text key={i}>
+            <Text bold color="yellow">
+              {k}
+            </Text>
+            <Text dimColor> {what}  </Text>
+          </Text>
+        ))}
+      </Text>
+    </Box>
+  );
+}
+
+export interface Column {
+  title: string;
+  width: number;
+  color?: (value: string) => string | undefined;
+}
+
+/** First index of the visible window that keeps `selected` in view. */
+export function windowStart(selected: number, count: number, height: number): number {
+  if (count <= height) return 0;
+  const half = Math.floor(height / 2);
+  return Math.max(0, Math.min(selected - half, count - height));
+}
+
+const fit = (s: string, w: number) => (s.length > w ? s.slice(0, Math.max(0, w - 1)) + '…' : s.padEnd(w));
+
+/** A table that lays out only the rows that fit: Ink lays out every node it is given. */
+export function Table({ columns, rows, selected, height, empty }: { columns: Column[]; rows: string[][]; selected: number; height: number; empty?: string }) {
+  const h = Math.max(1, height - 1);
+  const start = windowStart(selected, rows.length, h);
+  const visible = rows.slice(start, start + h);
+  return (
+    <Box flexDirection="column">
+      <Text bold>{columns.map((c) => fit(c.title, c.width)).join(' ')}</Text>
+      {rows.length === 0 ? <Text dimColor>{empty ?? 'nothing here'}</Text> : null}
+      {visible.map((r, i) => {
+        const idx = start + i;
+        const sel = idx === selected;
+        return (
+          <Text key={idx} inverse={sel} wrap="truncate-end">
+            {columns.map((c, j) => (
+              <Text key={j} color={sel ? undefined : c.color?.(r[j] ?? '')}>
+                {fit(r[j] ?? '', c.width)}
+                {j < columns.length - 1 ? ' ' : ''}
+              </Text>
+            ))}
+          </Text>
+        );
+      })}
+      {rows.length > h ? (
+        <Text dimColor>
+          {start + 1}–{Math.min(start + h, rows.length)} of {rows.length}
+        </Text>
+      ) : null}
+    </Box>
+  );
+}
+
+const ICON: Record<StepStatus, [string, string | undefined]> = {
+  pending: ['·', 'gray'],
+  running: ['▸', 'cyan'],
+  done: ['✓', 'green'],
+  failed: ['✗', 'red'],
+  undoing: ['↺', 'yellow'],
+  undone: ['↩', 'yellow'],
+  'undo-failed': ['‼', 'red'],
+};
+
+function Elapsed({ since, until }: { since: number; until?: number }) {
+  const [now, setNow] = useState(Date.now());
+  useEffect(() => {
+    if (until) return;
+    const t = setInterval(() => setNow(Date.now()), 1000);
+    return () => clearInterval(t);
+  }, [until]);
+  return <Text dimColor>{(((until ?? now) - since) / 1000).toFixed(0)} s</Text>;
+}
+
+export function ProgressBar({ bytes, total, rate, width }: { bytes: number; total?: number; rate?: number; width: number }) {
+  const barW = Math.max(10, Math.min(40, width - 40));
+  const frac = total ? Math.min(1, bytes / total) : undefined;
+  const filled = frac === undefined ? 0 : Math.round(frac * barW);
+  return (
+    <Text>
+      {frac === undefined ? null : (
+        <Text>
+          <Text color="cyan">{'█'.repeat(filled)}</Text>
+          <Text dimColor>{'░'.repeat(barW - filled)}</Text> {Math.round(frac * 100)}%{' '}
+        </Text>
+      )}
+      {formatBytes(bytes)}
+      {total ? ` of ${formatBytes(total)}` : ''}
+      {rate ? `  ${formatBytes(rate)}/s` : ''}
+    </Text>
+  );
+}
+
+/** The run view: the plan's steps with ticks, a progress bar with bytes and rate, the last log lines. */
+export function RunView({ run, width, height }: { run: RunState; width: number; height: number }) {
+  const f = run.finished;
+  const logRoom = Math.max(1, height - run.steps.length - 6);
+  return (
+    <Box flexDirection="column">
+      <Text>
+        <Text bold>{run.command}</Text> {run.instance ?? ''} <Elapsed since={run.startedAt} until={f ? run.startedAt + f.ms : undefined} />
+        {f ? (
+          <Text bold color={f.status === 'ok' ? 'green' : 'red'}>
+            {'  '}
+            {f.status === 'ok' ? 'DONE' : f.status === 'rolled-back' ? 'FAILED, ROLLED BACK' : 'FAILED'}
+          </Text>
+        ) : null}
+      </Text>
+      <Box flexDirection="column" marginY={1}>
+        {run.steps.map((s, i) => (
+          <Text key={i}>
+            <Text color={ICON[s.status][1]}>{ICON[s.status][0]}</Text> {s.title}
+            {s.ms !== undefined ? <Text dimColor> {(s.ms / 1000).toFixed(1)} s</Text> : null}
+            {s.status === 'running' && run.progress?.index === i ? (
+              <Text>
+                {'  '}
+                <ProgressBar bytes={run.progress.bytes} total={run.progress.total} rate={run.progress.rate} width={width} />
+              </Text>
+            ) : null}
+          </Text>
+        ))}
+      </Box>
+      {f?.error ? (
+        <Text color="red" wrap="wrap">
+          {f.error}
+          {f.hint ? `\nfix: ${f.hint}` : ''}
+        </Text>
+      ) : null}
+      {run.logs.slice(-logRoom).map((l, i) => (
+        <Text key={i} dimColor={l.level === 'info'} color={l.level === 'error' ? 'red' : l.level === 'warn' ? 'yellow' : undefined} wrap="truncate-end">
+          {l.message}
+        </Text>
+      ))}
+    </Box>
+  );
+}
+
+/** A confirmation with Cancel focused; on a protected target the name must be typed. */
+export function ConfirmView({ message, action, typeName, typed, focus }: { message: string; action: string; typeName?: string; typed: string; focus: 'cancel' | 'ok' }) {
+  return (
+    <Box flexDirection="column" borderStyle="round" borderColor={typeName ? 'red' : 'yellow'} paddingX={1}>
+      <Text wrap="wrap">{message}</Text>
+      {typeName ? (
+        <Box marginTop={1} flexDirection="column">
+          <Text color="red" bold>
+            {typeName} is in a PROTECTED environment.
+          </Text>
+          <Text>
+            Type its name to go on: <Text inverse>{typed || ' '}</Text>
+          </Text>
+          <Text dimColor>enter confirm · esc cancel</Text>
+        </Box>
+      ) : (
+        <Box marginTop={1}>
+          <Text inverse={focus === 'cancel'}> Cancel </Text>
+          <Text> </Text>
+          <Text inverse={focus === 'ok'} color={focus === 'ok' ? 'red' : undefined}>
+            {' '}
+            {action}{' '}
+          </Text>
+          <Text dimColor>   ←/→ choose · enter · esc cancel</Text>
+        </Box>
+      )}
+    </Box>
+  );
+}

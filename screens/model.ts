@@ -1,0 +1,99 @@
+import type { Backup, Instance } from '../inventory/index.js';
+import { operations, type App } from '../src/engine/app.js';
+import type { Plan } from '../src/engine/plan.js';
+import { errorMessage } from '../src/util/errors.js';
+import { reduceRun, type RunState } from './runState.js';
+
+export interface InstanceRow extends Instance {
+  protected: boolean;
+  lastBackup: string | null;
+}
+
+export interface UiState {
+  inventoryFile: string;
+  instances: InstanceRow[];
+  hostCount: number;
+  run?: RunState;
+  /** A message for the status line (an operation refused before it started, say). */
+  flash?: { level: 'info' | 'error'; text: string };
+}
+
+/**
+ * The console's state, kept outside React: the inventory rows and the current run. Screens subscribe
+ * (useSyncExternalStore) and call these methods; nothing here draws.
+ */
+export class UiModel {
+  private state: UiState;
+  private listeners = new Set<() => void>();
+  private abort?: AbortController;
+
+  constructor(readonly app: App) {
+    this.state = { inventoryFile: app.inv.file, instances: [], hostCount: 0 };
+    this.reload();
+    app.engine.subscribe((e) => this.set({ run: reduceRun(this.state.run, e) }));
+  }
+
+  subscribe = (l: () => void) => {
+    this.listeners.add(l);
+    return () => this.listeners.delete(l);
+  };
+  getState = () => this.state;
+
+  private set(patch: Partial<UiState>) {
+    this.state = { ...this.state, ...patch };
+    for (const l of this.listeners) l();
+  }
+
+  reload(): void {
+    const inv = this.app.inv;
+    const envs = new Map(inv.listEnvs().map((e) => [e.name, e.protected]));
+    const last = inv.latestBackupTimes();
+    const instances = inv.listInstances().map((i) => ({ ...i, protected: envs.get(i.env) ?? false, lastBackup: last.get(i.name) ?? null }));
+    this.set({ instances, hostCount: inv.listHosts().length });
+  }
+
+  backups(instance: string): Backup[] {
+    return this.app.inv.listBackups(instance);
+  }
+
+  get running(): boolean {
+    return !!this.state.run && !this.state.run.finished;
+  }
+
+  flash(level: 'info' | 'error', text: string): void {
+    this.set({ flash: { level, text } });
+  }
+
+  /** Builds a plan (which checks its input) and runs it; errors before the start go to the status line. */
+  start(kind: 'backup' | 'restore', instance: string, opts: { backup?: string; to?: string } = {}): boolean {
+    if (this.running) {
+      this.flash('error', 'a run is in progress: wait for it to end');
+      return false;
+    }
+    let plan: Plan<any, any>;
+    try {
+      plan = kind === 'backup' ? operations.backup(this.app, instance) : operations.restore(this.app, instance, opts);
+    } catch (err) {
+      this.flash('error', errorMessage(err));
+      return false;
+    }
+    this.abort = new AbortController();
+    this.set({ flash: undefined });
+    this.app.engine
+      .run(plan, { signal: this.abort.signal })
+      .catch((err) => {
+        // Refused before any step ran (a lock held elsewhere, say): show it as a finished run.
+        this.set({ run: { command: plan.command, instance, steps: plan.steps.map((s) => ({ name: s.name, title: s.title, status: 'pending' })), logs: [{ level: 'error', message: errorMessage(err) }], startedAt: Date.now(), finished: { status: 'failed', error: errorMessage(err), exitCode: 1, ms: 0 } } });
+      })
+      .finally(() => this.reload());
+    return true;
+  }
+
+  cancel(): void {
+    this.abort?.abort();
+  }
+
+  clearRun(): void {
+    if (!this.running) this.set({ run: undefined });
+  }
+}

@@ -1,0 +1,49 @@
+import type { RunEvent } from '../src/engine/events.js';
+
+export type StepStatus = 'pending' | 'running' | 'done' | 'failed' | 'undoing' | 'undone' | 'undo-failed';
+
+export interface RunState {
+  command: string;
+  instance: string | null;
+  steps: { name: string; title: string; status: StepStatus; ms?: number }[];
+  progress?: { index: number; bytes: number; total?: number; rate?: number };
+  logs: { level: string; message: string }[];
+  startedAt: number;
+  finished?: { status: string; error?: string; hint?: string; exitCode: number; ms: number };
+}
+
+const MAX_LOGS = 200;
+
+/** Folds run events into what the run view draws. Pure, so it is tested without a terminal. */
+export function reduceRun(s: RunState | undefined, e: RunEvent): RunState | undefined {
+  if (e.type === 'run-started') {
+    return { command: e.command, instance: e.instance, steps: e.steps.map((x) => ({ name: x.name, title: x.title, status: 'pending' })), logs: [], startedAt: e.at };
+  }
+  if (!s) return s;
+  const steps = s.steps.slice();
+  const set = (i: number, status: StepStatus, ms?: number) => (steps[i] = { ...steps[i], status, ms: ms ?? steps[i].ms });
+  switch (e.type) {
+    case 'step-started':
+      set(e.index, 'running');
+      return { ...s, steps, progress: undefined };
+    case 'progress':
+      return { ...s, progress: { index: e.index, bytes: e.bytes, total: e.total, rate: e.rate } };
+    case 'log':
+      return { ...s, logs: [...s.logs, { level: e.level, message: e.message }].slice(-MAX_LOGS) };
+    case 'step-done':
+      set(e.index, 'done', e.ms);
+      return { ...s, steps, progress: undefined };
+    case 'step-failed':
+      set(e.index, 'failed');
+      return { ...s, steps, logs: [...s.logs, { level: 'error', message: `${steps[e.index].title}: ${e.error}` }].slice(-MAX_LOGS) };
+    case 'undo-started':
+      set(e.index, 'undoing');
+      return { ...s, steps };
+    case 'undo-done':
+      set(e.index, e.ok ? 'undone' : 'undo-failed');
+      return { ...s, steps };
+    case 'run-finished':
+      return { ...s, progress: undefined, finished: { status: e.status, error: e.error, hint: e.hint, exitCode: e.exitCode, ms: e.ms } };
+  }
+  return s;
+}

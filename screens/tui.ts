@@ -1,1 +1,0 @@
-export async function openTui(_o: { home?: string }): Promise<number> { return 0; }

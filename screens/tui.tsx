@@ -1,0 +1,30 @@
+import { render } from 'ink';
+import { openApp } from '../src/engine/app.js';
+import { errorMessage } from '../src/util/errors.js';
+import { App } from './App.js';
+import { UiModel } from './model.js';
+
+/** Opens the full-screen console on the alternate screen buffer; returns the exit code. */
+export async function openTui(o: { home?: string }): Promise<number> {
+  let app;
+  try {
+    app = openApp(o.home);
+  } catch (err) {
+    process.stderr.write(`opsdeck: ${errorMessage(err)}\n`);
+    return 2;
+  }
+  const model = new UiModel(app);
+  process.stdout.write('\x1b[?1049h\x1b[H');
+  const restore = () => process.stdout.write('\x1b[?1049l');
+  process.once('exit', restore);
+  try {
+    // ctrl-c is ours: during a run it cancels (and rolls back) instead of killing the process.
+    const ink = render(<App model={model} />, { exitOnCtrlC: false, patchConsole: true });
+    await ink.waitUntilExit();
+  } finally {
+    restore();
+    process.off('exit', restore);
+    await app.close();
+  }
+  return 0;
+}
