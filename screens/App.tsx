@@ -1,8 +1,21 @@
 import { Box, Text, useApp, useInput, type Key } from 'ink';
-import { useMemo, useState, useSyncExternalStore, type ReactElement } from 'react';
+import { useRef, useState, useSyncExternalStore, type ReactElement } from 'react';
 import { age, formatBytes } from '../src/util/format.js';
 import { ConfirmView, Footer, Header, RunView, Table, useTermSize, type Column } from './components.js';
 import type { InstanceRow, UiModel } from './model.js';
+
+interface Nav {
+  stack: Screen[];
+  sel: Record<string, number>;
+  filter: string;
+  filtering: boolean;
+  dialog?: Dialog;
+}
+
+function filterRows(rows: InstanceRow[], filter: string): InstanceRow[] {
+  const f = filter.toLowerCase();
+  return f ? rows.filter((i) => i.name.toLowerCase().includes(f) || i.env.toLowerCase().includes(f) || i.host.toLowerCase().includes(f)) : rows;
+}
 
 type Screen = { kind: 'instances' } | { kind: 'instance'; name: string } | { kind: 'run' } | { kind: 'help'; of: Screen['kind'] };
 
@@ -43,35 +56,45 @@ export function App({ model }: { model: UiModel }) {
   const state = useSyncExternalStore(model.subscribe, model.getState);
   const { exit } = useApp();
   const { cols, rows } = useTermSize();
-  const [stack, setStack] = useState<Screen[]>([{ kind: 'instances' }]);
-  const [sel, setSel] = useState<Record<string, number>>({});
-  const [filter, setFilter] = useState('');
-  const [filtering, setFiltering] = useState(false);
-  const [dialog, setDialog] = useState<Dialog | undefined>();
-  const screen = stack[stack.length - 1];
+  // Navigation state lives in a ref updated synchronously by each key, then one re-render: keys
+  // typed faster than React renders (jjj Enter, a paste) each see the state the previous one left.
+  const nav = useRef<Nav>({ stack: [{ kind: 'instances' }], sel: {}, filter: '', filtering: false }).current;
+  const [, setTick] = useState(0);
+  const redraw = () => setTick((t) => t + 1);
+  const setDialog = (d: Dialog | undefined | ((d: Dialog | undefined) => Dialog | undefined)) => {
+    nav.dialog = typeof d === 'function' ? d(nav.dialog) : d;
+  };
   const bodyHeight = Math.max(3, rows - 5);
 
-  const visible: InstanceRow[] = useMemo(() => {
-    const f = filter.toLowerCase();
-    return f ? state.instances.filter((i) => i.name.toLowerCase().includes(f) || i.env.toLowerCase().includes(f) || i.host.toLowerCase().includes(f)) : state.instances;
-  }, [state.instances, filter]);
+  /** What the screen shows now, derived from nav and the model at call time (render or key). */
+  const view = () => {
+    const screen = nav.stack[nav.stack.length - 1];
+    const visible = filterRows(model.getState().instances, nav.filter);
+    const selKey = screen.kind === 'instance' ? `backups:${screen.name}` : screen.kind;
+    const selected = nav.sel[selKey] ?? 0;
+    const backups = screen.kind === 'instance' ? model.backups(screen.name).filter((b) => b.kind === 'manual') : [];
+    const count = screen.kind === 'instances' ? visible.length : backups.length;
+    const inst = screen.kind === 'instance' ? model.getState().instances.find((i) => i.name === screen.name) : visible[selected];
+    return { screen, visible, selKey, selected, backups, count, inst };
+  };
 
-  const push = (s: Screen) => setStack((st) => [...st, s]);
-  const pop = () => setStack((st) => (st.length > 1 ? st.slice(0, -1) : st));
-  const selKey = screen.kind === 'instance' ? `backups:${screen.name}` : screen.kind;
-  const selected = sel[selKey] ?? 0;
-  const move = (n: number, count: number) => setSel((s) => ({ ...s, [selKey]: Math.max(0, Math.min(count - 1, (s[selKey] ?? 0) + n)) }));
-  const jump = (to: number) => setSel((s) => ({ ...s, [selKey]: to }));
-
-  const currentInstance = (): InstanceRow | undefined => (screen.kind === 'instance' ? state.instances.find((i) => i.name === screen.name) : visible[selected]);
-  const backups = screen.kind === 'instance' ? model.backups(screen.name).filter((b) => b.kind === 'manual') : [];
+  const push = (s: Screen) => void nav.stack.push(s);
+  const pop = () => void (nav.stack.length > 1 && nav.stack.pop());
+  const move = (n: number) => {
+    const v = view();
+    nav.sel[v.selKey] = Math.max(0, Math.min(v.count - 1, v.selected + n));
+  };
+  const jump = (where: 'top' | 'bottom') => {
+    const v = view();
+    nav.sel[v.selKey] = where === 'top' ? 0 : Math.max(0, v.count - 1);
+  };
 
   const startBackup = () => {
-    const inst = currentInstance();
+    const { inst } = view();
     if (inst && model.start('backup', inst.name)) push({ kind: 'run' });
   };
   const startRestore = () => {
-    const inst = currentInstance();
+    const { inst, screen, selected } = view();
     if (!inst) return;
     const list = model.backups(inst.name).filter((b) => b.kind === 'manual');
     const b = screen.kind === 'instance' ? list[selected] : list[0];
@@ -88,46 +111,58 @@ export function App({ model }: { model: UiModel }) {
     });
   };
 
-  const count = screen.kind === 'instances' ? visible.length : backups.length;
-  const nav: Binding[] = [
-    { keys: ['down', 'j'], label: '↓/j', hint: 'down', run: () => move(1, count) },
-    { keys: ['up', 'k'], label: '↑/k', hint: 'up', run: () => move(-1, count) },
-    { keys: ['g'], label: 'g/G', hint: 'top/bottom', run: () => jump(0) },
-    { keys: ['G'], label: 'G', hint: 'bottom', run: () => jump(Math.max(0, count - 1)) },
-    { keys: ['pgdn'], label: 'PgDn', hint: 'page down', run: () => move(bodyHeight - 2, count) },
-    { keys: ['pgup'], label: 'PgUp', hint: 'page up', run: () => move(-(bodyHeight - 2), count) },
+  const moves: Binding[] = [
+    { keys: ['down', 'j'], label: '↓/j', hint: 'down', run: () => move(1) },
+    { keys: ['up', 'k'], label: '↑/k', hint: 'up', run: () => move(-1) },
+    { keys: ['g'], label: 'g/G', hint: 'top/bottom', run: () => jump('top') },
+    { keys: ['G'], label: 'G', hint: 'bottom', run: () => jump('bottom') },
+    { keys: ['pgdn'], label: 'PgDn', hint: 'page down', run: () => move(bodyHeight - 2) },
+    { keys: ['pgup'], label: 'PgUp', hint: 'page up', run: () => move(-(bodyHeight - 2)) },
   ];
-  const common: Binding[] = [
-    { keys: ['?'], label: '?', hint: 'help', run: () => push({ kind: 'help', of: screen.kind }) },
-    { keys: ['q'], label: 'q', hint: 'quit', run: () => (model.running ? model.flash('error', 'a run is in progress: ctrl-c cancels it') : exit()) },
-  ];
+  const quit: Binding = { keys: ['q'], label: 'q', hint: 'quit', run: () => (model.running ? model.flash('error', 'a run is in progress: ctrl-c cancels it') : exit()) };
+  const help: Binding = { keys: ['?'], label: '?', hint: 'help', run: () => push({ kind: 'help', of: view().screen.kind }) };
   const bindings: Record<Screen['kind'], Binding[]> = {
     instances: [
-      ...nav,
-      { keys: ['enter'], label: 'enter', hint: 'open', run: () => visible[selected] && push({ kind: 'instance', name: visible[selected].name }) },
-      { keys: ['/'], label: '/', hint: 'filter', run: () => setFiltering(true) },
+      ...moves,
+      { keys: ['enter'], label: 'enter', hint: 'open', run: () => {
+        const { inst } = view();
+        if (inst) push({ kind: 'instance', name: inst.name });
+      } },
+      { keys: ['/'], label: '/', hint: 'filter', run: () => (nav.filtering = true) },
       { keys: ['b'], label: 'b', hint: 'backup', run: startBackup },
       { keys: ['r'], label: 'r', hint: 'restore latest', run: startRestore },
       { keys: ['R'], label: 'R', hint: 'reload', run: () => model.reload() },
-      { keys: ['esc'], label: 'esc', hint: 'clear filter', run: () => setFilter('') },
-      ...common,
+      { keys: ['esc'], label: 'esc', hint: 'clear filter', run: () => (nav.filter = '') },
+      help,
+      quit,
     ],
     instance: [
-      ...nav,
+      ...moves,
       { keys: ['b'], label: 'b', hint: 'backup', run: startBackup },
       { keys: ['r'], label: 'r', hint: 'restore selected backup', run: startRestore },
       { keys: ['esc'], label: 'esc', hint: 'back', run: pop },
-      ...common,
+      help,
+      quit,
     ],
     run: [
       { keys: ['esc'], label: 'esc', hint: 'back', when: () => !model.running, run: () => (model.clearRun(), pop()) },
       { keys: ['ctrl-c'], label: 'ctrl-c', hint: 'cancel (rolls back)', when: () => model.running, run: () => model.cancel() },
-      ...common,
+      help,
+      quit,
     ],
-    help: [{ keys: ['esc', '?'], label: 'esc', hint: 'back', run: pop }, common[1]],
+    help: [{ keys: ['esc', '?'], label: 'esc', hint: 'back', run: pop }, quit],
   };
 
   useInput((input, key) => {
+    handleKey(input, key);
+    redraw();
+  });
+
+  function handleKey(input: string, key: Key): void {
+    // Read through nav at key time, not the values captured by the last render.
+    const screen = nav.stack[nav.stack.length - 1];
+    const dialog = nav.dialog;
+    const filtering = nav.filtering;
     const k = keyName(input, key);
     // One dispatcher: the dialog, then the filter line, then the screen's bindings.
     if (dialog) {
@@ -153,21 +188,23 @@ export function App({ model }: { model: UiModel }) {
       return;
     }
     if (filtering) {
-      if (k === 'enter' || k === 'esc') return setFiltering(false);
-      if (k === 'backspace') return setFilter((f) => f.slice(0, -1));
-      if (input && !key.ctrl && !key.meta) {
-        setFilter((f) => f + input);
-        jump(0);
+      if (k === 'enter' || k === 'esc') nav.filtering = false;
+      else if (k === 'backspace') nav.filter = nav.filter.slice(0, -1);
+      else if (input && !key.ctrl && !key.meta) {
+        nav.filter += input;
+        nav.sel.instances = 0;
       }
       return;
     }
     if (k === 'ctrl-c' && !model.running) return exit();
     const b = bindings[screen.kind].find((x) => x.keys.includes(k) && (!x.when || x.when()));
     b?.run();
-  });
+  }
 
+  const { screen, visible, selected, backups } = view();
+  const { filter, filtering, dialog } = nav;
   const hints = (screen.kind === 'help' ? bindings.help : bindings[screen.kind])
-    .filter((b) => (!b.when || b.when()) && b.keys[0] !== 'G' && b.keys[0] !== 'pgup' && b.keys[0] !== 'pgdn' && b.keys[0] !== 'up')
+    .filter((b) => (!b.when || b.when()) && !['G', 'pgup', 'pgdn', 'up', '?', 'q'].includes(b.keys[0]))
     .map((b) => [b.label, b.hint] as [string, string]);
   const filterHint = filtering ? ([['enter', 'done typing']] as [string, string][]) : hints;
   const ctx = `${state.instances.length} instances · ${state.hostCount} hosts${filter ? ` · filter "${filter}"` : ''}`;

@@ -54,16 +54,29 @@ export function Footer({ hints, flash, width }: { hints: [string, string][]; fla
           {flash.text}
         </Text>
       ) : null}
-      <Text wrap="truncate-end">
-        {hints.map(([k, what], i) => (
-          <Text key={i}>
-            <Text bold color="yellow">
-              {k}
-            </Text>
-            <Text dimColor> {what}  </Text>
+      <Box width={width} justifyContent="space-between">
+        <Box flexShrink={1}>
+          <Text wrap="truncate-end">
+            {hints.map(([k, what], i) => (
+              <Text key={i}>
+                <Text bold color="yellow">
+                  {k}
+                </Text>
+                <Text dimColor> {what}  </Text>
+              </Text>
+            ))}
           </Text>
-        ))}
-      </Text>
+        </Box>
+        {/* Always visible, however narrow the terminal: how to get help and how to get out. */}
+        <Box flexShrink={0}>
+          <Text>
+            <Text bold color="yellow">?</Text>
+            <Text dimColor> help  </Text>
+            <Text bold color="yellow">q</Text>
+            <Text dimColor> quit</Text>
+          </Text>
+        </Box>
+      </Box>
     </Box>
   );
 }

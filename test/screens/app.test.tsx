@@ -1,0 +1,118 @@
+import { render } from 'ink-testing-library';
+import { afterEach, describe, expect, it } from 'vitest';
+import { openApp, type App as OpsApp } from '../../src/engine/app.js';
+import { App } from '../../screens/App.js';
+import { UiModel } from '../../screens/model.js';
+import { addInstance, homeWithHosts, newHome } from '../helpers.js';
+
+const tick = (ms = 30) => new Promise((r) => setTimeout(r, ms));
+async function until(frame: () => string | undefined, text: string | RegExp, ms = 60_000): Promise<string> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const f = frame() ?? '';
+    if (typeof text === 'string' ? f.includes(text) : text.test(f)) return f;
+    if (Date.now() > end) throw new Error(`screen never showed ${text}; last frame:\n${f}`);
+    await tick(20);
+  }
+}
+
+function inventoryOnly(): OpsApp {
+  const app = openApp(newHome());
+  app.inv.addEnv('prod', true);
+  app.inv.addEnv('uat', false);
+  app.inv.addHost({ name: 'web1', address: '127.0.0.1', port: 22, user: 'u', keyFile: null, jump: null, hostKey: null });
+  for (const [name, env] of [['alpha-prod', 'prod'], ['beta-uat', 'uat'], ['gamma-uat', 'uat']]) {
+    app.inv.addInstance({ name, host: 'web1', path: `/srv/${name}`, env, url: null, dbUrl: null, branch: null });
+  }
+  return app;
+}
+
+describe('the console screens', () => {
+  let app: OpsApp | undefined;
+  afterEach(async () => {
+    await app?.close();
+    app = undefined;
+  });
+
+  it('lists instances, moves, drills in, goes back, filters and shows help', async () => {
+    app = inventoryOnly();
+    const ui = render(<App model={new UiModel(app)} />);
+    let f = await until(ui.lastFrame, 'INSTANCE');
+    expect(f).toMatch(/alpha-prod\s+prod\*\s+web1\s+never/);
+    expect(f).toContain('3 instances · 1 hosts');
+
+    ui.stdin.write('j');
+    await tick();
+    ui.stdin.write('\r');
+    f = await until(ui.lastFrame, 'Backups');
+    expect(f).toContain('beta-uat');
+    expect(f).toContain('/srv/beta-uat');
+
+    ui.stdin.write('\x1b');
+    f = await until(ui.lastFrame, 'LAST BACKUP');
+    ui.stdin.write('/');
+    await tick();
+    ui.stdin.write('gam');
+    f = await until(ui.lastFrame, 'filter "gam"');
+    expect(f).toContain('gamma-uat');
+    expect(f).not.toContain('alpha-prod');
+    ui.stdin.write('\r');
+    await tick();
+    ui.stdin.write('?');
+    f = await until(ui.lastFrame, 'Keys on the instances screen');
+    expect(f).toMatch(/b\s+backup/);
+    ui.unmount();
+  });
+
+  it('asks before a restore with Cancel focused, and Enter there does nothing', async () => {
+    app = inventoryOnly();
+    app.inv.addBackup({ id: '20260101T000000-abcd', instance: 'beta-uat', kind: 'manual', createdAt: new Date().toISOString(), manifest: {}, verifiedAt: null, runId: null });
+    const ui = render(<App model={new UiModel(app)} />);
+    await until(ui.lastFrame, 'INSTANCE');
+    ui.stdin.write('r');
+    let f = await until(ui.lastFrame, 'has no backup yet');
+    expect(f).toContain('alpha-prod has no backup yet');
+    ui.stdin.write('j');
+    await tick();
+    ui.stdin.write('r');
+    f = await until(ui.lastFrame, 'Restore backup 20260101T000000-abcd');
+    expect(f).toContain('Cancel');
+    ui.stdin.write('\r');
+    f = await until(ui.lastFrame, 'LAST BACKUP');
+    expect(app.inv.listRuns()).toEqual([]);
+    ui.unmount();
+  });
+
+  it('on a protected instance, a wrong name typed does nothing', async () => {
+    app = inventoryOnly();
+    app.inv.addBackup({ id: '20260101T000000-abcd', instance: 'alpha-prod', kind: 'manual', createdAt: new Date().toISOString(), manifest: {}, verifiedAt: null, runId: null });
+    const ui = render(<App model={new UiModel(app)} />);
+    await until(ui.lastFrame, 'INSTANCE');
+    ui.stdin.write('r');
+    await until(ui.lastFrame, 'PROTECTED environment');
+    ui.stdin.write('alpha-pro');
+    await until(ui.lastFrame, 'Type its name to go on: alpha-pro');
+    ui.stdin.write('\r');
+    const f = await until(ui.lastFrame, 'does not match');
+    expect(f).toContain('nothing was done');
+    expect(app.inv.listRuns()).toEqual([]);
+    ui.unmount();
+  });
+
+  it('backs up a lab instance from the keyboard and shows the steps live', async () => {
+    const home = await homeWithHosts(['lab1']);
+    await addInstance(home, 'lab1', 'tui-dev', 'dev');
+    app = openApp(home);
+    const ui = render(<App model={new UiModel(app)} />);
+    await until(ui.lastFrame, 'tui-dev');
+    ui.stdin.write('b');
+    const f = await until(ui.lastFrame, 'DONE');
+    expect(f).toMatch(/✓ Back up the code tree/);
+    expect(f).toMatch(/✓ Back up the database/);
+    expect(f).toMatch(/✓ Record the backup/);
+    expect(app.inv.listBackups('tui-dev')).toHaveLength(1);
+    ui.stdin.write('\x1b');
+    await until(ui.lastFrame, /tui-dev\s+dev\s+lab1\s+\d+s ago/);
+    ui.unmount();
+  });
+});
