@@ -39,11 +39,14 @@ export interface Instance {
 
 export interface StreamManifest {
   snapshot: string;
+  /** The file's name inside the snapshot (a reused snapshot may be another instance's). */
+  file?: string;
   bytes: number;
   sha256: string;
 }
 export interface Manifest {
-  code?: StreamManifest & { files: number; dirs: number; symlinks: number };
+  /** treeKey: sha256 of every entry's stat data (inode, ctime, mtime, size, mode, type, path) at backup time. */
+  code?: StreamManifest & { files: number; dirs: number; symlinks: number; treeKey?: string };
   db?: StreamManifest & { kind: 'postgres'; tables: Record<string, number> };
 }
 
@@ -268,6 +271,16 @@ export class Inventory {
   latestBackupTimes(): Map<string, string> {
     const rows = this.db.prepare("SELECT instance, MAX(created_at) AS t FROM backups WHERE kind = 'manual' GROUP BY instance").all() as { instance: string; t: string }[];
     return new Map(rows.map((r) => [r.instance, r.t]));
+  }
+  /** The newest backup of `instance` whose code snapshot holds the tree with this stat fingerprint. */
+  backupForTree(instance: string, key: string): Backup | undefined {
+    const alias = this.db.prepare('SELECT backup_id FROM tree_keys WHERE key = ? AND instance = ?').get(key, instance) as { backup_id: string } | undefined;
+    const viaAlias = alias && this.getBackup(alias.backup_id);
+    if (viaAlias?.manifest.code) return viaAlias;
+    return this.listBackups(instance).find((b) => b.manifest.code?.treeKey === key);
+  }
+  rememberTree(instance: string, key: string, backupId: string): void {
+    this.db.prepare('INSERT OR REPLACE INTO tree_keys (key, instance, backup_id, created_at) VALUES (?, ?, ?, ?)').run(key, instance, backupId, now());
   }
   markVerified(id: string, ok: boolean): void {
     this.db.prepare('UPDATE backups SET verified_at = ?, verify_failed = ? WHERE id = ?').run(ok ? now() : null, ok ? 0 : 1, id);

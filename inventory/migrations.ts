@@ -79,4 +79,14 @@ export const MIGRATIONS: string[] = [
     started_at TEXT NOT NULL
   );
   `,
+  `
+  -- A code tree's stat fingerprint and the backup whose code snapshot holds exactly that tree: written
+  -- after a restore unpacked a checked backup, so the next safety backup need not stream it again.
+  CREATE TABLE tree_keys (
+    key TEXT PRIMARY KEY,
+    instance TEXT NOT NULL,
+    backup_id TEXT NOT NULL,
+    created_at TEXT NOT NULL
+  );
+  `,
 ];

@@ -6,7 +6,7 @@ import { CommandError, run } from '../remote/shell.js';
 import { OpsError } from '../util/errors.js';
 import { dbFor, shellFor, type Deps } from './deps.js';
 import { CopyCounter, Meter, TarScanner } from './meter.js';
-import { relay } from './relay.js';
+import { progressSum, relay, together } from './relay.js';
 
 export function newBackupId(): string {
   const t = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, '');
@@ -15,11 +15,41 @@ export function newBackupId(): string {
 
 export const streamFile = (instance: string, stream: 'code' | 'db') => `${instance}.${stream === 'code' ? 'code.tar' : 'db.sql'}`;
 
-/** Streams the code tree from the host into the store as one tar snapshot. */
-export async function backupCode(deps: Deps, inst: Instance, id: string, ctx: StepContext<unknown>, totalHint?: number): Promise<NonNullable<Manifest['code']>> {
+/** Where a backup's stream sits in the store: its snapshot and the file name inside it. */
+export function storedStream(b: Backup, stream: 'code' | 'db'): { snapshot: string; file: string } {
+  const m = stream === 'code' ? b.manifest.code : b.manifest.db;
+  if (!m) throw new OpsError(`backup ${b.id} has no ${stream === 'code' ? 'code tree' : 'database'}`);
+  return { snapshot: m.snapshot, file: m.file ?? streamFile(b.instance, stream) };
+}
+
+/**
+ * A fingerprint of the tree's stat data, computed on the host: any change to a file's content, mode,
+ * name or link changes its ctime, which no user can set back. Undefined where find lacks -printf.
+ */
+export async function treeKey(deps: Deps, inst: Instance): Promise<string | undefined> {
+  // No pipefail in sh: the listing is captured first so a failing find cannot yield a hash.
+  const res = await shellFor(deps, inst).exec(['sh', '-c', 'cd -- "$1" && list=$(find . -printf "%i %C@ %T@ %s %m %y %P\\n") && printf "%s" "$list" | LC_ALL=C sort | sha256sum', 'sh', inst.path]);
+  const key = res.stdout.split(' ')[0];
+  return res.code === 0 && /^[0-9a-f]{64}$/.test(key) ? key : undefined;
+}
+
+/**
+ * Streams the code tree from the host into the store as one tar snapshot. With `reuse`, a tree whose
+ * stat fingerprint matches a stored backup's is not streamed again: that snapshot already holds it
+ * (restic skips unchanged files by the same kind of stat data).
+ */
+export async function backupCode(deps: Deps, inst: Instance, id: string, ctx: StepContext<unknown>, reuse = false): Promise<NonNullable<Manifest['code']>> {
+  const key = await treeKey(deps, inst);
+  if (reuse && key) {
+    const same = deps.inv.backupForTree(inst.name, key);
+    if (same) {
+      ctx.log(`code tree unchanged since backup ${same.id}: its snapshot is reused`);
+      return same.manifest.code!;
+    }
+  }
   const shell = shellFor(deps, inst);
   const tar = new TarScanner();
-  const meter = new Meter({ tar, onBytes: (n) => ctx.progress(n, totalHint) });
+  const meter = new Meter({ tar, onBytes: (n) => ctx.progress(n) });
   const argv = ['tar', '--numeric-owner', '-C', inst.path, '-cf', '-', '.'];
   const snap = await guardTagged(deps, id, () =>
     relay(
@@ -34,7 +64,7 @@ export async function backupCode(deps: Deps, inst: Instance, id: string, ctx: St
   );
   const d = meter.digest();
   ctx.log(`code: ${tar.files} files, ${d.bytes} bytes, ${snap.dataAdded} new bytes stored`);
-  return { snapshot: snap.snapshotId, bytes: d.bytes, sha256: d.sha256, files: tar.files, dirs: tar.dirs, symlinks: tar.symlinks };
+  return { snapshot: snap.snapshotId, file: streamFile(inst.name, 'code'), bytes: d.bytes, sha256: d.sha256, files: tar.files, dirs: tar.dirs, symlinks: tar.symlinks, ...(key && { treeKey: key }) };
 }
 
 /** Streams pg_dump from the host into the store; the password reaches pg_dump on its stdin. */
@@ -57,7 +87,7 @@ export async function backupDatabase(deps: Deps, inst: Instance, id: string, ctx
   );
   const d = meter.digest();
   ctx.log(`database: ${Object.keys(rows.tables).length} tables, ${d.bytes} bytes, ${snap.dataAdded} new bytes stored`);
-  return { kind: 'postgres', snapshot: snap.snapshotId, bytes: d.bytes, sha256: d.sha256, tables: rows.tables };
+  return { kind: 'postgres', snapshot: snap.snapshotId, file: streamFile(inst.name, 'db'), bytes: d.bytes, sha256: d.sha256, tables: rows.tables };
 }
 
 /** On any failure, whatever restic stored under this backup's tag is dropped before the error goes on. */
@@ -68,6 +98,20 @@ async function guardTagged<T>(deps: Deps, id: string, fn: () => Promise<T>): Pro
     await deps.store.discardTagged(`backup=${id}`).catch(() => {});
     throw err;
   }
+}
+
+/**
+ * Streams the code tree and the database into the store side by side: they share nothing but the
+ * SSH connection, so together they take about as long as the code tree alone.
+ */
+export async function snapshotInstance(deps: Deps, inst: Instance, id: string, ctx: StepContext<unknown>, sizeHint?: number, withCode = true, reuse = false): Promise<Manifest> {
+  const slot = progressSum(ctx.progress, sizeHint);
+  const sub = (i: number, signal: AbortSignal): StepContext<unknown> => ({ ...ctx, signal, progress: slot(i) });
+  const [code, db] = await together<[Manifest['code'] | undefined, Manifest['db'] | undefined]>(ctx.signal, [
+    async (signal) => (withCode ? backupCode(deps, inst, id, sub(0, signal), reuse) : undefined),
+    async (signal) => (inst.dbUrl ? backupDatabase(deps, inst, id, sub(1, signal)) : undefined),
+  ]);
+  return { ...(code && { code }), ...(db && { db }) };
 }
 
 /** Sizes the tree (for the progress bar) and checks the instance is there. */
@@ -89,7 +133,7 @@ export interface BackupState {
 
 export function backupSteps(deps: Deps, inst: Instance, kind: Backup['kind']) {
   type S = BackupState;
-  const steps: Plan<S>['steps'] = [
+  return [
     {
       name: 'inspect',
       title: `Connect to ${inst.host} and size ${inst.path}`,
@@ -99,27 +143,15 @@ export function backupSteps(deps: Deps, inst: Instance, kind: Backup['kind']) {
       },
     },
     {
-      name: 'code',
-      title: 'Back up the code tree',
-      explain: 'Streams a tar of the code tree into the store, hashing it on the way.',
+      name: 'streams',
+      title: inst.dbUrl ? 'Back up the code tree and the database' : 'Back up the code tree',
+      explain: 'Streams a tar of the code tree and pg_dump of the database into the store side by side, hashing both and counting rows.',
       run: async (ctx) => {
-        ctx.state.manifest.code = await backupCode(deps, inst, ctx.state.id, ctx as StepContext<unknown>, ctx.state.sizeHint);
+        ctx.state.manifest = await snapshotInstance(deps, inst, ctx.state.id, ctx as StepContext<unknown>, ctx.state.sizeHint);
       },
       undo: async (ctx) => deps.store.discardTagged(`backup=${ctx.state.id}`),
     },
-  ];
-  if (inst.dbUrl) {
-    steps.push({
-      name: 'database',
-      title: 'Back up the database',
-      explain: 'Streams pg_dump into the store and counts the rows of every table.',
-      run: async (ctx) => {
-        ctx.state.manifest.db = await backupDatabase(deps, inst, ctx.state.id, ctx as StepContext<unknown>);
-      },
-      undo: async (ctx) => deps.store.discardTagged(`backup=${ctx.state.id}`),
-    });
-  }
-  steps.push({
+    {
     name: 'record',
     title: 'Record the backup and its manifest',
     run: async (ctx) => {
@@ -128,8 +160,8 @@ export function backupSteps(deps: Deps, inst: Instance, kind: Backup['kind']) {
       ctx.state.backup = b;
     },
     undo: async (ctx) => deps.inv.removeBackup(ctx.state.id),
-  });
-  return steps;
+    },
+  ] satisfies Plan<S>['steps'];
 }
 
 export function backupPlan(deps: Deps, instanceName: string): Plan<BackupState, Backup> {

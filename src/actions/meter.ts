@@ -161,6 +161,10 @@ export class Meter extends Writable {
 
   constructor(private readonly opts: { tar?: TarScanner; sql?: CopyCounter; onBytes?: (n: number) => void; refuseUnsafe?: boolean } = {}) {
     super({ highWaterMark: 1 << 20 });
+    // Failures travel through the relay's promises. A consumer may not be listening yet when the
+    // stream is destroyed (restic still starting), and an unheard 'error' event would kill the process.
+    this.on('error', () => {});
+    this.out.on('error', () => {});
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {

@@ -15,24 +15,64 @@ export async function relay<T>(
   const ac = new AbortController();
   const onAbort = () => ac.abort();
   opts.signal?.addEventListener('abort', onAbort, { once: true });
-  let consumerError: unknown;
+  // The first failure is the cause; the other side's cancellation that follows is not news.
+  let firstError: unknown;
+  const fail = (err: unknown) => {
+    if (firstError === undefined) firstError = err;
+  };
   const consumed = consume(meter.out, ac.signal).catch((err) => {
-    consumerError = err;
+    fail(err);
     ac.abort();
     meter.destroy(err);
-    throw err;
+    throw firstError;
   });
   try {
     await produce(meter, ac.signal);
     opts.beforeEnd?.();
     meter.out.end();
   } catch (err) {
+    fail(err);
     meter.out.destroy(err as Error);
     ac.abort();
     await consumed.catch(() => {});
-    throw consumerError ?? err;
+    throw firstError;
   } finally {
     opts.signal?.removeEventListener('abort', onAbort);
   }
   return await consumed;
+}
+
+/**
+ * Runs tasks side by side under one cancellation: when one fails the others are cancelled, all are
+ * waited for (so nothing is left running), and the first failure is what is thrown.
+ */
+export async function together<T extends unknown[]>(signal: AbortSignal, tasks: { [K in keyof T]: (signal: AbortSignal) => Promise<T[K]> }): Promise<T> {
+  const ac = new AbortController();
+  const onAbort = () => ac.abort();
+  signal.addEventListener('abort', onAbort, { once: true });
+  let first: unknown;
+  const settled = await Promise.allSettled(
+    tasks.map((t) =>
+      t(ac.signal).catch((err) => {
+        if (first === undefined) first = err;
+        ac.abort();
+        throw err;
+      }),
+    ),
+  );
+  signal.removeEventListener('abort', onAbort);
+  if (first !== undefined) throw first;
+  return settled.map((s) => (s as PromiseFulfilledResult<unknown>).value) as T;
+}
+
+/** Adds up the progress of streams that run side by side into one figure for the step. */
+export function progressSum(report: (bytes: number, total?: number) => void, total?: number) {
+  const parts: number[] = [];
+  return (slot: number) => (bytes: number) => {
+    parts[slot] = bytes;
+    report(
+      parts.reduce((a, b) => a + (b ?? 0), 0),
+      total,
+    );
+  };
 }

@@ -5,10 +5,10 @@ import { formatBytes } from '../engine/events.js';
 import type { Plan, Step, StepContext } from '../engine/plan.js';
 import { CommandError, run } from '../remote/shell.js';
 import { OpsError, UsageError } from '../util/errors.js';
-import { backupCode, backupDatabase, newBackupId, streamFile } from './backup.js';
+import { newBackupId, snapshotInstance, storedStream, treeKey } from './backup.js';
 import { dbFor, shellFor, type Deps } from './deps.js';
 import { Meter, TarScanner } from './meter.js';
-import { relay } from './relay.js';
+import { progressSum, relay, together } from './relay.js';
 
 export interface RestoreState {
   backup: Backup;
@@ -61,7 +61,7 @@ export async function stageCode(deps: Deps, backup: Backup, target: Instance, st
   const argv = ['sh', '-c', 'rm -rf -- "$1" && mkdir -- "$1" && exec tar -x -p --no-same-owner -f - -C "$1"', 'sh', staging];
   await relay(
     meter,
-    (sink, signal) => deps.store.dump(m.snapshot, streamFile(backup.instance, 'code'), sink, signal),
+    (sink, signal) => deps.store.dump(m.snapshot, storedStream(backup, 'code').file, sink, signal),
     async (src, signal) => {
       const res = await shell.exec(argv, { stdin: src, signal });
       if (res.code !== 0) throw new CommandError(shell.label, ['tar', '-x'], res);
@@ -82,7 +82,7 @@ export async function loadDatabase(deps: Deps, backup: Backup, target: Instance,
   const argv = loadArgv(db.target);
   await relay(
     meter,
-    (sink, signal) => deps.store.dump(m.snapshot, streamFile(backup.instance, 'db'), sink, signal),
+    (sink, signal) => deps.store.dump(m.snapshot, storedStream(backup, 'db').file, sink, signal),
     async (src, signal) => {
       const res = await shell.exec(argv, { stdin: src, secretLine: db.password, signal });
       if (res.code !== 0) throw new CommandError(shell.label, ['psql'], res);
@@ -128,50 +128,40 @@ export function restoreSteps(deps: Deps): Step<RestoreState>[] {
       },
     },
     {
-      name: 'safety',
-      title: 'Take a safety backup of the target',
-      explain: 'Saves the target as it is now, so it can be put back if anything after this fails.',
+      name: 'data',
+      title: 'Take a safety backup, load the database, unpack the code tree beside the target',
+      explain:
+        'Saves the target as it is now, so it can be put back if anything after this fails; then loads the database in one ' +
+        'transaction (on any error nothing changes), while the stored code tree streams into a scratch directory next to ' +
+        'the target and its checksum is checked. The code tree in place is not touched yet.',
       run: async (ctx) => {
-        const { target } = ctx.state;
-        const id = newBackupId();
-        const manifest: Backup['manifest'] = {};
+        const { target, backup, staging } = ctx.state;
         const exists = (await shellFor(deps, target).exec(['test', '-d', target.path])).code === 0;
-        if (exists) manifest.code = await backupCode(deps, target, id, u(ctx));
-        if (target.dbUrl) manifest.db = await backupDatabase(deps, target, id, u(ctx));
-        const b: Backup = { id, instance: target.name, kind: 'safety', createdAt: new Date().toISOString(), manifest, verifiedAt: null, runId: null };
-        deps.inv.addBackup(b);
-        ctx.state.safety = b;
-        ctx.log(`safety backup ${id} taken`);
-      },
-    },
-    {
-      name: 'stage',
-      title: 'Unpack the code tree beside the target and check it',
-      explain: 'Streams the stored tree into a scratch directory next to the target and checks its checksum; the target is not touched yet.',
-      run: async (ctx) => {
-        const { backup, target, staging } = ctx.state;
-        if (!backup.manifest.code) return;
-        await stageCode(deps, backup, target, staging, u(ctx));
-      },
-      undo: async (ctx) => {
-        await run(shellFor(deps, ctx.state.target), ['rm', '-rf', '--', ctx.state.staging]);
-      },
-    },
-    {
-      name: 'database',
-      title: 'Load the database in one transaction',
-      explain: 'Replaces every object the database role owns with the backup, in one transaction: on any error nothing changes.',
-      run: async (ctx) => {
-        const { backup, target } = ctx.state;
-        if (!backup.manifest.db) return;
-        await loadDatabase(deps, backup, target, u(ctx));
-        ctx.state.dbCommitted = true;
+        const id = newBackupId();
+        const slot = progressSum(ctx.progress, (backup.manifest.code?.bytes ?? 0) + (backup.manifest.db?.bytes ?? 0));
+        const sub = (i: number, signal: AbortSignal): StepContext<unknown> => ({ ...u(ctx), signal, progress: slot(i) });
+        // The code tree unpacks beside the target the whole time; the database, which must be saved
+        // before it is replaced, goes safety dump then load. Side by side, the restore costs about
+        // what the unpacking does.
+        await together<[void, void]>(ctx.signal, [
+          async (signal) => {
+            const manifest = await snapshotInstance(deps, target, id, sub(0, signal), undefined, exists, true);
+            const b: Backup = { id, instance: target.name, kind: 'safety', createdAt: new Date().toISOString(), manifest, verifiedAt: null, runId: null };
+            deps.inv.addBackup(b);
+            ctx.state.safety = b;
+            ctx.log(`safety backup ${id} taken`);
+            if (!backup.manifest.db) return;
+            await loadDatabase(deps, backup, target, sub(2, signal));
+            ctx.state.dbCommitted = true;
+          },
+          async (signal) => (backup.manifest.code ? stageCode(deps, backup, target, staging, sub(1, signal)) : undefined),
+        ]);
       },
       undo: async (ctx) => {
-        const { safety, target } = ctx.state;
-        // Only a committed load changed anything; put the safety copy back over it.
-        if (!ctx.state.dbCommitted || !safety?.manifest.db) return;
-        await loadDatabase(deps, safety, target, u(ctx));
+        const { safety, target, staging } = ctx.state;
+        await run(shellFor(deps, target), ['rm', '-rf', '--', staging]);
+        // Only a committed load changed the database; put the safety copy back over it.
+        if (ctx.state.dbCommitted && safety?.manifest.db) await loadDatabase(deps, safety, target, u(ctx));
       },
     },
     {
@@ -183,6 +173,10 @@ export function restoreSteps(deps: Deps): Step<RestoreState>[] {
         if (!backup.manifest.code) return;
         await run(shellFor(deps, target), ['sh', '-c', 'rm -rf -- "$2" && if [ -e "$1" ]; then mv -- "$1" "$2"; fi && mv -- "$3" "$1"', 'sh', target.path, old, staging]);
         ctx.state.swapped = true;
+        // The tree in place is now exactly the backup's (its checksum was checked on the way in):
+        // remember its fingerprint, so the next safety backup of this target need not stream it.
+        const key = await treeKey(deps, target);
+        if (key) deps.inv.rememberTree(target.name, key, backup.id);
       },
       undo: async (ctx) => {
         const { target, old } = ctx.state;
@@ -193,8 +187,11 @@ export function restoreSteps(deps: Deps): Step<RestoreState>[] {
     {
       name: 'cleanup',
       title: 'Remove the previous code tree',
+      explain: 'Deletes the tree that was swapped out, in the background on the host: the restore is complete without waiting for it.',
       run: async (ctx) => {
-        await run(shellFor(deps, ctx.state.target), ['rm', '-rf', '--', ctx.state.old]);
+        // Detached: deleting 20,000 files takes seconds and decides nothing. The next restore's swap
+        // removes any leftover first.
+        await run(shellFor(deps, ctx.state.target), ['sh', '-c', 'nohup rm -rf -- "$1" >/dev/null 2>&1 </dev/null &', 'sh', ctx.state.old]);
       },
     },
   ];

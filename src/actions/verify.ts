@@ -5,7 +5,7 @@ import { pipeline } from 'node:stream/promises';
 import type { Backup } from '../../inventory/index.js';
 import type { Plan, StepContext } from '../engine/plan.js';
 import { OpsError, UsageError } from '../util/errors.js';
-import { streamFile } from './backup.js';
+import { storedStream } from './backup.js';
 import type { Deps } from './deps.js';
 import { CopyCounter, Meter, TarScanner } from './meter.js';
 import { relay } from './relay.js';
@@ -30,7 +30,7 @@ async function readBack(deps: Deps, b: Backup, stream: 'code' | 'db', ctx: StepC
   const meter = new Meter({ tar, sql, onBytes: (n) => ctx.progress(n, m.bytes) });
   await relay(
     meter,
-    (sink, signal) => deps.store.dump(m.snapshot, streamFile(b.instance, stream), sink, signal),
+    (sink, signal) => deps.store.dump(m.snapshot, storedStream(b, stream).file, sink, signal),
     (src) => pipeline(src, sinkNull()),
     { signal: ctx.signal },
   );
@@ -132,7 +132,7 @@ export function exportPlan(deps: Deps, id: string, file: string): Plan<{ backup:
               const meter = new Meter({ onBytes: (n) => ctx.progress(n, m.bytes) });
               await relay(
                 meter,
-                (sink, signal) => deps.store.dump(m.snapshot, streamFile(backup.instance, stream), sink, signal),
+                (sink, signal) => deps.store.dump(m.snapshot, storedStream(backup, stream).file, sink, signal),
                 async (src) => {
                   for await (const chunk of src) await write(chunk as Buffer);
                 },

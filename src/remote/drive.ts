@@ -16,6 +16,11 @@ export interface Started {
  * Feeds a started command its stdin, routes its stdout and stderr, and waits for both the exit status
  * and the end of stdout. Shared by the local and the SSH shell so both behave alike.
  */
+/** Refuses to start a command for a run that was already cancelled. */
+export function checkNotAborted(label: string, signal?: AbortSignal): void {
+  if (signal?.aborted) throw new OpsError(`a command on ${label} was cancelled before it started`);
+}
+
 export async function drive(label: string, p: Started, opts: ExecOptions): Promise<ExecResult> {
   const errTail = new Tail();
   p.stderr.setEncoding('utf8');
@@ -56,6 +61,8 @@ export async function drive(label: string, p: Started, opts: ExecOptions): Promi
       // Not pipeline(): a command may exit as soon as it has what it needs (tar stops at the end-of-
       // archive blocks) and close its stdin; that is judged by its exit status, not as an error here.
       await new Promise<void>((resolve, reject) => {
+        // An input destroyed before we got here will not emit again: judge it now.
+        if (src.destroyed) return reject(src.errored ?? new OpsError('the input stream was closed before the command started'));
         src.once('error', reject);
         src.once('end', resolve);
         p.stdin.once('close', resolve);
@@ -75,6 +82,8 @@ export async function drive(label: string, p: Started, opts: ExecOptions): Promi
       }, opts.timeoutMs)
     : undefined;
   const onAbort = () => p.kill();
+  // A signal aborted before the command started never fires 'abort' again.
+  if (opts.signal?.aborted) p.kill();
   opts.signal?.addEventListener('abort', onAbort, { once: true });
   try {
     const [exit] = await Promise.all([p.exited, out, feed]);

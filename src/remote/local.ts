@@ -1,5 +1,5 @@
 import { execa } from 'execa';
-import { drive } from './drive.js';
+import { checkNotAborted, drive } from './drive.js';
 import type { ExecOptions, ExecResult, Shell } from './shell.js';
 
 /** Runs argv on this machine (restic, local tools), through execa: no shell in between. */
@@ -10,6 +10,7 @@ export class LocalShell implements Shell {
   }
 
   async exec(argv: readonly string[], opts: ExecOptions = {}): Promise<ExecResult> {
+    checkNotAborted(this.label, opts.signal);
     const [file, ...args] = argv;
     const child = execa(file, args, {
       env: this.env,

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { Client, type ClientChannel, type ConnectConfig } from 'ssh2';
 import type { Host } from '../../inventory/index.js';
 import { OpsError, UsageError } from '../util/errors.js';
-import { drive } from './drive.js';
+import { checkNotAborted, drive } from './drive.js';
 import { checkKnownHosts, fingerprint, keyType } from './hostkeys.js';
 import { toCommandLine } from './quote.js';
 import type { ExecOptions, ExecResult, Shell } from './shell.js';
@@ -201,6 +201,7 @@ export class SshShell implements Shell {
   }
 
   async exec(argv: readonly string[], opts: ExecOptions = {}): Promise<ExecResult> {
+    checkNotAborted(this.label, opts.signal);
     const conn = await this.pool.connection(this.host);
     const release = await conn.channels.acquire();
     try {

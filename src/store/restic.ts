@@ -20,7 +20,7 @@ export class Store {
   readonly repository: string;
   readonly passwordFile: string;
   private readonly shell: Shell;
-  private ready = false;
+  private ready: Promise<void> | undefined;
 
   constructor(readonly home: string, repository?: string) {
     this.repository = repository || join(home, 'store');
@@ -36,8 +36,14 @@ export class Store {
   }
 
   /** Makes the repository on first use, with a random password kept in a 0600 file. */
-  async ensure(): Promise<void> {
-    if (this.ready) return;
+  ensure(): Promise<void> {
+    // One promise for every caller: streams that start side by side must not both run restic init.
+    this.ready ??= this.init();
+    this.ready.catch(() => (this.ready = undefined));
+    return this.ready;
+  }
+
+  private async init(): Promise<void> {
     if (!existsSync(this.passwordFile)) {
       writeFileSync(this.passwordFile, randomBytes(33).toString('base64') + '\n', { mode: 0o600, flag: 'wx' });
     }
@@ -46,7 +52,6 @@ export class Store {
       const res = await this.shell.exec(['restic', 'init']);
       if (res.code !== 0) throw new OpsError(`cannot create the backup store at ${this.repository}: ${res.stderr.trim()}`, 1, 'check that restic is installed and the location is writable');
     }
-    this.ready = true;
   }
 
   /** Stores one stream as a snapshot. The caller ends `src` only when the producer succeeded. */

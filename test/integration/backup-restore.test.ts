@@ -38,8 +38,9 @@ describe('backup then restore of an instance with the pagila database', () => {
 
     expect(treeState(inst.path)).toEqual(filesBefore);
     expect(dbState(inst.db)).toEqual(dbBefore);
-    // Nothing left beside the instance.
+    // Nothing left beside the instance (the previous tree is deleted in the background on the host).
     expect(existsSync(inst.path + '.opsdeck-incoming')).toBe(false);
+    for (let i = 0; i < 100 && existsSync(inst.path + '.opsdeck-previous'); i++) await new Promise((r) => setTimeout(r, 100));
     expect(existsSync(inst.path + '.opsdeck-previous')).toBe(false);
     // It was done as the app's own role, which is no superuser.
     expect(sql(inst.db, `SELECT rolsuper FROM pg_roles WHERE rolname = '${inst.role}'`).trim()).toBe('f');

@@ -71,7 +71,7 @@ describe('a restore whose database load fails midway', () => {
 
     const r = await cli(home, ['restore', 'half-prod', '--yes']);
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/Load the database.*failed/);
+    expect(r.stderr).toMatch(/load the database.*failed/);
     expect(r.stderr).toMatch(/simulated failure during load/);
     expect(r.stderr).toMatch(/rolled back/);
 
@@ -79,7 +79,7 @@ describe('a restore whose database load fails midway', () => {
     expect(dbState(inst.db)).toEqual(db);
     expect(readdirSync(join(inst.path, '..')).filter((n) => n.startsWith('half-prod.'))).toEqual([]);
     const run = JSON.parse((await cli(home, ['runs', '--json', '--limit', '1'])).stdout)[0];
-    expect(run).toMatchObject({ command: 'restore', status: 'rolled-back', failedStep: 'database' });
+    expect(run).toMatchObject({ command: 'restore', status: 'rolled-back', failedStep: 'data' });
 
     // With the obstacle gone the same restore goes through.
     sql(inst.db, 'DROP EVENT TRIGGER no_triggers; DROP FUNCTION public.no_triggers();');

@@ -107,8 +107,7 @@ describe('the console screens', () => {
     await until(ui.lastFrame, 'tui-dev');
     ui.stdin.write('b');
     const f = await until(ui.lastFrame, 'DONE');
-    expect(f).toMatch(/✓ Back up the code tree/);
-    expect(f).toMatch(/✓ Back up the database/);
+    expect(f).toMatch(/✓ Back up the code tree and the database/);
     expect(f).toMatch(/✓ Record the backup/);
     expect(app.inv.listBackups('tui-dev')).toHaveLength(1);
     ui.stdin.write('\x1b');
