@@ -24,6 +24,19 @@ export interface Host {
   createdAt: string;
 }
 
+export const HOOK_KINDS = ['install', 'migrate', 'maintenance-on', 'maintenance-off'] as const;
+export type HookKind = (typeof HOOK_KINDS)[number];
+/** App hooks: argv arrays run in the instance's directory on its host. */
+export type Hooks = Partial<Record<HookKind, string[]>>;
+
+export interface HealthCheck {
+  url: string;
+  /** Expected HTTP status (default 200). */
+  status: number;
+  /** Text the page must contain. */
+  text?: string;
+}
+
 export interface Instance {
   name: string;
   host: string;
@@ -35,6 +48,13 @@ export interface Instance {
   hasDbPassword: boolean;
   branch: string | null;
   createdAt: string;
+  hooks: Hooks;
+  health: HealthCheck | null;
+  /** Paths (relative to the instance) that belong to it alone: clone and restore from another instance keep them. */
+  localPaths: string[];
+  /** The deployed git revision, as last seen by opsdeck. */
+  revision: string | null;
+  maintenanceSince: string | null;
 }
 
 export interface StreamManifest {
@@ -209,7 +229,10 @@ export class Inventory {
   }
 
   // ---- instances
-  addInstance(i: Omit<Instance, 'createdAt' | 'hasDbPassword'> & { dbPassword?: string }): Instance {
+  addInstance(
+    i: Omit<Instance, 'createdAt' | 'hasDbPassword' | 'hooks' | 'health' | 'localPaths' | 'revision' | 'maintenanceSince'> &
+      Partial<Pick<Instance, 'hooks' | 'health' | 'localPaths' | 'revision'>> & { dbPassword?: string },
+  ): Instance {
     if (this.getInstance(i.name)) throw new UsageError(`instance ${i.name} already exists`, `see it with: opsdeck instance show ${i.name}`);
     this.requireHost(i.host);
     this.requireEnv(i.env);
@@ -217,8 +240,8 @@ export class Inventory {
     if (clash) throw new UsageError(`instance ${clash.name} already lives at ${i.host}:${i.path}`, 'one directory holds one instance');
     const sealed = i.dbPassword ? this.secrets.seal(i.dbPassword) : null;
     this.db
-      .prepare('INSERT INTO instances (name, host, path, env, url, db_url, db_secret, branch, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)')
-      .run(i.name, i.host, i.path, i.env, i.url, i.dbUrl, sealed, i.branch, now());
+      .prepare('INSERT INTO instances (name, host, path, env, url, db_url, db_secret, branch, created_at, hooks, health, local_paths, revision) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)')
+      .run(i.name, i.host, i.path, i.env, i.url, i.dbUrl, sealed, i.branch, now(), JSON.stringify(i.hooks ?? {}), i.health ? JSON.stringify(i.health) : null, JSON.stringify(i.localPaths ?? []), i.revision ?? null);
     return this.getInstance(i.name)!;
   }
   getInstance(name: string): Instance | undefined {
@@ -237,6 +260,19 @@ export class Inventory {
   dbPassword(name: string): string | undefined {
     const r = this.db.prepare('SELECT db_secret FROM instances WHERE name = ?').get(name) as any;
     return r?.db_secret ? this.secrets.open(r.db_secret) : undefined;
+  }
+  /** Changes an instance's settings in one transaction; only the fields given change. */
+  updateInstance(name: string, patch: Partial<Pick<Instance, 'url' | 'branch' | 'hooks' | 'health' | 'localPaths' | 'revision' | 'maintenanceSince'>>): Instance {
+    this.requireInstance(name);
+    const cols: Record<string, string> = { url: 'url', branch: 'branch', hooks: 'hooks', health: 'health', localPaths: 'local_paths', revision: 'revision', maintenanceSince: 'maintenance_since' };
+    const json = new Set(['hooks', 'health', 'localPaths']);
+    this.db.transaction(() => {
+      for (const [k, v] of Object.entries(patch)) {
+        if (v === undefined || !cols[k]) continue;
+        this.db.prepare(`UPDATE instances SET ${cols[k]} = ? WHERE name = ?`).run(json.has(k) && v !== null ? JSON.stringify(v) : v, name);
+      }
+    })();
+    return this.requireInstance(name);
   }
   removeInstance(name: string): void {
     this.requireInstance(name);
@@ -384,6 +420,11 @@ function rowToInstance(r: any): Instance {
     hasDbPassword: !!r.db_secret,
     branch: r.branch,
     createdAt: r.created_at,
+    hooks: JSON.parse(r.hooks ?? '{}'),
+    health: r.health ? JSON.parse(r.health) : null,
+    localPaths: JSON.parse(r.local_paths ?? '[]'),
+    revision: r.revision ?? null,
+    maintenanceSince: r.maintenance_since ?? null,
   };
 }
 function rowToBackup(r: any): Backup {

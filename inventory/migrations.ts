@@ -89,4 +89,13 @@ export const MIGRATIONS: string[] = [
     created_at TEXT NOT NULL
   );
   `,
+  `
+  -- Per-instance app hooks (argv arrays), health check, files that belong to this instance alone,
+  -- the deployed revision, and when opsdeck put it in maintenance.
+  ALTER TABLE instances ADD COLUMN hooks TEXT NOT NULL DEFAULT '{}';
+  ALTER TABLE instances ADD COLUMN health TEXT;
+  ALTER TABLE instances ADD COLUMN local_paths TEXT NOT NULL DEFAULT '[]';
+  ALTER TABLE instances ADD COLUMN revision TEXT;
+  ALTER TABLE instances ADD COLUMN maintenance_since TEXT;
+  `,
 ];

@@ -9,6 +9,7 @@ import { newBackupId, snapshotInstance, storedStream, treeKey } from './backup.j
 import { dbFor, shellFor, type Deps } from './deps.js';
 import { Meter, TarScanner } from './meter.js';
 import { progressSum, relay, together } from './relay.js';
+import { MAINTENANCE_FILE } from './app.js';
 
 export interface RestoreState {
   backup: Backup;
@@ -18,7 +19,14 @@ export interface RestoreState {
   safety?: Backup;
   dbCommitted: boolean;
   swapped: boolean;
+  /** Which parts to put in place (clone --data-only / --code-only choose one). */
+  parts: { code: boolean; db: boolean };
 }
+
+const hasCode = (s: RestoreState) => s.parts.code && !!s.backup.manifest.code;
+const hasDb = (s: RestoreState) => s.parts.db && !!s.backup.manifest.db;
+/** A backup of another instance must not bring its own local files (its database config, say). */
+const keepsLocal = (s: RestoreState) => s.backup.instance !== s.target.name && s.target.localPaths.length > 0;
 
 export interface RestoreResult {
   backup: string;
@@ -119,7 +127,7 @@ export function restoreSteps(deps: Deps): Step<RestoreState>[] {
         const shell = shellFor(deps, target);
         const p = await shell.exec(['test', '-d', parent]);
         if (p.code !== 0) throw new UsageError(`the parent directory ${parent} of ${target.path} does not exist on ${target.host}`, 'create it on the host first');
-        const need = Math.ceil(((backup.manifest.code?.bytes ?? 0) + (backup.manifest.db?.bytes ?? 0)) * 1.1);
+        const need = Math.ceil(((hasCode(ctx.state) ? backup.manifest.code!.bytes : 0) + (hasDb(ctx.state) ? backup.manifest.db!.bytes : 0)) * 1.1);
         const free = await freeBytes(deps, target, parent);
         ctx.log(`needs about ${formatBytes(need)}, ${formatBytes(free)} free on ${target.host}:${parent}`);
         if (free < need) {
@@ -150,11 +158,11 @@ export function restoreSteps(deps: Deps): Step<RestoreState>[] {
             deps.inv.addBackup(b);
             ctx.state.safety = b;
             ctx.log(`safety backup ${id} taken`);
-            if (!backup.manifest.db) return;
+            if (!hasDb(ctx.state)) return;
             await loadDatabase(deps, backup, target, sub(2, signal));
             ctx.state.dbCommitted = true;
           },
-          async (signal) => (backup.manifest.code ? stageCode(deps, backup, target, staging, sub(1, signal)) : undefined),
+          async (signal) => (hasCode(ctx.state) ? stageCode(deps, backup, target, staging, sub(1, signal)) : undefined),
         ]);
       },
       undo: async (ctx) => {
@@ -170,12 +178,26 @@ export function restoreSteps(deps: Deps): Step<RestoreState>[] {
       explain: 'Renames the current tree aside and the restored one into its place: two renames on one filesystem.',
       run: async (ctx) => {
         const { backup, target, staging, old } = ctx.state;
-        if (!backup.manifest.code) return;
-        await run(shellFor(deps, target), ['sh', '-c', 'rm -rf -- "$2" && if [ -e "$1" ]; then mv -- "$1" "$2"; fi && mv -- "$3" "$1"', 'sh', target.path, old, staging]);
+        if (!hasCode(ctx.state)) return;
+        // Carried from the tree in place into the staged one: the target's own files (database config...)
+        // when the backup is another instance's, and the maintenance page, so a site in maintenance stays so.
+        const carry = [...(keepsLocal(ctx.state) ? target.localPaths : []), MAINTENANCE_FILE];
+        const res = await run(shellFor(deps, target), [
+          'sh',
+          '-c',
+          'src=$1; dst=$2; shift 2; for p in "$@"; do if [ -e "$src/$p" ] || [ -L "$src/$p" ]; then mkdir -p -- "$(dirname -- "$dst/$p")" && rm -rf -- "$dst/$p" && cp -a -- "$src/$p" "$dst/$p" && printf "%s\\n" "$p" || exit 1; fi; done',
+          'sh',
+          target.path,
+          staging,
+          ...carry,
+        ]);
+        const carried = res.stdout.split('\n').filter(Boolean);
+        if (carried.length) ctx.log(`kept ${target.name}'s own ${carried.join(', ')}`);
+        await swapIn(deps, target, staging, old);
         ctx.state.swapped = true;
         // The tree in place is now exactly the backup's (its checksum was checked on the way in):
         // remember its fingerprint, so the next safety backup of this target need not stream it.
-        const key = await treeKey(deps, target);
+        const key = carried.length ? undefined : await treeKey(deps, target);
         if (key) deps.inv.rememberTree(target.name, key, backup.id);
       },
       undo: async (ctx) => {
@@ -191,7 +213,7 @@ export function restoreSteps(deps: Deps): Step<RestoreState>[] {
       run: async (ctx) => {
         // Detached: deleting 20,000 files takes seconds and decides nothing. The next restore's swap
         // removes any leftover first.
-        await run(shellFor(deps, ctx.state.target), ['sh', '-c', 'nohup rm -rf -- "$1" >/dev/null 2>&1 </dev/null &', 'sh', ctx.state.old]);
+        await removeLater(deps, ctx.state.target, ctx.state.old);
       },
     },
   ];
@@ -204,7 +226,7 @@ export function restorePlan(deps: Deps, instance: string, opts: { backup?: strin
   if (backup.manifest.db && !target.dbUrl) {
     throw new UsageError(`backup ${backup.id} holds a database but ${target.name} has no database configured`, 'give the target a database URL, or restore onto another instance');
   }
-  const state: RestoreState = { backup, target, staging: stagingOf(target.path), old: oldOf(target.path), dbCommitted: false, swapped: false };
+  const state: RestoreState = { backup, target, staging: stagingOf(target.path), old: oldOf(target.path), dbCommitted: false, swapped: false, parts: { code: true, db: true } };
   return {
     command: 'restore',
     params: { instance, backup: backup.id, to: target.name },
@@ -217,4 +239,23 @@ export function restorePlan(deps: Deps, instance: string, opts: { backup?: strin
       `the current state of ${target.name} would be saved first as a safety backup`,
     ],
   };
+}
+
+/** The swap as one remote command: the current tree aside, the staged one in its place. */
+export async function swapIn(deps: Deps, target: Instance, staging: string, old: string): Promise<void> {
+  await run(shellFor(deps, target), ['sh', '-c', 'rm -rf -- "$2" && if [ -e "$1" ]; then mv -- "$1" "$2"; fi && mv -- "$3" "$1"', 'sh', target.path, old, staging]);
+}
+
+/** Deletes a swapped-out tree in the background on the host: it decides nothing and takes seconds. */
+export async function removeLater(deps: Deps, target: Instance, dir: string): Promise<void> {
+  await run(shellFor(deps, target), ['sh', '-c', 'nohup rm -rf -- "$1" >/dev/null 2>&1 </dev/null &', 'sh', dir]);
+}
+
+/** Puts a backup's code tree back in place of the instance's: staged, checked, swapped. For undo. */
+export async function putCodeBack(deps: Deps, backup: Backup, target: Instance, ctx: StepContext<unknown>): Promise<void> {
+  const staging = stagingOf(target.path);
+  const old = oldOf(target.path);
+  await stageCode(deps, backup, target, staging, ctx);
+  await swapIn(deps, target, staging, old);
+  await removeLater(deps, target, old);
 }

@@ -1,5 +1,9 @@
 import { Command, CommanderError, Option } from 'commander';
-import type { Host } from '../../inventory/index.js';
+import { HOOK_KINDS, type HookKind, type Host, type Instance } from '../../inventory/index.js';
+import { MAINTENANCE_FILE, gitState } from '../actions/app.js';
+import { maintenancePlan, updatePlan, type UpdateResult } from '../actions/update.js';
+import { clonePlan, type CloneOptions } from '../actions/clone.js';
+import { splitWords } from '../util/words.js';
 import { backupPlan } from '../actions/backup.js';
 import { checkLogin, establishTrust } from '../actions/host.js';
 import { restorePlan } from '../actions/restore.js';
@@ -8,7 +12,7 @@ import { formatPgUrl, parsePgUrl } from '../databases/postgres.js';
 import type { Plan } from '../engine/plan.js';
 import { formatBytes } from '../engine/events.js';
 import { EXIT, OpsError, UsageError, errorMessage } from '../util/errors.js';
-import { checkAddress, checkName, checkPort, checkRef, checkRemotePath, checkUser } from '../util/validate.js';
+import { checkAddress, checkLocalPath, checkName, checkPort, checkRef, checkRemotePath, checkUser } from '../util/validate.js';
 import { openApp, type App, type GlobalOpts } from '../engine/app.js';
 import { confirm, interactive, readSecret } from './prompt.js';
 import { age, jsonLinesRenderer, table, textRenderer } from './render.js';
@@ -78,6 +82,28 @@ async function runPlan<S, R>(app: App, g: GlobalOpts, plan: Plan<S, R>, describe
 
 function hostView(h: Host) {
   return { name: h.name, address: h.address, port: h.port, user: h.user, keyFile: h.keyFile, jump: h.jump, hostKey: h.hostKey, createdAt: h.createdAt };
+}
+
+/** Confirms a change to an instance; a protected one needs its name typed (or --yes --allow-protected). */
+async function confirmChange(app: App, g: GlobalOpts, name: string, question: string, allowProtected?: boolean): Promise<void> {
+  if (g.dryRun) return;
+  const inst = app.inv.requireInstance(name);
+  const prot = app.inv.requireEnv(inst.env).protected;
+  await confirm(question, { yes: g.yes, typeToConfirm: prot ? name : undefined, allowProtected });
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+function checkUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error();
+  } catch {
+    throw new UsageError(`invalid URL ${JSON.stringify(url)}`, 'give it as https://host/path');
+  }
+  return url;
 }
 
 async function trustPrompt(g: GlobalOpts, host: Host) {
@@ -216,19 +242,16 @@ export function buildProgram(): Command {
         app.inv.requireEnv(checkName('environment', o.env));
         const path = checkRemotePath(o.path);
         const dbUrl = o.db ? formatPgUrl(parsePgUrl(o.db)) : null;
-        if (o.url) {
-          try {
-            new URL(o.url);
-          } catch {
-            throw new UsageError(`invalid URL ${JSON.stringify(o.url)}`, 'give it as https://host/path');
-          }
-        }
+        if (o.url) checkUrl(o.url);
         if (o.branch) checkRef(o.branch);
         const pw = dbUrl ? await readSecret(`password of database role ${parsePgUrl(dbUrl).user}`, { file: o.dbPasswordFile, envVar: 'OPSDECK_DB_PASSWORD' }) : undefined;
         const there = await app.ssh.shell(h).exec(['test', '-d', path]);
         if (there.code !== 0) throw new UsageError(`${path} is not a directory on host ${h.name}`, 'check the path, or make a new instance with: opsdeck instance make');
-        const i = app.inv.addInstance({ name, host: h.name, path, env: o.env, url: o.url ?? null, dbUrl, branch: o.branch ?? null, dbPassword: pw });
-        return { json: i, text: `instance ${i.name} added: ${i.host}:${i.path} (${i.env})${dbUrl ? `, database ${dbUrl}` : ''}` };
+        // Taking over: what is deployed there, as git sees it.
+        const git = await gitState(app, { name, host: h.name, path } as Instance);
+        const i = app.inv.addInstance({ name, host: h.name, path, env: o.env, url: o.url ?? null, dbUrl, branch: o.branch ?? git?.branch ?? null, revision: git?.revision ?? null, dbPassword: pw });
+        const found = git ? `; git ${git.branch ? `branch ${git.branch}, ` : ''}${git.describe ?? git.revision.slice(0, 10)}` : '';
+        return { json: i, text: `instance ${i.name} added: ${i.host}:${i.path} (${i.env})${dbUrl ? `, database ${dbUrl}` : ''}${found}` };
       }),
     );
   inst
@@ -254,7 +277,11 @@ export function buildProgram(): Command {
         json: { ...i, protected: e.protected, backups: backups.length, lastBackup: backups[0]?.createdAt ?? null },
         text:
           `instance ${i.name}\n  env       ${i.env}${e.protected ? ' (protected)' : ''}\n  host      ${i.host}\n  path      ${i.path}\n  url       ${i.url ?? '-'}\n` +
-          `  database  ${i.dbUrl ?? '-'}${i.dbUrl ? (i.hasDbPassword ? ' (password stored, encrypted)' : ' (no password stored)') : ''}\n  branch    ${i.branch ?? '-'}\n  backups   ${backups.length}, last ${age(backups[0]?.createdAt)}`,
+          `  database  ${i.dbUrl ?? '-'}${i.dbUrl ? (i.hasDbPassword ? ' (password stored, encrypted)' : ' (no password stored)') : ''}\n  branch    ${i.branch ?? '-'}\n` +
+          `  revision  ${i.revision ?? '-'}\n  state     ${i.maintenanceSince ? `IN MAINTENANCE since ${i.maintenanceSince}` : 'live'}\n` +
+          `  health    ${i.health ? `${i.health.url} expects ${i.health.status}${i.health.text ? ` and ${JSON.stringify(i.health.text)}` : ''}` : i.url ? `${i.url} expects 200` : '-'}\n` +
+          HOOK_KINDS.map((k) => `  hook ${k.padEnd(16)}${i.hooks[k] ? i.hooks[k]!.map((a) => (/^[\w./=:@%+-]+$/.test(a) ? a : JSON.stringify(a))).join(' ') : k.startsWith('maintenance') ? `(default: ${MAINTENANCE_FILE})` : '-'}\n`).join('') +
+          `  local     ${i.localPaths.join(', ') || '-'}\n  backups   ${backups.length}, last ${age(backups[0]?.createdAt)}`,
       };
     }),
   );
@@ -266,6 +293,104 @@ export function buildProgram(): Command {
       return { json: { removed: name }, text: `instance ${name} removed from the inventory (nothing on ${i.host} was touched)` };
     }),
   );
+
+  inst
+    .command('set <name>')
+    .description('change an instance: URL, branch, hooks, health check, local files')
+    .option('--url <url>', 'its public URL')
+    .option('--branch <branch>', 'the git branch update follows')
+    .option('--hook <kind=command>', `an app hook (${HOOK_KINDS.join(', ')}); an empty command removes it; repeatable`, collect, [])
+    .option('--health-url <url>', 'URL the health check asks')
+    .option('--health-status <n>', 'HTTP status it must answer (default 200)')
+    .option('--health-text <text>', 'text the page must contain')
+    .option('--local <path>', 'a file or directory (relative) that belongs to this instance alone; repeatable', collect, [])
+    .option('--no-local', 'forget every local path')
+    .action(
+      action(async (app, _g, name: string, o: any) => {
+        const i = app.inv.requireInstance(name);
+        const patch: Parameters<typeof app.inv.updateInstance>[1] = {};
+        if (o.url !== undefined) patch.url = checkUrl(o.url);
+        if (o.branch !== undefined) patch.branch = checkRef(o.branch);
+        if (o.hook.length) {
+          const hooks = { ...i.hooks };
+          for (const spec of o.hook as string[]) {
+            const eq = spec.indexOf('=');
+            const kind = spec.slice(0, eq) as HookKind;
+            if (eq < 1 || !HOOK_KINDS.includes(kind)) throw new UsageError(`invalid --hook ${JSON.stringify(spec)}`, `write it as KIND=COMMAND with KIND one of ${HOOK_KINDS.join(', ')}`);
+            const argv = splitWords(spec.slice(eq + 1));
+            if (argv.length) hooks[kind] = argv;
+            else delete hooks[kind];
+          }
+          patch.hooks = hooks;
+        }
+        if (o.healthUrl !== undefined || o.healthStatus !== undefined || o.healthText !== undefined) {
+          const url = o.healthUrl ?? i.health?.url ?? i.url;
+          if (!url) throw new UsageError('a health check needs a URL', `give --health-url, or set the instance URL with --url`);
+          const status = o.healthStatus !== undefined ? Number(o.healthStatus) : i.health?.status ?? 200;
+          if (!Number.isInteger(status) || status < 100 || status > 599) throw new UsageError(`invalid --health-status ${o.healthStatus}`, 'an HTTP status such as 200');
+          patch.health = { url: checkUrl(url), status, ...((o.healthText ?? i.health?.text) ? { text: o.healthText ?? i.health?.text } : {}) };
+        }
+        if (o.local === false) patch.localPaths = [];
+        else if (Array.isArray(o.local) && o.local.length) patch.localPaths = [...new Set([...i.localPaths, ...o.local.map(checkLocalPath)])];
+        if (Object.keys(patch).length === 0) throw new UsageError('nothing to change', 'give at least one option; see opsdeck instance set --help');
+        const after = app.inv.updateInstance(name, patch);
+        return { json: after, text: `instance ${name} updated: ${Object.keys(patch).join(', ')}` };
+      }),
+    );
+
+  program
+    .command('maintenance <instance> <mode>')
+    .description('put an instance in maintenance (on) or take it out (off)')
+    .action(
+      action(async (app, g, name: string, mode: string) =>
+        runPlan(app, g, maintenancePlan(app, name, mode), (r) => `${r.instance} is ${r.maintenance ? 'in maintenance' : 'out of maintenance'}`),
+      ),
+    );
+  const describeUpdate = (r: UpdateResult) => `${r.instance}: ${r.from.slice(0, 10)} -> ${r.to.slice(0, 10)} (${r.commits} commits); backup ${r.backup} was taken first`;
+  program
+    .command('update <instance>')
+    .description("update an instance to the tip of its branch: backup, maintenance, checkout, migrate, health check; undone on failure")
+    .addOption(new Option('--allow-protected', 'with --yes: allow a protected instance without a typed confirmation'))
+    .action(
+      action(async (app, g, name: string, o: { allowProtected?: boolean }) => {
+        const plan = updatePlan(app, name);
+        await confirmChange(app, g, name, `update ${name} to the tip of ${plan.state.ref}?`, o.allowProtected);
+        return runPlan(app, g, plan, describeUpdate);
+      }),
+    );
+  program
+    .command('upgrade <instance>')
+    .description('upgrade an instance to a tag or revision (--to REF), safely as update does')
+    .requiredOption('--to <ref>', 'the tag (or revision) to deploy')
+    .addOption(new Option('--allow-protected', 'with --yes: allow a protected instance without a typed confirmation'))
+    .action(
+      action(async (app, g, name: string, o: { to: string; allowProtected?: boolean }) => {
+        const plan = updatePlan(app, name, { to: o.to });
+        await confirmChange(app, g, name, `upgrade ${name} to ${o.to}?`, o.allowProtected);
+        return runPlan(app, g, plan, describeUpdate);
+      }),
+    );
+
+  program
+    .command('clone <source> <target>')
+    .description("make the target a copy of the source (files and database), keeping the target's URL, credentials, hooks and local files")
+    .option('--data-only', "copy the database only; the target's code stays")
+    .option('--code-only', "copy the code tree only; the target's database stays")
+    .option('--from-backup', "copy the source's newest backup instead of its live state")
+    .option('--as-of <age>', 'copy the newest backup at least this old (e.g. 7d, 12h)')
+    .option('--upgrade-to <ref>', 'then upgrade the copy to this tag (try an upgrade on real data)')
+    .addOption(new Option('--allow-protected', 'with --yes: allow a protected target without a typed confirmation'))
+    .action(
+      action(async (app, g, source: string, target: string, o: CloneOptions & { upgradeTo?: string; allowProtected?: boolean }) => {
+        const plan = clonePlan(app, source, target, o);
+        const upgrade = o.upgradeTo !== undefined ? updatePlan(app, target, { to: o.upgradeTo }) : undefined;
+        await confirmChange(app, g, target, `make ${target} a copy of ${source}? Its current ${o.dataOnly ? 'database' : o.codeOnly ? 'code' : 'code and database'} will be replaced.`, o.allowProtected);
+        const cloned = await runPlan(app, g, plan, (r) => `${r.target} is now a copy of ${r.source} (backup ${r.backup})${r.safetyBackup ? `; its previous state is safety backup ${r.safetyBackup}` : ''}`);
+        if (!upgrade) return cloned;
+        const up = await runPlan(app, g, upgrade, describeUpdate);
+        return { json: { clone: cloned.json, upgrade: up.json }, text: `${cloned.text}\n${up.text}` };
+      }),
+    );
 
   // ---- backups
   program
@@ -343,13 +468,13 @@ export function buildProgram(): Command {
       action(async (app, g, name: string, o: { backup?: string; to?: string; allowProtected?: boolean }) => {
         const plan = restorePlan(app, name, o);
         const target = plan.state.target;
-        const prot = app.inv.requireEnv(target.env).protected;
-        if (!g.dryRun) {
-          await confirm(
-            `restore backup ${plan.state.backup.id} of ${name} (${age(plan.state.backup.createdAt)}) onto ${target.name} at ${target.host}:${target.path}? Its code and database will be replaced.`,
-            { yes: g.yes, typeToConfirm: prot ? target.name : undefined, allowProtected: o.allowProtected },
-          );
-        }
+        await confirmChange(
+          app,
+          g,
+          target.name,
+          `restore backup ${plan.state.backup.id} of ${name} (${age(plan.state.backup.createdAt)}) onto ${target.name} at ${target.host}:${target.path}? Its code and database will be replaced.`,
+          o.allowProtected,
+        );
         return runPlan(app, g, plan, (r) => `restored backup ${r.backup} onto ${r.target}${r.safetyBackup ? ` (its previous state is safety backup ${r.safetyBackup})` : ''}`);
       }),
     );

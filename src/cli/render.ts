@@ -7,6 +7,7 @@ import { formatBytes } from '../engine/events.js';
  */
 export function textRenderer(out: NodeJS.WriteStream = process.stderr, verbose = out.isTTY === true): (e: RunEvent) => void {
   let steps: { title: string }[] = [];
+  let dry = false;
   let progressShown = false;
   const clearProgress = () => {
     if (progressShown) {
@@ -18,6 +19,7 @@ export function textRenderer(out: NodeJS.WriteStream = process.stderr, verbose =
     switch (e.type) {
       case 'run-started':
         steps = e.steps;
+        dry = e.dryRun;
         if (e.dryRun) {
           out.write(`dry run of ${e.command}${e.instance ? ` on ${e.instance}` : ''}: nothing will be changed. The plan:\n`);
           e.steps.forEach((s, i) => out.write(`  ${i + 1}. ${s.title}${s.explain ? `\n     ${s.explain}` : ''}\n`));
@@ -34,6 +36,8 @@ export function textRenderer(out: NodeJS.WriteStream = process.stderr, verbose =
         }
         break;
       case 'log':
+        // A dry run's preview is the result, printed on stdout.
+        if (dry) break;
         clearProgress();
         if (verbose || e.level !== 'info' || e.index === null) out.write(`    ${e.level === 'info' ? '' : e.level + ': '}${e.message}\n`);
         break;

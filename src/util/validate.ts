@@ -57,3 +57,12 @@ export function checkRef(ref: string): string {
   }
   return ref;
 }
+
+/** A path inside an instance: relative, no '..', nothing that escapes the instance directory. */
+export function checkLocalPath(p: string): string {
+  const parts = p.split('/').filter(Boolean);
+  if (!p || p.startsWith('/') || /[\0\n\r]/.test(p) || parts.some((x) => x === '..' || x === '.') || parts.length === 0) {
+    throw new UsageError(`invalid local path ${JSON.stringify(p)}`, 'give a path relative to the instance directory, e.g. config/local.php');
+  }
+  return parts.join('/');
+}

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Inventory } from '../../inventory/index.js';
 import { makeLabInstance } from '../../fixtures/lab.js';
-import { addInstance, asLabUser, cli, dbState, homeWithHosts, lab, must, sql, treeState } from '../helpers.js';
+import { addInstance, asLabUser, cli, dbState, homeWithHosts, lab, local, must, sql, treeState } from '../helpers.js';
 import { CuttingProxy } from '../proxy.js';
 
 async function storeSnapshots(home: string): Promise<unknown[]> {
@@ -200,6 +200,6 @@ describe('hostile names and paths', () => {
     await must(cli(home, ['restore', 'weird', '--yes']));
     expect(treeState(path)).toEqual(before);
     // Commands run in the lab user's home or the srv directory: nothing named PWNED appeared anywhere.
-    expect(asLabUser('find', [l.dir, '-name', 'PWNED*'])).toBe('');
+    expect(local('find', [l.dir, '-name', 'PWNED*'])).toBe('');
   });
 });

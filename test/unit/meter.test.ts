@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CopyCounter, TarScanner } from '../../src/actions/meter.js';
+import { PAGILA } from '../../fixtures/lab.js';
 
 /** Feeds a buffer in chunks of varying, awkward sizes, as a network would deliver it. */
 function feedChunked(buf: Buffer, feed: (b: Buffer) => void) {
@@ -69,7 +70,7 @@ describe('CopyCounter', () => {
   });
 
   it('agrees with the pagila data file', () => {
-    const file = join(import.meta.dirname, '..', '..', '..', 'shared', 'datasets', 'pagila', 'pagila-data.sql');
+    const file = join(PAGILA, 'pagila-data.sql');
     const c = new CopyCounter();
     feedChunked(readFileSync(file), (b) => c.feed(b));
     expect(c.tables['public.actor']).toBe(200);

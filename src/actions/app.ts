@@ -1,0 +1,162 @@
+import type { HookKind, Instance } from '../../inventory/index.js';
+import type { StepContext } from '../engine/plan.js';
+import { withSecretFromStdin } from '../remote/quote.js';
+import { CommandError, run } from '../remote/shell.js';
+import { OpsError, UsageError } from '../util/errors.js';
+import { checkRef } from '../util/validate.js';
+import { dbFor, shellFor, type Deps } from './deps.js';
+
+/** The page the default maintenance mode puts in place; the web server answers 503 with it. */
+export const MAINTENANCE_FILE = 'maintenance.html';
+const MAINTENANCE_PAGE = '<!doctype html><html><head><title>Down for maintenance</title></head><body><h1>Down for maintenance</h1><p>We will be back shortly.</p></body></html>\n';
+
+/**
+ * Runs one of the instance's hooks in its directory on its host. The database's coordinates reach it
+ * as PG* variables (the password on stdin, never in argv), so a migrate script can just call psql.
+ * Returns false when the instance has no such hook.
+ */
+export async function runHook(deps: Deps, inst: Instance, kind: HookKind, ctx: StepContext<unknown>): Promise<boolean> {
+  const argv = inst.hooks[kind];
+  if (!argv?.length) return false;
+  const db = dbFor(deps, inst);
+  const env = db ? [`PGHOST=${db.target.host}`, `PGPORT=${db.target.port}`, `PGUSER=${db.target.user}`, `PGDATABASE=${db.target.database}`] : [];
+  const full = withSecretFromStdin('PGPASSWORD', ['sh', '-c', 'cd -- "$1" && shift && exec "$@"', 'sh', inst.path, 'env', ...env, ...argv]);
+  const shell = shellFor(deps, inst);
+  const res = await shell.exec(full, {
+    secretLine: db?.password ?? '',
+    signal: ctx.signal,
+    onStderr: (s) => s.split('\n').filter(Boolean).forEach((l) => ctx.log(`${kind}: ${l}`)),
+  });
+  res.stdout
+    .split('\n')
+    .filter(Boolean)
+    .slice(-20)
+    .forEach((l) => ctx.log(`${kind}: ${l}`));
+  if (res.code !== 0) {
+    const tail = res.stderr.trim().split('\n').slice(-3).join(' | ');
+    throw new OpsError(`the ${kind} hook of ${inst.name} failed (exit status ${res.code})${tail ? `: ${tail}` : ''}`, 1, `run it by hand on ${inst.host} in ${inst.path}: ${argv.join(' ')}`);
+  }
+  return true;
+}
+
+export async function maintenanceOn(deps: Deps, inst: Instance, ctx: StepContext<unknown>): Promise<void> {
+  if (!(await runHook(deps, inst, 'maintenance-on', ctx))) {
+    await run(shellFor(deps, inst), ['sh', '-c', 'cat > "$1/$2.opsdeck-tmp" && mv -f -- "$1/$2.opsdeck-tmp" "$1/$2"', 'sh', inst.path, MAINTENANCE_FILE], { stdin: MAINTENANCE_PAGE });
+  }
+  deps.inv.updateInstance(inst.name, { maintenanceSince: new Date().toISOString() });
+  ctx.log(`${inst.name} is in maintenance`);
+}
+
+export async function maintenanceOff(deps: Deps, inst: Instance, ctx: StepContext<unknown>): Promise<void> {
+  if (!(await runHook(deps, inst, 'maintenance-off', ctx))) {
+    await run(shellFor(deps, inst), ['rm', '-f', '--', `${inst.path}/${MAINTENANCE_FILE}`]);
+  }
+  deps.inv.updateInstance(inst.name, { maintenanceSince: null });
+  ctx.log(`${inst.name} is out of maintenance`);
+}
+
+export interface HealthResult {
+  ok: boolean;
+  url: string;
+  status?: number;
+  ms: number;
+  reason?: string;
+}
+
+/** Asks the instance's health URL (or its URL) and judges the answer: status, and text when set. */
+export async function checkHealth(inst: Instance, timeoutMs = 10_000): Promise<HealthResult> {
+  const hc = inst.health ?? (inst.url ? { url: inst.url, status: 200 } : null);
+  if (!hc) return { ok: true, url: '', ms: 0, reason: 'no health check configured' };
+  const t0 = Date.now();
+  try {
+    const res = await fetch(hc.url, { signal: AbortSignal.timeout(timeoutMs), redirect: 'manual', headers: { 'user-agent': 'opsdeck-health' } });
+    const body = await res.text();
+    const ms = Date.now() - t0;
+    if (res.status !== hc.status) return { ok: false, url: hc.url, status: res.status, ms, reason: `answered ${res.status}, expected ${hc.status}` };
+    if (hc.text && !body.includes(hc.text)) return { ok: false, url: hc.url, status: res.status, ms, reason: `the page does not contain ${JSON.stringify(hc.text)}` };
+    return { ok: true, url: hc.url, status: res.status, ms };
+  } catch (err) {
+    return { ok: false, url: hc.url, ms: Date.now() - t0, reason: (err as Error).name === 'TimeoutError' ? `no answer within ${timeoutMs / 1000} s` : (err as Error).message };
+  }
+}
+
+/** Health with a few tries: an app just restarted may need a moment to answer. */
+export async function requireHealthy(inst: Instance, ctx: StepContext<unknown>, tries = 5): Promise<void> {
+  let last: HealthResult | undefined;
+  for (let i = 0; i < tries; i++) {
+    if (i) await new Promise((r) => setTimeout(r, 1000));
+    last = await checkHealth(inst);
+    if (last.ok) {
+      ctx.log(last.url ? `health: ${last.url} answered ${last.status} in ${last.ms} ms` : 'health: no health check configured');
+      return;
+    }
+  }
+  throw new OpsError(`health check of ${inst.name} failed: ${last!.url} ${last!.reason}`, 1, `check the site and its logs; set the check with: opsdeck instance set ${inst.name} --health-url URL`);
+}
+
+// ---- git on the host
+
+async function git(deps: Deps, inst: Instance, args: string[], signal?: AbortSignal): Promise<string> {
+  const shell = shellFor(deps, inst);
+  const argv = ['git', '-C', inst.path, ...args];
+  const res = await shell.exec(argv, { signal });
+  if (res.code !== 0) throw new CommandError(shell.label, argv, res);
+  return res.stdout.trim();
+}
+
+export async function gitState(deps: Deps, inst: Instance): Promise<{ revision: string; branch: string | null; describe: string | null } | undefined> {
+  const shell = shellFor(deps, inst);
+  const rev = await shell.exec(['git', '-C', inst.path, 'rev-parse', 'HEAD']);
+  if (rev.code !== 0) return undefined;
+  const br = await shell.exec(['git', '-C', inst.path, 'symbolic-ref', '--quiet', '--short', 'HEAD']);
+  const desc = await shell.exec(['git', '-C', inst.path, 'describe', '--tags', '--always']);
+  return { revision: rev.stdout.trim(), branch: br.code === 0 ? br.stdout.trim() : null, describe: desc.code === 0 ? desc.stdout.trim() : null };
+}
+
+export async function gitFetch(deps: Deps, inst: Instance, signal?: AbortSignal): Promise<void> {
+  await git(deps, inst, ['fetch', '--quiet', '--tags', '--force', 'origin'], signal);
+}
+
+/** The commit `ref` names on the host (a tag, a branch of origin, or a revision). */
+export async function gitResolve(deps: Deps, inst: Instance, ref: string): Promise<string> {
+  checkRef(ref);
+  const shell = shellFor(deps, inst);
+  for (const candidate of [`refs/tags/${ref}`, `refs/remotes/origin/${ref}`, ref]) {
+    const res = await shell.exec(['git', '-C', inst.path, 'rev-parse', '--verify', '--quiet', `${candidate}^{commit}`]);
+    if (res.code === 0) return res.stdout.trim();
+  }
+  throw new UsageError(`${ref} is not a tag, branch or revision of ${inst.name}'s repository`, `list its tags on the host with: git -C ${inst.path} tag`);
+}
+
+/**
+ * What `ref` names in the origin repository, asked without fetching (read-only): a tag, else a branch.
+ * Undefined when origin has no such ref, or the ref is a bare revision (resolved after fetching).
+ */
+export async function gitRemoteRef(deps: Deps, inst: Instance, ref: string): Promise<string | undefined> {
+  checkRef(ref);
+  const out = await git(deps, inst, ['ls-remote', 'origin', `refs/tags/${ref}`, `refs/tags/${ref}^{}`, `refs/heads/${ref}`]);
+  const lines = out.split('\n').filter(Boolean).map((l) => l.split('\t'));
+  // An annotated tag lists the tag object and, with ^{}, the commit it points to: take the commit.
+  const pick = lines.find((l) => l[1] === `refs/tags/${ref}^{}`) ?? lines.find((l) => l[1] === `refs/tags/${ref}`) ?? lines.find((l) => l[1] === `refs/heads/${ref}`);
+  return pick?.[0];
+}
+
+/** Commits between two revisions, or undefined while `to` is not in the local repository yet. */
+export async function gitLogIfKnown(deps: Deps, inst: Instance, from: string, to: string): Promise<string[] | undefined> {
+  const has = await shellFor(deps, inst).exec(['git', '-C', inst.path, 'cat-file', '-e', `${to}^{commit}`]);
+  return has.code === 0 ? gitLog(deps, inst, from, to) : undefined;
+}
+
+export async function gitLog(deps: Deps, inst: Instance, from: string, to: string): Promise<string[]> {
+  const out = await git(deps, inst, ['log', '--oneline', '--no-decorate', `${from}..${to}`]);
+  return out ? out.split('\n') : [];
+}
+
+/**
+ * Checks out an exact commit: on `branch` (update follows a branch) or detached (upgrade to a tag).
+ * Local edits to tracked files make git refuse, which the plan reports and undoes.
+ */
+export async function gitCheckout(deps: Deps, inst: Instance, revision: string, branch?: string | null, signal?: AbortSignal): Promise<void> {
+  if (branch) await git(deps, inst, ['checkout', '--quiet', '-B', checkRef(branch), revision], signal);
+  else await git(deps, inst, ['checkout', '--quiet', '--detach', revision], signal);
+}

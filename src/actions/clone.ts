@@ -1,0 +1,98 @@
+import type { Backup } from '../../inventory/index.js';
+import type { Plan, StepContext } from '../engine/plan.js';
+import { UsageError } from '../util/errors.js';
+import { maintenanceOff, maintenanceOn } from './app.js';
+import { newBackupId, snapshotInstance } from './backup.js';
+import type { Deps } from './deps.js';
+import { restoreSteps, type RestoreResult, type RestoreState } from './restore.js';
+
+export interface CloneOptions {
+  dataOnly?: boolean;
+  codeOnly?: boolean;
+  /** Clone from the newest backup instead of the live source. */
+  fromBackup?: boolean;
+  /** Clone from the newest backup at least this old (7d, 12h, 30m, 2w). */
+  asOf?: string;
+}
+
+export function parseAge(age: string): number {
+  const m = /^(\d+)([mhdw])$/.exec(age);
+  if (!m) throw new UsageError(`invalid age ${JSON.stringify(age)}`, 'write it as a number and a unit: 30m, 12h, 7d, 2w');
+  return Number(m[1]) * { m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 }[m[2] as 'm' | 'h' | 'd' | 'w'];
+}
+
+/**
+ * clone SOURCE TARGET: the target becomes a copy of the source (its live state, or a backup), in
+ * maintenance while it happens, keeping its own settings: its URL, database credentials, hooks and
+ * local files. The restore steps do the work, so the target is never left half-copied.
+ */
+export function clonePlan(deps: Deps, sourceName: string, targetName: string, opts: CloneOptions = {}): Plan<RestoreState, RestoreResult & { source: string }> {
+  const source = deps.inv.requireInstance(sourceName);
+  const target = deps.inv.requireInstance(targetName);
+  if (source.name === target.name) throw new UsageError('source and target are the same instance', 'to go back to a backup of it, use: opsdeck restore');
+  if (opts.dataOnly && opts.codeOnly) throw new UsageError('--data-only and --code-only exclude each other', 'give one of them, or neither for both');
+  const parts = { code: !opts.dataOnly, db: !opts.codeOnly };
+  if (parts.db && source.dbUrl && !target.dbUrl) throw new UsageError(`${target.name} has no database to copy ${source.name}'s into`, 'give it one, or clone with --code-only');
+
+  let chosen: Backup | undefined;
+  if (opts.asOf !== undefined || opts.fromBackup) {
+    const cutoff = opts.asOf !== undefined ? Date.now() - parseAge(opts.asOf) : Infinity;
+    chosen = deps.inv.listBackups(source.name).find((b) => b.kind === 'manual' && Date.parse(b.createdAt) <= cutoff);
+    if (!chosen) {
+      throw new UsageError(`${source.name} has no backup${opts.asOf ? ` at least ${opts.asOf} old` : ''}`, `list them with: opsdeck backups ${source.name}`);
+    }
+  }
+
+  const state: RestoreState = {
+    backup: chosen ?? ({ id: '(live)', instance: source.name, kind: 'manual', createdAt: '', manifest: {}, verifiedAt: null, runId: null } as Backup),
+    target,
+    staging: `${target.path}.opsdeck-incoming`,
+    old: `${target.path}.opsdeck-previous`,
+    dbCommitted: false,
+    swapped: false,
+    parts,
+  };
+  const u = (ctx: StepContext<RestoreState>) => ctx as StepContext<unknown>;
+  const [check, ...rest] = restoreSteps(deps);
+  return {
+    command: 'clone',
+    params: { source: source.name, target: target.name, ...opts },
+    instance: target.name,
+    state,
+    steps: [
+      chosen
+        ? { name: 'source', title: `Use backup ${chosen.id} of ${source.name} (taken ${chosen.createdAt})`, run: async () => {} }
+        : {
+            name: 'source',
+            title: `Back up ${source.name} as it is now`,
+            explain: 'Takes the copy from the live source through a backup, so what lands on the target was checked on the way.',
+            run: async (ctx) => {
+              const id = newBackupId();
+              const manifest = await snapshotInstance(deps, source, id, u(ctx), undefined, parts.code, true);
+              if (!parts.db) delete manifest.db;
+              const b: Backup = { id, instance: source.name, kind: 'manual', createdAt: new Date().toISOString(), manifest, verifiedAt: null, runId: null };
+              deps.inv.addBackup(b);
+              ctx.state.backup = b;
+            },
+          },
+      check,
+      {
+        name: 'maintenance-on',
+        title: `Put ${target.name} in maintenance`,
+        run: async (ctx) => maintenanceOn(deps, target, u(ctx)),
+        undo: async (ctx) => maintenanceOff(deps, target, u(ctx)),
+      },
+      ...rest,
+      {
+        name: 'maintenance-off',
+        title: `Take ${target.name} out of maintenance`,
+        run: async (ctx) => maintenanceOff(deps, target, u(ctx)),
+      },
+    ],
+    result: (s) => ({ source: source.name, backup: s.backup.id, instance: source.name, target: target.name, safetyBackup: s.safety?.id ?? null }),
+    preview: async () => [
+      `would copy ${parts.code && parts.db ? 'the code tree and the database' : parts.code ? 'the code tree' : 'the database'} of ${source.name} ${chosen ? `as backed up at ${chosen.createdAt} (${chosen.id})` : 'as it is now'} onto ${target.name} (${target.host}:${target.path})`,
+      `${target.name} keeps its URL, database credentials and hooks${target.localPaths.length ? ` and its own ${target.localPaths.join(', ')}` : ''}; its current state is saved first as a safety backup`,
+    ],
+  };
+}

@@ -1,0 +1,161 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { addInstance, cli, dbState, homeWithHosts, must, sql, treeState } from '../helpers.js';
+
+const get = async (url: string) => {
+  const r = await fetch(url);
+  return { status: r.status, body: await r.text() };
+};
+
+/** Sets the lab app's migrate hook and a health check that wants the app's own page. */
+async function appSettings(home: string, name: string, extra: string[] = []) {
+  await must(cli(home, ['instance', 'set', name, '--hook', 'migrate=bin/migrate', '--health-text', 'Sample app', ...extra]));
+}
+
+describe('maintenance', () => {
+  it('takes the site down with a 503 maintenance page and brings it back', async () => {
+    const home = await homeWithHosts(['lab1']);
+    const i = await addInstance(home, 'lab1', 'maint-dev', 'dev');
+    expect((await get(i.url)).status).toBe(200);
+    await must(cli(home, ['maintenance', 'maint-dev', 'on']));
+    const down = await get(i.url);
+    expect(down.status).toBe(503);
+    expect(down.body).toContain('Down for maintenance');
+    expect(JSON.parse((await must(cli(home, ['instance', 'show', 'maint-dev', '--json']))).stdout).maintenanceSince).toBeTruthy();
+    expect((await must(cli(home, ['instance', 'show', 'maint-dev']))).stdout).toMatch(/IN MAINTENANCE since/);
+    await must(cli(home, ['maintenance', 'maint-dev', 'off']));
+    expect((await get(i.url)).status).toBe(200);
+    expect((await must(cli(home, ['instance', 'show', 'maint-dev']))).stdout).toMatch(/state\s+live/);
+    expect((await cli(home, ['maintenance', 'maint-dev', 'sideways'])).code).toBe(2);
+  });
+});
+
+describe('upgrade and update', () => {
+  let home: string;
+  beforeAll(async () => {
+    home = await homeWithHosts(['lab1']);
+  });
+
+  it('upgrades v1 to v2: code, schema and health as v2', async () => {
+    const i = await addInstance(home, 'lab1', 'up-dev', 'dev');
+    await appSettings(home, 'up-dev');
+    const dry = await must(cli(home, ['upgrade', 'up-dev', '--to', 'v2.0.0', '--dry-run']));
+    expect(dry.stdout).toMatch(/upgrade up-dev on lab1 from \w+ to \w+ \(v2\.0\.0\)/);
+    expect(readFileSync(join(i.path, 'VERSION'), 'utf8')).toBe('v1.0.0\n');
+
+    const r = await cli(home, ['upgrade', 'up-dev', '--to', 'v2.0.0', '--yes', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ instance: 'up-dev', commits: 1 });
+    expect(readFileSync(join(i.path, 'VERSION'), 'utf8')).toBe('v2.0.0\n');
+    expect(sql(i.db, "SELECT string_agg(name, ',' ORDER BY name) FROM schema_version").trim()).toBe('001.sql,002.sql');
+    expect(sql(i.db, "SELECT count(*) FROM information_schema.columns WHERE table_name = 'notes' AND column_name = 'created_at'").trim()).toBe('1');
+    const page = await get(i.url);
+    expect(page.status).toBe(200);
+    expect(page.body).toContain('version v2.0.0');
+    expect(existsSync(join(i.path, 'maintenance.html'))).toBe(false);
+    // A backup was taken first.
+    expect(JSON.parse((await must(cli(home, ['backups', 'up-dev', '--json']))).stdout)).toHaveLength(1);
+  });
+
+  for (const [branch, step, why] of [
+    ['broken-migration', 'migrate', /migrate hook of .* failed/],
+    ['broken-health', 'health', /health check of .* failed: .* answered 404, expected 200/],
+  ] as const) {
+    it(`an update that fails at ${step} leaves the instance exactly as before, out of maintenance, healthy, exit 1`, async () => {
+      const name = `${step}-dev`;
+      const i = await addInstance(home, 'lab1', name, 'dev');
+      await appSettings(home, name, ['--branch', branch]);
+      sql(i.db, `SET ROLE ${i.role}; INSERT INTO notes (body) VALUES ('keep me');`);
+      const files = treeState(i.path);
+      const db = dbState(i.db);
+
+      const r = await cli(home, ['update', name, '--yes']);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(why);
+      expect(r.stderr).toMatch(/rolled back/);
+
+      expect(treeState(i.path)).toEqual(files);
+      expect(dbState(i.db)).toEqual(db);
+      const page = await get(i.url);
+      expect(page.status).toBe(200);
+      expect(page.body).toContain('version v1.0.0');
+      const run = JSON.parse((await must(cli(home, ['runs', '--json', '--limit', '1']))).stdout)[0];
+      expect(run).toMatchObject({ command: 'update', status: 'rolled-back', failedStep: step });
+      expect(JSON.parse((await must(cli(home, ['instance', 'show', name, '--json']))).stdout).maintenanceSince).toBeNull();
+    });
+  }
+});
+
+describe('clone', () => {
+  let home: string;
+  let prod: Awaited<ReturnType<typeof addInstance>>;
+  let staging: Awaited<ReturnType<typeof addInstance>>;
+
+  beforeAll(async () => {
+    home = await homeWithHosts(['lab1', 'lab2']);
+    prod = await addInstance(home, 'lab1', 'cl-prod', 'prod', { version: 'v2.0.0' });
+    staging = await addInstance(home, 'lab2', 'cl-staging', 'dev', { version: 'v1.0.0' });
+    await appSettings(home, 'cl-prod');
+    await appSettings(home, 'cl-staging', ['--local', 'config/local.env']);
+    // prod's v2 schema and data
+    await must(cli(home, ['upgrade', 'cl-prod', '--to', 'v2.0.0', '--yes', '--allow-protected']));
+    sql(prod.db, `SET ROLE ${prod.role}; INSERT INTO notes (body) SELECT 'prod note ' || g FROM generate_series(1, 50) g;`);
+  });
+
+  it('--data-only copies the database and keeps the target code', async () => {
+    const code = treeState(staging.path);
+    await must(cli(home, ['clone', 'cl-prod', 'cl-staging', '--data-only', '--yes']));
+    expect(treeState(staging.path)).toEqual(code);
+    expect(sql(staging.db, 'SELECT count(*) FROM notes').trim()).toBe('50');
+  });
+
+  it("makes staging a copy of prod at its own URL, with its own database and settings", async () => {
+    const prodFiles = treeState(prod.path);
+    const prodDb = dbState(prod.db);
+    await must(cli(home, ['clone', 'cl-prod', 'cl-staging', '--yes']));
+    // Prod is untouched.
+    expect(treeState(prod.path)).toEqual(prodFiles);
+    expect(dbState(prod.db)).toEqual(prodDb);
+    // Staging serves prod's code and data, at its own URL, from its own database.
+    const page = await get(staging.url);
+    expect(page.status).toBe(200);
+    expect(page.body).toContain('version v2.0.0');
+    expect(sql(staging.db, 'SELECT count(*) FROM notes').trim()).toBe('50');
+    expect(readFileSync(join(staging.path, 'config', 'local.env'), 'utf8')).toBe(`DATABASE=${staging.db}\n`);
+    const show = JSON.parse((await must(cli(home, ['instance', 'show', 'cl-staging', '--json']))).stdout);
+    expect(show).toMatchObject({ url: staging.url, dbUrl: staging.dbUrl, maintenanceSince: null });
+    // Files except the local ones are prod's.
+    const { 'config/local.env': a, ...restStaging } = treeState(staging.path);
+    const { 'config/local.env': b, ...restProd } = prodFiles;
+    expect(a).not.toEqual(b);
+    expect(restStaging).toEqual(restProd);
+  });
+
+  it('--upgrade-to upgrades the copy and leaves prod untouched', async () => {
+    const prodFiles = treeState(prod.path);
+    const prodDb = dbState(prod.db);
+    await must(cli(home, ['clone', 'cl-prod', 'cl-staging', '--upgrade-to', 'v3.0.0', '--yes']));
+    expect(readFileSync(join(staging.path, 'VERSION'), 'utf8')).toBe('v3.0.0\n');
+    expect(sql(staging.db, "SELECT count(*) FROM information_schema.tables WHERE table_name = 'tags'").trim()).toBe('1');
+    expect(sql(staging.db, 'SELECT count(*) FROM notes').trim()).toBe('50');
+    expect(treeState(prod.path)).toEqual(prodFiles);
+    expect(dbState(prod.db)).toEqual(prodDb);
+  });
+
+  it('onto a protected instance without confirmation: refused, exit 2, nothing changed', async () => {
+    const before = treeState(prod.path);
+    const db = dbState(prod.db);
+    for (const args of [
+      ['clone', 'cl-staging', 'cl-prod'],
+      ['clone', 'cl-staging', 'cl-prod', '--yes'],
+      ['restore', 'cl-prod', '--yes'],
+      ['update', 'cl-prod', '--yes'],
+    ]) {
+      const r = await cli(home, args);
+      expect(r.code, args.join(' ')).toBe(2);
+    }
+    expect(treeState(prod.path)).toEqual(before);
+    expect(dbState(prod.db)).toEqual(db);
+  });
+});
