@@ -26,6 +26,10 @@ interface Dialog {
   typed: string;
   focus: 'cancel' | 'ok';
   onYes: () => void;
+  /** A picker instead of a yes/no: choose one of these, then onPick. */
+  options?: string[];
+  selected?: number;
+  onPick?: (option: string) => void;
 }
 
 /** A key binding: the keys, the hint shown in the footer and help, and what it does. */
@@ -111,6 +115,50 @@ export function App({ model }: { model: UiModel }) {
     });
   };
 
+  /** Confirms a change to `inst` (typed name when protected), then starts it in the run view. */
+  const askChange = (inst: InstanceRow, message: string, action: string, start: () => boolean) =>
+    setDialog({ message, action, typeName: inst.protected ? inst.name : undefined, typed: '', focus: 'cancel', onYes: () => void (start() && push({ kind: 'run' })) });
+  const pick = (message: string, options: string[], onPick: (o: string) => void) =>
+    setDialog({ message, action: '', typed: '', focus: 'cancel', onYes: () => {}, options, selected: 0, onPick });
+
+  const startUpdate = () => {
+    const { inst } = view();
+    if (!inst) return;
+    if (!inst.branch) return model.flash('error', `${inst.name} follows no branch: set one with opsdeck instance set ${inst.name} --branch B, or upgrade (U) to a tag`);
+    askChange(inst, `Update ${inst.name} to the tip of ${inst.branch}?\nA backup is taken first; maintenance while it runs; any failure is undone.`, 'Update', () => model.start('update', inst.name));
+  };
+  const startUpgrade = () => {
+    const { inst } = view();
+    if (!inst) return;
+    model.flash('info', `asking ${inst.host} for the tags of ${inst.name}...`);
+    void model.tags(inst.name).then((tags) => {
+      if (!tags.length) return model.flash('error', `no tags found for ${inst.name}`);
+      model.flash('info', '');
+      pick(`Upgrade ${inst.name} to which tag?`, tags, (tag) =>
+        askChange(inst, `Upgrade ${inst.name} to ${tag}?\nA backup is taken first; maintenance while it runs; any failure is undone.`, 'Upgrade', () => model.start('upgrade', inst.name, { to: tag })),
+      );
+      redraw();
+    });
+  };
+  const toggleMaintenance = () => {
+    const { inst } = view();
+    if (!inst) return;
+    const mode = inst.maintenanceSince ? 'off' : 'on';
+    askChange(inst, mode === 'on' ? `Put ${inst.name} in maintenance? Its site will answer 503.` : `Take ${inst.name} out of maintenance?`, mode === 'on' ? 'Maintenance on' : 'Maintenance off', () => model.start('maintenance', inst.name, { mode }));
+  };
+  const startClone = () => {
+    const { inst } = view();
+    if (!inst) return;
+    const targets = model.getState().instances.filter((i) => i.name !== inst.name);
+    if (!targets.length) return model.flash('error', 'there is no other instance to clone onto');
+    pick(`Clone ${inst.name} onto which instance?`, targets.map((t) => `${t.name}  (${t.env}${t.protected ? ', PROTECTED' : ''}, ${t.host})`), (choice) => {
+      const target = targets.find((t) => choice.startsWith(t.name + ' '))!;
+      askChange(target, `Make ${target.name} a copy of ${inst.name} (code and database)?\n${target.name} keeps its URL, credentials, hooks and local files; its current state is saved first.`, 'Clone', () =>
+        model.start('clone', inst.name, { to: target.name }),
+      );
+    });
+  };
+
   const moves: Binding[] = [
     { keys: ['down', 'j'], label: '↓/j', hint: 'down', run: () => move(1) },
     { keys: ['up', 'k'], label: '↑/k', hint: 'up', run: () => move(-1) },
@@ -131,6 +179,10 @@ export function App({ model }: { model: UiModel }) {
       { keys: ['/'], label: '/', hint: 'filter', run: () => (nav.filtering = true) },
       { keys: ['b'], label: 'b', hint: 'backup', run: startBackup },
       { keys: ['r'], label: 'r', hint: 'restore latest', run: startRestore },
+      { keys: ['u'], label: 'u', hint: 'update', run: startUpdate },
+      { keys: ['U'], label: 'U', hint: 'upgrade', run: startUpgrade },
+      { keys: ['m'], label: 'm', hint: 'maintenance', run: toggleMaintenance },
+      { keys: ['c'], label: 'c', hint: 'clone', run: startClone },
       { keys: ['R'], label: 'R', hint: 'reload', run: () => model.reload() },
       { keys: ['esc'], label: 'esc', hint: 'clear filter', run: () => (nav.filter = '') },
       help,
@@ -140,6 +192,10 @@ export function App({ model }: { model: UiModel }) {
       ...moves,
       { keys: ['b'], label: 'b', hint: 'backup', run: startBackup },
       { keys: ['r'], label: 'r', hint: 'restore selected backup', run: startRestore },
+      { keys: ['u'], label: 'u', hint: 'update', run: startUpdate },
+      { keys: ['U'], label: 'U', hint: 'upgrade', run: startUpgrade },
+      { keys: ['m'], label: 'm', hint: 'maintenance', run: toggleMaintenance },
+      { keys: ['c'], label: 'c', hint: 'clone', run: startClone },
       { keys: ['esc'], label: 'esc', hint: 'back', run: pop },
       help,
       quit,
@@ -165,6 +221,17 @@ export function App({ model }: { model: UiModel }) {
     const filtering = nav.filtering;
     const k = keyName(input, key);
     // One dispatcher: the dialog, then the filter line, then the screen's bindings.
+    if (dialog?.options) {
+      const n = dialog.options.length;
+      if (k === 'esc' || k === 'ctrl-c') return setDialog(undefined);
+      if (k === 'down' || k === 'j') return setDialog((d) => d && { ...d, selected: Math.min(n - 1, (d.selected ?? 0) + 1) });
+      if (k === 'up' || k === 'k') return setDialog((d) => d && { ...d, selected: Math.max(0, (d.selected ?? 0) - 1) });
+      if (k === 'enter') {
+        setDialog(undefined);
+        dialog.onPick?.(dialog.options[dialog.selected ?? 0]);
+      }
+      return;
+    }
     if (dialog) {
       if (k === 'esc' || (k === 'ctrl-c' && !dialog.typeName)) return setDialog(undefined);
       if (dialog.typeName) {
@@ -210,7 +277,8 @@ export function App({ model }: { model: UiModel }) {
   const ctx = `${state.instances.length} instances · ${state.hostCount} hosts${filter ? ` · filter "${filter}"` : ''}`;
 
   let body: ReactElement;
-  if (dialog) body = <ConfirmView {...dialog} />;
+  if (dialog?.options) body = <PickView message={dialog.message} options={dialog.options} selected={dialog.selected ?? 0} height={bodyHeight} />;
+  else if (dialog) body = <ConfirmView {...dialog} />;
   else if (screen.kind === 'instances') body = <InstancesView rows={visible} selected={selected} height={bodyHeight - (filtering ? 1 : 0)} filtering={filtering} filter={filter} width={cols} />;
   else if (screen.kind === 'instance') body = <InstanceView inst={state.instances.find((i) => i.name === screen.name)} backups={backups} selected={selected} height={bodyHeight} />;
   else if (screen.kind === 'run') body = state.run ? <RunView run={state.run} width={cols} height={bodyHeight} /> : <Text dimColor>no run</Text>;
@@ -277,6 +345,11 @@ function InstanceView({ inst, backups, selected, height }: { inst?: InstanceRow;
       {field('url', inst.url)}
       {field('database', inst.dbUrl)}
       {field('branch', inst.branch)}
+      {field('revision', inst.revision?.slice(0, 12) ?? null)}
+      <Text>
+        <Text dimColor>{'state'.padEnd(10)}</Text>
+        {inst.maintenanceSince ? <Text color="yellow">IN MAINTENANCE since {inst.maintenanceSince}</Text> : <Text color="green">live</Text>}
+      </Text>
       <Box marginTop={1} flexDirection="column">
         <Text bold>Backups</Text>
         <Table
@@ -293,6 +366,16 @@ function InstanceView({ inst, backups, selected, height }: { inst?: InstanceRow;
           empty="no backups yet: press b"
         />
       </Box>
+    </Box>
+  );
+}
+
+function PickView({ message, options, selected, height }: { message: string; options: string[]; selected: number; height: number }) {
+  return (
+    <Box flexDirection="column" borderStyle="round" borderColor="cyan" paddingX={1}>
+      <Text bold>{message}</Text>
+      <Table columns={[{ title: '', width: 60 }]} rows={options.map((o) => [o])} selected={selected} height={Math.max(3, height - 4)} />
+      <Text dimColor>↑/↓ choose · enter pick · esc cancel</Text>
     </Box>
   );
 }

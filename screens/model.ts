@@ -9,6 +9,8 @@ export interface InstanceRow extends Instance {
   lastBackup: string | null;
 }
 
+export type Operation = 'backup' | 'restore' | 'update' | 'upgrade' | 'maintenance' | 'clone';
+
 export interface UiState {
   inventoryFile: string;
   instances: InstanceRow[];
@@ -64,15 +66,33 @@ export class UiModel {
     this.set({ flash: { level, text } });
   }
 
+  /** The tags an instance could be upgraded to, newest first; errors go to the status line. */
+  async tags(instance: string): Promise<string[]> {
+    try {
+      return await operations.tags(this.app, this.app.inv.requireInstance(instance));
+    } catch (err) {
+      this.flash('error', errorMessage(err));
+      return [];
+    }
+  }
+
   /** Builds a plan (which checks its input) and runs it; errors before the start go to the status line. */
-  start(kind: 'backup' | 'restore', instance: string, opts: { backup?: string; to?: string } = {}): boolean {
+  start(kind: Operation, instance: string, opts: { backup?: string; to?: string; mode?: 'on' | 'off' } = {}): boolean {
     if (this.running) {
       this.flash('error', 'a run is in progress: wait for it to end');
       return false;
     }
     let plan: Plan<any, any>;
     try {
-      plan = kind === 'backup' ? operations.backup(this.app, instance) : operations.restore(this.app, instance, opts);
+      const a = this.app;
+      plan = {
+        backup: () => operations.backup(a, instance),
+        restore: () => operations.restore(a, instance, opts),
+        update: () => operations.update(a, instance),
+        upgrade: () => operations.update(a, instance, { to: opts.to! }),
+        maintenance: () => operations.maintenance(a, instance, opts.mode ?? 'on'),
+        clone: () => operations.clone(a, instance, opts.to!),
+      }[kind]();
     } catch (err) {
       this.flash('error', errorMessage(err));
       return false;

@@ -141,6 +141,16 @@ export async function gitRemoteRef(deps: Deps, inst: Instance, ref: string): Pro
   return pick?.[0];
 }
 
+/** The origin repository's tags, newest version first (read-only: git ls-remote). */
+export async function gitRemoteTags(deps: Deps, inst: Instance): Promise<string[]> {
+  const out = await git(deps, inst, ['ls-remote', '--tags', '--refs', 'origin']);
+  const tags = out
+    .split('\n')
+    .map((l) => l.split('\t')[1]?.replace(/^refs\/tags\//, ''))
+    .filter((t): t is string => !!t);
+  return tags.sort((a, b) => b.localeCompare(a, undefined, { numeric: true }));
+}
+
 /** Commits between two revisions, or undefined while `to` is not in the local repository yet. */
 export async function gitLogIfKnown(deps: Deps, inst: Instance, from: string, to: string): Promise<string[] | undefined> {
   const has = await shellFor(deps, inst).exec(['git', '-C', inst.path, 'cat-file', '-e', `${to}^{commit}`]);

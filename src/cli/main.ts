@@ -1,5 +1,6 @@
 import { Command, CommanderError, Option } from 'commander';
-import { HOOK_KINDS, type HookKind, type Host, type Instance } from '../../inventory/index.js';
+import { HOOK_KINDS, type HealthCheck, type HookKind, type Hooks, type Host, type Instance } from '../../inventory/index.js';
+import { makePlan, purgePlan } from '../actions/make.js';
 import { MAINTENANCE_FILE, gitState } from '../actions/app.js';
 import { maintenancePlan, updatePlan, type UpdateResult } from '../actions/update.js';
 import { clonePlan, type CloneOptions } from '../actions/clone.js';
@@ -90,6 +91,31 @@ async function confirmChange(app: App, g: GlobalOpts, name: string, question: st
   const inst = app.inv.requireInstance(name);
   const prot = app.inv.requireEnv(inst.env).protected;
   await confirm(question, { yes: g.yes, typeToConfirm: prot ? name : undefined, allowProtected });
+}
+
+/** --hook KIND=COMMAND options over existing hooks; an empty command removes that hook. */
+function parseHooks(specs: string[], base: Hooks = {}): Hooks {
+  const hooks = { ...base };
+  for (const spec of specs) {
+    const eq = spec.indexOf('=');
+    const kind = spec.slice(0, eq) as HookKind;
+    if (eq < 1 || !HOOK_KINDS.includes(kind)) throw new UsageError(`invalid --hook ${JSON.stringify(spec)}`, `write it as KIND=COMMAND with KIND one of ${HOOK_KINDS.join(', ')}`);
+    const argv = splitWords(spec.slice(eq + 1));
+    if (argv.length) hooks[kind] = argv;
+    else delete hooks[kind];
+  }
+  return hooks;
+}
+
+/** --health-url/--health-status/--health-text over an existing check; undefined when none was given. */
+function parseHealth(o: { healthUrl?: string; healthStatus?: string; healthText?: string }, base: HealthCheck | null, fallbackUrl: string | null): HealthCheck | undefined {
+  if (o.healthUrl === undefined && o.healthStatus === undefined && o.healthText === undefined) return undefined;
+  const url = o.healthUrl ?? base?.url ?? fallbackUrl;
+  if (!url) throw new UsageError('a health check needs a URL', 'give --health-url, or set the instance URL with --url');
+  const status = o.healthStatus !== undefined ? Number(o.healthStatus) : base?.status ?? 200;
+  if (!Number.isInteger(status) || status < 100 || status > 599) throw new UsageError(`invalid --health-status ${o.healthStatus}`, 'an HTTP status such as 200');
+  const text = o.healthText ?? base?.text;
+  return { url: checkUrl(url), status, ...(text ? { text } : {}) };
 }
 
 function collect(value: string, previous: string[]): string[] {
@@ -255,6 +281,47 @@ export function buildProgram(): Command {
       }),
     );
   inst
+    .command('make <name>')
+    .description('make a new instance: the code at REF, an empty database, its install hooks, then registered; a failure leaves nothing behind')
+    .requiredOption('--host <host>', 'host to make it on')
+    .requiredOption('--path <dir>', 'absolute path for its code tree (must not exist)')
+    .requiredOption('--env <env>', 'environment')
+    .requiredOption('--repo <git>', 'git repository (URL, user@host:path, or a path on the host)')
+    .requiredOption('--ref <ref>', 'tag or branch to check out')
+    .option('--db <url>', 'postgres://ROLE@HOST:PORT/DB (created when missing; the password as for instance add)')
+    .option('--db-password-file <file>', 'read the database password from this file')
+    .option('--url <url>', 'its public URL')
+    .option('--hook <kind=command>', `an app hook (${HOOK_KINDS.join(', ')}); repeatable`, collect, [])
+    .option('--health-url <url>', 'URL the health check asks')
+    .option('--health-status <n>', 'HTTP status it must answer (default 200)')
+    .option('--health-text <text>', 'text the page must contain')
+    .option('--local <path>', 'a file or directory that belongs to this instance alone; repeatable', collect, [])
+    .action(
+      action(async (app, g, name: string, o: any) => {
+        checkName('instance', name);
+        const host = app.inv.requireHost(checkName('host', o.host)).name;
+        app.inv.requireEnv(checkName('environment', o.env));
+        const dbUrl = o.db ? formatPgUrl(parsePgUrl(o.db)) : null;
+        const url = o.url ? checkUrl(o.url) : null;
+        const dbPassword = dbUrl ? await readSecret(`password of database role ${parsePgUrl(dbUrl).user}`, { file: o.dbPasswordFile, envVar: 'OPSDECK_DB_PASSWORD' }) : undefined;
+        const plan = makePlan(app, {
+          name,
+          host,
+          path: checkRemotePath(o.path),
+          env: o.env,
+          repo: o.repo,
+          ref: o.ref,
+          url,
+          dbUrl,
+          dbPassword,
+          hooks: parseHooks(o.hook),
+          health: parseHealth(o, null, url) ?? null,
+          localPaths: o.local.map(checkLocalPath),
+        });
+        return runPlan(app, g, plan, (i) => `instance ${i.name} made on ${i.host}:${i.path} (${i.env}) at ${i.revision?.slice(0, 10) ?? o.ref}${i.dbUrl ? `, database ${i.dbUrl}` : ''}`);
+      }),
+    );
+  inst
     .command('list')
     .description('list instances')
     .option('--env <env>', 'only this environment')
@@ -285,14 +352,24 @@ export function buildProgram(): Command {
       };
     }),
   );
-  inst.command('remove <name>').description('remove an instance from the inventory (its files, database and backups stay)').action(
-    action(async (app, g, name: string) => {
-      const i = app.inv.requireInstance(name);
-      await confirm(`remove instance ${i.name} from the inventory?`, { yes: g.yes });
-      app.inv.removeInstance(name);
-      return { json: { removed: name }, text: `instance ${name} removed from the inventory (nothing on ${i.host} was touched)` };
-    }),
-  );
+  inst
+    .command('remove <name>')
+    .description('remove an instance from the inventory; with --purge also delete its code tree and database (after a last backup)')
+    .option('--purge', 'also delete its code tree and drop its database, after a last backup')
+    .addOption(new Option('--allow-protected', 'with --yes: allow a protected instance without a typed confirmation'))
+    .action(
+      action(async (app, g, name: string, o: { purge?: boolean; allowProtected?: boolean }) => {
+        const i = app.inv.requireInstance(name);
+        if (o.purge) {
+          const plan = purgePlan(app, name);
+          await confirmChange(app, g, name, `DELETE ${i.host}:${i.path} and its database, and remove ${name}? A last backup is taken first.`, o.allowProtected);
+          return runPlan(app, g, plan, (r) => `instance ${r.removed} deleted and removed; its last backup is ${r.finalBackup}`);
+        }
+        await confirm(`remove instance ${i.name} from the inventory?`, { yes: g.yes });
+        app.inv.removeInstance(name);
+        return { json: { removed: name }, text: `instance ${name} removed from the inventory (nothing on ${i.host} was touched)` };
+      }),
+    );
 
   inst
     .command('set <name>')
@@ -311,25 +388,9 @@ export function buildProgram(): Command {
         const patch: Parameters<typeof app.inv.updateInstance>[1] = {};
         if (o.url !== undefined) patch.url = checkUrl(o.url);
         if (o.branch !== undefined) patch.branch = checkRef(o.branch);
-        if (o.hook.length) {
-          const hooks = { ...i.hooks };
-          for (const spec of o.hook as string[]) {
-            const eq = spec.indexOf('=');
-            const kind = spec.slice(0, eq) as HookKind;
-            if (eq < 1 || !HOOK_KINDS.includes(kind)) throw new UsageError(`invalid --hook ${JSON.stringify(spec)}`, `write it as KIND=COMMAND with KIND one of ${HOOK_KINDS.join(', ')}`);
-            const argv = splitWords(spec.slice(eq + 1));
-            if (argv.length) hooks[kind] = argv;
-            else delete hooks[kind];
-          }
-          patch.hooks = hooks;
-        }
-        if (o.healthUrl !== undefined || o.healthStatus !== undefined || o.healthText !== undefined) {
-          const url = o.healthUrl ?? i.health?.url ?? i.url;
-          if (!url) throw new UsageError('a health check needs a URL', `give --health-url, or set the instance URL with --url`);
-          const status = o.healthStatus !== undefined ? Number(o.healthStatus) : i.health?.status ?? 200;
-          if (!Number.isInteger(status) || status < 100 || status > 599) throw new UsageError(`invalid --health-status ${o.healthStatus}`, 'an HTTP status such as 200');
-          patch.health = { url: checkUrl(url), status, ...((o.healthText ?? i.health?.text) ? { text: o.healthText ?? i.health?.text } : {}) };
-        }
+        if (o.hook.length) patch.hooks = parseHooks(o.hook, i.hooks);
+        const health = parseHealth(o, i.health, o.url ?? i.url);
+        if (health) patch.health = health;
         if (o.local === false) patch.localPaths = [];
         else if (Array.isArray(o.local) && o.local.length) patch.localPaths = [...new Set([...i.localPaths, ...o.local.map(checkLocalPath)])];
         if (Object.keys(patch).length === 0) throw new UsageError('nothing to change', 'give at least one option; see opsdeck instance set --help');

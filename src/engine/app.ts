@@ -8,6 +8,9 @@ import { loadSettings, type Settings } from './settings.js';
 import { backupPlan } from '../actions/backup.js';
 import { restorePlan } from '../actions/restore.js';
 import { exportPlan, verifyPlan } from '../actions/verify.js';
+import { maintenancePlan, updatePlan } from '../actions/update.js';
+import { clonePlan } from '../actions/clone.js';
+import { gitRemoteTags } from '../actions/app.js';
 
 export interface GlobalOpts {
   home?: string;
@@ -46,4 +49,4 @@ export function openApp(home?: string): App {
 }
 
 /** Every operation's plan builder, for the CLI and the screens alike. */
-export const operations = { backup: backupPlan, restore: restorePlan, verify: verifyPlan, export: exportPlan };
+export const operations = { backup: backupPlan, restore: restorePlan, verify: verifyPlan, export: exportPlan, update: updatePlan, maintenance: maintenancePlan, clone: clonePlan, tags: gitRemoteTags };

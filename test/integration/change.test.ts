@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { addInstance, cli, dbState, homeWithHosts, must, sql, treeState } from '../helpers.js';
+import { addInstance, asLabUser, cli, dbState, homeWithHosts, lab, must, pgAdmin, sql, treeState } from '../helpers.js';
 
 const get = async (url: string) => {
   const r = await fetch(url);
@@ -157,5 +157,58 @@ describe('clone', () => {
     }
     expect(treeState(prod.path)).toEqual(before);
     expect(dbState(prod.db)).toEqual(db);
+  });
+});
+
+describe('instance make', () => {
+  let home: string;
+  const role = 'r_made';
+  beforeAll(async () => {
+    home = await homeWithHosts(['lab1']);
+    pgAdmin(`DROP DATABASE IF EXISTS d_made WITH (FORCE); DROP DATABASE IF EXISTS d_made_bad WITH (FORCE); DROP ROLE IF EXISTS ${role}; CREATE ROLE ${role} LOGIN CREATEDB PASSWORD 'made-pw';`);
+  });
+  const dbExists = (db: string) => pgAdmin(`SELECT count(*) FROM pg_database WHERE datname = '${db}'`).trim() === '1';
+
+  it('makes an instance from the repository, then remove --purge leaves nothing behind', async () => {
+    const l = lab();
+    const path = join(l.hosts[0].root, 'made');
+    asLabUser('rm', ['-rf', path]);
+    const url = `http://${l.hosts[0].address}:${l.hosts[0].httpPort}/made/`;
+    const r = await cli(
+      home,
+      ['instance', 'make', 'made', '--host', 'lab1', '--path', path, '--env', 'dev', '--repo', l.appRepo, '--ref', 'v2.0.0', '--db', `postgres://${role}@127.0.0.1:${l.pg.port}/d_made`, '--url', url, '--hook', 'migrate=bin/migrate', '--json'],
+      { OPSDECK_DB_PASSWORD: 'made-pw' },
+    );
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ name: 'made', path, hooks: { migrate: ['bin/migrate'] } });
+    expect(readFileSync(join(path, 'VERSION'), 'utf8')).toBe('v2.0.0\n');
+    expect(sql('d_made', "SELECT string_agg(name, ',' ORDER BY name) FROM schema_version").trim()).toBe('001.sql,002.sql');
+    expect((await get(url)).body).toContain('version v2.0.0');
+
+    await must(cli(home, ['instance', 'remove', 'made', '--purge', '--yes']));
+    expect(existsSync(path)).toBe(false);
+    expect(dbExists('d_made')).toBe(false);
+    expect((await cli(home, ['instance', 'show', 'made'])).code).toBe(2);
+    // Its last backup is kept.
+    expect(JSON.parse((await must(cli(home, ['backups', '--json']))).stdout).some((b: any) => b.instance === 'made')).toBe(true);
+  });
+
+  it('a make that fails leaves nothing on the host or in the inventory', async () => {
+    const l = lab();
+    const path = join(l.hosts[0].root, 'made-bad');
+    asLabUser('rm', ['-rf', path]);
+    const r = await cli(
+      home,
+      ['instance', 'make', 'made-bad', '--host', 'lab1', '--path', path, '--env', 'dev', '--repo', l.appRepo, '--ref', 'v1.0.0', '--db', `postgres://${role}@127.0.0.1:${l.pg.port}/d_made_bad`, '--hook', 'install=sh -c "echo installing; exit 3"'],
+      { OPSDECK_DB_PASSWORD: 'made-pw' },
+    );
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/install hook of made-bad failed \(exit status 3\)/);
+    expect(existsSync(path)).toBe(false);
+    expect(dbExists('d_made_bad')).toBe(false);
+    expect((await cli(home, ['instance', 'show', 'made-bad'])).code).toBe(2);
+    // And a path that exists is refused before anything happens.
+    const taken = await cli(home, ['instance', 'make', 'x', '--host', 'lab1', '--path', l.hosts[0].root + '/cl-prod', '--env', 'dev', '--repo', l.appRepo, '--ref', 'v1.0.0']);
+    expect(taken.code).toBe(2);
   });
 });
