@@ -66,6 +66,7 @@ function makeTree(path: string): void {
 async function main() {
   return startLab().then(async (lab: Lab) => {
     const inst: LabInstance = makeLabInstance(lab, 'lab1', 'bench-prod', { pagila: true });
+    const staging: LabInstance = makeLabInstance(lab, 'lab2', 'bench-staging', {});
     if (process.getuid?.() !== 0) process.env.BENCH_OWNER = lab.user;
     process.stderr.write(`bench: making the code tree (${FILES} files, ${(BYTES / 1e6).toFixed(0)} MB)...\n`);
     makeTree(inst.path);
@@ -74,7 +75,12 @@ async function main() {
     const h = lab.hosts[0];
     const knownHosts = join(lab.dir, 'bench_known_hosts');
     writeFileSync(knownHosts, `[${h.address}]:${h.port} ${execFileSync('cat', [join(lab.dir, 'hosts', h.name, 'ssh_host_ed25519_key.pub')]).toString().split(' ').slice(0, 2).join(' ')}\n`);
-    const ssh = `ssh -q -i ${lab.keyFile} -p ${h.port} -o UserKnownHostsFile=${knownHosts} -o StrictHostKeyChecking=yes -o BatchMode=yes ${lab.user}@${h.address}`;
+    const h2 = lab.hosts[1];
+    writeFileSync(knownHosts, `[${h2.address}]:${h2.port} ${execFileSync('cat', [join(lab.dir, 'hosts', h2.name, 'ssh_host_ed25519_key.pub')]).toString().split(' ').slice(0, 2).join(' ')}\n`, { flag: 'a' });
+    const sshTo = (x: typeof h) => `ssh -q -i ${lab.keyFile} -p ${x.port} -o UserKnownHostsFile=${knownHosts} -o StrictHostKeyChecking=yes -o BatchMode=yes ${lab.user}@${x.address}`;
+    const ssh = sshTo(h);
+    const ssh2 = sshTo(h2);
+    const stagingConn = `-h 127.0.0.1 -p ${lab.pg.port} -U ${staging.role} ${staging.db}`;
     const pgConn = `-h 127.0.0.1 -p ${lab.pg.port} -U ${inst.role} ${inst.db}`;
     // The password reaches pg_dump the way a careful admin would pass it: on stdin, not in argv.
     const withPw = (cmd: string) => `{ echo ${inst.password}; } | ${ssh} 'read -r PGPASSWORD; export PGPASSWORD; exec ${cmd}'`;
@@ -84,6 +90,8 @@ async function main() {
     const backupOps: number[] = [];
     const restoreBase: number[] = [];
     const restoreOps: number[] = [];
+    const cloneBase: number[] = [];
+    const cloneOps: number[] = [];
     let growth = { base: 0, ops: 0, first: 0, baseFirst: 0 };
 
     for (let run = 0; run < RUNS; run++) {
@@ -108,8 +116,11 @@ async function main() {
         return r.stdout.toString();
       };
       ops(['env', 'add', 'prod']);
+      ops(['env', 'add', 'staging']);
       ops(['host', 'add', h.name, '--address', h.address, '--port', String(h.port), '--user', lab.user, '--key', lab.keyFile, '--fingerprint', h.fingerprint]);
       ops(['instance', 'add', inst.name, '--host', h.name, '--path', inst.path, '--env', 'prod', '--db', inst.dbUrl], { OPSDECK_DB_PASSWORD: inst.password });
+      ops(['host', 'add', h2.name, '--address', h2.address, '--port', String(h2.port), '--user', lab.user, '--key', lab.keyFile, '--fingerprint', h2.fingerprint]);
+      ops(['instance', 'add', staging.name, '--host', h2.name, '--path', staging.path, '--env', 'staging', '--db', staging.dbUrl], { OPSDECK_DB_PASSWORD: staging.password });
       // Make the store first, as `restic init` is for the pipeline: both start from an empty repository.
       await new Store(home).ensure();
       backupOps.push(timed(() => ops(['backup', inst.name])));
@@ -134,11 +145,25 @@ async function main() {
       );
       asLabUser('rm', ['-rf', target]);
       restoreOps.push(timed(() => ops(['restore', inst.name, '--yes'])));
+      // Clone to another host. Pipeline: host to host directly, tree and database.
+      const pipeDir = `${staging.path}.pipe`;
+      asLabUser('rm', ['-rf', pipeDir]);
+      cloneBase.push(
+        timed(() => {
+          sh(`${ssh} tar -C ${inst.path} -cf - . | ${ssh2} 'mkdir -p ${pipeDir} && tar -x -p -f - -C ${pipeDir}'`);
+          sh(
+            `{ echo ${staging.password}; echo 'BEGIN; DROP OWNED BY CURRENT_USER;'; { echo ${inst.password}; } | ${ssh} 'read -r PGPASSWORD; export PGPASSWORD; exec pg_dump --no-owner --no-privileges ${pgConn}'; echo 'COMMIT;'; } | ${ssh2} 'read -r PGPASSWORD; export PGPASSWORD; exec psql -X -q -v ON_ERROR_STOP=1 -f - ${stagingConn}'`,
+          );
+        }),
+      );
+      asLabUser('rm', ['-rf', pipeDir]);
+      cloneOps.push(timed(() => ops(['clone', inst.name, staging.name, '--yes'])));
       execFileSync('rm', ['-rf', repo, pw, home]);
     }
 
     results.push({ what: 'backup (code + database)', baseline: median(backupBase), opsdeck: median(backupOps) });
     results.push({ what: 'restore (code + database)', baseline: median(restoreBase), opsdeck: median(restoreOps) });
+    results.push({ what: 'clone to another host (code + database)', baseline: median(cloneBase), opsdeck: median(cloneOps) });
     const lines = [
       `# opsdeck benchmark, ${new Date().toISOString()}`,
       '',
@@ -151,6 +176,7 @@ async function main() {
       `second backup of the unchanged instance: store grew ${(growth.ops / 1e6).toFixed(2)} MB = ${((growth.ops / growth.first) * 100).toFixed(2)}% of the first backup's ${(growth.first / 1e6).toFixed(0)} MB (plain restic pipeline: ${(growth.base / 1e6).toFixed(2)} MB = ${((growth.base / growth.baseFirst) * 100).toFixed(2)}%)`,
       '',
       'opsdeck restore includes what the pipeline does not: a safety backup of the target, checksum checks of both streams, a staged tree swapped in atomically.',
+      'opsdeck clone also goes through the store (a backup of the source, checked), keeps the target in maintenance, takes a safety backup of it and keeps its local files.',
     ];
     process.stdout.write(lines.join('\n') + '\n');
   });

@@ -2,7 +2,6 @@ import type { Backup } from '../../inventory/index.js';
 import type { Plan, StepContext } from '../engine/plan.js';
 import { UsageError } from '../util/errors.js';
 import { maintenanceOff, maintenanceOn } from './app.js';
-import { newBackupId, snapshotInstance } from './backup.js';
 import type { Deps } from './deps.js';
 import { restoreSteps, type RestoreResult, type RestoreState } from './restore.js';
 
@@ -26,7 +25,7 @@ export function parseAge(age: string): number {
  * maintenance while it happens, keeping its own settings: its URL, database credentials, hooks and
  * local files. The restore steps do the work, so the target is never left half-copied.
  */
-export function clonePlan(deps: Deps, sourceName: string, targetName: string, opts: CloneOptions = {}): Plan<RestoreState, RestoreResult & { source: string }> {
+export function clonePlan(deps: Deps, sourceName: string, targetName: string, opts: CloneOptions = {}): Plan<RestoreState, Omit<RestoreResult, 'backup'> & { source: string; backup: string | null }> {
   const source = deps.inv.requireInstance(sourceName);
   const target = deps.inv.requireInstance(targetName);
   if (source.name === target.name) throw new UsageError('source and target are the same instance', 'to go back to a backup of it, use: opsdeck restore');
@@ -51,6 +50,9 @@ export function clonePlan(deps: Deps, sourceName: string, targetName: string, op
     dbCommitted: false,
     swapped: false,
     parts,
+    // Live: straight from host to host, no detour through the store.
+    direct: chosen ? undefined : source,
+    safetyCode: deps.inv.requireEnv(target.env).protected,
   };
   const u = (ctx: StepContext<RestoreState>) => ctx as StepContext<unknown>;
   const [check, ...rest] = restoreSteps(deps);
@@ -62,19 +64,7 @@ export function clonePlan(deps: Deps, sourceName: string, targetName: string, op
     steps: [
       chosen
         ? { name: 'source', title: `Use backup ${chosen.id} of ${source.name} (taken ${chosen.createdAt})`, run: async () => {} }
-        : {
-            name: 'source',
-            title: `Back up ${source.name} as it is now`,
-            explain: 'Takes the copy from the live source through a backup, so what lands on the target was checked on the way.',
-            run: async (ctx) => {
-              const id = newBackupId();
-              const manifest = await snapshotInstance(deps, source, id, u(ctx), undefined, parts.code, true);
-              if (!parts.db) delete manifest.db;
-              const b: Backup = { id, instance: source.name, kind: 'manual', createdAt: new Date().toISOString(), manifest, verifiedAt: null, runId: null };
-              deps.inv.addBackup(b);
-              ctx.state.backup = b;
-            },
-          },
+        : { name: 'source', title: `Copy ${source.name} as it is now, host to host`, run: async () => {} },
       check,
       {
         name: 'maintenance-on',
@@ -89,7 +79,7 @@ export function clonePlan(deps: Deps, sourceName: string, targetName: string, op
         run: async (ctx) => maintenanceOff(deps, target, u(ctx)),
       },
     ],
-    result: (s) => ({ source: source.name, backup: s.backup.id, instance: source.name, target: target.name, safetyBackup: s.safety?.id ?? null }),
+    result: (s) => ({ source: source.name, backup: s.direct ? null : s.backup.id, instance: source.name, target: target.name, safetyBackup: s.safety?.id ?? null }),
     preview: async () => [
       `would copy ${parts.code && parts.db ? 'the code tree and the database' : parts.code ? 'the code tree' : 'the database'} of ${source.name} ${chosen ? `as backed up at ${chosen.createdAt} (${chosen.id})` : 'as it is now'} onto ${target.name} (${target.host}:${target.path})`,
       `${target.name} keeps its URL, database credentials and hooks${target.localPaths.length ? ` and its own ${target.localPaths.join(', ')}` : ''}; its current state is saved first as a safety backup`,

@@ -1,11 +1,11 @@
 import { dirname } from 'node:path';
 import type { Backup, Instance } from '../../inventory/index.js';
-import { LOAD_PREFIX, LOAD_SUFFIX, loadArgv } from '../databases/postgres.js';
+import { LOAD_PREFIX, LOAD_SUFFIX, dumpArgv, loadArgv } from '../databases/postgres.js';
 import { formatBytes } from '../engine/events.js';
 import type { Plan, Step, StepContext } from '../engine/plan.js';
 import { CommandError, run } from '../remote/shell.js';
 import { OpsError, UsageError } from '../util/errors.js';
-import { newBackupId, snapshotInstance, storedStream, treeKey } from './backup.js';
+import { inspectInstance, newBackupId, snapshotInstance, storedStream, treeKey } from './backup.js';
 import { dbFor, shellFor, type Deps } from './deps.js';
 import { Meter, TarScanner } from './meter.js';
 import { progressSum, relay, together } from './relay.js';
@@ -21,10 +21,20 @@ export interface RestoreState {
   swapped: boolean;
   /** Which parts to put in place (clone --data-only / --code-only choose one). */
   parts: { code: boolean; db: boolean };
+  /** A live clone streams straight from this instance instead of from a stored backup. */
+  direct?: Instance;
+  /** Bytes of the source's tree when streaming direct (for the disk check and progress). */
+  directBytes?: number;
+  /**
+   * Whether the safety backup holds the code tree too. Within the run the tree is safe anyway (it is
+   * renamed aside, not overwritten); the stored copy is for going back later. Clones onto unprotected
+   * targets skip it: a staging tree of 300 MB need not be stored each time it is refreshed.
+   */
+  safetyCode: boolean;
 }
 
-const hasCode = (s: RestoreState) => s.parts.code && !!s.backup.manifest.code;
-const hasDb = (s: RestoreState) => s.parts.db && !!s.backup.manifest.db;
+const hasCode = (s: RestoreState) => s.parts.code && (s.direct ? true : !!s.backup.manifest.code);
+const hasDb = (s: RestoreState) => s.parts.db && (s.direct ? !!s.direct.dbUrl : !!s.backup.manifest.db);
 /** A backup of another instance must not bring its own local files (its database config, say). */
 const keepsLocal = (s: RestoreState) => s.backup.instance !== s.target.name && s.target.localPaths.length > 0;
 
@@ -106,6 +116,55 @@ export async function loadDatabase(deps: Deps, backup: Backup, target: Instance,
   ctx.log(`database: ${Object.keys(m.tables).length} tables loaded in one transaction`);
 }
 
+/** Streams a live instance's tree straight into a staging directory on another host. */
+export async function stageCodeFrom(deps: Deps, source: Instance, target: Instance, staging: string, ctx: StepContext<unknown>): Promise<void> {
+  const from = shellFor(deps, source);
+  const to = shellFor(deps, target);
+  const tar = new TarScanner();
+  const meter = new Meter({ tar, refuseUnsafe: true, onBytes: (n) => ctx.progress(n) });
+  const pack = ['tar', '--numeric-owner', '-C', source.path, '-cf', '-', '.'];
+  const unpack = ['sh', '-c', 'rm -rf -- "$1" && mkdir -- "$1" && exec tar -x -p --no-same-owner -f - -C "$1"', 'sh', staging];
+  await relay(
+    meter,
+    async (sink, signal) => {
+      const res = await from.exec(pack, { stdout: sink, signal });
+      if (res.code !== 0) throw new CommandError(from.label, pack, res);
+    },
+    async (src, signal) => {
+      const res = await to.exec(unpack, { stdin: src, signal });
+      if (res.code !== 0) throw new CommandError(to.label, ['tar', '-x'], res);
+    },
+    { signal: ctx.signal },
+  );
+  ctx.log(`code: ${tar.files} files copied from ${source.name}`);
+}
+
+/** pg_dump of a live instance straight into the target's one-transaction load. */
+export async function loadDatabaseFrom(deps: Deps, source: Instance, target: Instance, ctx: StepContext<unknown>): Promise<void> {
+  const src = dbFor(deps, source)!;
+  const dst = dbFor(deps, target);
+  if (!dst) throw new UsageError(`${target.name} has no database configured`);
+  const from = shellFor(deps, source);
+  const to = shellFor(deps, target);
+  const meter = new Meter({ onBytes: (n) => ctx.progress(n) });
+  meter.out.write(LOAD_PREFIX);
+  const dump = dumpArgv(src.target);
+  await relay(
+    meter,
+    async (sink, signal) => {
+      const res = await from.exec(dump, { stdout: sink, secretLine: src.password, signal });
+      if (res.code !== 0) throw new CommandError(from.label, dump, res);
+    },
+    async (stdin, signal) => {
+      const res = await to.exec(loadArgv(dst.target), { stdin, secretLine: dst.password, signal });
+      if (res.code !== 0) throw new CommandError(to.label, ['psql'], res);
+    },
+    // COMMIT goes only after pg_dump exited 0: a dump cut short never commits.
+    { signal: ctx.signal, beforeEnd: () => void meter.out.write(LOAD_SUFFIX) },
+  );
+  ctx.log(`database copied from ${source.name} in one transaction`);
+}
+
 function checkDigest(what: string, meter: Meter, m: { bytes: number; sha256: string }): void {
   const d = meter.digest();
   if (d.sha256 !== m.sha256 || d.bytes !== m.bytes) {
@@ -127,7 +186,9 @@ export function restoreSteps(deps: Deps): Step<RestoreState>[] {
         const shell = shellFor(deps, target);
         const p = await shell.exec(['test', '-d', parent]);
         if (p.code !== 0) throw new UsageError(`the parent directory ${parent} of ${target.path} does not exist on ${target.host}`, 'create it on the host first');
-        const need = Math.ceil(((hasCode(ctx.state) ? backup.manifest.code!.bytes : 0) + (hasDb(ctx.state) ? backup.manifest.db!.bytes : 0)) * 1.1);
+        if (ctx.state.direct) ctx.state.directBytes = (await inspectInstance(deps, ctx.state.direct)).bytes;
+        const codeBytes = ctx.state.direct ? ctx.state.directBytes! : backup.manifest.code?.bytes ?? 0;
+        const need = Math.ceil(((hasCode(ctx.state) ? codeBytes : 0) + (hasDb(ctx.state) && !ctx.state.direct ? backup.manifest.db!.bytes : 0)) * 1.1);
         const free = await freeBytes(deps, target, parent);
         ctx.log(`needs about ${formatBytes(need)}, ${formatBytes(free)} free on ${target.host}:${parent}`);
         if (free < need) {
@@ -153,16 +214,18 @@ export function restoreSteps(deps: Deps): Step<RestoreState>[] {
         // what the unpacking does.
         await together<[void, void]>(ctx.signal, [
           async (signal) => {
-            const manifest = await snapshotInstance(deps, target, id, sub(0, signal), undefined, exists, true);
+            const manifest = await snapshotInstance(deps, target, id, sub(0, signal), undefined, exists && ctx.state.safetyCode, true);
             const b: Backup = { id, instance: target.name, kind: 'safety', createdAt: new Date().toISOString(), manifest, verifiedAt: null, runId: null };
             deps.inv.addBackup(b);
             ctx.state.safety = b;
-            ctx.log(`safety backup ${id} taken`);
+            ctx.log(`safety backup ${id} taken${manifest.code ? '' : ' (database; the code tree is kept aside until the new one is in place)'}`);
             if (!hasDb(ctx.state)) return;
-            await loadDatabase(deps, backup, target, sub(2, signal));
+            if (ctx.state.direct) await loadDatabaseFrom(deps, ctx.state.direct, target, sub(2, signal));
+            else await loadDatabase(deps, backup, target, sub(2, signal));
             ctx.state.dbCommitted = true;
           },
-          async (signal) => (hasCode(ctx.state) ? stageCode(deps, backup, target, staging, sub(1, signal)) : undefined),
+          async (signal) =>
+            !hasCode(ctx.state) ? undefined : ctx.state.direct ? stageCodeFrom(deps, ctx.state.direct, target, staging, sub(1, signal)) : stageCode(deps, backup, target, staging, sub(1, signal)),
         ]);
       },
       undo: async (ctx) => {
@@ -197,7 +260,7 @@ export function restoreSteps(deps: Deps): Step<RestoreState>[] {
         ctx.state.swapped = true;
         // The tree in place is now exactly the backup's (its checksum was checked on the way in):
         // remember its fingerprint, so the next safety backup of this target need not stream it.
-        const key = carried.length ? undefined : await treeKey(deps, target);
+        const key = carried.length || ctx.state.direct ? undefined : await treeKey(deps, target);
         if (key) deps.inv.rememberTree(target.name, key, backup.id);
       },
       undo: async (ctx) => {
@@ -226,7 +289,7 @@ export function restorePlan(deps: Deps, instance: string, opts: { backup?: strin
   if (backup.manifest.db && !target.dbUrl) {
     throw new UsageError(`backup ${backup.id} holds a database but ${target.name} has no database configured`, 'give the target a database URL, or restore onto another instance');
   }
-  const state: RestoreState = { backup, target, staging: stagingOf(target.path), old: oldOf(target.path), dbCommitted: false, swapped: false, parts: { code: true, db: true } };
+  const state: RestoreState = { backup, target, staging: stagingOf(target.path), old: oldOf(target.path), dbCommitted: false, swapped: false, parts: { code: true, db: true }, safetyCode: true };
   return {
     command: 'restore',
     params: { instance, backup: backup.id, to: target.name },

@@ -143,6 +143,17 @@ describe('clone', () => {
     expect(dbState(prod.db)).toEqual(prodDb);
   });
 
+  it('--from-backup copies the newest backup, --as-of the newest one at least that old', async () => {
+    // prod's only backup was taken by its upgrade, before the 50 notes were written.
+    await must(cli(home, ['clone', 'cl-prod', 'cl-staging', '--from-backup', '--yes']));
+    expect(sql(staging.db, 'SELECT count(*) FROM notes').trim()).toBe('0');
+    expect(readFileSync(join(staging.path, 'config', 'local.env'), 'utf8')).toBe(`DATABASE=${staging.db}\n`);
+    const old = await cli(home, ['clone', 'cl-prod', 'cl-staging', '--as-of', '3650d', '--yes']);
+    expect(old.code).toBe(2);
+    expect(old.stderr).toContain('no backup at least 3650d old');
+    expect((await cli(home, ['clone', 'cl-prod', 'cl-staging', '--as-of', 'yesterday', '--yes'])).code).toBe(2);
+  });
+
   it('onto a protected instance without confirmation: refused, exit 2, nothing changed', async () => {
     const before = treeState(prod.path);
     const db = dbState(prod.db);
