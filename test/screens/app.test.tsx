@@ -114,4 +114,37 @@ describe('the console screens', () => {
     await until(ui.lastFrame, /tui-dev\s+dev\s+lab1\s+\d+s ago/);
     ui.unmount();
   });
+
+  it('m toggles maintenance after a confirmation, and U offers the tags to upgrade to', async () => {
+    const home = await homeWithHosts(['lab1']);
+    const i = await addInstance(home, 'lab1', 'keys-dev', 'dev');
+    app = openApp(home);
+    const ui = render(<App model={new UiModel(app)} />);
+    await until(ui.lastFrame, 'keys-dev');
+    ui.stdin.write('m');
+    await until(ui.lastFrame, 'Put keys-dev in maintenance?');
+    ui.stdin.write('\x1b[C'); // right arrow: from Cancel to the action
+    await tick();
+    ui.stdin.write('\r');
+    await until(ui.lastFrame, 'DONE');
+    expect((await fetch(i.url)).status).toBe(503);
+    expect(app.inv.requireInstance('keys-dev').maintenanceSince).toBeTruthy();
+    ui.stdin.write('\x1b');
+    await until(ui.lastFrame, 'LAST BACKUP');
+    ui.stdin.write('m');
+    await until(ui.lastFrame, 'Take keys-dev out of maintenance?');
+    ui.stdin.write('\x1b[C');
+    await tick();
+    ui.stdin.write('\r');
+    await until(ui.lastFrame, 'DONE');
+    expect((await fetch(i.url)).status).toBe(200);
+    ui.stdin.write('\x1b');
+    await until(ui.lastFrame, 'LAST BACKUP');
+    ui.stdin.write('U');
+    const f = await until(ui.lastFrame, 'Upgrade keys-dev to which tag?');
+    expect(f.indexOf('v3.0.0')).toBeLessThan(f.indexOf('v2.0.0'));
+    ui.stdin.write('\x1b');
+    await until(ui.lastFrame, 'LAST BACKUP');
+    ui.unmount();
+  });
 });
