@@ -167,6 +167,15 @@ export function App({ model }: { model: UiModel }) {
     { keys: ['pgdn'], label: 'PgDn', hint: 'page down', run: () => move(bodyHeight - 2) },
     { keys: ['pgup'], label: 'PgUp', hint: 'page up', run: () => move(-(bodyHeight - 2)) },
   ];
+  /** The operations on an instance, the same on the list (selected row) and the instance screen. */
+  const instanceActions = (restoreHint: string): Binding[] => [
+    { keys: ['b'], label: 'b', hint: 'backup', run: startBackup },
+    { keys: ['r'], label: 'r', hint: restoreHint, run: startRestore },
+    { keys: ['u'], label: 'u', hint: 'update', run: startUpdate },
+    { keys: ['U'], label: 'U', hint: 'upgrade', run: startUpgrade },
+    { keys: ['m'], label: 'm', hint: 'maintenance', run: toggleMaintenance },
+    { keys: ['c'], label: 'c', hint: 'clone', run: startClone },
+  ];
   const quit: Binding = { keys: ['q'], label: 'q', hint: 'quit', run: () => (model.running ? model.flash('error', 'a run is in progress: ctrl-c cancels it') : exit()) };
   const help: Binding = { keys: ['?'], label: '?', hint: 'help', run: () => push({ kind: 'help', of: view().screen.kind }) };
   const bindings: Record<Screen['kind'], Binding[]> = {
@@ -177,12 +186,7 @@ export function App({ model }: { model: UiModel }) {
         if (inst) push({ kind: 'instance', name: inst.name });
       } },
       { keys: ['/'], label: '/', hint: 'filter', run: () => (nav.filtering = true) },
-      { keys: ['b'], label: 'b', hint: 'backup', run: startBackup },
-      { keys: ['r'], label: 'r', hint: 'restore latest', run: startRestore },
-      { keys: ['u'], label: 'u', hint: 'update', run: startUpdate },
-      { keys: ['U'], label: 'U', hint: 'upgrade', run: startUpgrade },
-      { keys: ['m'], label: 'm', hint: 'maintenance', run: toggleMaintenance },
-      { keys: ['c'], label: 'c', hint: 'clone', run: startClone },
+      ...instanceActions('restore latest'),
       { keys: ['R'], label: 'R', hint: 'reload', run: () => model.reload() },
       { keys: ['esc'], label: 'esc', hint: 'clear filter', run: () => (nav.filter = '') },
       help,
@@ -190,12 +194,7 @@ export function App({ model }: { model: UiModel }) {
     ],
     instance: [
       ...moves,
-      { keys: ['b'], label: 'b', hint: 'backup', run: startBackup },
-      { keys: ['r'], label: 'r', hint: 'restore selected backup', run: startRestore },
-      { keys: ['u'], label: 'u', hint: 'update', run: startUpdate },
-      { keys: ['U'], label: 'U', hint: 'upgrade', run: startUpgrade },
-      { keys: ['m'], label: 'm', hint: 'maintenance', run: toggleMaintenance },
-      { keys: ['c'], label: 'c', hint: 'clone', run: startClone },
+      ...instanceActions('restore selected backup'),
       { keys: ['esc'], label: 'esc', hint: 'back', run: pop },
       help,
       quit,

@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process';
+import { Inventory } from '../inventory/index.js';
 import { execa } from 'execa';
 import { createHash } from 'node:crypto';
 import { lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
@@ -93,4 +94,11 @@ export { asLabUser, pgAdmin } from '../fixtures/lab.js';
 /** Runs a local command as the test's own user. */
 export function local(cmd: string, args: string[]): string {
   return execFileSync(cmd, args, { maxBuffer: 1 << 28 }).toString();
+}
+
+/** Pins another key for a host, as if the host had started presenting a different one. */
+export function repinHostKey(home: string, host: string, fingerprint: string): void {
+  const inv = new Inventory(home);
+  inv.pinHostKey(host, fingerprint);
+  inv.close();
 }

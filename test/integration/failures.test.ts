@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Inventory } from '../../inventory/index.js';
 import { makeLabInstance } from '../../fixtures/lab.js';
-import { addInstance, asLabUser, cli, dbState, homeWithHosts, lab, local, must, sql, treeState } from '../helpers.js';
+import { addInstance, asLabUser, cli, dbState, homeWithHosts, lab, local, must, sql, repinHostKey, treeState } from '../helpers.js';
 import { CuttingProxy } from '../proxy.js';
 
 async function storeSnapshots(home: string): Promise<unknown[]> {
@@ -137,9 +137,7 @@ describe('host keys', () => {
     await addInstance(home, 'lab2', 'keyed-dev', 'dev');
     const l = lab();
     // The host now presents a key other than the pinned one.
-    const inv = new Inventory(home);
-    inv.pinHostKey('lab2', l.hosts[0].fingerprint);
-    inv.close();
+    repinHostKey(home, 'lab2', l.hosts[0].fingerprint);
     const check = await cli(home, ['host', 'check', 'lab2']);
     expect(check.code).toBe(1);
     expect(check.stderr).toMatch(/HOST KEY OF lab2 .* HAS CHANGED/);

@@ -3,8 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Inventory } from '../../inventory/index.js';
-import { asLabUser, cli, homeWithHosts, lab, must, treeState } from '../helpers.js';
+import { asLabUser, cli, homeWithHosts, lab, must, repinHostKey, treeState } from '../helpers.js';
 
 describe('reaching hosts', () => {
   it('goes through a jump host, checking both host keys', async () => {
@@ -20,9 +19,7 @@ describe('reaching hosts', () => {
     const b = JSON.parse((await must(cli(home, ['backup', 'jumped', '--json']))).stdout);
     expect(b.manifest.code.files).toBe(1);
     // The jump host's own key is checked too: when it no longer matches, the hop is refused.
-    const inv = new Inventory(home);
-    inv.pinHostKey('lab1', l.hosts[2].fingerprint);
-    inv.close();
+    repinHostKey(home, 'lab1', l.hosts[2].fingerprint);
     const bad = await cli(home, ['host', 'check', 'behind']);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(/HOST KEY OF lab1 .* HAS CHANGED/);
