@@ -184,6 +184,15 @@ export class Inventory {
     const r = this.db.prepare('SELECT * FROM envs WHERE name = ?').get(name) as any;
     return r && { name: r.name, protected: !!r.protected, createdAt: r.created_at };
   }
+  /** The retention policy set for an environment, if any. */
+  retentionOf(name: string): { daily: number; weekly: number; monthly: number; yearly: number } | undefined {
+    const r = this.db.prepare('SELECT retention FROM envs WHERE name = ?').get(name) as { retention: string | null } | undefined;
+    return r?.retention ? JSON.parse(r.retention) : undefined;
+  }
+  setRetention(name: string, policy: { daily: number; weekly: number; monthly: number; yearly: number } | null): void {
+    this.requireEnv(name);
+    this.db.prepare('UPDATE envs SET retention = ? WHERE name = ?').run(policy ? JSON.stringify(policy) : null, name);
+  }
   listEnvs(): Env[] {
     return (this.db.prepare('SELECT * FROM envs ORDER BY name').all() as any[]).map((r) => ({ name: r.name, protected: !!r.protected, createdAt: r.created_at }));
   }
@@ -323,6 +332,20 @@ export class Inventory {
   }
   removeBackup(id: string): void {
     this.db.prepare('DELETE FROM backups WHERE id = ?').run(id);
+  }
+
+  // ---- notification channels
+  setNotify(kind: 'email' | 'webhook', config: Record<string, string>, secret: string | null): void {
+    this.db
+      .prepare('INSERT OR REPLACE INTO notify (kind, config, secret) VALUES (?, ?, ?)')
+      .run(kind, JSON.stringify(config), secret === null ? null : this.secrets.seal(secret));
+  }
+  /** Channels with their secrets opened, for the notifier only. */
+  notifyChannels(): { kind: 'email' | 'webhook'; config: Record<string, string>; secret: string | null }[] {
+    return (this.db.prepare('SELECT * FROM notify ORDER BY kind').all() as any[]).map((r) => ({ kind: r.kind, config: JSON.parse(r.config), secret: r.secret ? this.secrets.open(r.secret) : null }));
+  }
+  removeNotify(kind: string): boolean {
+    return this.db.prepare('DELETE FROM notify WHERE kind = ?').run(kind).changes > 0;
   }
 
   // ---- runs (append-only audit trail)

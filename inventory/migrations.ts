@@ -98,4 +98,16 @@ export const MIGRATIONS: string[] = [
   ALTER TABLE instances ADD COLUMN revision TEXT;
   ALTER TABLE instances ADD COLUMN maintenance_since TEXT;
   `,
+  `
+  -- Retention per environment: {"daily":3,"weekly":2,"monthly":6,"yearly":1}; NULL means the defaults.
+  ALTER TABLE envs ADD COLUMN retention TEXT;
+  `,
+  `
+  -- Where alerts go: one row per channel (email, webhook); secrets (SMTP password, webhook key) sealed.
+  CREATE TABLE notify (
+    kind TEXT PRIMARY KEY,
+    config TEXT NOT NULL,
+    secret TEXT
+  );
+  `,
 ];

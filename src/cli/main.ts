@@ -1,6 +1,7 @@
 import { Command, CommanderError, Option } from 'commander';
-import { HOOK_KINDS, type HealthCheck, type HookKind, type Hooks, type Host, type Instance } from '../../inventory/index.js';
+import { HOOK_KINDS, type Backup, type HealthCheck, type HookKind, type Hooks, type Host, type Instance } from '../../inventory/index.js';
 import { makePlan, purgePlan } from '../actions/make.js';
+import { DEFAULT_POLICY, checkPolicy, prunePlan } from '../actions/retention.js';
 import { MAINTENANCE_FILE, gitState } from '../actions/app.js';
 import { maintenancePlan, updatePlan, type UpdateResult } from '../actions/update.js';
 import { clonePlan, type CloneOptions } from '../actions/clone.js';
@@ -15,6 +16,9 @@ import { formatBytes } from '../engine/events.js';
 import { EXIT, OpsError, UsageError, errorMessage } from '../util/errors.js';
 import { checkAddress, checkLocalPath, checkName, checkPort, checkRef, checkRemotePath, checkUser } from '../util/validate.js';
 import { openApp, type App, type GlobalOpts } from '../engine/app.js';
+import { Engine } from '../engine/engine.js';
+import { runFailedAlert, sendAlert, type Alert, type Delivery } from '../notify/notify.js';
+import { hostname } from 'node:os';
 import { confirm, interactive, readSecret } from './prompt.js';
 import { age, jsonLinesRenderer, table, textRenderer } from './render.js';
 
@@ -63,22 +67,93 @@ function reportError(err: unknown, g: GlobalOpts): number {
 }
 
 /** Runs a plan through the engine with the renderers the flags ask for. */
-async function runPlan<S, R>(app: App, g: GlobalOpts, plan: Plan<S, R>, describe: (r: R) => string): Promise<Output> {
-  const unsubscribe = app.engine.subscribe(g.json ? jsonLinesRenderer() : textRenderer());
+async function runPlan<S, R>(app: App, g: GlobalOpts, plan: Plan<S, R>, describe: (r: R) => string, prefix?: string): Promise<Output> {
+  // An engine per run: runs side by side (--parallel) keep their event streams apart.
+  const engine = new Engine(app.inv);
+  engine.subscribe(g.json ? jsonLinesRenderer() : textRenderer(process.stderr, undefined, prefix));
   const ac = new AbortController();
   const onSig = () => ac.abort();
   process.once('SIGINT', onSig);
   process.once('SIGTERM', onSig);
   try {
-    const out = await app.engine.run(plan, { dryRun: g.dryRun, signal: ac.signal });
+    const out = await engine.run(plan, { dryRun: g.dryRun, signal: ac.signal });
     if (out.status === 'dry-run') return { json: { dryRun: true, command: plan.command, steps: plan.steps.map((s) => s.title), preview: out.preview }, text: (out.preview ?? []).join('\n') };
-    if (out.status !== 'ok') throw new OpsError(out.error ?? 'failed', out.exitCode, out.hint ?? `see the run with: opsdeck runs ${out.runId}`);
+    if (out.status !== 'ok') {
+      if (unattended(g)) await alert(app, runFailedAlert({ command: plan.command, instance: plan.instance, error: out.error ?? 'failed', runId: out.runId, home: app.home }));
+      throw new OpsError(out.error ?? 'failed', out.exitCode, out.hint ?? `see the run with: opsdeck runs ${out.runId}`);
+    }
     return { json: out.result, text: describe(out.result as R) };
   } finally {
     process.off('SIGINT', onSig);
     process.off('SIGTERM', onSig);
-    unsubscribe();
   }
+}
+
+/** Nobody is watching: cron (--yes) or no terminal. Failures then go out as alerts. */
+const unattended = (g: GlobalOpts) => !!g.yes || !interactive();
+
+/** Sends an alert; a channel that cannot be reached is said on stderr and changes nothing else. */
+async function alert(app: App, a: Alert): Promise<Delivery[]> {
+  const sent = await sendAlert(app.inv, a);
+  for (const d of sent) if (!d.ok) process.stderr.write(`opsdeck: could not send the ${d.channel} alert: ${d.error}\n`);
+  return sent;
+}
+
+/**
+ * Runs one plan per instance, at most `parallel` at a time, going on past failures; a summary at the
+ * end and exit 1 when any failed. Targets: the names given, --env E, or --all.
+ */
+async function forEachInstance<R>(
+  app: App,
+  g: GlobalOpts,
+  o: { all?: boolean; env?: string; parallel?: string },
+  names: string[],
+  build: (name: string) => Plan<any, R>,
+  describe: (r: R) => string,
+  verb: string,
+): Promise<Output> {
+  let targets = [...names];
+  if (o.all || o.env) {
+    if (o.env) app.inv.requireEnv(o.env);
+    targets.push(...app.inv.listInstances().filter((i) => o.all || i.env === o.env).map((i) => i.name));
+  }
+  targets = [...new Set(targets)];
+  if (!targets.length) throw new UsageError(`${verb}: no instances given`, 'name them, or use --env ENV or --all');
+  for (const n of targets) app.inv.requireInstance(n);
+  const parallel = o.parallel === undefined ? 1 : Number(o.parallel);
+  if (!Number.isInteger(parallel) || parallel < 1 || parallel > 64) throw new UsageError(`invalid --parallel ${o.parallel}`, 'a whole number from 1 to 64');
+  if (targets.length === 1 && !o.all && !o.env) return runPlan(app, g, build(targets[0]), describe);
+
+  const results: { instance: string; ok: boolean; result?: R; error?: string; exitCode: number }[] = [];
+  let next = 0;
+  const worker = async () => {
+    while (next < targets.length) {
+      const name = targets[next++];
+      try {
+        const out = await runPlan(app, g, build(name), describe, `${name}: `);
+        results.push({ instance: name, ok: true, result: out.json as R, exitCode: 0 });
+      } catch (err) {
+        const code = err instanceof OpsError ? err.exitCode : EXIT.FAILED;
+        process.stderr.write(`${name}: ${errorMessage(err)}\n`);
+        results.push({ instance: name, ok: false, error: errorMessage(err), exitCode: code });
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(parallel, targets.length) }, worker));
+  results.sort((a, b) => targets.indexOf(a.instance) - targets.indexOf(b.instance));
+  const failed = results.filter((r) => !r.ok);
+  const summary = `${verb}: ${results.length - failed.length} ok, ${failed.length} failed${failed.length ? ` (${failed.map((f) => f.instance).join(', ')})` : ''}`;
+  process.stderr.write(summary + '\n');
+  return {
+    json: { summary, results },
+    text: results.map((r) => (r.ok ? describe(r.result as R) : `${r.instance}: FAILED: ${r.error}`)).join('\n'),
+    exitCode: failed.length ? Math.max(...failed.map((f) => f.exitCode)) : EXIT.OK,
+  };
+}
+
+function describeBackup(b: Backup): string {
+  const m = b.manifest;
+  return `backup ${b.id} of ${b.instance}: ${m.code ? `${m.code.files} files, ${formatBytes(m.code.bytes)}` : 'no code'}${m.db ? `; database ${formatBytes(m.db.bytes)}, ${Object.keys(m.db.tables).length} tables` : ''}`;
 }
 
 function hostView(h: Host) {
@@ -154,6 +229,13 @@ export function buildProgram(): Command {
     .showHelpAfterError('(run opsdeck --help for usage)')
     .exitOverride();
   program.configureOutput({ writeErr: (s) => process.stderr.write(s) });
+  const keepOptions = (c: Command) =>
+    c
+      .option('--keep-daily <n>', `days to keep the newest backup of (default ${DEFAULT_POLICY.daily})`)
+      .option('--keep-weekly <n>', `weeks, before those (default ${DEFAULT_POLICY.weekly})`)
+      .option('--keep-monthly <n>', `months, before those (default ${DEFAULT_POLICY.monthly})`)
+      .option('--keep-yearly <n>', `years, before those (default ${DEFAULT_POLICY.yearly})`);
+  const policyOf = (o: any) => ({ daily: o.keepDaily, weekly: o.keepWeekly, monthly: o.keepMonthly, yearly: o.keepYearly });
 
   // ---- environments
   const env = program.command('env').description('environments (dev, uat, preprod, prod)');
@@ -165,6 +247,17 @@ export function buildProgram(): Command {
       action(async (app, _g, name: string, o: { protected?: boolean }) => {
         const e = app.inv.addEnv(checkName('environment', name), !!o.protected);
         return { json: e, text: `environment ${e.name} added${e.protected ? ' (protected)' : ''}` };
+      }),
+    );
+  keepOptions(env.command('set <name>').description("set an environment's retention policy (backups prune uses it)"))
+    .option('--default-retention', 'go back to the default policy')
+    .action(
+      action(async (app, _g, name: string, o: any) => {
+        app.inv.requireEnv(name);
+        const policy = o.defaultRetention ? null : checkPolicy(policyOf(o), app.inv.retentionOf(name) ?? DEFAULT_POLICY);
+        app.inv.setRetention(name, policy);
+        const p = policy ?? DEFAULT_POLICY;
+        return { json: { name, retention: p }, text: `environment ${name} keeps ${p.daily} daily, ${p.weekly} weekly, ${p.monthly} monthly, ${p.yearly} yearly backups` };
       }),
     );
   env.command('list').description('list environments').action(
@@ -455,31 +548,15 @@ export function buildProgram(): Command {
 
   // ---- backups
   program
-    .command('backup <instance...>')
+    .command('backup [instance...]')
     .description('back up instances: code tree and database into the store, checked and with a manifest')
+    .option('--all', 'every instance')
+    .option('--env <env>', 'every instance of this environment')
+    .option('--parallel <n>', 'how many at once (default 1)')
     .action(
-      action(async (app, g, names: string[]) => {
-        for (const n of names) app.inv.requireInstance(n);
-        const results: unknown[] = [];
-        const texts: string[] = [];
-        let failed = 0;
-        for (const n of names) {
-          try {
-            const out = await runPlan(app, g, backupPlan(app, n), (b) => {
-              const m = b.manifest;
-              return `backup ${b.id} of ${b.instance}: ${m.code ? `${m.code.files} files, ${formatBytes(m.code.bytes)}` : 'no code'}${m.db ? `; database ${formatBytes(m.db.bytes)}, ${Object.keys(m.db.tables).length} tables` : ''}`;
-            });
-            results.push(out.json);
-            texts.push(out.text);
-          } catch (err) {
-            if (names.length === 1) throw err;
-            failed++;
-            const code = reportError(err, { ...g, json: false });
-            results.push({ instance: n, error: errorMessage(err), exitCode: code });
-          }
-        }
-        return { json: names.length === 1 ? results[0] : results, text: texts.join('\n'), exitCode: failed ? EXIT.FAILED : EXIT.OK };
-      }),
+      action(async (app, g, names: string[], o: { all?: boolean; env?: string; parallel?: string }) =>
+        forEachInstance(app, g, o, names, (n) => backupPlan(app, n), describeBackup, 'backup'),
+      ),
     );
   const backups = program
     .command('backups [instance]')
@@ -509,6 +586,13 @@ export function buildProgram(): Command {
         };
       }),
     );
+  keepOptions(backups.command('prune [instance]').description("drop the backups the retention policy does not keep (the environment's, or the flags'); --dry-run lists them")).action(
+    action(async (app, g, name: string | undefined, o: any) =>
+      runPlan(app, g, prunePlan(app, { instance: name, policy: Object.values(policyOf(o)).some((v) => v !== undefined) ? policyOf(o) : undefined }), (r) =>
+        [...r.removed.map((b) => `dropped ${b.kind} backup ${b.id} of ${b.instance} (${b.createdAt})`), `${r.removed.length} dropped, ${r.kept.length} kept`].join('\n'),
+      ),
+    ),
+  );
   backups.command('verify <id>').description('read a backup back from the store and check it against its manifest').action(
     action(async (app, g, id: string) =>
       runPlan(app, g, verifyPlan(app, id), (r) => `backup ${r.id}: ${r.verified ? 'verified: every stream matches its manifest' : 'DOES NOT MATCH: ' + r.problems.join('; ')}`),
@@ -539,6 +623,64 @@ export function buildProgram(): Command {
         return runPlan(app, g, plan, (r) => `restored backup ${r.backup} onto ${r.target}${r.safetyBackup ? ` (its previous state is safety backup ${r.safetyBackup})` : ''}`);
       }),
     );
+
+  // ---- alerts
+  const notify = program.command('notify').description('where alerts go when an unattended run fails');
+  notify
+    .command('email')
+    .description('alerts by email over SMTP (the password: in the URL, or OPSDECK_SMTP_PASSWORD; kept encrypted)')
+    .requiredOption('--smtp <url>', 'smtp://[USER[:PASSWORD]@]HOST:PORT (smtps:// for TLS)')
+    .requiredOption('--to <addr>', 'recipient')
+    .option('--from <addr>', 'sender', `opsdeck@${hostname()}`)
+    .action(
+      action(async (app, _g, o: { smtp: string; to: string; from: string }) => {
+        let url: URL;
+        try {
+          url = new URL(o.smtp);
+          if (url.protocol !== 'smtp:' && url.protocol !== 'smtps:') throw new Error();
+        } catch {
+          throw new UsageError(`invalid SMTP URL ${JSON.stringify(o.smtp)}`, 'write it as smtp://HOST:PORT or smtps://USER@HOST:465');
+        }
+        if (!/^[^\s@]+@[^\s@]+$/.test(o.to) || !/^[^\s@]+@[^\s@]+$/.test(o.from)) throw new UsageError('invalid e-mail address', 'give --to (and --from) as name@domain');
+        const password = url.password ? decodeURIComponent(url.password) : process.env.OPSDECK_SMTP_PASSWORD ?? null;
+        url.password = '';
+        app.inv.setNotify('email', { smtp: url.toString(), to: o.to, from: o.from }, password);
+        return { json: { kind: 'email', smtp: url.toString(), to: o.to }, text: `alerts will be mailed to ${o.to} through ${url.host}${password ? ' (password stored encrypted)' : ''}` };
+      }),
+    );
+  notify
+    .command('webhook')
+    .description('alerts as a JSON POST, signed: X-Opsdeck-Signature = sha256=HMAC(secret, timestamp + "." + body)')
+    .requiredOption('--url <url>', 'where to POST')
+    .option('--secret <s>', 'the shared secret (or OPSDECK_WEBHOOK_SECRET, which keeps it out of argv)')
+    .action(
+      action(async (app, _g, o: { url: string; secret?: string }) => {
+        const secret = o.secret ?? process.env.OPSDECK_WEBHOOK_SECRET;
+        if (!secret) throw new UsageError('a webhook needs a secret to sign with', 'give --secret S or set OPSDECK_WEBHOOK_SECRET');
+        app.inv.setNotify('webhook', { url: checkUrl(o.url) }, secret);
+        return { json: { kind: 'webhook', url: o.url }, text: `alerts will be POSTed to ${o.url}, signed` };
+      }),
+    );
+  notify.command('list').description('the alert channels (no secrets)').action(
+    action(async (app) => {
+      const list = app.inv.notifyChannels().map((c) => ({ kind: c.kind, ...c.config, secret: c.secret ? '[stored encrypted]' : null }));
+      return { json: list, text: list.length ? list.map((c) => `${c.kind}: ${JSON.stringify({ ...c, kind: undefined })}`).join('\n') : 'no alert channels: opsdeck notify email|webhook ...' };
+    }),
+  );
+  notify.command('remove <kind>').description('stop sending alerts that way (email or webhook)').action(
+    action(async (app, _g, kind: string) => {
+      if (!app.inv.removeNotify(kind)) throw new UsageError(`no ${kind} alert channel`, 'see them with: opsdeck notify list');
+      return { json: { removed: kind }, text: `${kind} alerts removed` };
+    }),
+  );
+  notify.command('test').description('send a test alert on every channel').action(
+    action(async (app) => {
+      if (!app.inv.notifyChannels().length) throw new UsageError('no alert channels to test', 'add one with: opsdeck notify email ... or notify webhook ...');
+      const sent = await alert(app, { subject: 'test alert', body: `This is a test alert from opsdeck on ${hostname()} (${app.home}).`, fields: { event: 'test' } });
+      const bad = sent.filter((d) => !d.ok);
+      return { json: sent, text: sent.map((d) => `${d.channel}: ${d.ok ? 'sent' : `FAILED: ${d.error}`}`).join('\n'), exitCode: bad.length ? EXIT.FAILED : EXIT.OK };
+    }),
+  );
 
   // ---- audit trail
   program

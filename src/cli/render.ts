@@ -5,13 +5,14 @@ import { formatBytes } from '../engine/events.js';
  * Text renderer of run events on stderr. On a terminal it shows every step and a live progress line;
  * without one (cron) it prints only failures and undo, so a clean run is quiet.
  */
-export function textRenderer(out: NodeJS.WriteStream = process.stderr, verbose = out.isTTY === true): (e: RunEvent) => void {
+export function textRenderer(out: NodeJS.WriteStream = process.stderr, verbose = out.isTTY === true, prefix = ''): (e: RunEvent) => void {
+  const o = { write: (s: string) => out.write(s.replace(/^(\r\x1b\[K)?(?=.)/gm, `$1${prefix}`)), isTTY: out.isTTY && !prefix };
   let steps: { title: string }[] = [];
   let dry = false;
   let progressShown = false;
   const clearProgress = () => {
     if (progressShown) {
-      out.write('\r\x1b[K');
+      o.write('\r\x1b[K');
       progressShown = false;
     }
   };
@@ -21,17 +22,17 @@ export function textRenderer(out: NodeJS.WriteStream = process.stderr, verbose =
         steps = e.steps;
         dry = e.dryRun;
         if (e.dryRun) {
-          out.write(`dry run of ${e.command}${e.instance ? ` on ${e.instance}` : ''}: nothing will be changed. The plan:\n`);
-          e.steps.forEach((s, i) => out.write(`  ${i + 1}. ${s.title}${s.explain ? `\n     ${s.explain}` : ''}\n`));
+          o.write(`dry run of ${e.command}${e.instance ? ` on ${e.instance}` : ''}: nothing will be changed. The plan:\n`);
+          e.steps.forEach((s, i) => o.write(`  ${i + 1}. ${s.title}${s.explain ? `\n     ${s.explain}` : ''}\n`));
         }
         break;
       case 'step-started':
-        if (verbose) out.write(`[${e.index + 1}/${steps.length}] ${e.title}\n`);
+        if (verbose) o.write(`[${e.index + 1}/${steps.length}] ${e.title}\n`);
         break;
       case 'progress':
-        if (verbose && out.isTTY) {
+        if (verbose && o.isTTY) {
           const pct = e.total ? ` ${Math.min(100, Math.round((e.bytes / e.total) * 100))}%` : '';
-          out.write(`\r\x1b[K    ${formatBytes(e.bytes)}${e.total ? ` of ${formatBytes(e.total)}` : ''}${pct}${e.rate ? `  ${formatBytes(e.rate)}/s` : ''}`);
+          o.write(`\r\x1b[K    ${formatBytes(e.bytes)}${e.total ? ` of ${formatBytes(e.total)}` : ''}${pct}${e.rate ? `  ${formatBytes(e.rate)}/s` : ''}`);
           progressShown = true;
         }
         break;
@@ -39,21 +40,21 @@ export function textRenderer(out: NodeJS.WriteStream = process.stderr, verbose =
         // A dry run's preview is the result, printed on stdout.
         if (dry) break;
         clearProgress();
-        if (verbose || e.level !== 'info' || e.index === null) out.write(`    ${e.level === 'info' ? '' : e.level + ': '}${e.message}\n`);
+        if (verbose || e.level !== 'info' || e.index === null) o.write(`    ${e.level === 'info' ? '' : e.level + ': '}${e.message}\n`);
         break;
       case 'step-done':
         clearProgress();
-        if (verbose) out.write(`    done in ${(e.ms / 1000).toFixed(1)} s\n`);
+        if (verbose) o.write(`    done in ${(e.ms / 1000).toFixed(1)} s\n`);
         break;
       case 'step-failed':
         clearProgress();
-        out.write(`step failed: ${steps[e.index]?.title ?? e.name}: ${e.error}\n`);
+        o.write(`step failed: ${steps[e.index]?.title ?? e.name}: ${e.error}\n`);
         break;
       case 'undo-started':
-        out.write(`undoing: ${steps[e.index]?.title ?? e.name}\n`);
+        o.write(`undoing: ${steps[e.index]?.title ?? e.name}\n`);
         break;
       case 'undo-done':
-        if (!e.ok) out.write(`UNDO FAILED: ${steps[e.index]?.title ?? e.name}: ${e.error}\n`);
+        if (!e.ok) o.write(`UNDO FAILED: ${steps[e.index]?.title ?? e.name}: ${e.error}\n`);
         break;
       case 'run-finished':
         clearProgress();

@@ -89,6 +89,12 @@ export class Store {
     await run(this.shell, ['restic', 'forget', ...ids]);
   }
 
+  /** Removes the data no snapshot uses any more (after forget). */
+  async prune(): Promise<void> {
+    await this.ensure();
+    await run(this.shell, ['restic', 'prune']);
+  }
+
   /** Drops whatever a failed backup left under its tag, so no half stream is ever mistaken for one. */
   async discardTagged(tag: string): Promise<void> {
     await this.forget(await this.snapshotsTagged(tag));

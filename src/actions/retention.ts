@@ -1,0 +1,143 @@
+import type { Backup } from '../../inventory/index.js';
+import type { Plan } from '../engine/plan.js';
+import { UsageError } from '../util/errors.js';
+import type { Deps } from './deps.js';
+
+export interface Policy {
+  daily: number;
+  weekly: number;
+  monthly: number;
+  yearly: number;
+}
+
+export const DEFAULT_POLICY: Policy = { daily: 3, weekly: 2, monthly: 6, yearly: 1 };
+/** Safety backups (taken before a restore or clone) are kept this long, and the newest always. */
+export const SAFETY_DAYS = 7;
+
+const TIERS = ['daily', 'weekly', 'monthly', 'yearly'] as const;
+
+/** ISO 8601 week of a date, in UTC: "2026-W47". */
+function isoWeek(d: Date): string {
+  const t = new Date(Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate()));
+  const day = t.getUTCDay() || 7;
+  t.setUTCDate(t.getUTCDate() + 4 - day); // the Thursday of this week decides its year
+  const yearStart = Date.UTC(t.getUTCFullYear(), 0, 1);
+  const week = Math.ceil(((t.getTime() - yearStart) / 86_400_000 + 1) / 7);
+  return `${t.getUTCFullYear()}-W${String(week).padStart(2, '0')}`;
+}
+
+function bucket(tier: (typeof TIERS)[number], iso: string): string {
+  const d = new Date(iso);
+  if (tier === 'daily') return iso.slice(0, 10);
+  if (tier === 'weekly') return isoWeek(d);
+  if (tier === 'monthly') return iso.slice(0, 7);
+  return iso.slice(0, 4);
+}
+
+/**
+ * Which backups a policy keeps. Each tier keeps the newest backup of its N most recent periods
+ * that hold no backup kept already: daily 3 keeps the last three days with a backup; weekly 2 then
+ * the two weeks before those; monthly 6 the six months before; yearly 1 the year before. So the
+ * defaults reach back about a month, six months and a year. The newest backup is always kept.
+ */
+export function selectKept(backups: Pick<Backup, 'id' | 'createdAt'>[], policy: Policy): Set<string> {
+  const sorted = [...backups].sort((a, b) => b.createdAt.localeCompare(a.createdAt) || b.id.localeCompare(a.id));
+  const kept = new Set<string>();
+  const covered = Object.fromEntries(TIERS.map((t) => [t, new Set<string>()])) as Record<(typeof TIERS)[number], Set<string>>;
+  const keep = (b: Pick<Backup, 'id' | 'createdAt'>) => {
+    kept.add(b.id);
+    for (const t of TIERS) covered[t].add(bucket(t, b.createdAt));
+  };
+  for (const tier of TIERS) {
+    let n = 0;
+    for (const b of sorted) {
+      if (n >= policy[tier]) break;
+      if (covered[tier].has(bucket(tier, b.createdAt))) continue;
+      keep(b);
+      n++;
+    }
+  }
+  if (sorted[0]) kept.add(sorted[0].id);
+  return kept;
+}
+
+export function checkPolicy(p: Partial<Record<keyof Policy, unknown>>, base: Policy = DEFAULT_POLICY): Policy {
+  const out = { ...base };
+  for (const t of TIERS) {
+    const v = p[t];
+    if (v === undefined) continue;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 0 || n > 10_000) throw new UsageError(`invalid --keep-${t} ${JSON.stringify(v)}`, 'give a whole number of periods, e.g. --keep-daily 7');
+    out[t] = n;
+  }
+  return out;
+}
+
+export interface PruneResult {
+  kept: { id: string; instance: string; createdAt: string }[];
+  removed: { id: string; instance: string; createdAt: string; kind: string }[];
+  snapshotsForgotten: number;
+}
+
+/**
+ * backups prune: per instance, keeps what its environment's policy (or the flags) keeps and drops
+ * the rest from the store and the inventory. A snapshot still used by a kept backup (a safety backup
+ * may share an unchanged tree's snapshot) is never forgotten.
+ */
+export function prunePlan(deps: Deps, opts: { instance?: string; policy?: Partial<Record<keyof Policy, unknown>>; now?: number }): Plan<PruneResult, PruneResult> {
+  if (opts.instance) deps.inv.requireInstance(opts.instance);
+  const now = opts.now ?? Date.now();
+  const all = deps.inv.listBackups();
+  const byInstance = new Map<string, Backup[]>();
+  for (const b of all) if (!opts.instance || b.instance === opts.instance) byInstance.set(b.instance, [...(byInstance.get(b.instance) ?? []), b]);
+  const result: PruneResult = { kept: [], removed: [], snapshotsForgotten: 0 };
+  const view = (b: Backup) => ({ id: b.id, instance: b.instance, createdAt: b.createdAt });
+  for (const [name, list] of byInstance) {
+    const env = deps.inv.getInstance(name)?.env;
+    const policy = checkPolicy(opts.policy ?? {}, (env && deps.inv.retentionOf(env)) || DEFAULT_POLICY);
+    const manual = list.filter((b) => b.kind === 'manual');
+    const keep = selectKept(manual, policy);
+    const safety = list.filter((b) => b.kind === 'safety');
+    safety.forEach((b, i) => i === 0 || now - Date.parse(b.createdAt) < SAFETY_DAYS * 86_400_000 ? keep.add(b.id) : undefined);
+    for (const b of list) {
+      if (keep.has(b.id)) result.kept.push(view(b));
+      else result.removed.push({ ...view(b), kind: b.kind });
+    }
+  }
+  return {
+    command: 'backups prune',
+    params: { instance: opts.instance, ...opts.policy },
+    instance: null,
+    state: result,
+    steps: [
+      {
+        name: 'forget',
+        title: 'Drop the backups the policy does not keep',
+        explain: 'Forgets their snapshots in the store (unless a kept backup shares one) and removes them from the inventory.',
+        run: async (ctx) => {
+          const removed = new Set(ctx.state.removed.map((b) => b.id));
+          const stillUsed = new Set<string>();
+          const snaps = (b: Backup) => [b.manifest.code?.snapshot, b.manifest.db?.snapshot].filter((s): s is string => !!s);
+          for (const b of all) if (!removed.has(b.id)) snaps(b).forEach((s) => stillUsed.add(s));
+          const forget = [...new Set(all.filter((b) => removed.has(b.id)).flatMap(snaps))].filter((s) => !stillUsed.has(s));
+          if (forget.length) await deps.store.forget(forget);
+          deps.inv.db.transaction(() => removed.forEach((id) => deps.inv.removeBackup(id)))();
+          ctx.state.snapshotsForgotten = forget.length;
+          ctx.log(`${removed.size} backups dropped, ${forget.length} snapshots forgotten, ${ctx.state.kept.length} backups kept`);
+        },
+      },
+      {
+        name: 'reclaim',
+        title: 'Reclaim the space in the store',
+        run: async (ctx) => {
+          if (ctx.state.snapshotsForgotten) await deps.store.prune();
+        },
+      },
+    ],
+    result: (s) => s,
+    preview: async () => [
+      ...result.removed.map((b) => `would drop ${b.kind} backup ${b.id} of ${b.instance} (${b.createdAt})`),
+      `would keep ${result.kept.length} backups: ${result.kept.map((b) => b.id).join(', ') || 'none'}`,
+    ],
+  };
+}

@@ -1,0 +1,69 @@
+import { createHmac } from 'node:crypto';
+import { hostname } from 'node:os';
+import nodemailer from 'nodemailer';
+import type { Inventory } from '../../inventory/index.js';
+
+export interface Alert {
+  /** One line: what failed, on what. */
+  subject: string;
+  /** What failed, where, when, and the command to look at it. */
+  body: string;
+  /** Structured fields for webhooks. */
+  fields: Record<string, unknown>;
+}
+
+export interface Delivery {
+  channel: string;
+  ok: boolean;
+  error?: string;
+}
+
+/** The signature a webhook receiver checks: HMAC-SHA256 over "timestamp.body" with the shared secret. */
+export function signWebhook(secret: string, timestamp: string, body: string): string {
+  return 'sha256=' + createHmac('sha256', secret).update(`${timestamp}.${body}`).digest('hex');
+}
+
+/**
+ * Sends an alert on every configured channel. A channel that cannot be reached is reported in the
+ * result (and by the caller on stderr); it never throws, so it never changes a run's exit code.
+ */
+export async function sendAlert(inv: Inventory, alert: Alert, timeoutMs = 10_000): Promise<Delivery[]> {
+  const out: Delivery[] = [];
+  for (const ch of inv.notifyChannels()) {
+    try {
+      if (ch.kind === 'email') {
+        const url = new URL(ch.config.smtp);
+        if (ch.secret) url.password = encodeURIComponent(ch.secret);
+        const transport = nodemailer.createTransport({ url: url.toString(), connectionTimeout: timeoutMs, greetingTimeout: timeoutMs, socketTimeout: timeoutMs } as any);
+        await transport.sendMail({ from: ch.config.from, to: ch.config.to, subject: `[opsdeck] ${alert.subject}`, text: alert.body });
+        transport.close();
+      } else {
+        const body = JSON.stringify({ subject: alert.subject, text: alert.body, ...alert.fields });
+        const ts = String(Math.floor(Date.now() / 1000));
+        const res = await fetch(ch.config.url, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'x-opsdeck-timestamp': ts, 'x-opsdeck-signature': signWebhook(ch.secret ?? '', ts, body) },
+          body,
+          signal: AbortSignal.timeout(timeoutMs),
+        });
+        if (!res.ok) throw new Error(`the receiver answered ${res.status}`);
+      }
+      out.push({ channel: ch.kind, ok: true });
+    } catch (err) {
+      out.push({ channel: ch.kind, ok: false, error: (err as Error).message });
+    }
+  }
+  return out;
+}
+
+/** The alert for a run that failed: what, where, when, why, and how to look at it. */
+export function runFailedAlert(o: { command: string; instance: string | null; error: string; runId: number | null; home: string }): Alert {
+  const when = new Date().toISOString();
+  const where = hostname();
+  const look = o.runId !== null ? `opsdeck --home ${o.home} runs ${o.runId}` : `opsdeck --home ${o.home} runs`;
+  return {
+    subject: `${o.command}${o.instance ? ` of ${o.instance}` : ''} FAILED`,
+    body: [`${o.command}${o.instance ? ` of ${o.instance}` : ''} failed on ${where} at ${when}.`, '', o.error, '', `See the run: ${look}`].join('\n'),
+    fields: { event: 'run-failed', command: o.command, instance: o.instance, error: o.error, runId: o.runId, at: when, jumpHost: where },
+  };
+}
