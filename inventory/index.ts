@@ -1,4 +1,5 @@
 import Database from 'better-sqlite3';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import { hostname, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { LockedError, UsageError } from '../src/util/errors.js';
@@ -55,6 +56,8 @@ export interface Instance {
   /** The deployed git revision, as last seen by opsdeck. */
   revision: string | null;
   maintenanceSince: string | null;
+  /** Patterns watch leaves out (a name anywhere, or a path with a slash); null: the defaults. */
+  watchExcludes: string[] | null;
 }
 
 export interface StreamManifest {
@@ -239,7 +242,7 @@ export class Inventory {
 
   // ---- instances
   addInstance(
-    i: Omit<Instance, 'createdAt' | 'hasDbPassword' | 'hooks' | 'health' | 'localPaths' | 'revision' | 'maintenanceSince'> &
+    i: Omit<Instance, 'createdAt' | 'hasDbPassword' | 'hooks' | 'health' | 'localPaths' | 'revision' | 'maintenanceSince' | 'watchExcludes'> &
       Partial<Pick<Instance, 'hooks' | 'health' | 'localPaths' | 'revision'>> & { dbPassword?: string },
   ): Instance {
     if (this.getInstance(i.name)) throw new UsageError(`instance ${i.name} already exists`, `see it with: opsdeck instance show ${i.name}`);
@@ -271,10 +274,10 @@ export class Inventory {
     return r?.db_secret ? this.secrets.open(r.db_secret) : undefined;
   }
   /** Changes an instance's settings in one transaction; only the fields given change. */
-  updateInstance(name: string, patch: Partial<Pick<Instance, 'url' | 'branch' | 'hooks' | 'health' | 'localPaths' | 'revision' | 'maintenanceSince'>>): Instance {
+  updateInstance(name: string, patch: Partial<Pick<Instance, 'url' | 'branch' | 'hooks' | 'health' | 'localPaths' | 'revision' | 'maintenanceSince' | 'watchExcludes'>>): Instance {
     this.requireInstance(name);
-    const cols: Record<string, string> = { url: 'url', branch: 'branch', hooks: 'hooks', health: 'health', localPaths: 'local_paths', revision: 'revision', maintenanceSince: 'maintenance_since' };
-    const json = new Set(['hooks', 'health', 'localPaths']);
+    const cols: Record<string, string> = { url: 'url', branch: 'branch', hooks: 'hooks', health: 'health', localPaths: 'local_paths', revision: 'revision', maintenanceSince: 'maintenance_since', watchExcludes: 'watch_excludes' };
+    const json = new Set(['hooks', 'health', 'localPaths', 'watchExcludes']);
     this.db.transaction(() => {
       for (const [k, v] of Object.entries(patch)) {
         if (v === undefined || !cols[k]) continue;
@@ -332,6 +335,16 @@ export class Inventory {
   }
   removeBackup(id: string): void {
     this.db.prepare('DELETE FROM backups WHERE id = ?').run(id);
+  }
+
+  // ---- watch baselines
+  setWatchBaseline(instance: string, entries: [string, unknown][]): void {
+    const data = gzipSync(Buffer.from(JSON.stringify(entries)));
+    this.db.prepare('INSERT OR REPLACE INTO watch_baselines (instance, taken_at, data) VALUES (?, ?, ?)').run(instance, now(), data);
+  }
+  getWatchBaseline(instance: string): { takenAt: string; entries: [string, any][] } | undefined {
+    const r = this.db.prepare('SELECT taken_at, data FROM watch_baselines WHERE instance = ?').get(instance) as { taken_at: string; data: Buffer } | undefined;
+    return r && { takenAt: r.taken_at, entries: JSON.parse(gunzipSync(r.data).toString('utf8')) };
   }
 
   // ---- notification channels
@@ -448,6 +461,7 @@ function rowToInstance(r: any): Instance {
     localPaths: JSON.parse(r.local_paths ?? '[]'),
     revision: r.revision ?? null,
     maintenanceSince: r.maintenance_since ?? null,
+    watchExcludes: r.watch_excludes ? JSON.parse(r.watch_excludes) : null,
   };
 }
 function rowToBackup(r: any): Backup {

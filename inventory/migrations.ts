@@ -110,4 +110,14 @@ export const MIGRATIONS: string[] = [
     secret TEXT
   );
   `,
+  `
+  -- watch: per-instance excludes (JSON array; NULL means the defaults) and the file baseline,
+  -- gzipped JSON of [path, {type, mode, size, sum}] pairs.
+  ALTER TABLE instances ADD COLUMN watch_excludes TEXT;
+  CREATE TABLE watch_baselines (
+    instance TEXT PRIMARY KEY,
+    taken_at TEXT NOT NULL,
+    data BLOB NOT NULL
+  );
+  `,
 ];

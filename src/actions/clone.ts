@@ -4,6 +4,7 @@ import { UsageError } from '../util/errors.js';
 import { maintenanceOff, maintenanceOn } from './app.js';
 import type { Deps } from './deps.js';
 import { restoreSteps, type RestoreResult, type RestoreState } from './restore.js';
+import { rebaselineStep } from './watch.js';
 
 export interface CloneOptions {
   dataOnly?: boolean;
@@ -78,6 +79,7 @@ export function clonePlan(deps: Deps, sourceName: string, targetName: string, op
         title: `Take ${target.name} out of maintenance`,
         run: async (ctx) => maintenanceOff(deps, target, u(ctx)),
       },
+      rebaselineStep<RestoreState>(deps, target.name),
     ],
     result: (s) => ({ source: source.name, backup: s.direct ? null : s.backup.id, instance: source.name, target: target.name, safetyBackup: s.safety?.id ?? null }),
     preview: async () => [

@@ -10,6 +10,7 @@ import { dbFor, shellFor, type Deps } from './deps.js';
 import { Meter, TarScanner } from './meter.js';
 import { progressSum, relay, together } from './relay.js';
 import { MAINTENANCE_FILE } from './app.js';
+import { rebaselineStep } from './watch.js';
 
 export interface RestoreState {
   backup: Backup;
@@ -295,7 +296,7 @@ export function restorePlan(deps: Deps, instance: string, opts: { backup?: strin
     params: { instance, backup: backup.id, to: target.name },
     instance: target.name,
     state,
-    steps: restoreSteps(deps),
+    steps: [...restoreSteps(deps), rebaselineStep<RestoreState>(deps, target.name)],
     result: (s) => ({ backup: s.backup.id, instance, target: s.target.name, safetyBackup: s.safety?.id ?? null }),
     preview: async () => [
       `would restore backup ${backup.id} of ${instance} (taken ${backup.createdAt}) onto ${target.name} (${target.host}:${target.path})`,

@@ -6,6 +6,7 @@ import { gitCheckout, gitFetch, gitLog, gitLogIfKnown, gitRemoteRef, gitResolve,
 import { newBackupId, snapshotInstance } from './backup.js';
 import type { Deps } from './deps.js';
 import { loadDatabase, putCodeBack } from './restore.js';
+import { rebaselineStep } from './watch.js';
 
 export interface UpdateState {
   inst: Instance;
@@ -131,6 +132,7 @@ export function updatePlan(deps: Deps, name: string, opts: { to?: string } = {})
         explain: 'Asks the health URL; if it does not answer as expected, everything above is undone.',
         run: async (ctx) => requireHealthy(deps.inv.requireInstance(inst.name), u(ctx)),
       },
+      rebaselineStep<UpdateState>(deps, name),
     ],
     result: (s) => ({ instance: name, from: s.from!, to: s.to!, commits: s.commits.length, backup: s.backup!.id }),
     preview: async () => {

@@ -2,6 +2,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { HOOK_KINDS, type Backup, type HealthCheck, type HookKind, type Hooks, type Host, type Instance } from '../../inventory/index.js';
 import { makePlan, purgePlan } from '../actions/make.js';
 import { DEFAULT_POLICY, checkPolicy, prunePlan } from '../actions/retention.js';
+import { DEFAULT_EXCLUDES, watchChanged, watchPlan, type WatchReport } from '../actions/watch.js';
 import { MAINTENANCE_FILE, gitState } from '../actions/app.js';
 import { maintenancePlan, updatePlan, type UpdateResult } from '../actions/update.js';
 import { clonePlan, type CloneOptions } from '../actions/clone.js';
@@ -154,6 +155,16 @@ async function forEachInstance<R>(
 function describeBackup(b: Backup): string {
   const m = b.manifest;
   return `backup ${b.id} of ${b.instance}: ${m.code ? `${m.code.files} files, ${formatBytes(m.code.bytes)}` : 'no code'}${m.db ? `; database ${formatBytes(m.db.bytes)}, ${Object.keys(m.db.tables).length} tables` : ''}`;
+}
+
+function describeWatch(r: WatchReport): string {
+  if (r.baselined) return `watch ${r.instance}: baseline recorded (${r.files} files)`;
+  if (!watchChanged(r)) return `watch ${r.instance}: no changes since ${r.baselineAt} (${r.files} files)`;
+  const lines = [`watch ${r.instance}: ${r.added.length} added, ${r.changed.length} changed, ${r.removed.length} removed since ${r.baselineAt}`];
+  for (const p of r.added) lines.push(`  + ${p}`);
+  for (const c of r.changed) lines.push(`  ~ ${c.path} (${c.what.join(', ')})`);
+  for (const p of r.removed) lines.push(`  - ${p}`);
+  return lines.join('\n');
 }
 
 function hostView(h: Host) {
@@ -475,6 +486,7 @@ export function buildProgram(): Command {
     .option('--health-text <text>', 'text the page must contain')
     .option('--local <path>', 'a file or directory (relative) that belongs to this instance alone; repeatable', collect, [])
     .option('--no-local', 'forget every local path')
+    .option('--watch-exclude <pattern>', `what watch leaves out: a name anywhere, or a path with a slash; repeatable (default ${DEFAULT_EXCLUDES.join(' ')})`, collect, [])
     .action(
       action(async (app, _g, name: string, o: any) => {
         const i = app.inv.requireInstance(name);
@@ -486,6 +498,10 @@ export function buildProgram(): Command {
         if (health) patch.health = health;
         if (o.local === false) patch.localPaths = [];
         else if (Array.isArray(o.local) && o.local.length) patch.localPaths = [...new Set([...i.localPaths, ...o.local.map(checkLocalPath)])];
+        if (o.watchExclude.length) {
+          for (const p of o.watchExclude as string[]) if (!p || p.startsWith('-') || /[\0\n]/.test(p)) throw new UsageError(`invalid --watch-exclude ${JSON.stringify(p)}`, 'a file name or glob (cache, *.log) or a path (var/cache)');
+          patch.watchExcludes = o.watchExclude;
+        }
         if (Object.keys(patch).length === 0) throw new UsageError('nothing to change', 'give at least one option; see opsdeck instance set --help');
         const after = app.inv.updateInstance(name, patch);
         return { json: after, text: `instance ${name} updated: ${Object.keys(patch).join(', ')}` };
@@ -621,6 +637,32 @@ export function buildProgram(): Command {
           o.allowProtected,
         );
         return runPlan(app, g, plan, (r) => `restored backup ${r.backup} onto ${r.target}${r.safetyBackup ? ` (its previous state is safety backup ${r.safetyBackup})` : ''}`);
+      }),
+    );
+
+  // ---- watch
+  program
+    .command('watch [instance...]')
+    .description('file-integrity check: hash every file on the host and report what was added, changed or removed since the baseline (exit 1 if anything was)')
+    .option('--accept', 'make the current state the baseline')
+    .option('--all', 'every instance')
+    .option('--env <env>', 'every instance of this environment')
+    .option('--parallel <n>', 'how many at once (default 1)')
+    .action(
+      action(async (app, g, names: string[], o: { accept?: boolean; all?: boolean; env?: string; parallel?: string }) => {
+        const out = await forEachInstance(app, g, o, names, (n) => watchPlan(app, n, { accept: o.accept }), describeWatch, 'watch');
+        const reports = (Array.isArray((out.json as any)?.results) ? (out.json as any).results.filter((r: any) => r.ok).map((r: any) => r.result) : [out.json]) as WatchReport[];
+        const changed = reports.filter((r) => r && watchChanged(r));
+        if (changed.length && unattended(g)) {
+          for (const r of changed) {
+            await alert(app, {
+              subject: `watch found changes on ${r.instance}`,
+              body: `${describeWatch(r)}\n\nSee them with: opsdeck --home ${app.home} watch ${r.instance}; accept them with --accept.`,
+              fields: { event: 'watch-changes', instance: r.instance, added: r.added, removed: r.removed, changed: r.changed },
+            });
+          }
+        }
+        return { ...out, exitCode: Math.max(out.exitCode ?? 0, changed.length ? EXIT.FAILED : EXIT.OK) };
       }),
     );
 
