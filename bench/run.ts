@@ -161,9 +161,32 @@ async function main() {
       execFileSync('rm', ['-rf', repo, pw, home]);
     }
 
+    // watch over 100,000 files against find | xargs sha256sum run on the host itself.
+    const WATCH_FILES = Number(process.env.BENCH_WATCH_FILES ?? 100_000);
+    const wi = makeLabInstance(lab, 'lab1', 'bench-watch', {});
+    process.stderr.write(`bench: making a ${WATCH_FILES}-file tree for watch...\n`);
+    asLabUser('sh', ['-c', `cd "$1" && mkdir -p w && cd w && i=0; while [ $i -lt ${WATCH_FILES / 1000} ]; do mkdir d$i; i=$((i+1)); done; ` + `find . -maxdepth 1 -name 'd*' -type d | xargs -P 2 -I{} sh -c 'cd {} && seq 1 1000 | while read n; do echo "file $n of {}" > f$n.php; done'`, 'sh', wi.path]);
+    const whome = mkdtempSync(join(lab.dir, 'bench-watch-'));
+    const wops = (args: string[]) => {
+      const r = spawnSync(BIN, ['--home', whome, ...args], { env: { ...process.env, OPSDECK_KNOWN_HOSTS: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
+      if (r.status !== 0) throw new Error(`bench: opsdeck ${args.join(' ')}: ${r.stderr}`);
+    };
+    wops(['env', 'add', 'dev']);
+    wops(['host', 'add', h.name, '--address', h.address, '--port', String(h.port), '--user', lab.user, '--key', lab.keyFile, '--fingerprint', h.fingerprint]);
+    wops(['instance', 'add', wi.name, '--host', h.name, '--path', wi.path, '--env', 'dev']);
+    wops(['watch', wi.name]);
+    const watchBase: number[] = [];
+    const watchOps: number[] = [];
+    for (let run = 0; run < RUNS; run++) {
+      watchBase.push(timed(() => sh(`${ssh} 'cd ${wi.path} && find . -type f -print0 | xargs -0 sha256sum' > /dev/null`)));
+      watchOps.push(timed(() => wops(['watch', wi.name])));
+    }
+    execFileSync('rm', ['-rf', whome]);
+
     results.push({ what: 'backup (code + database)', baseline: median(backupBase), opsdeck: median(backupOps) });
     results.push({ what: 'restore (code + database)', baseline: median(restoreBase), opsdeck: median(restoreOps) });
     results.push({ what: 'clone to another host (code + database)', baseline: median(cloneBase), opsdeck: median(cloneOps) });
+    results.push({ what: `watch, ${WATCH_FILES} files (vs find | xargs sha256sum on the host)`, baseline: median(watchBase), opsdeck: median(watchOps) });
     const lines = [
       `# opsdeck benchmark, ${new Date().toISOString()}`,
       '',

@@ -17,15 +17,22 @@ export type Listing = Map<string, Entry>;
 /** Excluded when an instance sets none: caches, temp files, uploads, logs, the maintenance page. */
 export const DEFAULT_EXCLUDES = ['cache', 'tmp', 'temp', 'uploads', 'sessions', '*.log', 'maintenance.html'];
 
-// Metadata of every entry, a separator, then the sha256 of every regular file; all NUL-terminated,
-// so no file name can break the framing. One round trip, everything computed on the host.
+// The sha256 of every regular file, a separator, then the metadata of every entry (type, mode,
+// size; link targets): all NUL-terminated, so no file name can break the framing. The metadata walk
+// runs beside the hashing (into a temp file) and costs almost nothing extra. One round trip,
+// everything computed on the host.
 const SCRIPT = [
   'cd -- "$1" || exit 2',
   'shift',
+  'meta=$(mktemp) || exit 5',
+  'trap \'rm -f "$meta"\' EXIT',
   // "$@" is the prune expression built from the excludes (find operands, never evaluated by sh).
-  'find . \\( "$@" \\) -prune -o \\( -type f -printf "f %m %s %P\\0" -o -type l -printf "l %m %s %P\\0%l\\0" -o -type d -printf "d %m 0 %P\\0" \\) || exit 3',
-  'printf "\\0--hashes--\\0"',
+  '( find . \\( "$@" \\) -prune -o \\( -type f -printf "f %m %s %P\\0" -o -type l -printf "l %m %s %P\\0%l\\0" -o -type d -printf "d %m 0 %P\\0" \\) > "$meta" || echo failed > "$meta.err" ) &',
   'find . \\( "$@" \\) -prune -o -type f -print0 | xargs -0 -r sha256sum -z || exit 4',
+  'wait',
+  'if [ -e "$meta.err" ]; then rm -f "$meta.err"; exit 3; fi',
+  'printf "\\0--meta--\\0"',
+  'cat "$meta"',
 ].join('\n');
 
 function pruneArgs(excludes: string[]): string[] {
@@ -45,8 +52,8 @@ export async function scanTree(deps: Deps, inst: Instance, excludes: string[], s
   const argv = ['sh', '-c', SCRIPT, 'sh', inst.path, ...pruneArgs(excludes)];
   const res = await shell.exec(argv, { signal, maxBuffer: 1 << 30 });
   if (res.code !== 0) throw new CommandError(shell.label, ['find/sha256sum'], res);
-  const [meta, hashes] = res.stdout.split('\0--hashes--\0');
-  if (hashes === undefined) throw new OpsError(`unexpected output from the scan of ${inst.name}`);
+  const [hashes, meta] = res.stdout.split('\0--meta--\0');
+  if (meta === undefined) throw new OpsError(`unexpected output from the scan of ${inst.name}`);
   const out: Listing = new Map();
   const parts = meta.split('\0');
   for (let i = 0; i < parts.length; i++) {

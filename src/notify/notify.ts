@@ -1,6 +1,5 @@
 import { createHmac } from 'node:crypto';
 import { hostname } from 'node:os';
-import nodemailer from 'nodemailer';
 import type { Inventory } from '../../inventory/index.js';
 
 export interface Alert {
@@ -34,6 +33,8 @@ export async function sendAlert(inv: Inventory, alert: Alert, timeoutMs = 10_000
       if (ch.kind === 'email') {
         const url = new URL(ch.config.smtp);
         if (ch.secret) url.password = encodeURIComponent(ch.secret);
+        // Loaded only when mail goes out: it is heavy, and most runs never send any.
+        const { default: nodemailer } = await import('nodemailer');
         const transport = nodemailer.createTransport({ url: url.toString(), connectionTimeout: timeoutMs, greetingTimeout: timeoutMs, socketTimeout: timeoutMs } as any);
         await transport.sendMail({ from: ch.config.from, to: ch.config.to, subject: `[opsdeck] ${alert.subject}`, text: alert.body });
         transport.close();
