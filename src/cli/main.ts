@@ -3,6 +3,7 @@ import { HOOK_KINDS, type Backup, type HealthCheck, type HookKind, type Hooks, t
 import { makePlan, purgePlan } from '../actions/make.js';
 import { DEFAULT_POLICY, checkPolicy, prunePlan } from '../actions/retention.js';
 import { DEFAULT_EXCLUDES, watchChanged, watchPlan, type WatchReport } from '../actions/watch.js';
+import { comparePlan, type CompareReport } from '../actions/compare.js';
 import { MAINTENANCE_FILE, gitState } from '../actions/app.js';
 import { maintenancePlan, updatePlan, type UpdateResult } from '../actions/update.js';
 import { clonePlan, type CloneOptions } from '../actions/clone.js';
@@ -164,6 +165,24 @@ function describeWatch(r: WatchReport): string {
   for (const p of r.added) lines.push(`  + ${p}`);
   for (const c of r.changed) lines.push(`  ~ ${c.path} (${c.what.join(', ')})`);
   for (const p of r.removed) lines.push(`  - ${p}`);
+  return lines.join('\n');
+}
+
+function describeCompare(r: CompareReport & { diff?: string }): string {
+  const lines: string[] = [];
+  const f = r.files;
+  lines.push(`files: ${f.compared} compared; ${f.onlyInA.length} only in ${r.a}, ${f.onlyInB.length} only in ${r.b}, ${f.different.length} different`);
+  for (const p of f.onlyInA) lines.push(`  < ${p}`);
+  for (const p of f.onlyInB) lines.push(`  > ${p}`);
+  for (const c of f.different) lines.push(`  ~ ${c.path} (${c.what.join(', ')})`);
+  if (r.database) {
+    const diff = r.database.tables.filter((t) => !t.same);
+    lines.push(`database: schema ${r.database.schemaSame ? 'identical' : 'DIFFERS'}; ${r.database.tables.length} tables, ${diff.length} with different contents`);
+    for (const t of diff) lines.push(`  ~ ${t.table}: ${t.rowsA ?? 'missing'} rows in ${r.a}, ${t.rowsB ?? 'missing'} in ${r.b}${t.rowsA === t.rowsB ? ' (contents differ)' : ''}`);
+    if (!r.database.schemaSame) lines.push(r.database.schemaDiff.trimEnd());
+  }
+  lines.push(r.identical ? `${r.a} and ${r.b} are identical` : `${r.a} and ${r.b} differ`);
+  if (r.diff !== undefined) lines.push(r.diff ? r.diff.trimEnd() : '(the file is the same on both)');
   return lines.join('\n');
 }
 
@@ -518,14 +537,26 @@ export function buildProgram(): Command {
     );
   const describeUpdate = (r: UpdateResult) => `${r.instance}: ${r.from.slice(0, 10)} -> ${r.to.slice(0, 10)} (${r.commits} commits); backup ${r.backup} was taken first`;
   program
-    .command('update <instance>')
-    .description("update an instance to the tip of its branch: backup, maintenance, checkout, migrate, health check; undone on failure")
-    .addOption(new Option('--allow-protected', 'with --yes: allow a protected instance without a typed confirmation'))
+    .command('update [instance...]')
+    .description('update instances to the tip of their branch: backup, maintenance, checkout, migrate, health check; undone on failure')
+    .option('--all', 'every instance')
+    .option('--env <env>', 'every instance of this environment')
+    .option('--parallel <n>', 'how many at once (default 1)')
+    .addOption(new Option('--allow-protected', 'with --yes: allow protected instances without a typed confirmation'))
     .action(
-      action(async (app, g, name: string, o: { allowProtected?: boolean }) => {
-        const plan = updatePlan(app, name);
-        await confirmChange(app, g, name, `update ${name} to the tip of ${plan.state.ref}?`, o.allowProtected);
-        return runPlan(app, g, plan, describeUpdate);
+      action(async (app, g, names: string[], o: { all?: boolean; env?: string; parallel?: string; allowProtected?: boolean }) => {
+        if (names.length === 1 && !o.all && !o.env) {
+          const plan = updatePlan(app, names[0]);
+          await confirmChange(app, g, names[0], `update ${names[0]} to the tip of ${plan.state.ref}?`, o.allowProtected);
+          return runPlan(app, g, plan, describeUpdate);
+        }
+        // Many at once is for cron: no questions, so --yes (and --allow-protected for protected ones).
+        if (!g.yes && !g.dryRun) throw new UsageError('updating several instances asks no questions one by one', 'add --yes (and --allow-protected for protected environments)');
+        return forEachInstance(app, g, o, names, (n) => {
+          const inst = app.inv.requireInstance(n);
+          if (app.inv.requireEnv(inst.env).protected && !o.allowProtected) throw new UsageError(`${n} is in a protected environment`, 'add --allow-protected');
+          return updatePlan(app, n);
+        }, describeUpdate, 'update');
       }),
     );
   program
@@ -663,6 +694,41 @@ export function buildProgram(): Command {
           }
         }
         return { ...out, exitCode: Math.max(out.exitCode ?? 0, changed.length ? EXIT.FAILED : EXIT.OK) };
+      }),
+    );
+
+  program
+    .command('compare <a> <b>')
+    .description('compare two instances: files (added, removed, changed) and database (schema; per table, rows and whether the contents match); exit 1 if they differ')
+    .option('--diff <path>', 'also show a unified diff of this file (relative to the instance)')
+    .action(
+      action(async (app, g, a: string, b: string, o: { diff?: string }) => {
+        const out = await runPlan(app, g, comparePlan(app, a, b, { diff: o.diff }), describeCompare);
+        const r = out.json as CompareReport;
+        return { ...out, exitCode: r.identical ? EXIT.OK : EXIT.FAILED };
+      }),
+    );
+
+  program
+    .command('cron')
+    .description('print crontab lines for the usual unattended jobs, for review (install with crontab -e)')
+    .action(
+      action(async (app) => {
+        const bin = process.argv[1] && process.argv[1].endsWith('opsdeck') ? process.argv[1] : 'opsdeck';
+        const o = `${bin} --home ${app.home}`;
+        const lines = [
+          `# opsdeck jobs for ${app.home}: review, then add with crontab -e as ${process.env.USER ?? 'this user'}.`,
+          '# Each job runs with --yes and no terminal: it prints a summary line and errors only, exits',
+          '# non-zero on failure, alerts the channels of "opsdeck notify list", and never runs twice on',
+          '# one instance at once (a second run exits 3).',
+          '# nightly backup of every instance, two at a time',
+          `15 2 * * *  ${o} backup --all --parallel 2 --yes`,
+          '# then drop what the retention policy does not keep',
+          `45 3 * * *  ${o} backups prune --yes`,
+          '# hourly file-integrity check',
+          `5 * * * *   ${o} watch --all --yes`,
+        ];
+        return { json: { lines }, text: lines.join('\n') };
       }),
     );
 

@@ -51,6 +51,11 @@ export function dumpArgv(t: PgTarget): string[] {
   return withSecretFromStdin('PGPASSWORD', ['pg_dump', ...connArgs(t), '--no-owner', '--no-privileges', '--dbname', t.database]);
 }
 
+/** pg_dump of the schema only, for comparing two databases' structure. */
+export function withSchemaOnly(t: PgTarget): string[] {
+  return withSecretFromStdin('PGPASSWORD', ['pg_dump', ...connArgs(t), '--schema-only', '--no-owner', '--no-privileges', '--dbname', t.database]);
+}
+
 export function psqlArgv(t: PgTarget, extra: string[]): string[] {
   return withSecretFromStdin('PGPASSWORD', ['psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', ...connArgs(t), '--dbname', t.database, ...extra]);
 }

@@ -41,4 +41,16 @@ describe('many instances at once', () => {
     expect((await cli(home, ['backup'])).code).toBe(2);
     expect((await cli(home, ['backup', '--env', 'nope'])).code).toBe(2);
   });
+
+  it('update --env runs the update plan on each, asking nothing, and cron prints the jobs', async () => {
+    await must(cli(home, ['instance', 'set', 'm-dev', '--branch', 'main']));
+    expect((await cli(home, ['update', '--env', 'dev'])).code).toBe(2); // several at once needs --yes
+    const r = await cli(home, ['update', '--env', 'dev', '--yes']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/update: 1 ok, 0 failed/);
+    const cron = (await must(cli(home, ['cron']))).stdout;
+    expect(cron).toMatch(new RegExp(`^15 2 \\* \\* \\*  \\S*opsdeck --home ${home} backup --all --parallel 2 --yes$`, 'm'));
+    expect(cron).toMatch(/backups prune --yes$/m);
+    expect(cron).toMatch(/watch --all --yes$/m);
+  });
 });

@@ -1,0 +1,142 @@
+import type { Instance } from '../../inventory/index.js';
+import { psqlArgv, withSchemaOnly } from '../databases/postgres.js';
+import type { Plan } from '../engine/plan.js';
+import { LocalShell } from '../remote/local.js';
+import { CommandError } from '../remote/shell.js';
+import { OpsError, UsageError } from '../util/errors.js';
+import { checkLocalPath } from '../util/validate.js';
+import { dbFor, shellFor, type Deps } from './deps.js';
+import { DEFAULT_EXCLUDES, diffListings, scanTree } from './watch.js';
+
+export interface TableCompare {
+  table: string;
+  rowsA: number | null;
+  rowsB: number | null;
+  same: boolean;
+}
+
+export interface CompareReport {
+  a: string;
+  b: string;
+  files: { onlyInA: string[]; onlyInB: string[]; different: { path: string; what: string[] }[]; compared: number };
+  database?: { schemaSame: boolean; schemaDiff: string; tables: TableCompare[] };
+  identical: boolean;
+}
+
+const quoteIdent = (s: string) => `"${s.replace(/"/g, '""')}"`;
+
+async function psql(deps: Deps, inst: Instance, sql: string, extra: string[] = ['-At']): Promise<string> {
+  const db = dbFor(deps, inst)!;
+  const shell = shellFor(deps, inst);
+  const argv = psqlArgv(db.target, [...extra, '-f', '-']);
+  const res = await shell.exec(argv, { secretLine: db.password, stdin: sql, maxBuffer: 1 << 28 });
+  if (res.code !== 0) throw new CommandError(shell.label, ['psql'], res);
+  return res.stdout;
+}
+
+/** Every table's row count and an order-independent hash of its rows, computed by PostgreSQL. */
+async function tableDigests(deps: Deps, inst: Instance): Promise<Map<string, { rows: number; sum: string }>> {
+  const tables = (await psql(deps, inst, "SELECT schemaname, tablename FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1, 2;"))
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => l.split('|') as [string, string]);
+  const out = new Map<string, { rows: number; sum: string }>();
+  if (!tables.length) return out;
+  const sql =
+    tables
+      .map(([s, t]) => {
+        const q = `${quoteIdent(s)}.${quoteIdent(t)}`;
+        return `SELECT '${`${s}.${t}`.replace(/'/g, "''")}', count(*), coalesce(md5(string_agg(h, '' ORDER BY h)), '') FROM (SELECT md5(x::text) AS h FROM ONLY ${q} x) r`;
+      })
+      .join('\nUNION ALL\n') + ';';
+  for (const line of (await psql(deps, inst, sql)).split('\n')) {
+    if (!line) continue;
+    const [name, rows, sum] = line.split('|');
+    out.set(name, { rows: Number(rows), sum });
+  }
+  return out;
+}
+
+/** The schema as pg_dump writes it, without what differs between any two dumps (keys, comments). */
+async function schemaText(deps: Deps, inst: Instance): Promise<string> {
+  const db = dbFor(deps, inst)!;
+  const shell = shellFor(deps, inst);
+  const argv = withSchemaOnly(db.target);
+  const res = await shell.exec(argv, { secretLine: db.password, maxBuffer: 1 << 28 });
+  if (res.code !== 0) throw new CommandError(shell.label, ['pg_dump'], res);
+  return res.stdout
+    .split('\n')
+    .filter((l) => !/^\\(un)?restrict /.test(l) && !l.startsWith('--'))
+    .join('\n')
+    .replace(/\n{3,}/g, '\n\n');
+}
+
+/** A unified diff of two texts, by diff(1) on this machine. */
+async function unifiedDiff(labelA: string, a: string, labelB: string, b: string): Promise<string> {
+  const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const dir = mkdtempSync(join(tmpdir(), 'opsdeck-diff-'));
+  try {
+    writeFileSync(join(dir, 'a'), a);
+    writeFileSync(join(dir, 'b'), b);
+    const res = await new LocalShell().exec(['diff', '-u', '--label', labelA, '--label', labelB, join(dir, 'a'), join(dir, 'b')]);
+    if (res.code !== 0 && res.code !== 1) throw new OpsError(`diff failed: ${res.stderr.trim()}`);
+    return res.stdout;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Reads one file of an instance (for --diff); refuses what is not a plain text file of sane size. */
+async function readFile(deps: Deps, inst: Instance, rel: string): Promise<string> {
+  const res = await shellFor(deps, inst).exec(['sh', '-c', 'f="$1/$2"; [ -f "$f" ] || exit 3; exec head -c 5000001 -- "$f"', 'sh', inst.path, rel], { maxBuffer: 6_000_000 });
+  if (res.code === 3) return '';
+  if (res.code !== 0) throw new OpsError(`cannot read ${rel} of ${inst.name}: ${res.stderr.trim()}`);
+  if (res.stdout.length > 5_000_000) throw new UsageError(`${rel} is over 5 MB`, 'compare it by hand');
+  return res.stdout;
+}
+
+export function comparePlan(deps: Deps, aName: string, bName: string, opts: { diff?: string } = {}): Plan<{ report?: CompareReport; diff?: string }, CompareReport & { diff?: string }> {
+  const a = deps.inv.requireInstance(aName);
+  const b = deps.inv.requireInstance(bName);
+  if (a.name === b.name) throw new UsageError('compare needs two different instances');
+  const rel = opts.diff !== undefined ? checkLocalPath(opts.diff) : undefined;
+  return {
+    command: 'compare',
+    params: { a: aName, b: bName, diff: rel },
+    instance: null,
+    state: {},
+    steps: [
+      {
+        name: 'compare',
+        title: `Compare ${aName} and ${bName}`,
+        explain: 'Hashes every file on both hosts, and compares the database schemas and every table’s rows; nothing is changed.',
+        run: async (ctx) => {
+          if (rel !== undefined) {
+            const [ta, tb] = await Promise.all([readFile(deps, a, rel), readFile(deps, b, rel)]);
+            ctx.state.diff = await unifiedDiff(`${aName}:${rel}`, ta, `${bName}:${rel}`, tb);
+          }
+          // Files that belong to each instance alone (its own config) are not differences.
+          const excludes = [...new Set([...(a.watchExcludes ?? DEFAULT_EXCLUDES), ...(b.watchExcludes ?? DEFAULT_EXCLUDES), ...a.localPaths, ...b.localPaths])];
+          const [la, lb] = await Promise.all([scanTree(deps, a, excludes, ctx.signal), scanTree(deps, b, excludes, ctx.signal)]);
+          const d = diffListings(la, lb);
+          const report: CompareReport = { a: aName, b: bName, files: { onlyInA: d.removed, onlyInB: d.added, different: d.changed, compared: lb.size }, identical: false };
+          if (a.dbUrl && b.dbUrl) {
+            const [sa, sb, ta, tb] = await Promise.all([schemaText(deps, a), schemaText(deps, b), tableDigests(deps, a), tableDigests(deps, b)]);
+            const names = [...new Set([...ta.keys(), ...tb.keys()])].sort();
+            report.database = {
+              schemaSame: sa === sb,
+              schemaDiff: sa === sb ? '' : await unifiedDiff(`${aName} schema`, sa, `${bName} schema`, sb),
+              tables: names.map((t) => ({ table: t, rowsA: ta.get(t)?.rows ?? null, rowsB: tb.get(t)?.rows ?? null, same: !!ta.get(t) && ta.get(t)!.sum === tb.get(t)?.sum && ta.get(t)!.rows === tb.get(t)!.rows })),
+            };
+          }
+          report.identical =
+            !d.added.length && !d.removed.length && !d.changed.length && (!report.database || (report.database.schemaSame && report.database.tables.every((t) => t.same))) && (!!a.dbUrl === !!b.dbUrl);
+          ctx.state.report = report;
+        },
+      },
+    ],
+    result: (s) => ({ ...s.report!, ...(s.diff !== undefined ? { diff: s.diff } : {}) }),
+  };
+}
