@@ -196,6 +196,14 @@ export class Inventory {
     this.requireEnv(name);
     this.db.prepare('UPDATE envs SET retention = ? WHERE name = ?').run(policy ? JSON.stringify(policy) : null, name);
   }
+  maxBackupAge(name: string): string | undefined {
+    const r = this.db.prepare('SELECT max_backup_age FROM envs WHERE name = ?').get(name) as { max_backup_age: string | null } | undefined;
+    return r?.max_backup_age ?? undefined;
+  }
+  setMaxBackupAge(name: string, age: string | null): void {
+    this.requireEnv(name);
+    this.db.prepare('UPDATE envs SET max_backup_age = ? WHERE name = ?').run(age, name);
+  }
   listEnvs(): Env[] {
     return (this.db.prepare('SELECT * FROM envs ORDER BY name').all() as any[]).map((r) => ({ name: r.name, protected: !!r.protected, createdAt: r.created_at }));
   }

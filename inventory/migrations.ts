@@ -120,4 +120,8 @@ export const MIGRATIONS: string[] = [
     data BLOB NOT NULL
   );
   `,
+  `
+  -- How old an environment's newest good backup may get before backups check alerts (e.g. 26h).
+  ALTER TABLE envs ADD COLUMN max_backup_age TEXT;
+  `,
 ];

@@ -6,7 +6,7 @@ import { DEFAULT_EXCLUDES, watchChanged, watchPlan, type WatchReport } from '../
 import { comparePlan, type CompareReport } from '../actions/compare.js';
 import { MAINTENANCE_FILE, gitState } from '../actions/app.js';
 import { maintenancePlan, updatePlan, type UpdateResult } from '../actions/update.js';
-import { clonePlan, type CloneOptions } from '../actions/clone.js';
+import { clonePlan, parseAge, type CloneOptions } from '../actions/clone.js';
 import { splitWords } from '../util/words.js';
 import { backupPlan } from '../actions/backup.js';
 import { checkLogin, establishTrust } from '../actions/host.js';
@@ -281,9 +281,17 @@ export function buildProgram(): Command {
     );
   keepOptions(env.command('set <name>').description("set an environment's retention policy (backups prune uses it)"))
     .option('--default-retention', 'go back to the default policy')
+    .option('--max-backup-age <age>', 'backups check alerts when the newest good backup is older (e.g. 26h, 2d; default 26h)')
     .action(
       action(async (app, _g, name: string, o: any) => {
         app.inv.requireEnv(name);
+        if (o.maxBackupAge !== undefined) {
+          parseAge(o.maxBackupAge);
+          app.inv.setMaxBackupAge(name, o.maxBackupAge);
+          if (!Object.values(policyOf(o)).some((v) => v !== undefined) && !o.defaultRetention) {
+            return { json: { name, maxBackupAge: o.maxBackupAge }, text: `environment ${name}: backups older than ${o.maxBackupAge} are alerted` };
+          }
+        }
         const policy = o.defaultRetention ? null : checkPolicy(policyOf(o), app.inv.retentionOf(name) ?? DEFAULT_POLICY);
         app.inv.setRetention(name, policy);
         const p = policy ?? DEFAULT_POLICY;
@@ -633,6 +641,34 @@ export function buildProgram(): Command {
         };
       }),
     );
+  backups
+    .command('check [instance...]')
+    .description("is every instance's newest good backup younger than its environment's limit (default 26h)? exit 1, and alerts when unattended, if not")
+    .action(
+      action(async (app, g, names: string[]) => {
+        const insts = names.length ? names.map((n) => app.inv.requireInstance(n)) : app.inv.listInstances();
+        const newest = app.inv.latestBackupTimes();
+        const rows = insts.map((i) => {
+          const limit = app.inv.maxBackupAge(i.env) ?? '26h';
+          const at = newest.get(i.name) ?? null;
+          const ok = at !== null && Date.now() - Date.parse(at) <= parseAge(limit);
+          return { instance: i.name, env: i.env, newestBackup: at, limit, ok };
+        });
+        const late = rows.filter((r) => !r.ok);
+        if (late.length && unattended(g)) {
+          await alert(app, {
+            subject: `${late.length} instance${late.length > 1 ? 's have' : ' has'} no recent backup`,
+            body: late.map((r) => `${r.instance} (${r.env}): newest good backup ${r.newestBackup ? `${age(r.newestBackup)}, at ${r.newestBackup}` : 'never'}; the limit is ${r.limit}`).join('\n') + `\n\nSee them with: opsdeck --home ${app.home} backups check`,
+            fields: { event: 'backup-too-old', instances: late },
+          });
+        }
+        return {
+          json: rows,
+          text: table(rows.map((r) => [r.instance, r.env, age(r.newestBackup), r.limit, r.ok ? 'ok' : 'TOO OLD']), ['INSTANCE', 'ENV', 'NEWEST BACKUP', 'LIMIT', '']),
+          exitCode: late.length ? EXIT.FAILED : EXIT.OK,
+        };
+      }),
+    );
   keepOptions(backups.command('prune [instance]').description("drop the backups the retention policy does not keep (the environment's, or the flags'); --dry-run lists them")).action(
     action(async (app, g, name: string | undefined, o: any) =>
       runPlan(app, g, prunePlan(app, { instance: name, policy: Object.values(policyOf(o)).some((v) => v !== undefined) ? policyOf(o) : undefined }), (r) =>
@@ -725,8 +761,9 @@ export function buildProgram(): Command {
           `15 2 * * *  ${o} backup --all --parallel 2 --yes`,
           '# then drop what the retention policy does not keep',
           `45 3 * * *  ${o} backups prune --yes`,
-          '# hourly file-integrity check',
+          '# hourly file-integrity check, and an alert for any instance without a recent backup',
           `5 * * * *   ${o} watch --all --yes`,
+          `35 * * * *  ${o} backups check --yes`,
         ];
         return { json: { lines }, text: lines.join('\n') };
       }),

@@ -1,4 +1,3 @@
-import { execa } from 'execa';
 import { checkNotAborted, drive } from './drive.js';
 import type { ExecOptions, ExecResult, Shell } from './shell.js';
 
@@ -12,6 +11,8 @@ export class LocalShell implements Shell {
   async exec(argv: readonly string[], opts: ExecOptions = {}): Promise<ExecResult> {
     checkNotAborted(this.label, opts.signal);
     const [file, ...args] = argv;
+    // Loaded on first use: most commands (list, watch, compare...) never start a local process.
+    const { execa } = await import('execa');
     const child = execa(file, args, {
       env: this.env,
       extendEnv: true,

@@ -93,4 +93,18 @@ describe('alerts', () => {
     expect(t.stdout).toMatch(/email: sent/);
     expect(mails).toHaveLength(3);
   });
+
+  it('backups check alerts when an instance has no recent enough backup', async () => {
+    await must(cli(home, ['notify', 'remove', 'webhook']));
+    const before = mails.length;
+    const r = await cli(home, ['backups', 'check', '--yes', '--json']);
+    expect(r.code).toBe(1);
+    expect(JSON.parse(r.stdout)).toEqual([expect.objectContaining({ instance: 'alert-prod', ok: false, newestBackup: null, limit: '26h' })]);
+    expect(mails.length).toBe(before + 1);
+    expect(mails.at(-1)!.data).toMatch(/alert-prod \(prod\): newest good backup never; the limit is 26h/);
+    await must(cli(home, ['backup', 'alert-prod']));
+    await must(cli(home, ['backups', 'check', '--yes']));
+    await must(cli(home, ['env', 'set', 'prod', '--max-backup-age', '1m']));
+    expect((await cli(home, ['env', 'set', 'prod', '--max-backup-age', 'soon'])).code).toBe(2);
+  });
 });
