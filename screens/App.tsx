@@ -17,7 +17,7 @@ function filterRows(rows: InstanceRow[], filter: string): InstanceRow[] {
   return f ? rows.filter((i) => i.name.toLowerCase().includes(f) || i.env.toLowerCase().includes(f) || i.host.toLowerCase().includes(f)) : rows;
 }
 
-type Screen = { kind: 'instances' } | { kind: 'instance'; name: string } | { kind: 'run' } | { kind: 'help'; of: Screen['kind'] };
+type Screen = { kind: 'instances' } | { kind: 'instance'; name: string } | { kind: 'run' } | { kind: 'compare' } | { kind: 'help'; of: Screen['kind'] };
 
 interface Dialog {
   message: string;
@@ -77,7 +77,7 @@ export function App({ model }: { model: UiModel }) {
     const selKey = screen.kind === 'instance' ? `backups:${screen.name}` : screen.kind;
     const selected = nav.sel[selKey] ?? 0;
     const backups = screen.kind === 'instance' ? model.backups(screen.name).filter((b) => b.kind === 'manual') : [];
-    const count = screen.kind === 'instances' ? visible.length : backups.length;
+    const count = screen.kind === 'instances' ? visible.length : screen.kind === 'compare' ? compareRows(model.getState().lastResult?.result as CompareResult | undefined).length : backups.length;
     const inst = screen.kind === 'instance' ? model.getState().instances.find((i) => i.name === screen.name) : visible[selected];
     return { screen, visible, selKey, selected, backups, count, inst };
   };
@@ -159,6 +159,18 @@ export function App({ model }: { model: UiModel }) {
     });
   };
 
+  const startCompare = () => {
+    const { inst } = view();
+    if (!inst) return;
+    const others = model.getState().instances.filter((i) => i.name !== inst.name);
+    if (!others.length) return model.flash('error', 'there is no other instance to compare with');
+    pick(`Compare ${inst.name} with which instance?`, others.map((t) => `${t.name}  (${t.env}, ${t.host})`), (choice) => {
+      const other = others.find((t) => choice.startsWith(t.name + ' '))!;
+      // Read-only: no confirmation. The run view shows it working; Enter there opens the result.
+      if (model.start('compare', inst.name, { to: other.name })) push({ kind: 'run' });
+    });
+  };
+
   const moves: Binding[] = [
     { keys: ['down', 'j'], label: '↓/j', hint: 'down', run: () => move(1) },
     { keys: ['up', 'k'], label: '↑/k', hint: 'up', run: () => move(-1) },
@@ -175,6 +187,7 @@ export function App({ model }: { model: UiModel }) {
     { keys: ['U'], label: 'U', hint: 'upgrade', run: startUpgrade },
     { keys: ['m'], label: 'm', hint: 'maintenance', run: toggleMaintenance },
     { keys: ['c'], label: 'c', hint: 'clone', run: startClone },
+    { keys: ['d'], label: 'd', hint: 'compare', run: startCompare },
   ];
   const quit: Binding = { keys: ['q'], label: 'q', hint: 'quit', run: () => (model.running ? model.flash('error', 'a run is in progress: ctrl-c cancels it') : exit()) };
   const help: Binding = { keys: ['?'], label: '?', hint: 'help', run: () => push({ kind: 'help', of: view().screen.kind }) };
@@ -201,10 +214,21 @@ export function App({ model }: { model: UiModel }) {
     ],
     run: [
       { keys: ['esc'], label: 'esc', hint: 'back', when: () => !model.running, run: () => (model.clearRun(), pop()) },
+      {
+        keys: ['enter'],
+        label: 'enter',
+        hint: 'see the comparison',
+        when: () => !model.running && model.getState().run?.command === 'compare' && model.getState().lastResult?.command === 'compare',
+        run: () => {
+          nav.stack[nav.stack.length - 1] = { kind: 'compare' };
+          nav.sel.compare = 0;
+        },
+      },
       { keys: ['ctrl-c'], label: 'ctrl-c', hint: 'cancel (rolls back)', when: () => model.running, run: () => model.cancel() },
       help,
       quit,
     ],
+    compare: [...moves, { keys: ['esc'], label: 'esc', hint: 'back', run: pop }, help, quit],
     help: [{ keys: ['esc', '?'], label: 'esc', hint: 'back', run: pop }, quit],
   };
 
@@ -280,6 +304,7 @@ export function App({ model }: { model: UiModel }) {
   else if (dialog) body = <ConfirmView {...dialog} />;
   else if (screen.kind === 'instances') body = <InstancesView rows={visible} selected={selected} height={bodyHeight - (filtering ? 1 : 0)} filtering={filtering} filter={filter} width={cols} />;
   else if (screen.kind === 'instance') body = <InstanceView inst={state.instances.find((i) => i.name === screen.name)} backups={backups} selected={selected} height={bodyHeight} />;
+  else if (screen.kind === 'compare') body = <CompareView result={state.lastResult?.result as CompareResult | undefined} selected={selected} height={bodyHeight} width={cols} />;
   else if (screen.kind === 'run') body = state.run ? <RunView run={state.run} width={cols} height={bodyHeight} /> : <Text dimColor>no run</Text>;
   else body = <HelpView bindings={bindings[screen.of]} of={screen.of} />;
 
@@ -365,6 +390,55 @@ function InstanceView({ inst, backups, selected, height }: { inst?: InstanceRow;
           empty="no backups yet: press b"
         />
       </Box>
+    </Box>
+  );
+}
+
+type CompareResult = {
+  a: string;
+  b: string;
+  identical: boolean;
+  files: { onlyInA: string[]; onlyInB: string[]; different: { path: string; what: string[] }[]; compared: number };
+  database?: { schemaSame: boolean; tables: { table: string; rowsA: number | null; rowsB: number | null; same: boolean }[] };
+};
+
+/** The comparison as rows of [what, left side, right side]: differences first, then the matching tables. */
+function compareRows(r: CompareResult | undefined): string[][] {
+  if (!r) return [];
+  const rows: string[][] = [];
+  for (const p of r.files.onlyInA) rows.push([p, 'present', 'MISSING']);
+  for (const p of r.files.onlyInB) rows.push([p, 'MISSING', 'present']);
+  for (const c of r.files.different) rows.push([c.path, 'differs', c.what.join(', ')]);
+  if (r.database) {
+    rows.push(['(schema)', r.database.schemaSame ? 'same' : 'DIFFERS', r.database.schemaSame ? 'same' : 'DIFFERS']);
+    for (const t of [...r.database.tables].sort((x, y) => Number(x.same) - Number(y.same))) {
+      rows.push([`table ${t.table}`, `${t.rowsA ?? 'missing'} rows`, `${t.rowsB ?? 'missing'} rows${t.same ? '' : '  DIFFERENT'}`]);
+    }
+  }
+  return rows;
+}
+
+function CompareView({ result, selected, height, width }: { result?: CompareResult; selected: number; height: number; width: number }) {
+  if (!result) return <Text dimColor>no comparison yet: press d on an instance</Text>;
+  const side = Math.max(16, Math.floor((width - 4) * 0.3));
+  const diffs = result.files.onlyInA.length + result.files.onlyInB.length + result.files.different.length;
+  return (
+    <Box flexDirection="column">
+      <Text bold color={result.identical ? 'green' : 'yellow'}>
+        {result.a} and {result.b} {result.identical ? 'are identical' : 'differ'}: {result.files.compared} files compared, {diffs} differ
+        {result.database ? `; ${result.database.tables.filter((t) => !t.same).length} of ${result.database.tables.length} tables differ` : ''}
+      </Text>
+      <Table
+        columns={[
+          { title: 'WHAT', width: Math.max(20, width - 2 * side - 4) },
+          { title: result.a, width: side },
+          { title: result.b, width: side, color: (v) => (/DIFFER|MISSING|present|content|mode/.test(v) ? 'red' : undefined) },
+        ]}
+        rows={compareRows(result)}
+        selected={selected}
+        height={height - 1}
+        empty="nothing to show"
+      />
     </Box>
   );
 }

@@ -9,13 +9,15 @@ export interface InstanceRow extends Instance {
   lastBackup: string | null;
 }
 
-export type Operation = 'backup' | 'restore' | 'update' | 'upgrade' | 'maintenance' | 'clone';
+export type Operation = 'backup' | 'restore' | 'update' | 'upgrade' | 'maintenance' | 'clone' | 'compare';
 
 export interface UiState {
   inventoryFile: string;
   instances: InstanceRow[];
   hostCount: number;
   run?: RunState;
+  /** What the last run that finished well handed back (the compare screen draws it). */
+  lastResult?: { command: string; result: unknown };
   /** A message for the status line (an operation refused before it started, say). */
   flash?: { level: 'info' | 'error'; text: string };
 }
@@ -92,6 +94,7 @@ export class UiModel {
         upgrade: () => operations.update(a, instance, { to: opts.to! }),
         maintenance: () => operations.maintenance(a, instance, opts.mode ?? 'on'),
         clone: () => operations.clone(a, instance, opts.to!),
+        compare: () => operations.compare(a, instance, opts.to!),
       }[kind]();
     } catch (err) {
       this.flash('error', errorMessage(err));
@@ -101,6 +104,9 @@ export class UiModel {
     this.set({ flash: undefined });
     this.app.engine
       .run(plan, { signal: this.abort.signal })
+      .then((out) => {
+        if (out.status === 'ok') this.set({ lastResult: { command: plan.command, result: out.result } });
+      })
       .catch((err) => {
         // Refused before any step ran (a lock held elsewhere, say): show it as a finished run.
         this.set({ run: { command: plan.command, instance, steps: plan.steps.map((s) => ({ name: s.name, title: s.title, status: 'pending' })), logs: [{ level: 'error', message: errorMessage(err) }], startedAt: Date.now(), finished: { status: 'failed', error: errorMessage(err), exitCode: 1, ms: 0 } } });

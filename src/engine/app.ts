@@ -11,6 +11,7 @@ import { exportPlan, verifyPlan } from '../actions/verify.js';
 import { maintenancePlan, updatePlan } from '../actions/update.js';
 import { clonePlan } from '../actions/clone.js';
 import { gitRemoteTags } from '../actions/app.js';
+import { comparePlan } from '../actions/compare.js';
 
 export interface GlobalOpts {
   home?: string;
@@ -49,4 +50,4 @@ export function openApp(home?: string): App {
 }
 
 /** Every operation's plan builder, for the CLI and the screens alike. */
-export const operations = { backup: backupPlan, restore: restorePlan, verify: verifyPlan, export: exportPlan, update: updatePlan, maintenance: maintenancePlan, clone: clonePlan, tags: gitRemoteTags };
+export const operations = { backup: backupPlan, restore: restorePlan, verify: verifyPlan, export: exportPlan, update: updatePlan, maintenance: maintenancePlan, clone: clonePlan, tags: gitRemoteTags, compare: comparePlan };

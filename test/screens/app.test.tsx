@@ -147,4 +147,23 @@ describe('the console screens', () => {
     await until(ui.lastFrame, 'LAST BACKUP');
     ui.unmount();
   });
+
+  it('d compares two instances and shows them side by side', async () => {
+    const home = await homeWithHosts(['lab1']);
+    await addInstance(home, 'lab1', 'side-a', 'dev');
+    await addInstance(home, 'lab1', 'side-b', 'dev', { version: 'v2.0.0' });
+    app = openApp(home);
+    const ui = render(<App model={new UiModel(app)} />);
+    await until(ui.lastFrame, 'side-a');
+    ui.stdin.write('d');
+    await until(ui.lastFrame, 'Compare side-a with which instance?');
+    ui.stdin.write('\r');
+    await until(ui.lastFrame, 'DONE');
+    ui.stdin.write('\r');
+    const f = await until(ui.lastFrame, 'side-a and side-b differ');
+    expect(f).toMatch(/index\.html\s+differs\s+content/);
+    expect(f).toMatch(/migrations\/002\.sql\s+MISSING\s+present/);
+    expect(f).toMatch(/table public\.schema_version\s+1 rows\s+2 rows\s+DIFFERENT/);
+    ui.unmount();
+  });
 });
