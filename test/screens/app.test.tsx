@@ -27,6 +27,15 @@ function inventoryOnly(): OpsApp {
   return app;
 }
 
+/** The console over an inventory-only app where `instance` has one recorded backup, after its first frame. */
+async function consoleWithBackupOf(instance: string) {
+  const app = inventoryOnly();
+  app.inv.addBackup({ id: '20260101T000000-abcd', instance, kind: 'manual', createdAt: new Date().toISOString(), manifest: {}, verifiedAt: null, runId: null });
+  const ui = render(<App model={new UiModel(app)} />);
+  await until(ui.lastFrame, 'INSTANCE');
+  return { app, ui };
+}
+
 describe('the console screens', () => {
   let app: OpsApp | undefined;
   afterEach(async () => {
@@ -65,10 +74,9 @@ describe('the console screens', () => {
   });
 
   it('asks before a restore with Cancel focused, and Enter there does nothing', async () => {
-    app = inventoryOnly();
-    app.inv.addBackup({ id: '20260101T000000-abcd', instance: 'beta-uat', kind: 'manual', createdAt: new Date().toISOString(), manifest: {}, verifiedAt: null, runId: null });
-    const ui = render(<App model={new UiModel(app)} />);
-    await until(ui.lastFrame, 'INSTANCE');
+    const c = await consoleWithBackupOf('beta-uat');
+    app = c.app;
+    const ui = c.ui;
     ui.stdin.write('r');
     let f = await until(ui.lastFrame, 'has no backup yet');
     expect(f).toContain('alpha-prod has no backup yet');
@@ -84,10 +92,9 @@ describe('the console screens', () => {
   });
 
   it('on a protected instance, a wrong name typed does nothing', async () => {
-    app = inventoryOnly();
-    app.inv.addBackup({ id: '20260101T000000-abcd', instance: 'alpha-prod', kind: 'manual', createdAt: new Date().toISOString(), manifest: {}, verifiedAt: null, runId: null });
-    const ui = render(<App model={new UiModel(app)} />);
-    await until(ui.lastFrame, 'INSTANCE');
+    const c = await consoleWithBackupOf('alpha-prod');
+    app = c.app;
+    const ui = c.ui;
     ui.stdin.write('r');
     await until(ui.lastFrame, 'PROTECTED environment');
     ui.stdin.write('alpha-pro');
