@@ -5,6 +5,8 @@ import { CommandError, run } from '../remote/shell.js';
 import { OpsError, UsageError } from '../util/errors.js';
 import { checkRef } from '../util/validate.js';
 import { dbFor, shellFor, type Deps } from './deps.js';
+import { checkHealth, type HealthResult } from '../health/http.js';
+export { checkHealth, type HealthResult };
 
 /** The page the default maintenance mode puts in place; the web server answers 503 with it. */
 export const MAINTENANCE_FILE = 'maintenance.html';
@@ -53,31 +55,6 @@ export async function maintenanceOff(deps: Deps, inst: Instance, ctx: StepContex
   }
   deps.inv.updateInstance(inst.name, { maintenanceSince: null });
   ctx.log(`${inst.name} is out of maintenance`);
-}
-
-export interface HealthResult {
-  ok: boolean;
-  url: string;
-  status?: number;
-  ms: number;
-  reason?: string;
-}
-
-/** Asks the instance's health URL (or its URL) and judges the answer: status, and text when set. */
-export async function checkHealth(inst: Instance, timeoutMs = 10_000): Promise<HealthResult> {
-  const hc = inst.health ?? (inst.url ? { url: inst.url, status: 200 } : null);
-  if (!hc) return { ok: true, url: '', ms: 0, reason: 'no health check configured' };
-  const t0 = Date.now();
-  try {
-    const res = await fetch(hc.url, { signal: AbortSignal.timeout(timeoutMs), redirect: 'manual', headers: { 'user-agent': 'opsdeck-health' } });
-    const body = await res.text();
-    const ms = Date.now() - t0;
-    if (res.status !== hc.status) return { ok: false, url: hc.url, status: res.status, ms, reason: `answered ${res.status}, expected ${hc.status}` };
-    if (hc.text && !body.includes(hc.text)) return { ok: false, url: hc.url, status: res.status, ms, reason: `the page does not contain ${JSON.stringify(hc.text)}` };
-    return { ok: true, url: hc.url, status: res.status, ms };
-  } catch (err) {
-    return { ok: false, url: hc.url, ms: Date.now() - t0, reason: (err as Error).name === 'TimeoutError' ? `no answer within ${timeoutMs / 1000} s` : (err as Error).message };
-  }
 }
 
 /** Health with a few tries: an app just restarted may need a moment to answer. */

@@ -1,6 +1,8 @@
 import type { Backup } from '../../inventory/index.js';
 import type { Plan, StepContext } from '../engine/plan.js';
 import { UsageError } from '../util/errors.js';
+import { parseAge } from '../util/format.js';
+export { parseAge };
 import { maintenanceOff, maintenanceOn } from './app.js';
 import type { Deps } from './deps.js';
 import { restoreSteps, type RestoreResult, type RestoreState } from './restore.js';
@@ -15,11 +17,6 @@ export interface CloneOptions {
   asOf?: string;
 }
 
-export function parseAge(age: string): number {
-  const m = /^(\d+)([mhdw])$/.exec(age);
-  if (!m) throw new UsageError(`invalid age ${JSON.stringify(age)}`, 'write it as a number and a unit: 30m, 12h, 7d, 2w');
-  return Number(m[1]) * { m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 }[m[2] as 'm' | 'h' | 'd' | 'w'];
-}
 
 /**
  * clone SOURCE TARGET: the target becomes a copy of the source (its live state, or a backup), in

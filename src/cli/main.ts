@@ -4,6 +4,7 @@ import { makePlan, purgePlan } from '../actions/make.js';
 import { DEFAULT_POLICY, checkPolicy, prunePlan } from '../actions/retention.js';
 import { DEFAULT_EXCLUDES, watchChanged, watchPlan, type WatchReport } from '../actions/watch.js';
 import { comparePlan, type CompareReport } from '../actions/compare.js';
+import { sweep, toPrometheus } from '../health/probes.js';
 import { MAINTENANCE_FILE, gitState } from '../actions/app.js';
 import { maintenancePlan, updatePlan, type UpdateResult } from '../actions/update.js';
 import { clonePlan, parseAge, type CloneOptions } from '../actions/clone.js';
@@ -48,7 +49,7 @@ function action(fn: Handler) {
     try {
       app = openApp(g.home);
       const out = await fn(app, g, ...args.slice(0, -1));
-      if (g.json) process.stdout.write(JSON.stringify(out.json, null, 2) + '\n');
+      if (g.json && out.json !== undefined) process.stdout.write(JSON.stringify(out.json, null, 2) + '\n');
       else if (out.text) process.stdout.write(out.text.endsWith('\n') ? out.text : out.text + '\n');
       exitCode = out.exitCode ?? EXIT.OK;
     } catch (err) {
@@ -766,6 +767,56 @@ export function buildProgram(): Command {
           `35 * * * *  ${o} backups check --yes`,
         ];
         return { json: { lines }, text: lines.join('\n') };
+      }),
+    );
+
+  program
+    .command('health [target...]')
+    .description('one sweep of health: hosts (load, CPU, memory, disks, uptime) and instances (site, maintenance, version, backup age); exit 1 when something is down or a backup too old')
+    .option('--all', 'every instance (the default when no target is given)')
+    .option('--env <env>', 'every instance of this environment')
+    .option('--parallel <n>', 'probes at once (default 8)', '8')
+    .option('--prometheus', 'print the Prometheus text format (for node_exporter\'s textfile collector)')
+    .action(
+      action(async (app, g, targets: string[], o: { all?: boolean; env?: string; parallel: string; prometheus?: boolean }) => {
+        const parallel = Number(o.parallel);
+        if (!Number.isInteger(parallel) || parallel < 1 || parallel > 64) throw new UsageError(`invalid --parallel ${o.parallel}`, 'a whole number from 1 to 64');
+        if (o.env) app.inv.requireEnv(o.env);
+        // A target is an instance, or a host (meaning its instances).
+        const all = app.inv.listInstances();
+        let insts = all.filter((i) => (!targets.length && !o.env) || o.all || (o.env && i.env === o.env) || targets.includes(i.name) || targets.includes(i.host));
+        for (const t of targets) if (!app.inv.getInstance(t) && !app.inv.getHost(t)) throw new UsageError(`no instance or host named ${t}`, 'list them with: opsdeck instance list');
+        insts = [...new Map(insts.map((i) => [i.name, i])).values()];
+        const r = await sweep(app, insts, parallel);
+        const bad = r.hosts.filter((h) => !h.ok).length + r.instances.filter((i) => !i.ok).length;
+        if (o.prometheus) {
+          process.stdout.write(toPrometheus(r));
+          return { json: undefined, text: '', exitCode: bad ? EXIT.FAILED : EXIT.OK };
+        }
+        const pct = (x?: number) => (x === undefined ? '-' : `${Math.round(x * 100)}%`);
+        const hostRows = r.hosts.map((h) =>
+          h.ok
+            ? [h.host, 'up', h.load?.map((x) => x.toFixed(2)).join(' ') ?? '-', pct(h.cpu), h.memTotal ? pct(h.memUsed! / h.memTotal) : '-', (h.disks ?? []).map((d) => `${d.mount} ${pct(d.used / d.size)}`).join(', ') || '-', h.uptimeSeconds ? `${Math.floor(h.uptimeSeconds / 86400)}d` : '-']
+            : [h.host, 'DOWN', h.reason ?? '', '', '', '', ''],
+        );
+        const instRows = r.instances.map((i) => [
+          i.instance,
+          i.env,
+          i.ok ? 'ok' : 'PROBLEM',
+          i.http ? `${i.http.status ?? '-'} ${i.http.ms} ms` : '-',
+          i.maintenance ? 'maintenance' : 'live',
+          i.version ?? '-',
+          i.backupAgeSeconds === null ? 'never' : age(new Date(Date.now() - i.backupAgeSeconds * 1000).toISOString()),
+          i.reasons.join('; '),
+        ]);
+        return {
+          json: r,
+          text:
+            table(hostRows, ['HOST', 'STATE', 'LOAD', 'CPU', 'MEM', 'DISKS', 'UP']) +
+            '\n' +
+            table(instRows, ['INSTANCE', 'ENV', 'STATE', 'HTTP', 'MODE', 'VERSION', 'BACKUP', 'WHY']),
+          exitCode: bad ? EXIT.FAILED : EXIT.OK,
+        };
       }),
     );
 

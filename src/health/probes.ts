@@ -1,0 +1,163 @@
+import type { Host, Instance } from '../../inventory/index.js';
+import type { Deps } from '../actions/deps.js';
+import { parseAge } from '../util/format.js';
+import { checkHealth } from './http.js';
+import { errorMessage } from '../util/errors.js';
+
+export interface HostSample {
+  host: string;
+  ok: boolean;
+  reason?: string;
+  load?: [number, number, number];
+  cpus?: number;
+  /** CPU busy over a quarter second, 0..1. */
+  cpu?: number;
+  memUsed?: number;
+  memTotal?: number;
+  /** Filesystems that hold instances. */
+  disks?: { mount: string; used: number; size: number }[];
+  uptimeSeconds?: number;
+  ms: number;
+}
+
+export interface InstanceSample {
+  instance: string;
+  host: string;
+  env: string;
+  ok: boolean;
+  reasons: string[];
+  http?: { url: string; status?: number; ms: number; ok: boolean; reason?: string };
+  maintenance: boolean;
+  version: string | null;
+  backupAgeSeconds: number | null;
+  backupLimit: string;
+  watched: boolean;
+}
+
+// Read-only, one command per host per sweep: load, CPUs, CPU busy over 0.25 s, memory, the disks
+// holding the given paths, uptime.
+const HOST_SCRIPT = [
+  // The disks first: "$@" (the instance paths) is reused by set -- below.
+  'if [ $# -gt 0 ]; then df -P -B1 -- "$@" 2>/dev/null | tail -n +2 | awk \'{print "disk", $6, $3, $2}\'; fi',
+  'read l1 l5 l15 rest < /proc/loadavg; echo "load $l1 $l5 $l15"',
+  'echo "cpus $(nproc)"',
+  'set -- $(head -1 /proc/stat); a=$(( $2+$3+$4+$5+$6+$7+$8 )); ai=$5',
+  'sleep 0.25',
+  'set -- $(head -1 /proc/stat); b=$(( $2+$3+$4+$5+$6+$7+$8 )); bi=$5',
+  'echo "cpu $(( b - a )) $(( bi - ai ))"',
+  "awk '/^MemTotal:/ {t=$2} /^MemAvailable:/ {a=$2} END {print \"mem\", (t-a)*1024, t*1024}' /proc/meminfo",
+  'read up rest < /proc/uptime; echo "uptime $up"',
+].join('\n');
+
+export async function probeHost(deps: Deps, host: Host, paths: string[], timeoutMs = 10_000): Promise<HostSample> {
+  const t0 = Date.now();
+  try {
+    const shell = deps.ssh.shell(host);
+    const res = await shell.exec(['sh', '-c', HOST_SCRIPT, 'sh', ...paths], { timeoutMs });
+    if (res.code !== 0) return { host: host.name, ok: false, reason: `probe exited ${res.code}: ${res.stderr.trim()}`, ms: Date.now() - t0 };
+    const s: HostSample = { host: host.name, ok: true, ms: Date.now() - t0, disks: [] };
+    for (const line of res.stdout.split('\n')) {
+      const [k, ...v] = line.split(' ');
+      if (k === 'load') s.load = [Number(v[0]), Number(v[1]), Number(v[2])];
+      else if (k === 'cpus') s.cpus = Number(v[0]);
+      else if (k === 'cpu') s.cpu = Number(v[0]) > 0 ? 1 - Number(v[1]) / Number(v[0]) : 0;
+      else if (k === 'mem') [s.memUsed, s.memTotal] = [Number(v[0]), Number(v[1])];
+      else if (k === 'uptime') s.uptimeSeconds = Number(v[0]);
+      else if (k === 'disk' && !s.disks!.some((d) => d.mount === v[0])) s.disks!.push({ mount: v[0], used: Number(v[1]), size: Number(v[2]) });
+    }
+    return s;
+  } catch (err) {
+    return { host: host.name, ok: false, reason: errorMessage(err), ms: Date.now() - t0 };
+  }
+}
+
+export async function probeInstance(deps: Deps, inst: Instance, now = Date.now()): Promise<InstanceSample> {
+  const reasons: string[] = [];
+  const hc = inst.health ?? (inst.url ? { url: inst.url, status: 200 } : null);
+  let http: InstanceSample['http'];
+  if (hc) {
+    // In maintenance the site is meant to answer 503: that is not "down".
+    const r = await checkHealth(inst.maintenanceSince ? { ...inst, health: { url: hc.url, status: 503 } } : inst);
+    http = { url: r.url, status: r.status, ms: r.ms, ok: r.ok, reason: r.reason };
+    if (!r.ok) reasons.push(`http: ${r.reason}`);
+  }
+  const last = deps.inv.latestBackup(inst.name)?.createdAt ?? null;
+  const limit = deps.inv.maxBackupAge(inst.env) ?? '26h';
+  const ageS = last ? Math.round((now - Date.parse(last)) / 1000) : null;
+  if (ageS === null) reasons.push('no backup');
+  else if (ageS * 1000 > parseAge(limit)) reasons.push(`newest backup older than ${limit}`);
+  return {
+    instance: inst.name,
+    host: inst.host,
+    env: inst.env,
+    ok: reasons.length === 0,
+    reasons,
+    http,
+    maintenance: !!inst.maintenanceSince,
+    version: inst.revision ? inst.revision.slice(0, 12) : null,
+    backupAgeSeconds: ageS,
+    backupLimit: limit,
+    watched: !!deps.inv.getWatchBaseline(inst.name),
+  };
+}
+
+/** Runs tasks at most `n` at a time, in order of the input. */
+export async function bounded<T, R>(items: T[], n: number, fn: (t: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(n, items.length) }, async () => {
+      while (next < items.length) {
+        const i = next++;
+        out[i] = await fn(items[i]);
+      }
+    }),
+  );
+  return out;
+}
+
+/** One sweep: every host of the chosen instances once (one connection each), then the instances. */
+export async function sweep(deps: Deps, insts: Instance[], parallel = 8): Promise<{ hosts: HostSample[]; instances: InstanceSample[] }> {
+  const hostNames = [...new Set(insts.map((i) => i.host))];
+  const hosts = await bounded(hostNames, parallel, (h) =>
+    probeHost(
+      deps,
+      deps.inv.requireHost(h),
+      insts.filter((i) => i.host === h).map((i) => i.path),
+    ),
+  );
+  const instances = await bounded(insts, parallel, (i) => probeInstance(deps, i));
+  // An instance on a host that is down is down too, whatever its URL said.
+  for (const s of instances) {
+    const h = hosts.find((x) => x.host === s.host);
+    if (h && !h.ok) {
+      s.ok = false;
+      s.reasons.unshift(`host ${h.host} down: ${h.reason}`);
+    }
+  }
+  return { hosts, instances };
+}
+
+/** The sweep in Prometheus text exposition format, for node_exporter's textfile collector. */
+export function toPrometheus(r: { hosts: HostSample[]; instances: InstanceSample[] }): string {
+  const esc = (v: string) => v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+  const lines: string[] = [];
+  const metric = (name: string, help: string, type: string, rows: [Record<string, string>, number | undefined][]) => {
+    lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+    for (const [labels, v] of rows) {
+      if (v === undefined || !Number.isFinite(v)) continue;
+      lines.push(`${name}{${Object.entries(labels).map(([k, x]) => `${k}="${esc(x)}"`).join(',')}} ${v}`);
+    }
+  };
+  metric('opsdeck_host_up', 'Whether the host answered its probe.', 'gauge', r.hosts.map((h) => [{ host: h.host }, h.ok ? 1 : 0]));
+  metric('opsdeck_host_load1', 'One-minute load average.', 'gauge', r.hosts.map((h) => [{ host: h.host }, h.load?.[0]]));
+  metric('opsdeck_host_cpu_busy_ratio', 'CPU busy over a quarter second.', 'gauge', r.hosts.map((h) => [{ host: h.host }, h.cpu]));
+  metric('opsdeck_host_memory_used_bytes', 'Memory in use.', 'gauge', r.hosts.map((h) => [{ host: h.host }, h.memUsed]));
+  metric('opsdeck_host_disk_used_ratio', 'Use of the filesystems holding instances.', 'gauge', r.hosts.flatMap((h) => (h.disks ?? []).map((d) => [{ host: h.host, mount: d.mount }, d.size ? d.used / d.size : undefined] as [Record<string, string>, number | undefined])));
+  metric('opsdeck_instance_up', 'Whether the instance is healthy (site answers, host up, backup recent).', 'gauge', r.instances.map((i) => [{ instance: i.instance, env: i.env }, i.ok ? 1 : 0]));
+  metric('opsdeck_instance_http_status', 'HTTP status of the health URL.', 'gauge', r.instances.map((i) => [{ instance: i.instance, env: i.env }, i.http?.status]));
+  metric('opsdeck_instance_http_seconds', 'Response time of the health URL.', 'gauge', r.instances.map((i) => [{ instance: i.instance, env: i.env }, i.http ? i.http.ms / 1000 : undefined]));
+  metric('opsdeck_instance_maintenance', 'Whether the instance is in maintenance.', 'gauge', r.instances.map((i) => [{ instance: i.instance, env: i.env }, i.maintenance ? 1 : 0]));
+  metric('opsdeck_instance_backup_age_seconds', 'Age of the newest good backup.', 'gauge', r.instances.map((i) => [{ instance: i.instance, env: i.env }, i.backupAgeSeconds ?? undefined]));
+  return lines.join('\n') + '\n';
+}
