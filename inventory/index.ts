@@ -355,6 +355,15 @@ export class Inventory {
     return r && { takenAt: r.taken_at, entries: JSON.parse(gunzipSync(r.data).toString('utf8')) };
   }
 
+  // ---- restore drills
+  addDrill(r: { id: string; source: string; target: string; backup: string; ok: boolean }): void {
+    this.db.prepare('INSERT INTO drills (id, source, target, backup_id, created_at, ok, report) VALUES (?, ?, ?, ?, ?, ?, ?)').run(r.id, r.source, r.target, r.backup, now(), r.ok ? 1 : 0, JSON.stringify(r));
+  }
+  listDrills(source?: string): any[] {
+    const rows = source ? this.db.prepare('SELECT report FROM drills WHERE source = ? ORDER BY created_at DESC').all(source) : this.db.prepare('SELECT report FROM drills ORDER BY created_at DESC').all();
+    return (rows as { report: string }[]).map((r) => JSON.parse(r.report));
+  }
+
   // ---- notification channels
   setNotify(kind: 'email' | 'webhook', config: Record<string, string>, secret: string | null): void {
     this.db

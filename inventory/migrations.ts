@@ -124,4 +124,16 @@ export const MIGRATIONS: string[] = [
   -- How old an environment's newest good backup may get before backups check alerts (e.g. 26h).
   ALTER TABLE envs ADD COLUMN max_backup_age TEXT;
   `,
+  `
+  -- Restore drills: what was restored where, how long it took (RTO), how old the data was (RPO).
+  CREATE TABLE drills (
+    id TEXT PRIMARY KEY,
+    source TEXT NOT NULL,
+    target TEXT NOT NULL,
+    backup_id TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    ok INTEGER NOT NULL,
+    report TEXT NOT NULL
+  );
+  `,
 ];

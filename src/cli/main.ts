@@ -5,6 +5,7 @@ import { DEFAULT_POLICY, checkPolicy, prunePlan } from '../actions/retention.js'
 import { DEFAULT_EXCLUDES, watchChanged, watchPlan, type WatchReport } from '../actions/watch.js';
 import { comparePlan, type CompareReport } from '../actions/compare.js';
 import { sweep, toPrometheus } from '../health/probes.js';
+import { drillPlan } from '../actions/drill.js';
 import { MAINTENANCE_FILE, gitState } from '../actions/app.js';
 import { maintenancePlan, updatePlan, type UpdateResult } from '../actions/update.js';
 import { clonePlan, parseAge, type CloneOptions } from '../actions/clone.js';
@@ -765,6 +766,8 @@ export function buildProgram(): Command {
           '# hourly file-integrity check, and an alert for any instance without a recent backup',
           `5 * * * *   ${o} watch --all --yes`,
           `35 * * * *  ${o} backups check --yes`,
+          '# weekly restore drill: put the instance to prove and a scratch instance (not protected) in place',
+          `30 4 * * 0  ${o} drill INSTANCE --target SCRATCH --yes`,
         ];
         return { json: { lines }, text: lines.join('\n') };
       }),
@@ -816,6 +819,31 @@ export function buildProgram(): Command {
             '\n' +
             table(instRows, ['INSTANCE', 'ENV', 'STATE', 'HTTP', 'MODE', 'VERSION', 'BACKUP', 'WHY']),
           exitCode: bad ? EXIT.FAILED : EXIT.OK,
+        };
+      }),
+    );
+
+  program
+    .command('drill <instance>')
+    .description('restore drill: verify a backup, restore it onto a scratch instance, check it answers and matches, report RTO and RPO')
+    .requiredOption('--target <scratch>', 'the scratch instance to restore onto (never a protected one)')
+    .option('--backup <id>', 'which backup (default: the newest)')
+    .action(
+      action(async (app, g, name: string, o: { target: string; backup?: string }) => {
+        const plan = drillPlan(app, name, o);
+        if (!g.dryRun) await confirm(`restore drill: replace ${o.target}'s code and database with backup ${plan.state.backup.id} of ${name}?`, { yes: g.yes });
+        return runPlan(app, g, plan, (r) => `drill passed: ${r.source} restored onto ${r.target} in ${r.rtoSeconds} s (RTO); the data was ${(r.rpoSeconds / 3600).toFixed(1)} h old (RPO)\nreport: ${r.file}`);
+      }),
+    );
+  program
+    .command('drills [instance]')
+    .description('the restore drills run so far, newest first')
+    .action(
+      action(async (app, _g, name?: string) => {
+        const list = app.inv.listDrills(name);
+        return {
+          json: list,
+          text: list.length ? table(list.map((d) => [d.id, d.source, d.target, d.ok ? 'passed' : 'FAILED', `${d.rtoSeconds} s`, `${(d.rpoSeconds / 3600).toFixed(1)} h`, d.file]), ['DRILL', 'SOURCE', 'TARGET', 'RESULT', 'RTO', 'RPO', 'REPORT']) : 'no drills yet: opsdeck drill INSTANCE --target SCRATCH',
         };
       }),
     );

@@ -1,0 +1,175 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Plan, StepContext } from '../engine/plan.js';
+import { psqlArgv } from '../databases/postgres.js';
+import { CommandError } from '../remote/shell.js';
+import { OpsError, UsageError } from '../util/errors.js';
+import { formatBytes } from '../util/format.js';
+import { requireHealthy } from './app.js';
+import { dbFor, shellFor, type Deps } from './deps.js';
+import { pickBackup, restoreSteps, type RestoreState } from './restore.js';
+import { verifyPlan } from './verify.js';
+
+export interface DrillState extends RestoreState {
+  source: string;
+  startedAt: number;
+  restoreStartedAt?: number;
+  restoredAt?: number;
+  stepTimes: { title: string; ms: number; ok: boolean }[];
+  report?: DrillReport;
+}
+
+export interface DrillReport {
+  id: string;
+  source: string;
+  target: string;
+  backup: string;
+  backupTakenAt: string;
+  /** Recovery point: how old the data restored was. */
+  rpoSeconds: number;
+  /** Recovery time: from the start of the restore to a verified, answering target. */
+  rtoSeconds: number;
+  steps: { title: string; ms: number; ok: boolean }[];
+  file: string;
+  ok: boolean;
+}
+
+const quoteIdent = (s: string) => s.split('.').map((p) => (p.startsWith('"') ? p : `"${p.replace(/"/g, '""')}"`)).join('.');
+
+/**
+ * drill SOURCE --target SCRATCH: proves a backup can be restored. Verifies the backup against its
+ * manifest, restores it onto a scratch instance (never a protected one), checks the site answers
+ * and every table's row count, and reports the recovery time (RTO) and point (RPO).
+ */
+export function drillPlan(deps: Deps, source: string, opts: { target: string; backup?: string }): Plan<DrillState, DrillReport> {
+  deps.inv.requireInstance(source);
+  const target = deps.inv.requireInstance(opts.target);
+  if (target.name === source) throw new UsageError('a drill restores onto a scratch instance, not onto the source', `make one (opsdeck instance make) and run: opsdeck drill ${source} --target SCRATCH`);
+  if (deps.inv.requireEnv(target.env).protected) throw new UsageError(`${target.name} is in a protected environment: a drill never restores onto one`, 'pick a scratch instance in an unprotected environment');
+  const backup = pickBackup(deps, source, opts.backup);
+  if (backup.manifest.db && !target.dbUrl) throw new UsageError(`${target.name} has no database to restore into`, 'give the scratch instance a database');
+  const verify = verifyPlan(deps, backup.id);
+  const state: DrillState = {
+    backup,
+    target,
+    staging: `${target.path}.opsdeck-incoming`,
+    old: `${target.path}.opsdeck-previous`,
+    dbCommitted: false,
+    swapped: false,
+    parts: { code: true, db: true },
+    safetyCode: false,
+    source,
+    startedAt: Date.now(),
+    stepTimes: [],
+  };
+  const u = (ctx: StepContext<DrillState>) => ctx as StepContext<unknown>;
+  const timed = (title: string, fn: (ctx: StepContext<DrillState>) => Promise<void>) => async (ctx: StepContext<DrillState>) => {
+    const t = Date.now();
+    try {
+      await fn(ctx);
+      ctx.state.stepTimes.push({ title, ms: Date.now() - t, ok: true });
+    } catch (err) {
+      ctx.state.stepTimes.push({ title, ms: Date.now() - t, ok: false });
+      throw err;
+    }
+  };
+  const ageH = ((Date.now() - Date.parse(backup.createdAt)) / 3_600_000).toFixed(1);
+  const restore = restoreSteps(deps).map((s) => ({ ...s, run: timed(s.title, s.run) }));
+  return {
+    command: 'drill',
+    params: { instance: source, target: target.name, backup: backup.id },
+    instance: target.name,
+    state,
+    steps: [
+      {
+        name: 'pick',
+        title: `Use backup ${backup.id} of ${source}, taken ${ageH} h ago`,
+        explain: 'The newest good backup unless one was named; its age is the recovery point (RPO). If it is too old, the backups themselves need attention.',
+        run: async (ctx) => ctx.log(`backup ${backup.id}: ${backup.manifest.code?.files ?? 0} files, ${formatBytes((backup.manifest.code?.bytes ?? 0) + (backup.manifest.db?.bytes ?? 0))}`),
+      },
+      {
+        name: 'verify-backup',
+        title: 'Verify the backup against its manifest',
+        explain: 'Reads every stream back from the store and checks sizes, checksums, file counts and rows per table. If it fails, the store is damaged or tampered with: do not rely on this backup.',
+        run: timed('Verify the backup against its manifest', async (ctx) => {
+          for (const s of verify.steps) await s.run({ ...(ctx as StepContext<any>), state: verify.state });
+        }),
+      },
+      {
+        ...restore[0],
+        explain: 'Checks the scratch target and its free disk space. If it fails, free space or pick another scratch instance.',
+        run: async (ctx) => {
+          ctx.state.restoreStartedAt = Date.now();
+          await restore[0].run(ctx);
+        },
+      },
+      ...restore.slice(1),
+      {
+        name: 'check-target',
+        title: 'Check the restored target answers and matches the backup',
+        explain: "Asks the scratch instance's health URL and counts every table's rows against the manifest. If it fails, the restore procedure (or the app's config on the scratch host) needs fixing before a real incident.",
+        run: timed('Check the restored target answers and matches the backup', async (ctx) => {
+          await requireHealthy(deps.inv.requireInstance(target.name), u(ctx), 3);
+          const tables = backup.manifest.db?.tables ?? {};
+          const names = Object.keys(tables);
+          if (names.length) {
+            const db = dbFor(deps, target)!;
+            const shell = shellFor(deps, target);
+            const sql = names.map((t) => `SELECT '${t.replace(/'/g, "''")}', count(*) FROM ONLY ${quoteIdent(t)}`).join(' UNION ALL ') + ';';
+            const res = await shell.exec(psqlArgv(db.target, ['-At', '-f', '-']), { secretLine: db.password, stdin: sql });
+            if (res.code !== 0) throw new CommandError(shell.label, ['psql'], res);
+            const got = new Map(res.stdout.split('\n').filter(Boolean).map((l) => l.split('|') as [string, string]));
+            const wrong = names.filter((t) => Number(got.get(t)) !== tables[t]);
+            if (wrong.length) throw new OpsError(`rows differ from the backup in ${wrong.map((t) => `${t} (${got.get(t)} vs ${tables[t]})`).join(', ')}`);
+            ctx.log(`${names.length} tables: every row count matches the backup`);
+          }
+          ctx.state.restoredAt = Date.now();
+        }),
+      },
+      {
+        name: 'report',
+        title: 'Write the drill report',
+        run: async (ctx) => {
+          const s = ctx.state;
+          const id = `drill-${new Date(s.startedAt).toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, '')}`;
+          const dir = join(deps.inv.home, 'drills');
+          mkdirSync(dir, { recursive: true });
+          const file = join(dir, `${id}-${source}.md`);
+          const report: DrillReport = {
+            id,
+            source,
+            target: target.name,
+            backup: backup.id,
+            backupTakenAt: backup.createdAt,
+            rpoSeconds: Math.round((s.startedAt - Date.parse(backup.createdAt)) / 1000),
+            rtoSeconds: Math.round((s.restoredAt! - s.restoreStartedAt!) / 1000),
+            steps: s.stepTimes,
+            file,
+            ok: true,
+          };
+          writeFileSync(
+            file,
+            [
+              `# Restore drill ${id}: ${source} onto ${target.name}`,
+              '',
+              `- Result: **passed**`,
+              `- Backup: ${backup.id}, taken ${backup.createdAt}`,
+              `- RPO (age of the data restored): ${(report.rpoSeconds / 3600).toFixed(1)} h`,
+              `- RTO (restore to a verified, answering target): ${report.rtoSeconds} s`,
+              `- Run: ${new Date(s.startedAt).toISOString()} by ${process.env.USER ?? 'unknown'}`,
+              '',
+              '| step | time | result |',
+              '|---|---|---|',
+              ...report.steps.map((x) => `| ${x.title} | ${(x.ms / 1000).toFixed(1)} s | ${x.ok ? 'ok' : 'FAILED'} |`),
+              '',
+            ].join('\n'),
+          );
+          deps.inv.addDrill(report);
+          s.report = report;
+          ctx.log(`report written to ${file}`);
+        },
+      },
+    ],
+    result: (s) => s.report!,
+  };
+}
