@@ -114,6 +114,19 @@ export async function snapshotInstance(deps: Deps, inst: Instance, id: string, c
   return { ...(code && { code }), ...(db && { db }) };
 }
 
+/** Records a backup whose streams are in the store; only then does it count as one. */
+export function recordBackup(deps: Deps, instance: string, kind: Backup['kind'], id: string, manifest: Manifest): Backup {
+  const b: Backup = { id, instance, kind, createdAt: new Date().toISOString(), manifest, verifiedAt: null, runId: null };
+  deps.inv.addBackup(b);
+  return b;
+}
+
+/** A full backup of an instance (an unchanged tree reuses its stored snapshot), recorded. */
+export async function takeBackup(deps: Deps, inst: Instance, ctx: StepContext<unknown>, kind: Backup['kind'] = 'manual'): Promise<Backup> {
+  const id = newBackupId();
+  return recordBackup(deps, inst.name, kind, id, await snapshotInstance(deps, inst, id, ctx, undefined, true, true));
+}
+
 /** Sizes the tree (for the progress bar) and checks the instance is there. */
 export async function inspectInstance(deps: Deps, inst: Instance): Promise<{ bytes: number }> {
   const shell = shellFor(deps, inst);
@@ -155,9 +168,7 @@ export function backupSteps(deps: Deps, inst: Instance, kind: Backup['kind']) {
     name: 'record',
     title: 'Record the backup and its manifest',
     run: async (ctx) => {
-      const b: Backup = { id: ctx.state.id, instance: inst.name, kind, createdAt: new Date().toISOString(), manifest: ctx.state.manifest, verifiedAt: null, runId: null };
-      deps.inv.addBackup(b);
-      ctx.state.backup = b;
+      ctx.state.backup = recordBackup(deps, inst.name, kind, ctx.state.id, ctx.state.manifest);
     },
     undo: async (ctx) => deps.inv.removeBackup(ctx.state.id),
     },

@@ -1,5 +1,5 @@
 import type { Instance } from '../../inventory/index.js';
-import { psqlArgv, withSchemaOnly } from '../databases/postgres.js';
+import { psqlArgv, quoteIdent, withSchemaOnly } from '../databases/postgres.js';
 import type { Plan } from '../engine/plan.js';
 import { LocalShell } from '../remote/local.js';
 import { CommandError } from '../remote/shell.js';
@@ -23,7 +23,6 @@ export interface CompareReport {
   identical: boolean;
 }
 
-const quoteIdent = (s: string) => `"${s.replace(/"/g, '""')}"`;
 
 async function psql(deps: Deps, inst: Instance, sql: string, extra: string[] = ['-At']): Promise<string> {
   const db = dbFor(deps, inst)!;

@@ -1,7 +1,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Plan, StepContext } from '../engine/plan.js';
-import { psqlArgv } from '../databases/postgres.js';
+import { psqlArgv, quoteQualified } from '../databases/postgres.js';
 import { CommandError } from '../remote/shell.js';
 import { OpsError, UsageError } from '../util/errors.js';
 import { formatBytes } from '../util/format.js';
@@ -34,7 +34,6 @@ export interface DrillReport {
   ok: boolean;
 }
 
-const quoteIdent = (s: string) => s.split('.').map((p) => (p.startsWith('"') ? p : `"${p.replace(/"/g, '""')}"`)).join('.');
 
 /**
  * drill SOURCE --target SCRATCH: proves a backup can be restored. Verifies the backup against its
@@ -115,7 +114,7 @@ export function drillPlan(deps: Deps, source: string, opts: { target: string; ba
           if (names.length) {
             const db = dbFor(deps, target)!;
             const shell = shellFor(deps, target);
-            const sql = names.map((t) => `SELECT '${t.replace(/'/g, "''")}', count(*) FROM ONLY ${quoteIdent(t)}`).join(' UNION ALL ') + ';';
+            const sql = names.map((t) => `SELECT '${t.replace(/'/g, "''")}', count(*) FROM ONLY ${quoteQualified(t)}`).join(' UNION ALL ') + ';';
             const res = await shell.exec(psqlArgv(db.target, ['-At', '-f', '-']), { secretLine: db.password, stdin: sql });
             if (res.code !== 0) throw new CommandError(shell.label, ['psql'], res);
             const got = new Map(res.stdout.split('\n').filter(Boolean).map((l) => l.split('|') as [string, string]));

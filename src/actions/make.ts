@@ -1,12 +1,12 @@
 import { dirname } from 'node:path';
 import type { Backup, HealthCheck, Hooks, Instance } from '../../inventory/index.js';
-import { parsePgUrl, psqlArgv, type PgTarget } from '../databases/postgres.js';
+import { parsePgUrl, psqlArgv, quoteIdent, type PgTarget } from '../databases/postgres.js';
 import type { Plan, StepContext } from '../engine/plan.js';
 import { CommandError, run } from '../remote/shell.js';
 import { OpsError, UsageError } from '../util/errors.js';
 import { checkRef } from '../util/validate.js';
 import { gitState, runHook } from './app.js';
-import { newBackupId, snapshotInstance } from './backup.js';
+import { takeBackup } from './backup.js';
 import { dbFor, shellFor, type Deps } from './deps.js';
 
 export interface MakeParams {
@@ -31,7 +31,6 @@ interface MakeState {
   registered: boolean;
 }
 
-const quoteIdent = (s: string) => `"${s.replace(/"/g, '""')}"`;
 
 /** Runs SQL as the instance's role against `database` (default: its own) on its host. */
 async function roleSql(deps: Deps, inst: Instance, target: PgTarget, password: string, sql: string, database = target.database) {
@@ -173,10 +172,7 @@ export function purgePlan(deps: Deps, name: string): Plan<{ backup?: Backup }, {
         name: 'backup',
         title: 'Take a last backup',
         run: async (ctx) => {
-          const id = newBackupId();
-          const manifest = await snapshotInstance(deps, inst, id, u(ctx), undefined, true, true);
-          ctx.state.backup = { id, instance: name, kind: 'manual', createdAt: new Date().toISOString(), manifest, verifiedAt: null, runId: null };
-          deps.inv.addBackup(ctx.state.backup);
+          ctx.state.backup = await takeBackup(deps, inst, u(ctx));
         },
       },
       {

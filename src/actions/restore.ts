@@ -5,7 +5,7 @@ import { formatBytes } from '../engine/events.js';
 import type { Plan, Step, StepContext } from '../engine/plan.js';
 import { CommandError, run } from '../remote/shell.js';
 import { OpsError, UsageError } from '../util/errors.js';
-import { inspectInstance, newBackupId, snapshotInstance, storedStream, treeKey } from './backup.js';
+import { inspectInstance, newBackupId, recordBackup, snapshotInstance, storedStream, treeKey } from './backup.js';
 import { dbFor, shellFor, type Deps } from './deps.js';
 import { Meter, TarScanner } from './meter.js';
 import { progressSum, relay, together } from './relay.js';
@@ -216,9 +216,7 @@ export function restoreSteps(deps: Deps): Step<RestoreState>[] {
         await together<[void, void]>(ctx.signal, [
           async (signal) => {
             const manifest = await snapshotInstance(deps, target, id, sub(0, signal), undefined, exists && ctx.state.safetyCode, true);
-            const b: Backup = { id, instance: target.name, kind: 'safety', createdAt: new Date().toISOString(), manifest, verifiedAt: null, runId: null };
-            deps.inv.addBackup(b);
-            ctx.state.safety = b;
+            ctx.state.safety = recordBackup(deps, target.name, 'safety', id, manifest);
             ctx.log(`safety backup ${id} taken${manifest.code ? '' : ' (database; the code tree is kept aside until the new one is in place)'}`);
             if (!hasDb(ctx.state)) return;
             if (ctx.state.direct) await loadDatabaseFrom(deps, ctx.state.direct, target, sub(2, signal));

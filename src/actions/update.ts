@@ -3,7 +3,7 @@ import type { Plan, StepContext } from '../engine/plan.js';
 import { UsageError } from '../util/errors.js';
 import { checkRef } from '../util/validate.js';
 import { gitCheckout, gitFetch, gitLog, gitLogIfKnown, gitRemoteRef, gitResolve, gitState, maintenanceOff, maintenanceOn, requireHealthy, runHook } from './app.js';
-import { newBackupId, snapshotInstance } from './backup.js';
+import { takeBackup } from './backup.js';
 import type { Deps } from './deps.js';
 import { loadDatabase, putCodeBack } from './restore.js';
 import { rebaselineStep } from './watch.js';
@@ -75,12 +75,8 @@ export function updatePlan(deps: Deps, name: string, opts: { to?: string } = {})
         title: 'Back up the instance',
         explain: 'A full backup (code tree with its .git, and database) that any later failure is undone to.',
         run: async (ctx) => {
-          const id = newBackupId();
-          const manifest = await snapshotInstance(deps, inst, id, u(ctx), undefined, true, true);
-          const b: Backup = { id, instance: inst.name, kind: 'manual', createdAt: new Date().toISOString(), manifest, verifiedAt: null, runId: null };
-          deps.inv.addBackup(b);
-          ctx.state.backup = b;
-          ctx.log(`backup ${id} taken`);
+          ctx.state.backup = await takeBackup(deps, inst, u(ctx));
+          ctx.log(`backup ${ctx.state.backup.id} taken`);
         },
       },
       {

@@ -71,3 +71,13 @@ export const LOAD_SUFFIX = '\nCOMMIT;\n';
 export function loadArgv(t: PgTarget): string[] {
   return psqlArgv(t, ['-f', '-']);
 }
+
+/** An SQL identifier, double-quoted: whatever it holds, PostgreSQL reads it as one name. */
+export function quoteIdent(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}
+
+/** A schema-qualified name as pg_dump writes it (parts bare or already quoted), quoted for SQL. */
+export function quoteQualified(name: string): string {
+  return (name.match(/"(?:[^"]|"")*"|[^.]+/g) ?? []).map((p) => (p.startsWith('"') ? p : quoteIdent(p))).join('.');
+}

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parsePgUrl } from '../../src/databases/postgres.js';
+import { parsePgUrl, quoteIdent, quoteQualified } from '../../src/databases/postgres.js';
 import { UsageError } from '../../src/util/errors.js';
 import { checkName, checkRef, checkRemotePath } from '../../src/util/validate.js';
 
@@ -29,5 +29,12 @@ describe('input checks', () => {
     expect(() => parsePgUrl('postgres://app:pw@db/shop')).toThrow(/password/);
     expect(() => parsePgUrl('mysql://app@db/shop')).toThrow(/unsupported/);
     expect(() => parsePgUrl("postgres://app@db/sh'op")).toThrow(/database name/);
+  });
+
+  it('quotes SQL identifiers and the qualified names pg_dump writes', () => {
+    expect(quoteIdent('a"b')).toBe('"a""b"');
+    expect(quoteQualified('public.actor')).toBe('"public"."actor"');
+    expect(quoteQualified('"weird schema"."Ta.ble"')).toBe('"weird schema"."Ta.ble"');
+    expect(quoteQualified('public."Mixed"')).toBe('"public"."Mixed"');
   });
 });
