@@ -350,6 +350,10 @@ export class Inventory {
     const data = gzipSync(Buffer.from(JSON.stringify(entries)));
     this.db.prepare('INSERT OR REPLACE INTO watch_baselines (instance, taken_at, data) VALUES (?, ?, ?)').run(instance, now(), data);
   }
+  /** Whether the instance is watched, without reading its baseline. */
+  hasWatchBaseline(instance: string): boolean {
+    return !!this.db.prepare('SELECT 1 FROM watch_baselines WHERE instance = ?').get(instance);
+  }
   getWatchBaseline(instance: string): { takenAt: string; entries: [string, any][] } | undefined {
     const r = this.db.prepare('SELECT taken_at, data FROM watch_baselines WHERE instance = ?').get(instance) as { taken_at: string; data: Buffer } | undefined;
     return r && { takenAt: r.taken_at, entries: JSON.parse(gunzipSync(r.data).toString('utf8')) };
@@ -401,6 +405,10 @@ export class Inventory {
       ? this.db.prepare('SELECT * FROM runs WHERE instance = ? ORDER BY id DESC LIMIT ?').all(instance, limit)
       : this.db.prepare('SELECT * FROM runs ORDER BY id DESC LIMIT ?').all(limit);
     return (rows as any[]).map(rowToRun);
+  }
+  getRun(id: number): RunRecord | undefined {
+    const r = this.db.prepare('SELECT * FROM runs WHERE id = ?').get(id);
+    return r ? rowToRun(r) : undefined;
   }
   runSteps(runId: number): StepRecord[] {
     return (this.db.prepare('SELECT * FROM run_steps WHERE run_id = ? ORDER BY seq, rowid').all(runId) as any[]).map((r) => ({

@@ -124,7 +124,7 @@ export function rebaselineStep<S>(deps: Deps, name: string): Plan<S>['steps'][nu
     explain: 'Only when the instance is watched: opsdeck changed its files, so the new tree is the new baseline.',
     run: async (ctx) => {
       const inst = deps.inv.requireInstance(name);
-      if (deps.inv.getWatchBaseline(name)) await rebaseline(deps, inst, ctx as StepContext<unknown>);
+      if (deps.inv.hasWatchBaseline(name)) await rebaseline(deps, inst, ctx as StepContext<unknown>);
     },
   };
 }

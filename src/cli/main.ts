@@ -461,7 +461,8 @@ export function buildProgram(): Command {
     .action(
       action(async (app, _g, o: { env?: string }) => {
         const list = app.inv.listInstances().filter((i) => !o.env || i.env === o.env);
-        const rows = list.map((i) => ({ ...i, lastBackup: app.inv.latestBackup(i.name)?.createdAt ?? null }));
+        const newest = app.inv.latestBackupTimes();
+        const rows = list.map((i) => ({ ...i, lastBackup: newest.get(i.name) ?? null }));
         return {
           json: rows,
           text: rows.length ? table(rows.map((i) => [i.name, i.env, i.host, i.path, age(i.lastBackup)]), ['NAME', 'ENV', 'HOST', 'PATH', 'LAST BACKUP']) : 'no instances yet: opsdeck instance add NAME --host H --path DIR --env E',
@@ -915,7 +916,7 @@ export function buildProgram(): Command {
     .action(
       action(async (app, _g, id: string | undefined, o: { limit: string; instance?: string }) => {
         if (id !== undefined) {
-          const run = app.inv.listRuns(1_000_000).find((r) => String(r.id) === id);
+          const run = /^\d+$/.test(id) ? app.inv.getRun(Number(id)) : undefined;
           if (!run) throw new UsageError(`no run with id ${id}`, 'list runs with: opsdeck runs');
           const steps = app.inv.runSteps(run.id);
           return {

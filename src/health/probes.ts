@@ -71,7 +71,7 @@ export async function probeHost(deps: Deps, host: Host, paths: string[], timeout
   }
 }
 
-export async function probeInstance(deps: Deps, inst: Instance, now = Date.now()): Promise<InstanceSample> {
+export async function probeInstance(deps: Deps, inst: Instance, now = Date.now(), newest = deps.inv.latestBackupTimes()): Promise<InstanceSample> {
   const reasons: string[] = [];
   const hc = inst.health ?? (inst.url ? { url: inst.url, status: 200 } : null);
   let http: InstanceSample['http'];
@@ -81,7 +81,7 @@ export async function probeInstance(deps: Deps, inst: Instance, now = Date.now()
     http = { url: r.url, status: r.status, ms: r.ms, ok: r.ok, reason: r.reason };
     if (!r.ok) reasons.push(`http: ${r.reason}`);
   }
-  const last = deps.inv.latestBackup(inst.name)?.createdAt ?? null;
+  const last = newest.get(inst.name) ?? null;
   const limit = deps.inv.maxBackupAge(inst.env) ?? '26h';
   const ageS = last ? Math.round((now - Date.parse(last)) / 1000) : null;
   if (ageS === null) reasons.push('no backup');
@@ -97,7 +97,7 @@ export async function probeInstance(deps: Deps, inst: Instance, now = Date.now()
     version: inst.revision ? inst.revision.slice(0, 12) : null,
     backupAgeSeconds: ageS,
     backupLimit: limit,
-    watched: !!deps.inv.getWatchBaseline(inst.name),
+    watched: deps.inv.hasWatchBaseline(inst.name),
   };
 }
 
@@ -126,7 +126,10 @@ export async function sweep(deps: Deps, insts: Instance[], parallel = 8): Promis
       insts.filter((i) => i.host === h).map((i) => i.path),
     ),
   );
-  const instances = await bounded(insts, parallel, (i) => probeInstance(deps, i));
+  // Newest backup of every instance in one query, not one per instance.
+  const newest = deps.inv.latestBackupTimes();
+  const now = Date.now();
+  const instances = await bounded(insts, parallel, (i) => probeInstance(deps, i, now, newest));
   // An instance on a host that is down is down too, whatever its URL said.
   for (const s of instances) {
     const h = hosts.find((x) => x.host === s.host);
