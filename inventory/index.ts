@@ -58,6 +58,14 @@ export interface Instance {
   maintenanceSince: string | null;
   /** Patterns watch leaves out (a name anywhere, or a path with a slash); null: the defaults. */
   watchExcludes: string[] | null;
+  /** Named numbers the app's owners watch: a read-only SQL query or a command on the host. */
+  metrics: AppMetric[];
+}
+
+export interface AppMetric {
+  name: string;
+  kind: 'sql' | 'cmd';
+  source: string;
 }
 
 export interface StreamManifest {
@@ -250,7 +258,7 @@ export class Inventory {
 
   // ---- instances
   addInstance(
-    i: Omit<Instance, 'createdAt' | 'hasDbPassword' | 'hooks' | 'health' | 'localPaths' | 'revision' | 'maintenanceSince' | 'watchExcludes'> &
+    i: Omit<Instance, 'createdAt' | 'hasDbPassword' | 'hooks' | 'health' | 'localPaths' | 'revision' | 'maintenanceSince' | 'watchExcludes' | 'metrics'> &
       Partial<Pick<Instance, 'hooks' | 'health' | 'localPaths' | 'revision'>> & { dbPassword?: string },
   ): Instance {
     if (this.getInstance(i.name)) throw new UsageError(`instance ${i.name} already exists`, `see it with: opsdeck instance show ${i.name}`);
@@ -282,10 +290,10 @@ export class Inventory {
     return r?.db_secret ? this.secrets.open(r.db_secret) : undefined;
   }
   /** Changes an instance's settings in one transaction; only the fields given change. */
-  updateInstance(name: string, patch: Partial<Pick<Instance, 'url' | 'branch' | 'hooks' | 'health' | 'localPaths' | 'revision' | 'maintenanceSince' | 'watchExcludes'>>): Instance {
+  updateInstance(name: string, patch: Partial<Pick<Instance, 'url' | 'branch' | 'hooks' | 'health' | 'localPaths' | 'revision' | 'maintenanceSince' | 'watchExcludes' | 'metrics'>>): Instance {
     this.requireInstance(name);
-    const cols: Record<string, string> = { url: 'url', branch: 'branch', hooks: 'hooks', health: 'health', localPaths: 'local_paths', revision: 'revision', maintenanceSince: 'maintenance_since', watchExcludes: 'watch_excludes' };
-    const json = new Set(['hooks', 'health', 'localPaths', 'watchExcludes']);
+    const cols: Record<string, string> = { url: 'url', branch: 'branch', hooks: 'hooks', health: 'health', localPaths: 'local_paths', revision: 'revision', maintenanceSince: 'maintenance_since', watchExcludes: 'watch_excludes', metrics: 'metrics' };
+    const json = new Set(['hooks', 'health', 'localPaths', 'watchExcludes', 'metrics']);
     this.db.transaction(() => {
       for (const [k, v] of Object.entries(patch)) {
         if (v === undefined || !cols[k]) continue;
@@ -487,6 +495,7 @@ function rowToInstance(r: any): Instance {
     revision: r.revision ?? null,
     maintenanceSince: r.maintenance_since ?? null,
     watchExcludes: r.watch_excludes ? JSON.parse(r.watch_excludes) : null,
+    metrics: JSON.parse(r.metrics ?? '[]'),
   };
 }
 function rowToBackup(r: any): Backup {

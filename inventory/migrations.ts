@@ -136,4 +136,8 @@ export const MIGRATIONS: string[] = [
     report TEXT NOT NULL
   );
   `,
+  `
+  -- App metrics an instance's owners watch: JSON array of {name, kind: sql|cmd, source}.
+  ALTER TABLE instances ADD COLUMN metrics TEXT;
+  `,
 ];

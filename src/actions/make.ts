@@ -69,6 +69,7 @@ export function makePlan(deps: Deps, p: MakeParams): Plan<MakeState, Instance> {
     revision: null,
     maintenanceSince: null,
     watchExcludes: null,
+    metrics: [],
   };
   const db = () => (p.dbUrl ? { target: parsePgUrl(p.dbUrl), password: p.dbPassword ?? '' } : undefined);
   const u = (ctx: StepContext<MakeState>) => ctx as StepContext<unknown>;

@@ -1,5 +1,5 @@
 import { Command, CommanderError, Option } from 'commander';
-import { HOOK_KINDS, type Backup, type HealthCheck, type HookKind, type Hooks, type Host, type Instance } from '../../inventory/index.js';
+import { HOOK_KINDS, type AppMetric, type Backup, type HealthCheck, type HookKind, type Hooks, type Host, type Instance } from '../../inventory/index.js';
 import { makePlan, purgePlan } from '../actions/make.js';
 import { DEFAULT_POLICY, checkPolicy, prunePlan } from '../actions/retention.js';
 import { DEFAULT_EXCLUDES, watchChanged, watchPlan, type WatchReport } from '../actions/watch.js';
@@ -223,6 +223,28 @@ function parseHealth(o: { healthUrl?: string; healthStatus?: string; healthText?
   if (!Number.isInteger(status) || status < 100 || status > 599) throw new UsageError(`invalid --health-status ${o.healthStatus}`, 'an HTTP status such as 200');
   const text = o.healthText ?? base?.text;
   return { url: checkUrl(url), status, ...(text ? { text } : {}) };
+}
+
+/**
+ * --metric NAME=sql:QUERY or NAME=cmd:COMMAND over the existing metrics; NAME= removes one. The
+ * query runs read-only; the command runs with sh in the instance's directory and must only read.
+ */
+export function parseMetrics(specs: string[], base: AppMetric[] = []): AppMetric[] {
+  const out = new Map(base.map((m) => [m.name, m]));
+  for (const spec of specs) {
+    const m = /^([a-z][a-z0-9_]{0,39})=(?:(sql|cmd):([\s\S]+))?$/.exec(spec);
+    if (!m || /\0/.test(spec)) {
+      throw new UsageError(`invalid --metric ${JSON.stringify(spec)}`, 'write it as NAME=sql:QUERY or NAME=cmd:COMMAND (NAME in lower case, letters, digits, _); NAME= removes it');
+    }
+    const [, name, kind, source] = m;
+    if (!kind) {
+      if (!out.delete(name)) throw new UsageError(`there is no metric ${name} to remove`, `the metrics are: ${[...out.keys()].join(', ') || 'none'}`);
+      continue;
+    }
+    if (!source.trim()) throw new UsageError(`metric ${name} has an empty ${kind === 'sql' ? 'query' : 'command'}`);
+    out.set(name, { name, kind: kind as AppMetric['kind'], source: source.trim() });
+  }
+  return [...out.values()];
 }
 
 function collect(value: string, previous: string[]): string[] {
@@ -482,7 +504,9 @@ export function buildProgram(): Command {
           `  revision  ${i.revision ?? '-'}\n  state     ${i.maintenanceSince ? `IN MAINTENANCE since ${i.maintenanceSince}` : 'live'}\n` +
           `  health    ${i.health ? `${i.health.url} expects ${i.health.status}${i.health.text ? ` and ${JSON.stringify(i.health.text)}` : ''}` : i.url ? `${i.url} expects 200` : '-'}\n` +
           HOOK_KINDS.map((k) => `  hook ${k.padEnd(16)}${i.hooks[k] ? i.hooks[k]!.map((a) => (/^[\w./=:@%+-]+$/.test(a) ? a : JSON.stringify(a))).join(' ') : k.startsWith('maintenance') ? `(default: ${MAINTENANCE_FILE})` : '-'}\n`).join('') +
-          `  local     ${i.localPaths.join(', ') || '-'}\n  backups   ${backups.length}, last ${age(backups[0]?.createdAt)}`,
+          `  local     ${i.localPaths.join(', ') || '-'}\n` +
+          i.metrics.map((m) => `  metric    ${m.name} = ${m.kind}:${m.source}\n`).join('') +
+          `  backups   ${backups.length}, last ${age(backups[0]?.createdAt)}`,
       };
     }),
   );
@@ -507,7 +531,7 @@ export function buildProgram(): Command {
 
   inst
     .command('set <name>')
-    .description('change an instance: URL, branch, hooks, health check, local files')
+    .description('change an instance: URL, branch, hooks, health check, local files, metrics')
     .option('--url <url>', 'its public URL')
     .option('--branch <branch>', 'the git branch update follows')
     .option('--hook <kind=command>', `an app hook (${HOOK_KINDS.join(', ')}); an empty command removes it; repeatable`, collect, [])
@@ -517,6 +541,7 @@ export function buildProgram(): Command {
     .option('--local <path>', 'a file or directory (relative) that belongs to this instance alone; repeatable', collect, [])
     .option('--no-local', 'forget every local path')
     .option('--watch-exclude <pattern>', `what watch leaves out: a name anywhere, or a path with a slash; repeatable (default ${DEFAULT_EXCLUDES.join(' ')})`, collect, [])
+    .option('--metric <name=kind:source>', 'an app metric the health panels chart: NAME=sql:QUERY (run read-only) or NAME=cmd:COMMAND (run in the instance directory, must print one number); NAME= removes it; repeatable', collect, [])
     .action(
       action(async (app, _g, name: string, o: any) => {
         const i = app.inv.requireInstance(name);
@@ -531,6 +556,10 @@ export function buildProgram(): Command {
         if (o.watchExclude.length) {
           for (const p of o.watchExclude as string[]) if (!p || p.startsWith('-') || /[\0\n]/.test(p)) throw new UsageError(`invalid --watch-exclude ${JSON.stringify(p)}`, 'a file name or glob (cache, *.log) or a path (var/cache)');
           patch.watchExcludes = o.watchExclude;
+        }
+        if (o.metric.length) {
+          patch.metrics = parseMetrics(o.metric, i.metrics);
+          if (patch.metrics.some((m) => m.kind === 'sql') && !i.dbUrl) throw new UsageError(`${name} has no database for an sql: metric`, 'use a cmd: metric, or give the instance a database');
         }
         if (Object.keys(patch).length === 0) throw new UsageError('nothing to change', 'give at least one option; see opsdeck instance set --help');
         const after = app.inv.updateInstance(name, patch);
@@ -776,7 +805,7 @@ export function buildProgram(): Command {
 
   program
     .command('health [target...]')
-    .description('one sweep of health: hosts (load, CPU, memory, disks, uptime) and instances (site, maintenance, version, backup age); exit 1 when something is down or a backup too old')
+    .description('one sweep of health: hosts (load, CPU, memory, disks, uptime), instances (site, maintenance, version, backup age), databases (size, connections, longest transaction, replication) and app metrics; exit 1 when something is down or a backup too old')
     .option('--all', 'every instance (the default when no target is given)')
     .option('--env <env>', 'every instance of this environment')
     .option('--parallel <n>', 'probes at once (default 8)', '8')
@@ -813,12 +842,24 @@ export function buildProgram(): Command {
           i.backupAgeSeconds === null ? 'never' : age(new Date(Date.now() - i.backupAgeSeconds * 1000).toISOString()),
           i.reasons.join('; '),
         ]);
+        const dbRows = r.instances
+          .filter((i) => i.db || i.metrics)
+          .map((i) => [
+            i.instance,
+            !i.db ? '-' : i.db.ok ? 'up' : 'DOWN',
+            i.db?.sizeBytes !== undefined ? formatBytes(i.db.sizeBytes) : i.db?.reason ?? '-',
+            i.db?.connections !== undefined ? `${i.db.connections}/${i.db.maxConnections}` : '-',
+            i.db?.longestTransactionSeconds != null ? `${i.db.longestTransactionSeconds} s` : '-',
+            i.db?.replication ? `${i.db.replication.role}${i.db.replication.lagSeconds !== null ? ` lag ${i.db.replication.lagSeconds} s` : ''}` : '-',
+            Object.entries(i.metrics ?? {}).map(([k, v]) => `${k}=${typeof v === 'number' ? v : `ERROR (${v.error})`}`).join(' ') || '-',
+          ]);
         return {
           json: r,
           text:
             table(hostRows, ['HOST', 'STATE', 'LOAD', 'CPU', 'MEM', 'DISKS', 'UP']) +
             '\n' +
-            table(instRows, ['INSTANCE', 'ENV', 'STATE', 'HTTP', 'MODE', 'VERSION', 'BACKUP', 'WHY']),
+            table(instRows, ['INSTANCE', 'ENV', 'STATE', 'HTTP', 'MODE', 'VERSION', 'BACKUP', 'WHY']) +
+            (dbRows.length ? '\n' + table(dbRows, ['DATABASE OF', 'STATE', 'SIZE', 'CONNS', 'LONGEST TX', 'REPLICATION', 'METRICS']) : ''),
           exitCode: bad ? EXIT.FAILED : EXIT.OK,
         };
       }),

@@ -1,3 +1,4 @@
+import type { Duplex } from 'node:stream';
 import { withSecretFromStdin } from '../remote/quote.js';
 import { UsageError } from '../util/errors.js';
 
@@ -80,4 +81,91 @@ export function quoteIdent(name: string): string {
 /** A schema-qualified name as pg_dump writes it (parts bare or already quoted), quoted for SQL. */
 export function quoteQualified(name: string): string {
   return (name.match(/"(?:[^"]|"")*"|[^.]+/g) ?? []).map((p) => (p.startsWith('"') ? p : quoteIdent(p))).join('.');
+}
+
+export interface PgHealth {
+  ok: boolean;
+  reason?: string;
+  ms: number;
+  sizeBytes?: number;
+  /** Client connections to the whole server, against its max_connections. */
+  connections?: number;
+  maxConnections?: number;
+  /** The oldest open transaction of any other session, in seconds; null when none is open. */
+  longestTransactionSeconds?: number | null;
+  /** On a primary with replicas: their count and worst replay lag; on a replica: how far behind it is. */
+  replication?: { role: 'primary' | 'replica'; replicas: number; lagSeconds: number | null };
+  /** App metrics by name: the number, or why it could not be read. */
+  metrics?: Record<string, number | { error: string }>;
+}
+
+const HEALTH_SQL = `SELECT pg_database_size(current_database())::float8 AS size,
+  (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')::int AS conns,
+  current_setting('max_connections')::int AS max,
+  (SELECT extract(epoch FROM max(now() - xact_start)) FROM pg_stat_activity
+     WHERE xact_start IS NOT NULL AND pid <> pg_backend_pid() AND backend_type = 'client backend')::float8 AS longest,
+  pg_is_in_recovery() AS replica,
+  CASE WHEN pg_is_in_recovery() THEN extract(epoch FROM now() - pg_last_xact_replay_timestamp()) END::float8 AS replay_lag,
+  (SELECT count(*) FROM pg_stat_replication)::int AS replicas,
+  (SELECT extract(epoch FROM max(replay_lag)) FROM pg_stat_replication)::float8 AS replica_lag`;
+
+/**
+ * Database health over a stream the caller opens (a tunnel on the host's SSH connection), with
+ * node-postgres. Everything runs in a READ ONLY transaction that is rolled back; each app metric runs
+ * on the extended protocol (one statement, no "; DROP ...") under a savepoint, so one bad query
+ * does not hide the others.
+ */
+export async function probePostgres(t: PgTarget, password: string, stream: () => Duplex, sqlMetrics: { name: string; query: string }[] = [], timeoutMs = 8000): Promise<PgHealth> {
+  const t0 = Date.now();
+  const { default: pg } = await import('pg');
+  const client = new pg.Client({
+    user: t.user,
+    database: t.database,
+    password,
+    host: t.host,
+    port: t.port,
+    stream,
+    connectionTimeoutMillis: timeoutMs,
+    query_timeout: timeoutMs,
+    application_name: 'opsdeck-health',
+  });
+  // A connection lost later must not become an unhandled 'error' that ends the process.
+  client.on('error', () => {});
+  try {
+    await client.connect();
+    await client.query(`BEGIN READ ONLY; SET LOCAL statement_timeout = ${Math.max(1000, timeoutMs - 1000)}`);
+    const r = (await client.query(HEALTH_SQL)).rows[0];
+    const out: PgHealth = {
+      ok: true,
+      ms: 0,
+      sizeBytes: r.size,
+      connections: r.conns,
+      maxConnections: r.max,
+      longestTransactionSeconds: r.longest === null ? null : Math.round(r.longest),
+    };
+    if (r.replica) out.replication = { role: 'replica', replicas: 0, lagSeconds: r.replay_lag === null ? null : Math.round(r.replay_lag) };
+    else if (r.replicas > 0) out.replication = { role: 'primary', replicas: r.replicas, lagSeconds: r.replica_lag === null ? null : Math.round(r.replica_lag) };
+    if (sqlMetrics.length) {
+      out.metrics = {};
+      for (const m of sqlMetrics) {
+        await client.query('SAVEPOINT metric');
+        try {
+          const res = await client.query({ text: m.query, queryMode: 'extended', rowMode: 'array' } as any);
+          const v = Number(res.rows[0]?.[0]);
+          out.metrics[m.name] = res.rows.length && res.rows[0][0] !== null && Number.isFinite(v) ? v : { error: 'the query did not return one number' };
+          await client.query('RELEASE SAVEPOINT metric');
+        } catch (err) {
+          out.metrics[m.name] = { error: (err as Error).message };
+          await client.query('ROLLBACK TO SAVEPOINT metric');
+        }
+      }
+    }
+    await client.query('ROLLBACK');
+    out.ms = Date.now() - t0;
+    return out;
+  } catch (err) {
+    return { ok: false, reason: (err as Error).message || String(err), ms: Date.now() - t0 };
+  } finally {
+    void client.end().catch(() => {});
+  }
 }

@@ -3,6 +3,9 @@ import type { Deps } from '../actions/deps.js';
 import { parseAge } from '../util/format.js';
 import { checkHealth } from './http.js';
 import { errorMessage } from '../util/errors.js';
+import { probePostgres, type PgHealth } from '../databases/postgres.js';
+import { dbFor } from '../actions/deps.js';
+import { TunnelSocket } from '../remote/tunnel.js';
 
 export interface HostSample {
   host: string;
@@ -32,6 +35,23 @@ export interface InstanceSample {
   backupAgeSeconds: number | null;
   backupLimit: string;
   watched: boolean;
+  /** The database, probed with pg through a tunnel on the host's SSH connection. */
+  db?: PgHealth;
+  /** App metrics by name: the number, or why it could not be read. */
+  metrics?: Record<string, number | { error: string }>;
+}
+
+/** A probe that does not settle in time settles anyway, with the reason, so a hung host holds up nothing else. */
+export async function withTimeout<T>(p: Promise<T>, ms: number, onTimeout: () => T): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<T>((resolve) => {
+    timer = setTimeout(() => resolve(onTimeout()), ms);
+  });
+  try {
+    return await Promise.race([p, late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 // Read-only, one command per host per sweep: load, CPUs, CPU busy over 0.25 s, memory, the disks
@@ -50,6 +70,15 @@ const HOST_SCRIPT = [
 ].join('\n');
 
 export async function probeHost(deps: Deps, host: Host, paths: string[], timeoutMs = 10_000): Promise<HostSample> {
+  const t0 = Date.now();
+  return withTimeout(probeHostNow(deps, host, paths, timeoutMs), timeoutMs + 1000, () => {
+    // A connection that hangs would hang the next probe too: start afresh next time.
+    deps.ssh.drop(host.name);
+    return { host: host.name, ok: false, reason: `no answer within ${Math.round((timeoutMs + 1000) / 1000)} s`, ms: Date.now() - t0 };
+  });
+}
+
+async function probeHostNow(deps: Deps, host: Host, paths: string[], timeoutMs: number): Promise<HostSample> {
   const t0 = Date.now();
   try {
     const shell = deps.ssh.shell(host);
@@ -71,16 +100,61 @@ export async function probeHost(deps: Deps, host: Host, paths: string[], timeout
   }
 }
 
-export async function probeInstance(deps: Deps, inst: Instance, now = Date.now(), newest = deps.inv.latestBackupTimes()): Promise<InstanceSample> {
+/**
+ * The instance's database through pg over a tunnel on its host's SSH connection (the database as
+ * the host sees it), with its sql: metrics. Undefined when the instance has no database.
+ */
+export async function probeDatabase(deps: Deps, inst: Instance, timeoutMs = 8000): Promise<PgHealth | undefined> {
+  const db = dbFor(deps, inst);
+  if (!db) return undefined;
+  const t0 = Date.now();
+  const host = deps.inv.requireHost(inst.host);
+  const sql = inst.metrics.filter((m) => m.kind === 'sql').map((m) => ({ name: m.name, query: m.source }));
+  return withTimeout(
+    probePostgres(db.target, db.password, () => new TunnelSocket(() => deps.ssh.forward(host, db.target.host, db.target.port)), sql, timeoutMs),
+    timeoutMs + 1000,
+    () => ({ ok: false, reason: `no answer within ${Math.round((timeoutMs + 1000) / 1000)} s`, ms: Date.now() - t0 }),
+  );
+}
+
+/** cmd: metrics: each a command run with sh in the instance's directory that prints one number. */
+export async function probeCommandMetrics(deps: Deps, inst: Instance, timeoutMs = 8000): Promise<Record<string, number | { error: string }>> {
+  const out: Record<string, number | { error: string }> = {};
+  for (const m of inst.metrics.filter((x) => x.kind === 'cmd')) {
+    try {
+      const res = await withTimeout(
+        deps.ssh.shell(inst.host).exec(['sh', '-c', 'cd -- "$1" || exit 1; eval "$2"', 'sh', inst.path, m.source], { timeoutMs }),
+        timeoutMs + 1000,
+        () => ({ code: null, stdout: '', stderr: '' }) as { code: number | null; stdout: string; stderr: string },
+      );
+      const v = Number(res.stdout.trim());
+      out[m.name] =
+        res.code === null ? { error: `no answer within ${Math.round(timeoutMs / 1000)} s` } :
+        res.code !== 0 ? { error: `exited ${res.code}: ${res.stderr.trim().slice(0, 200)}` } : res.stdout.trim() && Number.isFinite(v) ? v : { error: `printed ${JSON.stringify(res.stdout.trim().slice(0, 40))}, not one number` };
+    } catch (err) {
+      out[m.name] = { error: errorMessage(err) };
+    }
+  }
+  return out;
+}
+
+export async function probeInstance(deps: Deps, inst: Instance, now = Date.now(), newest = deps.inv.latestBackupTimes(), opts: { hostDown?: boolean } = {}): Promise<InstanceSample> {
   const reasons: string[] = [];
   const hc = inst.health ?? (inst.url ? { url: inst.url, status: 200 } : null);
   let http: InstanceSample['http'];
-  if (hc) {
+  // The site, the database and the metrics side by side: a slow one does not delay the others.
+  const [r, db, cmdMetrics] = await Promise.all([
     // In maintenance the site is meant to answer 503: that is not "down".
-    const r = await checkHealth(inst.maintenanceSince ? { ...inst, health: { url: hc.url, status: 503 } } : inst);
+    hc ? checkHealth(inst.maintenanceSince ? { ...inst, health: { url: hc.url, status: 503 } } : inst) : undefined,
+    opts.hostDown ? undefined : probeDatabase(deps, inst),
+    opts.hostDown ? {} : probeCommandMetrics(deps, inst),
+  ]);
+  if (r) {
     http = { url: r.url, status: r.status, ms: r.ms, ok: r.ok, reason: r.reason };
     if (!r.ok) reasons.push(`http: ${r.reason}`);
   }
+  if (db && !db.ok) reasons.push(`database: ${db.reason}`);
+  const metrics = { ...(db?.metrics ?? {}), ...cmdMetrics };
   const last = newest.get(inst.name) ?? null;
   const limit = deps.inv.maxBackupAge(inst.env) ?? '26h';
   const ageS = last ? Math.round((now - Date.parse(last)) / 1000) : null;
@@ -98,6 +172,8 @@ export async function probeInstance(deps: Deps, inst: Instance, now = Date.now()
     backupAgeSeconds: ageS,
     backupLimit: limit,
     watched: deps.inv.hasWatchBaseline(inst.name),
+    ...(db ? { db } : {}),
+    ...(Object.keys(metrics).length ? { metrics } : {}),
   };
 }
 
@@ -129,7 +205,8 @@ export async function sweep(deps: Deps, insts: Instance[], parallel = 8): Promis
   // Newest backup of every instance in one query, not one per instance.
   const newest = deps.inv.latestBackupTimes();
   const now = Date.now();
-  const instances = await bounded(insts, parallel, (i) => probeInstance(deps, i, now, newest));
+  const down = new Set(hosts.filter((h) => !h.ok).map((h) => h.host));
+  const instances = await bounded(insts, parallel, (i) => probeInstance(deps, i, now, newest, { hostDown: down.has(i.host) }));
   // An instance on a host that is down is down too, whatever its URL said.
   for (const s of instances) {
     const h = hosts.find((x) => x.host === s.host);
@@ -161,6 +238,19 @@ export function toPrometheus(r: { hosts: HostSample[]; instances: InstanceSample
   metric('opsdeck_instance_http_status', 'HTTP status of the health URL.', 'gauge', r.instances.map((i) => [{ instance: i.instance, env: i.env }, i.http?.status]));
   metric('opsdeck_instance_http_seconds', 'Response time of the health URL.', 'gauge', r.instances.map((i) => [{ instance: i.instance, env: i.env }, i.http ? i.http.ms / 1000 : undefined]));
   metric('opsdeck_instance_maintenance', 'Whether the instance is in maintenance.', 'gauge', r.instances.map((i) => [{ instance: i.instance, env: i.env }, i.maintenance ? 1 : 0]));
+  const dbRows = (f: (d: PgHealth) => number | null | undefined) => r.instances.filter((i) => i.db).map((i) => [{ instance: i.instance, env: i.env }, f(i.db!) ?? undefined] as [Record<string, string>, number | undefined]);
+  metric('opsdeck_db_up', 'Whether the instance database answered.', 'gauge', dbRows((d) => (d.ok ? 1 : 0)));
+  metric('opsdeck_db_size_bytes', 'Size of the database.', 'gauge', dbRows((d) => d.sizeBytes));
+  metric('opsdeck_db_connections', 'Client connections to the database server.', 'gauge', dbRows((d) => d.connections));
+  metric('opsdeck_db_max_connections', 'max_connections of the database server.', 'gauge', dbRows((d) => d.maxConnections));
+  metric('opsdeck_db_longest_transaction_seconds', 'Age of the oldest open transaction.', 'gauge', dbRows((d) => d.longestTransactionSeconds ?? 0));
+  metric('opsdeck_db_replication_lag_seconds', 'Replication lag, where there is a replica.', 'gauge', dbRows((d) => d.replication?.lagSeconds));
+  metric(
+    'opsdeck_app_metric',
+    'App metrics set with instance set --metric.',
+    'gauge',
+    r.instances.flatMap((i) => Object.entries(i.metrics ?? {}).map(([name, v]) => [{ instance: i.instance, env: i.env, metric: name }, typeof v === 'number' ? v : undefined] as [Record<string, string>, number | undefined])),
+  );
   metric('opsdeck_instance_backup_age_seconds', 'Age of the newest good backup.', 'gauge', r.instances.map((i) => [{ instance: i.instance, env: i.env }, i.backupAgeSeconds ?? undefined]));
   return lines.join('\n') + '\n';
 }

@@ -131,6 +131,19 @@ export class SshPool {
     return conn;
   }
 
+  /**
+   * A TCP channel from the host to address:port (the database as the host sees it), on the host's
+   * one connection. Forwarded channels do not count against MaxSessions.
+   */
+  async forward(host: Host, address: string, port: number): Promise<ClientChannel> {
+    const conn = await this.connection(host);
+    return new Promise((resolve, reject) =>
+      conn.client.forwardOut('127.0.0.1', 0, address, port, (err, stream) =>
+        err ? reject(new OpsError(`host ${host.name} could not open a tunnel to ${address}:${port}: ${err.message}`, 1, 'check that the database listens there and that sshd allows TCP forwarding (AllowTcpForwarding)')) : resolve(stream),
+      ),
+    );
+  }
+
   /** Connects only far enough to read the host's key; authenticates nothing. */
   async probeHostKey(host: Host): Promise<{ fingerprint: string; type: string; knownHosts: ReturnType<typeof checkKnownHosts> }> {
     const cfg = await this.baseConfig(host);

@@ -1,5 +1,9 @@
+import { readdirSync } from 'node:fs';
+import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
-import { startHost, stopHost } from '../../fixtures/lab.js';
+import { pgAdmin, startHost, stopHost } from '../../fixtures/lab.js';
+import { openApp } from '../../src/engine/app.js';
+import { probeDatabase, probeHost } from '../../src/health/probes.js';
 import { addInstance, cli, homeWithHosts, lab, must } from '../helpers.js';
 
 describe('health', () => {
@@ -47,5 +51,61 @@ describe('health', () => {
 
     await startHost(lab().hosts[2]);
     expect((await cli(home, ['health', 'lab3'])).code).toBe(0);
+  });
+});
+
+describe('database and app metrics', () => {
+  afterAll(async () => {
+    await startHost(lab().hosts[1]);
+  });
+
+  it('reads size, connections and the longest transaction with pg through a tunnel on the host connection, and app metrics', async () => {
+    const home = await homeWithHosts(['lab2']);
+    const i = await addInstance(home, 'lab2', 'db-probe', 'dev', { pagila: true });
+    await must(cli(home, ['instance', 'set', 'db-probe', '--metric', 'customers=sql:SELECT count(*) FROM customer', '--metric', 'files=cmd:ls | wc -l', '--metric', 'sneaky=sql:SELECT 1; DELETE FROM customer', '--metric', 'writes=sql:DELETE FROM customer RETURNING 1']));
+    const bad = await cli(home, ['instance', 'set', 'db-probe', '--metric', 'Bad Name=sql:SELECT 1']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/invalid --metric "Bad Name=sql:SELECT 1"/);
+
+    // A transaction held open elsewhere, as a stuck app worker would.
+    const other = new pg.Client({ host: '127.0.0.1', port: lab().pg.port, user: i.role, database: i.db, password: i.password });
+    await other.connect();
+    await other.query('BEGIN; SELECT 1');
+    await new Promise((r) => setTimeout(r, 1500));
+    try {
+      const r = await cli(home, ['health', 'db-probe', '--json']);
+      const s = JSON.parse(r.stdout).instances[0];
+      // Down only for want of a backup: a metric that cannot be read is shown, it is not an outage.
+      expect(s.reasons).toEqual(['no backup']);
+      expect(r.code).toBe(1);
+      expect(s.db.ok).toBe(true);
+      expect(s.db.sizeBytes).toBeGreaterThan(5_000_000);
+      expect(s.db.connections).toBeGreaterThanOrEqual(2);
+      expect(s.db.maxConnections).toBeGreaterThanOrEqual(s.db.connections);
+      expect(s.db.longestTransactionSeconds).toBeGreaterThanOrEqual(1);
+      expect(s.metrics.customers).toBe(599);
+      expect(s.metrics.files).toBe(readdirSync(i.path).filter((n) => !n.startsWith('.')).length);
+      expect(s.metrics.sneaky.error).toMatch(/multiple commands/);
+      expect(s.metrics.writes.error).toMatch(/read-only transaction/);
+    } finally {
+      await other.end();
+    }
+    // Nothing the probe ran changed anything.
+    expect(pgAdmin('SELECT count(*) FROM customer', i.db).trim()).toBe('599');
+
+    // Through the host's SSH connection, one for every probe of that host; not straight to the database.
+    const app = openApp(home);
+    try {
+      const inst = app.inv.requireInstance('db-probe');
+      const [h, d] = await Promise.all([probeHost(app, app.inv.requireHost('lab2'), [i.path]), probeDatabase(app, inst)]);
+      expect(h.ok && d!.ok).toBe(true);
+      expect(app.ssh.opened).toBe(1);
+      await stopHost('lab2');
+      const down = await probeDatabase(app, inst);
+      expect(down).toMatchObject({ ok: false, reason: expect.stringMatching(/cannot connect to host lab2/) });
+    } finally {
+      await app.close();
+      await startHost(lab().hosts[1]);
+    }
   });
 });
