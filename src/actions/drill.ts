@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { Plan, StepContext } from '../engine/plan.js';
 import { psqlArgv, quoteQualified } from '../databases/postgres.js';
 import { CommandError } from '../remote/shell.js';
-import { OpsError, UsageError } from '../util/errors.js';
+import { errorMessage, OpsError, UsageError } from '../util/errors.js';
 import { formatBytes } from '../util/format.js';
 import { requireHealthy } from './app.js';
 import { dbFor, shellFor, type Deps } from './deps.js';
@@ -16,6 +16,8 @@ export interface DrillState extends RestoreState {
   restoreStartedAt?: number;
   restoredAt?: number;
   stepTimes: { title: string; ms: number; ok: boolean }[];
+  /** Why the step that failed failed, for the report. */
+  failure?: string;
   report?: DrillReport;
 }
 
@@ -32,6 +34,8 @@ export interface DrillReport {
   steps: { title: string; ms: number; ok: boolean }[];
   file: string;
   ok: boolean;
+  /** What failed, when the drill did not pass. */
+  error?: string;
 }
 
 
@@ -69,6 +73,7 @@ export function drillPlan(deps: Deps, source: string, opts: { target: string; ba
       ctx.state.stepTimes.push({ title, ms: Date.now() - t, ok: true });
     } catch (err) {
       ctx.state.stepTimes.push({ title, ms: Date.now() - t, ok: false });
+      ctx.state.failure = errorMessage(err);
       throw err;
     }
   };
@@ -128,47 +133,62 @@ export function drillPlan(deps: Deps, source: string, opts: { target: string; ba
       {
         name: 'report',
         title: 'Write the drill report',
+        explain: 'Keeps the result in the inventory (opsdeck drills) and as a Markdown file in the drills directory of the opsdeck home.',
         run: async (ctx) => {
-          const s = ctx.state;
-          const id = `drill-${new Date(s.startedAt).toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, '')}`;
-          const dir = join(deps.inv.home, 'drills');
-          mkdirSync(dir, { recursive: true });
-          const file = join(dir, `${id}-${source}.md`);
-          const report: DrillReport = {
-            id,
-            source,
-            target: target.name,
-            backup: backup.id,
-            backupTakenAt: backup.createdAt,
-            rpoSeconds: Math.round((s.startedAt - Date.parse(backup.createdAt)) / 1000),
-            rtoSeconds: Math.round((s.restoredAt! - s.restoreStartedAt!) / 1000),
-            steps: s.stepTimes,
-            file,
-            ok: true,
-          };
-          writeFileSync(
-            file,
-            [
-              `# Restore drill ${id}: ${source} onto ${target.name}`,
-              '',
-              `- Result: **passed**`,
-              `- Backup: ${backup.id}, taken ${backup.createdAt}`,
-              `- RPO (age of the data restored): ${(report.rpoSeconds / 3600).toFixed(1)} h`,
-              `- RTO (restore to a verified, answering target): ${report.rtoSeconds} s`,
-              `- Run: ${new Date(s.startedAt).toISOString()} by ${process.env.USER ?? 'unknown'}`,
-              '',
-              '| step | time | result |',
-              '|---|---|---|',
-              ...report.steps.map((x) => `| ${x.title} | ${(x.ms / 1000).toFixed(1)} s | ${x.ok ? 'ok' : 'FAILED'} |`),
-              '',
-            ].join('\n'),
-          );
-          deps.inv.addDrill(report);
-          s.report = report;
-          ctx.log(`report written to ${file}`);
+          ctx.state.report = writeDrillReport(deps, ctx.state, null);
+          ctx.log(`report written to ${ctx.state.report.file}`);
         },
       },
     ],
+    // A drill that failed is a finding too: it is kept and reported like one that passed.
+    finally: async (s) => {
+      const failed = s.stepTimes.find((x) => !x.ok);
+      if (!s.report && failed) s.report = writeDrillReport(deps, s, `${failed.title} failed${s.failure ? `: ${s.failure}` : ''}`);
+    },
     result: (s) => s.report!,
   };
+}
+
+/** Keeps a drill's outcome in the inventory and as a Markdown file; `error` null means it passed. */
+function writeDrillReport(deps: Deps, s: DrillState, error: string | null): DrillReport {
+  // Milliseconds too: a drill that fails at once and its re-run may start in the same second.
+  const id = `drill-${new Date(s.startedAt).toISOString().replace(/[-:]/g, '').replace(/\.(\d+)Z$/, '-$1')}`;
+  const dir = join(deps.inv.home, 'drills');
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `${id}-${s.source}.md`);
+  const rto = s.restoredAt && s.restoreStartedAt ? Math.round((s.restoredAt - s.restoreStartedAt) / 1000) : null;
+  const report: DrillReport = {
+    id,
+    source: s.source,
+    target: s.target.name,
+    backup: s.backup.id,
+    backupTakenAt: s.backup.createdAt,
+    rpoSeconds: Math.round((s.startedAt - Date.parse(s.backup.createdAt)) / 1000),
+    // A failed drill has no recovery time: nothing was recovered.
+    rtoSeconds: rto ?? -1,
+    steps: s.stepTimes,
+    file,
+    ok: error === null,
+    ...(error ? { error } : {}),
+  };
+  writeFileSync(
+    file,
+    [
+      `# Restore drill ${id}: ${s.source} onto ${s.target.name}`,
+      '',
+      `- Result: **${error ? 'FAILED' : 'passed'}**`,
+      ...(error ? [`- What failed: ${error}`] : []),
+      `- Backup: ${s.backup.id}, taken ${s.backup.createdAt}`,
+      `- RPO (age of the data restored): ${(report.rpoSeconds / 3600).toFixed(1)} h`,
+      `- RTO (restore to a verified, answering target): ${rto === null ? 'none, the restore did not complete' : `${rto} s`}`,
+      `- Run: ${new Date(s.startedAt).toISOString()} by ${process.env.USER ?? 'unknown'}`,
+      '',
+      '| step | time | result |',
+      '|---|---|---|',
+      ...report.steps.map((x) => `| ${x.title} | ${(x.ms / 1000).toFixed(1)} s | ${x.ok ? 'ok' : 'FAILED'} |`),
+      '',
+    ].join('\n'),
+  );
+  deps.inv.addDrill(report);
+  return report;
 }

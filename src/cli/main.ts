@@ -874,7 +874,14 @@ export function buildProgram(): Command {
       action(async (app, g, name: string, o: { target: string; backup?: string }) => {
         const plan = drillPlan(app, name, o);
         if (!g.dryRun) await confirm(`restore drill: replace ${o.target}'s code and database with backup ${plan.state.backup.id} of ${name}?`, { yes: g.yes });
-        return runPlan(app, g, plan, (r) => `drill passed: ${r.source} restored onto ${r.target} in ${r.rtoSeconds} s (RTO); the data was ${(r.rpoSeconds / 3600).toFixed(1)} h old (RPO)\nreport: ${r.file}`);
+        try {
+          return await runPlan(app, g, plan, (r) => `drill passed: ${r.source} restored onto ${r.target} in ${r.rtoSeconds} s (RTO); the data was ${(r.rpoSeconds / 3600).toFixed(1)} h old (RPO)\nreport: ${r.file}`);
+        } catch (err) {
+          // A failed drill has its report too: point at it.
+          const rep = plan.state.report;
+          if (rep && !rep.ok && err instanceof OpsError) throw new OpsError(err.message, err.exitCode, `the drill report is ${rep.file}${err.hint ? `; ${err.hint}` : ''}`);
+          throw err;
+        }
       }),
     );
   program
@@ -885,7 +892,7 @@ export function buildProgram(): Command {
         const list = app.inv.listDrills(name);
         return {
           json: list,
-          text: list.length ? table(list.map((d) => [d.id, d.source, d.target, d.ok ? 'passed' : 'FAILED', `${d.rtoSeconds} s`, `${(d.rpoSeconds / 3600).toFixed(1)} h`, d.file]), ['DRILL', 'SOURCE', 'TARGET', 'RESULT', 'RTO', 'RPO', 'REPORT']) : 'no drills yet: opsdeck drill INSTANCE --target SCRATCH',
+          text: list.length ? table(list.map((d) => [d.id, d.source, d.target, d.ok ? 'passed' : 'FAILED', d.rtoSeconds >= 0 ? `${d.rtoSeconds} s` : '-', `${(d.rpoSeconds / 3600).toFixed(1)} h`, d.file]), ['DRILL', 'SOURCE', 'TARGET', 'RESULT', 'RTO', 'RPO', 'REPORT']) : 'no drills yet: opsdeck drill INSTANCE --target SCRATCH',
         };
       }),
     );

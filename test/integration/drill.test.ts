@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { addInstance, cli, homeWithHosts, must, treeState } from '../helpers.js';
@@ -51,6 +51,13 @@ describe('restore drill', () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/Verify the backup against its manifest failed/);
     expect(treeState(scratch.path)).toEqual(before);
-    expect(existsSync(join(home, 'drills'))).toBe(false);
+    // The failed drill is kept and reported, with what failed and no recovery time.
+    const [failed] = JSON.parse((await must(cli(home, ['drills', 'dt-prod', '--json']))).stdout);
+    expect(failed).toMatchObject({ source: 'dt-prod', target: 'dt-scratch', ok: false, rtoSeconds: -1, error: expect.stringMatching(/^Verify the backup against its manifest failed/) });
+    expect(r.stderr).toContain(failed.file);
+    const md = readFileSync(failed.file, 'utf8');
+    expect(md).toMatch(/Result: \*\*FAILED\*\*/);
+    expect(md).toMatch(/\| Verify the backup against its manifest \| [\d.]+ s \| FAILED \|/);
+    expect((await cli(home, ['drills'])).stdout).toMatch(/dt-prod\s+dt-scratch\s+FAILED\s+-/);
   });
 });
