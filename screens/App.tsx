@@ -2,7 +2,10 @@ import { Box, Text, useApp, useInput, type Key } from 'ink';
 import { useRef, useState, useSyncExternalStore, type ReactElement } from 'react';
 import { age, formatBytes } from '../src/util/format.js';
 import { ConfirmView, Footer, Header, RunView, Table, useTermSize, type Column } from './components.js';
+import { DashboardView, dashboardData, metricsCell, PANELS, stateColor, type Panel } from './Dashboard.js';
 import type { InstanceRow, UiModel } from './model.js';
+import { sparkline } from './sparkline.js';
+import type { SamplerState } from '../src/health/sampler.js';
 
 interface Nav {
   stack: Screen[];
@@ -10,6 +13,8 @@ interface Nav {
   filter: string;
   filtering: boolean;
   dialog?: Dialog;
+  /** Which dashboard panel the keys move in. */
+  focus: Panel;
 }
 
 function filterRows(rows: InstanceRow[], filter: string): InstanceRow[] {
@@ -17,7 +22,19 @@ function filterRows(rows: InstanceRow[], filter: string): InstanceRow[] {
   return f ? rows.filter((i) => i.name.toLowerCase().includes(f) || i.env.toLowerCase().includes(f) || i.host.toLowerCase().includes(f)) : rows;
 }
 
-type Screen = { kind: 'instances' } | { kind: 'instance'; name: string } | { kind: 'run' } | { kind: 'compare' } | { kind: 'help'; of: Screen['kind'] };
+type Screen =
+  | { kind: 'dashboard' }
+  | { kind: 'instances' }
+  | { kind: 'instance'; name: string }
+  | { kind: 'host'; name: string }
+  | { kind: 'run' }
+  | { kind: 'compare' }
+  | { kind: 'drill'; source: string; stage: 'backup' | 'target'; backup?: string }
+  | { kind: 'drills' }
+  | { kind: 'help'; of: Screen['kind'] };
+
+export type Home = 'dashboard' | 'instances';
+const noSampler = { subscribe: () => () => {}, getSnapshot: () => undefined };
 
 interface Dialog {
   message: string;
@@ -56,13 +73,15 @@ function keyName(input: string, key: Key): string {
   return input;
 }
 
-export function App({ model }: { model: UiModel }) {
+export function App({ model, home = 'dashboard' }: { model: UiModel; home?: Home }) {
   const state = useSyncExternalStore(model.subscribe, model.getState);
+  const sampler = model.sampler ?? noSampler;
+  const snap: SamplerState | undefined = useSyncExternalStore(sampler.subscribe, sampler.getSnapshot);
   const { exit } = useApp();
   const { cols, rows } = useTermSize();
   // Navigation state lives in a ref updated synchronously by each key, then one re-render: keys
   // typed faster than React renders (jjj Enter, a paste) each see the state the previous one left.
-  const nav = useRef<Nav>({ stack: [{ kind: 'instances' }], sel: {}, filter: '', filtering: false }).current;
+  const nav = useRef<Nav>({ stack: [{ kind: home }], sel: {}, filter: '', filtering: false, focus: 'instances' }).current;
   const [, setTick] = useState(0);
   const redraw = () => setTick((t) => t + 1);
   const setDialog = (d: Dialog | undefined | ((d: Dialog | undefined) => Dialog | undefined)) => {
@@ -73,13 +92,36 @@ export function App({ model }: { model: UiModel }) {
   /** What the screen shows now, derived from nav and the model at call time (render or key). */
   const view = () => {
     const screen = nav.stack[nav.stack.length - 1];
-    const visible = filterRows(model.getState().instances, nav.filter);
-    const selKey = screen.kind === 'instance' ? `backups:${screen.name}` : screen.kind;
+    const st = model.getState();
+    // The environment filter (e) narrows every list, as the text filter (/) does.
+    const visible = filterRows(st.env ? st.instances.filter((i) => i.env === st.env) : st.instances, nav.filter);
+    const dash = dashboardData(visible);
+    const selKey =
+      screen.kind === 'instance' ? `backups:${screen.name}` :
+      screen.kind === 'host' ? `host:${screen.name}` :
+      screen.kind === 'dashboard' ? `dash:${nav.focus}` :
+      screen.kind === 'drill' ? `drill:${screen.stage}` :
+      screen.kind;
     const selected = nav.sel[selKey] ?? 0;
-    const backups = screen.kind === 'instance' ? model.backups(screen.name).filter((b) => b.kind === 'manual') : [];
-    const count = screen.kind === 'instances' ? visible.length : screen.kind === 'compare' ? compareRows(model.getState().lastResult?.result as CompareResult | undefined).length : backups.length;
-    const inst = screen.kind === 'instance' ? model.getState().instances.find((i) => i.name === screen.name) : visible[selected];
-    return { screen, visible, selKey, selected, backups, count, inst };
+    const backups = screen.kind === 'instance' || (screen.kind === 'drill' && screen.stage === 'backup') ? model.backups(screen.kind === 'drill' ? screen.source : screen.name).filter((b) => b.kind === 'manual') : [];
+    const hostInstances = screen.kind === 'host' ? st.instances.filter((i) => i.host === screen.name) : [];
+    const drillTargets = screen.kind === 'drill' ? st.instances.filter((i) => i.name !== screen.source) : [];
+    const count =
+      screen.kind === 'instances' ? visible.length :
+      screen.kind === 'dashboard' ? (nav.focus === 'hosts' ? dash.hosts.length : dash[nav.focus].length) :
+      screen.kind === 'compare' ? compareRows(st.lastResult?.result as CompareResult | undefined).length :
+      screen.kind === 'host' ? hostInstances.length :
+      screen.kind === 'drills' ? model.drills().length :
+      screen.kind === 'drill' && screen.stage === 'target' ? drillTargets.length :
+      backups.length;
+    const inst =
+      screen.kind === 'instance' ? st.instances.find((i) => i.name === screen.name) :
+      screen.kind === 'host' ? hostInstances[selected] :
+      screen.kind === 'drill' ? st.instances.find((i) => i.name === screen.source) :
+      screen.kind === 'dashboard' ? (nav.focus === 'hosts' ? undefined : dash[nav.focus][selected]) :
+      screen.kind === 'instances' ? visible[selected] :
+      undefined;
+    return { screen, visible, dash, selKey, selected, backups, count, inst, hostInstances, drillTargets };
   };
 
   const push = (s: Screen) => void nav.stack.push(s);
@@ -171,6 +213,47 @@ export function App({ model }: { model: UiModel }) {
     });
   };
 
+  /** The restore drill wizard: pick a backup, pick a scratch target, read the steps, confirm, watch it run. */
+  const startDrill = () => {
+    const { inst } = view();
+    if (!inst) return;
+    if (!model.backups(inst.name).some((b) => b.kind === 'manual')) return model.flash('error', `${inst.name} has no backup to drill: press b to take one`);
+    nav.sel['drill:backup'] = 0;
+    nav.sel['drill:target'] = 0;
+    push({ kind: 'drill', source: inst.name, stage: 'backup' });
+  };
+  const drillNext = () => {
+    const v = view();
+    const screen = v.screen;
+    if (screen.kind !== 'drill') return;
+    if (screen.stage === 'backup') {
+      const b = v.backups[v.selected];
+      if (!b) return;
+      nav.stack[nav.stack.length - 1] = { ...screen, stage: 'target', backup: b.id };
+      return;
+    }
+    const target = v.drillTargets[v.selected];
+    if (!target) return;
+    if (target.protected) return model.flash('error', `${target.name} is in a protected environment: a drill never restores onto one. Pick a scratch instance.`);
+    const steps = model.drillSteps(screen.source, target.name, screen.backup!);
+    if (!steps) return;
+    askChange(
+      target,
+      `Restore drill: backup ${screen.backup} of ${screen.source} onto ${target.name} (${target.host}:${target.path}).\n${target.name}'s code and database will be replaced. The steps:\n` +
+        steps.map((x, i) => `${i + 1}. ${x.title}${x.explain ? `\n   ${x.explain}` : ''}`).join('\n'),
+      'Start drill',
+      () => {
+        const ok = model.start('drill', screen.source, { to: target.name, backup: screen.backup });
+        if (ok) nav.stack.pop();
+        return ok;
+      },
+    );
+  };
+  const openDrills = () => {
+    nav.sel.drills = 0;
+    push({ kind: 'drills' });
+  };
+
   const moves: Binding[] = [
     { keys: ['down', 'j'], label: '↓/j', hint: 'down', run: () => move(1) },
     { keys: ['up', 'k'], label: '↑/k', hint: 'up', run: () => move(-1) },
@@ -191,27 +274,73 @@ export function App({ model }: { model: UiModel }) {
   ];
   const quit: Binding = { keys: ['q'], label: 'q', hint: 'quit', run: () => (model.running ? model.flash('error', 'a run is in progress: ctrl-c cancels it') : exit()) };
   const help: Binding = { keys: ['?'], label: '?', hint: 'help', run: () => push({ kind: 'help', of: view().screen.kind }) };
+  const filterKey: Binding = { keys: ['/'], label: '/', hint: 'filter', run: () => (nav.filtering = true) };
+  const envKey: Binding = { keys: ['e'], label: 'e', hint: 'environment', run: () => model.nextEnv() };
+  const drillKey: Binding = { keys: ['D'], label: 'D', hint: 'restore drill', run: startDrill };
+  const drillsKey: Binding = { keys: ['L'], label: 'L', hint: 'drill reports', run: openDrills };
+  /** esc: first clears a filter, then goes back. */
+  const escBack: Binding = { keys: ['esc'], label: 'esc', hint: 'clear filter / back', run: () => (nav.filter ? (nav.filter = '') : pop()) };
+  const back: Binding = { keys: ['esc'], label: 'esc', hint: 'back', run: pop };
   const bindings: Record<Screen['kind'], Binding[]> = {
+    dashboard: [
+      ...moves,
+      { keys: ['tab'], label: 'tab', hint: 'next panel', run: () => void (nav.focus = PANELS[(PANELS.indexOf(nav.focus) + 1) % PANELS.length]) },
+      { keys: ['enter'], label: 'enter', hint: 'open', run: () => {
+        const v = view();
+        if (nav.focus === 'hosts') {
+          const h = v.dash.hosts[v.selected];
+          if (h) push({ kind: 'host', name: h });
+        } else if (v.inst) push({ kind: 'instance', name: v.inst.name });
+      } },
+      envKey,
+      filterKey,
+      { keys: ['i'], label: 'i', hint: 'instances', run: () => push({ kind: 'instances' }) },
+      drillKey,
+      drillsKey,
+      escBack,
+      help,
+      quit,
+    ],
     instances: [
       ...moves,
       { keys: ['enter'], label: 'enter', hint: 'open', run: () => {
         const { inst } = view();
         if (inst) push({ kind: 'instance', name: inst.name });
       } },
-      { keys: ['/'], label: '/', hint: 'filter', run: () => (nav.filtering = true) },
+      filterKey,
+      envKey,
       ...instanceActions('restore latest'),
+      drillKey,
+      drillsKey,
       { keys: ['R'], label: 'R', hint: 'reload', run: () => model.reload() },
-      { keys: ['esc'], label: 'esc', hint: 'clear filter', run: () => (nav.filter = '') },
+      escBack,
       help,
       quit,
     ],
     instance: [
       ...moves,
       ...instanceActions('restore selected backup'),
-      { keys: ['esc'], label: 'esc', hint: 'back', run: pop },
+      drillKey,
+      back,
       help,
       quit,
     ],
+    host: [
+      ...moves,
+      { keys: ['enter'], label: 'enter', hint: 'open instance', run: () => {
+        const { inst } = view();
+        if (inst) push({ kind: 'instance', name: inst.name });
+      } },
+      back,
+      help,
+      quit,
+    ],
+    drill: [...moves, { keys: ['enter'], label: 'enter', hint: 'next', run: drillNext }, { keys: ['esc'], label: 'esc', hint: 'back', run: () => {
+      const top = nav.stack[nav.stack.length - 1];
+      if (top.kind === 'drill' && top.stage === 'target') nav.stack[nav.stack.length - 1] = { ...top, stage: 'backup' };
+      else pop();
+    } }, help, quit],
+    drills: [...moves, back, help, quit],
     run: [
       { keys: ['esc'], label: 'esc', hint: 'back', when: () => !model.running, run: () => (model.clearRun(), pop()) },
       {
@@ -228,7 +357,7 @@ export function App({ model }: { model: UiModel }) {
       help,
       quit,
     ],
-    compare: [...moves, { keys: ['esc'], label: 'esc', hint: 'back', run: pop }, help, quit],
+    compare: [...moves, back, help, quit],
     help: [{ keys: ['esc', '?'], label: 'esc', hint: 'back', run: pop }, quit],
   };
 
@@ -278,11 +407,15 @@ export function App({ model }: { model: UiModel }) {
       return;
     }
     if (filtering) {
-      if (k === 'enter' || k === 'esc') nav.filtering = false;
+      if (k === 'enter') nav.filtering = false;
+      else if (k === 'esc') {
+        nav.filtering = false;
+        nav.filter = '';
+      }
       else if (k === 'backspace') nav.filter = nav.filter.slice(0, -1);
       else if (input && !key.ctrl && !key.meta) {
         nav.filter += input;
-        nav.sel.instances = 0;
+        for (const k of ['instances', 'dash:hosts', 'dash:instances', 'dash:databases']) nav.sel[k] = 0;
       }
       return;
     }
@@ -291,21 +424,45 @@ export function App({ model }: { model: UiModel }) {
     b?.run();
   }
 
-  const { screen, visible, selected, backups } = view();
+  const { screen, visible, selected, backups, dash, hostInstances, drillTargets } = view();
   const { filter, filtering, dialog } = nav;
+  const isStale = (t?: Parameters<NonNullable<UiModel['sampler']>['isStale']>[0]) => !!model.sampler?.isStale(t);
   const hints = (screen.kind === 'help' ? bindings.help : bindings[screen.kind])
     .filter((b) => (!b.when || b.when()) && !['G', 'pgup', 'pgdn', 'up', '?', 'q'].includes(b.keys[0]))
     .map((b) => [b.label, b.hint] as [string, string]);
   const filterHint = filtering ? ([['enter', 'done typing']] as [string, string][]) : hints;
-  const ctx = `${state.instances.length} instances · ${state.hostCount} hosts${filter ? ` · filter "${filter}"` : ''}`;
+  const ctx = `${state.instances.length} instances · ${state.hostCount} hosts${state.env ? ` · env ${state.env}` : ''}${filter ? ` · filter "${filter}"` : ''}`;
+  const filterLine = filtering ? (
+    <Text>
+      /<Text inverse>{filter || ' '}</Text>
+    </Text>
+  ) : null;
 
   let body: ReactElement;
   if (dialog?.options) body = <PickView message={dialog.message} options={dialog.options} selected={dialog.selected ?? 0} height={bodyHeight} />;
   else if (dialog) body = <ConfirmView {...dialog} />;
+  else if (screen.kind === 'dashboard')
+    body = (
+      <Box flexDirection="column">
+        {filterLine}
+        <DashboardView data={dash} snap={snap} isStale={isStale} sel={{ hosts: nav.sel['dash:hosts'] ?? 0, instances: nav.sel['dash:instances'] ?? 0, databases: nav.sel['dash:databases'] ?? 0 }} focus={nav.focus} height={bodyHeight - (filtering ? 1 : 0)} width={cols} live={!!model.sampler} />
+      </Box>
+    );
   else if (screen.kind === 'instances') body = <InstancesView rows={visible} selected={selected} height={bodyHeight - (filtering ? 1 : 0)} filtering={filtering} filter={filter} width={cols} />;
-  else if (screen.kind === 'instance') body = <InstanceView inst={state.instances.find((i) => i.name === screen.name)} backups={backups} selected={selected} height={bodyHeight} />;
+  else if (screen.kind === 'instance') body = <InstanceView inst={state.instances.find((i) => i.name === screen.name)} backups={backups} selected={selected} height={bodyHeight} live={snap?.instances.get(screen.name)} />;
+  else if (screen.kind === 'host') body = <HostView name={screen.name} host={model.host(screen.name)} live={snap?.hosts.get(screen.name)} stale={isStale(snap?.hosts.get(screen.name))} instances={hostInstances} selected={selected} height={bodyHeight} width={cols} />;
+  else if (screen.kind === 'drill') body = <DrillWizard screen={screen} backups={backups} targets={drillTargets} selected={selected} height={bodyHeight} />;
+  else if (screen.kind === 'drills') body = <DrillsView drills={model.drills()} selected={selected} height={bodyHeight} width={cols} />;
   else if (screen.kind === 'compare') body = <CompareView result={state.lastResult?.result as CompareResult | undefined} selected={selected} height={bodyHeight} width={cols} />;
-  else if (screen.kind === 'run') body = state.run ? <RunView run={state.run} width={cols} height={bodyHeight} /> : <Text dimColor>no run</Text>;
+  else if (screen.kind === 'run')
+    body = state.run ? (
+      <Box flexDirection="column">
+        <RunView run={state.run} width={cols} height={bodyHeight - (state.run.command === 'drill' && state.run.finished ? 4 : 0)} />
+        {state.run.command === 'drill' && state.run.finished ? <DrillOutcome report={model.drills().find((d) => d.target === state.run!.instance)} /> : null}
+      </Box>
+    ) : (
+      <Text dimColor>no run</Text>
+    );
   else body = <HelpView bindings={bindings[screen.of]} of={screen.of} />;
 
   return (
@@ -345,7 +502,7 @@ function InstancesView({ rows, selected, height, filtering, filter, width }: { r
   );
 }
 
-function InstanceView({ inst, backups, selected, height }: { inst?: InstanceRow; backups: ReturnType<UiModel['backups']>; selected: number; height: number }) {
+function InstanceView({ inst, backups, selected, height, live }: { inst?: InstanceRow; backups: ReturnType<UiModel['backups']>; selected: number; height: number; live?: Live<import('../src/health/probes.js').InstanceSample> }) {
   if (!inst) return <Text color="red">this instance is no longer in the inventory</Text>;
   const field = (k: string, v: string | null) => (
     <Text>
@@ -374,6 +531,7 @@ function InstanceView({ inst, backups, selected, height }: { inst?: InstanceRow;
         <Text dimColor>{'state'.padEnd(10)}</Text>
         {inst.maintenanceSince ? <Text color="yellow">IN MAINTENANCE since {inst.maintenanceSince}</Text> : <Text color="green">live</Text>}
       </Text>
+      <LiveLine live={live} />
       <Box marginTop={1} flexDirection="column">
         <Text bold>Backups</Text>
         <Table
@@ -386,7 +544,7 @@ function InstanceView({ inst, backups, selected, height }: { inst?: InstanceRow;
           ]}
           rows={backups.map((b) => [b.id, age(b.createdAt), String(b.manifest.code?.files ?? '-'), formatBytes((b.manifest.code?.bytes ?? 0) + (b.manifest.db?.bytes ?? 0)), b.verifiedAt ? 'yes' : ''])}
           selected={selected}
-          height={Math.max(2, height - 9)}
+          height={Math.max(2, height - 10)}
           empty="no backups yet: press b"
         />
       </Box>
@@ -464,6 +622,136 @@ function HelpView({ bindings, of }: { bindings: Binding[]; of: string }) {
       ))}
       <Text> </Text>
       <Text dimColor>Everywhere: ? help · q quit · esc back. Destructive actions ask first, with Cancel focused.</Text>
+    </Box>
+  );
+}
+
+type Live<S> = { sample?: S; at?: number; history: Record<string, number[]> };
+
+/** The instance's newest health sample in one line: verdict, site, database, metrics. */
+function LiveLine({ live }: { live?: Live<import('../src/health/probes.js').InstanceSample> }) {
+  const s = live?.sample;
+  const verdict = !s ? 'probing…' : s.ok ? 'ok' : `PROBLEM: ${s.reasons.join('; ')}`;
+  return (
+    <Text wrap="truncate-end">
+      <Text dimColor>{'health'.padEnd(10)}</Text>
+      <Text color={stateColor(verdict)}>{verdict}</Text>
+      {s?.http ? <Text>  http {s.http.status ?? '---'} {s.http.ms} ms <Text color="cyan">{sparkline(live!.history.http ?? [], 20)}</Text></Text> : null}
+      {s?.db ? <Text>  db {s.db.ok ? `${formatBytes(s.db.sizeBytes ?? 0)}, ${s.db.connections}/${s.db.maxConnections} conns` : <Text color="red">DOWN {s.db.reason}</Text>}</Text> : null}
+      {s?.metrics ? <Text>  {metricsCell(s, live!.history)}</Text> : null}
+    </Text>
+  );
+}
+
+function HostView({ name, host, live, stale, instances, selected, height, width }: { name: string; host?: ReturnType<UiModel['host']>; live?: Live<import('../src/health/probes.js').HostSample>; stale: boolean; instances: InstanceRow[]; selected: number; height: number; width: number }) {
+  if (!host) return <Text color="red">host {name} is no longer in the inventory</Text>;
+  const s = live?.sample;
+  const h = live?.history ?? {};
+  const w = Math.max(10, Math.min(HISTORY_W, width - 40));
+  const line = (label: string, value: string, hist?: number[], max?: number) => (
+    <Text>
+      <Text dimColor>{label.padEnd(10)}</Text>
+      {value.padEnd(16)}
+      {hist ? <Text color="cyan">{sparkline(hist, w, { max })}</Text> : null}
+    </Text>
+  );
+  const disk = s?.disks?.length ? Math.max(...s.disks.map((d) => d.used / d.size)) : undefined;
+  return (
+    <Box flexDirection="column">
+      <Text bold>
+        {name} <Text dimColor>{host.user}@{host.address}:{host.port}{host.jump ? ` via ${host.jump}` : ''}</Text>{' '}
+        {!s ? <Text color="yellow">probing…</Text> : s.ok ? <Text color="green">up</Text> : <Text color="red" bold>DOWN: {s.reason}</Text>}
+        {stale ? <Text color="yellow"> STALE: no fresh sample</Text> : null}
+      </Text>
+      {line('load', s?.load ? `${s.load.map((x) => x.toFixed(2)).join(' ')}` : '-', h.load, s?.cpus)}
+      {line('cpu', s?.cpu !== undefined ? `${Math.round(s.cpu * 100)}% of ${s.cpus}` : '-', h.cpu, 1)}
+      {line('memory', s?.memTotal ? `${formatBytes(s.memUsed!)} of ${formatBytes(s.memTotal)}` : '-', h.mem, 1)}
+      {line('disk', disk !== undefined ? `${Math.round(disk * 100)}% (fullest)` : '-', h.disk, 1)}
+      {(s?.disks ?? []).map((d) => (
+        <Text key={d.mount} dimColor>
+          {'          '}
+          {d.mount} {formatBytes(d.used)} of {formatBytes(d.size)}
+        </Text>
+      ))}
+      {line('uptime', s?.uptimeSeconds ? `${(s.uptimeSeconds / 86400).toFixed(1)} days` : '-')}
+      <Box marginTop={1} flexDirection="column">
+        <Text bold>Instances on {name}</Text>
+        <Table columns={[{ title: 'INSTANCE', width: 24 }, { title: 'ENV', width: 10 }, { title: 'PATH', width: Math.max(10, width - 38) }]} rows={instances.map((i) => [i.name, i.env, i.path])} selected={selected} height={Math.max(2, height - 9 - (s?.disks?.length ?? 0))} empty="no instances on this host" />
+      </Box>
+    </Box>
+  );
+}
+const HISTORY_W = 60;
+
+function DrillWizard({ screen, backups, targets, selected, height }: { screen: Extract<Screen, { kind: 'drill' }>; backups: ReturnType<UiModel['backups']>; targets: InstanceRow[]; selected: number; height: number }) {
+  const now = Date.now();
+  return (
+    <Box flexDirection="column">
+      <Text bold>Restore drill of {screen.source}</Text>
+      {screen.stage === 'backup' ? (
+        <Box flexDirection="column">
+          <Text>
+            <Text color="cyan">Step 1 of 3: pick a backup.</Text> The newest is selected. Its age is how much data a real restore
+            would lose (RPO). If every backup is old, fix the backups before anything else.
+          </Text>
+          <Table
+            columns={[{ title: 'BACKUP', width: 24 }, { title: 'TAKEN', width: 10 }, { title: 'SIZE', width: 10 }, { title: 'VERIFIED', width: 9 }]}
+            rows={backups.map((b) => [b.id, age(b.createdAt, now), formatBytes((b.manifest.code?.bytes ?? 0) + (b.manifest.db?.bytes ?? 0)), b.verifiedAt ? 'yes' : ''])}
+            selected={selected}
+            height={height - 4}
+          />
+        </Box>
+      ) : (
+        <Box flexDirection="column">
+          <Text>
+            <Text color="cyan">Step 2 of 3: pick the scratch instance to restore onto.</Text> Its code and database will be replaced by
+            backup {screen.backup}. Never a protected instance: those are refused.
+          </Text>
+          <Table
+            columns={[{ title: 'SCRATCH', width: 24 }, { title: 'ENV', width: 18, color: (v) => (v.endsWith('PROTECTED') ? 'red' : undefined) }, { title: 'HOST', width: 14 }, { title: 'DATABASE', width: 9 }]}
+            rows={targets.map((t) => [t.name, t.protected ? `${t.env} PROTECTED` : t.env, t.host, t.dbUrl ? 'yes' : 'none'])}
+            selected={selected}
+            height={height - 4}
+            empty="no other instance: make a scratch one with opsdeck instance make"
+          />
+        </Box>
+      )}
+      <Text dimColor>Step 3 shows every step of the drill before it starts; nothing changes until you confirm.</Text>
+    </Box>
+  );
+}
+
+function DrillsView({ drills, selected, height, width }: { drills: ReturnType<UiModel['drills']>; selected: number; height: number; width: number }) {
+  return (
+    <Box flexDirection="column">
+      <Text bold>Restore drills, newest first</Text>
+      <Table
+        columns={[
+          { title: 'DRILL', width: 26 },
+          { title: 'SOURCE', width: 16 },
+          { title: 'TARGET', width: 16 },
+          { title: 'RESULT', width: 7, color: (v) => (v === 'passed' ? 'green' : 'red') },
+          { title: 'RTO', width: 6 },
+          { title: 'RPO', width: 7 },
+          { title: 'REPORT / WHAT FAILED', width: Math.max(20, width - 86) },
+        ]}
+        rows={drills.map((d) => [d.id, d.source, d.target, d.ok ? 'passed' : 'FAILED', d.rtoSeconds >= 0 ? `${d.rtoSeconds} s` : '-', `${(d.rpoSeconds / 3600).toFixed(1)} h`, d.ok ? d.file : `${d.error ?? ''} (${d.file})`])}
+        selected={selected}
+        height={height - 1}
+        empty="no drills yet: press D on an instance"
+      />
+    </Box>
+  );
+}
+
+function DrillOutcome({ report }: { report?: ReturnType<UiModel['drills']>[number] }) {
+  if (!report) return null;
+  return (
+    <Box flexDirection="column" borderStyle="round" borderColor={report.ok ? 'green' : 'red'} paddingX={1}>
+      <Text bold color={report.ok ? 'green' : 'red'}>
+        Drill {report.ok ? 'passed' : 'FAILED'}: RTO {report.rtoSeconds >= 0 ? `${report.rtoSeconds} s` : 'none (not restored)'}, RPO {(report.rpoSeconds / 3600).toFixed(1)} h
+      </Text>
+      <Text dimColor wrap="truncate-middle">report: {report.file}</Text>
     </Box>
   );
 }

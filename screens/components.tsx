@@ -31,7 +31,7 @@ export function Header({ file, context, width }: { file: string; context: string
   return (
     <Box flexDirection="column">
       <Box justifyContent="space-between" width={width}>
-        <Text>
+        <Text wrap="truncate-middle">
           <Text bold color="cyan">
             opsdeck
           </Text>
@@ -96,18 +96,24 @@ export function windowStart(selected: number, count: number, height: number): nu
 
 const fit = (s: string, w: number) => (s.length > w ? s.slice(0, Math.max(0, w - 1)) + '…' : s.padEnd(w));
 
-/** A table that lays out only the rows that fit: Ink lays out every node it is given. */
-export function Table({ columns, rows, selected, height, empty }: { columns: Column[]; rows: string[][]; selected: number; height: number; empty?: string }) {
-  const h = Math.max(1, height - 1);
-  const start = windowStart(selected, rows.length, h);
-  const visible = rows.slice(start, start + h);
+/**
+ * A table that lays out only the rows that fit: Ink lays out every node it is given. Rows come as
+ * an array, or as a count and a function that makes one row, so that of 10,000 instances only the
+ * visible few are ever turned into cells.
+ */
+export function Table({ columns, rows, count, row, selected, height, empty, focused = true }: { columns: Column[]; rows?: string[][]; count?: number; row?: (i: number) => string[]; selected: number; height: number; empty?: string; focused?: boolean }) {
+  const n = rows ? rows.length : count ?? 0;
+  const get = rows ? (i: number) => rows[i] : row!;
+  const h = Math.max(1, height - 1 - (n > height - 1 ? 1 : 0));
+  const start = windowStart(selected, n, h);
+  const visible = Array.from({ length: Math.max(0, Math.min(h, n - start)) }, (_, i) => get(start + i));
   return (
     <Box flexDirection="column">
       <Text bold>{columns.map((c) => fit(c.title, c.width)).join(' ')}</Text>
-      {rows.length === 0 ? <Text dimColor>{empty ?? 'nothing here'}</Text> : null}
+      {n === 0 ? <Text dimColor>{empty ?? 'nothing here'}</Text> : null}
       {visible.map((r, i) => {
         const idx = start + i;
-        const sel = idx === selected;
+        const sel = focused && idx === selected;
         return (
           <Text key={idx} inverse={sel} wrap="truncate-end">
             {columns.map((c, j) => (
@@ -119,9 +125,9 @@ export function Table({ columns, rows, selected, height, empty }: { columns: Col
           </Text>
         );
       })}
-      {rows.length > h ? (
+      {n > h ? (
         <Text dimColor>
-          {start + 1}–{Math.min(start + h, rows.length)} of {rows.length}
+          {start + 1}–{Math.min(start + h, n)} of {n}
         </Text>
       ) : null}
     </Box>
@@ -191,6 +197,13 @@ export function RunView({ run, width, height }: { run: RunState; width: number; 
               <Text>
                 {'  '}
                 <ProgressBar bytes={run.progress.bytes} total={run.progress.total} rate={run.progress.rate} width={width} />
+              </Text>
+            ) : null}
+            {/* Guided runs (drills) say what each step does while it runs, and what to do when it fails. */}
+            {s.explain && (s.status === 'running' || s.status === 'failed') ? (
+              <Text color={s.status === 'failed' ? 'yellow' : undefined} dimColor={s.status === 'running'} wrap="wrap">
+                {'\n    '}
+                {s.explain}
               </Text>
             ) : null}
           </Text>

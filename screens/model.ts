@@ -1,4 +1,6 @@
 import type { Backup, Instance } from '../inventory/index.js';
+import type { DrillReport } from '../src/actions/drill.js';
+import type { Sampler } from '../src/health/sampler.js';
 import { operations, type App } from '../src/engine/app.js';
 import type { Plan } from '../src/engine/plan.js';
 import { errorMessage } from '../src/util/errors.js';
@@ -9,12 +11,15 @@ export interface InstanceRow extends Instance {
   lastBackup: string | null;
 }
 
-export type Operation = 'backup' | 'restore' | 'update' | 'upgrade' | 'maintenance' | 'clone' | 'compare';
+export type Operation = 'backup' | 'restore' | 'update' | 'upgrade' | 'maintenance' | 'clone' | 'compare' | 'drill';
 
 export interface UiState {
   inventoryFile: string;
   instances: InstanceRow[];
   hostCount: number;
+  envs: string[];
+  /** The dashboard's environment filter ('' for all): the sampler probes only these. */
+  env: string;
   run?: RunState;
   /** What the last run that finished well handed back (the compare screen draws it). */
   lastResult?: { command: string; result: unknown };
@@ -31,8 +36,12 @@ export class UiModel {
   private listeners = new Set<() => void>();
   private abort?: AbortController;
 
-  constructor(readonly app: App) {
-    this.state = { inventoryFile: app.inv.file, instances: [], hostCount: 0 };
+  /** Live health, when the console runs one (the screens draw without it, for tests of the rest). */
+  readonly sampler?: Sampler;
+
+  constructor(readonly app: App, opts: { sampler?: Sampler } = {}) {
+    this.sampler = opts.sampler;
+    this.state = { inventoryFile: app.inv.file, instances: [], hostCount: 0, envs: [], env: '' };
     this.reload();
     app.engine.subscribe((e) => this.set({ run: reduceRun(this.state.run, e) }));
   }
@@ -53,7 +62,38 @@ export class UiModel {
     const envs = new Map(inv.listEnvs().map((e) => [e.name, e.protected]));
     const last = inv.latestBackupTimes();
     const instances = inv.listInstances().map((i) => ({ ...i, protected: envs.get(i.env) ?? false, lastBackup: last.get(i.name) ?? null }));
-    this.set({ instances, hostCount: inv.listHosts().length });
+    this.set({ instances, hostCount: inv.listHosts().length, envs: [...envs.keys()].sort() });
+    this.rescope();
+  }
+
+  /** Cycles the environment filter: all, then each environment in turn. */
+  nextEnv(): void {
+    const all = ['', ...this.state.envs];
+    this.set({ env: all[(all.indexOf(this.state.env) + 1) % all.length] });
+    this.rescope();
+  }
+
+  private rescope(): void {
+    const env = this.state.env;
+    this.sampler?.setScope(env ? this.state.instances.filter((i) => i.env === env) : this.state.instances);
+  }
+
+  host(name: string) {
+    return this.app.inv.getHost(name);
+  }
+
+  drills(): DrillReport[] {
+    return this.app.inv.listDrills();
+  }
+
+  /** The steps a drill would run, with what each does, for the wizard to show before it starts. */
+  drillSteps(source: string, target: string, backup: string): { title: string; explain?: string }[] | undefined {
+    try {
+      return operations.drill(this.app, source, { target, backup }).steps.map((s) => ({ title: s.title, explain: s.explain }));
+    } catch (err) {
+      this.flash('error', errorMessage(err));
+      return undefined;
+    }
   }
 
   backups(instance: string): Backup[] {
@@ -95,6 +135,7 @@ export class UiModel {
         maintenance: () => operations.maintenance(a, instance, opts.mode ?? 'on'),
         clone: () => operations.clone(a, instance, opts.to!),
         compare: () => operations.compare(a, instance, opts.to!),
+        drill: () => operations.drill(a, instance, { target: opts.to!, backup: opts.backup }),
       }[kind]();
     } catch (err) {
       this.flash('error', errorMessage(err));

@@ -5,7 +5,7 @@ export type StepStatus = 'pending' | 'running' | 'done' | 'failed' | 'undoing' |
 export interface RunState {
   command: string;
   instance: string | null;
-  steps: { name: string; title: string; status: StepStatus; ms?: number }[];
+  steps: { name: string; title: string; explain?: string; status: StepStatus; ms?: number }[];
   progress?: { index: number; bytes: number; total?: number; rate?: number };
   logs: { level: string; message: string }[];
   startedAt: number;
@@ -17,7 +17,7 @@ const MAX_LOGS = 200;
 /** Folds run events into what the run view draws. Pure, so it is tested without a terminal. */
 export function reduceRun(s: RunState | undefined, e: RunEvent): RunState | undefined {
   if (e.type === 'run-started') {
-    return { command: e.command, instance: e.instance, steps: e.steps.map((x) => ({ name: x.name, title: x.title, status: 'pending' })), logs: [], startedAt: e.at };
+    return { command: e.command, instance: e.instance, steps: e.steps.map((x) => ({ name: x.name, title: x.title, explain: x.explain, status: 'pending' })), logs: [], startedAt: e.at };
   }
   if (!s) return s;
   const steps = s.steps.slice();

@@ -3,6 +3,7 @@ import { openApp } from '../src/engine/app.js';
 import { errorMessage } from '../src/util/errors.js';
 import { App } from './App.js';
 import { UiModel } from './model.js';
+import { Sampler } from '../src/health/sampler.js';
 
 /** Opens the full-screen console on the alternate screen buffer; returns the exit code. */
 export async function openTui(o: { home?: string }): Promise<number> {
@@ -13,7 +14,10 @@ export async function openTui(o: { home?: string }): Promise<number> {
     process.stderr.write(`opsdeck: ${errorMessage(err)}\n`);
     return 2;
   }
-  const model = new UiModel(app);
+  // Probes run here, outside React; the dashboard subscribes to what they find.
+  const sampler = new Sampler(app, { intervalMs: app.settings.refreshMs, timeoutMs: 10_000 });
+  const model = new UiModel(app, { sampler });
+  sampler.start();
   process.stdout.write('\x1b[?1049h\x1b[H');
   const restore = () => process.stdout.write('\x1b[?1049l');
   process.once('exit', restore);
@@ -22,6 +26,7 @@ export async function openTui(o: { home?: string }): Promise<number> {
     const ink = render(<App model={model} />, { exitOnCtrlC: false, patchConsole: true });
     await ink.waitUntilExit();
   } finally {
+    sampler.stop();
     restore();
     process.off('exit', restore);
     await app.close();

@@ -12,6 +12,7 @@ import { maintenancePlan, updatePlan } from '../actions/update.js';
 import { clonePlan } from '../actions/clone.js';
 import { gitRemoteTags } from '../actions/app.js';
 import { comparePlan } from '../actions/compare.js';
+import { drillPlan } from '../actions/drill.js';
 
 export interface GlobalOpts {
   home?: string;
@@ -50,4 +51,4 @@ export function openApp(home?: string): App {
 }
 
 /** Every operation's plan builder, for the CLI and the screens alike. */
-export const operations = { backup: backupPlan, restore: restorePlan, verify: verifyPlan, export: exportPlan, update: updatePlan, maintenance: maintenancePlan, clone: clonePlan, tags: gitRemoteTags, compare: comparePlan };
+export const operations = { backup: backupPlan, restore: restorePlan, verify: verifyPlan, export: exportPlan, update: updatePlan, maintenance: maintenancePlan, clone: clonePlan, tags: gitRemoteTags, compare: comparePlan, drill: drillPlan };

@@ -31,7 +31,7 @@ function inventoryOnly(): OpsApp {
 async function consoleWithBackupOf(instance: string) {
   const app = inventoryOnly();
   app.inv.addBackup({ id: '20260101T000000-abcd', instance, kind: 'manual', createdAt: new Date().toISOString(), manifest: {}, verifiedAt: null, runId: null });
-  const ui = render(<App model={new UiModel(app)} />);
+  const ui = render(<App model={new UiModel(app)} home="instances" />);
   await until(ui.lastFrame, 'INSTANCE');
   return { app, ui };
 }
@@ -45,7 +45,7 @@ describe('the console screens', () => {
 
   it('lists instances, moves, drills in, goes back, filters and shows help', async () => {
     app = inventoryOnly();
-    const ui = render(<App model={new UiModel(app)} />);
+    const ui = render(<App model={new UiModel(app)} home="instances" />);
     let f = await until(ui.lastFrame, 'INSTANCE');
     expect(f).toMatch(/alpha-prod\s+prod\*\s+web1\s+never/);
     expect(f).toContain('3 instances · 1 hosts');
@@ -110,7 +110,7 @@ describe('the console screens', () => {
     const home = await homeWithHosts(['lab1']);
     await addInstance(home, 'lab1', 'tui-dev', 'dev');
     app = openApp(home);
-    const ui = render(<App model={new UiModel(app)} />);
+    const ui = render(<App model={new UiModel(app)} home="instances" />);
     await until(ui.lastFrame, 'tui-dev');
     ui.stdin.write('b');
     const f = await until(ui.lastFrame, 'DONE');
@@ -126,7 +126,7 @@ describe('the console screens', () => {
     const home = await homeWithHosts(['lab1']);
     const i = await addInstance(home, 'lab1', 'keys-dev', 'dev');
     app = openApp(home);
-    const ui = render(<App model={new UiModel(app)} />);
+    const ui = render(<App model={new UiModel(app)} home="instances" />);
     await until(ui.lastFrame, 'keys-dev');
     ui.stdin.write('m');
     await until(ui.lastFrame, 'Put keys-dev in maintenance?');
@@ -160,7 +160,7 @@ describe('the console screens', () => {
     await addInstance(home, 'lab1', 'side-a', 'dev');
     await addInstance(home, 'lab1', 'side-b', 'dev', { version: 'v2.0.0' });
     app = openApp(home);
-    const ui = render(<App model={new UiModel(app)} />);
+    const ui = render(<App model={new UiModel(app)} home="instances" />);
     await until(ui.lastFrame, 'side-a');
     ui.stdin.write('d');
     await until(ui.lastFrame, 'Compare side-a with which instance?');

@@ -1,0 +1,183 @@
+import { Box, Text } from 'ink';
+import type { HostSample, InstanceSample } from '../src/health/probes.js';
+import type { SamplerState, Tracked } from '../src/health/sampler.js';
+import { formatBytes } from '../src/util/format.js';
+import { Table, type Column } from './components.js';
+import type { InstanceRow } from './model.js';
+import { sparkline } from './sparkline.js';
+
+export type Panel = 'hosts' | 'instances' | 'databases';
+export const PANELS: Panel[] = ['hosts', 'instances', 'databases'];
+
+export interface DashboardData {
+  hosts: string[];
+  instances: InstanceRow[];
+  /** The instances that have a database or app metrics. */
+  databases: InstanceRow[];
+}
+
+/** What the dashboard lists under the filters: hosts of the instances shown, then instances, then databases. */
+export function dashboardData(instances: InstanceRow[]): DashboardData {
+  return {
+    hosts: [...new Set(instances.map((i) => i.host))].sort(),
+    instances,
+    databases: instances.filter((i) => i.dbUrl || i.metrics.length),
+  };
+}
+
+const SPARK = 12;
+const pct = (x: number | undefined) => (x === undefined || !Number.isFinite(x) ? '-' : `${Math.round(x * 100)}%`);
+const secs = (s: number) => (s < 120 ? `${s}s` : s < 7200 ? `${Math.round(s / 60)}m` : s < 172800 ? `${Math.round(s / 3600)}h` : `${Math.round(s / 86400)}d`);
+
+/** A state cell: the verdict, or that no sample came yet, with a stale marker when the sample is late. */
+function stateCell<S extends { ok: boolean }>(t: Tracked<S> | undefined, stale: boolean, now: number, up: string, down: string): string {
+  if (!t?.sample) return t?.since !== undefined && stale ? 'no answer' : 'probing…';
+  const v = t.sample.ok ? up : down;
+  return stale ? `${v} STALE ${secs(Math.round((now - (t.at ?? now)) / 1000))}` : v;
+}
+
+export const stateColor = (v: string): string | undefined => (/^(DOWN|PROBLEM|no answer)/.test(v) ? 'red' : /STALE|probing|maintenance/.test(v) ? 'yellow' : /^(up|ok)\b/.test(v) ? 'green' : undefined);
+const sparkColor = () => 'cyan';
+
+export function hostRow(name: string, snap: SamplerState, isStale: (t?: Tracked<unknown>) => boolean, now: number): string[] {
+  const t = snap.hosts.get(name);
+  const s: HostSample | undefined = t?.sample;
+  const h = t?.history ?? {};
+  const disk = s?.disks?.length ? Math.max(...s.disks.map((d) => (d.size ? d.used / d.size : 0))) : undefined;
+  return [
+    name,
+    stateCell(t, isStale(t), now, 'up', 'DOWN'),
+    s?.load ? s.load[0].toFixed(2) : '-',
+    sparkline(h.load ?? [], SPARK, { max: s?.cpus }),
+    pct(s?.cpu),
+    s?.memTotal ? pct(s.memUsed! / s.memTotal) : '-',
+    pct(disk),
+    sparkline(h.disk ?? [], SPARK, { max: 1 }),
+    s?.uptimeSeconds ? secs(Math.round(s.uptimeSeconds)) : '-',
+    s && !s.ok ? s.reason ?? '' : '',
+  ];
+}
+
+export function instanceRow(i: InstanceRow, snap: SamplerState, isStale: (t?: Tracked<unknown>) => boolean, now: number): string[] {
+  const t = snap.instances.get(i.name);
+  const s: InstanceSample | undefined = t?.sample;
+  const backup = s ? (s.backupAgeSeconds === null ? 'never' : secs(s.backupAgeSeconds)) : '-';
+  return [
+    i.name,
+    i.env + (i.protected ? '*' : ''),
+    stateCell(t, isStale(t), now, 'ok', 'PROBLEM'),
+    s?.http ? `${s.http.status ?? '---'} ${s.http.ms}ms` : '-',
+    sparkline(t?.history.http ?? [], SPARK, { fromMin: false }),
+    s ? (s.maintenance ? 'maintenance' : 'live') : '-',
+    backup,
+    s?.reasons.join('; ') ?? '',
+  ];
+}
+
+export function metricsCell(s: InstanceSample | undefined, history: Record<string, number[]>): string {
+  return Object.entries(s?.metrics ?? {})
+    .map(([k, v]) => (typeof v === 'number' ? `${k} ${v} ${sparkline(history[`metric:${k}`] ?? [], 6, { fromMin: true }).trim()}` : `${k} ERROR`))
+    .join('  ');
+}
+
+export function databaseRow(i: InstanceRow, snap: SamplerState, isStale: (t?: Tracked<unknown>) => boolean, now: number): string[] {
+  const t = snap.instances.get(i.name);
+  const s = t?.sample;
+  const d = s?.db;
+  const stale = isStale(t);
+  return [
+    i.name,
+    !i.dbUrl ? '-' : !d ? stateCell(t && { ...t, sample: undefined }, stale, now, 'up', 'DOWN') : (d.ok ? 'up' : 'DOWN') + (stale ? ' STALE' : ''),
+    d?.sizeBytes !== undefined ? formatBytes(d.sizeBytes) : d?.reason ?? '-',
+    d?.connections !== undefined ? `${d.connections}/${d.maxConnections}` : '-',
+    sparkline(t?.history.connections ?? [], SPARK, { max: d?.maxConnections }),
+    d?.longestTransactionSeconds != null ? secs(d.longestTransactionSeconds) : '-',
+    d?.replication ? `${d.replication.role}${d.replication.lagSeconds !== null ? ` ${secs(d.replication.lagSeconds)}` : ''}` : '-',
+    metricsCell(s, t?.history ?? {}),
+  ];
+}
+
+export function DashboardView({
+  data,
+  snap,
+  isStale,
+  sel,
+  focus,
+  height,
+  width,
+  live,
+}: {
+  data: DashboardData;
+  snap?: SamplerState;
+  isStale: (t?: Tracked<unknown>) => boolean;
+  sel: Record<Panel, number>;
+  focus: Panel;
+  height: number;
+  width: number;
+  live: boolean;
+}) {
+  if (!live || !snap) return <Text dimColor>live health is off in this console</Text>;
+  const now = Date.now();
+  // Hosts and databases take what they need up to a third each; instances get the rest.
+  const third = Math.max(4, Math.floor((height - 3) / 3));
+  const hostsH = Math.min(data.hosts.length + 2, third);
+  const dbH = Math.min(Math.max(2, data.databases.length + 2), third);
+  const instH = Math.max(4, height - hostsH - dbH - 3);
+  const whyW = (fixed: number) => Math.max(10, width - fixed);
+  const hostCols: Column[] = [
+    { title: 'HOST', width: 14 },
+    { title: 'STATE', width: 12, color: stateColor },
+    { title: 'LOAD', width: 6 },
+    { title: 'load', width: SPARK, color: sparkColor },
+    { title: 'CPU', width: 4 },
+    { title: 'MEM', width: 4 },
+    { title: 'DISK', width: 4 },
+    { title: 'disk', width: SPARK, color: sparkColor },
+    { title: 'UP', width: 4 },
+    { title: 'WHY', width: whyW(84), color: () => 'red' },
+  ];
+  const nameW = Math.max(12, Math.min(28, Math.floor(width * 0.2)));
+  const instCols: Column[] = [
+    { title: 'INSTANCE', width: nameW },
+    { title: 'ENV', width: 8, color: (v) => (v.endsWith('*') ? 'red' : undefined) },
+    { title: 'STATE', width: 12, color: stateColor },
+    { title: 'HTTP', width: 9 },
+    { title: 'response', width: SPARK, color: sparkColor },
+    { title: 'MODE', width: 11, color: (v) => (v === 'maintenance' ? 'yellow' : undefined) },
+    { title: 'BACKUP', width: 6, color: (v) => (v === 'never' ? 'red' : undefined) },
+    { title: 'WHY', width: whyW(nameW + 66), color: () => 'red' },
+  ];
+  const dbCols: Column[] = [
+    { title: 'DATABASE OF', width: nameW },
+    { title: 'STATE', width: 12, color: stateColor },
+    { title: 'SIZE', width: 9 },
+    { title: 'CONNS', width: 8 },
+    { title: 'conns', width: SPARK, color: sparkColor },
+    { title: 'LONG TX', width: 7 },
+    { title: 'REPLICA', width: 10 },
+    { title: 'METRICS', width: whyW(nameW + 66) },
+  ];
+  const hostDown = data.hosts.filter((h) => snap.hosts.get(h)?.sample?.ok === false).length;
+  const instBad = data.instances.filter((i) => snap.instances.get(i.name)?.sample?.ok === false).length;
+  const dbBad = data.databases.filter((i) => snap.instances.get(i.name)?.sample?.db?.ok === false).length;
+  const title = (p: Panel, label: string, n: number, bad: number, what: string) => (
+    <Text>
+      <Text bold color={focus === p ? 'cyan' : undefined} inverse={focus === p}>
+        {' '}
+        {label}{' '}
+      </Text>
+      <Text dimColor> {n} </Text>
+      {bad ? <Text color="red" bold>{bad} {what}</Text> : <Text color="green">all well</Text>}
+    </Text>
+  );
+  return (
+    <Box flexDirection="column">
+      {title('hosts', 'HOSTS', data.hosts.length, hostDown, 'down')}
+      <Table columns={hostCols} count={data.hosts.length} row={(i) => hostRow(data.hosts[i], snap, isStale, now)} selected={sel.hosts} height={hostsH - 1} focused={focus === 'hosts'} empty="no hosts" />
+      {title('instances', 'INSTANCES', data.instances.length, instBad, 'with a problem')}
+      <Table columns={instCols} count={data.instances.length} row={(i) => instanceRow(data.instances[i], snap, isStale, now)} selected={sel.instances} height={instH} focused={focus === 'instances'} empty="no instances: add one with opsdeck instance add" />
+      {title('databases', 'DATABASES', data.databases.length, dbBad, 'down')}
+      <Table columns={dbCols} count={data.databases.length} row={(i) => databaseRow(data.databases[i], snap, isStale, now)} selected={sel.databases} height={dbH - 1} focused={focus === 'databases'} empty="no databases" />
+    </Box>
+  );
+}
