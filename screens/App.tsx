@@ -362,7 +362,11 @@ export function App({ model, home = 'dashboard' }: { model: UiModel; home?: Home
   };
 
   useInput((input, key) => {
-    handleKey(input, key);
+    // Keys typed faster than the terminal is read (or a paste) arrive as one chunk: "/web" is the
+    // filter key then w, e, b, as if typed one by one.
+    const plain = input.length > 1 && !key.ctrl && !key.meta && !key.return && !key.escape && !key.tab;
+    if (plain) for (const ch of input) handleKey(ch, { ...key, shift: ch !== ch.toLowerCase() });
+    else handleKey(input, key);
     redraw();
   });
 

@@ -23,7 +23,7 @@ describe('opsdeck in a real terminal', () => {
     await addInstance(home, 'lab1', 'term-a', 'dev');
     await addInstance(home, 'lab1', 'term-b', 'prod');
     // The shell prints opsdeck's exit status once it is gone, then waits, so the pane stays readable.
-    tmux('new-session', '-d', '-s', session, '-x', '110', '-y', '28', `${BIN} --home ${home}; echo "opsdeck exited with $?"; sleep 60`);
+    tmux('new-session', '-d', '-s', session, '-x', '120', '-y', '32', `${BIN} --home ${home}; echo "opsdeck exited with $?"; sleep 60`);
   });
   afterAll(() => {
     try {
@@ -31,31 +31,59 @@ describe('opsdeck in a real terminal', () => {
     } catch {}
   });
 
-  it('opens full screen, moves, opens an instance, goes back and quits', async () => {
-    let s = await until('LAST BACKUP');
+  it('opens on the live dashboard, filters by environment and text, drills into an instance and a host, and quits', async () => {
+    let s = await until(/lab1\s+up\s+\d+\.\d\d/);
     expect(s).toContain('2 instances · 1 hosts');
+    expect(s).toMatch(/HOSTS[\s\S]*INSTANCES[\s\S]*DATABASES/);
     expect(s).toMatch(/q quit/);
-    // Keys sent before Ink puts the terminal in raw mode are eaten by the line discipline: press j
-    // until the selection (inverse video, seen with -e) is on term-b. Extra j's stop at the last row.
+    s = await until(/term-a\s+dev\s+\S+\s+200 \d+ms/);
+    // Keys sent before Ink puts the terminal in raw mode are eaten by the line discipline: press e
+    // until the environment filter shows.
     const end0 = Date.now() + 10_000;
     for (;;) {
-      tmux('send-keys', '-t', session, 'j');
-      await new Promise((r) => setTimeout(r, 100));
-      if (/\x1b\[7m[^\n]*term-b/.test(tmux('capture-pane', '-p', '-e', '-t', session))) break;
-      if (Date.now() > end0) throw new Error('j never moved the selection');
+      tmux('send-keys', '-t', session, 'e');
+      await new Promise((r) => setTimeout(r, 150));
+      if (screen().includes('env dev')) break;
+      if (Date.now() > end0) throw new Error('e never changed the environment filter');
     }
+    s = await until(/term-a\s+dev/);
+    expect(s).not.toContain('term-b');
+    // Back to every environment (dev, prod, all), then a text filter typed as you go.
+    tmux('send-keys', '-t', session, 'e');
+    await until('env prod');
+    tmux('send-keys', '-t', session, 'e');
+    await until(/term-b\s+prod\*/);
+    tmux('send-keys', '-t', session, '/', 'term-b');
+    s = await until('filter "term-b"');
+    expect(s).not.toMatch(/term-a\s+dev/);
+    tmux('send-keys', '-t', session, 'Enter');
+    await new Promise((r) => setTimeout(r, 100));
+    // Enter opens the selected instance: the only one left, term-b.
     tmux('send-keys', '-t', session, 'Enter');
     s = await until('Backups');
     expect(s).toMatch(/term-b PROTECTED/);
+    expect(s).toMatch(/health\s+(ok|PROBLEM)/);
     tmux('send-keys', '-t', session, 'Escape');
-    await until('LAST BACKUP');
+    await until('DATABASES');
+    tmux('send-keys', '-t', session, 'Escape'); // clears the filter
+    await until(/term-a\s+dev/);
+    // Tab twice reaches the hosts panel; Enter opens lab1.
+    tmux('send-keys', '-t', session, 'Tab');
+    await new Promise((r) => setTimeout(r, 100));
+    tmux('send-keys', '-t', session, 'Tab');
+    await new Promise((r) => setTimeout(r, 100));
+    tmux('send-keys', '-t', session, 'Enter');
+    s = await until('Instances on lab1');
+    expect(s).toMatch(/memory\s+[\d.]+ [KMG]B of/);
+    tmux('send-keys', '-t', session, 'Escape');
+    await until('DATABASES');
     tmux('send-keys', '-t', session, '?');
-    await until('Keys on the instances screen');
+    await until('Keys on the dashboard screen');
     tmux('send-keys', '-t', session, 'Escape');
-    await until('LAST BACKUP');
+    await until('DATABASES');
     tmux('send-keys', '-t', session, 'q');
     await until('opsdeck exited with 0');
     // The alternate screen was left: the console's frame is gone from the terminal.
-    expect(screen()).not.toContain('LAST BACKUP');
+    expect(screen()).not.toContain('DATABASES');
   });
 });
