@@ -171,6 +171,18 @@ export class Inventory {
     this.migrate();
   }
 
+  // Statements compiled once and kept: the health panels ask the same few questions thousands of
+  // times a minute, and compiling costs more than running them.
+  private statements = new Map<string, Database.Statement>();
+  private sql(text: string): Database.Statement {
+    let st = this.statements.get(text);
+    if (!st) {
+      st = this.db.prepare(text);
+      this.statements.set(text, st);
+    }
+    return st;
+  }
+
   close(): void {
     this.db.close();
   }
@@ -188,32 +200,32 @@ export class Inventory {
   // ---- environments
   addEnv(name: string, isProtected: boolean): Env {
     if (this.getEnv(name)) throw new UsageError(`environment ${name} already exists`, `list them with: opsdeck env list`);
-    this.db.prepare('INSERT INTO envs (name, protected, created_at) VALUES (?, ?, ?)').run(name, isProtected ? 1 : 0, now());
+    this.sql('INSERT INTO envs (name, protected, created_at) VALUES (?, ?, ?)').run(name, isProtected ? 1 : 0, now());
     return this.getEnv(name)!;
   }
   getEnv(name: string): Env | undefined {
-    const r = this.db.prepare('SELECT * FROM envs WHERE name = ?').get(name) as any;
+    const r = this.sql('SELECT * FROM envs WHERE name = ?').get(name) as any;
     return r && { name: r.name, protected: !!r.protected, createdAt: r.created_at };
   }
   /** The retention policy set for an environment, if any. */
   retentionOf(name: string): { daily: number; weekly: number; monthly: number; yearly: number } | undefined {
-    const r = this.db.prepare('SELECT retention FROM envs WHERE name = ?').get(name) as { retention: string | null } | undefined;
+    const r = this.sql('SELECT retention FROM envs WHERE name = ?').get(name) as { retention: string | null } | undefined;
     return r?.retention ? JSON.parse(r.retention) : undefined;
   }
   setRetention(name: string, policy: { daily: number; weekly: number; monthly: number; yearly: number } | null): void {
     this.requireEnv(name);
-    this.db.prepare('UPDATE envs SET retention = ? WHERE name = ?').run(policy ? JSON.stringify(policy) : null, name);
+    this.sql('UPDATE envs SET retention = ? WHERE name = ?').run(policy ? JSON.stringify(policy) : null, name);
   }
   maxBackupAge(name: string): string | undefined {
-    const r = this.db.prepare('SELECT max_backup_age FROM envs WHERE name = ?').get(name) as { max_backup_age: string | null } | undefined;
+    const r = this.sql('SELECT max_backup_age FROM envs WHERE name = ?').get(name) as { max_backup_age: string | null } | undefined;
     return r?.max_backup_age ?? undefined;
   }
   setMaxBackupAge(name: string, age: string | null): void {
     this.requireEnv(name);
-    this.db.prepare('UPDATE envs SET max_backup_age = ? WHERE name = ?').run(age, name);
+    this.sql('UPDATE envs SET max_backup_age = ? WHERE name = ?').run(age, name);
   }
   listEnvs(): Env[] {
-    return (this.db.prepare('SELECT * FROM envs ORDER BY name').all() as any[]).map((r) => ({ name: r.name, protected: !!r.protected, createdAt: r.created_at }));
+    return (this.sql('SELECT * FROM envs ORDER BY name').all() as any[]).map((r) => ({ name: r.name, protected: !!r.protected, createdAt: r.created_at }));
   }
   requireEnv(name: string): Env {
     const e = this.getEnv(name);
@@ -231,7 +243,7 @@ export class Inventory {
     return this.getHost(h.name)!;
   }
   getHost(name: string): Host | undefined {
-    const r = this.db.prepare('SELECT * FROM hosts WHERE name = ?').get(name) as any;
+    const r = this.sql('SELECT * FROM hosts WHERE name = ?').get(name) as any;
     return r && rowToHost(r);
   }
   requireHost(name: string): Host {
@@ -240,20 +252,20 @@ export class Inventory {
     return h;
   }
   listHosts(): Host[] {
-    return (this.db.prepare('SELECT * FROM hosts ORDER BY name').all() as any[]).map(rowToHost);
+    return (this.sql('SELECT * FROM hosts ORDER BY name').all() as any[]).map(rowToHost);
   }
   pinHostKey(name: string, fingerprint: string): void {
-    this.db.prepare('UPDATE hosts SET host_key = ? WHERE name = ?').run(fingerprint, name);
+    this.sql('UPDATE hosts SET host_key = ? WHERE name = ?').run(fingerprint, name);
   }
   removeHost(name: string): void {
     this.requireHost(name);
-    const users = this.db.prepare('SELECT name FROM instances WHERE host = ?').all(name) as any[];
+    const users = this.sql('SELECT name FROM instances WHERE host = ?').all(name) as any[];
     if (users.length) {
       throw new UsageError(`host ${name} still has instances: ${users.map((u) => u.name).join(', ')}`, 'remove or move those instances first');
     }
-    const jumps = this.db.prepare('SELECT name FROM hosts WHERE jump = ?').all(name) as any[];
+    const jumps = this.sql('SELECT name FROM hosts WHERE jump = ?').all(name) as any[];
     if (jumps.length) throw new UsageError(`host ${name} is the jump host of ${jumps.map((u) => u.name).join(', ')}`, 'change or remove those hosts first');
-    this.db.prepare('DELETE FROM hosts WHERE name = ?').run(name);
+    this.sql('DELETE FROM hosts WHERE name = ?').run(name);
   }
 
   // ---- instances
@@ -264,7 +276,7 @@ export class Inventory {
     if (this.getInstance(i.name)) throw new UsageError(`instance ${i.name} already exists`, `see it with: opsdeck instance show ${i.name}`);
     this.requireHost(i.host);
     this.requireEnv(i.env);
-    const clash = this.db.prepare('SELECT name FROM instances WHERE host = ? AND path = ?').get(i.host, i.path) as any;
+    const clash = this.sql('SELECT name FROM instances WHERE host = ? AND path = ?').get(i.host, i.path) as any;
     if (clash) throw new UsageError(`instance ${clash.name} already lives at ${i.host}:${i.path}`, 'one directory holds one instance');
     const sealed = i.dbPassword ? this.secrets.seal(i.dbPassword) : null;
     this.db
@@ -273,7 +285,7 @@ export class Inventory {
     return this.getInstance(i.name)!;
   }
   getInstance(name: string): Instance | undefined {
-    const r = this.db.prepare('SELECT * FROM instances WHERE name = ?').get(name) as any;
+    const r = this.sql('SELECT * FROM instances WHERE name = ?').get(name) as any;
     return r && rowToInstance(r);
   }
   requireInstance(name: string): Instance {
@@ -282,11 +294,11 @@ export class Inventory {
     return i;
   }
   listInstances(): Instance[] {
-    return (this.db.prepare('SELECT * FROM instances ORDER BY env, name').all() as any[]).map(rowToInstance);
+    return (this.sql('SELECT * FROM instances ORDER BY env, name').all() as any[]).map(rowToInstance);
   }
   /** The plain database password of an instance, for the one process that needs it. */
   dbPassword(name: string): string | undefined {
-    const r = this.db.prepare('SELECT db_secret FROM instances WHERE name = ?').get(name) as any;
+    const r = this.sql('SELECT db_secret FROM instances WHERE name = ?').get(name) as any;
     return r?.db_secret ? this.secrets.open(r.db_secret) : undefined;
   }
   /** Changes an instance's settings in one transaction; only the fields given change. */
@@ -297,14 +309,14 @@ export class Inventory {
     this.db.transaction(() => {
       for (const [k, v] of Object.entries(patch)) {
         if (v === undefined || !cols[k]) continue;
-        this.db.prepare(`UPDATE instances SET ${cols[k]} = ? WHERE name = ?`).run(json.has(k) && v !== null ? JSON.stringify(v) : v, name);
+        this.sql(`UPDATE instances SET ${cols[k]} = ? WHERE name = ?`).run(json.has(k) && v !== null ? JSON.stringify(v) : v, name);
       }
     })();
     return this.requireInstance(name);
   }
   removeInstance(name: string): void {
     this.requireInstance(name);
-    this.db.prepare('DELETE FROM instances WHERE name = ?').run(name);
+    this.sql('DELETE FROM instances WHERE name = ?').run(name);
   }
 
   // ---- backups
@@ -314,7 +326,7 @@ export class Inventory {
       .run(b.id, b.instance, b.kind, b.createdAt, JSON.stringify(b.manifest), b.verifiedAt, b.runId);
   }
   getBackup(id: string): Backup | undefined {
-    const r = this.db.prepare('SELECT * FROM backups WHERE id = ?').get(id) as any;
+    const r = this.sql('SELECT * FROM backups WHERE id = ?').get(id) as any;
     return r && rowToBackup(r);
   }
   requireBackup(id: string): Backup {
@@ -324,8 +336,8 @@ export class Inventory {
   }
   listBackups(instance?: string): Backup[] {
     const rows = instance
-      ? this.db.prepare('SELECT * FROM backups WHERE instance = ? ORDER BY created_at DESC, id DESC').all(instance)
-      : this.db.prepare('SELECT * FROM backups ORDER BY created_at DESC, id DESC').all();
+      ? this.sql('SELECT * FROM backups WHERE instance = ? ORDER BY created_at DESC, id DESC').all(instance)
+      : this.sql('SELECT * FROM backups ORDER BY created_at DESC, id DESC').all();
     return (rows as any[]).map(rowToBackup);
   }
   latestBackup(instance: string, kinds: Backup['kind'][] = ['manual']): Backup | undefined {
@@ -333,46 +345,46 @@ export class Inventory {
   }
   /** Newest manual backup time of every instance, in one query (the lists show thousands). */
   latestBackupTimes(): Map<string, string> {
-    const rows = this.db.prepare("SELECT instance, MAX(created_at) AS t FROM backups WHERE kind = 'manual' GROUP BY instance").all() as { instance: string; t: string }[];
+    const rows = this.sql("SELECT instance, MAX(created_at) AS t FROM backups WHERE kind = 'manual' GROUP BY instance").all() as { instance: string; t: string }[];
     return new Map(rows.map((r) => [r.instance, r.t]));
   }
   /** The newest backup of `instance` whose code snapshot holds the tree with this stat fingerprint. */
   backupForTree(instance: string, key: string): Backup | undefined {
-    const alias = this.db.prepare('SELECT backup_id FROM tree_keys WHERE key = ? AND instance = ?').get(key, instance) as { backup_id: string } | undefined;
+    const alias = this.sql('SELECT backup_id FROM tree_keys WHERE key = ? AND instance = ?').get(key, instance) as { backup_id: string } | undefined;
     const viaAlias = alias && this.getBackup(alias.backup_id);
     if (viaAlias?.manifest.code) return viaAlias;
     return this.listBackups(instance).find((b) => b.manifest.code?.treeKey === key);
   }
   rememberTree(instance: string, key: string, backupId: string): void {
-    this.db.prepare('INSERT OR REPLACE INTO tree_keys (key, instance, backup_id, created_at) VALUES (?, ?, ?, ?)').run(key, instance, backupId, now());
+    this.sql('INSERT OR REPLACE INTO tree_keys (key, instance, backup_id, created_at) VALUES (?, ?, ?, ?)').run(key, instance, backupId, now());
   }
   markVerified(id: string, ok: boolean): void {
-    this.db.prepare('UPDATE backups SET verified_at = ?, verify_failed = ? WHERE id = ?').run(ok ? now() : null, ok ? 0 : 1, id);
+    this.sql('UPDATE backups SET verified_at = ?, verify_failed = ? WHERE id = ?').run(ok ? now() : null, ok ? 0 : 1, id);
   }
   removeBackup(id: string): void {
-    this.db.prepare('DELETE FROM backups WHERE id = ?').run(id);
+    this.sql('DELETE FROM backups WHERE id = ?').run(id);
   }
 
   // ---- watch baselines
   setWatchBaseline(instance: string, entries: [string, unknown][]): void {
     const data = gzipSync(Buffer.from(JSON.stringify(entries)));
-    this.db.prepare('INSERT OR REPLACE INTO watch_baselines (instance, taken_at, data) VALUES (?, ?, ?)').run(instance, now(), data);
+    this.sql('INSERT OR REPLACE INTO watch_baselines (instance, taken_at, data) VALUES (?, ?, ?)').run(instance, now(), data);
   }
   /** Whether the instance is watched, without reading its baseline. */
   hasWatchBaseline(instance: string): boolean {
-    return !!this.db.prepare('SELECT 1 FROM watch_baselines WHERE instance = ?').get(instance);
+    return !!this.sql('SELECT 1 FROM watch_baselines WHERE instance = ?').get(instance);
   }
   getWatchBaseline(instance: string): { takenAt: string; entries: [string, any][] } | undefined {
-    const r = this.db.prepare('SELECT taken_at, data FROM watch_baselines WHERE instance = ?').get(instance) as { taken_at: string; data: Buffer } | undefined;
+    const r = this.sql('SELECT taken_at, data FROM watch_baselines WHERE instance = ?').get(instance) as { taken_at: string; data: Buffer } | undefined;
     return r && { takenAt: r.taken_at, entries: JSON.parse(gunzipSync(r.data).toString('utf8')) };
   }
 
   // ---- restore drills
   addDrill(r: { id: string; source: string; target: string; backup: string; ok: boolean }): void {
-    this.db.prepare('INSERT INTO drills (id, source, target, backup_id, created_at, ok, report) VALUES (?, ?, ?, ?, ?, ?, ?)').run(r.id, r.source, r.target, r.backup, now(), r.ok ? 1 : 0, JSON.stringify(r));
+    this.sql('INSERT INTO drills (id, source, target, backup_id, created_at, ok, report) VALUES (?, ?, ?, ?, ?, ?, ?)').run(r.id, r.source, r.target, r.backup, now(), r.ok ? 1 : 0, JSON.stringify(r));
   }
   listDrills(source?: string): any[] {
-    const rows = source ? this.db.prepare('SELECT report FROM drills WHERE source = ? ORDER BY created_at DESC').all(source) : this.db.prepare('SELECT report FROM drills ORDER BY created_at DESC').all();
+    const rows = source ? this.sql('SELECT report FROM drills WHERE source = ? ORDER BY created_at DESC').all(source) : this.sql('SELECT report FROM drills ORDER BY created_at DESC').all();
     return (rows as { report: string }[]).map((r) => JSON.parse(r.report));
   }
 
@@ -384,10 +396,10 @@ export class Inventory {
   }
   /** Channels with their secrets opened, for the notifier only. */
   notifyChannels(): { kind: 'email' | 'webhook'; config: Record<string, string>; secret: string | null }[] {
-    return (this.db.prepare('SELECT * FROM notify ORDER BY kind').all() as any[]).map((r) => ({ kind: r.kind, config: JSON.parse(r.config), secret: r.secret ? this.secrets.open(r.secret) : null }));
+    return (this.sql('SELECT * FROM notify ORDER BY kind').all() as any[]).map((r) => ({ kind: r.kind, config: JSON.parse(r.config), secret: r.secret ? this.secrets.open(r.secret) : null }));
   }
   removeNotify(kind: string): boolean {
-    return this.db.prepare('DELETE FROM notify WHERE kind = ?').run(kind).changes > 0;
+    return this.sql('DELETE FROM notify WHERE kind = ?').run(kind).changes > 0;
   }
 
   // ---- runs (append-only audit trail)
@@ -410,16 +422,16 @@ export class Inventory {
   }
   listRuns(limit = 20, instance?: string): RunRecord[] {
     const rows = instance
-      ? this.db.prepare('SELECT * FROM runs WHERE instance = ? ORDER BY id DESC LIMIT ?').all(instance, limit)
-      : this.db.prepare('SELECT * FROM runs ORDER BY id DESC LIMIT ?').all(limit);
+      ? this.sql('SELECT * FROM runs WHERE instance = ? ORDER BY id DESC LIMIT ?').all(instance, limit)
+      : this.sql('SELECT * FROM runs ORDER BY id DESC LIMIT ?').all(limit);
     return (rows as any[]).map(rowToRun);
   }
   getRun(id: number): RunRecord | undefined {
-    const r = this.db.prepare('SELECT * FROM runs WHERE id = ?').get(id);
+    const r = this.sql('SELECT * FROM runs WHERE id = ?').get(id);
     return r ? rowToRun(r) : undefined;
   }
   runSteps(runId: number): StepRecord[] {
-    return (this.db.prepare('SELECT * FROM run_steps WHERE run_id = ? ORDER BY seq, rowid').all(runId) as any[]).map((r) => ({
+    return (this.sql('SELECT * FROM run_steps WHERE run_id = ? ORDER BY seq, rowid').all(runId) as any[]).map((r) => ({
       runId: r.run_id,
       seq: r.seq,
       name: r.name,
@@ -435,7 +447,7 @@ export class Inventory {
   acquireLock(instance: string, command: string, runId: number | null): void {
     const me = hostname();
     this.db.transaction(() => {
-      const held = this.db.prepare('SELECT * FROM locks WHERE instance = ?').get(instance) as any;
+      const held = this.sql('SELECT * FROM locks WHERE instance = ?').get(instance) as any;
       if (held) {
         // A lock left by a process that is gone (same machine, pid dead) is stale: take it over.
         const stale = held.host === me && !isAlive(held.pid);
@@ -444,7 +456,7 @@ export class Inventory {
             `instance ${instance} is locked by another run: ${held.command} (pid ${held.pid} on ${held.host}, user ${held.user}, since ${held.started_at})`,
           );
         }
-        this.db.prepare('DELETE FROM locks WHERE instance = ?').run(instance);
+        this.sql('DELETE FROM locks WHERE instance = ?').run(instance);
       }
       this.db
         .prepare('INSERT INTO locks (instance, run_id, pid, host, user, command, started_at) VALUES (?, ?, ?, ?, ?, ?, ?)')
@@ -452,10 +464,10 @@ export class Inventory {
     }).immediate();
   }
   releaseLock(instance: string): void {
-    this.db.prepare('DELETE FROM locks WHERE instance = ? AND pid = ? AND host = ?').run(instance, process.pid, hostname());
+    this.sql('DELETE FROM locks WHERE instance = ? AND pid = ? AND host = ?').run(instance, process.pid, hostname());
   }
   listLocks(): LockRecord[] {
-    return (this.db.prepare('SELECT * FROM locks').all() as any[]).map((r) => ({
+    return (this.sql('SELECT * FROM locks').all() as any[]).map((r) => ({
       instance: r.instance,
       runId: r.run_id,
       pid: r.pid,
@@ -478,6 +490,11 @@ function safeUser(): string {
 function rowToHost(r: any): Host {
   return { name: r.name, address: r.address, port: r.port, user: r.user, keyFile: r.key_file, jump: r.jump, hostKey: r.host_key, createdAt: r.created_at };
 }
+/** A JSON column, skipping the parse for the empty values most rows hold (10,000 rows load in one go). */
+function json<T extends object>(v: string | null, empty: T): T {
+  return v === null || v === '{}' || v === '[]' ? (Array.isArray(empty) ? ([] as unknown as T) : ({} as T)) : JSON.parse(v);
+}
+
 function rowToInstance(r: any): Instance {
   return {
     name: r.name,
@@ -489,13 +506,13 @@ function rowToInstance(r: any): Instance {
     hasDbPassword: !!r.db_secret,
     branch: r.branch,
     createdAt: r.created_at,
-    hooks: JSON.parse(r.hooks ?? '{}'),
+    hooks: json(r.hooks, {}),
     health: r.health ? JSON.parse(r.health) : null,
-    localPaths: JSON.parse(r.local_paths ?? '[]'),
+    localPaths: json(r.local_paths, []),
     revision: r.revision ?? null,
     maintenanceSince: r.maintenance_since ?? null,
     watchExcludes: r.watch_excludes ? JSON.parse(r.watch_excludes) : null,
-    metrics: JSON.parse(r.metrics ?? '[]'),
+    metrics: json(r.metrics, []),
   };
 }
 function rowToBackup(r: any): Backup {

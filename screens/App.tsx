@@ -19,7 +19,7 @@ interface Nav {
 
 function filterRows(rows: InstanceRow[], filter: string): InstanceRow[] {
   const f = filter.toLowerCase();
-  return f ? rows.filter((i) => i.name.toLowerCase().includes(f) || i.env.toLowerCase().includes(f) || i.host.toLowerCase().includes(f)) : rows;
+  return f ? rows.filter((i) => i.search.includes(f)) : rows;
 }
 
 type Screen =
@@ -83,6 +83,7 @@ export function App({ model, home = 'dashboard' }: { model: UiModel; home?: Home
   // typed faster than React renders (jjj Enter, a paste) each see the state the previous one left.
   const nav = useRef<Nav>({ stack: [{ kind: home }], sel: {}, filter: '', filtering: false, focus: 'instances' }).current;
   const [, setTick] = useState(0);
+  const filtered = useRef<{ rows?: InstanceRow[]; env?: string; filter?: string; visible: InstanceRow[]; dash: ReturnType<typeof dashboardData> }>({ visible: [], dash: dashboardData([]) });
   const redraw = () => setTick((t) => t + 1);
   const setDialog = (d: Dialog | undefined | ((d: Dialog | undefined) => Dialog | undefined)) => {
     nav.dialog = typeof d === 'function' ? d(nav.dialog) : d;
@@ -93,9 +94,16 @@ export function App({ model, home = 'dashboard' }: { model: UiModel; home?: Home
   const view = () => {
     const screen = nav.stack[nav.stack.length - 1];
     const st = model.getState();
-    // The environment filter (e) narrows every list, as the text filter (/) does.
-    const visible = filterRows(st.env ? st.instances.filter((i) => i.env === st.env) : st.instances, nav.filter);
-    const dash = dashboardData(visible);
+    // The environment filter (e) narrows every list, as the text filter (/) does. Worked out again
+    // only when the rows or a filter changed: a key press reads it several times.
+    const memo = filtered.current;
+    if (memo.rows !== st.instances || memo.env !== st.env || memo.filter !== nav.filter) {
+      // Typing narrows the filter: the next key only needs to look at what the last one kept.
+      const narrowed = memo.rows === st.instances && memo.env === st.env && memo.filter !== undefined && nav.filter.startsWith(memo.filter);
+      const visible = filterRows(narrowed ? memo.visible : st.env ? st.instances.filter((i) => i.env === st.env) : st.instances, nav.filter);
+      filtered.current = { rows: st.instances, env: st.env, filter: nav.filter, visible, dash: dashboardData(visible) };
+    }
+    const { visible, dash } = filtered.current;
     const selKey =
       screen.kind === 'instance' ? `backups:${screen.name}` :
       screen.kind === 'host' ? `host:${screen.name}` :
@@ -449,7 +457,10 @@ export function App({ model, home = 'dashboard' }: { model: UiModel; home?: Home
     body = (
       <Box flexDirection="column">
         {filterLine}
-        <DashboardView data={dash} snap={snap} isStale={isStale} sel={{ hosts: nav.sel['dash:hosts'] ?? 0, instances: nav.sel['dash:instances'] ?? 0, databases: nav.sel['dash:databases'] ?? 0 }} focus={nav.focus} height={bodyHeight - (filtering ? 1 : 0)} width={cols} live={!!model.sampler} />
+        <DashboardView data={dash} shown={(name) => {
+          const r = model.byName(name);
+          return !!r && (!state.env || r.env === state.env) && (!filter || r.search.includes(filter.toLowerCase()));
+        }} snap={snap} isStale={isStale} sel={{ hosts: nav.sel['dash:hosts'] ?? 0, instances: nav.sel['dash:instances'] ?? 0, databases: nav.sel['dash:databases'] ?? 0 }} focus={nav.focus} height={bodyHeight - (filtering ? 1 : 0)} width={cols} live={!!model.sampler} />
       </Box>
     );
   else if (screen.kind === 'instances') body = <InstancesView rows={visible} selected={selected} height={bodyHeight - (filtering ? 1 : 0)} filtering={filtering} filter={filter} width={cols} />;
@@ -493,7 +504,10 @@ function InstancesView({ rows, selected, height, filtering, filter, width }: { r
     { title: 'PATH', width: Math.max(10, width - nameW - 42) },
   ];
   // Only the visible window is turned into cells: thousands of rows stay cheap.
-  const data = rows.map((i) => [i.name, i.env + (i.protected ? '*' : ''), i.host, age(i.lastBackup, now), i.path]);
+  const row = (n: number) => {
+    const i = rows[n];
+    return [i.name, i.env + (i.protected ? '*' : ''), i.host, age(i.lastBackup, now), i.path];
+  };
   return (
     <Box flexDirection="column">
       {filtering ? (
@@ -501,7 +515,7 @@ function InstancesView({ rows, selected, height, filtering, filter, width }: { r
           /<Text inverse>{filter || ' '}</Text>
         </Text>
       ) : null}
-      <Table columns={columns} rows={data} selected={selected} height={height} empty="no instances: add one with opsdeck instance add (see --help)" />
+      <Table columns={columns} count={rows.length} row={row} selected={selected} height={height} empty="no instances: add one with opsdeck instance add (see --help)" />
     </Box>
   );
 }

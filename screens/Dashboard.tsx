@@ -14,15 +14,19 @@ export interface DashboardData {
   instances: InstanceRow[];
   /** The instances that have a database or app metrics. */
   databases: InstanceRow[];
+  hostSet: ReadonlySet<string>;
 }
 
 /** What the dashboard lists under the filters: hosts of the instances shown, then instances, then databases. */
 export function dashboardData(instances: InstanceRow[]): DashboardData {
-  return {
-    hosts: [...new Set(instances.map((i) => i.host))].sort(),
-    instances,
-    databases: instances.filter((i) => i.dbUrl || i.metrics.length),
-  };
+  // One pass over what may be 10,000 rows: this runs on every key typed into the filter.
+  const hostSet = new Set<string>();
+  const databases: InstanceRow[] = [];
+  for (const i of instances) {
+    hostSet.add(i.host);
+    if (i.dbUrl || i.metrics.length) databases.push(i);
+  }
+  return { hosts: [...hostSet].sort(), instances, databases, hostSet };
 }
 
 const SPARK = 12;
@@ -106,8 +110,11 @@ export function DashboardView({
   height,
   width,
   live,
+  shown,
 }: {
   data: DashboardData;
+  /** Whether an instance passes the filters: counts the bad ones shown without a set of every row. */
+  shown: (instance: string) => boolean;
   snap?: SamplerState;
   isStale: (t?: Tracked<unknown>) => boolean;
   sel: Record<Panel, number>;
@@ -116,6 +123,11 @@ export function DashboardView({
   width: number;
   live: boolean;
 }) {
+  // The sampler keeps the bad ones; count those shown (a few), not every row (thousands).
+  const count = (bad: ReadonlySet<string> | undefined, shown: ReadonlySet<string>) => [...(bad ?? [])].filter((n) => shown.has(n)).length;
+  const hostDown = count(snap?.bad.hosts, data.hostSet);
+  const instBad = [...(snap?.bad.instances ?? [])].filter(shown).length;
+  const dbBad = [...(snap?.bad.databases ?? [])].filter(shown).length;
   if (!live || !snap) return <Text dimColor>live health is off in this console</Text>;
   const now = Date.now();
   // Hosts and databases take what they need up to a third each; instances get the rest.
@@ -157,9 +169,6 @@ export function DashboardView({
     { title: 'REPLICA', width: 10 },
     { title: 'METRICS', width: whyW(nameW + 66) },
   ];
-  const hostDown = data.hosts.filter((h) => snap.hosts.get(h)?.sample?.ok === false).length;
-  const instBad = data.instances.filter((i) => snap.instances.get(i.name)?.sample?.ok === false).length;
-  const dbBad = data.databases.filter((i) => snap.instances.get(i.name)?.sample?.db?.ok === false).length;
   const title = (p: Panel, label: string, n: number, bad: number, what: string) => (
     <Text>
       <Text bold color={focus === p ? 'cyan' : undefined} inverse={focus === p}>

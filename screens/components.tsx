@@ -94,6 +94,22 @@ export function windowStart(selected: number, count: number, height: number): nu
   return Math.max(0, Math.min(selected - half, count - height));
 }
 
+/**
+ * A row as runs of text of one colour: neighbouring cells without a colour become one string.
+ * Ink's cost per frame grows with the styled pieces it has to measure and cut.
+ */
+function segments(columns: Column[], r: string[], selected: boolean): [string, string | undefined][] {
+  const out: [string, string | undefined][] = [];
+  columns.forEach((c, j) => {
+    const text = fit(r[j] ?? '', c.width) + (j < columns.length - 1 ? ' ' : '');
+    const color = selected ? undefined : c.color?.(r[j] ?? '');
+    const last = out[out.length - 1];
+    if (last && last[1] === color) last[0] += text;
+    else out.push([text, color]);
+  });
+  return out;
+}
+
 const fit = (s: string, w: number) => (s.length > w ? s.slice(0, Math.max(0, w - 1)) + '…' : s.padEnd(w));
 
 /**
@@ -116,12 +132,7 @@ export function Table({ columns, rows, count, row, selected, height, empty, focu
         const sel = focused && idx === selected;
         return (
           <Text key={idx} inverse={sel} wrap="truncate-end">
-            {columns.map((c, j) => (
-              <Text key={j} color={sel ? undefined : c.color?.(r[j] ?? '')}>
-                {fit(r[j] ?? '', c.width)}
-                {j < columns.length - 1 ? ' ' : ''}
-              </Text>
-            ))}
+            {segments(columns, r, sel).map(([text, color], j) => (color ? <Text key={j} color={color}>{text}</Text> : text))}
           </Text>
         );
       })}

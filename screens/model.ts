@@ -9,6 +9,8 @@ import { reduceRun, type RunState } from './runState.js';
 export interface InstanceRow extends Instance {
   protected: boolean;
   lastBackup: string | null;
+  /** Name, environment and host in lower case: what / matches against, made once per load. */
+  search: string;
 }
 
 export type Operation = 'backup' | 'restore' | 'update' | 'upgrade' | 'maintenance' | 'clone' | 'compare' | 'drill';
@@ -61,7 +63,8 @@ export class UiModel {
     const inv = this.app.inv;
     const envs = new Map(inv.listEnvs().map((e) => [e.name, e.protected]));
     const last = inv.latestBackupTimes();
-    const instances = inv.listInstances().map((i) => ({ ...i, protected: envs.get(i.env) ?? false, lastBackup: last.get(i.name) ?? null }));
+    const instances = inv.listInstances().map((i) => ({ ...i, protected: envs.get(i.env) ?? false, lastBackup: last.get(i.name) ?? null, search: `${i.name}\n${i.env}\n${i.host}`.toLowerCase() }));
+    this.index = new Map(instances.map((i) => [i.name, i]));
     this.set({ instances, hostCount: inv.listHosts().length, envs: [...envs.keys()].sort() });
     this.rescope();
   }
@@ -80,6 +83,11 @@ export class UiModel {
 
   host(name: string) {
     return this.app.inv.getHost(name);
+  }
+
+  private index = new Map<string, InstanceRow>();
+  byName(name: string): InstanceRow | undefined {
+    return this.index.get(name);
   }
 
   drills(): DrillReport[] {

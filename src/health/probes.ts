@@ -56,7 +56,7 @@ export async function withTimeout<T>(p: Promise<T>, ms: number, onTimeout: () =>
 
 // Read-only, one command per host per sweep: load, CPUs, CPU busy over 0.25 s, memory, the disks
 // holding the given paths, uptime.
-const HOST_SCRIPT = [
+export const HOST_SCRIPT = [
   // The disks first: "$@" (the instance paths) is reused by set -- below.
   'if [ $# -gt 0 ]; then df -P -B1 -- "$@" 2>/dev/null | tail -n +2 | awk \'{print "disk", $6, $3, $2}\'; fi',
   'read l1 l5 l15 rest < /proc/loadavg; echo "load $l1 $l5 $l15"',

@@ -4,6 +4,8 @@ import { probeHost, probeInstance, type HostSample, type InstanceSample } from '
 
 /** How many samples each sparkline keeps. */
 export const HISTORY = 60;
+/** Results are handed to screens at most this often: a redraw per probe result would be wasted work. */
+const NOTIFY_MS = 200;
 
 export interface Tracked<S> {
   sample?: S;
@@ -20,12 +22,16 @@ export interface SamplerState {
   hosts: Map<string, Tracked<HostSample>>;
   instances: Map<string, Tracked<InstanceSample>>;
   intervalMs: number;
+  /** Names whose newest sample is bad, kept as results arrive: counting them is then cheap. */
+  bad: { hosts: ReadonlySet<string>; instances: ReadonlySet<string>; databases: ReadonlySet<string> };
 }
 
 export interface SamplerOptions {
   intervalMs: number;
   /** Probes running at once, across hosts and instances. */
   parallel?: number;
+  /** Probes started per second at most: 10,000 instances must not turn the jump box into a load test. */
+  maxPerSecond?: number;
   timeoutMs?: number;
 }
 
@@ -52,9 +58,10 @@ export class Sampler {
   // The live records; snapshots handed to screens are copies, so a snapshot never changes under them.
   private hosts = new Map<string, Tracked<HostSample>>();
   private instances = new Map<string, Tracked<InstanceSample>>();
+  private bad = { hosts: new Set<string>(), instances: new Set<string>(), databases: new Set<string>() };
 
   constructor(private readonly deps: Deps, private readonly opts: SamplerOptions) {
-    this.state = { version: 0, hosts: new Map(), instances: new Map(), intervalMs: opts.intervalMs };
+    this.state = { version: 0, hosts: new Map(), instances: new Map(), intervalMs: opts.intervalMs, bad: this.bad };
   }
 
   subscribe = (l: () => void) => {
@@ -66,7 +73,9 @@ export class Sampler {
   /** Which instances (and so which hosts) to watch; the dashboard narrows it to its filter. */
   setScope(instances: Instance[]): void {
     this.scope = instances;
-    this.tick();
+    this.cycle = this.cycleMs;
+    // After the current frame: queueing thousands of probes must not hold up the first one drawn.
+    setImmediate(() => this.tick());
   }
 
   start(): void {
@@ -74,21 +83,32 @@ export class Sampler {
     // A tick checks what is due; it is cheap, so it can run more often than the interval.
     this.timer = setInterval(() => this.tick(), Math.min(1000, this.opts.intervalMs));
     this.timer.unref();
-    this.tick();
+    setImmediate(() => this.tick());
   }
 
   stop(): void {
     clearInterval(this.timer);
-    this.timer = undefined;
+    clearTimeout(this.pumpTimer);
+    this.timer = this.pumpTimer = undefined;
     this.queue = [];
   }
 
-  /** Whether a target's sample is late: none for two intervals plus a probe's time limit. */
+  /**
+   * The time one round of every target takes: the interval, or longer when the targets are more
+   * than the probe budget covers in one interval.
+   */
+  get cycleMs(): number {
+    const targets = this.scope.length + new Set(this.scope.map((i) => i.host)).size;
+    return Math.max(this.opts.intervalMs, (targets / (this.opts.maxPerSecond ?? 100)) * 1000);
+  }
+
+  /** Whether a target's sample is late: none for two rounds plus a probe's time limit. */
   isStale(t: Tracked<unknown> | undefined, now = Date.now()): boolean {
     if (!t) return false;
     const last = t.at ?? t.since;
-    return last !== undefined && now - last > 2 * this.opts.intervalMs + (this.opts.timeoutMs ?? 10_000) / 2;
+    return last !== undefined && now - last > 2 * this.cycle + (this.opts.timeoutMs ?? 10_000) / 2;
   }
+  private cycle = 0;
 
   private due(t: Tracked<unknown> | undefined, now: number): boolean {
     return !t || (t.since === undefined && (t.at === undefined || now - t.at >= this.opts.intervalMs));
@@ -97,7 +117,11 @@ export class Sampler {
   private tick(): void {
     const now = Date.now();
     const hosts = new Map<string, string[]>();
-    for (const i of this.scope) hosts.set(i.host, [...(hosts.get(i.host) ?? []), i.path]);
+    for (const i of this.scope) {
+      const paths = hosts.get(i.host);
+      if (paths) paths.push(i.path);
+      else hosts.set(i.host, [i.path]);
+    }
     for (const [name, paths] of hosts) {
       const t = this.hosts.get(name);
       if (this.due(t, now)) this.enqueue(this.hosts, name, () => probeHost(this.deps, this.deps.inv.requireHost(name), paths, this.opts.timeoutMs), (s, h) => {
@@ -135,19 +159,44 @@ export class Sampler {
     this.queue.push(async () => {
       const s = await probe().catch((err: Error) => ({ ok: false, reason: err.message }) as unknown as S);
       const cur = map.get(key) ?? { history: {} };
-      const history = { ...cur.history };
-      for (const k of Object.keys(history)) history[k] = [...history[k]];
+      // The arrays are this target's own and replaced only here: copy-on-write per series.
+      const history: Record<string, number[]> = {};
+      for (const k of Object.keys(cur.history)) history[k] = cur.history[k].slice(-(HISTORY - 1));
       record(s, history);
       map.set(key, { sample: s, at: Date.now(), since: undefined, history });
+      const mark = (set: Set<string>, isBad: boolean) => (isBad ? set.add(key) : set.delete(key));
+      if (map === (this.hosts as unknown)) mark(this.bad.hosts, !(s as HostSample).ok);
+      else {
+        mark(this.bad.instances, !(s as InstanceSample).ok);
+        mark(this.bad.databases, (s as InstanceSample).db?.ok === false);
+      }
       this.changed();
     });
     this.changed();
     this.pump();
   }
 
+  private started: number[] = [];
+  private pumpTimer?: NodeJS.Timeout;
+
   private pump(): void {
     const limit = this.opts.parallel ?? 16;
+    const perSecond = this.opts.maxPerSecond ?? 100;
     while (this.running < limit && this.queue.length) {
+      const now = Date.now();
+      while (this.started.length && now - this.started[0] >= 1000) this.started.shift();
+      if (this.started.length >= perSecond) {
+        // Over budget for this second: come back when the oldest start is a second old.
+        if (!this.pumpTimer) {
+          this.pumpTimer = setTimeout(() => {
+            this.pumpTimer = undefined;
+            this.pump();
+          }, 1000 - (now - this.started[0]) + 1);
+          this.pumpTimer.unref();
+        }
+        return;
+      }
+      this.started.push(now);
       const job = this.queue.shift()!;
       this.running++;
       void job().finally(() => {
@@ -163,8 +212,9 @@ export class Sampler {
     this.notifyPending = true;
     setTimeout(() => {
       this.notifyPending = false;
-      this.state = { ...this.state, version: this.state.version + 1, hosts: new Map(this.hosts), instances: new Map(this.instances) };
+      const bad = { hosts: new Set(this.bad.hosts), instances: new Set(this.bad.instances), databases: new Set(this.bad.databases) };
+      this.state = { ...this.state, version: this.state.version + 1, hosts: new Map(this.hosts), instances: new Map(this.instances), bad };
       for (const l of this.listeners) l();
-    }, 50).unref();
+    }, NOTIFY_MS).unref();
   }
 }

@@ -136,12 +136,31 @@ export class SshPool {
    * one connection. Forwarded channels do not count against MaxSessions.
    */
   async forward(host: Host, address: string, port: number): Promise<ClientChannel> {
-    const conn = await this.connection(host);
-    return new Promise((resolve, reject) =>
-      conn.client.forwardOut('127.0.0.1', 0, address, port, (err, stream) =>
-        err ? reject(new OpsError(`host ${host.name} could not open a tunnel to ${address}:${port}: ${err.message}`, 1, 'check that the database listens there and that sshd allows TCP forwarding (AllowTcpForwarding)')) : resolve(stream),
+    return this.withLiveConnection(host, (conn) =>
+      new Promise((resolve, reject) =>
+        conn.client.forwardOut('127.0.0.1', 0, address, port, (err, stream) =>
+          err ? reject(Object.assign(new OpsError(`host ${host.name} could not open a tunnel to ${address}:${port}: ${err.message}`, 1, 'check that the database listens there and that sshd allows TCP forwarding (AllowTcpForwarding)'), { cause: err })) : resolve(stream),
+        ),
       ),
     );
+  }
+
+  /**
+   * Runs `open` on the host's connection; when that connection turns out to have died since it was
+   * last used (ssh2 says "Not connected" before its 'close' arrives), once more on a fresh one, so
+   * the error is about the host, not about a stale socket.
+   */
+  async withLiveConnection<T>(host: Host, open: (conn: Conn) => Promise<T>): Promise<T> {
+    const conn = await this.connection(host);
+    try {
+      return await open(conn);
+    } catch (err) {
+      const cause = (err as { cause?: Error }).cause ?? (err as Error);
+      if (!/Not connected|No response from server/i.test(cause.message)) throw err;
+      conn.closed = true;
+      if (this.conns.get(host.name)) this.conns.delete(host.name);
+      return open(await this.connection(host));
+    }
   }
 
   /** Connects only far enough to read the host's key; authenticates nothing. */
@@ -215,7 +234,10 @@ export class SshShell implements Shell {
 
   async exec(argv: readonly string[], opts: ExecOptions = {}): Promise<ExecResult> {
     checkNotAborted(this.label, opts.signal);
-    const conn = await this.pool.connection(this.host);
+    return this.pool.withLiveConnection(this.host, (conn) => this.execOn(conn, argv, opts));
+  }
+
+  private async execOn(conn: Conn, argv: readonly string[], opts: ExecOptions): Promise<ExecResult> {
     const release = await conn.channels.acquire();
     try {
       const lost = () =>
@@ -223,7 +245,7 @@ export class SshShell implements Shell {
       let exited!: Promise<{ code: number | null; signal: string | null }>;
       const ch: ClientChannel = await new Promise((resolve, reject) =>
         conn.client.exec(toCommandLine(argv), (err, stream) => {
-          if (err) return reject(new OpsError(`cannot start a command on ${this.label}: ${err.message}`));
+          if (err) return reject(Object.assign(new OpsError(`cannot start a command on ${this.label}: ${err.message}`), { cause: err }));
           // Listen before returning: exit-status and close may arrive in the same packet batch as the
           // channel confirmation, and would be emitted before a later listener existed.
           exited = new Promise((res, rej) => {
