@@ -20,6 +20,7 @@ import { formatBytes } from '../engine/events.js';
 import { EXIT, OpsError, UsageError, errorMessage } from '../util/errors.js';
 import { checkAddress, checkLocalPath, checkName, checkPort, checkRef, checkRemotePath, checkUser } from '../util/validate.js';
 import { openApp, type App, type GlobalOpts } from '../engine/app.js';
+import { saveSetting } from '../engine/settings.js';
 import { Engine } from '../engine/engine.js';
 import { runFailedAlert, sendAlert, type Alert, type Delivery } from '../notify/notify.js';
 import { hostname } from 'node:os';
@@ -954,6 +955,17 @@ export function buildProgram(): Command {
       return { json: sent, text: sent.map((d) => `${d.channel}: ${d.ok ? 'sent' : `FAILED: ${d.error}`}`).join('\n'), exitCode: bad.length ? EXIT.FAILED : EXIT.OK };
     }),
   );
+
+  program
+    .command('settings [key] [value]')
+    .description('show the settings, or change one: refreshMs (health panels), connectTimeoutMs, storeRepository (before the first backup)')
+    .action(
+      action(async (app, _g, key?: string, value?: string) => {
+        if (key !== undefined && value === undefined) throw new UsageError(`give a value for ${key}`, `for example: opsdeck settings ${key} ${key === 'refreshMs' ? '5000' : '...'}`);
+        const s = key ? saveSetting(app.home, key, value!, app.inv.listBackups().length > 0) : app.settings;
+        return { json: s, text: Object.entries(s).map(([k, v]) => `${k.padEnd(18)} ${v === '' ? '(default)' : v}`).join('\n') };
+      }),
+    );
 
   // ---- audit trail
   program

@@ -1,4 +1,9 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { parseMetrics } from '../../src/cli/main.js';
+import { loadSettings, saveSetting } from '../../src/engine/settings.js';
 import { parsePgUrl, quoteIdent, quoteQualified } from '../../src/databases/postgres.js';
 import { UsageError } from '../../src/util/errors.js';
 import { checkName, checkRef, checkRemotePath } from '../../src/util/validate.js';
@@ -36,5 +41,29 @@ describe('input checks', () => {
     expect(quoteQualified('public.actor')).toBe('"public"."actor"');
     expect(quoteQualified('"weird schema"."Ta.ble"')).toBe('"weird schema"."Ta.ble"');
     expect(quoteQualified('public."Mixed"')).toBe('"public"."Mixed"');
+  });
+});
+
+describe('metrics and settings', () => {
+  it('reads --metric NAME=sql:QUERY and NAME=cmd:COMMAND, replaces by name, and NAME= removes one', () => {
+    let m = parseMetrics(['users=sql:SELECT count(*) FROM users', 'queue=cmd:ls var/queue | wc -l']);
+    expect(m).toEqual([
+      { name: 'users', kind: 'sql', source: 'SELECT count(*) FROM users' },
+      { name: 'queue', kind: 'cmd', source: 'ls var/queue | wc -l' },
+    ]);
+    m = parseMetrics(['users=sql:SELECT 1', 'queue='], m);
+    expect(m).toEqual([{ name: 'users', kind: 'sql', source: 'SELECT 1' }]);
+    for (const bad of ['Users=sql:x', 'users', 'users=psql:x', 'users=sql:   ', '9x=cmd:ls', 'a=cmd:ls\0']) expect(() => parseMetrics([bad], m)).toThrow(UsageError);
+    expect(() => parseMetrics(['nope='], m)).toThrow(/there is no metric nope/);
+  });
+
+  it('changes a setting only to a sane value, and the store only before the first backup', () => {
+    const home = mkdtempSync(join(tmpdir(), 'opsdeck-settings-'));
+    expect(saveSetting(home, 'refreshMs', '5000', false).refreshMs).toBe(5000);
+    expect(loadSettings(home).refreshMs).toBe(5000);
+    for (const bad of ['0', '5', '2.5', 'fast', '9999999']) expect(() => saveSetting(home, 'refreshMs', bad, false)).toThrow(/invalid refreshMs/);
+    expect(() => saveSetting(home, 'colour', 'red', false)).toThrow(/unknown setting "colour"/);
+    expect(() => saveSetting(home, 'storeRepository', '/srv/restic', true)).toThrow(/would lose track of them/);
+    expect(loadSettings(home)).toMatchObject({ refreshMs: 5000, storeRepository: '' });
   });
 });
