@@ -15,6 +15,8 @@ interface Nav {
   dialog?: Dialog;
   /** Which dashboard panel the keys move in. */
   focus: Panel;
+  /** The : command line while it is being typed. */
+  command?: string;
 }
 
 function filterRows(rows: InstanceRow[], filter: string): InstanceRow[] {
@@ -31,6 +33,7 @@ type Screen =
   | { kind: 'compare' }
   | { kind: 'drill'; source: string; stage: 'backup' | 'target'; backup?: string }
   | { kind: 'drills' }
+  | { kind: 'runs' }
   | { kind: 'help'; of: Screen['kind'] };
 
 export type Home = 'dashboard' | 'instances';
@@ -88,7 +91,7 @@ export function App({ model, home = 'dashboard' }: { model: UiModel; home?: Home
   const setDialog = (d: Dialog | undefined | ((d: Dialog | undefined) => Dialog | undefined)) => {
     nav.dialog = typeof d === 'function' ? d(nav.dialog) : d;
   };
-  const bodyHeight = Math.max(3, rows - 5);
+  const bodyHeight = Math.max(3, rows - 5 - (nav.command !== undefined ? 1 : 0));
 
   /** What the screen shows now, derived from nav and the model at call time (render or key). */
   const view = () => {
@@ -120,6 +123,7 @@ export function App({ model, home = 'dashboard' }: { model: UiModel; home?: Home
       screen.kind === 'compare' ? compareRows(st.lastResult?.result as CompareResult | undefined).length :
       screen.kind === 'host' ? hostInstances.length :
       screen.kind === 'drills' ? model.drills().length :
+      screen.kind === 'runs' ? model.runs().length :
       screen.kind === 'drill' && screen.stage === 'target' ? drillTargets.length :
       backups.length;
     const inst =
@@ -257,6 +261,43 @@ export function App({ model, home = 'dashboard' }: { model: UiModel; home?: Home
       },
     );
   };
+  /** File-integrity check: read-only (the first one records the baseline), so no confirmation. */
+  const startWatch = () => {
+    const { inst } = view();
+    if (inst && model.start('watch', inst.name)) push({ kind: 'run' });
+  };
+
+  /** The : command line: a screen by name, or an operation on an instance by name. */
+  const runCommand = (line: string) => {
+    const [cmd, arg, ...rest] = line.trim().split(/\s+/);
+    const st = model.getState();
+    const inst = arg ? st.instances.find((i) => i.name === arg) : undefined;
+    const usage = 'try :dashboard, :instances, :hosts, :runs, :drills, :backup NAME, :watch NAME, :drill NAME, :open NAME, :q';
+    if (!cmd) return;
+    if (rest.length) return model.flash('error', `:${cmd} takes at most one name; ${usage}`);
+    if (['dashboard', 'dash', 'home'].includes(cmd)) return void nav.stack.splice(0, nav.stack.length, { kind: 'dashboard' });
+    if (cmd === 'hosts') {
+      nav.stack.splice(0, nav.stack.length, { kind: 'dashboard' });
+      nav.focus = 'hosts';
+      return;
+    }
+    if (cmd === 'instances' || cmd === 'runs' || cmd === 'drills') return push({ kind: cmd });
+    if (cmd === 'q' || cmd === 'quit') return quit.run();
+    if (cmd === 'help') return push({ kind: 'help', of: view().screen.kind });
+    if (['backup', 'watch', 'drill', 'open'].includes(cmd)) {
+      if (!arg) return model.flash('error', `:${cmd} needs an instance name, as in :${cmd} ${st.instances[0]?.name ?? 'NAME'}`);
+      if (!inst) return model.flash('error', `no instance named ${arg}: see them with :instances`);
+      if (cmd === 'open') return push({ kind: 'instance', name: inst.name });
+      if (cmd === 'drill') {
+        push({ kind: 'instance', name: inst.name });
+        return startDrill();
+      }
+      if (model.start(cmd as 'backup' | 'watch', inst.name)) push({ kind: 'run' });
+      return;
+    }
+    model.flash('error', `unknown command :${cmd}; ${usage}`);
+  };
+
   const openDrills = () => {
     nav.sel.drills = 0;
     push({ kind: 'drills' });
@@ -279,6 +320,7 @@ export function App({ model, home = 'dashboard' }: { model: UiModel; home?: Home
     { keys: ['m'], label: 'm', hint: 'maintenance', run: toggleMaintenance },
     { keys: ['c'], label: 'c', hint: 'clone', run: startClone },
     { keys: ['d'], label: 'd', hint: 'compare', run: startCompare },
+    { keys: ['w'], label: 'w', hint: 'watch', run: startWatch },
   ];
   const quit: Binding = { keys: ['q'], label: 'q', hint: 'quit', run: () => (model.running ? model.flash('error', 'a run is in progress: ctrl-c cancels it') : exit()) };
   const help: Binding = { keys: ['?'], label: '?', hint: 'help', run: () => push({ kind: 'help', of: view().screen.kind }) };
@@ -286,6 +328,7 @@ export function App({ model, home = 'dashboard' }: { model: UiModel; home?: Home
   const envKey: Binding = { keys: ['e'], label: 'e', hint: 'environment', run: () => model.nextEnv() };
   const drillKey: Binding = { keys: ['D'], label: 'D', hint: 'restore drill', run: startDrill };
   const drillsKey: Binding = { keys: ['L'], label: 'L', hint: 'drill reports', run: openDrills };
+  const commandKey: Binding = { keys: [':'], label: ':', hint: 'command', run: () => (nav.command = '') };
   /** esc: first clears a filter, then goes back. */
   const escBack: Binding = { keys: ['esc'], label: 'esc', hint: 'clear filter / back', run: () => (nav.filter ? (nav.filter = '') : pop()) };
   const back: Binding = { keys: ['esc'], label: 'esc', hint: 'back', run: pop };
@@ -305,6 +348,7 @@ export function App({ model, home = 'dashboard' }: { model: UiModel; home?: Home
       { keys: ['i'], label: 'i', hint: 'instances', run: () => push({ kind: 'instances' }) },
       drillKey,
       drillsKey,
+      commandKey,
       escBack,
       help,
       quit,
@@ -321,6 +365,7 @@ export function App({ model, home = 'dashboard' }: { model: UiModel; home?: Home
       drillKey,
       drillsKey,
       { keys: ['R'], label: 'R', hint: 'reload', run: () => model.reload() },
+      commandKey,
       escBack,
       help,
       quit,
@@ -329,6 +374,7 @@ export function App({ model, home = 'dashboard' }: { model: UiModel; home?: Home
       ...moves,
       ...instanceActions('restore selected backup'),
       drillKey,
+      commandKey,
       back,
       help,
       quit,
@@ -348,7 +394,8 @@ export function App({ model, home = 'dashboard' }: { model: UiModel; home?: Home
       if (top.kind === 'drill' && top.stage === 'target') nav.stack[nav.stack.length - 1] = { ...top, stage: 'backup' };
       else pop();
     } }, help, quit],
-    drills: [...moves, back, help, quit],
+    drills: [...moves, commandKey, back, help, quit],
+    runs: [...moves, commandKey, back, help, quit],
     run: [
       { keys: ['esc'], label: 'esc', hint: 'back', when: () => !model.running, run: () => (model.clearRun(), pop()) },
       {
@@ -373,7 +420,7 @@ export function App({ model, home = 'dashboard' }: { model: UiModel; home?: Home
     // Keys typed faster than the terminal is read (or a paste) arrive as one chunk: "/web" is the
     // filter key then w, e, b, as if typed one by one.
     const plain = input.length > 1 && !key.ctrl && !key.meta && !key.return && !key.escape && !key.tab;
-    if (plain) for (const ch of input) handleKey(ch, { ...key, shift: ch !== ch.toLowerCase() });
+    if (plain) for (const ch of input) handleKey(ch, { ...key, shift: ch !== ch.toLowerCase(), return: ch === '\r' || ch === '\n' });
     else handleKey(input, key);
     redraw();
   });
@@ -418,6 +465,16 @@ export function App({ model, home = 'dashboard' }: { model: UiModel; home?: Home
       }
       return;
     }
+    if (nav.command !== undefined) {
+      if (k === 'enter') {
+        const line = nav.command;
+        nav.command = undefined;
+        runCommand(line);
+      } else if (k === 'esc') nav.command = undefined;
+      else if (k === 'backspace') nav.command = nav.command.slice(0, -1);
+      else if (input && !key.ctrl && !key.meta) nav.command += input;
+      return;
+    }
     if (filtering) {
       if (k === 'enter') nav.filtering = false;
       else if (k === 'esc') {
@@ -442,7 +499,7 @@ export function App({ model, home = 'dashboard' }: { model: UiModel; home?: Home
   const hints = (screen.kind === 'help' ? bindings.help : bindings[screen.kind])
     .filter((b) => (!b.when || b.when()) && !['G', 'pgup', 'pgdn', 'up', '?', 'q'].includes(b.keys[0]))
     .map((b) => [b.label, b.hint] as [string, string]);
-  const filterHint = filtering ? ([['enter', 'done typing']] as [string, string][]) : hints;
+  const filterHint = nav.command !== undefined ? ([['enter', 'run'], ['esc', 'cancel']] as [string, string][]) : filtering ? ([['enter', 'done typing']] as [string, string][]) : hints;
   const ctx = `${state.instances.length} instances · ${state.hostCount} hosts${state.env ? ` · env ${state.env}` : ''}${filter ? ` · filter "${filter}"` : ''}`;
   const filterLine = filtering ? (
     <Text>
@@ -464,10 +521,11 @@ export function App({ model, home = 'dashboard' }: { model: UiModel; home?: Home
       </Box>
     );
   else if (screen.kind === 'instances') body = <InstancesView rows={visible} selected={selected} height={bodyHeight - (filtering ? 1 : 0)} filtering={filtering} filter={filter} width={cols} />;
-  else if (screen.kind === 'instance') body = <InstanceView inst={state.instances.find((i) => i.name === screen.name)} backups={backups} selected={selected} height={bodyHeight} live={snap?.instances.get(screen.name)} />;
+  else if (screen.kind === 'instance') body = <InstanceView inst={state.instances.find((i) => i.name === screen.name)} backups={backups} selected={selected} height={bodyHeight} live={model.sampler ? snap?.instances.get(screen.name) ?? { history: {} } : undefined} />;
   else if (screen.kind === 'host') body = <HostView name={screen.name} host={model.host(screen.name)} live={snap?.hosts.get(screen.name)} stale={isStale(snap?.hosts.get(screen.name))} instances={hostInstances} selected={selected} height={bodyHeight} width={cols} />;
   else if (screen.kind === 'drill') body = <DrillWizard screen={screen} backups={backups} targets={drillTargets} selected={selected} height={bodyHeight} />;
   else if (screen.kind === 'drills') body = <DrillsView drills={model.drills()} selected={selected} height={bodyHeight} width={cols} />;
+  else if (screen.kind === 'runs') body = <RunsView runs={model.runs()} selected={selected} height={bodyHeight} width={cols} />;
   else if (screen.kind === 'compare') body = <CompareView result={state.lastResult?.result as CompareResult | undefined} selected={selected} height={bodyHeight} width={cols} />;
   else if (screen.kind === 'run')
     body = state.run ? (
@@ -486,6 +544,11 @@ export function App({ model, home = 'dashboard' }: { model: UiModel; home?: Home
       <Box flexDirection="column" flexGrow={1} height={bodyHeight} overflow="hidden">
         {body}
       </Box>
+      {nav.command !== undefined ? (
+        <Text>
+          :<Text inverse>{nav.command || ' '}</Text>
+        </Text>
+      ) : null}
       <Footer hints={filterHint} flash={state.flash} width={cols} />
     </Box>
   );
@@ -549,7 +612,7 @@ function InstanceView({ inst, backups, selected, height, live }: { inst?: Instan
         <Text dimColor>{'state'.padEnd(10)}</Text>
         {inst.maintenanceSince ? <Text color="yellow">IN MAINTENANCE since {inst.maintenanceSince}</Text> : <Text color="green">live</Text>}
       </Text>
-      <LiveLine live={live} />
+      {live ? <LiveLine live={live} /> : null}
       <Box marginTop={1} flexDirection="column">
         <Text bold>Backups</Text>
         <Table
@@ -630,14 +693,24 @@ function PickView({ message, options, selected, height }: { message: string; opt
 }
 
 function HelpView({ bindings, of }: { bindings: Binding[]; of: string }) {
+  // Two columns: a screen with many keys still fits a small terminal.
+  const half = Math.ceil(bindings.length / 2);
+  const column = (list: Binding[]) => (
+    <Box flexDirection="column" width={44}>
+      {list.map((b, i) => (
+        <Text key={i} wrap="truncate-end">
+          <Text color="yellow">{b.keys.join(', ').padEnd(12)}</Text> {b.hint}
+        </Text>
+      ))}
+    </Box>
+  );
   return (
     <Box flexDirection="column">
       <Text bold>Keys on the {of} screen</Text>
-      {bindings.map((b, i) => (
-        <Text key={i}>
-          <Text color="yellow">{b.keys.join(', ').padEnd(16)}</Text> {b.hint}
-        </Text>
-      ))}
+      <Box>
+        {column(bindings.slice(0, half))}
+        {column(bindings.slice(half))}
+      </Box>
       <Text> </Text>
       <Text dimColor>Everywhere: ? help · q quit · esc back. Destructive actions ask first, with Cancel focused.</Text>
     </Box>
@@ -770,6 +843,34 @@ function DrillOutcome({ report }: { report?: ReturnType<UiModel['drills']>[numbe
         Drill {report.ok ? 'passed' : 'FAILED'}: RTO {report.rtoSeconds >= 0 ? `${report.rtoSeconds} s` : 'none (not restored)'}, RPO {(report.rpoSeconds / 3600).toFixed(1)} h
       </Text>
       <Text dimColor wrap="truncate-middle">report: {report.file}</Text>
+    </Box>
+  );
+}
+
+function RunsView({ runs, selected, height, width }: { runs: ReturnType<UiModel['runs']>; selected: number; height: number; width: number }) {
+  return (
+    <Box flexDirection="column">
+      <Text bold>The audit trail, newest first</Text>
+      <Table
+        columns={[
+          { title: 'RUN', width: 6 },
+          { title: 'STARTED', width: 10 },
+          { title: 'COMMAND', width: 12 },
+          { title: 'INSTANCE', width: 18 },
+          { title: 'WHO', width: 16 },
+          { title: 'STATUS', width: 11, color: (v) => (v === 'ok' ? 'green' : v === 'running' || v === 'dry-run' ? undefined : 'red') },
+          { title: 'TIME', width: 7 },
+          { title: 'ERROR', width: Math.max(10, width - 88) },
+        ]}
+        count={runs.length}
+        row={(i) => {
+          const r = runs[i];
+          return [String(r.id), age(r.startedAt), r.command, r.instance ?? '-', `${r.osUser}@${r.origin}`, r.status, r.durationMs === null ? '-' : `${(r.durationMs / 1000).toFixed(1)} s`, r.error ?? ''];
+        }}
+        selected={selected}
+        height={height - 1}
+        empty="no runs yet"
+      />
     </Box>
   );
 }

@@ -1,4 +1,4 @@
-import type { Backup, Instance } from '../inventory/index.js';
+import type { Backup, Instance, RunRecord } from '../inventory/index.js';
 import type { DrillReport } from '../src/actions/drill.js';
 import type { Sampler } from '../src/health/sampler.js';
 import { operations, type App } from '../src/engine/app.js';
@@ -13,7 +13,7 @@ export interface InstanceRow extends Instance {
   search: string;
 }
 
-export type Operation = 'backup' | 'restore' | 'update' | 'upgrade' | 'maintenance' | 'clone' | 'compare' | 'drill';
+export type Operation = 'backup' | 'restore' | 'update' | 'upgrade' | 'maintenance' | 'clone' | 'compare' | 'drill' | 'watch';
 
 export interface UiState {
   inventoryFile: string;
@@ -90,6 +90,10 @@ export class UiModel {
     return this.index.get(name);
   }
 
+  runs(): RunRecord[] {
+    return this.app.inv.listRuns(500);
+  }
+
   drills(): DrillReport[] {
     return this.app.inv.listDrills();
   }
@@ -144,6 +148,7 @@ export class UiModel {
         clone: () => operations.clone(a, instance, opts.to!),
         compare: () => operations.compare(a, instance, opts.to!),
         drill: () => operations.drill(a, instance, { target: opts.to!, backup: opts.backup }),
+        watch: () => operations.watch(a, instance),
       }[kind]();
     } catch (err) {
       this.flash('error', errorMessage(err));

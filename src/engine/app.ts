@@ -13,6 +13,7 @@ import { clonePlan } from '../actions/clone.js';
 import { gitRemoteTags } from '../actions/app.js';
 import { comparePlan } from '../actions/compare.js';
 import { drillPlan } from '../actions/drill.js';
+import { watchPlan } from '../actions/watch.js';
 
 export interface GlobalOpts {
   home?: string;
@@ -51,4 +52,4 @@ export function openApp(home?: string): App {
 }
 
 /** Every operation's plan builder, for the CLI and the screens alike. */
-export const operations = { backup: backupPlan, restore: restorePlan, verify: verifyPlan, export: exportPlan, update: updatePlan, maintenance: maintenancePlan, clone: clonePlan, tags: gitRemoteTags, compare: comparePlan, drill: drillPlan };
+export const operations = { backup: backupPlan, restore: restorePlan, verify: verifyPlan, export: exportPlan, update: updatePlan, maintenance: maintenancePlan, clone: clonePlan, tags: gitRemoteTags, compare: comparePlan, drill: drillPlan, watch: watchPlan };

@@ -73,6 +73,30 @@ describe('the console screens', () => {
     ui.unmount();
   });
 
+  it('the : command line opens screens and instances by name, and says what it does not know', async () => {
+    app = inventoryOnly();
+    const ui = render(<App model={new UiModel(app)} home="instances" />);
+    await until(ui.lastFrame, 'LAST BACKUP');
+    ui.stdin.write(':');
+    await tick();
+    ui.stdin.write('open gamma-uat');
+    await until(ui.lastFrame, ':open gamma-uat');
+    ui.stdin.write('\r');
+    let f = await until(ui.lastFrame, 'Backups');
+    expect(f).toContain('/srv/gamma-uat');
+    ui.stdin.write(':runs\r');
+    f = await until(ui.lastFrame, 'The audit trail, newest first');
+    expect(f).toContain('no runs yet');
+    ui.stdin.write(':frobnicate\r');
+    f = await until(ui.lastFrame, 'unknown command :frobnicate');
+    expect(f).toContain(':backup NAME');
+    ui.stdin.write(':open nobody\r');
+    await until(ui.lastFrame, 'no instance named nobody');
+    ui.stdin.write(':dashboard\r');
+    await until(ui.lastFrame, 'live health is off in this console');
+    ui.unmount();
+  });
+
   it('asks before a restore with Cancel focused, and Enter there does nothing', async () => {
     const c = await consoleWithBackupOf('beta-uat');
     app = c.app;
