@@ -332,6 +332,10 @@ export function App({ model, home = 'dashboard' }: { model: UiModel; home?: Home
   /** esc: first clears a filter, then goes back. */
   const escBack: Binding = { keys: ['esc'], label: 'esc', hint: 'clear filter / back', run: () => (nav.filter ? (nav.filter = '') : pop()) };
   const back: Binding = { keys: ['esc'], label: 'esc', hint: 'back', run: pop };
+  const openInstance: Binding = { keys: ['enter'], label: 'enter', hint: 'open instance', run: () => {
+    const { inst } = view();
+    if (inst) push({ kind: 'instance', name: inst.name });
+  } };
   const bindings: Record<Screen['kind'], Binding[]> = {
     dashboard: [
       ...moves,
@@ -355,10 +359,7 @@ export function App({ model, home = 'dashboard' }: { model: UiModel; home?: Home
     ],
     instances: [
       ...moves,
-      { keys: ['enter'], label: 'enter', hint: 'open', run: () => {
-        const { inst } = view();
-        if (inst) push({ kind: 'instance', name: inst.name });
-      } },
+      openInstance,
       filterKey,
       envKey,
       ...instanceActions('restore latest'),
@@ -381,10 +382,7 @@ export function App({ model, home = 'dashboard' }: { model: UiModel; home?: Home
     ],
     host: [
       ...moves,
-      { keys: ['enter'], label: 'enter', hint: 'open instance', run: () => {
-        const { inst } = view();
-        if (inst) push({ kind: 'instance', name: inst.name });
-      } },
+      openInstance,
       back,
       help,
       quit,

@@ -11,7 +11,7 @@ describe('backup then restore of an instance with the pagila database', () => {
   beforeAll(async () => {
     expect(pagilaAvailable()).toBe(true);
     home = await homeWithHosts(['lab1']);
-    inst = await addInstance(home, 'lab1', 'shop-prod', 'prod', { pagila: true });
+    inst = await addInstance(home, 'lab1', 'br-prod', 'prod', { pagila: true });
     // Modes, a symlink and an awkward name, so "identical" means something.
     asLabUser('sh', ['-c', 'cd "$1" && mkdir -p data/uploads && echo secret > data/private.txt && chmod 600 data/private.txt && ln -s ../index.html data/home.html && echo x > "data/uploads/a file; $(x).txt" && chmod 750 data', 'sh', inst.path]);
   });
@@ -19,7 +19,7 @@ describe('backup then restore of an instance with the pagila database', () => {
   it('puts files and database back exactly after they were damaged', async () => {
     const filesBefore = treeState(inst.path);
     const dbBefore = dbState(inst.db);
-    const b = JSON.parse((await must(cli(home, ['backup', 'shop-prod', '--json']))).stdout);
+    const b = JSON.parse((await must(cli(home, ['backup', 'br-prod', '--json']))).stdout);
     expect(b.id).toMatch(/^\d{8}T\d{6}-[0-9a-f]{4}$/);
     expect(b.manifest.db.tables['public.actor']).toBe(200);
     expect(b.manifest.db.tables['public.rental']).toBe(16044);
@@ -30,7 +30,7 @@ describe('backup then restore of an instance with the pagila database', () => {
     expect(treeState(inst.path)).not.toEqual(filesBefore);
     expect(dbState(inst.db)).not.toEqual(dbBefore);
 
-    const r = await cli(home, ['restore', 'shop-prod', '--yes', '--allow-protected', '--json']);
+    const r = await cli(home, ['restore', 'br-prod', '--yes', '--allow-protected', '--json']);
     expect(r.code, r.stderr).toBe(0);
     const out = JSON.parse(r.stdout);
     expect(out.backup).toBe(b.id);
@@ -47,14 +47,14 @@ describe('backup then restore of an instance with the pagila database', () => {
   });
 
   it('lists, verifies and exports the backup', async () => {
-    const list = JSON.parse((await must(cli(home, ['backups', 'shop-prod', '--json']))).stdout);
+    const list = JSON.parse((await must(cli(home, ['backups', 'br-prod', '--json']))).stdout);
     const manual = list.find((b: any) => b.kind === 'manual');
-    expect(manual).toMatchObject({ instance: 'shop-prod', verified: false });
+    expect(manual).toMatchObject({ instance: 'br-prod', verified: false });
     expect(list.some((b: any) => b.kind === 'safety')).toBe(true);
     const v = await cli(home, ['backups', 'verify', manual.id, '--json']);
     expect(v.code, v.stderr).toBe(0);
     expect(JSON.parse(v.stdout)).toMatchObject({ verified: true, problems: [] });
-    expect(JSON.parse((await must(cli(home, ['backups', 'shop-prod', '--json']))).stdout).find((b: any) => b.id === manual.id).verified).toBe(true);
+    expect(JSON.parse((await must(cli(home, ['backups', 'br-prod', '--json']))).stdout).find((b: any) => b.id === manual.id).verified).toBe(true);
 
     const file = join(home, 'export.tar');
     await must(cli(home, ['backups', 'export', manual.id, file]));
@@ -70,10 +70,10 @@ describe('backup then restore of an instance with the pagila database', () => {
 
   it('refuses without --yes when there is no terminal, and changes nothing', async () => {
     const before = treeState(inst.path);
-    const r = await cli(home, ['restore', 'shop-prod']);
+    const r = await cli(home, ['restore', 'br-prod']);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/--yes/);
-    const p = await cli(home, ['restore', 'shop-prod', '--yes']);
+    const p = await cli(home, ['restore', 'br-prod', '--yes']);
     expect(p.code).toBe(2);
     expect(p.stderr).toMatch(/protected/);
     expect(treeState(inst.path)).toEqual(before);
@@ -82,7 +82,7 @@ describe('backup then restore of an instance with the pagila database', () => {
   it('prints the plan with --dry-run and changes nothing', async () => {
     const before = treeState(inst.path);
     const runsBefore = JSON.parse((await must(cli(home, ['runs', '--json']))).stdout).length;
-    const r = await must(cli(home, ['restore', 'shop-prod', '--dry-run']));
+    const r = await must(cli(home, ['restore', 'br-prod', '--dry-run']));
     expect(r.stderr).toMatch(/Take a safety backup/);
     expect(r.stdout).toMatch(/would restore backup/);
     expect(treeState(inst.path)).toEqual(before);

@@ -3,18 +3,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { openApp, type App as OpsApp } from '../../src/engine/app.js';
 import { App } from '../../screens/App.js';
 import { UiModel } from '../../screens/model.js';
+import { tick, until } from './frames.js';
 import { addInstance, homeWithHosts, newHome } from '../helpers.js';
 
-const tick = (ms = 30) => new Promise((r) => setTimeout(r, ms));
-async function until(frame: () => string | undefined, text: string | RegExp, ms = 60_000): Promise<string> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const f = frame() ?? '';
-    if (typeof text === 'string' ? f.includes(text) : text.test(f)) return f;
-    if (Date.now() > end) throw new Error(`screen never showed ${text}; last frame:\n${f}`);
-    await tick(20);
-  }
-}
 
 function inventoryOnly(): OpsApp {
   const app = openApp(newHome());
