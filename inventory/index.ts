@@ -368,11 +368,20 @@ export class Inventory {
   // ---- watch baselines
   setWatchBaseline(instance: string, entries: [string, unknown][]): void {
     const data = gzipSync(Buffer.from(JSON.stringify(entries)));
-    this.sql('INSERT OR REPLACE INTO watch_baselines (instance, taken_at, data) VALUES (?, ?, ?)').run(instance, now(), data);
+    const at = now();
+    this.sql('INSERT OR REPLACE INTO watch_baselines (instance, taken_at, data, checked_at, changes) VALUES (?, ?, ?, ?, 0)').run(instance, at, data, at);
   }
   /** Whether the instance is watched, without reading its baseline. */
   hasWatchBaseline(instance: string): boolean {
     return !!this.sql('SELECT 1 FROM watch_baselines WHERE instance = ?').get(instance);
+  }
+  /** The last watch check's outcome, without reading the baseline. */
+  watchState(instance: string): { baselineAt: string; checkedAt: string | null; changes: number } | undefined {
+    const r = this.sql('SELECT taken_at, checked_at, changes FROM watch_baselines WHERE instance = ?').get(instance) as { taken_at: string; checked_at: string | null; changes: number } | undefined;
+    return r && { baselineAt: r.taken_at, checkedAt: r.checked_at, changes: r.changes };
+  }
+  recordWatchCheck(instance: string, changes: number): void {
+    this.sql('UPDATE watch_baselines SET checked_at = ?, changes = ? WHERE instance = ?').run(now(), changes, instance);
   }
   getWatchBaseline(instance: string): { takenAt: string; entries: [string, any][] } | undefined {
     const r = this.sql('SELECT taken_at, data FROM watch_baselines WHERE instance = ?').get(instance) as { taken_at: string; data: Buffer } | undefined;

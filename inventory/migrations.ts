@@ -140,4 +140,9 @@ export const MIGRATIONS: string[] = [
   -- App metrics an instance's owners watch: JSON array of {name, kind: sql|cmd, source}.
   ALTER TABLE instances ADD COLUMN metrics TEXT;
   `,
+  `
+  -- The last watch check: when, and how many files it found added, changed or removed (the panels show it).
+  ALTER TABLE watch_baselines ADD COLUMN checked_at TEXT;
+  ALTER TABLE watch_baselines ADD COLUMN changes INTEGER NOT NULL DEFAULT 0;
+  `,
 ];

@@ -29,7 +29,8 @@ export function dashboardData(instances: InstanceRow[]): DashboardData {
   return { hosts: [...hostSet].sort(), instances, databases, hostSet };
 }
 
-const SPARK = 12;
+/** Sparkline width: a minute of samples on a wide terminal, half on a narrow one. */
+const sparkWidth = (width: number) => (width >= 140 ? 12 : 6);
 const pct = (x: number | undefined) => (x === undefined || !Number.isFinite(x) ? '-' : `${Math.round(x * 100)}%`);
 const secs = (s: number) => (s < 120 ? `${s}s` : s < 7200 ? `${Math.round(s / 60)}m` : s < 172800 ? `${Math.round(s / 3600)}h` : `${Math.round(s / 86400)}d`);
 
@@ -43,7 +44,7 @@ function stateCell<S extends { ok: boolean }>(t: Tracked<S> | undefined, stale: 
 export const stateColor = (v: string): string | undefined => (/^(DOWN|PROBLEM|no answer)/.test(v) ? 'red' : /STALE|probing|maintenance/.test(v) ? 'yellow' : /^(up|ok)\b/.test(v) ? 'green' : undefined);
 const sparkColor = () => 'cyan';
 
-export function hostRow(name: string, snap: SamplerState, isStale: (t?: Tracked<unknown>) => boolean, now: number): string[] {
+export function hostRow(name: string, snap: SamplerState, isStale: (t?: Tracked<unknown>) => boolean, now: number, spark = 12): string[] {
   const t = snap.hosts.get(name);
   const s: HostSample | undefined = t?.sample;
   const h = t?.history ?? {};
@@ -52,17 +53,17 @@ export function hostRow(name: string, snap: SamplerState, isStale: (t?: Tracked<
     name,
     stateCell(t, isStale(t), now, 'up', 'DOWN'),
     s?.load ? s.load[0].toFixed(2) : '-',
-    sparkline(h.load ?? [], SPARK, { max: s?.cpus }),
+    sparkline(h.load ?? [], spark, { max: s?.cpus }),
     pct(s?.cpu),
     s?.memTotal ? pct(s.memUsed! / s.memTotal) : '-',
     pct(disk),
-    sparkline(h.disk ?? [], SPARK, { max: 1 }),
+    sparkline(h.disk ?? [], spark, { max: 1 }),
     s?.uptimeSeconds ? secs(Math.round(s.uptimeSeconds)) : '-',
     s && !s.ok ? s.reason ?? '' : '',
   ];
 }
 
-export function instanceRow(i: InstanceRow, snap: SamplerState, isStale: (t?: Tracked<unknown>) => boolean, now: number): string[] {
+export function instanceRow(i: InstanceRow, snap: SamplerState, isStale: (t?: Tracked<unknown>) => boolean, now: number, spark = 12): string[] {
   const t = snap.instances.get(i.name);
   const s: InstanceSample | undefined = t?.sample;
   const backup = s ? (s.backupAgeSeconds === null ? 'never' : secs(s.backupAgeSeconds)) : '-';
@@ -71,9 +72,10 @@ export function instanceRow(i: InstanceRow, snap: SamplerState, isStale: (t?: Tr
     i.env + (i.protected ? '*' : ''),
     stateCell(t, isStale(t), now, 'ok', 'PROBLEM'),
     s?.http ? `${s.http.status ?? '---'} ${s.http.ms}ms` : '-',
-    sparkline(t?.history.http ?? [], SPARK, { fromMin: false }),
+    sparkline(t?.history.http ?? [], spark, { fromMin: false }),
     s ? (s.maintenance ? 'maintenance' : 'live') : '-',
     backup,
+    !s?.watch ? '-' : s.watch.changes ? `${s.watch.changes} CHANGED` : 'ok',
     s?.reasons.join('; ') ?? '',
   ];
 }
@@ -84,7 +86,7 @@ export function metricsCell(s: InstanceSample | undefined, history: Record<strin
     .join('  ');
 }
 
-export function databaseRow(i: InstanceRow, snap: SamplerState, isStale: (t?: Tracked<unknown>) => boolean, now: number): string[] {
+export function databaseRow(i: InstanceRow, snap: SamplerState, isStale: (t?: Tracked<unknown>) => boolean, now: number, spark = 12): string[] {
   const t = snap.instances.get(i.name);
   const s = t?.sample;
   const d = s?.db;
@@ -94,7 +96,7 @@ export function databaseRow(i: InstanceRow, snap: SamplerState, isStale: (t?: Tr
     !i.dbUrl ? '-' : !d ? stateCell(t && { ...t, sample: undefined }, stale, now, 'up', 'DOWN') : (d.ok ? 'up' : 'DOWN') + (stale ? ' STALE' : ''),
     d?.sizeBytes !== undefined ? formatBytes(d.sizeBytes) : d?.reason ?? '-',
     d?.connections !== undefined ? `${d.connections}/${d.maxConnections}` : '-',
-    sparkline(t?.history.connections ?? [], SPARK, { max: d?.maxConnections }),
+    sparkline(t?.history.connections ?? [], spark, { max: d?.maxConnections }),
     d?.longestTransactionSeconds != null ? secs(d.longestTransactionSeconds) : '-',
     d?.replication ? `${d.replication.role}${d.replication.lagSeconds !== null ? ` ${secs(d.replication.lagSeconds)}` : ''}` : '-',
     metricsCell(s, t?.history ?? {}),
@@ -130,23 +132,24 @@ export function DashboardView({
   const dbBad = [...(snap?.bad.databases ?? [])].filter(shown).length;
   if (!live || !snap) return <Text dimColor>live health is off in this console</Text>;
   const now = Date.now();
+  const spark = sparkWidth(width);
   // Hosts and databases take what they need up to a third each; instances get the rest.
   const third = Math.max(4, Math.floor((height - 3) / 3));
   const hostsH = Math.min(data.hosts.length + 2, third);
   const dbH = Math.min(Math.max(2, data.databases.length + 2), third);
   const instH = Math.max(4, height - hostsH - dbH - 3);
-  const whyW = (fixed: number) => Math.max(10, width - fixed);
+  const whyW = (fixed: number) => Math.max(4, width - fixed);
   const hostCols: Column[] = [
     { title: 'HOST', width: 14 },
     { title: 'STATE', width: 12, color: stateColor },
     { title: 'LOAD', width: 6 },
-    { title: 'load', width: SPARK, color: sparkColor },
+    { title: 'load', width: spark, color: sparkColor },
     { title: 'CPU', width: 4 },
     { title: 'MEM', width: 4 },
     { title: 'DISK', width: 4 },
-    { title: 'disk', width: SPARK, color: sparkColor },
+    { title: 'disk', width: spark, color: sparkColor },
     { title: 'UP', width: 4 },
-    { title: 'WHY', width: whyW(84), color: () => 'red' },
+    { title: 'WHY', width: whyW(72 + 2 * spark), color: () => 'red' },
   ];
   const nameW = Math.max(12, Math.min(28, Math.floor(width * 0.2)));
   const instCols: Column[] = [
@@ -154,20 +157,21 @@ export function DashboardView({
     { title: 'ENV', width: 8, color: (v) => (v.endsWith('*') ? 'red' : undefined) },
     { title: 'STATE', width: 12, color: stateColor },
     { title: 'HTTP', width: 9 },
-    { title: 'response', width: SPARK, color: sparkColor },
+    { title: 'resp', width: spark, color: sparkColor },
     { title: 'MODE', width: 11, color: (v) => (v === 'maintenance' ? 'yellow' : undefined) },
     { title: 'BACKUP', width: 6, color: (v) => (v === 'never' ? 'red' : undefined) },
-    { title: 'WHY', width: whyW(nameW + 66), color: () => 'red' },
+    { title: 'WATCH', width: 8, color: (v) => (v.endsWith('CHANGED') ? 'red' : v === 'ok' ? 'green' : undefined) },
+    { title: 'WHY', width: whyW(nameW + 64 + spark), color: () => 'red' },
   ];
   const dbCols: Column[] = [
     { title: 'DATABASE OF', width: nameW },
     { title: 'STATE', width: 12, color: stateColor },
     { title: 'SIZE', width: 9 },
     { title: 'CONNS', width: 8 },
-    { title: 'conns', width: SPARK, color: sparkColor },
+    { title: 'conns', width: spark, color: sparkColor },
     { title: 'LONG TX', width: 7 },
     { title: 'REPLICA', width: 10 },
-    { title: 'METRICS', width: whyW(nameW + 66) },
+    { title: 'METRICS', width: whyW(nameW + 54 + spark) },
   ];
   const title = (p: Panel, label: string, n: number, bad: number, what: string) => (
     <Text>
@@ -182,11 +186,11 @@ export function DashboardView({
   return (
     <Box flexDirection="column">
       {title('hosts', 'HOSTS', data.hosts.length, hostDown, 'down')}
-      <Table columns={hostCols} count={data.hosts.length} row={(i) => hostRow(data.hosts[i], snap, isStale, now)} selected={sel.hosts} height={hostsH - 1} focused={focus === 'hosts'} empty="no hosts" />
+      <Table columns={hostCols} count={data.hosts.length} row={(i) => hostRow(data.hosts[i], snap, isStale, now, spark)} selected={sel.hosts} height={hostsH - 1} focused={focus === 'hosts'} empty="no hosts" />
       {title('instances', 'INSTANCES', data.instances.length, instBad, 'with a problem')}
-      <Table columns={instCols} count={data.instances.length} row={(i) => instanceRow(data.instances[i], snap, isStale, now)} selected={sel.instances} height={instH} focused={focus === 'instances'} empty="no instances: add one with opsdeck instance add" />
+      <Table columns={instCols} count={data.instances.length} row={(i) => instanceRow(data.instances[i], snap, isStale, now, spark)} selected={sel.instances} height={instH} focused={focus === 'instances'} empty="no instances: add one with opsdeck instance add" />
       {title('databases', 'DATABASES', data.databases.length, dbBad, 'down')}
-      <Table columns={dbCols} count={data.databases.length} row={(i) => databaseRow(data.databases[i], snap, isStale, now)} selected={sel.databases} height={dbH - 1} focused={focus === 'databases'} empty="no databases" />
+      <Table columns={dbCols} count={data.databases.length} row={(i) => databaseRow(data.databases[i], snap, isStale, now, spark)} selected={sel.databases} height={dbH - 1} focused={focus === 'databases'} empty="no databases" />
     </Box>
   );
 }

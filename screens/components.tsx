@@ -125,7 +125,9 @@ export function Table({ columns, rows, count, row, selected, height, empty, focu
   const visible = Array.from({ length: Math.max(0, Math.min(h, n - start)) }, (_, i) => get(start + i));
   return (
     <Box flexDirection="column">
-      <Text bold>{columns.map((c) => fit(c.title, c.width)).join(' ')}</Text>
+      <Text bold wrap="truncate-end">
+        {columns.map((c) => fit(c.title, c.width)).join(' ')}
+      </Text>
       {n === 0 ? <Text dimColor>{empty ?? 'nothing here'}</Text> : null}
       {visible.map((r, i) => {
         const idx = start + i;

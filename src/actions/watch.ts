@@ -151,6 +151,7 @@ export function watchPlan(deps: Deps, name: string, opts: { accept?: boolean } =
           }
           const d = diffListings(new Map(base.entries), now);
           ctx.state.report = { instance: name, baselineAt: base.takenAt, ...d, files, baselined: false };
+          deps.inv.recordWatchCheck(name, d.added.length + d.removed.length + d.changed.length);
         },
       },
     ],

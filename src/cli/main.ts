@@ -841,6 +841,7 @@ export function buildProgram(): Command {
           i.maintenance ? 'maintenance' : 'live',
           i.version ?? '-',
           i.backupAgeSeconds === null ? 'never' : age(new Date(Date.now() - i.backupAgeSeconds * 1000).toISOString()),
+          !i.watch ? '-' : i.watch.changes ? `${i.watch.changes} CHANGED` : 'ok',
           i.reasons.join('; '),
         ]);
         const dbRows = r.instances
@@ -859,7 +860,7 @@ export function buildProgram(): Command {
           text:
             table(hostRows, ['HOST', 'STATE', 'LOAD', 'CPU', 'MEM', 'DISKS', 'UP']) +
             '\n' +
-            table(instRows, ['INSTANCE', 'ENV', 'STATE', 'HTTP', 'MODE', 'VERSION', 'BACKUP', 'WHY']) +
+            table(instRows, ['INSTANCE', 'ENV', 'STATE', 'HTTP', 'MODE', 'VERSION', 'BACKUP', 'WATCH', 'WHY']) +
             (dbRows.length ? '\n' + table(dbRows, ['DATABASE OF', 'STATE', 'SIZE', 'CONNS', 'LONGEST TX', 'REPLICATION', 'METRICS']) : ''),
           exitCode: bad ? EXIT.FAILED : EXIT.OK,
         };

@@ -35,6 +35,8 @@ export interface InstanceSample {
   backupAgeSeconds: number | null;
   backupLimit: string;
   watched: boolean;
+  /** The last watch check: when, and how many files differed from the baseline (null: not watched). */
+  watch: { checkedAt: string | null; changes: number } | null;
   /** The database, probed with pg through a tunnel on the host's SSH connection. */
   db?: PgHealth;
   /** App metrics by name: the number, or why it could not be read. */
@@ -154,6 +156,8 @@ export async function probeInstance(deps: Deps, inst: Instance, now = Date.now()
     if (!r.ok) reasons.push(`http: ${r.reason}`);
   }
   if (db && !db.ok) reasons.push(`database: ${db.reason}`);
+  const watch = deps.inv.watchState(inst.name);
+  if (watch && watch.changes > 0) reasons.push(`watch: ${watch.changes} files differ from the baseline`);
   const metrics = { ...(db?.metrics ?? {}), ...cmdMetrics };
   const last = newest.get(inst.name) ?? null;
   const limit = deps.inv.maxBackupAge(inst.env) ?? '26h';
@@ -171,7 +175,8 @@ export async function probeInstance(deps: Deps, inst: Instance, now = Date.now()
     version: inst.revision ? inst.revision.slice(0, 12) : null,
     backupAgeSeconds: ageS,
     backupLimit: limit,
-    watched: deps.inv.hasWatchBaseline(inst.name),
+    watched: !!watch,
+    watch: watch ? { checkedAt: watch.checkedAt, changes: watch.changes } : null,
     ...(db ? { db } : {}),
     ...(Object.keys(metrics).length ? { metrics } : {}),
   };
@@ -251,6 +256,7 @@ export function toPrometheus(r: { hosts: HostSample[]; instances: InstanceSample
     'gauge',
     r.instances.flatMap((i) => Object.entries(i.metrics ?? {}).map(([name, v]) => [{ instance: i.instance, env: i.env, metric: name }, typeof v === 'number' ? v : undefined] as [Record<string, string>, number | undefined])),
   );
+  metric('opsdeck_instance_watch_changes', 'Files the last watch check found added, changed or removed.', 'gauge', r.instances.filter((i) => i.watch).map((i) => [{ instance: i.instance, env: i.env }, i.watch!.changes]));
   metric('opsdeck_instance_backup_age_seconds', 'Age of the newest good backup.', 'gauge', r.instances.map((i) => [{ instance: i.instance, env: i.env }, i.backupAgeSeconds ?? undefined]));
   return lines.join('\n') + '\n';
 }

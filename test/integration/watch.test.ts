@@ -28,9 +28,14 @@ describe('watch', () => {
     const text = (await cli(home, ['watch', 'watch-dev'])).stdout;
     expect(text).toMatch(/1 added, 2 changed, 1 removed/);
     expect(text).toContain('+ lib/shell.php');
+    // The health panels and health show what the last check found.
+    const h = JSON.parse((await cli(home, ['health', 'watch-dev', '--json'])).stdout).instances[0];
+    expect(h.watch).toMatchObject({ changes: 4, checkedAt: expect.any(String) });
+    expect(h.reasons).toContain('watch: 4 files differ from the baseline');
 
     await must(cli(home, ['watch', 'watch-dev', '--accept']));
     expect((await cli(home, ['watch', 'watch-dev'])).code).toBe(0);
+    expect(JSON.parse((await cli(home, ['health', 'watch-dev', '--json'])).stdout).instances[0].watch.changes).toBe(0);
 
     // opsdeck's own change is not an intrusion.
     await must(cli(home, ['update', 'watch-dev', '--yes']));
