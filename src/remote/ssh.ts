@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { Client, type ClientChannel, type ConnectConfig } from 'ssh2';
+import type { Client, ClientChannel, ConnectConfig } from 'ssh2';
 import type { Host } from '../../inventory/index.js';
 import { OpsError, UsageError } from '../util/errors.js';
 import { checkNotAborted, drive } from './drive.js';
@@ -17,6 +17,10 @@ export interface SshOptions {
   maxChannels?: number;
   knownHostsFiles?: string[];
 }
+
+/** ssh2 (with its crypto set-up) loads on the first connection, not at start: the console draws first. */
+let ssh2: Promise<typeof import('ssh2')> | undefined;
+const newClient = async (): Promise<Client> => new (await (ssh2 ??= import('ssh2'))).Client();
 
 /** chacha20-poly1305 streams fastest through ssh2 here; the rest are ssh2's defaults as fallbacks. */
 const CIPHERS = ['chacha20-poly1305@openssh.com', 'aes128-gcm@openssh.com', 'aes256-gcm@openssh.com', 'aes128-ctr', 'aes256-ctr'];
@@ -110,7 +114,7 @@ export class SshPool {
       if (verdict) keyProblem = verdict;
       return !verdict;
     };
-    const client = new Client();
+    const client = await newClient();
     this.opened++;
     const conn: Conn = { client, channels: new Semaphore(this.opts.maxChannels ?? 8), closed: false };
     await new Promise<void>((resolve, reject) => {
@@ -171,7 +175,7 @@ export class SshPool {
       seen = key;
       return false;
     };
-    const client = new Client();
+    const client = await newClient();
     await new Promise<void>((resolve, reject) => {
       client.once('error', (err) => (seen ? resolve() : reject(connectError(host, err))));
       client.once('ready', () => resolve());
