@@ -183,6 +183,16 @@ export class Inventory {
     return st;
   }
 
+  /** Runs fn in one transaction: all of its writes happen, or none. */
+  transaction<T>(fn: () => T): T {
+    return this.db.transaction(fn)();
+  }
+  /** Seals and stores an instance's database password (replacing any). */
+  setDbPassword(name: string, password: string): void {
+    this.requireInstance(name);
+    this.sql('UPDATE instances SET db_secret = ? WHERE name = ?').run(this.secrets.seal(password), name);
+  }
+
   close(): void {
     this.db.close();
   }

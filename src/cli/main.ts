@@ -1,3 +1,4 @@
+import { readFileSync, writeFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { HOOK_KINDS, type AppMetric, type Backup, type HealthCheck, type HookKind, type Hooks, type Host, type Instance } from '../../inventory/index.js';
 import { makePlan, purgePlan } from '../actions/make.js';
@@ -21,6 +22,7 @@ import { EXIT, OpsError, UsageError, errorMessage } from '../util/errors.js';
 import { checkAddress, checkLocalPath, checkName, checkPort, checkRef, checkRemotePath, checkUser } from '../util/validate.js';
 import { openApp, type App, type GlobalOpts } from '../engine/app.js';
 import { saveSetting } from '../engine/settings.js';
+import { exportInventory, importInventory } from '../../inventory/transfer.js';
 import { Engine } from '../engine/engine.js';
 import { runFailedAlert, sendAlert, type Alert, type Delivery } from '../notify/notify.js';
 import { hostname } from 'node:os';
@@ -542,6 +544,8 @@ export function buildProgram(): Command {
     .option('--local <path>', 'a file or directory (relative) that belongs to this instance alone; repeatable', collect, [])
     .option('--no-local', 'forget every local path')
     .option('--watch-exclude <pattern>', `what watch leaves out: a name anywhere, or a path with a slash; repeatable (default ${DEFAULT_EXCLUDES.join(' ')})`, collect, [])
+    .option('--db-password', 'store the database password again: from OPSDECK_DB_PASSWORD, --db-password-file or the prompt')
+    .option('--db-password-file <file>', 'with --db-password: read it from this file')
     .option('--metric <name=kind:source>', 'an app metric the health panels chart: NAME=sql:QUERY (run read-only) or NAME=cmd:COMMAND (run in the instance directory, must print one number); NAME= removes it; repeatable', collect, [])
     .action(
       action(async (app, _g, name: string, o: any) => {
@@ -561,6 +565,13 @@ export function buildProgram(): Command {
         if (o.metric.length) {
           patch.metrics = parseMetrics(o.metric, i.metrics);
           if (patch.metrics.some((m) => m.kind === 'sql') && !i.dbUrl) throw new UsageError(`${name} has no database for an sql: metric`, 'use a cmd: metric, or give the instance a database');
+        }
+        if (o.dbPassword || o.dbPasswordFile) {
+          if (!i.dbUrl) throw new UsageError(`${name} has no database`, 'give it one when adding the instance (--db)');
+          const pw = await readSecret(`password of database role ${parsePgUrl(i.dbUrl).user}`, { file: o.dbPasswordFile, envVar: 'OPSDECK_DB_PASSWORD' });
+          if (!pw) throw new UsageError('no database password given', 'put it in OPSDECK_DB_PASSWORD, give --db-password-file FILE, or run at a terminal to be asked');
+          app.inv.setDbPassword(name, pw);
+          if (Object.keys(patch).length === 0) return { json: app.inv.requireInstance(name), text: `instance ${name}: database password stored (encrypted)` };
         }
         if (Object.keys(patch).length === 0) throw new UsageError('nothing to change', 'give at least one option; see opsdeck instance set --help');
         const after = app.inv.updateInstance(name, patch);
@@ -956,6 +967,44 @@ export function buildProgram(): Command {
       return { json: sent, text: sent.map((d) => `${d.channel}: ${d.ok ? 'sent' : `FAILED: ${d.error}`}`).join('\n'), exitCode: bad.length ? EXIT.FAILED : EXIT.OK };
     }),
   );
+
+  const inventory = program.command('inventory').description('the inventory as one JSON file: to move it to another jump box, or keep it in git');
+  inventory
+    .command('export [file]')
+    .description('write environments, hosts and instances as JSON (to FILE, or stdout); secrets are never written')
+    .action(
+      action(async (app, _g, file?: string) => {
+        const { doc, secretsLeftOut } = exportInventory(app.inv);
+        const text = JSON.stringify(doc, null, 2) + '\n';
+        if (secretsLeftOut.length) process.stderr.write(`opsdeck: not exported (set them again after an import): ${secretsLeftOut.join(', ')}\n`);
+        if (!file) {
+          process.stdout.write(text);
+          return { json: undefined, text: '' };
+        }
+        writeFileSync(file, text, { mode: 0o600 });
+        return { json: { file, envs: doc.envs.length, hosts: doc.hosts.length, instances: doc.instances.length }, text: `inventory written to ${file}: ${doc.envs.length} environments, ${doc.hosts.length} hosts, ${doc.instances.length} instances` };
+      }),
+    );
+  inventory
+    .command('import <file>')
+    .description('add the environments, hosts and instances of an export; all or nothing, and never over existing names')
+    .action(
+      action(async (app, _g, file: string) => {
+        let raw: unknown;
+        try {
+          raw = JSON.parse(readFileSync(file, 'utf8'));
+        } catch (err) {
+          throw new UsageError(`cannot read ${file} as JSON: ${(err as Error).message}`, 'give a file written by opsdeck inventory export');
+        }
+        const r = importInventory(app.inv, raw, parsePgUrl);
+        return {
+          json: r,
+          text:
+            `imported ${r.envs} environments, ${r.hosts} hosts, ${r.instances} instances` +
+            (r.needPassword.length ? `\nset their database passwords (they are never exported): ${r.needPassword.map((n) => `OPSDECK_DB_PASSWORD=... opsdeck instance set ${n} --db-password`).join('; ')}` : ''),
+        };
+      }),
+    );
 
   program
     .command('settings [key] [value]')
