@@ -1,4 +1,4 @@
-import type { AppMetric, HealthCheck, Hooks, Inventory } from './index.js';
+import type { Host, Instance, Inventory } from './index.js';
 import { UsageError } from '../src/util/errors.js';
 import { checkName, checkRemotePath } from '../src/util/validate.js';
 
@@ -13,21 +13,8 @@ export interface InventoryDocument {
   version: 1;
   exportedAt: string;
   envs: { name: string; protected: boolean; retention: { daily: number; weekly: number; monthly: number; yearly: number } | null; maxBackupAge: string | null }[];
-  hosts: { name: string; address: string; port: number; user: string; keyFile: string | null; jump: string | null; hostKey: string | null }[];
-  instances: {
-    name: string;
-    host: string;
-    path: string;
-    env: string;
-    url: string | null;
-    dbUrl: string | null;
-    branch: string | null;
-    hooks: Hooks;
-    health: HealthCheck | null;
-    localPaths: string[];
-    watchExcludes: string[] | null;
-    metrics: AppMetric[];
-  }[];
+  hosts: Omit<Host, 'createdAt'>[];
+  instances: Pick<Instance, 'name' | 'host' | 'path' | 'env' | 'url' | 'dbUrl' | 'branch' | 'hooks' | 'health' | 'localPaths' | 'watchExcludes' | 'metrics'>[];
 }
 
 export function exportInventory(inv: Inventory): { doc: InventoryDocument; secretsLeftOut: string[] } {

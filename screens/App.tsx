@@ -613,19 +613,7 @@ function InstanceView({ inst, backups, selected, height, live }: { inst?: Instan
       {live ? <LiveLine live={live} /> : null}
       <Box marginTop={1} flexDirection="column">
         <Text bold>Backups</Text>
-        <Table
-          columns={[
-            { title: 'ID', width: 22 },
-            { title: 'TAKEN', width: 10 },
-            { title: 'FILES', width: 8 },
-            { title: 'SIZE', width: 10 },
-            { title: 'VERIFIED', width: 9 },
-          ]}
-          rows={backups.map((b) => [b.id, age(b.createdAt), String(b.manifest.code?.files ?? '-'), formatBytes((b.manifest.code?.bytes ?? 0) + (b.manifest.db?.bytes ?? 0)), b.verifiedAt ? 'yes' : ''])}
-          selected={selected}
-          height={Math.max(2, height - 10)}
-          empty="no backups yet: press b"
-        />
+        <BackupsTable backups={backups} selected={selected} height={Math.max(2, height - 10)} empty="no backups yet: press b" />
       </Box>
     </Box>
   );
@@ -773,7 +761,6 @@ function HostView({ name, host, live, stale, instances, selected, height, width 
 const HISTORY_W = 60;
 
 function DrillWizard({ screen, backups, targets, selected, height }: { screen: Extract<Screen, { kind: 'drill' }>; backups: ReturnType<UiModel['backups']>; targets: InstanceRow[]; selected: number; height: number }) {
-  const now = Date.now();
   return (
     <Box flexDirection="column">
       <Text bold>Restore drill of {screen.source}</Text>
@@ -783,12 +770,7 @@ function DrillWizard({ screen, backups, targets, selected, height }: { screen: E
             <Text color="cyan">Step 1 of 3: pick a backup.</Text> The newest is selected. Its age is how much data a real restore
             would lose (RPO). If every backup is old, fix the backups before anything else.
           </Text>
-          <Table
-            columns={[{ title: 'BACKUP', width: 24 }, { title: 'TAKEN', width: 10 }, { title: 'SIZE', width: 10 }, { title: 'VERIFIED', width: 9 }]}
-            rows={backups.map((b) => [b.id, age(b.createdAt, now), formatBytes((b.manifest.code?.bytes ?? 0) + (b.manifest.db?.bytes ?? 0)), b.verifiedAt ? 'yes' : ''])}
-            selected={selected}
-            height={height - 4}
-          />
+          <BackupsTable backups={backups} selected={selected} height={height - 4} />
         </Box>
       ) : (
         <Box flexDirection="column">
@@ -870,5 +852,25 @@ function RunsView({ runs, selected, height, width }: { runs: ReturnType<UiModel[
         empty="no runs yet"
       />
     </Box>
+  );
+}
+
+/** Backups newest first: the instance screen lists them to restore one, the drill wizard to pick one. */
+function BackupsTable({ backups, selected, height, empty }: { backups: ReturnType<UiModel['backups']>; selected: number; height: number; empty?: string }) {
+  const now = Date.now();
+  return (
+    <Table
+      columns={[
+        { title: 'BACKUP', width: 22 },
+        { title: 'TAKEN', width: 10 },
+        { title: 'FILES', width: 8 },
+        { title: 'SIZE', width: 10 },
+        { title: 'VERIFIED', width: 9 },
+      ]}
+      rows={backups.map((b) => [b.id, age(b.createdAt, now), String(b.manifest.code?.files ?? '-'), formatBytes((b.manifest.code?.bytes ?? 0) + (b.manifest.db?.bytes ?? 0)), b.verifiedAt ? 'yes' : ''])}
+      selected={selected}
+      height={height}
+      empty={empty}
+    />
   );
 }
