@@ -101,7 +101,7 @@ export interface RunRecord {
   command: string;
   params: Record<string, unknown>;
   instance: string | null;
-  status: 'running' | 'ok' | 'failed' | 'rolled-back' | 'dry-run';
+  status: 'running' | 'ok' | 'failed' | 'rolled-back' | 'dry-run' | 'interrupted';
   error: string | null;
   failedStep: string | null;
   durationMs: number | null;
@@ -443,11 +443,25 @@ export class Inventory {
     const rows = instance
       ? this.sql('SELECT * FROM runs WHERE instance = ? ORDER BY id DESC LIMIT ?').all(instance, limit)
       : this.sql('SELECT * FROM runs ORDER BY id DESC LIMIT ?').all(limit);
-    return (rows as any[]).map(rowToRun);
+    return (rows as any[]).map((r) => this.alive(rowToRun(r)));
   }
   getRun(id: number): RunRecord | undefined {
     const r = this.sql('SELECT * FROM runs WHERE id = ?').get(id);
-    return r ? rowToRun(r) : undefined;
+    return r ? this.alive(rowToRun(r)) : undefined;
+  }
+  /** Ties the instance's lock to its run, so a run whose process died can be told from one still going. */
+  attachRunToLock(instance: string, runId: number): void {
+    this.sql('UPDATE locks SET run_id = ? WHERE instance = ? AND pid = ? AND host = ?').run(runId, instance, process.pid, hostname());
+  }
+  /**
+   * A run still marked running whose process is gone (killed, machine rebooted) never finished: it
+   * is shown as interrupted. Known only for runs on an instance (they hold its lock) on this machine.
+   */
+  private alive(r: RunRecord): RunRecord {
+    if (r.status !== 'running' || !r.instance) return r;
+    const l = this.sql('SELECT pid, host, run_id FROM locks WHERE instance = ?').get(r.instance) as { pid: number; host: string; run_id: number | null } | undefined;
+    const holds = l && (l.run_id === r.id || l.run_id === null) && (l.host !== hostname() || isAlive(l.pid));
+    return holds ? r : { ...r, status: 'interrupted' };
   }
   runSteps(runId: number): StepRecord[] {
     return (this.sql('SELECT * FROM run_steps WHERE run_id = ? ORDER BY seq, rowid').all(runId) as any[]).map((r) => ({

@@ -56,6 +56,7 @@ export class Engine {
     // The lock comes first: a locked instance gets exit 3 and no audit noise beyond that.
     if (plan.instance) this.inv.acquireLock(plan.instance, plan.command, null);
     const runId = this.inv.startRun(plan.command, plan.params, plan.instance, false);
+    if (plan.instance) this.inv.attachRunToLock(plan.instance, runId);
     const ac = new AbortController();
     const onAbort = () => ac.abort();
     opts.signal?.addEventListener('abort', onAbort, { once: true });

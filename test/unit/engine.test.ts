@@ -1,3 +1,5 @@
+import Database from 'better-sqlite3';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -72,6 +74,26 @@ describe('Engine', () => {
     const { inv, engine } = setup();
     inv.acquireLock('app', 'backup', null);
     await expect(engine.run(plan([]))).rejects.toMatchObject({ exitCode: 3, message: expect.stringContaining('locked by another run: backup') });
+  });
+
+  it('shows a run whose process died as interrupted, and one still going as running', async () => {
+    const { inv, engine } = setup();
+    let finish!: () => void;
+    const blocked = new Promise<void>((r) => (finish = r));
+    const running = engine.run({ command: 'slow', params: {}, instance: 'app', state: {}, steps: [{ name: 's', title: 'slow step', run: () => blocked }], result: () => 0 });
+    await new Promise((r) => setTimeout(r, 20));
+    expect(inv.listRuns(1)[0]).toMatchObject({ command: 'slow', status: 'running' });
+    // As if this process had been killed: the lock's holder is a pid that no longer exists.
+    const dead = spawnSync('true').pid!;
+    const db = new Database(inv.file);
+    db.prepare('UPDATE locks SET pid = ? WHERE instance = ?').run(dead, 'app');
+    db.close();
+    const [r] = inv.listRuns(1);
+    expect(r.status).toBe('interrupted');
+    expect(inv.getRun(r.id)!.status).toBe('interrupted');
+    finish();
+    await running;
+    expect(inv.getRun(r.id)!.status).toBe('ok');
   });
 
   it('keeps the audit trail append-only', () => {
