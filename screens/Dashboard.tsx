@@ -186,7 +186,7 @@ export function DashboardView({
   return (
     <Box flexDirection="column">
       {title('hosts', 'HOSTS', data.hosts.length, hostDown, 'down')}
-      <Table columns={hostCols} count={data.hosts.length} row={(i) => hostRow(data.hosts[i], snap, isStale, now, spark)} selected={sel.hosts} height={hostsH - 1} focused={focus === 'hosts'} empty="no hosts" />
+      <Table columns={hostCols} count={data.hosts.length} row={(i) => hostRow(data.hosts[i], snap, isStale, now, spark)} selected={sel.hosts} height={hostsH - 1} focused={focus === 'hosts'} empty="no hosts: add one with opsdeck host add NAME --address ADDR" />
       {title('instances', 'INSTANCES', data.instances.length, instBad, 'with a problem')}
       <Table columns={instCols} count={data.instances.length} row={(i) => instanceRow(data.instances[i], snap, isStale, now, spark)} selected={sel.instances} height={instH} focused={focus === 'instances'} empty="no instances: add one with opsdeck instance add" />
       {title('databases', 'DATABASES', data.databases.length, dbBad, 'down')}
