@@ -6,6 +6,7 @@ import { DashboardView, dashboardData, metricsCell, PANELS, stateColor, type Pan
 import type { InstanceRow, UiModel } from './model.js';
 import { sparkline } from './sparkline.js';
 import type { SamplerState } from '../src/health/sampler.js';
+import { fullestDisk } from '../src/health/probes.js';
 
 interface Nav {
   stack: Screen[];
@@ -732,7 +733,7 @@ function HostView({ name, host, live, stale, instances, selected, height, width 
       {hist ? <Text color="cyan">{sparkline(hist, w, { max })}</Text> : null}
     </Text>
   );
-  const disk = s?.disks?.length ? Math.max(...s.disks.map((d) => d.used / d.size)) : undefined;
+  const disk = fullestDisk(s);
   return (
     <Box flexDirection="column">
       <Text bold>

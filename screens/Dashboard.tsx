@@ -1,5 +1,5 @@
 import { Box, Text } from 'ink';
-import type { HostSample, InstanceSample } from '../src/health/probes.js';
+import { fullestDisk, memoryUsed, type HostSample, type InstanceSample } from '../src/health/probes.js';
 import type { SamplerState, Tracked } from '../src/health/sampler.js';
 import { formatBytes } from '../src/util/format.js';
 import { Table, type Column } from './components.js';
@@ -48,15 +48,14 @@ export function hostRow(name: string, snap: SamplerState, isStale: (t?: Tracked<
   const t = snap.hosts.get(name);
   const s: HostSample | undefined = t?.sample;
   const h = t?.history ?? {};
-  const disk = s?.disks?.length ? Math.max(...s.disks.map((d) => (d.size ? d.used / d.size : 0))) : undefined;
   return [
     name,
     stateCell(t, isStale(t), now, 'up', 'DOWN'),
     s?.load ? s.load[0].toFixed(2) : '-',
     sparkline(h.load ?? [], spark, { max: s?.cpus }),
     pct(s?.cpu),
-    s?.memTotal ? pct(s.memUsed! / s.memTotal) : '-',
-    pct(disk),
+    pct(memoryUsed(s)),
+    pct(fullestDisk(s)),
     sparkline(h.disk ?? [], spark, { max: 1 }),
     s?.uptimeSeconds ? secs(Math.round(s.uptimeSeconds)) : '-',
     s && !s.ok ? s.reason ?? '' : '',

@@ -5,7 +5,7 @@ import { makePlan, purgePlan } from '../actions/make.js';
 import { DEFAULT_POLICY, checkPolicy, prunePlan } from '../actions/retention.js';
 import { DEFAULT_EXCLUDES, watchChanged, watchPlan, type WatchReport } from '../actions/watch.js';
 import { comparePlan, type CompareReport } from '../actions/compare.js';
-import { sweep, toPrometheus } from '../health/probes.js';
+import { memoryUsed, sweep, toPrometheus } from '../health/probes.js';
 import { drillPlan } from '../actions/drill.js';
 import { MAINTENANCE_FILE, gitState } from '../actions/app.js';
 import { maintenancePlan, updatePlan, type UpdateResult } from '../actions/update.js';
@@ -841,7 +841,7 @@ export function buildProgram(): Command {
         const pct = (x?: number) => (x === undefined ? '-' : `${Math.round(x * 100)}%`);
         const hostRows = r.hosts.map((h) =>
           h.ok
-            ? [h.host, 'up', h.load?.map((x) => x.toFixed(2)).join(' ') ?? '-', pct(h.cpu), h.memTotal ? pct(h.memUsed! / h.memTotal) : '-', (h.disks ?? []).map((d) => `${d.mount} ${pct(d.used / d.size)}`).join(', ') || '-', h.uptimeSeconds ? `${Math.floor(h.uptimeSeconds / 86400)}d` : '-']
+            ? [h.host, 'up', h.load?.map((x) => x.toFixed(2)).join(' ') ?? '-', pct(h.cpu), pct(memoryUsed(h)), (h.disks ?? []).map((d) => `${d.mount} ${pct(d.used / d.size)}`).join(', ') || '-', h.uptimeSeconds ? `${Math.floor(h.uptimeSeconds / 86400)}d` : '-']
             : [h.host, 'DOWN', h.reason ?? '', '', '', '', ''],
         );
         const instRows = r.instances.map((i) => [

@@ -140,16 +140,26 @@ export async function probeCommandMetrics(deps: Deps, inst: Instance, timeoutMs 
   return out;
 }
 
-export async function probeInstance(deps: Deps, inst: Instance, now = Date.now(), newest = deps.inv.latestBackupTimes(), opts: { hostDown?: boolean } = {}): Promise<InstanceSample> {
-  const reasons: string[] = [];
+/** The fullest of the filesystems holding instances, 0..1; undefined when none was measured. */
+export const fullestDisk = (s: HostSample | undefined): number | undefined => (s?.disks?.length ? Math.max(...s.disks.map((d) => (d.size ? d.used / d.size : 0))) : undefined);
+/** Memory in use, 0..1. */
+export const memoryUsed = (s: HostSample | undefined): number | undefined => (s?.memTotal ? s.memUsed! / s.memTotal : undefined);
+
+/**
+ * An instance's probes. `host` is its host's newest sample: when that host is down, the database
+ * and command metrics are not tried and the instance is down too, whatever its URL said.
+ */
+export async function probeInstance(deps: Deps, inst: Instance, now = Date.now(), newest = deps.inv.latestBackupTimes(), host?: HostSample): Promise<InstanceSample> {
+  const hostDown = host !== undefined && !host.ok;
+  const reasons: string[] = hostDown ? [`host ${host.host} down: ${host.reason}`] : [];
   const hc = inst.health ?? (inst.url ? { url: inst.url, status: 200 } : null);
   let http: InstanceSample['http'];
   // The site, the database and the metrics side by side: a slow one does not delay the others.
   const [r, db, cmdMetrics] = await Promise.all([
     // In maintenance the site is meant to answer 503: that is not "down".
     hc ? checkHealth(inst.maintenanceSince ? { ...inst, health: { url: hc.url, status: 503 } } : inst) : undefined,
-    opts.hostDown ? undefined : probeDatabase(deps, inst),
-    opts.hostDown ? {} : probeCommandMetrics(deps, inst),
+    hostDown ? undefined : probeDatabase(deps, inst),
+    hostDown ? {} : probeCommandMetrics(deps, inst),
   ]);
   if (r) {
     http = { url: r.url, status: r.status, ms: r.ms, ok: r.ok, reason: r.reason };
@@ -210,16 +220,8 @@ export async function sweep(deps: Deps, insts: Instance[], parallel = 8): Promis
   // Newest backup of every instance in one query, not one per instance.
   const newest = deps.inv.latestBackupTimes();
   const now = Date.now();
-  const down = new Set(hosts.filter((h) => !h.ok).map((h) => h.host));
-  const instances = await bounded(insts, parallel, (i) => probeInstance(deps, i, now, newest, { hostDown: down.has(i.host) }));
-  // An instance on a host that is down is down too, whatever its URL said.
-  for (const s of instances) {
-    const h = hosts.find((x) => x.host === s.host);
-    if (h && !h.ok) {
-      s.ok = false;
-      s.reasons.unshift(`host ${h.host} down: ${h.reason}`);
-    }
-  }
+  const byName = new Map(hosts.map((h) => [h.host, h]));
+  const instances = await bounded(insts, parallel, (i) => probeInstance(deps, i, now, newest, byName.get(i.host)));
   return { hosts, instances };
 }
 

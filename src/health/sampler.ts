@@ -1,6 +1,6 @@
 import type { Instance } from '../../inventory/index.js';
 import type { Deps } from '../actions/deps.js';
-import { probeHost, probeInstance, type HostSample, type InstanceSample } from './probes.js';
+import { fullestDisk, memoryUsed, probeHost, probeInstance, type HostSample, type InstanceSample } from './probes.js';
 
 /** How many samples each sparkline keeps. */
 export const HISTORY = 60;
@@ -127,8 +127,8 @@ export class Sampler {
       if (this.due(t, now)) this.enqueue(this.hosts, name, () => probeHost(this.deps, this.deps.inv.requireHost(name), paths, this.opts.timeoutMs), (s, h) => {
         push(h, 'load', s.load?.[0]);
         push(h, 'cpu', s.cpu);
-        push(h, 'disk', s.disks?.length ? Math.max(...s.disks.map((d) => (d.size ? d.used / d.size : 0))) : undefined);
-        push(h, 'mem', s.memTotal ? s.memUsed! / s.memTotal : undefined);
+        push(h, 'disk', fullestDisk(s));
+        push(h, 'mem', memoryUsed(s));
       });
     }
     const due = this.scope.filter((i) => this.due(this.instances.get(i.name), now));
@@ -137,13 +137,7 @@ export class Sampler {
     const newest = this.deps.inv.latestBackupTimes();
     for (const inst of due) {
       this.enqueue(this.instances, inst.name, async () => {
-        const host = this.hosts.get(inst.host)?.sample;
-        const s = await probeInstance(this.deps, inst, Date.now(), newest, { hostDown: host ? !host.ok : false });
-        if (host && !host.ok) {
-          s.ok = false;
-          s.reasons.unshift(`host ${host.host} down: ${host.reason}`);
-        }
-        return s;
+        return probeInstance(this.deps, inst, Date.now(), newest, this.hosts.get(inst.host)?.sample);
       }, (s, h) => {
         push(h, 'http', s.http?.ms);
         push(h, 'connections', s.db?.connections);
