@@ -17,11 +17,8 @@ export interface Tracked<S> {
 }
 
 export interface SamplerState {
-  /** Bumped on every change, so subscribers can tell snapshots apart cheaply. */
-  version: number;
   hosts: Map<string, Tracked<HostSample>>;
   instances: Map<string, Tracked<InstanceSample>>;
-  intervalMs: number;
   /** Names whose newest sample is bad, kept as results arrive: counting them is then cheap. */
   bad: { hosts: ReadonlySet<string>; instances: ReadonlySet<string>; databases: ReadonlySet<string> };
 }
@@ -33,6 +30,11 @@ export interface SamplerOptions {
   /** Probes started per second at most: 10,000 instances must not turn the jump box into a load test. */
   maxPerSecond?: number;
   timeoutMs?: number;
+}
+
+function mark(set: Set<string>, name: string, bad: boolean): void {
+  if (bad) set.add(name);
+  else set.delete(name);
 }
 
 function push(h: Record<string, number[]>, key: string, v: number | undefined): void {
@@ -59,9 +61,10 @@ export class Sampler {
   private hosts = new Map<string, Tracked<HostSample>>();
   private instances = new Map<string, Tracked<InstanceSample>>();
   private bad = { hosts: new Set<string>(), instances: new Set<string>(), databases: new Set<string>() };
+  private cycle = 0;
 
   constructor(private readonly deps: Deps, private readonly opts: SamplerOptions) {
-    this.state = { version: 0, hosts: new Map(), instances: new Map(), intervalMs: opts.intervalMs, bad: this.bad };
+    this.state = { hosts: new Map(), instances: new Map(), bad: this.bad };
   }
 
   subscribe = (l: () => void) => {
@@ -73,7 +76,10 @@ export class Sampler {
   /** Which instances (and so which hosts) to watch; the dashboard narrows it to its filter. */
   setScope(instances: Instance[]): void {
     this.scope = instances;
-    this.cycle = this.cycleMs;
+    // The time one round of every target takes: the interval, or longer when the targets are more
+    // than the probe budget covers in one interval. Kept: isStale asks for it once per row drawn.
+    const targets = instances.length + new Set(instances.map((i) => i.host)).size;
+    this.cycle = Math.max(this.opts.intervalMs, (targets / (this.opts.maxPerSecond ?? 100)) * 1000);
     // After the current frame: queueing thousands of probes must not hold up the first one drawn.
     setImmediate(() => this.tick());
   }
@@ -93,22 +99,12 @@ export class Sampler {
     this.queue = [];
   }
 
-  /**
-   * The time one round of every target takes: the interval, or longer when the targets are more
-   * than the probe budget covers in one interval.
-   */
-  get cycleMs(): number {
-    const targets = this.scope.length + new Set(this.scope.map((i) => i.host)).size;
-    return Math.max(this.opts.intervalMs, (targets / (this.opts.maxPerSecond ?? 100)) * 1000);
-  }
-
   /** Whether a target's sample is late: none for two rounds plus a probe's time limit. */
   isStale(t: Tracked<unknown> | undefined, now = Date.now()): boolean {
     if (!t) return false;
     const last = t.at ?? t.since;
     return last !== undefined && now - last > 2 * this.cycle + (this.opts.timeoutMs ?? 10_000) / 2;
   }
-  private cycle = 0;
 
   private due(t: Tracked<unknown> | undefined, now: number): boolean {
     return !t || (t.since === undefined && (t.at === undefined || now - t.at >= this.opts.intervalMs));
@@ -129,6 +125,7 @@ export class Sampler {
         push(h, 'cpu', s.cpu);
         push(h, 'disk', fullestDisk(s));
         push(h, 'mem', memoryUsed(s));
+        mark(this.bad.hosts, name, !s.ok);
       });
     }
     const due = this.scope.filter((i) => this.due(this.instances.get(i.name), now));
@@ -141,8 +138,9 @@ export class Sampler {
       }, (s, h) => {
         push(h, 'http', s.http?.ms);
         push(h, 'connections', s.db?.connections);
-        push(h, 'dbSize', s.db?.sizeBytes);
         for (const [k, v] of Object.entries(s.metrics ?? {})) if (typeof v === 'number') push(h, `metric:${k}`, v);
+        mark(this.bad.instances, inst.name, !s.ok);
+        mark(this.bad.databases, inst.name, s.db?.ok === false);
       });
     }
   }
@@ -158,12 +156,6 @@ export class Sampler {
       for (const k of Object.keys(cur.history)) history[k] = cur.history[k].slice(-(HISTORY - 1));
       record(s, history);
       map.set(key, { sample: s, at: Date.now(), since: undefined, history });
-      const mark = (set: Set<string>, isBad: boolean) => (isBad ? set.add(key) : set.delete(key));
-      if (map === (this.hosts as unknown)) mark(this.bad.hosts, !(s as HostSample).ok);
-      else {
-        mark(this.bad.instances, !(s as InstanceSample).ok);
-        mark(this.bad.databases, (s as InstanceSample).db?.ok === false);
-      }
       this.changed();
     });
     this.changed();
@@ -207,7 +199,7 @@ export class Sampler {
     setTimeout(() => {
       this.notifyPending = false;
       const bad = { hosts: new Set(this.bad.hosts), instances: new Set(this.bad.instances), databases: new Set(this.bad.databases) };
-      this.state = { ...this.state, version: this.state.version + 1, hosts: new Map(this.hosts), instances: new Map(this.instances), bad };
+      this.state = { hosts: new Map(this.hosts), instances: new Map(this.instances), bad };
       for (const l of this.listeners) l();
     }, NOTIFY_MS).unref();
   }
