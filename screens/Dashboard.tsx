@@ -1,7 +1,7 @@
 import { Box, Text } from 'ink';
 import { fullestDisk, memoryUsed, type HostSample, type InstanceSample } from '../src/health/probes.js';
 import type { SamplerState, Tracked } from '../src/health/sampler.js';
-import { formatBytes } from '../src/util/format.js';
+import { duration, formatBytes, percent } from '../src/util/format.js';
 import { Table, type Column } from './components.js';
 import type { InstanceRow } from './model.js';
 import { sparkline } from './sparkline.js';
@@ -31,14 +31,12 @@ export function dashboardData(instances: InstanceRow[]): DashboardData {
 
 /** Sparkline width: a minute of samples on a wide terminal, half on a narrow one. */
 const sparkWidth = (width: number) => (width >= 140 ? 12 : 6);
-const pct = (x: number | undefined) => (x === undefined || !Number.isFinite(x) ? '-' : `${Math.round(x * 100)}%`);
-const secs = (s: number) => (s < 120 ? `${s}s` : s < 7200 ? `${Math.round(s / 60)}m` : s < 172800 ? `${Math.round(s / 3600)}h` : `${Math.round(s / 86400)}d`);
 
 /** A state cell: the verdict, or that no sample came yet, with a stale marker when the sample is late. */
 function stateCell<S extends { ok: boolean }>(t: Tracked<S> | undefined, stale: boolean, now: number, up: string, down: string): string {
   if (!t?.sample) return t?.since !== undefined && stale ? 'no answer' : 'probing…';
   const v = t.sample.ok ? up : down;
-  return stale ? `${v} STALE ${secs(Math.round((now - (t.at ?? now)) / 1000))}` : v;
+  return stale ? `${v} STALE ${duration((now - (t.at ?? now)) / 1000)}` : v;
 }
 
 export const stateColor = (v: string): string | undefined => (/^(DOWN|PROBLEM|no answer)/.test(v) ? 'red' : /STALE|probing|maintenance/.test(v) ? 'yellow' : /^(up|ok)\b/.test(v) ? 'green' : undefined);
@@ -53,11 +51,11 @@ export function hostRow(name: string, snap: SamplerState, isStale: (t?: Tracked<
     stateCell(t, isStale(t), now, 'up', 'DOWN'),
     s?.load ? s.load[0].toFixed(2) : '-',
     sparkline(h.load ?? [], spark, { max: s?.cpus }),
-    pct(s?.cpu),
-    pct(memoryUsed(s)),
-    pct(fullestDisk(s)),
+    percent(s?.cpu),
+    percent(memoryUsed(s)),
+    percent(fullestDisk(s)),
     sparkline(h.disk ?? [], spark, { max: 1 }),
-    s?.uptimeSeconds ? secs(Math.round(s.uptimeSeconds)) : '-',
+    s?.uptimeSeconds ? duration(s.uptimeSeconds) : '-',
     s && !s.ok ? s.reason ?? '' : '',
   ];
 }
@@ -65,7 +63,7 @@ export function hostRow(name: string, snap: SamplerState, isStale: (t?: Tracked<
 export function instanceRow(i: InstanceRow, snap: SamplerState, isStale: (t?: Tracked<unknown>) => boolean, now: number, spark = 12): string[] {
   const t = snap.instances.get(i.name);
   const s: InstanceSample | undefined = t?.sample;
-  const backup = s ? (s.backupAgeSeconds === null ? 'never' : secs(s.backupAgeSeconds)) : '-';
+  const backup = s ? (s.backupAgeSeconds === null ? 'never' : duration(s.backupAgeSeconds)) : '-';
   return [
     i.name,
     i.env + (i.protected ? '*' : ''),
@@ -96,8 +94,8 @@ export function databaseRow(i: InstanceRow, snap: SamplerState, isStale: (t?: Tr
     d?.sizeBytes !== undefined ? formatBytes(d.sizeBytes) : d?.reason ?? '-',
     d?.connections !== undefined ? `${d.connections}/${d.maxConnections}` : '-',
     sparkline(t?.history.connections ?? [], spark, { max: d?.maxConnections }),
-    d?.longestTransactionSeconds != null ? secs(d.longestTransactionSeconds) : '-',
-    d?.replication ? `${d.replication.role}${d.replication.lagSeconds !== null ? ` ${secs(d.replication.lagSeconds)}` : ''}` : '-',
+    d?.longestTransactionSeconds != null ? duration(d.longestTransactionSeconds) : '-',
+    d?.replication ? `${d.replication.role}${d.replication.lagSeconds !== null ? ` ${duration(d.replication.lagSeconds)}` : ''}` : '-',
     metricsCell(s, t?.history ?? {}),
   ];
 }

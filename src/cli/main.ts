@@ -28,6 +28,7 @@ import { runFailedAlert, sendAlert, type Alert, type Delivery } from '../notify/
 import { hostname } from 'node:os';
 import { confirm, interactive, readSecret } from './prompt.js';
 import { age, jsonLinesRenderer, table, textRenderer } from './render.js';
+import { duration, percent } from '../util/format.js';
 
 /** Output of a command: what --json prints, and the text for people. */
 interface Output {
@@ -838,10 +839,9 @@ export function buildProgram(): Command {
           process.stdout.write(toPrometheus(r));
           return { json: undefined, text: '', exitCode: bad ? EXIT.FAILED : EXIT.OK };
         }
-        const pct = (x?: number) => (x === undefined ? '-' : `${Math.round(x * 100)}%`);
         const hostRows = r.hosts.map((h) =>
           h.ok
-            ? [h.host, 'up', h.load?.map((x) => x.toFixed(2)).join(' ') ?? '-', pct(h.cpu), pct(memoryUsed(h)), (h.disks ?? []).map((d) => `${d.mount} ${pct(d.used / d.size)}`).join(', ') || '-', h.uptimeSeconds ? `${Math.floor(h.uptimeSeconds / 86400)}d` : '-']
+            ? [h.host, 'up', h.load?.map((x) => x.toFixed(2)).join(' ') ?? '-', percent(h.cpu), percent(memoryUsed(h)), (h.disks ?? []).map((d) => `${d.mount} ${percent(d.used / d.size)}`).join(', ') || '-', h.uptimeSeconds ? `${Math.floor(h.uptimeSeconds / 86400)}d` : '-']
             : [h.host, 'DOWN', h.reason ?? '', '', '', '', ''],
         );
         const instRows = r.instances.map((i) => [
@@ -851,7 +851,7 @@ export function buildProgram(): Command {
           i.http ? `${i.http.status ?? '-'} ${i.http.ms} ms` : '-',
           i.maintenance ? 'maintenance' : 'live',
           i.version ?? '-',
-          i.backupAgeSeconds === null ? 'never' : age(new Date(Date.now() - i.backupAgeSeconds * 1000).toISOString()),
+          i.backupAgeSeconds === null ? 'never' : `${duration(i.backupAgeSeconds)} ago`,
           !i.watch ? '-' : i.watch.changes ? `${i.watch.changes} CHANGED` : 'ok',
           i.reasons.join('; '),
         ]);

@@ -12,14 +12,24 @@ export function formatBytes(n: number): string {
   return `${n.toFixed(i === 0 || n >= 100 ? 0 : 1)} ${units[i]}`;
 }
 
-/** How long ago, in the largest unit that reads well: 42s, 5m, 3h, 12d. */
+/** A length of time in seconds, in the largest unit that reads well: 42s, 5m, 3h, 12d. */
+export function duration(seconds: number): string {
+  const s = Math.max(0, Math.round(seconds));
+  if (s < 90) return `${s}s`;
+  if (s < 90 * 60) return `${Math.round(s / 60)}m`;
+  if (s < 36 * 3600) return `${Math.round(s / 3600)}h`;
+  return `${Math.round(s / 86400)}d`;
+}
+
+/** How long ago: 42s ago, 5m ago, 3h ago, 12d ago. */
 export function age(iso: string | null | undefined, now = Date.now()): string {
   if (!iso) return 'never';
-  const s = Math.max(0, Math.round((now - Date.parse(iso)) / 1000));
-  if (s < 90) return `${s}s ago`;
-  if (s < 90 * 60) return `${Math.round(s / 60)}m ago`;
-  if (s < 36 * 3600) return `${Math.round(s / 3600)}h ago`;
-  return `${Math.round(s / 86400)}d ago`;
+  return `${duration((now - Date.parse(iso)) / 1000)} ago`;
+}
+
+/** A ratio as a whole percentage; '-' when there is none. */
+export function percent(x: number | undefined): string {
+  return x === undefined || !Number.isFinite(x) ? '-' : `${Math.round(x * 100)}%`;
 }
 
 /** 30m, 12h, 7d, 2w as milliseconds. */
