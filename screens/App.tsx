@@ -20,9 +20,9 @@ interface Nav {
   command?: string;
 }
 
-function filterRows(rows: InstanceRow[], filter: string): InstanceRow[] {
-  const f = filter.toLowerCase();
-  return f ? rows.filter((i) => i.search.includes(f)) : rows;
+/** Whether a row passes the environment filter (e) and the text filter (/, already in lower case). */
+function matches(i: InstanceRow, env: string, filter: string): boolean {
+  return (!env || i.env === env) && (!filter || i.search.includes(filter));
 }
 
 type Screen =
@@ -104,7 +104,9 @@ export function App({ model, home = 'dashboard' }: { model: UiModel; home?: Home
     if (memo.rows !== st.instances || memo.env !== st.env || memo.filter !== nav.filter) {
       // Typing narrows the filter: the next key only needs to look at what the last one kept.
       const narrowed = memo.rows === st.instances && memo.env === st.env && memo.filter !== undefined && nav.filter.startsWith(memo.filter);
-      const visible = filterRows(narrowed ? memo.visible : st.env ? st.instances.filter((i) => i.env === st.env) : st.instances, nav.filter);
+      const f = nav.filter.toLowerCase();
+      const base = narrowed ? memo.visible : st.instances;
+      const visible = st.env || f ? base.filter((i) => matches(i, st.env, f)) : base;
       filtered.current = { rows: st.instances, env: st.env, filter: nav.filter, visible, dash: dashboardData(visible) };
     }
     const { visible, dash } = filtered.current;
@@ -515,7 +517,7 @@ export function App({ model, home = 'dashboard' }: { model: UiModel; home?: Home
         {filterLine}
         <DashboardView data={dash} shown={(name) => {
           const r = model.byName(name);
-          return !!r && (!state.env || r.env === state.env) && (!filter || r.search.includes(filter.toLowerCase()));
+          return !!r && matches(r, state.env, filter.toLowerCase());
         }} snap={snap} isStale={isStale} sel={{ hosts: nav.sel['dash:hosts'] ?? 0, instances: nav.sel['dash:instances'] ?? 0, databases: nav.sel['dash:databases'] ?? 0 }} focus={nav.focus} height={bodyHeight - (filtering ? 1 : 0)} width={cols} live={!!model.sampler} />
       </Box>
     );
