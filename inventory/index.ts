@@ -247,8 +247,7 @@ export class Inventory {
   addHost(h: Omit<Host, 'createdAt'>): Host {
     if (this.getHost(h.name)) throw new UsageError(`host ${h.name} already exists`, `see it with: opsdeck host show ${h.name}`);
     if (h.jump) this.requireHost(h.jump);
-    this.db
-      .prepare('INSERT INTO hosts (name, address, port, user, key_file, jump, host_key, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+    this.sql('INSERT INTO hosts (name, address, port, user, key_file, jump, host_key, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
       .run(h.name, h.address, h.port, h.user, h.keyFile, h.jump, h.hostKey, now());
     return this.getHost(h.name)!;
   }
@@ -289,8 +288,7 @@ export class Inventory {
     const clash = this.sql('SELECT name FROM instances WHERE host = ? AND path = ?').get(i.host, i.path) as any;
     if (clash) throw new UsageError(`instance ${clash.name} already lives at ${i.host}:${i.path}`, 'one directory holds one instance');
     const sealed = i.dbPassword ? this.secrets.seal(i.dbPassword) : null;
-    this.db
-      .prepare('INSERT INTO instances (name, host, path, env, url, db_url, db_secret, branch, created_at, hooks, health, local_paths, revision) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)')
+    this.sql('INSERT INTO instances (name, host, path, env, url, db_url, db_secret, branch, created_at, hooks, health, local_paths, revision) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)')
       .run(i.name, i.host, i.path, i.env, i.url, i.dbUrl, sealed, i.branch, now(), JSON.stringify(i.hooks ?? {}), i.health ? JSON.stringify(i.health) : null, JSON.stringify(i.localPaths ?? []), i.revision ?? null);
     return this.getInstance(i.name)!;
   }
@@ -331,8 +329,7 @@ export class Inventory {
 
   // ---- backups
   addBackup(b: Backup): void {
-    this.db
-      .prepare('INSERT INTO backups (id, instance, kind, created_at, manifest, verified_at, run_id) VALUES (?, ?, ?, ?, ?, ?, ?)')
+    this.sql('INSERT INTO backups (id, instance, kind, created_at, manifest, verified_at, run_id) VALUES (?, ?, ?, ?, ?, ?, ?)')
       .run(b.id, b.instance, b.kind, b.createdAt, JSON.stringify(b.manifest), b.verifiedAt, b.runId);
   }
   getBackup(id: string): Backup | undefined {
@@ -383,7 +380,7 @@ export class Inventory {
   }
   /** Whether the instance is watched, without reading its baseline. */
   hasWatchBaseline(instance: string): boolean {
-    return !!this.sql('SELECT 1 FROM watch_baselines WHERE instance = ?').get(instance);
+    return this.watchState(instance) !== undefined;
   }
   /** The last watch check's outcome, without reading the baseline. */
   watchState(instance: string): { baselineAt: string; checkedAt: string | null; changes: number } | undefined {
@@ -409,8 +406,7 @@ export class Inventory {
 
   // ---- notification channels
   setNotify(kind: 'email' | 'webhook', config: Record<string, string>, secret: string | null): void {
-    this.db
-      .prepare('INSERT OR REPLACE INTO notify (kind, config, secret) VALUES (?, ?, ?)')
+    this.sql('INSERT OR REPLACE INTO notify (kind, config, secret) VALUES (?, ?, ?)')
       .run(kind, JSON.stringify(config), secret === null ? null : this.secrets.seal(secret));
   }
   /** Channels with their secrets opened, for the notifier only. */
@@ -424,19 +420,16 @@ export class Inventory {
   // ---- runs (append-only audit trail)
   startRun(command: string, params: Record<string, unknown>, instance: string | null, dryRun: boolean): number {
     const origin = process.env.SSH_CLIENT ? process.env.SSH_CLIENT.split(' ')[0] : 'local';
-    const res = this.db
-      .prepare('INSERT INTO runs (started_at, os_user, origin, command, params, instance, status) VALUES (?, ?, ?, ?, ?, ?, ?)')
+    const res = this.sql('INSERT INTO runs (started_at, os_user, origin, command, params, instance, status) VALUES (?, ?, ?, ?, ?, ?, ?)')
       .run(now(), safeUser(), origin, command, JSON.stringify(redact(params)), instance, dryRun ? 'dry-run' : 'running');
     return Number(res.lastInsertRowid);
   }
   finishRun(id: number, status: RunRecord['status'], error: string | null, failedStep: string | null, durationMs: number): void {
-    this.db
-      .prepare("UPDATE runs SET finished_at = ?, status = ?, error = ?, failed_step = ?, duration_ms = ? WHERE id = ? AND finished_at IS NULL")
+    this.sql("UPDATE runs SET finished_at = ?, status = ?, error = ?, failed_step = ?, duration_ms = ? WHERE id = ? AND finished_at IS NULL")
       .run(now(), status, error, failedStep, durationMs, id);
   }
   addStep(s: StepRecord): void {
-    this.db
-      .prepare('INSERT INTO run_steps (run_id, seq, name, title, status, started_at, finished_at, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+    this.sql('INSERT INTO run_steps (run_id, seq, name, title, status, started_at, finished_at, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
       .run(s.runId, s.seq, s.name, s.title, s.status, s.startedAt, s.finishedAt, s.error);
   }
   listRuns(limit = 20, instance?: string): RunRecord[] {
@@ -491,8 +484,7 @@ export class Inventory {
         }
         this.sql('DELETE FROM locks WHERE instance = ?').run(instance);
       }
-      this.db
-        .prepare('INSERT INTO locks (instance, run_id, pid, host, user, command, started_at) VALUES (?, ?, ?, ?, ?, ?, ?)')
+      this.sql('INSERT INTO locks (instance, run_id, pid, host, user, command, started_at) VALUES (?, ?, ?, ?, ?, ?, ?)')
         .run(instance, runId, process.pid, me, safeUser(), command, now());
     }).immediate();
   }

@@ -251,6 +251,11 @@ export function parseMetrics(specs: string[], base: AppMetric[] = []): AppMetric
   return [...out.values()];
 }
 
+/** A database password, never from argv: the file given, OPSDECK_DB_PASSWORD, or the prompt. */
+function readDbPassword(dbUrl: string, file?: string): Promise<string | undefined> {
+  return readSecret(`password of database role ${parsePgUrl(dbUrl).user}`, { file, envVar: 'OPSDECK_DB_PASSWORD' });
+}
+
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
 }
@@ -429,7 +434,7 @@ export function buildProgram(): Command {
         const dbUrl = o.db ? formatPgUrl(parsePgUrl(o.db)) : null;
         if (o.url) checkUrl(o.url);
         if (o.branch) checkRef(o.branch);
-        const pw = dbUrl ? await readSecret(`password of database role ${parsePgUrl(dbUrl).user}`, { file: o.dbPasswordFile, envVar: 'OPSDECK_DB_PASSWORD' }) : undefined;
+        const pw = dbUrl ? await readDbPassword(dbUrl, o.dbPasswordFile) : undefined;
         const there = await app.ssh.shell(h).exec(['test', '-d', path]);
         if (there.code !== 0) throw new UsageError(`${path} is not a directory on host ${h.name}`, 'check the path, or make a new instance with: opsdeck instance make');
         // Taking over: what is deployed there, as git sees it.
@@ -462,7 +467,7 @@ export function buildProgram(): Command {
         app.inv.requireEnv(checkName('environment', o.env));
         const dbUrl = o.db ? formatPgUrl(parsePgUrl(o.db)) : null;
         const url = o.url ? checkUrl(o.url) : null;
-        const dbPassword = dbUrl ? await readSecret(`password of database role ${parsePgUrl(dbUrl).user}`, { file: o.dbPasswordFile, envVar: 'OPSDECK_DB_PASSWORD' }) : undefined;
+        const dbPassword = dbUrl ? await readDbPassword(dbUrl, o.dbPasswordFile) : undefined;
         const plan = makePlan(app, {
           name,
           host,
@@ -569,7 +574,7 @@ export function buildProgram(): Command {
         }
         if (o.dbPassword || o.dbPasswordFile) {
           if (!i.dbUrl) throw new UsageError(`${name} has no database`, 'give it one when adding the instance (--db)');
-          const pw = await readSecret(`password of database role ${parsePgUrl(i.dbUrl).user}`, { file: o.dbPasswordFile, envVar: 'OPSDECK_DB_PASSWORD' });
+          const pw = await readDbPassword(i.dbUrl, o.dbPasswordFile);
           if (!pw) throw new UsageError('no database password given', 'put it in OPSDECK_DB_PASSWORD, give --db-password-file FILE, or run at a terminal to be asked');
           app.inv.setDbPassword(name, pw);
           if (Object.keys(patch).length === 0) return { json: app.inv.requireInstance(name), text: `instance ${name}: database password stored (encrypted)` };
