@@ -11,14 +11,13 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, statSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { asLabUser, makeLabInstance, startLab, type Lab, type LabInstance } from '../fixtures/lab.js';
+import { join } from 'node:path';
+import { asLabUser, hostAddArgs, labSsh, makeLabInstance, opsdeckSync, startLab, type Lab, type LabInstance } from '../fixtures/lab.js';
 import { Store } from '../src/store/restic.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const FILES = Number(process.env.BENCH_FILES ?? 20_000);
 const BYTES = Number(process.env.BENCH_BYTES ?? 300e6);
-const BIN = resolve(import.meta.dirname, '..', '..', 'bin', 'opsdeck');
 
 function sh(cmd: string, env: NodeJS.ProcessEnv = {}): void {
   const r = spawnSync('bash', ['-o', 'pipefail', '-c', cmd], { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
@@ -73,11 +72,8 @@ async function main() {
     settleDir = lab.hosts[0].root;
     const treeBytes = Number(asLabUser('du', ['-sb', inst.path]).split('\t')[0]);
     const h = lab.hosts[0];
-    const knownHosts = join(lab.dir, 'bench_known_hosts');
-    writeFileSync(knownHosts, `[${h.address}]:${h.port} ${execFileSync('cat', [join(lab.dir, 'hosts', h.name, 'ssh_host_ed25519_key.pub')]).toString().split(' ').slice(0, 2).join(' ')}\n`);
     const h2 = lab.hosts[1];
-    writeFileSync(knownHosts, `[${h2.address}]:${h2.port} ${execFileSync('cat', [join(lab.dir, 'hosts', h2.name, 'ssh_host_ed25519_key.pub')]).toString().split(' ').slice(0, 2).join(' ')}\n`, { flag: 'a' });
-    const sshTo = (x: typeof h) => `ssh -q -i ${lab.keyFile} -p ${x.port} -o UserKnownHostsFile=${knownHosts} -o StrictHostKeyChecking=yes -o BatchMode=yes ${lab.user}@${x.address}`;
+    const sshTo = labSsh(lab, join(lab.dir, 'bench_known_hosts'));
     const ssh = sshTo(h);
     const ssh2 = sshTo(h2);
     const stagingConn = `-h 127.0.0.1 -p ${lab.pg.port} -U ${staging.role} ${staging.db}`;
@@ -110,16 +106,12 @@ async function main() {
 
       // opsdeck: a fresh home (inventory and store), the instance registered, then `opsdeck backup`.
       const home = mkdtempSync(join(lab.dir, 'bench-opsdeck-'));
-      const ops = (args: string[], env: NodeJS.ProcessEnv = {}) => {
-        const r = spawnSync(BIN, ['--home', home, ...args], { env: { ...process.env, OPSDECK_KNOWN_HOSTS: '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-        if (r.status !== 0) throw new Error(`bench: opsdeck ${args.join(' ')}: ${r.stderr}`);
-        return r.stdout.toString();
-      };
+      const ops = (args: string[], env: NodeJS.ProcessEnv = {}) => opsdeckSync(home, args, env);
       ops(['env', 'add', 'prod']);
       ops(['env', 'add', 'staging']);
-      ops(['host', 'add', h.name, '--address', h.address, '--port', String(h.port), '--user', lab.user, '--key', lab.keyFile, '--fingerprint', h.fingerprint]);
+      ops(hostAddArgs(lab, h));
       ops(['instance', 'add', inst.name, '--host', h.name, '--path', inst.path, '--env', 'prod', '--db', inst.dbUrl], { OPSDECK_DB_PASSWORD: inst.password });
-      ops(['host', 'add', h2.name, '--address', h2.address, '--port', String(h2.port), '--user', lab.user, '--key', lab.keyFile, '--fingerprint', h2.fingerprint]);
+      ops(hostAddArgs(lab, h2));
       ops(['instance', 'add', staging.name, '--host', h2.name, '--path', staging.path, '--env', 'staging', '--db', staging.dbUrl], { OPSDECK_DB_PASSWORD: staging.password });
       // Make the store first, as `restic init` is for the pipeline: both start from an empty repository.
       await new Store(home).ensure();
@@ -167,12 +159,9 @@ async function main() {
     process.stderr.write(`bench: making a ${WATCH_FILES}-file tree for watch...\n`);
     asLabUser('sh', ['-c', `cd "$1" && mkdir -p w && cd w && i=0; while [ $i -lt ${WATCH_FILES / 1000} ]; do mkdir d$i; i=$((i+1)); done; ` + `find . -maxdepth 1 -name 'd*' -type d | xargs -P 2 -I{} sh -c 'cd {} && seq 1 1000 | while read n; do echo "file $n of {}" > f$n.php; done'`, 'sh', wi.path]);
     const whome = mkdtempSync(join(lab.dir, 'bench-watch-'));
-    const wops = (args: string[]) => {
-      const r = spawnSync(BIN, ['--home', whome, ...args], { env: { ...process.env, OPSDECK_KNOWN_HOSTS: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
-      if (r.status !== 0) throw new Error(`bench: opsdeck ${args.join(' ')}: ${r.stderr}`);
-    };
+    const wops = (args: string[]) => opsdeckSync(whome, args);
     wops(['env', 'add', 'dev']);
-    wops(['host', 'add', h.name, '--address', h.address, '--port', String(h.port), '--user', lab.user, '--key', lab.keyFile, '--fingerprint', h.fingerprint]);
+    wops(hostAddArgs(lab, h));
     wops(['instance', 'add', wi.name, '--host', h.name, '--path', wi.path, '--env', 'dev']);
     wops(['watch', wi.name]);
     const watchBase: number[] = [];

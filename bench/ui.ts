@@ -14,7 +14,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { makeLabInstance, startLab, type Lab } from '../fixtures/lab.js';
+import { hostAddArgs, labSsh, makeLabInstance, opsdeckSync, startLab, type Lab } from '../fixtures/lab.js';
 import { openApp } from '../src/engine/app.js';
 import { HOST_SCRIPT, sweep } from '../src/health/probes.js';
 import { quoteArg } from '../src/remote/quote.js';
@@ -106,19 +106,14 @@ function timedCli(args: string[], shell?: string): number {
 
 async function sweepBench(lab: Lab): Promise<{ base: number; ops: number; opsCli: number; opened: number; baseConns: number; hosts: number; instances: number }> {
   const home = mkdtempSync(join(lab.dir, 'bench-sweep-'));
-  const ops = (args: string[], env: NodeJS.ProcessEnv = {}) => {
-    const r = spawnSync(BIN, ['--home', home, ...args], { env: { ...process.env, OPSDECK_KNOWN_HOSTS: '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    if (r.status !== 0 && args[0] !== 'health') throw new Error(`bench: opsdeck ${args.join(' ')}: ${r.stderr}`);
-  };
+  const ops = (args: string[], env: NodeJS.ProcessEnv = {}) => opsdeckSync(home, args, env);
   ops(['env', 'add', 'dev']);
   const insts = lab.hosts.map((h) => ({ h, i: makeLabInstance(lab, h.name, `bench-sweep-${h.name}`) }));
   for (const { h, i } of insts) {
-    ops(['host', 'add', h.name, '--address', h.address, '--port', String(h.port), '--user', lab.user, '--key', lab.keyFile, '--fingerprint', h.fingerprint]);
+    ops(hostAddArgs(lab, h));
     ops(['instance', 'add', i.name, '--host', h.name, '--path', i.path, '--env', 'dev', '--db', i.dbUrl, '--url', i.url], { OPSDECK_DB_PASSWORD: i.password });
   }
-  const knownHosts = join(home, 'known_hosts');
-  writeFileSync(knownHosts, lab.hosts.map((h) => `[${h.address}]:${h.port} ${spawnSync('cat', [join(lab.dir, 'hosts', h.name, 'ssh_host_ed25519_key.pub')]).stdout.toString().split(' ').slice(0, 2).join(' ')}`).join('\n') + '\n');
-  const ssh = (h: (typeof lab.hosts)[number]) => `ssh -q -i ${lab.keyFile} -p ${h.port} -o UserKnownHostsFile=${knownHosts} -o StrictHostKeyChecking=yes -o BatchMode=yes ${lab.user}@${h.address}`;
+  const ssh = labSsh(lab, join(home, 'known_hosts'));
   // The baseline: every host's figures, every site, every database's size and connections, side by side.
   const sql = "SELECT pg_database_size(current_database()), (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'), current_setting('max_connections')";
   const script = [

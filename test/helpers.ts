@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import { lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { asLabUser, labInfo, makeLabInstance, pgAdmin, type Lab, type LabInstance } from '../fixtures/lab.js';
+import { asLabUser, hostAddArgs, labInfo, makeLabInstance, pgAdmin, type Lab, type LabInstance } from '../fixtures/lab.js';
 
 export const BIN = resolve(import.meta.dirname, '..', 'bin', 'opsdeck');
 
@@ -37,7 +37,7 @@ export async function homeWithHosts(hosts = ['lab1', 'lab2']): Promise<string> {
   await must(cli(home, ['env', 'add', 'dev']));
   for (const name of hosts) {
     const h = l.hosts.find((x) => x.name === name)!;
-    await must(cli(home, ['host', 'add', name, '--address', h.address, '--port', String(h.port), '--user', l.user, '--key', l.keyFile, '--fingerprint', h.fingerprint]));
+    await must(cli(home, hostAddArgs(l, h)));
   }
   return home;
 }
