@@ -2,10 +2,10 @@ import { Box, Text, useApp, useInput, type Key } from 'ink';
 import { useRef, useState, useSyncExternalStore, type ReactElement } from 'react';
 import { age, formatBytes } from '../src/util/format.js';
 import { ConfirmView, Footer, Header, RunView, Table, useTermSize, type Column } from './components.js';
-import { DashboardView, dashboardData, metricsCell, PANELS, stateColor, type Panel } from './Dashboard.js';
+import { DashboardView, dashboardData, metricsCell, PANELS, stateColor, useLive, type Panel } from './Dashboard.js';
 import type { InstanceRow, UiModel } from './model.js';
 import { sparkline } from './sparkline.js';
-import type { SamplerState } from '../src/health/sampler.js';
+import type { Sampler } from '../src/health/sampler.js';
 import { fullestDisk } from '../src/health/probes.js';
 
 interface Nav {
@@ -38,7 +38,6 @@ type Screen =
   | { kind: 'help'; of: Screen['kind'] };
 
 export type Home = 'dashboard' | 'instances';
-const noSampler = { subscribe: () => () => {}, getSnapshot: () => undefined };
 
 interface Dialog {
   message: string;
@@ -79,8 +78,6 @@ function keyName(input: string, key: Key): string {
 
 export function App({ model, home = 'dashboard' }: { model: UiModel; home?: Home }) {
   const state = useSyncExternalStore(model.subscribe, model.getState);
-  const sampler = model.sampler ?? noSampler;
-  const snap: SamplerState | undefined = useSyncExternalStore(sampler.subscribe, sampler.getSnapshot);
   const { exit } = useApp();
   const { cols, rows } = useTermSize();
   // Navigation state lives in a ref updated synchronously by each key, then one re-render: keys
@@ -496,7 +493,6 @@ export function App({ model, home = 'dashboard' }: { model: UiModel; home?: Home
 
   const { screen, visible, selected, backups, dash, hostInstances, drillTargets } = view();
   const { filter, filtering, dialog } = nav;
-  const isStale = (t?: Parameters<NonNullable<UiModel['sampler']>['isStale']>[0]) => !!model.sampler?.isStale(t);
   const hints = (screen.kind === 'help' ? bindings.help : bindings[screen.kind])
     .filter((b) => (!b.when || b.when()) && !['G', 'pgup', 'pgdn', 'up', '?', 'q'].includes(b.keys[0]))
     .map((b) => [b.label, b.hint] as [string, string]);
@@ -518,12 +514,12 @@ export function App({ model, home = 'dashboard' }: { model: UiModel; home?: Home
         <DashboardView data={dash} shown={(name) => {
           const r = model.byName(name);
           return !!r && matches(r, state.env, filter.toLowerCase());
-        }} snap={snap} isStale={isStale} sel={{ hosts: nav.sel['dash:hosts'] ?? 0, instances: nav.sel['dash:instances'] ?? 0, databases: nav.sel['dash:databases'] ?? 0 }} focus={nav.focus} height={bodyHeight - (filtering ? 1 : 0)} width={cols} live={!!model.sampler} />
+        }} sampler={model.sampler} sel={{ hosts: nav.sel['dash:hosts'] ?? 0, instances: nav.sel['dash:instances'] ?? 0, databases: nav.sel['dash:databases'] ?? 0 }} focus={nav.focus} height={bodyHeight - (filtering ? 1 : 0)} width={cols} />
       </Box>
     );
   else if (screen.kind === 'instances') body = <InstancesView rows={visible} selected={selected} height={bodyHeight - (filtering ? 1 : 0)} filtering={filtering} filter={filter} width={cols} />;
-  else if (screen.kind === 'instance') body = <InstanceView inst={state.instances.find((i) => i.name === screen.name)} backups={backups} selected={selected} height={bodyHeight} live={model.sampler ? snap?.instances.get(screen.name) ?? { history: {} } : undefined} />;
-  else if (screen.kind === 'host') body = <HostView name={screen.name} host={model.host(screen.name)} live={snap?.hosts.get(screen.name)} stale={isStale(snap?.hosts.get(screen.name))} instances={hostInstances} selected={selected} height={bodyHeight} width={cols} />;
+  else if (screen.kind === 'instance') body = <InstanceView inst={state.instances.find((i) => i.name === screen.name)} backups={backups} selected={selected} height={bodyHeight} sampler={model.sampler} />;
+  else if (screen.kind === 'host') body = <HostView name={screen.name} host={model.host(screen.name)} sampler={model.sampler} instances={hostInstances} selected={selected} height={bodyHeight} width={cols} />;
   else if (screen.kind === 'drill') body = <DrillWizard screen={screen} backups={backups} targets={drillTargets} selected={selected} height={bodyHeight} />;
   else if (screen.kind === 'drills') body = <DrillsView drills={model.drills()} selected={selected} height={bodyHeight} width={cols} />;
   else if (screen.kind === 'runs') body = <RunsView runs={model.runs()} selected={selected} height={bodyHeight} width={cols} />;
@@ -584,7 +580,7 @@ function InstancesView({ rows, selected, height, filtering, filter, width }: { r
   );
 }
 
-function InstanceView({ inst, backups, selected, height, live }: { inst?: InstanceRow; backups: ReturnType<UiModel['backups']>; selected: number; height: number; live?: Live<import('../src/health/probes.js').InstanceSample> }) {
+function InstanceView({ inst, backups, selected, height, sampler }: { inst?: InstanceRow; backups: ReturnType<UiModel['backups']>; selected: number; height: number; sampler?: Sampler }) {
   if (!inst) return <Text color="red">this instance is no longer in the inventory</Text>;
   const field = (k: string, v: string | null) => (
     <Text>
@@ -613,7 +609,7 @@ function InstanceView({ inst, backups, selected, height, live }: { inst?: Instan
         <Text dimColor>{'state'.padEnd(10)}</Text>
         {inst.maintenanceSince ? <Text color="yellow">IN MAINTENANCE since {inst.maintenanceSince}</Text> : <Text color="green">live</Text>}
       </Text>
-      {live ? <LiveLine live={live} /> : null}
+      {sampler ? <LiveLine sampler={sampler} name={inst.name} /> : null}
       <Box marginTop={1} flexDirection="column">
         <Text bold>Backups</Text>
         <BackupsTable backups={backups} selected={selected} height={Math.max(2, height - 10)} empty="no backups yet: press b" />
@@ -706,24 +702,26 @@ function HelpView({ bindings, of }: { bindings: Binding[]; of: string }) {
   );
 }
 
-type Live<S> = { sample?: S; at?: number; history: Record<string, number[]> };
-
 /** The instance's newest health sample in one line: verdict, site, database, metrics. */
-function LiveLine({ live }: { live?: Live<import('../src/health/probes.js').InstanceSample> }) {
-  const s = live?.sample;
+function LiveLine({ sampler, name }: { sampler: Sampler; name: string }) {
+  const live = useLive(sampler).snap?.instances.get(name) ?? { history: {} };
+  const s = live.sample;
   const verdict = !s ? 'probing…' : s.ok ? 'ok' : `PROBLEM: ${s.reasons.join('; ')}`;
   return (
     <Text wrap="truncate-end">
       <Text dimColor>{'health'.padEnd(10)}</Text>
       <Text color={stateColor(verdict)}>{verdict}</Text>
-      {s?.http ? <Text>  http {s.http.status ?? '---'} {s.http.ms} ms <Text color="cyan">{sparkline(live!.history.http ?? [], 20)}</Text></Text> : null}
+      {s?.http ? <Text>  http {s.http.status ?? '---'} {s.http.ms} ms <Text color="cyan">{sparkline(live.history.http ?? [], 20)}</Text></Text> : null}
       {s?.db ? <Text>  db {s.db.ok ? `${formatBytes(s.db.sizeBytes ?? 0)}, ${s.db.connections}/${s.db.maxConnections} conns` : <Text color="red">DOWN {s.db.reason}</Text>}</Text> : null}
-      {s?.metrics ? <Text>  {metricsCell(s, live!.history)}</Text> : null}
+      {s?.metrics ? <Text>  {metricsCell(s, live.history)}</Text> : null}
     </Text>
   );
 }
 
-function HostView({ name, host, live, stale, instances, selected, height, width }: { name: string; host?: ReturnType<UiModel['host']>; live?: Live<import('../src/health/probes.js').HostSample>; stale: boolean; instances: InstanceRow[]; selected: number; height: number; width: number }) {
+function HostView({ name, host, sampler, instances, selected, height, width }: { name: string; host?: ReturnType<UiModel['host']>; sampler?: Sampler; instances: InstanceRow[]; selected: number; height: number; width: number }) {
+  const { snap, isStale } = useLive(sampler);
+  const live = snap?.hosts.get(name);
+  const stale = isStale(live);
   if (!host) return <Text color="red">host {name} is no longer in the inventory</Text>;
   const s = live?.sample;
   const h = live?.history ?? {};

@@ -1,6 +1,7 @@
 import { Box, Text } from 'ink';
 import { fullestDisk, memoryUsed, type HostSample, type InstanceSample } from '../src/health/probes.js';
-import type { SamplerState, Tracked } from '../src/health/sampler.js';
+import { useSyncExternalStore } from 'react';
+import type { Sampler, SamplerState, Tracked } from '../src/health/sampler.js';
 import { duration, formatBytes, percent } from '../src/util/format.js';
 import { Table, type Column } from './components.js';
 import type { InstanceRow } from './model.js';
@@ -100,34 +101,43 @@ export function databaseRow(i: InstanceRow, snap: SamplerState, isStale: (t?: Tr
   ];
 }
 
+const off = { subscribe: () => () => {}, getSnapshot: (): SamplerState | undefined => undefined };
+
+/**
+ * The sampler's newest snapshot, for the views that draw live data. They subscribe themselves, so a
+ * new snapshot redraws them and not the whole console (whose other screens read the inventory).
+ */
+export function useLive(sampler: Sampler | undefined): { snap?: SamplerState; isStale: (t?: Tracked<unknown>) => boolean } {
+  const src = sampler ?? off;
+  const snap = useSyncExternalStore(src.subscribe, src.getSnapshot);
+  return { snap, isStale: (t) => !!sampler?.isStale(t) };
+}
+
 export function DashboardView({
   data,
-  snap,
-  isStale,
+  sampler,
   sel,
   focus,
   height,
   width,
-  live,
   shown,
 }: {
   data: DashboardData;
   /** Whether an instance passes the filters: counts the bad ones shown without a set of every row. */
   shown: (instance: string) => boolean;
-  snap?: SamplerState;
-  isStale: (t?: Tracked<unknown>) => boolean;
+  sampler?: Sampler;
   sel: Record<Panel, number>;
   focus: Panel;
   height: number;
   width: number;
-  live: boolean;
 }) {
+  const { snap, isStale } = useLive(sampler);
   // The sampler keeps the bad ones; count those shown (a few), not every row (thousands).
   const count = (bad: ReadonlySet<string> | undefined, shown: ReadonlySet<string>) => [...(bad ?? [])].filter((n) => shown.has(n)).length;
   const hostDown = count(snap?.bad.hosts, data.hostSet);
   const instBad = [...(snap?.bad.instances ?? [])].filter(shown).length;
   const dbBad = [...(snap?.bad.databases ?? [])].filter(shown).length;
-  if (!live || !snap) return <Text dimColor>live health is off in this console</Text>;
+  if (!snap) return <Text dimColor>live health is off in this console</Text>;
   const now = Date.now();
   const spark = sparkWidth(width);
   // Hosts and databases take what they need up to a third each; instances get the rest.
