@@ -1,4 +1,5 @@
 import { Box, Text, useApp, useInput, type Key } from 'ink';
+import { printable } from '../src/util/display.js';
 import { useRef, useState, useSyncExternalStore, type ReactElement } from 'react';
 import { age, formatBytes } from '../src/util/format.js';
 import { ConfirmView, Footer, Header, RunView, Table, useTermSize, type Column } from './components.js';
@@ -706,13 +707,13 @@ function HelpView({ bindings, of }: { bindings: Binding[]; of: string }) {
 function LiveLine({ sampler, name }: { sampler: Sampler; name: string }) {
   const live = useLive(sampler).snap?.instances.get(name) ?? { history: {} };
   const s = live.sample;
-  const verdict = !s ? 'probing…' : s.ok ? 'ok' : `PROBLEM: ${s.reasons.join('; ')}`;
+  const verdict = !s ? 'probing…' : s.ok ? 'ok' : printable(`PROBLEM: ${s.reasons.join('; ')}`);
   return (
     <Text wrap="truncate-end">
       <Text dimColor>{'health'.padEnd(10)}</Text>
       <Text color={stateColor(verdict)}>{verdict}</Text>
       {s?.http ? <Text>  http {s.http.status ?? '---'} {s.http.ms} ms <Text color="cyan">{sparkline(live.history.http ?? [], 20)}</Text></Text> : null}
-      {s?.db ? <Text>  db {s.db.ok ? `${formatBytes(s.db.sizeBytes ?? 0)}, ${s.db.connections}/${s.db.maxConnections} conns` : <Text color="red">DOWN {s.db.reason}</Text>}</Text> : null}
+      {s?.db ? <Text>  db {s.db.ok ? `${formatBytes(s.db.sizeBytes ?? 0)}, ${s.db.connections}/${s.db.maxConnections} conns` : <Text color="red">DOWN {printable(s.db.reason ?? '')}</Text>}</Text> : null}
       {s?.metrics ? <Text>  {metricsCell(s, live.history)}</Text> : null}
     </Text>
   );
@@ -738,7 +739,7 @@ function HostView({ name, host, sampler, instances, selected, height, width }: {
     <Box flexDirection="column">
       <Text bold>
         {name} <Text dimColor>{host.user}@{host.address}:{host.port}{host.jump ? ` via ${host.jump}` : ''}</Text>{' '}
-        {!s ? <Text color="yellow">probing…</Text> : s.ok ? <Text color="green">up</Text> : <Text color="red" bold>DOWN: {s.reason}</Text>}
+        {!s ? <Text color="yellow">probing…</Text> : s.ok ? <Text color="green">up</Text> : <Text color="red" bold>DOWN: {printable(s.reason ?? '')}</Text>}
         {stale ? <Text color="yellow"> STALE: no fresh sample</Text> : null}
       </Text>
       {line('load', s?.load ? `${s.load.map((x) => x.toFixed(2)).join(' ')}` : '-', h.load, s?.cpus)}

@@ -1,4 +1,5 @@
 import { Box, Text, useStdout } from 'ink';
+import { printable } from '../src/util/display.js';
 import { useEffect, useState } from 'react';
 import { formatBytes } from '../src/util/format.js';
 import type { RunState, StepStatus } from './runState.js';
@@ -51,7 +52,7 @@ export function Footer({ hints, flash, width }: { hints: [string, string][]; fla
       <Text dimColor>{'─'.repeat(Math.max(0, width))}</Text>
       {flash ? (
         <Text color={flash.level === 'error' ? 'red' : 'green'} wrap="truncate-end">
-          {flash.text}
+          {printable(flash.text)}
         </Text>
       ) : null}
       <Box width={width} justifyContent="space-between">
@@ -110,7 +111,11 @@ function segments(columns: Column[], r: string[], selected: boolean): [string, s
   return out;
 }
 
-const fit = (s: string, w: number) => (s.length > w ? s.slice(0, Math.max(0, w - 1)) + '…' : s.padEnd(w));
+// Cells hold names from hosts (paths, tables, errors): escaped before they are cut to width.
+const fit = (raw: string, w: number) => {
+  const s = printable(raw);
+  return s.length > w ? s.slice(0, Math.max(0, w - 1)) + '…' : s.padEnd(w);
+};
 
 /**
  * A table that lays out only the rows that fit: Ink lays out every node it is given. Rows come as

@@ -1,4 +1,5 @@
 import type { RunEvent } from '../src/engine/events.js';
+import { printable } from '../src/util/display.js';
 
 export type StepStatus = 'pending' | 'running' | 'done' | 'failed' | 'undoing' | 'undone' | 'undo-failed';
 
@@ -29,13 +30,14 @@ export function reduceRun(s: RunState | undefined, e: RunEvent): RunState | unde
     case 'progress':
       return { ...s, progress: { index: e.index, bytes: e.bytes, total: e.total, rate: e.rate } };
     case 'log':
-      return { ...s, logs: [...s.logs, { level: e.level, message: e.message }].slice(-MAX_LOGS) };
+      // Log lines carry what hosts sent: escaped, so they cannot drive the terminal or break the layout.
+      return { ...s, logs: [...s.logs, { level: e.level, message: printable(e.message) }].slice(-MAX_LOGS) };
     case 'step-done':
       set(e.index, 'done', e.ms);
       return { ...s, steps, progress: undefined };
     case 'step-failed':
       set(e.index, 'failed');
-      return { ...s, steps, logs: [...s.logs, { level: 'error', message: `${steps[e.index].title}: ${e.error}` }].slice(-MAX_LOGS) };
+      return { ...s, steps, logs: [...s.logs, { level: 'error', message: printable(`${steps[e.index].title}: ${e.error}`) }].slice(-MAX_LOGS) };
     case 'undo-started':
       set(e.index, 'undoing');
       return { ...s, steps };
@@ -43,7 +45,7 @@ export function reduceRun(s: RunState | undefined, e: RunEvent): RunState | unde
       set(e.index, e.ok ? 'undone' : 'undo-failed');
       return { ...s, steps };
     case 'run-finished':
-      return { ...s, progress: undefined, finished: { status: e.status, error: e.error, hint: e.hint, exitCode: e.exitCode, ms: e.ms } };
+      return { ...s, progress: undefined, finished: { status: e.status, error: e.error === undefined ? undefined : printable(e.error), hint: e.hint, exitCode: e.exitCode, ms: e.ms } };
   }
   return s;
 }

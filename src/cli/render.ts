@@ -1,5 +1,6 @@
 import type { RunEvent } from '../engine/events.js';
 import { formatBytes } from '../engine/events.js';
+import { printableText } from '../util/display.js';
 
 /**
  * Text renderer of run events on stderr. On a terminal it shows every step and a live progress line;
@@ -40,7 +41,9 @@ export function textRenderer(out: NodeJS.WriteStream = process.stderr, verbose =
         // A dry run's preview is the result, printed on stdout.
         if (dry) break;
         clearProgress();
-        if (verbose || e.level !== 'info' || e.index === null) o.write(`    ${e.level === 'info' ? '' : e.level + ': '}${e.message}\n`);
+        // Messages carry what hosts sent (stderr, names): escaped, and continued lines indented, so
+        // neither a control sequence nor a forged line reaches the terminal.
+        if (verbose || e.level !== 'info' || e.index === null) o.write(`    ${e.level === 'info' ? '' : e.level + ': '}${indent(e.message)}\n`);
         break;
       case 'step-done':
         clearProgress();
@@ -48,13 +51,13 @@ export function textRenderer(out: NodeJS.WriteStream = process.stderr, verbose =
         break;
       case 'step-failed':
         clearProgress();
-        o.write(`step failed: ${steps[e.index]?.title ?? e.name}: ${e.error}\n`);
+        o.write(`step failed: ${steps[e.index]?.title ?? e.name}: ${indent(e.error)}\n`);
         break;
       case 'undo-started':
         o.write(`undoing: ${steps[e.index]?.title ?? e.name}\n`);
         break;
       case 'undo-done':
-        if (!e.ok) o.write(`UNDO FAILED: ${steps[e.index]?.title ?? e.name}: ${e.error}\n`);
+        if (!e.ok) o.write(`UNDO FAILED: ${steps[e.index]?.title ?? e.name}: ${indent(e.error ?? '')}\n`);
         break;
       case 'run-finished':
         clearProgress();
@@ -62,6 +65,8 @@ export function textRenderer(out: NodeJS.WriteStream = process.stderr, verbose =
     }
   };
 }
+
+const indent = (s: string) => printableText(s).replace(/\n/g, '\n      ');
 
 /** JSON lines of every event on stderr, for tools that follow a run (--json keeps stdout for the result). */
 export function jsonLinesRenderer(out: NodeJS.WritableStream = process.stderr): (e: RunEvent) => void {
