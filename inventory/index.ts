@@ -1,6 +1,7 @@
 import Database from 'better-sqlite3';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { hostname, userInfo } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { LockedError, UsageError } from '../src/util/errors.js';
 import { ensureHome } from './home.js';
@@ -126,6 +127,8 @@ export interface LockRecord {
   user: string;
   command: string;
   startedAt: string;
+  /** The holder's boot id and process start time: tells a reused pid from the holder. */
+  procStart?: string | null;
 }
 
 const now = () => new Date().toISOString();
@@ -164,9 +167,10 @@ export class Inventory {
     ensureHome(home);
     this.file = join(home, 'inventory.sqlite');
     this.db = new Database(this.file);
+    // busy_timeout first: switching to WAL takes a lock another process may hold at that moment.
+    this.db.pragma('busy_timeout = 5000');
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('foreign_keys = ON');
-    this.db.pragma('busy_timeout = 5000');
     this.secrets = new SecretBox(home);
     this.migrate();
   }
@@ -198,13 +202,17 @@ export class Inventory {
   }
 
   private migrate(): void {
-    const version = this.db.pragma('user_version', { simple: true }) as number;
-    for (let v = version; v < MIGRATIONS.length; v++) {
-      this.db.transaction(() => {
+    if ((this.db.pragma('user_version', { simple: true }) as number) >= MIGRATIONS.length) return;
+    // The version is read again inside an IMMEDIATE transaction: two processes starting after an
+    // upgrade would otherwise both read the old version and both run the same ALTER TABLE (the second
+    // failing with "duplicate column"). The second one waits here (busy_timeout) and finds nothing to do.
+    this.db.transaction(() => {
+      const version = this.db.pragma('user_version', { simple: true }) as number;
+      for (let v = version; v < MIGRATIONS.length; v++) {
         this.db.exec(MIGRATIONS[v]);
         this.db.pragma(`user_version = ${v + 1}`);
-      })();
-    }
+      }
+    }).immediate();
   }
 
   // ---- environments
@@ -471,36 +479,82 @@ export class Inventory {
 
   // ---- locks: one operation per instance at a time, across processes
   acquireLock(instance: string, command: string, runId: number | null): void {
+    this.acquireLocks([{ instance, command }], runId);
+  }
+  /**
+   * Several locks at once, all or none (a clone locks its target and the source it reads; a prune
+   * every instance whose backups it decides on). A lock whose process is gone is taken over: on this
+   * machine, when its pid is dead or now belongs to another process (its start time differs).
+   */
+  acquireLocks(wanted: { instance: string; command: string }[], runId: number | null): void {
     const me = hostname();
+    const mine = procStart(process.pid);
     this.db.transaction(() => {
-      const held = this.sql('SELECT * FROM locks WHERE instance = ?').get(instance) as any;
-      if (held) {
-        // A lock left by a process that is gone (same machine, pid dead) is stale: take it over.
-        const stale = held.host === me && !isAlive(held.pid);
-        if (!stale) {
-          throw new LockedError(
-            `instance ${instance} is locked by another run: ${held.command} (pid ${held.pid} on ${held.host}, user ${held.user}, since ${held.started_at})`,
-          );
+      for (const { instance, command } of wanted) {
+        const held = this.sql('SELECT * FROM locks WHERE instance = ?').get(instance) as any;
+        if (held) {
+          const lock = rowToLock(held);
+          if (!lockIsStale(lock)) throw lockedError(lock);
+          this.sql('DELETE FROM locks WHERE instance = ?').run(instance);
         }
-        this.sql('DELETE FROM locks WHERE instance = ?').run(instance);
+        this.sql('INSERT INTO locks (instance, run_id, pid, host, user, command, started_at, proc_start) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+          .run(instance, runId, process.pid, me, safeUser(), command, now(), mine);
       }
-      this.sql('INSERT INTO locks (instance, run_id, pid, host, user, command, started_at) VALUES (?, ?, ?, ?, ?, ?, ?)')
-        .run(instance, runId, process.pid, me, safeUser(), command, now());
     }).immediate();
   }
   releaseLock(instance: string): void {
     this.sql('DELETE FROM locks WHERE instance = ? AND pid = ? AND host = ?').run(instance, process.pid, hostname());
   }
+  getLock(instance: string): LockRecord | undefined {
+    const r = this.sql('SELECT * FROM locks WHERE instance = ?').get(instance);
+    return r ? rowToLock(r) : undefined;
+  }
+  /** Removes exactly this lock (not one taken since by another run): for opsdeck unlock. */
+  breakLock(l: LockRecord): boolean {
+    return this.sql('DELETE FROM locks WHERE instance = ? AND pid = ? AND host = ? AND started_at = ?').run(l.instance, l.pid, l.host, l.startedAt).changes > 0;
+  }
   listLocks(): LockRecord[] {
-    return (this.sql('SELECT * FROM locks').all() as any[]).map((r) => ({
-      instance: r.instance,
-      runId: r.run_id,
-      pid: r.pid,
-      host: r.host,
-      user: r.user,
-      command: r.command,
-      startedAt: r.started_at,
-    }));
+    return (this.sql('SELECT * FROM locks').all() as any[]).map(rowToLock);
+  }
+}
+
+function rowToLock(r: any): LockRecord {
+  return { instance: r.instance, runId: r.run_id, pid: r.pid, host: r.host, user: r.user, command: r.command, startedAt: r.started_at, procStart: r.proc_start ?? null };
+}
+
+/** Who holds a lock, in words: the run, the user, the machine, the pid, since when. */
+export function describeLock(l: LockRecord): string {
+  return `${l.command}${l.runId !== null ? ` (run ${l.runId})` : ''} by user ${l.user} on ${l.host}, pid ${l.pid}, since ${l.startedAt}`;
+}
+
+/** On this machine, whether the lock's process is gone: pid dead, or reused by another process. */
+export function lockIsStale(l: LockRecord): boolean {
+  if (l.host !== hostname()) return false;
+  if (!isAlive(l.pid)) return true;
+  return !!l.procStart && procStart(l.pid) !== l.procStart;
+}
+
+function lockedError(l: LockRecord): LockedError {
+  const here = l.host === hostname();
+  return new LockedError(
+    `instance ${l.instance} is locked by another run: ${describeLock(l)}`,
+    here
+      ? `wait for it to finish (see it with: opsdeck runs${l.runId !== null ? ` ${l.runId}` : ''}); if that process is not opsdeck's run, release the lock with: opsdeck unlock ${l.instance}`
+      : `wait for it to finish on ${l.host}; if that run is gone (the machine rebooted, the process was killed), release the lock with: opsdeck unlock ${l.instance}`,
+  );
+}
+
+/**
+ * When a process started: the boot's id and its start time in clock ticks (/proc/PID/stat, field 22).
+ * A pid with another start time is another process: the lock's owner is gone. Null off Linux.
+ */
+function procStart(pid: number): string | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const ticks = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+    return ticks ? `${readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim()}:${ticks}` : null;
+  } catch {
+    return null;
   }
 }
 

@@ -145,4 +145,9 @@ export const MIGRATIONS: string[] = [
   ALTER TABLE watch_baselines ADD COLUMN checked_at TEXT;
   ALTER TABLE watch_baselines ADD COLUMN changes INTEGER NOT NULL DEFAULT 0;
   `,
+  `
+  -- When the lock holder's process started (boot id and start time): a pid reused by another
+  -- process no longer keeps a lock forever.
+  ALTER TABLE locks ADD COLUMN proc_start TEXT;
+  `,
 ];

@@ -58,6 +58,8 @@ export function clonePlan(deps: Deps, sourceName: string, targetName: string, op
     command: 'clone',
     params: { source: source.name, target: target.name, ...opts },
     instance: target.name,
+    // A live copy reads the source's tree and database: locked for the clone's duration.
+    reads: chosen ? [] : [source.name],
     state,
     steps: [
       chosen

@@ -54,9 +54,12 @@ export class Engine {
     }
 
     // The lock comes first: a locked instance gets exit 3 and no audit noise beyond that.
-    if (plan.instance) this.inv.acquireLock(plan.instance, plan.command, null);
+    // The instances read are locked with it, all or none: a restore of a clone's source must not
+    // swap its tree away while the clone reads it.
+    const locked = [...(plan.instance ? [{ instance: plan.instance, command: plan.command }] : []), ...(plan.reads ?? []).map((r) => ({ instance: r, command: `${plan.command} (reading it)` }))];
+    if (locked.length) this.inv.acquireLocks(locked, null);
     const runId = this.inv.startRun(plan.command, plan.params, plan.instance, false);
-    if (plan.instance) this.inv.attachRunToLock(plan.instance, runId);
+    for (const l of locked) this.inv.attachRunToLock(l.instance, runId);
     const ac = new AbortController();
     const onAbort = () => ac.abort();
     opts.signal?.addEventListener('abort', onAbort, { once: true });
@@ -115,7 +118,7 @@ export class Engine {
     } finally {
       opts.signal?.removeEventListener('abort', onAbort);
       await plan.finally?.(plan.state).catch(() => {});
-      if (plan.instance) this.inv.releaseLock(plan.instance);
+      for (const l of locked) this.inv.releaseLock(l.instance);
     }
   }
 

@@ -21,6 +21,8 @@ export interface Plan<S, R = unknown> {
   params: Record<string, unknown>;
   /** The instance the run changes: it is locked for the run and names the audit record. */
   instance: string | null;
+  /** Other instances the run reads and that must not change meanwhile (a live clone's source): locked too. */
+  reads?: string[];
   steps: Step<S>[];
   state: S;
   /** What the run hands back when it succeeds (printed by --json). */

@@ -18,8 +18,8 @@ export class UsageError extends OpsError {
 }
 
 export class LockedError extends OpsError {
-  constructor(message: string) {
-    super(message, EXIT.LOCKED);
+  constructor(message: string, hint?: string) {
+    super(message, EXIT.LOCKED, hint);
     this.name = 'LockedError';
   }
 }
