@@ -29,6 +29,8 @@ import { hostname } from 'node:os';
 import { confirm, interactive, readSecret } from './prompt.js';
 import { age, jsonLinesRenderer, table, textRenderer } from './render.js';
 import { duration, percent } from '../util/format.js';
+import { printable, printableText } from '../util/display.js';
+import { METRIC_SQL_RULES, metricSqlProblem } from '../util/metricsql.js';
 
 /** Output of a command: what --json prints, and the text for people. */
 interface Output {
@@ -55,7 +57,8 @@ function action(fn: Handler) {
       app = openApp(g.home);
       const out = await fn(app, g, ...args.slice(0, -1));
       if (g.json && out.json !== undefined) process.stdout.write(JSON.stringify(out.json, null, 2) + '\n');
-      else if (out.text) process.stdout.write(out.text.endsWith('\n') ? out.text : out.text + '\n');
+      // Text for people may hold what hosts sent (names, errors): never a raw control sequence.
+      else if (out.text) process.stdout.write(printableText(out.text.endsWith('\n') ? out.text : out.text + '\n'));
       exitCode = out.exitCode ?? EXIT.OK;
     } catch (err) {
       exitCode = reportError(err, g);
@@ -69,7 +72,7 @@ function reportError(err: unknown, g: GlobalOpts): number {
   const code = err instanceof OpsError ? err.exitCode : EXIT.FAILED;
   const hint = err instanceof OpsError ? err.hint : undefined;
   if (g.json) process.stdout.write(JSON.stringify({ error: errorMessage(err), hint, exitCode: code }, null, 2) + '\n');
-  process.stderr.write(`opsdeck: ${errorMessage(err)}\n${hint ? `  fix: ${hint}\n` : ''}`);
+  process.stderr.write(printableText(`opsdeck: ${errorMessage(err)}\n${hint ? `  fix: ${hint}\n` : ''}`));
   if (!(err instanceof OpsError) && process.env.OPSDECK_DEBUG) process.stderr.write(`${(err as Error)?.stack}\n`);
   return code;
 }
@@ -168,9 +171,10 @@ function describeWatch(r: WatchReport): string {
   if (r.baselined) return `watch ${r.instance}: baseline recorded (${r.files} files)`;
   if (!watchChanged(r)) return `watch ${r.instance}: no changes since ${r.baselineAt} (${r.files} files)`;
   const lines = [`watch ${r.instance}: ${r.added.length} added, ${r.changed.length} changed, ${r.removed.length} removed since ${r.baselineAt}`];
-  for (const p of r.added) lines.push(`  + ${p}`);
-  for (const c of r.changed) lines.push(`  ~ ${c.path} (${c.what.join(', ')})`);
-  for (const p of r.removed) lines.push(`  - ${p}`);
+  // Names come from the host: escaped, so a name cannot retitle the terminal or forge a line.
+  for (const p of r.added) lines.push(`  + ${printable(p)}`);
+  for (const c of r.changed) lines.push(`  ~ ${printable(c.path)} (${c.what.map(printable).join(', ')})`);
+  for (const p of r.removed) lines.push(`  - ${printable(p)}`);
   return lines.join('\n');
 }
 
@@ -178,17 +182,17 @@ function describeCompare(r: CompareReport & { diff?: string }): string {
   const lines: string[] = [];
   const f = r.files;
   lines.push(`files: ${f.compared} compared; ${f.onlyInA.length} only in ${r.a}, ${f.onlyInB.length} only in ${r.b}, ${f.different.length} different`);
-  for (const p of f.onlyInA) lines.push(`  < ${p}`);
-  for (const p of f.onlyInB) lines.push(`  > ${p}`);
-  for (const c of f.different) lines.push(`  ~ ${c.path} (${c.what.join(', ')})`);
+  for (const p of f.onlyInA) lines.push(`  < ${printable(p)}`);
+  for (const p of f.onlyInB) lines.push(`  > ${printable(p)}`);
+  for (const c of f.different) lines.push(`  ~ ${printable(c.path)} (${c.what.map(printable).join(', ')})`);
   if (r.database) {
     const diff = r.database.tables.filter((t) => !t.same);
     lines.push(`database: schema ${r.database.schemaSame ? 'identical' : 'DIFFERS'}; ${r.database.tables.length} tables, ${diff.length} with different contents`);
-    for (const t of diff) lines.push(`  ~ ${t.table}: ${t.rowsA ?? 'missing'} rows in ${r.a}, ${t.rowsB ?? 'missing'} in ${r.b}${t.rowsA === t.rowsB ? ' (contents differ)' : ''}`);
-    if (!r.database.schemaSame) lines.push(r.database.schemaDiff.trimEnd());
+    for (const t of diff) lines.push(`  ~ ${printable(t.table)}: ${t.rowsA ?? 'missing'} rows in ${r.a}, ${t.rowsB ?? 'missing'} in ${r.b}${t.rowsA === t.rowsB ? ' (contents differ)' : ''}`);
+    if (!r.database.schemaSame) lines.push(printableText(r.database.schemaDiff.trimEnd()));
   }
   lines.push(r.identical ? `${r.a} and ${r.b} are identical` : `${r.a} and ${r.b} differ`);
-  if (r.diff !== undefined) lines.push(r.diff ? r.diff.trimEnd() : '(the file is the same on both)');
+  if (r.diff !== undefined) lines.push(r.diff ? printableText(r.diff.trimEnd()) : '(the file is the same on both)');
   return lines.join('\n');
 }
 
@@ -246,6 +250,9 @@ export function parseMetrics(specs: string[], base: AppMetric[] = []): AppMetric
       continue;
     }
     if (!source.trim()) throw new UsageError(`metric ${name} has an empty ${kind === 'sql' ? 'query' : 'command'}`);
+    // Refused now rather than at every probe: the same check the probe makes.
+    const problem = kind === 'sql' ? metricSqlProblem(source) : null;
+    if (problem) throw new UsageError(`metric ${name} is refused: ${problem}`, `an sql: metric is ${METRIC_SQL_RULES}; use a cmd: metric for anything else`);
     out.set(name, { name, kind: kind as AppMetric['kind'], source: source.trim() });
   }
   return [...out.values()];
