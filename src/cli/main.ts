@@ -1,6 +1,6 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
-import { HOOK_KINDS, type AppMetric, type Backup, type HealthCheck, type HookKind, type Hooks, type Host, type Instance } from '../../inventory/index.js';
+import { HOOK_KINDS, describeLock, lockIsStale, type AppMetric, type Backup, type HealthCheck, type HookKind, type Hooks, type Host, type Instance } from '../../inventory/index.js';
 import { makePlan, purgePlan } from '../actions/make.js';
 import { DEFAULT_POLICY, checkPolicy, prunePlan } from '../actions/retention.js';
 import { DEFAULT_EXCLUDES, watchChanged, watchPlan, type WatchReport } from '../actions/watch.js';
@@ -727,11 +727,20 @@ export function buildProgram(): Command {
       }),
     );
   keepOptions(backups.command('prune [instance]').description("drop the backups the retention policy does not keep (the environment's, or the flags'); --dry-run lists them")).action(
-    action(async (app, g, name: string | undefined, o: any) =>
-      runPlan(app, g, prunePlan(app, { instance: name, policy: Object.values(policyOf(o)).some((v) => v !== undefined) ? policyOf(o) : undefined }), (r) =>
-        [...r.removed.map((b) => `dropped ${b.kind} backup ${b.id} of ${b.instance} (${b.createdAt})`), `${r.removed.length} dropped, ${r.kept.length} kept`].join('\n'),
-      ),
-    ),
+    action(async (app, g, name: string | undefined, o: any) => {
+      if (name) app.inv.requireInstance(name);
+      // The instances whose backups it decides on are locked before it decides, and until it has
+      // forgotten: a backup or restore meanwhile would add a backup or lean on one being dropped.
+      const locked = g.dryRun ? [] : name ? [name] : [...new Set(app.inv.listBackups().map((b) => b.instance))].sort();
+      app.inv.acquireLocks(locked.map((instance) => ({ instance, command: 'backups prune' })), null);
+      try {
+        return await runPlan(app, g, prunePlan(app, { instance: name, policy: Object.values(policyOf(o)).some((v) => v !== undefined) ? policyOf(o) : undefined }), (r) =>
+          [...r.removed.map((b) => `dropped ${b.kind} backup ${b.id} of ${b.instance} (${b.createdAt})`), `${r.removed.length} dropped, ${r.kept.length} kept`].join('\n'),
+        );
+      } finally {
+        for (const l of locked) app.inv.releaseLock(l);
+      }
+    }),
   );
   backups.command('verify <id>').description('read a backup back from the store and check it against its manifest').action(
     action(async (app, g, id: string) =>
@@ -1026,6 +1035,35 @@ export function buildProgram(): Command {
         if (key !== undefined && value === undefined) throw new UsageError(`give a value for ${key}`, `for example: opsdeck settings ${key} ${key === 'refreshMs' ? '5000' : '...'}`);
         const s = key ? saveSetting(app.home, key, value!, app.inv.listBackups().length > 0) : app.settings;
         return { json: s, text: Object.entries(s).map(([k, v]) => `${k.padEnd(18)} ${v === '' ? '(default)' : v}`).join('\n') };
+      }),
+    );
+
+  // ---- locks
+  program
+    .command('unlock <instance>')
+    .description("release an instance's lock whose run is gone (killed on another machine, or its machine rebooted); says who held it, asks first, and is recorded in the audit trail")
+    .action(
+      action(async (app, g, name: string) => {
+        app.inv.requireInstance(name);
+        const held = app.inv.getLock(name);
+        if (!held) return { json: { instance: name, locked: false }, text: `instance ${name} is not locked` };
+        const who = describeLock(held);
+        // A run still going on this machine is not stale: releasing its lock would let a second run in beside it.
+        if (held.host === hostname() && !lockIsStale(held)) {
+          throw new OpsError(`instance ${name} is locked by a run still going on this machine: ${who}`, EXIT.LOCKED, `wait for it to finish, or stop it first (kill ${held.pid}); unlock is for locks whose run is gone`);
+        }
+        if (g.dryRun) return { json: { instance: name, locked: true, heldBy: held, dryRun: true }, text: `would release the lock on ${name} held by ${who}` };
+        await confirm(`release the lock on ${name} held by ${who}? Do it only if that run is gone: two runs at once on one instance can break it.`, { yes: g.yes });
+        const runId = app.inv.startRun('unlock', { instance: name, heldBy: who }, name, false);
+        const t0 = Date.now();
+        const startedAt = new Date().toISOString();
+        // Only that very lock: had its run ended and another taken the lock meanwhile, that one stays.
+        const released = app.inv.breakLock(held);
+        const error = released ? null : 'the lock changed hands meanwhile: nothing was released';
+        app.inv.addStep({ runId, seq: 0, name: 'unlock', title: `Release the lock held by ${who}`, status: released ? 'done' : 'failed', startedAt, finishedAt: new Date().toISOString(), error });
+        app.inv.finishRun(runId, released ? 'ok' : 'failed', error, released ? null : 'unlock', Date.now() - t0);
+        if (!released) throw new OpsError(`instance ${name}: ${error}`, EXIT.LOCKED, `see who holds it now with: opsdeck unlock ${name}`);
+        return { json: { instance: name, locked: false, released: true, heldBy: held, runId }, text: `released the lock on ${name} held by ${who} (run ${runId} in the audit trail)` };
       }),
     );
 
