@@ -43,7 +43,9 @@ export async function runHook(deps: Deps, inst: Instance, kind: HookKind, ctx: S
 
 export async function maintenanceOn(deps: Deps, inst: Instance, ctx: StepContext<unknown>): Promise<void> {
   if (!(await runHook(deps, inst, 'maintenance-on', ctx))) {
-    await run(shellFor(deps, inst), ['sh', '-c', 'cat > "$1/$2.opsdeck-tmp" && mv -f -- "$1/$2.opsdeck-tmp" "$1/$2"', 'sh', inst.path, MAINTENANCE_FILE], { stdin: MAINTENANCE_PAGE });
+    // The temp name is removed first: a symlink planted under it (the tree may come from anywhere)
+    // would make cat write through it, outside the instance. mv replaces a link, never its target.
+    await run(shellFor(deps, inst), ['sh', '-c', 'rm -f -- "$1/$2.opsdeck-tmp" && cat > "$1/$2.opsdeck-tmp" && mv -f -- "$1/$2.opsdeck-tmp" "$1/$2"', 'sh', inst.path, MAINTENANCE_FILE], { stdin: MAINTENANCE_PAGE });
   }
   deps.inv.updateInstance(inst.name, { maintenanceSince: new Date().toISOString() });
   ctx.log(`${inst.name} is in maintenance`);

@@ -89,8 +89,11 @@ async function unifiedDiff(labelA: string, a: string, labelB: string, b: string)
 
 /** Reads one file of an instance (for --diff); refuses what is not a plain text file of sane size. */
 async function readFile(deps: Deps, inst: Instance, rel: string): Promise<string> {
-  const res = await shellFor(deps, inst).exec(['sh', '-c', 'f="$1/$2"; [ -f "$f" ] || exit 3; exec head -c 5000001 -- "$f"', 'sh', inst.path, rel], { maxBuffer: 6_000_000 });
+  // A symlink anywhere on the way (config -> /etc, or the file itself) would read outside the instance.
+  const script = 'r=$1; rest=$2; while :; do r=$r/${rest%%/*}; [ -L "$r" ] && exit 4; case $rest in */*) rest=${rest#*/} ;; *) break ;; esac; done; f="$1/$2"; [ -f "$f" ] || exit 3; exec head -c 5000001 -- "$f"';
+  const res = await shellFor(deps, inst).exec(['sh', '-c', script, 'sh', inst.path, rel], { maxBuffer: 6_000_000 });
   if (res.code === 3) return '';
+  if (res.code === 4) throw new UsageError(`${rel} of ${inst.name} is or lies under a symlink: compare follows no link out of the instance's directory`, 'compare the link targets by hand');
   if (res.code !== 0) throw new OpsError(`cannot read ${rel} of ${inst.name}: ${res.stderr.trim()}`);
   if (res.stdout.length > 5_000_000) throw new UsageError(`${rel} is over 5 MB`, 'compare it by hand');
   return res.stdout;

@@ -5,7 +5,7 @@ import { formatBytes } from '../engine/events.js';
 import type { Plan, Step, StepContext } from '../engine/plan.js';
 import { CommandError, run } from '../remote/shell.js';
 import { OpsError, UsageError } from '../util/errors.js';
-import { inspectInstance, newBackupId, recordBackup, snapshotInstance, storedStream, treeKey } from './backup.js';
+import { newBackupId, recordBackup, snapshotInstance, storedStream, treeKey } from './backup.js';
 import { dbFor, shellFor, type Deps } from './deps.js';
 import { Meter, TarScanner } from './meter.js';
 import { progressSum, relay, together } from './relay.js';
@@ -39,6 +39,26 @@ const hasDb = (s: RestoreState) => s.parts.db && (s.direct ? !!s.direct.dbUrl : 
 /** A backup of another instance must not bring its own local files (its database config, say). */
 const keepsLocal = (s: RestoreState) => s.backup.instance !== s.target.name && s.target.localPaths.length > 0;
 
+/**
+ * Carries paths ($3...) from the tree in place ($1) into the staged one ($2), printing "kept I" or
+ * "skip I SIDE DEPTH" for the I-th path. A path with a symlink on the way (config -> /etc, in either
+ * tree) is skipped: mkdir -p, rm -rf and cp would act on the link's target, outside the instance
+ * (a restore replaced a file outside the target that way). The path itself may be a link: cp -a
+ * copies it as a link and rm -rf removes only the link.
+ */
+const CARRY_SCRIPT = [
+  'src=$1; dst=$2; shift 2; i=0',
+  // linked ROOT REL: prints how many leading components of REL lead to a symlink below ROOT (exit 0), or exits 1.
+  'linked() { r=$1; rest=$2; n=0; while :; do case $rest in */*) c=${rest%%/*}; rest=${rest#*/}; r=$r/$c; n=$((n+1)); if [ -L "$r" ]; then echo $n; return 0; fi ;; *) return 1 ;; esac; done; }',
+  'for p in "$@"; do',
+  '  if n=$(linked "$src" "$p"); then echo "skip $i src $n"',
+  '  elif n=$(linked "$dst" "$p"); then echo "skip $i dst $n"',
+  '  elif [ -e "$src/$p" ] || [ -L "$src/$p" ]; then mkdir -p -- "$(dirname -- "$dst/$p")" && rm -rf -- "$dst/$p" && cp -a -- "$src/$p" "$dst/$p" && echo "kept $i" || exit 1',
+  '  fi',
+  '  i=$((i+1))',
+  'done',
+].join('\n');
+
 export interface RestoreResult {
   backup: string;
   instance: string;
@@ -61,13 +81,28 @@ export function pickBackup(deps: Deps, instance: string, id?: string): Backup {
   return b;
 }
 
-/** Free bytes on the filesystem holding `dir` on the instance's host. */
-async function freeBytes(deps: Deps, inst: Instance, dir: string): Promise<number> {
-  const res = await run(shellFor(deps, inst), ['df', '-Pk', '--', dir]);
-  const line = res.stdout.trim().split('\n')[1] ?? '';
-  const avail = Number(line.split(/\s+/)[3]);
-  if (!Number.isFinite(avail)) throw new OpsError(`cannot read free disk space on ${inst.host}: ${res.stdout.trim()}`);
-  return avail * 1024;
+/**
+ * Free space on the filesystem holding `dir` on the instance's host: bytes (df -Pk), inodes (df -Pi;
+ * null where the filesystem has no fixed count, as btrfs) and its block size (stat -f).
+ */
+export async function freeSpace(deps: Deps, inst: Instance, dir: string): Promise<{ bytes: number; inodes: number | null; blockSize: number }> {
+  const res = await run(shellFor(deps, inst), ['sh', '-c', 'df -Pk -- "$1" && df -Pi -- "$1" && stat -f -c %S -- "$1"', 'sh', dir]);
+  const lines = res.stdout.trim().split('\n');
+  const avail = Number(lines[1]?.split(/\s+/)[3]);
+  const [inodes, ifree] = [Number(lines[3]?.split(/\s+/)[1]), Number(lines[3]?.split(/\s+/)[3])];
+  const blockSize = Number(lines[4]);
+  if (!Number.isFinite(avail) || !(blockSize > 0)) throw new OpsError(`cannot read free disk space on ${inst.host}: ${res.stdout.trim()}`);
+  return { bytes: avail * 1024, inodes: inodes > 0 && Number.isFinite(ifree) ? ifree : null, blockSize };
+}
+
+/** Bytes and entries (files, directories, links) of a live instance's tree, for a clone's disk check. */
+async function treeSize(deps: Deps, inst: Instance): Promise<{ bytes: number; entries: number }> {
+  const res = await shellFor(deps, inst).exec(['sh', '-c', 'du -sb -- "$1" | cut -f1 && find "$1" -printf . | wc -c', 'sh', inst.path]);
+  const [bytes, entries] = res.stdout.trim().split('\n').map(Number);
+  if (res.code !== 0 || !Number.isFinite(bytes) || !Number.isFinite(entries)) {
+    throw new OpsError(`the code tree ${inst.path} of ${inst.name} cannot be read on host ${inst.host}: ${res.stderr.trim()}`, 1, `check the path with: opsdeck instance show ${inst.name}`);
+  }
+  return { bytes, entries };
 }
 
 /** Streams a stored code tar into a fresh staging directory on the host, checking it against the manifest. */
@@ -187,13 +222,21 @@ export function restoreSteps(deps: Deps): Step<RestoreState>[] {
         const shell = shellFor(deps, target);
         const p = await shell.exec(['test', '-d', parent]);
         if (p.code !== 0) throw new UsageError(`the parent directory ${parent} of ${target.path} does not exist on ${target.host}`, 'create it on the host first');
-        if (ctx.state.direct) ctx.state.directBytes = (await inspectInstance(deps, ctx.state.direct)).bytes;
-        const codeBytes = ctx.state.direct ? ctx.state.directBytes! : backup.manifest.code?.bytes ?? 0;
-        const need = Math.ceil(((hasCode(ctx.state) ? codeBytes : 0) + (hasDb(ctx.state) && !ctx.state.direct ? backup.manifest.db!.bytes : 0)) * 1.1);
-        const free = await freeBytes(deps, target, parent);
-        ctx.log(`needs about ${formatBytes(need)}, ${formatBytes(free)} free on ${target.host}:${parent}`);
-        if (free < need) {
-          throw new OpsError(`not enough free disk on ${target.host} at ${parent}: the restore needs about ${formatBytes(need)}, ${formatBytes(free)} is free`, 1, 'free some space on the host, then run the restore again');
+        const m = backup.manifest.code;
+        const tree = ctx.state.direct ? await treeSize(deps, ctx.state.direct) : { bytes: m?.bytes ?? 0, entries: m ? m.files + m.dirs + m.symlinks : 0 };
+        if (ctx.state.direct) ctx.state.directBytes = tree.bytes;
+        const code = hasCode(ctx.state) ? tree : { bytes: 0, entries: 0 };
+        const free = await freeSpace(deps, target, parent);
+        // Every file, directory and link takes an inode and up to one block more than its bytes (a
+        // 1 KB file takes a 4 KB block): 3,000 small files need 12 MB, not the 4.6 MB of their tar.
+        const need = Math.ceil((code.bytes + code.entries * free.blockSize + (hasDb(ctx.state) && !ctx.state.direct ? backup.manifest.db!.bytes : 0)) * 1.1);
+        const inodes = code.entries + 1;
+        ctx.log(`needs about ${formatBytes(need)} and ${inodes} inodes; ${formatBytes(free.bytes)} and ${free.inodes ?? 'unlimited'} inodes free on ${target.host}:${parent}`);
+        if (free.bytes < need) {
+          throw new OpsError(`not enough free disk on ${target.host} at ${parent}: the restore needs about ${formatBytes(need)} (${code.entries} files and directories in ${free.blockSize}-byte blocks), ${formatBytes(free.bytes)} is free`, 1, 'free some space on the host, then run the restore again');
+        }
+        if (free.inodes !== null && free.inodes < inodes) {
+          throw new OpsError(`not enough free inodes on ${target.host} at ${parent}: the restore needs ${inodes} (one per file, directory and link), ${free.inodes} are free`, 1, 'remove files on that filesystem (or give it more inodes), then run the restore again');
         }
       },
     },
@@ -244,16 +287,17 @@ export function restoreSteps(deps: Deps): Step<RestoreState>[] {
         // Carried from the tree in place into the staged one: the target's own files (database config...)
         // when the backup is another instance's, and the maintenance page, so a site in maintenance stays so.
         const carry = [...(keepsLocal(ctx.state) ? target.localPaths : []), MAINTENANCE_FILE];
-        const res = await run(shellFor(deps, target), [
-          'sh',
-          '-c',
-          'src=$1; dst=$2; shift 2; for p in "$@"; do if [ -e "$src/$p" ] || [ -L "$src/$p" ]; then mkdir -p -- "$(dirname -- "$dst/$p")" && rm -rf -- "$dst/$p" && cp -a -- "$src/$p" "$dst/$p" && printf "%s\\n" "$p" || exit 1; fi; done',
-          'sh',
-          target.path,
-          staging,
-          ...carry,
-        ]);
-        const carried = res.stdout.split('\n').filter(Boolean);
+        const res = await run(shellFor(deps, target), ['sh', '-c', CARRY_SCRIPT, 'sh', target.path, staging, ...carry]);
+        const carried: string[] = [];
+        for (const line of res.stdout.split('\n')) {
+          const [what, i, side, depth] = line.split(' ');
+          const p = carry[Number(i)];
+          if (what === 'kept' && p !== undefined) carried.push(p);
+          else if (what === 'skip' && p !== undefined) {
+            const link = p.split('/').slice(0, Number(depth)).join('/');
+            ctx.log(`not carried: ${p}, because ${link} is a symlink in ${side === 'src' ? `${target.name}'s tree in place` : 'the restored tree'}: opsdeck follows no link out of the instance's directory`, 'warn');
+          }
+        }
         if (carried.length) ctx.log(`kept ${target.name}'s own ${carried.join(', ')}`);
         await swapIn(deps, target, staging, old);
         ctx.state.swapped = true;
