@@ -223,7 +223,7 @@ export function restoreSteps(deps: Deps): Step<RestoreState>[] {
         const p = await shell.exec(['test', '-d', parent]);
         if (p.code !== 0) throw new UsageError(`the parent directory ${parent} of ${target.path} does not exist on ${target.host}`, 'create it on the host first');
         const m = backup.manifest.code;
-        const tree = ctx.state.direct ? await treeSize(deps, ctx.state.direct) : { bytes: m?.bytes ?? 0, entries: m ? m.files + m.dirs + m.symlinks : 0 };
+        const tree = ctx.state.direct ? await treeSize(deps, ctx.state.direct) : { bytes: m?.bytes ?? 0, entries: m ? (m.files ?? 0) + (m.dirs ?? 0) + (m.symlinks ?? 0) : 0 };
         if (ctx.state.direct) ctx.state.directBytes = tree.bytes;
         const code = hasCode(ctx.state) ? tree : { bytes: 0, entries: 0 };
         const free = await freeSpace(deps, target, parent);

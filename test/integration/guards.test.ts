@@ -323,10 +323,18 @@ describe('locks', () => {
     asLabUser('sh', ['-c', 'printf "while [ ! -e go ]; do sleep 0.05; done\\n" > "$1/wait.sh"', 'sh', dst]);
     await must(cli(home, ['instance', 'set', 'g-clone-dst', '--hook', 'maintenance-on=sh wait.sh']));
     const clone = cli(home, ['clone', 'g-clone-src', 'g-clone-dst', '--yes']);
-    while (!locks().some((x) => x.instance === 'g-clone-src')) await new Promise((r) => setTimeout(r, 50));
-    expect(locks().find((x) => x.instance === 'g-clone-src')).toMatchObject({ command: 'clone (reading it)' });
-    const during = await cli(home, ['restore', 'g-clone-src', '--yes']);
-    asLabUser('touch', [go]);
+    let ended = false;
+    void clone.then(() => (ended = true));
+    let during;
+    try {
+      // Until the clone holds its locks (it then waits in the hook); a clone that ended first failed.
+      while (!ended && !locks().some((x) => x.instance === 'g-clone-src')) await new Promise((r) => setTimeout(r, 50));
+      expect(ended, (await Promise.race([clone, Promise.resolve(undefined)]))?.stderr).toBe(false);
+      expect(locks().find((x) => x.instance === 'g-clone-src')).toMatchObject({ command: 'clone (reading it)' });
+      during = await cli(home, ['restore', 'g-clone-src', '--yes']);
+    } finally {
+      asLabUser('touch', [go]);
+    }
     expect(during.code).toBe(3);
     expect(during.stderr).toContain('instance g-clone-src is locked by another run: clone (reading it) (run');
     const done = await clone;
