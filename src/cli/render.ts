@@ -1,6 +1,6 @@
 import type { RunEvent } from '../engine/events.js';
 import { formatBytes } from '../engine/events.js';
-import { printableText } from '../util/display.js';
+import { printable, printableText } from '../util/display.js';
 
 /**
  * Text renderer of run events on stderr. On a terminal it shows every step and a live progress line;
@@ -77,7 +77,8 @@ export function jsonLinesRenderer(out: NodeJS.WritableStream = process.stderr): 
 }
 
 export function table(rows: string[][], headers: string[]): string {
-  const all = [headers, ...rows];
+  // A cell is one line: whatever a host put in it (a reason, an error, a name) is escaped.
+  const all = [headers, ...rows].map((r) => r.map((c) => printable(c ?? '')));
   const widths = headers.map((_, i) => Math.max(...all.map((r) => (r[i] ?? '').length)));
   return all.map((r) => r.map((c, i) => (i === r.length - 1 ? c : (c ?? '').padEnd(widths[i]))).join('  ').trimEnd()).join('\n') + '\n';
 }

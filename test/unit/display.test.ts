@@ -17,3 +17,10 @@ describe('printable', () => {
     expect(printableText('--- a\n+++ b\n+\tx\x1b[2J\n')).toBe('--- a\n+++ b\n+\tx\\e[2J\n');
   });
 });
+
+describe('table', () => {
+  it('keeps each row on one line, whatever a cell holds', async () => {
+    const { table } = await import('../../src/cli/render.js');
+    expect(table([['up', 'host said\nFORGED ok\x1b[2J']], ['STATE', 'REASON'])).toBe('STATE  REASON\nup     host said\\nFORGED ok\\e[2J\n');
+  });
+});
