@@ -23,7 +23,21 @@ const hostile = [
   '~root',
   'émoji ✓ ı',
   "''''",
+  'ends in \\',
+  "\\'\\\\",
+  '%self',
+  '=ls',
 ];
+
+// The login shells quoteArg promises to read alike; a host whose shell differs is refused by host check.
+const shells = ['sh', 'bash', 'dash', 'zsh', 'fish'].filter((s) => {
+  try {
+    execFileSync('sh', ['-c', 'command -v "$1"', 'sh', s]);
+    return true;
+  } catch {
+    return false;
+  }
+});
 
 describe('quoteArg', () => {
   it('makes a POSIX shell see exactly the original word', () => {
@@ -37,6 +51,12 @@ describe('quoteArg', () => {
     const line = toCommandLine(['printf', '%s\\0', ...hostile]);
     const out = execFileSync('sh', ['-c', line]).toString();
     expect(out.split('\0').slice(0, -1)).toEqual(hostile);
+  });
+
+  it('reads the same in every supported login shell, fish included (its quotes escape \\ and \')', () => {
+    expect(shells).toContain('fish');
+    const line = toCommandLine(['printf', '%s\\0', ...hostile]);
+    for (const sh of shells) expect([sh, execFileSync(sh, ['-c', line]).toString().split('\0').slice(0, -1)]).toEqual([sh, hostile]);
   });
 
   it('refuses a NUL byte, which no argv can carry', () => {
