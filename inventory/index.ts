@@ -460,8 +460,9 @@ export class Inventory {
    */
   private alive(r: RunRecord): RunRecord {
     if (r.status !== 'running' || !r.instance) return r;
-    const l = this.sql('SELECT pid, host, run_id FROM locks WHERE instance = ?').get(r.instance) as { pid: number; host: string; run_id: number | null } | undefined;
-    const holds = l && (l.run_id === r.id || l.run_id === null) && (l.host !== hostname() || isAlive(l.pid));
+    const l = this.getLock(r.instance);
+    // Stale: its process died, or its pid now belongs to another process (told by start time).
+    const holds = l && (l.runId === r.id || l.runId === null) && !lockIsStale(l);
     return holds ? r : { ...r, status: 'interrupted' };
   }
   runSteps(runId: number): StepRecord[] {

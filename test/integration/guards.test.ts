@@ -288,8 +288,11 @@ describe('locks', () => {
   it('a lock whose pid now belongs to another process is taken over; one whose run is still going here is not unlocked', async () => {
     // This test's own pid: alive, but not the process that took the lock (another start time).
     const inv = new Inventory(home);
-    inv.db.prepare("INSERT INTO locks (instance, pid, host, user, command, started_at, proc_start) VALUES ('g-lock', ?, ?, 'x', 'backup', '2026-01-01', 'another-boot:1')").run(process.pid, hostname());
+    const dead = inv.startRun('backup', {}, 'g-lock', false);
+    inv.db.prepare("INSERT INTO locks (instance, run_id, pid, host, user, command, started_at, proc_start) VALUES ('g-lock', ?, ?, ?, 'x', 'backup', '2026-01-01', 'another-boot:1')").run(dead, process.pid, hostname());
     inv.close();
+    // Its run is shown as interrupted, not running forever.
+    expect(JSON.parse((await cli(home, ['runs', String(dead), '--json'])).stdout).status).toBe('interrupted');
     const r = await cli(home, ['backup', 'g-lock']);
     expect(r.code, r.stderr).toBe(0);
     expect(locks()).toEqual([]);
