@@ -23,6 +23,8 @@ export interface Host {
   jump: string | null;
   /** Pinned host key, as OpenSSH prints it: SHA256:base64 */
   hostKey: string | null;
+  /** The user commands on instance trees run as (sudo -n -u USER --); null: the login user. */
+  become?: string | null;
   createdAt: string;
 }
 
@@ -255,9 +257,13 @@ export class Inventory {
   addHost(h: Omit<Host, 'createdAt'>): Host {
     if (this.getHost(h.name)) throw new UsageError(`host ${h.name} already exists`, `see it with: opsdeck host show ${h.name}`);
     if (h.jump) this.requireHost(h.jump);
-    this.sql('INSERT INTO hosts (name, address, port, user, key_file, jump, host_key, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
-      .run(h.name, h.address, h.port, h.user, h.keyFile, h.jump, h.hostKey, now());
+    this.sql('INSERT INTO hosts (name, address, port, user, key_file, jump, host_key, become, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)')
+      .run(h.name, h.address, h.port, h.user, h.keyFile, h.jump, h.hostKey, h.become ?? null, now());
     return this.getHost(h.name)!;
+  }
+  setHostBecome(name: string, user: string | null): void {
+    this.requireHost(name);
+    this.sql('UPDATE hosts SET become = ? WHERE name = ?').run(user, name);
   }
   getHost(name: string): Host | undefined {
     const r = this.sql('SELECT * FROM hosts WHERE name = ?').get(name) as any;
@@ -568,7 +574,7 @@ function safeUser(): string {
 }
 
 function rowToHost(r: any): Host {
-  return { name: r.name, address: r.address, port: r.port, user: r.user, keyFile: r.key_file, jump: r.jump, hostKey: r.host_key, createdAt: r.created_at };
+  return { name: r.name, address: r.address, port: r.port, user: r.user, keyFile: r.key_file, jump: r.jump, hostKey: r.host_key, become: r.become ?? null, createdAt: r.created_at };
 }
 /** A JSON column, skipping the parse for the empty values most rows hold (10,000 rows load in one go). */
 function json<T extends object>(v: string | null, empty: T): T {

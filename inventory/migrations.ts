@@ -150,4 +150,9 @@ export const MIGRATIONS: string[] = [
   -- process no longer keeps a lock forever.
   ALTER TABLE locks ADD COLUMN proc_start TEXT;
   `,
+  `
+  -- The user commands on an instance's tree run as on this host (sudo -n -u USER), when the login
+  -- user is not the tree's owner (a deploy user reaching www-data's tree); NULL: the login user.
+  ALTER TABLE hosts ADD COLUMN become TEXT;
+  `,
 ];

@@ -4,7 +4,7 @@ import { dumpArgv } from '../databases/postgres.js';
 import type { Plan, StepContext } from '../engine/plan.js';
 import { CommandError, run } from '../remote/shell.js';
 import { OpsError } from '../util/errors.js';
-import { dbFor, shellFor, type Deps } from './deps.js';
+import { dbFor, loginShellFor, shellFor, type Deps } from './deps.js';
 import { CopyCounter, Meter, TarScanner } from './meter.js';
 import { progressSum, relay, together } from './relay.js';
 
@@ -70,7 +70,7 @@ export async function backupCode(deps: Deps, inst: Instance, id: string, ctx: St
 /** Streams pg_dump from the host into the store; the password reaches pg_dump on its stdin. */
 export async function backupDatabase(deps: Deps, inst: Instance, id: string, ctx: StepContext<unknown>): Promise<NonNullable<Manifest['db']>> {
   const db = dbFor(deps, inst)!;
-  const shell = shellFor(deps, inst);
+  const shell = loginShellFor(deps, inst);
   const rows = new CopyCounter();
   const meter = new Meter({ sql: rows, onBytes: (n) => ctx.progress(n) });
   const argv = dumpArgv(db.target);

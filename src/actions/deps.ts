@@ -1,7 +1,7 @@
-import type { Instance, Inventory } from '../../inventory/index.js';
+import type { Host, Instance, Inventory } from '../../inventory/index.js';
 import { parsePgUrl, type PgTarget } from '../databases/postgres.js';
 import type { SshPool } from '../remote/ssh.js';
-import type { Shell } from '../remote/shell.js';
+import { BecomeShell, type Shell } from '../remote/shell.js';
 import type { Store } from '../store/restic.js';
 
 /** What actions need from the world; the CLI and the TUI build one and pass it in. */
@@ -11,8 +11,24 @@ export interface Deps {
   store: Store;
 }
 
+/**
+ * Where commands on an instance's tree run: on its host as the host's become user (sudo -n -u USER)
+ * when it has one, else as the login user. Every action that reads or writes a tree (tar, find, du,
+ * the swap, git, hooks) gets its shell here, so none builds sudo argv itself.
+ */
 export function shellFor(deps: Deps, inst: Instance): Shell {
+  return hostShell(deps, deps.inv.requireHost(inst.host), true);
+}
+
+/** The login user's shell on the instance's host: database commands (pg_dump, psql) need no become. */
+export function loginShellFor(deps: Deps, inst: Instance): Shell {
   return deps.ssh.shell(inst.host);
+}
+
+/** A host's shell; with `become`, as its become user (the same shell when that is the login user). */
+export function hostShell(deps: Pick<Deps, 'ssh'>, host: Host, become: boolean): Shell {
+  const login = deps.ssh.shell(host);
+  return become && host.become && host.become !== host.user ? new BecomeShell(login, host.become, { host: host.name, login: host.user }) : login;
 }
 
 export function dbFor(deps: Deps, inst: Instance): { target: PgTarget; password: string } | undefined {

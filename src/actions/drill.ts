@@ -6,7 +6,7 @@ import { CommandError } from '../remote/shell.js';
 import { errorMessage, OpsError, UsageError } from '../util/errors.js';
 import { formatBytes } from '../util/format.js';
 import { requireHealthy } from './app.js';
-import { dbFor, shellFor, type Deps } from './deps.js';
+import { dbFor, loginShellFor, type Deps } from './deps.js';
 import { pickBackup, restoreSteps, type RestoreState } from './restore.js';
 import { verifyPlan } from './verify.js';
 
@@ -118,7 +118,7 @@ export function drillPlan(deps: Deps, source: string, opts: { target: string; ba
           const names = Object.keys(tables);
           if (names.length) {
             const db = dbFor(deps, target)!;
-            const shell = shellFor(deps, target);
+            const shell = loginShellFor(deps, target);
             const sql = names.map((t) => `SELECT '${t.replace(/'/g, "''")}', count(*) FROM ONLY ${quoteQualified(t)}`).join(' UNION ALL ') + ';';
             const res = await shell.exec(psqlArgv(db.target, ['-At', '-f', '-']), { secretLine: db.password, stdin: sql });
             if (res.code !== 0) throw new CommandError(shell.label, ['psql'], res);

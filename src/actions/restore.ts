@@ -6,7 +6,7 @@ import type { Plan, Step, StepContext } from '../engine/plan.js';
 import { CommandError, run } from '../remote/shell.js';
 import { OpsError, UsageError } from '../util/errors.js';
 import { newBackupId, recordBackup, snapshotInstance, storedStream, treeKey } from './backup.js';
-import { dbFor, shellFor, type Deps } from './deps.js';
+import { dbFor, loginShellFor, shellFor, type Deps } from './deps.js';
 import { Meter, TarScanner } from './meter.js';
 import { progressSum, relay, together } from './relay.js';
 import { MAINTENANCE_FILE } from './app.js';
@@ -130,7 +130,7 @@ export async function loadDatabase(deps: Deps, backup: Backup, target: Instance,
   const m = backup.manifest.db!;
   const db = dbFor(deps, target);
   if (!db) throw new UsageError(`backup ${backup.id} has a database but ${target.name} has none configured`, `set one with: opsdeck instance add ... --db URL`);
-  const shell = shellFor(deps, target);
+  const shell = loginShellFor(deps, target);
   const meter = new Meter({ onBytes: (n) => ctx.progress(n, m.bytes) });
   meter.out.write(LOAD_PREFIX);
   const argv = loadArgv(db.target);
@@ -180,8 +180,8 @@ export async function loadDatabaseFrom(deps: Deps, source: Instance, target: Ins
   const src = dbFor(deps, source)!;
   const dst = dbFor(deps, target);
   if (!dst) throw new UsageError(`${target.name} has no database configured`);
-  const from = shellFor(deps, source);
-  const to = shellFor(deps, target);
+  const from = loginShellFor(deps, source);
+  const to = loginShellFor(deps, target);
   const meter = new Meter({ onBytes: (n) => ctx.progress(n) });
   meter.out.write(LOAD_PREFIX);
   const dump = dumpArgv(src.target);

@@ -197,7 +197,7 @@ function describeCompare(r: CompareReport & { diff?: string }): string {
 }
 
 function hostView(h: Host) {
-  return { name: h.name, address: h.address, port: h.port, user: h.user, keyFile: h.keyFile, jump: h.jump, hostKey: h.hostKey, createdAt: h.createdAt };
+  return { name: h.name, address: h.address, port: h.port, user: h.user, become: h.become ?? null, keyFile: h.keyFile, jump: h.jump, hostKey: h.hostKey, createdAt: h.createdAt };
 }
 
 /** Confirms a change to an instance; a protected one needs its name typed (or --yes --allow-protected). */
@@ -356,6 +356,7 @@ export function buildProgram(): Command {
     .option('--key <file>', 'private key file (else ssh-agent)')
     .option('--jump <host>', 'reach it through this host (already in the inventory)')
     .option('--fingerprint <SHA256:...>', 'the host key fingerprint to expect (else asked, or --yes accepts it)')
+    .option('--become <user>', "run commands on instance trees as this user, through sudo -n (the trees' owner, e.g. www-data)")
     .action(
       action(async (app, g, name: string, o: any) => {
         const h: Host = {
@@ -366,13 +367,14 @@ export function buildProgram(): Command {
           keyFile: o.key ?? null,
           jump: o.jump ? app.inv.requireHost(checkName('host', o.jump)).name : null,
           hostKey: null,
+          become: o.become !== undefined ? checkUser(o.become) : null,
           createdAt: '',
         };
         if (app.inv.getHost(h.name)) throw new UsageError(`host ${h.name} already exists`, `see it with: opsdeck host show ${h.name}`);
         h.hostKey = await establishTrust(app, h, o.fingerprint, await trustPrompt(g, h));
         const login = await checkLogin(app, h);
         const saved = app.inv.addHost(h);
-        return { json: { ...hostView(saved), system: login.system }, text: `host ${h.name} added: ${login.system}\n  key ${h.hostKey}` };
+        return { json: { ...hostView(saved), system: login.system, shell: login.shell }, text: `host ${h.name} added: ${login.system}\n  key ${h.hostKey}${login.become ? `\n  trees as ${login.become.user} (uid ${login.become.uid}), through sudo -n` : ''}` };
       }),
     );
   host.command('list').description('list hosts').action(
@@ -380,7 +382,7 @@ export function buildProgram(): Command {
       const hs = app.inv.listHosts();
       return {
         json: hs.map(hostView),
-        text: hs.length ? table(hs.map((h) => [h.name, `${h.user}@${h.address}:${h.port}`, h.jump ?? '', h.hostKey ?? 'NOT PINNED']), ['NAME', 'LOGIN', 'JUMP', 'HOST KEY']) : 'no hosts yet: opsdeck host add NAME --address ADDR',
+        text: hs.length ? table(hs.map((h) => [h.name, `${h.user}@${h.address}:${h.port}`, h.become ?? '', h.jump ?? '', h.hostKey ?? 'NOT PINNED']), ['NAME', 'LOGIN', 'BECOME', 'JUMP', 'HOST KEY']) : 'no hosts yet: opsdeck host add NAME --address ADDR',
       };
     }),
   );
@@ -390,17 +392,39 @@ export function buildProgram(): Command {
       const insts = app.inv.listInstances().filter((i) => i.host === h.name);
       return {
         json: { ...hostView(h), instances: insts.map((i) => i.name) },
-        text: `host ${h.name}\n  login     ${h.user}@${h.address}:${h.port}\n  key file  ${h.keyFile ?? '(ssh-agent)'}\n  jump      ${h.jump ?? '-'}\n  host key  ${h.hostKey ?? 'not pinned'}\n  instances ${insts.map((i) => i.name).join(', ') || '-'}`,
+        text: `host ${h.name}\n  login     ${h.user}@${h.address}:${h.port}\n  become    ${h.become ? `${h.become} (sudo -n -u ${h.become})` : '-'}\n  key file  ${h.keyFile ?? '(ssh-agent)'}\n  jump      ${h.jump ?? '-'}\n  host key  ${h.hostKey ?? 'not pinned'}\n  instances ${insts.map((i) => i.name).join(', ') || '-'}`,
       };
     }),
   );
-  host.command('check <name>').description('connect, check the host key, log in and run uname').action(
+  host.command('check <name>').description('connect, check the host key, log in, run uname, test the login shell and sudo -n for --become').action(
     action(async (app, _g, name: string) => {
       const h = app.inv.requireHost(name);
       const r = await checkLogin(app, h);
-      return { json: { name: h.name, ok: true, hostKey: h.hostKey, ...r }, text: `host ${h.name}: ok\n  ${r.system}\n  ${r.uptime}\n  key ${h.hostKey}` };
+      return {
+        json: { name: h.name, ok: true, hostKey: h.hostKey, ...r },
+        text: `host ${h.name}: ok\n  ${r.system}\n  ${r.uptime}\n  key ${h.hostKey}\n  login shell ${r.shell}: reads opsdeck's quoting exactly${r.become ? `\n  become ${r.become.user} (uid ${r.become.uid}): sudo -n works` : ''}`,
+      };
     }),
   );
+  host
+    .command('set <name>')
+    .description('change how opsdeck acts on a host: --become USER runs commands on its instance trees as USER through sudo -n')
+    .option('--become <user>', "run commands on instance trees as this user (the trees' owner, e.g. www-data); sudo -n must allow it")
+    .option('--no-become', 'run them as the login user again')
+    .action(
+      action(async (app, _g, name: string, o: { become?: string | false }) => {
+        const h = app.inv.requireHost(checkName('host', name));
+        if (o.become === undefined) throw new UsageError('nothing to change', `give --become USER or --no-become (see: opsdeck host show ${h.name})`);
+        const become = o.become === false ? null : checkUser(o.become);
+        // Tried before it is saved, as host add tries the key: a rule that wants a password is refused now.
+        const login = become ? await checkLogin(app, { ...h, become }) : undefined;
+        app.inv.setHostBecome(h.name, become);
+        return {
+          json: { ...hostView(app.inv.requireHost(h.name)), ...(login?.become && { uid: login.become.uid }) },
+          text: become ? `host ${h.name}: commands on instance trees run as ${become} (uid ${login!.become!.uid}), through sudo -n` : `host ${h.name}: commands on instance trees run as the login user ${h.user}`,
+        };
+      }),
+    );
   host
     .command('trust <name>')
     .description('pin the key the host offers now (after a legitimate key change)')

@@ -1,3 +1,4 @@
+import { OpsError } from '../util/errors.js';
 import type { Readable, Writable } from 'node:stream';
 
 export interface ExecOptions {
@@ -57,3 +58,44 @@ export class Tail {
     return this.text.slice(-this.limit);
   }
 }
+
+/** What sudo -n says when its rules do not let the login user run a command as the target user. */
+const SUDO_REFUSED = /^(?:sudo: (?:a password is required|a terminal is required|sorry, you must have a tty|.* is not in the sudoers file)|Sorry, user .* is not allowed to execute)/im;
+const SUDO_NO_USER = /^sudo: unknown user:? ?(\S*)/im;
+
+/**
+ * Runs argv on `inner` as another user, through `sudo -n -u USER --` (the tree belongs to the web
+ * server's user; the login user reaches it with sudo). -n: sudo never prompts; when its rules want a
+ * password it fails, and that becomes an error naming the host, both users and the sudoers rule.
+ */
+export class BecomeShell implements Shell {
+  readonly label: string;
+  constructor(private readonly inner: Shell, readonly user: string, private readonly where: { host: string; login: string }) {
+    this.label = inner.label;
+  }
+
+  async exec(argv: readonly string[], opts: ExecOptions = {}): Promise<ExecResult> {
+    // cd /: the login user's home (sudo keeps the working directory) may be closed to USER, and
+    // find and git fail in a working directory they cannot read.
+    const res = await this.inner.exec(['sudo', '-n', '-u', this.user, '--', 'sh', '-c', 'cd / && exec "$@"', 'sh', ...argv], opts);
+    if (res.code === 127 && /sudo: (?:command )?not found/i.test(res.stderr)) {
+      throw new OpsError(`sudo is not installed on host ${this.where.host}, and commands on its instances run as ${this.user} through it`, 1, `install sudo there, or run them as the login user: opsdeck host set ${this.where.host} --no-become`);
+    }
+    if (res.code === 1 && SUDO_NO_USER.test(res.stderr)) {
+      throw new OpsError(`host ${this.where.host} has no user ${this.user} to run commands as (host set --become ${this.user})`, 1, `name a user that exists there: opsdeck host set ${this.where.host} --become USER (or --no-become)`);
+    }
+    if (res.code === 1 && SUDO_REFUSED.test(res.stderr)) {
+      throw new OpsError(
+        `on host ${this.where.host}, sudo wants a password for ${this.where.login} to run commands as ${this.user}: opsdeck runs sudo -n and never types one`,
+        1,
+        `allow it without a password in a sudoers file on ${this.where.host} (visudo -f /etc/sudoers.d/opsdeck): ${this.where.login} ALL=(${this.user}) NOPASSWD: ALL, then run: opsdeck host check ${this.where.host}`,
+      );
+    }
+    return res;
+  }
+
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}
+
