@@ -305,10 +305,39 @@ export class Inventory {
     this.sql('INSERT INTO instances (name, host, path, env, url, db_url, db_secret, branch, created_at, hooks, health, local_paths, revision) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)')
       .run(i.name, i.host, i.path, i.env, i.url, i.dbUrl, sealed, i.branch, now(), JSON.stringify(i.hooks ?? {}), i.health ? JSON.stringify(i.health) : null, JSON.stringify(i.localPaths ?? []), i.revision ?? null);
     return this.getInstance(i.name)!;
+    this.refuseNested(i.name, i.host, i.path);
   }
   getInstance(name: string): Instance | undefined {
     const r = this.sql('SELECT * FROM instances WHERE name = ?').get(name) as any;
     return r && rowToInstance(r);
+  }
+  /**
+   * The instance, on the same machine (the same host, or another host entry with its address, port and
+   * jump), whose tree holds `path` or lies inside it: restoring the outer one would swap the inner
+   * one's files away with its own.
+   */
+  nestedWith(host: string, path: string, except?: string): { name: string; host: string; path: string; inside: boolean } | undefined {
+    const h = this.getHost(host);
+    const same = new Set(this.listHosts().filter((x) => x.name === host || (h && x.address === h.address && x.port === h.port && x.jump === h.jump)).map((x) => x.name));
+    for (const r of this.sql('SELECT name, host, path FROM instances').all() as { name: string; host: string; path: string }[]) {
+      if (r.name === except || !same.has(r.host)) continue;
+      if (path.startsWith(r.path + '/')) return { ...r, inside: true };
+      if (r.path.startsWith(path + '/') || r.path === path) return { ...r, inside: false };
+    }
+    return undefined;
+  }
+  /** Refuses (exit 2) a tree inside another instance's, or one that holds another instance. */
+  refuseNested(name: string, host: string, path: string): void {
+    const n = this.nestedWith(host, path, name);
+    if (!n) return;
+    throw new UsageError(
+      n.inside
+        ? `${host}:${path} is inside the tree of instance ${n.name} (${n.host}:${n.path}): restoring ${n.name} would swap ${name}'s files away`
+        : n.path === path
+          ? `instance ${n.name} already lives at ${n.host}:${n.path}, the same directory on the same machine`
+          : `${host}:${path} holds the tree of instance ${n.name} (${n.host}:${n.path}): restoring ${name} would swap ${n.name}'s files away`,
+      `give ${name} a directory of its own, neither inside another instance's tree nor holding one (see them with: opsdeck instance list)`,
+    );
   }
   requireInstance(name: string): Instance {
     const i = this.getInstance(name);

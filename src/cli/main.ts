@@ -19,7 +19,7 @@ import { formatPgUrl, parsePgUrl } from '../databases/postgres.js';
 import type { Plan } from '../engine/plan.js';
 import { formatBytes } from '../engine/events.js';
 import { EXIT, OpsError, UsageError, errorMessage } from '../util/errors.js';
-import { checkAddress, checkLocalPath, checkName, checkPort, checkRef, checkRemotePath, checkUser } from '../util/validate.js';
+import { checkAddress, checkHealth, checkHooks, checkKeyFile, checkLocalPath, checkMetric, checkName, checkPort, checkRef, checkRemotePath, checkUrl, checkUser, checkWatchExclude } from '../util/validate.js';
 import { openApp, type App, type GlobalOpts } from '../engine/app.js';
 import { saveSetting } from '../engine/settings.js';
 import { exportInventory, importInventory } from '../../inventory/transfer.js';
@@ -27,10 +27,10 @@ import { Engine } from '../engine/engine.js';
 import { runFailedAlert, sendAlert, type Alert, type Delivery } from '../notify/notify.js';
 import { hostname } from 'node:os';
 import { confirm, interactive, readSecret } from './prompt.js';
+import { resolve } from 'node:path';
 import { age, jsonLinesRenderer, table, textRenderer } from './render.js';
 import { duration, percent } from '../util/format.js';
 import { printable, printableText } from '../util/display.js';
-import { METRIC_SQL_RULES, metricSqlProblem } from '../util/metricsql.js';
 
 /** Output of a command: what --json prints, and the text for people. */
 interface Output {
@@ -219,7 +219,7 @@ function parseHooks(specs: string[], base: Hooks = {}): Hooks {
     if (argv.length) hooks[kind] = argv;
     else delete hooks[kind];
   }
-  return hooks;
+  return checkHooks(hooks);
 }
 
 /** --health-url/--health-status/--health-text over an existing check; undefined when none was given. */
@@ -230,7 +230,7 @@ function parseHealth(o: { healthUrl?: string; healthStatus?: string; healthText?
   const status = o.healthStatus !== undefined ? Number(o.healthStatus) : base?.status ?? 200;
   if (!Number.isInteger(status) || status < 100 || status > 599) throw new UsageError(`invalid --health-status ${o.healthStatus}`, 'an HTTP status such as 200');
   const text = o.healthText ?? base?.text;
-  return { url: checkUrl(url), status, ...(text ? { text } : {}) };
+  return checkHealth({ url, status, ...(text ? { text } : {}) });
 }
 
 /**
@@ -249,11 +249,8 @@ export function parseMetrics(specs: string[], base: AppMetric[] = []): AppMetric
       if (!out.delete(name)) throw new UsageError(`there is no metric ${name} to remove`, `the metrics are: ${[...out.keys()].join(', ') || 'none'}`);
       continue;
     }
-    if (!source.trim()) throw new UsageError(`metric ${name} has an empty ${kind === 'sql' ? 'query' : 'command'}`);
-    // Refused now rather than at every probe: the same check the probe makes.
-    const problem = kind === 'sql' ? metricSqlProblem(source) : null;
-    if (problem) throw new UsageError(`metric ${name} is refused: ${problem}`, `an sql: metric is ${METRIC_SQL_RULES}; use a cmd: metric for anything else`);
-    out.set(name, { name, kind: kind as AppMetric['kind'], source: source.trim() });
+    // The one check of a metric, which inventory import makes too.
+    out.set(name, checkMetric({ name, kind: kind as AppMetric['kind'], source }));
   }
   return [...out.values()];
 }
@@ -265,16 +262,6 @@ function readDbPassword(dbUrl: string, file?: string): Promise<string | undefine
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
-}
-
-function checkUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error();
-  } catch {
-    throw new UsageError(`invalid URL ${JSON.stringify(url)}`, 'give it as https://host/path');
-  }
-  return url;
 }
 
 async function trustPrompt(g: GlobalOpts, host: Host) {
@@ -364,7 +351,8 @@ export function buildProgram(): Command {
           address: checkAddress(o.address),
           port: checkPort(o.port),
           user: checkUser(o.user),
-          keyFile: o.key ?? null,
+          // Checked now (a private key, readable, no passphrase) and kept absolute: cron runs elsewhere.
+          keyFile: o.key ? checkKeyFile(resolve(o.key)) : null,
           jump: o.jump ? app.inv.requireHost(checkName('host', o.jump)).name : null,
           hostKey: null,
           become: o.become !== undefined ? checkUser(o.become) : null,
@@ -493,6 +481,7 @@ export function buildProgram(): Command {
     .option('--local <path>', 'a file or directory that belongs to this instance alone; repeatable', collect, [])
     .action(
       action(async (app, g, name: string, o: any) => {
+        app.inv.refuseNested(name, h.name, path);
         checkName('instance', name);
         const host = app.inv.requireHost(checkName('host', o.host)).name;
         app.inv.requireEnv(checkName('environment', o.env));
@@ -502,7 +491,7 @@ export function buildProgram(): Command {
         const plan = makePlan(app, {
           name,
           host,
-          path: checkRemotePath(o.path),
+          path,
           env: o.env,
           repo: o.repo,
           ref: o.ref,
@@ -532,6 +521,9 @@ export function buildProgram(): Command {
       }),
     );
   inst.command('show <name>').description('show one instance').action(
+        const path = checkRemotePath(o.path);
+        // Refused before anything is made; the register step checks again.
+        app.inv.refuseNested(name, host, path);
     action(async (app, _g, name: string) => {
       const i = app.inv.requireInstance(name);
       const backups = app.inv.listBackups(name);
@@ -596,8 +588,7 @@ export function buildProgram(): Command {
         if (o.local === false) patch.localPaths = [];
         else if (Array.isArray(o.local) && o.local.length) patch.localPaths = [...new Set([...i.localPaths, ...o.local.map(checkLocalPath)])];
         if (o.watchExclude.length) {
-          for (const p of o.watchExclude as string[]) if (!p || p.startsWith('-') || /[\0\n]/.test(p)) throw new UsageError(`invalid --watch-exclude ${JSON.stringify(p)}`, 'a file name or glob (cache, *.log) or a path (var/cache)');
-          patch.watchExcludes = o.watchExclude;
+          patch.watchExcludes = (o.watchExclude as string[]).map(checkWatchExclude);
         }
         if (o.metric.length) {
           patch.metrics = parseMetrics(o.metric, i.metrics);
@@ -1041,7 +1032,7 @@ export function buildProgram(): Command {
         } catch (err) {
           throw new UsageError(`cannot read ${file} as JSON: ${(err as Error).message}`, 'give a file written by opsdeck inventory export');
         }
-        const r = importInventory(app.inv, raw, parsePgUrl);
+        const r = importInventory(app.inv, raw, (u) => formatPgUrl(parsePgUrl(u)));
         return {
           json: r,
           text:
