@@ -92,6 +92,8 @@ export interface Backup {
   manifest: Manifest;
   verifiedAt: string | null;
   /** The run that took it, for the audit trail. */
+  /** Its last `backups verify` found it does not match its manifest (or could not read it back). */
+  verifyFailed?: boolean;
   runId: number | null;
 }
 
@@ -390,8 +392,9 @@ export class Inventory {
       : this.sql('SELECT * FROM backups ORDER BY created_at DESC, id DESC').all();
     return (rows as any[]).map(rowToBackup);
   }
-  latestBackup(instance: string, kinds: Backup['kind'][] = ['manual']): Backup | undefined {
-    return this.listBackups(instance).find((b) => kinds.includes(b.kind));
+  /** The newest backup of these kinds, leaving out those whose last verification failed. */
+  latestBackup(instance: string, kinds: Backup['kind'][] = ['manual'], opts: { includeFailed?: boolean } = {}): Backup | undefined {
+    return this.listBackups(instance).find((b) => kinds.includes(b.kind) && (opts.includeFailed || !b.verifyFailed));
   }
   /** Newest manual backup time of every instance, in one query (the lists show thousands). */
   latestBackupTimes(): Map<string, string> {
@@ -657,3 +660,4 @@ function rowToRun(r: any): RunRecord {
     durationMs: r.duration_ms,
   };
 }
+    verifyFailed: !!r.verify_failed,

@@ -34,7 +34,8 @@ export function clonePlan(deps: Deps, sourceName: string, targetName: string, op
   let chosen: Backup | undefined;
   if (opts.asOf !== undefined || opts.fromBackup) {
     const cutoff = opts.asOf !== undefined ? Date.now() - parseAge(opts.asOf) : Infinity;
-    chosen = deps.inv.listBackups(source.name).find((b) => b.kind === 'manual' && Date.parse(b.createdAt) <= cutoff);
+    // Never one whose last verification failed (restore's rule too).
+    chosen = deps.inv.listBackups(source.name).find((b) => b.kind === 'manual' && !b.verifyFailed && Date.parse(b.createdAt) <= cutoff);
     if (!chosen) {
       throw new UsageError(`${source.name} has no backup${opts.asOf ? ` at least ${opts.asOf} old` : ''}`, `list them with: opsdeck backups ${source.name}`);
     }

@@ -70,16 +70,27 @@ export interface RestoreResult {
 const stagingOf = (path: string) => `${path}.opsdeck-incoming`;
 const oldOf = (path: string) => `${path}.opsdeck-previous`;
 
-export function pickBackup(deps: Deps, instance: string, id?: string): Backup {
+/**
+ * The backup to restore: the one asked for, or the newest manual one whose last verification did
+ * not fail. One that failed verification is restored only when asked for by id and allowed.
+ */
+export function pickBackup(deps: Deps, instance: string, id?: string, opts: { allowFailed?: boolean } = {}): Backup {
   if (id) {
     const b = deps.inv.requireBackup(id);
     if (b.instance !== instance) throw new UsageError(`backup ${id} belongs to ${b.instance}, not ${instance}`, `run: opsdeck restore ${b.instance} --backup ${id} --to ${instance}`);
     return b;
   }
   const b = deps.inv.latestBackup(instance);
-  if (!b) throw new UsageError(`instance ${instance} has no backup yet`, `take one with: opsdeck backup ${instance}`);
+  if (!b) {
+    const failed = deps.inv.latestBackup(instance, ['manual'], { includeFailed: true });
+    if (failed) throw new UsageError(`every backup of ${instance} failed its last verification`, `take a new one (opsdeck backup ${instance}), or restore one anyway with --backup ID --allow-failed-backup`);
+    throw new UsageError(`instance ${instance} has no backup yet`, `take one with: opsdeck backup ${instance}`);
+  }
   return b;
 }
+    if (b.verifyFailed && !opts.allowFailed) {
+      throw new UsageError(`backup ${id} of ${instance} failed its last verification: it does not match its manifest, so a restore of it may bring back damaged files or data`, `pick another (opsdeck backups ${instance}); verify it again (opsdeck backups verify ${id}: a pass clears the mark); or restore it anyway with --allow-failed-backup`);
+    }
 
 /**
  * Free space on the filesystem holding `dir` on the instance's host: bytes (df -Pk), inodes (df -Pi;
@@ -87,6 +98,13 @@ export function pickBackup(deps: Deps, instance: string, id?: string): Backup {
  */
 export async function freeSpace(deps: Deps, inst: Instance, dir: string): Promise<{ bytes: number; inodes: number | null; blockSize: number }> {
   const res = await run(shellFor(deps, inst), ['sh', '-c', 'df -Pk -- "$1" && df -Pi -- "$1" && stat -f -c %S -- "$1"', 'sh', dir]);
+/** Why this backup and not a newer one, for the run's log: newer ones that failed verification. */
+export function backupChoiceNotes(deps: Deps, b: Backup): string[] {
+  if (b.verifyFailed) return [`backup ${b.id} failed its last verification; restoring it anyway, as --allow-failed-backup asked`];
+  const skipped = deps.inv.listBackups(b.instance).filter((x) => x.kind === 'manual' && x.verifyFailed && x.createdAt > b.createdAt);
+  return skipped.length ? [`backup ${b.id} (${b.createdAt}) chosen: the newer ${skipped.map((x) => `${x.id} (${x.createdAt})`).join(', ')} failed verification`] : [];
+}
+
   const lines = res.stdout.trim().split('\n');
   const avail = Number(lines[1]?.split(/\s+/)[3]);
   const [inodes, ifree] = [Number(lines[3]?.split(/\s+/)[1]), Number(lines[3]?.split(/\s+/)[3])];
@@ -232,6 +250,7 @@ export function restoreSteps(deps: Deps): Step<RestoreState>[] {
         const need = Math.ceil((code.bytes + code.entries * free.blockSize + (hasDb(ctx.state) && !ctx.state.direct ? backup.manifest.db!.bytes : 0)) * 1.1);
         const inodes = code.entries + 1;
         ctx.log(`needs about ${formatBytes(need)} and ${inodes} inodes; ${formatBytes(free.bytes)} and ${free.inodes ?? 'unlimited'} inodes free on ${target.host}:${parent}`);
+        if (!ctx.state.direct) for (const note of backupChoiceNotes(deps, backup)) ctx.log(note, 'warn');
         if (free.bytes < need) {
           throw new OpsError(`not enough free disk on ${target.host} at ${parent}: the restore needs about ${formatBytes(need)} (${code.entries} files and directories in ${free.blockSize}-byte blocks), ${formatBytes(free.bytes)} is free`, 1, 'free some space on the host, then run the restore again');
         }
@@ -325,9 +344,9 @@ export function restoreSteps(deps: Deps): Step<RestoreState>[] {
   ];
 }
 
-export function restorePlan(deps: Deps, instance: string, opts: { backup?: string; to?: string } = {}): Plan<RestoreState, RestoreResult> {
+export function restorePlan(deps: Deps, instance: string, opts: { backup?: string; to?: string; allowFailedBackup?: boolean } = {}): Plan<RestoreState, RestoreResult> {
   deps.inv.requireInstance(instance);
-  const backup = pickBackup(deps, instance, opts.backup);
+  const backup = pickBackup(deps, instance, opts.backup, { allowFailed: opts.allowFailedBackup });
   const target = deps.inv.requireInstance(opts.to ?? instance);
   if (backup.manifest.db && !target.dbUrl) {
     throw new UsageError(`backup ${backup.id} holds a database but ${target.name} has no database configured`, 'give the target a database URL, or restore onto another instance');

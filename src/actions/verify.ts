@@ -4,7 +4,7 @@ import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Backup } from '../../inventory/index.js';
 import type { Plan, StepContext } from '../engine/plan.js';
-import { OpsError, UsageError } from '../util/errors.js';
+import { OpsError, UsageError, errorMessage } from '../util/errors.js';
 import { storedStream } from './backup.js';
 import type { Deps } from './deps.js';
 import { CopyCounter, Meter, TarScanner } from './meter.js';
@@ -57,7 +57,15 @@ export function verifyPlan(deps: Deps, id: string): Plan<VerifyState, { id: stri
       name: stream,
       title: `Read the ${stream === 'code' ? 'code tree' : 'database dump'} back and check it`,
       run: async (ctx) => {
-        const p = await readBack(deps, ctx.state.backup, stream, ctx as StepContext<unknown>);
+        let p: string[];
+        try {
+          p = await readBack(deps, ctx.state.backup, stream, ctx as StepContext<unknown>);
+        } catch (err) {
+          // Cancelled is no verdict; a stream that cannot be read back (snapshot gone, store damaged)
+          // is a failed verification, recorded like a mismatch so no restore picks it by default.
+          if (ctx.signal.aborted) throw err;
+          p = [`${stream}: cannot be read back from the store: ${errorMessage(err)}`];
+        }
         ctx.state.problems.push(...p);
         for (const line of p) ctx.log(line, 'error');
       },
@@ -69,7 +77,7 @@ export function verifyPlan(deps: Deps, id: string): Plan<VerifyState, { id: stri
     run: async (ctx) => {
       const ok = ctx.state.problems.length === 0;
       deps.inv.markVerified(id, ok);
-      if (!ok) throw new OpsError(`backup ${id} does NOT match its manifest: ${ctx.state.problems.join('; ')}`, 1, 'do not rely on this backup; take a new one and check the store with restic check');
+      if (!ok) throw new OpsError(`backup ${id} does NOT match its manifest: ${ctx.state.problems.join('; ')}`, 1, `recorded: restores now pass it over (see opsdeck backups ${ctx.state.backup.instance}); take a new backup and check the store with restic check`);
     },
   });
   return {

@@ -13,6 +13,7 @@ import { clonePlan, parseAge, type CloneOptions } from '../actions/clone.js';
 import { splitWords } from '../util/words.js';
 import { backupPlan } from '../actions/backup.js';
 import { checkLogin, establishTrust } from '../actions/host.js';
+import { checkDbLogin } from '../actions/dbcheck.js';
 import { restorePlan } from '../actions/restore.js';
 import { exportPlan, verifyPlan } from '../actions/verify.js';
 import { formatPgUrl, parsePgUrl } from '../databases/postgres.js';
@@ -473,6 +474,7 @@ export function buildProgram(): Command {
     .requiredOption('--ref <ref>', 'tag or branch to check out')
     .option('--db <url>', 'postgres://ROLE@HOST:PORT/DB (created when missing; the password as for instance add)')
     .option('--db-password-file <file>', 'read the database password from this file')
+    .option('--no-db-check', 'do not log in to the database first (it is down now); the first backup will tell')
     .option('--url <url>', 'its public URL')
     .option('--hook <kind=command>', `an app hook (${HOOK_KINDS.join(', ')}); repeatable`, collect, [])
     .option('--health-url <url>', 'URL the health check asks')
@@ -486,6 +488,8 @@ export function buildProgram(): Command {
         const host = app.inv.requireHost(checkName('host', o.host)).name;
         app.inv.requireEnv(checkName('environment', o.env));
         const dbUrl = o.db ? formatPgUrl(parsePgUrl(o.db)) : null;
+        // As host add tries the key: the password is tried now, the way backups will use it.
+        if (dbUrl && o.dbCheck !== false) await checkDbLogin(app, h, name, dbUrl, pw);
         const url = o.url ? checkUrl(o.url) : null;
         const dbPassword = dbUrl ? await readDbPassword(dbUrl, o.dbPasswordFile) : undefined;
         const plan = makePlan(app, {
@@ -706,7 +710,7 @@ export function buildProgram(): Command {
           json: list,
           text: list.length
             ? table(
-                list.map((b) => [b.id, b.instance, b.kind, age(b.createdAt), b.files === null ? '-' : String(b.files), formatBytes((b.codeBytes ?? 0) + (b.dbBytes ?? 0)), b.verified ? 'verified' : '']),
+                list.map((b) => [b.id, b.instance, b.kind, age(b.createdAt), b.files === null ? '-' : String(b.files), formatBytes((b.codeBytes ?? 0) + (b.dbBytes ?? 0)), b.verifyFailed ? 'FAILED' : b.verified ? 'verified' : '']),
                 ['ID', 'INSTANCE', 'KIND', 'TAKEN', 'FILES', 'SIZE', 'VERIFIED'],
               )
             : 'no backups yet: opsdeck backup INSTANCE',
@@ -727,6 +731,7 @@ export function buildProgram(): Command {
           return { instance: i.name, env: i.env, newestBackup: at, limit, ok };
         });
         const late = rows.filter((r) => !r.ok);
+          verifyFailed: !!b.verifyFailed,
         if (late.length && unattended(g)) {
           await alert(app, {
             subject: `${late.length} instance${late.length > 1 ? 's have' : ' has'} no recent backup`,
@@ -770,11 +775,11 @@ export function buildProgram(): Command {
   program
     .command('restore <instance>')
     .description('restore a backup of an instance onto it or onto another (--to); a safety backup is taken first')
-    .option('--backup <id>', 'which backup (default: the newest)')
+    .option('--backup <id>', 'which backup (default: the newest that did not fail verification)')
     .option('--to <instance>', 'restore onto this instance instead')
     .addOption(new Option('--allow-protected', 'with --yes: allow a protected target without a typed confirmation'))
     .action(
-      action(async (app, g, name: string, o: { backup?: string; to?: string; allowProtected?: boolean }) => {
+      action(async (app, g, name: string, o: { backup?: string; to?: string; allowProtected?: boolean; allowFailedBackup?: boolean }) => {
         const plan = restorePlan(app, name, o);
         const target = plan.state.target;
         await confirmChange(
@@ -801,6 +806,7 @@ export function buildProgram(): Command {
         const out = await forEachInstance(app, g, o, names, (n) => watchPlan(app, n, { accept: o.accept }), describeWatch, 'watch');
         const reports = (Array.isArray((out.json as any)?.results) ? (out.json as any).results.filter((r: any) => r.ok).map((r: any) => r.result) : [out.json]) as WatchReport[];
         const changed = reports.filter((r) => r && watchChanged(r));
+    .option('--allow-failed-backup', 'with --backup: restore it even though its last verification failed')
         if (changed.length && unattended(g)) {
           for (const r of changed) {
             await alert(app, {

@@ -1,3 +1,4 @@
+import { isIPv6 } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { withSecretFromStdin } from '../remote/quote.js';
 import { UsageError } from '../util/errors.js';
@@ -30,12 +31,19 @@ export function parsePgUrl(url: string): PgTarget {
   if (u.password) {
     throw new UsageError('the database URL holds a password, which would be visible in the process list and shell history', 'drop it from the URL and give it in OPSDECK_DB_PASSWORD, with --db-password-file FILE, or at the prompt');
   }
+  // Connection parameters (?options=, ?sslmode=, #...) would be dropped on the way to psql and pg_dump:
+  // refused rather than silently ignored.
+  if (u.search || u.hash || /[?#]/.test(url)) {
+    throw new UsageError(`the database URL ${JSON.stringify(url)} holds connection parameters (${u.search || u.hash || '?'}), which opsdeck does not pass on`, 'drop them and write postgres://ROLE@HOST:PORT/DB; a setting such as search_path can be set for the role instead: ALTER ROLE ROLE SET search_path = ...');
+  }
   const user = decodeURIComponent(u.username);
   const database = decodeURIComponent(u.pathname.replace(/^\//, ''));
-  const host = u.hostname.replace(/^\[|\]$/g, '') || '127.0.0.1';
+  // An IPv6 literal comes bracketed ([::1]); it reaches psql bare.
+  const v6 = /^\[(.*)\]$/.exec(u.hostname);
+  const host = v6 ? v6[1] : u.hostname || '127.0.0.1';
   if (!IDENT.test(user)) throw new UsageError(`invalid database user ${JSON.stringify(user)} in ${url}`, 'give the role name as postgres://ROLE@HOST/DB');
   if (!IDENT.test(database)) throw new UsageError(`invalid database name ${JSON.stringify(database)} in ${url}`, 'give the database name as postgres://ROLE@HOST/DB');
-  if (!/^[A-Za-z0-9][A-Za-z0-9.:-]*$/.test(host)) throw new UsageError(`invalid database host ${JSON.stringify(host)}`);
+  if (v6 ? !isIPv6(host) : !/^[A-Za-z0-9][A-Za-z0-9.-]*$/.test(host)) throw new UsageError(`invalid database host ${JSON.stringify(host)}`, 'give a host name, an IPv4 address, or an IPv6 address in brackets: postgres://ROLE@[::1]:5432/DB');
   const port = u.port ? Number(u.port) : 5432;
   return { kind: 'postgres', user, host, port, database };
 }
