@@ -266,7 +266,16 @@ function collect(value: string, previous: string[]): string[] {
 }
 
 async function trustPrompt(g: GlobalOpts, host: Host) {
-  return async (offered: { fingerprint: string; type: string }) => {
+  return async (offered: { fingerprint: string; type: string; replacing?: string }) => {
+    if (offered.replacing) {
+      // A changed key is what a machine in the middle looks like: --yes never answers this.
+      const what = `host ${host.name} (${host.address}:${host.port}) now offers the ${offered.type} key ${offered.fingerprint}, but the key pinned for it is ${offered.replacing}`;
+      if (!interactive()) {
+        throw new UsageError(`${what}: refused; --yes accepts only a host's first key, and a changed key can mean someone is intercepting the connection`, `check the key on the host itself (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub), then run: opsdeck host trust ${host.name} --fingerprint ${offered.fingerprint}`);
+      }
+      await confirm(`${what}.\n  old (pinned): ${offered.replacing}\n  new (offered): ${offered.fingerprint}\nA changed key can mean someone is intercepting the connection. Replace the pinned key?`, {});
+      return;
+    }
     const q = `host ${host.name} (${host.address}:${host.port}) offers the ${offered.type} key ${offered.fingerprint}. Trust it?`;
     if (g.yes) {
       process.stderr.write(`trusting new host key of ${host.name}: ${offered.fingerprint} (--yes accepts new keys)\n`);
@@ -416,8 +425,8 @@ export function buildProgram(): Command {
     );
   host
     .command('trust <name>')
-    .description('pin the key the host offers now (after a legitimate key change)')
-    .option('--fingerprint <SHA256:...>', 'the fingerprint to expect')
+    .description('pin the key the host offers now (after a legitimate key change): replacing a pinned key needs --fingerprint, or a yes at the prompt that shows both keys')
+    .option('--fingerprint <SHA256:...>', 'the fingerprint to expect (check it on the host: ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub)')
     .action(
       action(async (app, g, name: string, o: { fingerprint?: string }) => {
         const h = app.inv.requireHost(name);
