@@ -965,12 +965,12 @@ export function buildProgram(): Command {
   const notify = program.command('notify').description('where alerts go when an unattended run fails');
   notify
     .command('email')
-    .description('alerts by email over SMTP (the password: in the URL, or OPSDECK_SMTP_PASSWORD; kept encrypted)')
-    .requiredOption('--smtp <url>', 'smtp://[USER[:PASSWORD]@]HOST:PORT (smtps:// for TLS)')
+    .description('alerts by email over SMTP (the password: OPSDECK_SMTP_PASSWORD, --smtp-password-file or the prompt, never in the URL; kept encrypted; over smtp:// it goes only after STARTTLS)')
+    .requiredOption('--smtp <url>', 'smtp://[USER@]HOST:PORT (smtps:// for TLS)')
     .requiredOption('--to <addr>', 'recipient')
     .option('--from <addr>', 'sender', `opsdeck@${hostname()}`)
     .action(
-      action(async (app, _g, o: { smtp: string; to: string; from: string }) => {
+      action(async (app, _g, o: { smtp: string; to: string; from: string; smtpPasswordFile?: string }) => {
         let url: URL;
         try {
           url = new URL(o.smtp);
@@ -979,21 +979,29 @@ export function buildProgram(): Command {
           throw new UsageError(`invalid SMTP URL ${JSON.stringify(o.smtp)}`, 'write it as smtp://HOST:PORT or smtps://USER@HOST:465');
         }
         if (!/^[^\s@]+@[^\s@]+$/.test(o.to) || !/^[^\s@]+@[^\s@]+$/.test(o.from)) throw new UsageError('invalid e-mail address', 'give --to (and --from) as name@domain');
-        const password = url.password ? decodeURIComponent(url.password) : process.env.OPSDECK_SMTP_PASSWORD ?? null;
-        url.password = '';
+        // As with database URLs: a password in argv shows in ps and in shell history.
+        if (url.password) throw new UsageError('the SMTP URL holds a password, which would be visible in the process list and shell history', `drop it from the URL (smtp://${url.username || 'USER'}@${url.host}) and give it in OPSDECK_SMTP_PASSWORD, with --smtp-password-file FILE, or at the prompt`);
+        const user = decodeURIComponent(url.username);
+        if (!user && o.smtpPasswordFile) throw new UsageError('an SMTP password needs a user to log in as', `name it in the URL: smtp://USER@${url.host}`);
+        const password = user ? ((await readSecret(`SMTP password of ${user}`, { file: o.smtpPasswordFile, envVar: 'OPSDECK_SMTP_PASSWORD' })) ?? null) : null;
+        if (user && !password) throw new UsageError(`no SMTP password given for ${user}`, 'put it in OPSDECK_SMTP_PASSWORD, give --smtp-password-file FILE, or run at a terminal to be asked');
         app.inv.setNotify('email', { smtp: url.toString(), to: o.to, from: o.from }, password);
-        return { json: { kind: 'email', smtp: url.toString(), to: o.to }, text: `alerts will be mailed to ${o.to} through ${url.host}${password ? ' (password stored encrypted)' : ''}` };
+        const tls = url.protocol === 'smtps:' ? '' : password ? '; the password goes only over STARTTLS' : '';
+        return { json: { kind: 'email', smtp: url.toString(), to: o.to }, text: `alerts will be mailed to ${o.to} through ${url.host}${password ? ` (password stored encrypted${tls})` : ''}` };
       }),
     );
   notify
     .command('webhook')
     .description('alerts as a JSON POST, signed: X-Opsdeck-Signature = sha256=HMAC(secret, timestamp + "." + body)')
     .requiredOption('--url <url>', 'where to POST')
-    .option('--secret <s>', 'the shared secret (or OPSDECK_WEBHOOK_SECRET, which keeps it out of argv)')
+    .option('--smtp-password-file <file>', "read the SMTP user's password from this file")
+    .option('--secret-file <file>', 'read the shared secret from this file (else OPSDECK_WEBHOOK_SECRET, or the prompt)')
+    .addOption(new Option('--secret <s>', 'refused: a secret in argv shows in ps and shell history').hideHelp())
     .action(
-      action(async (app, _g, o: { url: string; secret?: string }) => {
-        const secret = o.secret ?? process.env.OPSDECK_WEBHOOK_SECRET;
-        if (!secret) throw new UsageError('a webhook needs a secret to sign with', 'give --secret S or set OPSDECK_WEBHOOK_SECRET');
+      action(async (app, _g, o: { url: string; secret?: string; secretFile?: string }) => {
+        if (o.secret !== undefined) throw new UsageError('the webhook secret was given in the command line, where it is visible in the process list and shell history', 'give it in OPSDECK_WEBHOOK_SECRET, with --secret-file FILE, or at the prompt');
+        const secret = await readSecret('webhook secret', { file: o.secretFile, envVar: 'OPSDECK_WEBHOOK_SECRET' });
+        if (!secret) throw new UsageError('a webhook needs a secret to sign with', 'put it in OPSDECK_WEBHOOK_SECRET, give --secret-file FILE, or run at a terminal to be asked');
         app.inv.setNotify('webhook', { url: checkUrl(o.url) }, secret);
         return { json: { kind: 'webhook', url: o.url }, text: `alerts will be POSTed to ${o.url}, signed` };
       }),

@@ -33,9 +33,13 @@ export async function sendAlert(inv: Inventory, alert: Alert, timeoutMs = 10_000
       if (ch.kind === 'email') {
         const url = new URL(ch.config.smtp);
         if (ch.secret) url.password = encodeURIComponent(ch.secret);
+        // A password over smtp:// goes only after STARTTLS: without requireTLS, a server (or a machine
+        // in the middle) that does not offer STARTTLS gets it in the clear. Nothing in the URL undoes that.
+        const requireTLS = url.protocol === 'smtp:' && !!ch.secret;
+        if (requireTLS) for (const k of ['requireTLS', 'ignoreTLS', 'secure']) url.searchParams.delete(k);
         // Loaded only when mail goes out: it is heavy, and most runs never send any.
         const { default: nodemailer } = await import('nodemailer');
-        const transport = nodemailer.createTransport({ url: url.toString(), connectionTimeout: timeoutMs, greetingTimeout: timeoutMs, socketTimeout: timeoutMs } as any);
+        const transport = nodemailer.createTransport({ url: url.toString(), requireTLS, connectionTimeout: timeoutMs, greetingTimeout: timeoutMs, socketTimeout: timeoutMs } as any);
         await transport.sendMail({ from: ch.config.from, to: ch.config.to, subject: `[opsdeck] ${alert.subject}`, text: alert.body });
         transport.close();
       } else {

@@ -51,7 +51,9 @@ describe('alerts', () => {
 
     home = await homeWithHosts(['lab3']);
     await addInstance(home, 'lab3', 'alert-prod', 'prod');
-    await must(cli(home, ['notify', 'email', '--smtp', `smtp://alerts:smtp-pw@127.0.0.1:${smtpPort}`, '--to', 'oncall@example.test', '--from', 'opsdeck@example.test']));
+    // No login: this server offers no STARTTLS, and a password over smtp:// goes only after STARTTLS
+    // (hostile-input.test.ts checks that it is then never sent).
+    await must(cli(home, ['notify', 'email', '--smtp', `smtp://127.0.0.1:${smtpPort}`, '--to', 'oncall@example.test', '--from', 'opsdeck@example.test']));
     await must(cli(home, ['notify', 'webhook', '--url', `http://127.0.0.1:${httpPort}/hook`], { OPSDECK_WEBHOOK_SECRET: SECRET }));
   });
   afterAll(async () => {
