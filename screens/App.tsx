@@ -869,7 +869,7 @@ function BackupsTable({ backups, selected, height, empty }: { backups: ReturnTyp
         { title: 'SIZE', width: 10 },
         { title: 'VERIFIED', width: 9 },
       ]}
-      rows={backups.map((b) => [b.id, age(b.createdAt, now), String(b.manifest.code?.files ?? '-'), formatBytes((b.manifest.code?.bytes ?? 0) + (b.manifest.db?.bytes ?? 0)), b.verifiedAt ? 'yes' : ''])}
+      rows={backups.map((b) => [b.id, age(b.createdAt, now), String(b.manifest.code?.files ?? '-'), formatBytes((b.manifest.code?.bytes ?? 0) + (b.manifest.db?.bytes ?? 0)), b.verifyFailed ? 'FAILED' : b.verifiedAt ? 'yes' : ''])}
       selected={selected}
       height={height}
       empty={empty}
