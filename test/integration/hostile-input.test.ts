@@ -1,10 +1,11 @@
 import { execa } from 'execa';
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { SMTPServer } from 'smtp-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeLabInstance } from '../../fixtures/lab.js';
-import { addInstance, asLabUser, cli, homeWithHosts, lab, must, newHome, repinHostKey, treeState, type CliResult } from '../helpers.js';
+import { BIN, addInstance, asLabUser, cli, homeWithHosts, lab, must, newHome, repinHostKey, treeState, type CliResult } from '../helpers.js';
 
 /** The inventory as a user would compare it: the export, without its time stamp. */
 async function invState(home: string): Promise<unknown> {
@@ -216,6 +217,34 @@ describe('careless or hostile input', () => {
       const ok = await must(cli(home, ['host', 'trust', 'lab1', '--fingerprint', real]));
       expect(ok.stdout).toContain(`(was ${other})`);
       expect(await pinned()).toBe(real);
+    });
+
+    it('at a terminal, the prompt shows the old and the new key; no keeps the old one, yes replaces it', async () => {
+      const pinned = async () => JSON.parse((await must(cli(home, ['host', 'show', 'lab1', '--json']))).stdout).hostKey;
+      const session = `opsdeck-hostile-${process.pid}`;
+      const tmux = (...a: string[]) => execFileSync('tmux', a).toString();
+      const until = async (re: RegExp) => {
+        for (let i = 0; ; i++) {
+          const s = tmux('capture-pane', '-p', '-J', '-t', session);
+          if (re.test(s)) return s;
+          if (i > 400) throw new Error(`the terminal never showed ${re}:\n${s}`);
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      };
+      for (const [answer, exit, after] of [['n', 2, other], ['y', 0, real]] as const) {
+        repinHostKey(home, 'lab1', other);
+        tmux('new-session', '-d', '-s', session, '-x', '250', '-y', '20', `OPSDECK_KNOWN_HOSTS= ${BIN} --home ${home} host trust lab1 --yes; echo "exited with $?"; sleep 30`);
+        try {
+          const s = await until(/Replace the pinned key\? \[y\/N\]/);
+          expect(s).toContain(`old (pinned): ${other}`);
+          expect(s).toContain(`new (offered): ${real}`);
+          tmux('send-keys', '-t', session, answer, 'Enter');
+          await until(new RegExp(`exited with ${exit}`));
+        } finally {
+          tmux('kill-session', '-t', session);
+        }
+        expect(await pinned()).toBe(after);
+      }
     });
   });
 
