@@ -80,7 +80,8 @@ export interface StreamManifest {
 }
 export interface Manifest {
   /** treeKey: sha256 of every entry's stat data (inode, ctime, mtime, size, mode, type, path) at backup time. */
-  code?: StreamManifest & { files: number; dirs: number; symlinks: number; treeKey?: string };
+  /** owners: every "uid:gid" that owns entries of the tree, most entries first (a restore checks it can give them back). */
+  code?: StreamManifest & { files: number; dirs: number; symlinks: number; treeKey?: string; owners?: string[] };
   db?: StreamManifest & { kind: 'postgres'; tables: Record<string, number> };
 }
 

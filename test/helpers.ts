@@ -55,19 +55,20 @@ export async function must(p: Promise<CliResult>): Promise<CliResult> {
   return r;
 }
 
-/** Everything a person would compare about a tree: each entry's type, mode, content or link target. */
+/** Everything a person would compare about a tree: each entry's type, mode, owner and group (uid:gid), content or link target. */
 export function treeState(root: string): Record<string, string> {
   const out: Record<string, string> = {};
+  const owner = (s: { uid: number; gid: number }) => `${s.uid}:${s.gid}`;
   const walk = (dir: string, rel: string) => {
     const st = lstatSync(dir);
-    out[rel || '.'] = `dir ${(st.mode & 0o7777).toString(8)}`;
+    out[rel || '.'] = `dir ${(st.mode & 0o7777).toString(8)} ${owner(st)}`;
     for (const name of readdirSync(dir).sort()) {
       const p = join(dir, name);
       const r = rel ? `${rel}/${name}` : name;
       const s = lstatSync(p);
       if (s.isDirectory()) walk(p, r);
-      else if (s.isSymbolicLink()) out[r] = `link -> ${readlinkSync(p)}`;
-      else out[r] = `file ${(s.mode & 0o7777).toString(8)} ${createHash('sha256').update(readFileSync(p)).digest('hex')}`;
+      else if (s.isSymbolicLink()) out[r] = `link ${owner(s)} -> ${readlinkSync(p)}`;
+      else out[r] = `file ${(s.mode & 0o7777).toString(8)} ${owner(s)} ${createHash('sha256').update(readFileSync(p)).digest('hex')}`;
     }
   };
   walk(root, '');

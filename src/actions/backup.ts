@@ -50,6 +50,8 @@ export async function backupCode(deps: Deps, inst: Instance, id: string, ctx: St
   const shell = shellFor(deps, inst);
   const tar = new TarScanner();
   const meter = new Meter({ tar, onBytes: (n) => ctx.progress(n) });
+  // As the host's become user when it has one (shellFor): it can read the whole tree. Owners are
+  // stored as numbers: a restore as root gives back exactly these.
   const argv = ['tar', '--numeric-owner', '-C', inst.path, '-cf', '-', '.'];
   const snap = await guardTagged(deps, id, () =>
     relay(
@@ -64,7 +66,8 @@ export async function backupCode(deps: Deps, inst: Instance, id: string, ctx: St
   );
   const d = meter.digest();
   ctx.log(`code: ${tar.files} files, ${d.bytes} bytes, ${snap.dataAdded} new bytes stored`);
-  return { snapshot: snap.snapshotId, file: streamFile(inst.name, 'code'), bytes: d.bytes, sha256: d.sha256, files: tar.files, dirs: tar.dirs, symlinks: tar.symlinks, ...(key && { treeKey: key }) };
+  const owners = [...tar.owners].sort((a, b) => b[1] - a[1]).map(([o]) => o);
+  return { snapshot: snap.snapshotId, file: streamFile(inst.name, 'code'), bytes: d.bytes, sha256: d.sha256, files: tar.files, dirs: tar.dirs, symlinks: tar.symlinks, owners, ...(key && { treeKey: key }) };
 }
 
 /** Streams pg_dump from the host into the store; the password reaches pg_dump on its stdin. */

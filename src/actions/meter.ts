@@ -11,6 +11,8 @@ export class TarScanner {
   dirs = 0;
   symlinks = 0;
   others = 0;
+  /** Entries per owner, as "uid:gid" (numeric, as tar --numeric-owner stores them). */
+  owners = new Map<string, number>();
   private header = Buffer.alloc(512);
   private headerFill = 0;
   private skip = 0; // bytes of entry data (plus padding) still to pass over
@@ -75,6 +77,9 @@ export class TarScanner {
     const path = this.pendingPath ?? (prefix ? `${prefix}/${name}` : name);
     this.pendingPath = undefined;
     if (!this.unsafe && isUnsafePath(path)) this.unsafe = path;
+    const owner = `${parseSize(h.subarray(108, 116))}:${parseSize(h.subarray(116, 124))}`;
+    // A bound: a tree of a million owners is no tree to restore as one user anyway.
+    if (this.owners.has(owner) || this.owners.size < 1000) this.owners.set(owner, (this.owners.get(owner) ?? 0) + 1);
     if (type === '0' || type === '\0' || type === '7') this.files++;
     else if (type === '5') this.dirs++;
     else if (type === '2') this.symlinks++;

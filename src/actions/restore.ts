@@ -113,6 +113,51 @@ export function backupChoiceNotes(deps: Deps, b: Backup): string[] {
   return { bytes: avail * 1024, inodes: inodes > 0 && Number.isFinite(ifree) ? ifree : null, blockSize };
 }
 
+/**
+ * Unpacks a tar from stdin into a fresh directory $1, modes kept (-p). As root (a host's --become
+ * root) every entry also gets back its owner and group, by number as the backup stored them; any
+ * other user can only create files it owns, so there they belong to that user (checkTreeUser says
+ * so, or refuses, before anything changes).
+ */
+const UNPACK_SCRIPT = 'rm -rf -- "$1" && mkdir -- "$1" && if [ "$(id -u)" = 0 ]; then exec tar -x -p --same-owner --numeric-owner -f - -C "$1"; else exec tar -x -p --no-same-owner -f - -C "$1"; fi';
+
+/**
+ * Who acts on the target's tree (the host's become user, else the login user), and whether that user
+ * can do the swap (rename in the parent directory) and give every file back its owner: a non-root
+ * user cannot. A restore of an instance onto itself through --become is refused then (it would not
+ * be exact; --become root is); elsewhere the files belong to that user, and the log says so.
+ */
+async function checkTreeUser(deps: Deps, s: RestoreState, log: (line: string, level?: 'warn') => void): Promise<void> {
+  const { target, backup } = s;
+  const host = deps.inv.requireHost(target.host);
+  const parent = dirname(target.path);
+  const res = await run(shellFor(deps, target), ['sh', '-c', 'id -un && id -u && id -g && if [ -w "$1" ] && [ -x "$1" ]; then echo writable; else echo read-only; fi', 'sh', parent]);
+  const [user, uid, gid, access] = res.stdout.trim().split('\n');
+  if (access !== 'writable') {
+    throw new OpsError(
+      `${user} cannot write ${parent} on ${target.host}, where the restore renames ${target.path} aside and puts the restored tree in its place`,
+      1,
+      host.become
+        ? `let ${user} write ${parent} (on the host: chown ${user} ${parent}, or keep the tree in a directory ${user} owns), or act as root: opsdeck host set ${host.name} --become root`
+        : `let ${user} write ${parent} on the host, or act as a user who can: opsdeck host set ${host.name} --become USER`,
+    );
+  }
+  const owners = hasCode(s) && !s.direct ? backup.manifest.code?.owners : undefined;
+  if (!owners?.length) return;
+  if (uid === '0') {
+    if (host.become) log(`unpacking as root: every file gets back its owner and group (${owners.slice(0, 5).join(', ')}${owners.length > 5 ? ', ...' : ''})`);
+    return;
+  }
+  const self = `${uid}:${gid}`;
+  const foreign = owners.filter((o) => o !== self);
+  if (!foreign.length) return;
+  const what = `backup ${backup.id} holds files owned by ${foreign.slice(0, 5).join(', ')}${foreign.length > 5 ? ` and ${foreign.length - 5} more` : ''} (uid:gid), and ${user} (${self}), who unpacks them on ${target.host}, can only create files it owns`;
+  if (host.become && backup.instance === target.name) {
+    throw new OpsError(`${what}: the restore would not give them back their owners`, 1, `unpack as root, which keeps every owner: opsdeck host set ${host.name} --become root (sudoers on the host: ${host.user} ALL=(root) NOPASSWD: ALL)`);
+  }
+  log(`${what}: they will belong to ${user} (${self})`, 'warn');
+}
+
 /** Bytes and entries (files, directories, links) of a live instance's tree, for a clone's disk check. */
 async function treeSize(deps: Deps, inst: Instance): Promise<{ bytes: number; entries: number }> {
   const res = await shellFor(deps, inst).exec(['sh', '-c', 'du -sb -- "$1" | cut -f1 && find "$1" -printf . | wc -c', 'sh', inst.path]);
@@ -129,8 +174,8 @@ export async function stageCode(deps: Deps, backup: Backup, target: Instance, st
   const shell = shellFor(deps, target);
   const tar = new TarScanner();
   const meter = new Meter({ tar, refuseUnsafe: true, onBytes: (n) => ctx.progress(n, m.bytes) });
-  // -p keeps modes exactly; --no-same-owner: files belong to the login user, as they did on the host.
-  const argv = ['sh', '-c', 'rm -rf -- "$1" && mkdir -- "$1" && exec tar -x -p --no-same-owner -f - -C "$1"', 'sh', staging];
+  // Modes exactly; owners too when root unpacks (UNPACK_SCRIPT).
+  const argv = ['sh', '-c', UNPACK_SCRIPT, 'sh', staging];
   await relay(
     meter,
     (sink, signal) => deps.store.dump(m.snapshot, storedStream(backup, 'code').file, sink, signal),
@@ -177,7 +222,7 @@ export async function stageCodeFrom(deps: Deps, source: Instance, target: Instan
   const tar = new TarScanner();
   const meter = new Meter({ tar, refuseUnsafe: true, onBytes: (n) => ctx.progress(n) });
   const pack = ['tar', '--numeric-owner', '-C', source.path, '-cf', '-', '.'];
-  const unpack = ['sh', '-c', 'rm -rf -- "$1" && mkdir -- "$1" && exec tar -x -p --no-same-owner -f - -C "$1"', 'sh', staging];
+  const unpack = ['sh', '-c', UNPACK_SCRIPT, 'sh', staging];
   await relay(
     meter,
     async (sink, signal) => {
@@ -240,6 +285,7 @@ export function restoreSteps(deps: Deps): Step<RestoreState>[] {
         const shell = shellFor(deps, target);
         const p = await shell.exec(['test', '-d', parent]);
         if (p.code !== 0) throw new UsageError(`the parent directory ${parent} of ${target.path} does not exist on ${target.host}`, 'create it on the host first');
+        await checkTreeUser(deps, ctx.state, (line, level) => ctx.log(line, level));
         const m = backup.manifest.code;
         const tree = ctx.state.direct ? await treeSize(deps, ctx.state.direct) : { bytes: m?.bytes ?? 0, entries: m ? (m.files ?? 0) + (m.dirs ?? 0) + (m.symlinks ?? 0) : 0 };
         if (ctx.state.direct) ctx.state.directBytes = tree.bytes;
