@@ -82,7 +82,8 @@ export interface Manifest {
   /** treeKey: sha256 of every entry's stat data (inode, ctime, mtime, size, mode, type, path) at backup time. */
   /** owners: every "uid:gid" that owns entries of the tree, most entries first (a restore checks it can give them back). */
   code?: StreamManifest & { files: number; dirs: number; symlinks: number; treeKey?: string; owners?: string[] };
-  db?: StreamManifest & { kind: 'postgres'; tables: Record<string, number> };
+  /** role: the one the dump was taken as (the owner of what it holds), mapped to the target's role on a load. */
+  db?: StreamManifest & { kind: 'postgres'; tables: Record<string, number>; role?: string };
 }
 
 export interface Backup {
@@ -92,9 +93,9 @@ export interface Backup {
   createdAt: string;
   manifest: Manifest;
   verifiedAt: string | null;
-  /** The run that took it, for the audit trail. */
   /** Its last `backups verify` found it does not match its manifest (or could not read it back). */
   verifyFailed?: boolean;
+  /** The run that took it, for the audit trail. */
   runId: number | null;
 }
 
@@ -107,7 +108,8 @@ export interface RunRecord {
   command: string;
   params: Record<string, unknown>;
   instance: string | null;
-  status: 'running' | 'ok' | 'failed' | 'rolled-back' | 'dry-run' | 'interrupted';
+  /** undo-failed: a step failed and putting things back failed too; the instance is left half-changed. */
+  status: 'running' | 'ok' | 'failed' | 'rolled-back' | 'undo-failed' | 'dry-run' | 'interrupted';
   error: string | null;
   failedStep: string | null;
   durationMs: number | null;
@@ -118,7 +120,8 @@ export interface StepRecord {
   seq: number;
   name: string;
   title: string;
-  status: 'done' | 'failed' | 'undone' | 'undo-failed';
+  /** warning: a final step (a delete after success) that did not complete; the run did. */
+  status: 'done' | 'failed' | 'undone' | 'undo-failed' | 'warning';
   startedAt: string;
   finishedAt: string | null;
   error: string | null;
@@ -304,15 +307,11 @@ export class Inventory {
     this.requireEnv(i.env);
     const clash = this.sql('SELECT name FROM instances WHERE host = ? AND path = ?').get(i.host, i.path) as any;
     if (clash) throw new UsageError(`instance ${clash.name} already lives at ${i.host}:${i.path}`, 'one directory holds one instance');
+    this.refuseNested(i.name, i.host, i.path);
     const sealed = i.dbPassword ? this.secrets.seal(i.dbPassword) : null;
     this.sql('INSERT INTO instances (name, host, path, env, url, db_url, db_secret, branch, created_at, hooks, health, local_paths, revision) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)')
       .run(i.name, i.host, i.path, i.env, i.url, i.dbUrl, sealed, i.branch, now(), JSON.stringify(i.hooks ?? {}), i.health ? JSON.stringify(i.health) : null, JSON.stringify(i.localPaths ?? []), i.revision ?? null);
     return this.getInstance(i.name)!;
-    this.refuseNested(i.name, i.host, i.path);
-  }
-  getInstance(name: string): Instance | undefined {
-    const r = this.sql('SELECT * FROM instances WHERE name = ?').get(name) as any;
-    return r && rowToInstance(r);
   }
   /**
    * The instance, on the same machine (the same host, or another host entry with its address, port and
@@ -341,6 +340,10 @@ export class Inventory {
           : `${host}:${path} holds the tree of instance ${n.name} (${n.host}:${n.path}): restoring ${name} would swap ${n.name}'s files away`,
       `give ${name} a directory of its own, neither inside another instance's tree nor holding one (see them with: opsdeck instance list)`,
     );
+  }
+  getInstance(name: string): Instance | undefined {
+    const r = this.sql('SELECT * FROM instances WHERE name = ?').get(name) as any;
+    return r && rowToInstance(r);
   }
   requireInstance(name: string): Instance {
     const i = this.getInstance(name);
@@ -556,6 +559,47 @@ export class Inventory {
   listLocks(): LockRecord[] {
     return (this.sql('SELECT * FROM locks').all() as any[]).map(rowToLock);
   }
+
+  // ---- half-restored instances: a restore's critical section, recorded so a crash inside it is noticed
+  /** Records (or moves on) the critical section of run `runId` on an instance. */
+  setHalfRestored(r: Omit<HalfRestored, 'since'>): void {
+    this.sql(
+      `INSERT INTO half_restored (instance, run_id, command, phase, safety_backup, staging, old, db_touched, since) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (instance) DO UPDATE SET phase = excluded.phase, db_touched = max(db_touched, excluded.db_touched) WHERE run_id = excluded.run_id`,
+    ).run(r.instance, r.runId, r.command, r.phase, r.safetyBackup, r.staging, r.old, r.dbTouched ? 1 : 0, now());
+  }
+  getHalfRestored(instance: string): HalfRestored | undefined {
+    const r = this.sql('SELECT * FROM half_restored WHERE instance = ?').get(instance) as any;
+    return r && rowToHalf(r);
+  }
+  listHalfRestored(): HalfRestored[] {
+    return (this.sql('SELECT * FROM half_restored ORDER BY instance').all() as any[]).map(rowToHalf);
+  }
+  /** Clears the record of this run only (a later run's record is not this one's to clear). */
+  clearHalfRestored(instance: string, runId: number): void {
+    this.sql('DELETE FROM half_restored WHERE instance = ? AND run_id = ?').run(instance, runId);
+  }
+}
+
+/**
+ * Where a restore stood when its process last said so. Phases: db-committing (the COMMIT is on its
+ * way: the database may be the new one), db-committed, swapping (the renames of the code tree), swapped.
+ */
+export interface HalfRestored {
+  instance: string;
+  runId: number;
+  command: string;
+  phase: 'db-committing' | 'db-committed' | 'swapping' | 'swapped';
+  safetyBackup: string | null;
+  staging: string;
+  old: string;
+  /** The database may hold the new data (a COMMIT was sent). */
+  dbTouched: boolean;
+  since: string;
+}
+
+function rowToHalf(r: any): HalfRestored {
+  return { instance: r.instance, runId: r.run_id, command: r.command, phase: r.phase, safetyBackup: r.safety_backup, staging: r.staging, old: r.old, dbTouched: !!r.db_touched, since: r.since };
 }
 
 function rowToLock(r: any): LockRecord {
@@ -642,6 +686,7 @@ function rowToBackup(r: any): Backup {
     createdAt: r.created_at,
     manifest: JSON.parse(r.manifest),
     verifiedAt: r.verified_at,
+    verifyFailed: !!r.verify_failed,
     runId: r.run_id,
   };
 }
@@ -661,4 +706,3 @@ function rowToRun(r: any): RunRecord {
     durationMs: r.duration_ms,
   };
 }
-    verifyFailed: !!r.verify_failed,

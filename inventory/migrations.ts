@@ -151,6 +151,22 @@ export const MIGRATIONS: string[] = [
   ALTER TABLE locks ADD COLUMN proc_start TEXT;
   `,
   `
+  -- An instance inside a restore's critical section (its database committed or being committed, its
+  -- code tree not yet swapped): set before the COMMIT, cleared when the run ends done or undone. A
+  -- row left by a crashed run marks the instance half-restored until opsdeck recover puts it right.
+  CREATE TABLE half_restored (
+    instance TEXT PRIMARY KEY,
+    run_id INTEGER NOT NULL,
+    command TEXT NOT NULL,
+    phase TEXT NOT NULL,
+    safety_backup TEXT,
+    staging TEXT NOT NULL,
+    old TEXT NOT NULL,
+    db_touched INTEGER NOT NULL DEFAULT 0,
+    since TEXT NOT NULL
+  );
+  `,
+  `
   -- The user commands on an instance's tree run as on this host (sudo -n -u USER), when the login
   -- user is not the tree's owner (a deploy user reaching www-data's tree); NULL: the login user.
   ALTER TABLE hosts ADD COLUMN become TEXT;

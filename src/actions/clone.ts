@@ -5,7 +5,7 @@ import { parseAge } from '../util/format.js';
 export { parseAge };
 import { maintenanceOff, maintenanceOn } from './app.js';
 import type { Deps } from './deps.js';
-import { restoreSteps, type RestoreResult, type RestoreState } from './restore.js';
+import { leaveCriticalSection, restoreSteps, restoreUndoFailed, type RestoreResult, type RestoreState } from './restore.js';
 import { rebaselineStep } from './watch.js';
 
 export interface CloneOptions {
@@ -81,6 +81,8 @@ export function clonePlan(deps: Deps, sourceName: string, targetName: string, op
       },
       rebaselineStep<RestoreState>(deps, target.name),
     ],
+    undoFailed: (s) => restoreUndoFailed(deps, s),
+    finally: async (s, status) => leaveCriticalSection(deps, s, status),
     result: (s) => ({ source: source.name, backup: s.direct ? null : s.backup.id, instance: source.name, target: target.name, safetyBackup: s.safety?.id ?? null }),
     preview: async () => [
       `would copy ${parts.code && parts.db ? 'the code tree and the database' : parts.code ? 'the code tree' : 'the database'} of ${source.name} ${chosen ? `as backed up at ${chosen.createdAt} (${chosen.id})` : 'as it is now'} onto ${target.name} (${target.host}:${target.path})`,

@@ -7,7 +7,7 @@ import { errorMessage, OpsError, UsageError } from '../util/errors.js';
 import { formatBytes } from '../util/format.js';
 import { requireHealthy } from './app.js';
 import { dbFor, loginShellFor, type Deps } from './deps.js';
-import { pickBackup, restoreSteps, type RestoreState } from './restore.js';
+import { leaveCriticalSection, pickBackup, restoreSteps, restoreUndoFailed, type RestoreState } from './restore.js';
 import { verifyPlan } from './verify.js';
 
 export interface DrillState extends RestoreState {
@@ -140,8 +140,10 @@ export function drillPlan(deps: Deps, source: string, opts: { target: string; ba
         },
       },
     ],
+    undoFailed: (s) => restoreUndoFailed(deps, s),
     // A drill that failed is a finding too: it is kept and reported like one that passed.
-    finally: async (s) => {
+    finally: async (s, status) => {
+      leaveCriticalSection(deps, s, status);
       const failed = s.stepTimes.find((x) => !x.ok);
       if (!s.report && failed) s.report = writeDrillReport(deps, s, `${failed.title} failed${s.failure ? `: ${s.failure}` : ''}`);
     },

@@ -3,14 +3,15 @@ import { Meter } from './meter.js';
 
 /**
  * Moves one stream from a producer to a consumer through a Meter. The consumer's input is ended only
- * after the producer finished cleanly and `beforeEnd` accepted what passed; any failure on either side
+ * after the producer finished cleanly and `beforeEnd` accepted what passed (and finished whatever it
+ * waits for); any failure on either side
  * cancels the other, so a half stream never looks like a whole one.
  */
 export async function relay<T>(
   meter: Meter,
   produce: (sink: Meter, signal: AbortSignal) => Promise<void>,
   consume: (src: Readable, signal: AbortSignal) => Promise<T>,
-  opts: { signal?: AbortSignal; beforeEnd?: () => void } = {},
+  opts: { signal?: AbortSignal; beforeEnd?: () => void | Promise<void> } = {},
 ): Promise<T> {
   const ac = new AbortController();
   const onAbort = () => ac.abort();
@@ -26,9 +27,13 @@ export async function relay<T>(
     meter.destroy(err);
     throw firstError;
   });
+  // Awaited below once the producer is done; a consumer that fails before that (restic stopped while
+  // the host is still sending) must not count as an unhandled rejection meanwhile, which ends the process.
+  consumed.catch(() => {});
   try {
     await produce(meter, ac.signal);
-    opts.beforeEnd?.();
+    // May wait (a load's COMMIT waits for the staged code tree): the consumer holds its input open meanwhile.
+    await opts.beforeEnd?.();
     meter.out.end();
   } catch (err) {
     fail(err);

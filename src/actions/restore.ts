@@ -1,9 +1,9 @@
 import { dirname } from 'node:path';
-import type { Backup, Instance } from '../../inventory/index.js';
-import { LOAD_PREFIX, LOAD_SUFFIX, dumpArgv, loadArgv } from '../databases/postgres.js';
+import type { Backup, HalfRestored, Instance } from '../../inventory/index.js';
+import { DumpRewriter, LOAD_PREFIX, LOAD_SUFFIX, dumpArgv, loadArgv, loadTargetArgv, parseLoadTarget, parsePgUrl, type PgTarget } from '../databases/postgres.js';
 import { formatBytes } from '../engine/events.js';
 import type { Plan, Step, StepContext } from '../engine/plan.js';
-import { CommandError, run } from '../remote/shell.js';
+import { CommandError, run, type Shell } from '../remote/shell.js';
 import { OpsError, UsageError } from '../util/errors.js';
 import { newBackupId, recordBackup, snapshotInstance, storedStream, treeKey } from './backup.js';
 import { dbFor, loginShellFor, shellFor, type Deps } from './deps.js';
@@ -19,7 +19,13 @@ export interface RestoreState {
   old: string;
   safety?: Backup;
   dbCommitted: boolean;
+  /** The load's COMMIT went out: the database may hold the new data even if the load then failed. */
+  commitSent?: boolean;
   swapped: boolean;
+  /** The swapped-out tree's delete began: the swap can no longer be undone. */
+  oldDeleting?: boolean;
+  /** The run whose critical section is recorded in the inventory (see half_restored). */
+  runId?: number;
   /** Which parts to put in place (clone --data-only / --code-only choose one). */
   parts: { code: boolean; db: boolean };
   /** A live clone streams straight from this instance instead of from a stored backup. */
@@ -78,6 +84,9 @@ export function pickBackup(deps: Deps, instance: string, id?: string, opts: { al
   if (id) {
     const b = deps.inv.requireBackup(id);
     if (b.instance !== instance) throw new UsageError(`backup ${id} belongs to ${b.instance}, not ${instance}`, `run: opsdeck restore ${b.instance} --backup ${id} --to ${instance}`);
+    if (b.verifyFailed && !opts.allowFailed) {
+      throw new UsageError(`backup ${id} of ${instance} failed its last verification: it does not match its manifest, so a restore of it may bring back damaged files or data`, `pick another (opsdeck backups ${instance}); verify it again (opsdeck backups verify ${id}: a pass clears the mark); or restore it anyway with --allow-failed-backup`);
+    }
     return b;
   }
   const b = deps.inv.latestBackup(instance);
@@ -88,16 +97,7 @@ export function pickBackup(deps: Deps, instance: string, id?: string, opts: { al
   }
   return b;
 }
-    if (b.verifyFailed && !opts.allowFailed) {
-      throw new UsageError(`backup ${id} of ${instance} failed its last verification: it does not match its manifest, so a restore of it may bring back damaged files or data`, `pick another (opsdeck backups ${instance}); verify it again (opsdeck backups verify ${id}: a pass clears the mark); or restore it anyway with --allow-failed-backup`);
-    }
 
-/**
- * Free space on the filesystem holding `dir` on the instance's host: bytes (df -Pk), inodes (df -Pi;
- * null where the filesystem has no fixed count, as btrfs) and its block size (stat -f).
- */
-export async function freeSpace(deps: Deps, inst: Instance, dir: string): Promise<{ bytes: number; inodes: number | null; blockSize: number }> {
-  const res = await run(shellFor(deps, inst), ['sh', '-c', 'df -Pk -- "$1" && df -Pi -- "$1" && stat -f -c %S -- "$1"', 'sh', dir]);
 /** Why this backup and not a newer one, for the run's log: newer ones that failed verification. */
 export function backupChoiceNotes(deps: Deps, b: Backup): string[] {
   if (b.verifyFailed) return [`backup ${b.id} failed its last verification; restoring it anyway, as --allow-failed-backup asked`];
@@ -105,6 +105,12 @@ export function backupChoiceNotes(deps: Deps, b: Backup): string[] {
   return skipped.length ? [`backup ${b.id} (${b.createdAt}) chosen: the newer ${skipped.map((x) => `${x.id} (${x.createdAt})`).join(', ')} failed verification`] : [];
 }
 
+/**
+ * Free space on the filesystem holding `dir` on the instance's host: bytes (df -Pk), inodes (df -Pi;
+ * null where the filesystem has no fixed count, as btrfs) and its block size (stat -f).
+ */
+export async function freeSpace(deps: Deps, inst: Instance, dir: string): Promise<{ bytes: number; inodes: number | null; blockSize: number }> {
+  const res = await run(shellFor(deps, inst), ['sh', '-c', 'df -Pk -- "$1" && df -Pi -- "$1" && stat -f -c %S -- "$1"', 'sh', dir]);
   const lines = res.stdout.trim().split('\n');
   const avail = Number(lines[1]?.split(/\s+/)[3]);
   const [inodes, ifree] = [Number(lines[3]?.split(/\s+/)[1]), Number(lines[3]?.split(/\s+/)[3])];
@@ -189,12 +195,18 @@ export async function stageCode(deps: Deps, backup: Backup, target: Instance, st
 }
 
 /** Loads a stored dump in one transaction that commits only once the dump's checksum matched. */
-export async function loadDatabase(deps: Deps, backup: Backup, target: Instance, ctx: StepContext<unknown>): Promise<void> {
+export async function loadDatabase(deps: Deps, backup: Backup, target: Instance, ctx: StepContext<unknown>, beforeCommit?: () => Promise<void>): Promise<void> {
   const m = backup.manifest.db!;
   const db = dbFor(deps, target);
   if (!db) throw new UsageError(`backup ${backup.id} has a database but ${target.name} has none configured`, `set one with: opsdeck instance add ... --db URL`);
   const shell = loginShellFor(deps, target);
-  const meter = new Meter({ onBytes: (n) => ctx.progress(n, m.bytes) });
+  // The dump's owner: the role it was taken as (older backups: their instance's role today).
+  const dumpedAs = m.role ?? (() => {
+    const url = deps.inv.getInstance(backup.instance)?.dbUrl;
+    return url ? parsePgUrl(url).user : undefined;
+  })();
+  const rewrite = await rewriterFor(shell, db, dumpedAs, ctx);
+  const meter = new Meter({ onBytes: (n) => ctx.progress(n, m.bytes), rewrite });
   meter.out.write(LOAD_PREFIX);
   const argv = loadArgv(db.target);
   await relay(
@@ -206,13 +218,34 @@ export async function loadDatabase(deps: Deps, backup: Backup, target: Instance,
     },
     {
       signal: ctx.signal,
-      beforeEnd: () => {
+      beforeEnd: async () => {
         checkDigest('database dump', meter, m);
+        meter.out.write(rewrite.flush());
+        // The transaction stays open until the caller lets it commit (the staged code tree is complete).
+        await beforeCommit?.();
         meter.out.write(LOAD_SUFFIX);
       },
     },
   );
   ctx.log(`database: ${Object.keys(m.tables).length} tables loaded in one transaction`);
+  logUnmapped(ctx, rewrite);
+}
+
+/**
+ * Reads the roles and kept extensions of the database a dump loads into, for mapping the dump's
+ * owners and grants there (same instance: nothing to map, unless a role was dropped since).
+ */
+async function rewriterFor(shell: Shell, db: { target: PgTarget; password: string }, dumpedAs: string | undefined, ctx: StepContext<unknown>): Promise<DumpRewriter> {
+  const res = await shell.exec(loadTargetArgv(db.target), { secretLine: db.password, signal: ctx.signal });
+  if (res.code !== 0) throw new CommandError(shell.label, ['psql'], res);
+  const t = parseLoadTarget(res.stdout);
+  if (dumpedAs && dumpedAs !== t.role) ctx.log(`database: what ${dumpedAs} owns in the dump, ${t.role} owns here`);
+  return new DumpRewriter(t, dumpedAs);
+}
+
+/** What the load could not give back as the dump had it: said in the run log, not a failure. */
+function logUnmapped(ctx: StepContext<unknown>, rewrite: DumpRewriter): void {
+  for (const n of rewrite.notes()) ctx.log(`database: not as in the source: ${n}`, 'warn');
 }
 
 /** Streams a live instance's tree straight into a staging directory on another host. */
@@ -239,13 +272,14 @@ export async function stageCodeFrom(deps: Deps, source: Instance, target: Instan
 }
 
 /** pg_dump of a live instance straight into the target's one-transaction load. */
-export async function loadDatabaseFrom(deps: Deps, source: Instance, target: Instance, ctx: StepContext<unknown>): Promise<void> {
+export async function loadDatabaseFrom(deps: Deps, source: Instance, target: Instance, ctx: StepContext<unknown>, beforeCommit?: () => Promise<void>): Promise<void> {
   const src = dbFor(deps, source)!;
   const dst = dbFor(deps, target);
   if (!dst) throw new UsageError(`${target.name} has no database configured`);
   const from = loginShellFor(deps, source);
   const to = loginShellFor(deps, target);
-  const meter = new Meter({ onBytes: (n) => ctx.progress(n) });
+  const rewrite = await rewriterFor(to, dst, src.target.user, ctx);
+  const meter = new Meter({ onBytes: (n) => ctx.progress(n), rewrite });
   meter.out.write(LOAD_PREFIX);
   const dump = dumpArgv(src.target);
   await relay(
@@ -258,10 +292,18 @@ export async function loadDatabaseFrom(deps: Deps, source: Instance, target: Ins
       const res = await to.exec(loadArgv(dst.target), { stdin, secretLine: dst.password, signal });
       if (res.code !== 0) throw new CommandError(to.label, ['psql'], res);
     },
-    // COMMIT goes only after pg_dump exited 0: a dump cut short never commits.
-    { signal: ctx.signal, beforeEnd: () => void meter.out.write(LOAD_SUFFIX) },
+    // COMMIT goes only after pg_dump exited 0 (a dump cut short never commits) and the caller let it.
+    {
+      signal: ctx.signal,
+      beforeEnd: async () => {
+        meter.out.write(rewrite.flush());
+        await beforeCommit?.();
+        meter.out.write(LOAD_SUFFIX);
+      },
+    },
   );
   ctx.log(`database copied from ${source.name} in one transaction`);
+  logUnmapped(ctx, rewrite);
 }
 
 function checkDigest(what: string, meter: Meter, m: { bytes: number; sha256: string }): void {
@@ -281,6 +323,7 @@ export function restoreSteps(deps: Deps): Step<RestoreState>[] {
       explain: 'Logs in to the target host and makes sure the restore fits on its disk. If it fails, free some space or pick another target.',
       run: async (ctx) => {
         const { backup, target } = ctx.state;
+        if (!ctx.state.direct) for (const note of backupChoiceNotes(deps, backup)) ctx.log(note, 'warn');
         const parent = dirname(target.path);
         const shell = shellFor(deps, target);
         const p = await shell.exec(['test', '-d', parent]);
@@ -296,7 +339,6 @@ export function restoreSteps(deps: Deps): Step<RestoreState>[] {
         const need = Math.ceil((code.bytes + code.entries * free.blockSize + (hasDb(ctx.state) && !ctx.state.direct ? backup.manifest.db!.bytes : 0)) * 1.1);
         const inodes = code.entries + 1;
         ctx.log(`needs about ${formatBytes(need)} and ${inodes} inodes; ${formatBytes(free.bytes)} and ${free.inodes ?? 'unlimited'} inodes free on ${target.host}:${parent}`);
-        if (!ctx.state.direct) for (const note of backupChoiceNotes(deps, backup)) ctx.log(note, 'warn');
         if (free.bytes < need) {
           throw new OpsError(`not enough free disk on ${target.host} at ${parent}: the restore needs about ${formatBytes(need)} (${code.entries} files and directories in ${free.blockSize}-byte blocks), ${formatBytes(free.bytes)} is free`, 1, 'free some space on the host, then run the restore again');
         }
@@ -321,25 +363,46 @@ export function restoreSteps(deps: Deps): Step<RestoreState>[] {
         // The code tree unpacks beside the target the whole time; the database, which must be saved
         // before it is replaced, goes safety dump then load. Side by side, the restore costs about
         // what the unpacking does.
+        // The load's COMMIT waits until the code tree is staged and checked: a staging that fails
+        // means the load never commits, and a crash leaves the database and the code apart only for
+        // the commit and the two renames of the swap.
+        let staged!: { ok: () => void; failed: (err: unknown) => void };
+        const stagedCode = new Promise<void>((ok, failed) => (staged = { ok, failed }));
+        stagedCode.catch(() => {});
+        const beforeCommit = async (signal: AbortSignal) => {
+          await stagedCode;
+          if (signal.aborted) throw new OpsError('cancelled before the database load committed');
+          // Recorded before the COMMIT leaves: a crash from here on is noticed by the next run.
+          enterCriticalSection(deps, ctx, 'db-committing', true);
+          ctx.state.commitSent = true;
+        };
         await together<[void, void]>(ctx.signal, [
           async (signal) => {
             const manifest = await snapshotInstance(deps, target, id, sub(0, signal), undefined, exists && ctx.state.safetyCode, true);
             ctx.state.safety = recordBackup(deps, target.name, 'safety', id, manifest);
             ctx.log(`safety backup ${id} taken${manifest.code ? '' : ' (database; the code tree is kept aside until the new one is in place)'}`);
             if (!hasDb(ctx.state)) return;
-            if (ctx.state.direct) await loadDatabaseFrom(deps, ctx.state.direct, target, sub(2, signal));
-            else await loadDatabase(deps, backup, target, sub(2, signal));
+            if (ctx.state.direct) await loadDatabaseFrom(deps, ctx.state.direct, target, sub(2, signal), () => beforeCommit(signal));
+            else await loadDatabase(deps, backup, target, sub(2, signal), () => beforeCommit(signal));
             ctx.state.dbCommitted = true;
+            enterCriticalSection(deps, ctx, 'db-committed', true);
           },
-          async (signal) =>
-            !hasCode(ctx.state) ? undefined : ctx.state.direct ? stageCodeFrom(deps, ctx.state.direct, target, staging, sub(1, signal)) : stageCode(deps, backup, target, staging, sub(1, signal)),
+          async (signal) => {
+            try {
+              if (hasCode(ctx.state)) await (ctx.state.direct ? stageCodeFrom(deps, ctx.state.direct, target, staging, sub(1, signal)) : stageCode(deps, backup, target, staging, sub(1, signal)));
+              staged.ok();
+            } catch (err) {
+              staged.failed(err);
+              throw err;
+            }
+          },
         ]);
       },
       undo: async (ctx) => {
         const { safety, target, staging } = ctx.state;
         await run(shellFor(deps, target), ['rm', '-rf', '--', staging]);
-        // Only a committed load changed the database; put the safety copy back over it.
-        if (ctx.state.dbCommitted && safety?.manifest.db) await loadDatabase(deps, safety, target, u(ctx));
+        // Only a load whose COMMIT went out may have changed the database; put the safety copy back over it.
+        if ((ctx.state.dbCommitted || ctx.state.commitSent) && safety?.manifest.db) await loadDatabase(deps, safety, target, u(ctx));
       },
     },
     {
@@ -364,8 +427,10 @@ export function restoreSteps(deps: Deps): Step<RestoreState>[] {
           }
         }
         if (carried.length) ctx.log(`kept ${target.name}'s own ${carried.join(', ')}`);
+        enterCriticalSection(deps, ctx, 'swapping', false);
         await swapIn(deps, target, staging, old);
         ctx.state.swapped = true;
+        enterCriticalSection(deps, ctx, 'swapped', false);
         // The tree in place is now exactly the backup's (its checksum was checked on the way in):
         // remember its fingerprint, so the next safety backup of this target need not stream it.
         const key = carried.length || ctx.state.direct ? undefined : await treeKey(deps, target);
@@ -374,14 +439,25 @@ export function restoreSteps(deps: Deps): Step<RestoreState>[] {
       undo: async (ctx) => {
         const { target, old } = ctx.state;
         if (!ctx.state.swapped) return;
+        // Moving back a tree that is being deleted would leave the instance empty.
+        if (ctx.state.oldDeleting) throw new OpsError(`the previous code tree ${old} is already being deleted: it cannot be moved back`, 1, ctx.state.safety?.manifest.code ? `put it back from safety backup ${ctx.state.safety.id}: opsdeck restore ${target.name} --backup ${ctx.state.safety.id}` : undefined);
+        // Between the two renames the record must not say "swapped" (recover would keep the new code).
+        if (ctx.state.runId !== undefined) deps.inv.setHalfRestored({ ...criticalRecord(ctx), phase: 'swapping' });
         await run(shellFor(deps, target), ['sh', '-c', 'if [ -e "$2" ]; then rm -rf -- "$1" && mv -- "$2" "$1"; fi', 'sh', target.path, old]);
+        ctx.state.swapped = false;
+        // The code is the old one again: what is left apart is the database, if its COMMIT went out.
+        if (ctx.state.runId !== undefined) deps.inv.setHalfRestored({ ...criticalRecord(ctx), phase: 'db-committed' });
       },
     },
     {
       name: 'cleanup',
       title: 'Remove the previous code tree',
-      explain: 'Deletes the tree that was swapped out, in the background on the host: the restore is complete without waiting for it.',
+      explain: 'Deletes the tree that was swapped out, in the background on the host, once every other step succeeded: the restore is complete without waiting for it.',
+      // The one step that cannot be undone: the engine runs it last, after every step that can fail.
+      final: true,
       run: async (ctx) => {
+        if (!ctx.state.swapped) return;
+        ctx.state.oldDeleting = true;
         // Detached: deleting 20,000 files takes seconds and decides nothing. The next restore's swap
         // removes any leftover first.
         await removeLater(deps, ctx.state.target, ctx.state.old);
@@ -404,11 +480,44 @@ export function restorePlan(deps: Deps, instance: string, opts: { backup?: strin
     instance: target.name,
     state,
     steps: [...restoreSteps(deps), rebaselineStep<RestoreState>(deps, target.name)],
+    undoFailed: (s) => restoreUndoFailed(deps, s),
+    finally: async (s, status) => leaveCriticalSection(deps, s, status),
     result: (s) => ({ backup: s.backup.id, instance, target: s.target.name, safetyBackup: s.safety?.id ?? null }),
     preview: async () => [
       `would restore backup ${backup.id} of ${instance} (taken ${backup.createdAt}) onto ${target.name} (${target.host}:${target.path})`,
       `the current state of ${target.name} would be saved first as a safety backup`,
     ],
+  };
+}
+
+/** Where this run stands inside its critical section, recorded in the inventory (see HalfRestored). */
+function criticalRecord(ctx: StepContext<RestoreState>) {
+  const s = ctx.state;
+  return { instance: s.target.name, runId: s.runId!, command: ctx.command ?? 'restore', safetyBackup: s.safety?.id ?? null, staging: s.staging, old: s.old, dbTouched: !!(s.commitSent || s.dbCommitted) };
+}
+
+function enterCriticalSection(deps: Deps, ctx: StepContext<RestoreState>, phase: HalfRestored['phase'], dbTouched: boolean): void {
+  if (ctx.runId == null) return;
+  ctx.state.runId = ctx.runId;
+  deps.inv.setHalfRestored({ ...criticalRecord(ctx), phase, dbTouched: dbTouched || criticalRecord(ctx).dbTouched });
+}
+
+/**
+ * For the plans' finally: a run that ended done or undone leaves its instance whole, so its record
+ * goes; one whose undo failed keeps it (the instance is half-restored until opsdeck recover).
+ */
+export function leaveCriticalSection(deps: Deps, s: RestoreState, status: string): void {
+  if (s.runId !== undefined && status !== 'undo-failed') deps.inv.clearHalfRestored(s.target.name, s.runId);
+}
+
+/** For Plan.undoFailed: what was left half-changed, and the one command that puts it right. */
+export function restoreUndoFailed(deps: Deps, s: RestoreState): { message: string; hint: string } | undefined {
+  if (s.runId === undefined || !deps.inv.getHalfRestored(s.target.name)) {
+    return s.safety ? { message: `${s.target.name}'s state before this run is safety backup ${s.safety.id}`, hint: `check ${s.target.name}; to put that state back, run: opsdeck restore ${s.target.name} --backup ${s.safety.id}` } : undefined;
+  }
+  return {
+    message: `${s.target.name} IS LEFT HALF-RESTORED${s.safety ? `; its state before this run is safety backup ${s.safety.id}` : ''}`,
+    hint: `when the host answers again, run: opsdeck recover ${s.target.name}`,
   };
 }
 

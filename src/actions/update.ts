@@ -150,6 +150,8 @@ export function maintenancePlan(deps: Deps, name: string, mode: string): Plan<{ 
     command: 'maintenance',
     params: { instance: name, mode },
     instance: name,
+    // The site can go behind its maintenance page while it is half-restored, and come out after.
+    whileHalfRestored: true,
     state: { inst },
     steps: [
       {

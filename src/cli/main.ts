@@ -15,6 +15,7 @@ import { backupPlan } from '../actions/backup.js';
 import { checkLogin, establishTrust } from '../actions/host.js';
 import { checkDbLogin } from '../actions/dbcheck.js';
 import { restorePlan } from '../actions/restore.js';
+import { recoverPlan } from '../actions/recover.js';
 import { exportPlan, verifyPlan } from '../actions/verify.js';
 import { formatPgUrl, parsePgUrl } from '../databases/postgres.js';
 import type { Plan } from '../engine/plan.js';
@@ -27,8 +28,8 @@ import { exportInventory, importInventory } from '../../inventory/transfer.js';
 import { Engine } from '../engine/engine.js';
 import { runFailedAlert, sendAlert, type Alert, type Delivery } from '../notify/notify.js';
 import { hostname } from 'node:os';
-import { confirm, interactive, readSecret } from './prompt.js';
 import { resolve } from 'node:path';
+import { confirm, interactive, readSecret } from './prompt.js';
 import { age, jsonLinesRenderer, table, textRenderer } from './render.js';
 import { duration, percent } from '../util/format.js';
 import { printable, printableText } from '../util/display.js';
@@ -84,22 +85,42 @@ async function runPlan<S, R>(app: App, g: GlobalOpts, plan: Plan<S, R>, describe
   const engine = new Engine(app.inv);
   engine.subscribe(g.json ? jsonLinesRenderer() : textRenderer(process.stderr, undefined, prefix));
   const ac = new AbortController();
-  const onSig = () => ac.abort();
-  process.once('SIGINT', onSig);
-  process.once('SIGTERM', onSig);
+  let received: NodeJS.Signals | undefined;
+  // A signal cancels the run: the engine stops the step and undoes what was done. The listener stays
+  // until the run has ended, undo included: a second ctrl-c must not cut the undo short, and with a
+  // listener of ours present execa's signal-exit leaves the signal to us (a process.once listener is
+  // gone by the time signal-exit looks, so it re-raised the signal and killed opsdeck mid-restore).
+  const onSig = (sig: NodeJS.Signals) => {
+    if (sig === 'SIGHUP') {
+      // The terminal is gone (the SSH session to the jump box dropped): writing to it must not kill us.
+      process.stdout.on('error', () => {});
+      process.stderr.on('error', () => {});
+    }
+    if (received) {
+      process.stderr.write(`opsdeck: ${sig} ignored: already stopping after ${received}, undoing what was done. Wait for it: killing opsdeck now would leave ${plan.instance ?? 'the run'} half-changed\n`);
+      return;
+    }
+    received = sig;
+    process.stderr.write(`opsdeck: ${sig} received: cancelling ${plan.command}${plan.instance ? ` on ${plan.instance}` : ''} and undoing what was done\n`);
+    ac.abort(new OpsError(`cancelled by ${sig}${sig === 'SIGHUP' ? ' (the terminal or SSH session went away)' : ''}`));
+  };
+  for (const s of STOP_SIGNALS) process.on(s, onSig);
   try {
     const out = await engine.run(plan, { dryRun: g.dryRun, signal: ac.signal });
     if (out.status === 'dry-run') return { json: { dryRun: true, command: plan.command, steps: plan.steps.map((s) => s.title), preview: out.preview }, text: (out.preview ?? []).join('\n') };
     if (out.status !== 'ok') {
-      if (unattended(g)) await alert(app, runFailedAlert({ command: plan.command, instance: plan.instance, error: out.error ?? 'failed', runId: out.runId, home: app.home }));
+      // A hang-up means nobody is at the terminal any more: alert as for cron.
+      if (unattended(g) || received === 'SIGHUP') await alert(app, runFailedAlert({ command: plan.command, instance: plan.instance, error: out.error ?? 'failed', runId: out.runId, home: app.home }));
       throw new OpsError(out.error ?? 'failed', out.exitCode, out.hint ?? `see the run with: opsdeck runs ${out.runId}`);
     }
     return { json: out.result, text: describe(out.result as R) };
   } finally {
-    process.off('SIGINT', onSig);
-    process.off('SIGTERM', onSig);
+    for (const s of STOP_SIGNALS) process.off(s, onSig);
   }
 }
+
+/** Signals that stop a run: ctrl-c, kill/systemd, and the terminal hanging up. */
+const STOP_SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
 /** Nobody is watching: cron (--yes) or no terminal. Failures then go out as alerts. */
 const unattended = (g: GlobalOpts) => !!g.yes || !interactive();
@@ -454,18 +475,22 @@ export function buildProgram(): Command {
     .option('--db <url>', 'postgres://ROLE@HOST:PORT/DB as seen from the host (the password: OPSDECK_DB_PASSWORD, --db-password-file or the prompt)')
     .option('--db-password-file <file>', 'read the database password from this file')
     .option('--branch <branch>', 'git branch it follows')
+    .option('--no-db-check', 'do not log in to the database first (it is down now); the first backup will tell')
     .action(
       action(async (app, _g, name: string, o: any) => {
         checkName('instance', name);
         const h = app.inv.requireHost(checkName('host', o.host));
         app.inv.requireEnv(checkName('environment', o.env));
         const path = checkRemotePath(o.path);
+        app.inv.refuseNested(name, h.name, path);
         const dbUrl = o.db ? formatPgUrl(parsePgUrl(o.db)) : null;
         if (o.url) checkUrl(o.url);
         if (o.branch) checkRef(o.branch);
         const pw = dbUrl ? await readDbPassword(dbUrl, o.dbPasswordFile) : undefined;
         const there = await app.ssh.shell(h).exec(['test', '-d', path]);
         if (there.code !== 0) throw new UsageError(`${path} is not a directory on host ${h.name}`, 'check the path, or make a new instance with: opsdeck instance make');
+        // As host add tries the key: the password is tried now, the way backups will use it.
+        if (dbUrl && o.dbCheck !== false) await checkDbLogin(app, h, name, dbUrl, pw);
         // Taking over: what is deployed there, as git sees it.
         const git = await gitState(app, { name, host: h.name, path } as Instance);
         const i = app.inv.addInstance({ name, host: h.name, path, env: o.env, url: o.url ?? null, dbUrl, branch: o.branch ?? git?.branch ?? null, revision: git?.revision ?? null, dbPassword: pw });
@@ -483,7 +508,6 @@ export function buildProgram(): Command {
     .requiredOption('--ref <ref>', 'tag or branch to check out')
     .option('--db <url>', 'postgres://ROLE@HOST:PORT/DB (created when missing; the password as for instance add)')
     .option('--db-password-file <file>', 'read the database password from this file')
-    .option('--no-db-check', 'do not log in to the database first (it is down now); the first backup will tell')
     .option('--url <url>', 'its public URL')
     .option('--hook <kind=command>', `an app hook (${HOOK_KINDS.join(', ')}); repeatable`, collect, [])
     .option('--health-url <url>', 'URL the health check asks')
@@ -492,15 +516,15 @@ export function buildProgram(): Command {
     .option('--local <path>', 'a file or directory that belongs to this instance alone; repeatable', collect, [])
     .action(
       action(async (app, g, name: string, o: any) => {
-        app.inv.refuseNested(name, h.name, path);
         checkName('instance', name);
         const host = app.inv.requireHost(checkName('host', o.host)).name;
         app.inv.requireEnv(checkName('environment', o.env));
         const dbUrl = o.db ? formatPgUrl(parsePgUrl(o.db)) : null;
-        // As host add tries the key: the password is tried now, the way backups will use it.
-        if (dbUrl && o.dbCheck !== false) await checkDbLogin(app, h, name, dbUrl, pw);
         const url = o.url ? checkUrl(o.url) : null;
         const dbPassword = dbUrl ? await readDbPassword(dbUrl, o.dbPasswordFile) : undefined;
+        const path = checkRemotePath(o.path);
+        // Refused before anything is made; the register step checks again.
+        app.inv.refuseNested(name, host, path);
         const plan = makePlan(app, {
           name,
           host,
@@ -534,9 +558,6 @@ export function buildProgram(): Command {
       }),
     );
   inst.command('show <name>').description('show one instance').action(
-        const path = checkRemotePath(o.path);
-        // Refused before anything is made; the register step checks again.
-        app.inv.refuseNested(name, host, path);
     action(async (app, _g, name: string) => {
       const i = app.inv.requireInstance(name);
       const backups = app.inv.listBackups(name);
@@ -711,6 +732,7 @@ export function buildProgram(): Command {
           createdAt: b.createdAt,
           verified: !!b.verifiedAt,
           verifiedAt: b.verifiedAt,
+          verifyFailed: !!b.verifyFailed,
           files: b.manifest.code?.files ?? null,
           codeBytes: b.manifest.code?.bytes ?? null,
           dbBytes: b.manifest.db?.bytes ?? null,
@@ -740,7 +762,6 @@ export function buildProgram(): Command {
           return { instance: i.name, env: i.env, newestBackup: at, limit, ok };
         });
         const late = rows.filter((r) => !r.ok);
-          verifyFailed: !!b.verifyFailed,
         if (late.length && unattended(g)) {
           await alert(app, {
             subject: `${late.length} instance${late.length > 1 ? 's have' : ' has'} no recent backup`,
@@ -786,6 +807,7 @@ export function buildProgram(): Command {
     .description('restore a backup of an instance onto it or onto another (--to); a safety backup is taken first')
     .option('--backup <id>', 'which backup (default: the newest that did not fail verification)')
     .option('--to <instance>', 'restore onto this instance instead')
+    .option('--allow-failed-backup', 'with --backup: restore it even though its last verification failed')
     .addOption(new Option('--allow-protected', 'with --yes: allow a protected target without a typed confirmation'))
     .action(
       action(async (app, g, name: string, o: { backup?: string; to?: string; allowProtected?: boolean; allowFailedBackup?: boolean }) => {
@@ -802,6 +824,20 @@ export function buildProgram(): Command {
       }),
     );
 
+  program
+    .command('recover <instance>')
+    .description('put right an instance a restore, clone or drill left half-restored (killed, crashed, or its undo could not reach the host): finishes the run if its code tree was already swapped in, otherwise undoes it from what it recorded (previous code tree, safety backup)')
+    .action(
+      action(async (app, g, name: string) =>
+        // No confirmation: it only completes or takes back what a run that was confirmed started.
+        runPlan(app, g, recoverPlan(app, name), (r) =>
+          r.action === 'finish'
+            ? `${r.instance} recovered: run ${r.run} finished (its restored code tree and database are in place)`
+            : `${r.instance} recovered: run ${r.run} undone, ${r.instance} is as it was before it${r.safetyBackup ? ` (database from safety backup ${r.safetyBackup})` : ''}`,
+        ),
+      ),
+    );
+
   // ---- watch
   program
     .command('watch [instance...]')
@@ -815,7 +851,6 @@ export function buildProgram(): Command {
         const out = await forEachInstance(app, g, o, names, (n) => watchPlan(app, n, { accept: o.accept }), describeWatch, 'watch');
         const reports = (Array.isArray((out.json as any)?.results) ? (out.json as any).results.filter((r: any) => r.ok).map((r: any) => r.result) : [out.json]) as WatchReport[];
         const changed = reports.filter((r) => r && watchChanged(r));
-    .option('--allow-failed-backup', 'with --backup: restore it even though its last verification failed')
         if (changed.length && unattended(g)) {
           for (const r of changed) {
             await alert(app, {
@@ -900,7 +935,7 @@ export function buildProgram(): Command {
           i.env,
           i.ok ? 'ok' : 'PROBLEM',
           i.http ? `${i.http.status ?? '-'} ${i.http.ms} ms` : '-',
-          i.maintenance ? 'maintenance' : 'live',
+          i.halfRestored ? 'HALF-RESTORED' : i.maintenance ? 'maintenance' : 'live',
           i.version ?? '-',
           i.backupAgeSeconds === null ? 'never' : `${duration(i.backupAgeSeconds)} ago`,
           !i.watch ? '-' : i.watch.changes ? `${i.watch.changes} CHANGED` : 'ok',
@@ -969,6 +1004,7 @@ export function buildProgram(): Command {
     .requiredOption('--smtp <url>', 'smtp://[USER@]HOST:PORT (smtps:// for TLS)')
     .requiredOption('--to <addr>', 'recipient')
     .option('--from <addr>', 'sender', `opsdeck@${hostname()}`)
+    .option('--smtp-password-file <file>', "read the SMTP user's password from this file")
     .action(
       action(async (app, _g, o: { smtp: string; to: string; from: string; smtpPasswordFile?: string }) => {
         let url: URL;
@@ -994,7 +1030,6 @@ export function buildProgram(): Command {
     .command('webhook')
     .description('alerts as a JSON POST, signed: X-Opsdeck-Signature = sha256=HMAC(secret, timestamp + "." + body)')
     .requiredOption('--url <url>', 'where to POST')
-    .option('--smtp-password-file <file>', "read the SMTP user's password from this file")
     .option('--secret-file <file>', 'read the shared secret from this file (else OPSDECK_WEBHOOK_SECRET, or the prompt)')
     .addOption(new Option('--secret <s>', 'refused: a secret in argv shows in ps and shell history').hideHelp())
     .action(

@@ -1,5 +1,5 @@
-import type { Inventory } from '../../inventory/index.js';
-import { EXIT, OpsError, errorMessage } from '../util/errors.js';
+import type { HalfRestored, Inventory } from '../../inventory/index.js';
+import { EXIT, LockedError, OpsError, errorMessage } from '../util/errors.js';
 import type { Listener, RunEvent } from './events.js';
 import type { Plan, StepContext } from './plan.js';
 
@@ -18,6 +18,19 @@ export interface RunOptions {
   dryRun?: boolean;
   signal?: AbortSignal;
 }
+
+/** What a half-restored instance is, in words, and the one command that puts it right. */
+export function describeHalfRestored(h: HalfRestored): string {
+  const where = { 'db-committing': 'while its database load was committing', 'db-committed': 'after its database was replaced, before its code tree was', swapping: 'while its code tree was being swapped', swapped: 'after its code tree was swapped, before the run ended' }[h.phase];
+  return `${h.instance} is HALF-RESTORED: ${h.command} run ${h.runId} stopped ${where} (${h.since})${h.safetyBackup ? `; its state before that run is safety backup ${h.safetyBackup}` : ''}`;
+}
+
+export function halfRestoredError(h: HalfRestored): OpsError {
+  return new LockedError(`${describeHalfRestored(h)}: nothing else runs on it until it is put right`, `run: opsdeck recover ${h.instance} (finishes or undoes run ${h.runId} from what it recorded)`);
+}
+
+/** Errors that say a host could not be reached for now, not that the command itself failed. */
+const LOST_CONNECTION = /cannot connect to host|cannot reach host|connection to host .* was lost|cannot start a command on host|ECONNREFUSED|ECONNRESET|EHOSTUNREACH|ETIMEDOUT|Not connected|No response from server|could not reach/i;
 
 /**
  * Runs every operation, whoever started it (TUI key, CLI, cron): lock, steps in order, events,
@@ -58,6 +71,13 @@ export class Engine {
     // swap its tree away while the clone reads it.
     const locked = [...(plan.instance ? [{ instance: plan.instance, command: plan.command }] : []), ...(plan.reads ?? []).map((r) => ({ instance: r, command: `${plan.command} (reading it)` }))];
     if (locked.length) this.inv.acquireLocks(locked, null);
+    // A restore that crashed inside its critical section left the instance's database and code tree
+    // apart: nothing else runs on it (or reads it) until opsdeck recover puts it right.
+    const half = plan.whileHalfRestored ? undefined : locked.map((l) => this.inv.getHalfRestored(l.instance)).find((h) => h !== undefined);
+    if (half) {
+      for (const l of locked) this.inv.releaseLock(l.instance);
+      throw halfRestoredError(half);
+    }
     const runId = this.inv.startRun(plan.command, plan.params, plan.instance, false);
     for (const l of locked) this.inv.attachRunToLock(l.instance, runId);
     const ac = new AbortController();
@@ -67,19 +87,32 @@ export class Engine {
 
     const done: number[] = [];
     let failure: { index: number; err: unknown } | undefined;
+    let status: 'ok' | 'failed' | 'rolled-back' | 'undo-failed' = 'ok';
+    // Why the run was cancelled (a signal, the console), in the words of whoever cancelled it.
+    const cancelled = () => {
+      const r = opts.signal?.reason ?? ac.signal.reason;
+      return r instanceof OpsError ? r : new OpsError(r instanceof Error && r.name !== 'AbortError' ? r.message : 'cancelled');
+    };
+    // Final steps (irreversible deletes) wait until every other step succeeded.
+    const order = [...plan.steps.keys()].filter((i) => !plan.steps[i].final);
+    const finals = [...plan.steps.keys()].filter((i) => plan.steps[i].final);
     try {
-      for (let i = 0; i < plan.steps.length; i++) {
+      for (const i of order) {
         const step = plan.steps[i];
         const started = Date.now();
         const startedAt = new Date(started).toISOString();
         this.emit({ type: 'step-started', index: i, name: step.name, title: step.title, at: started });
         try {
-          if (ac.signal.aborted) throw new OpsError('cancelled');
-          await step.run(this.context(plan, i, ac.signal));
+          if (ac.signal.aborted) throw cancelled();
+          await step.run(this.context(plan, i, ac.signal, runId));
           done.push(i);
           this.inv.addStep({ runId, seq: i, name: step.name, title: step.title, status: 'done', startedAt, finishedAt: new Date().toISOString(), error: null });
           this.emit({ type: 'step-done', index: i, name: step.name, ms: Date.now() - started, at: Date.now() });
-        } catch (err) {
+        } catch (caught) {
+          // A step cut short by a cancel fails because of the cancel: that is the story, not the
+          // "command was cancelled" it saw.
+          if (ac.signal.aborted && process.env.OPSDECK_DEBUG) this.emit({ type: 'log', index: i, level: 'info', message: `step stopped: ${errorMessage(caught)}`, at: Date.now() });
+          const err = ac.signal.aborted ? cancelled() : caught;
           const hint = err instanceof OpsError ? err.hint : undefined;
           // An error that is not one of ours is a bug: with OPSDECK_DEBUG its stack goes to the log.
           if (process.env.OPSDECK_DEBUG && !(err instanceof OpsError)) this.emit({ type: 'log', index: i, level: 'error', message: String((err as Error)?.stack), at: Date.now() });
@@ -92,11 +125,12 @@ export class Engine {
         }
       }
 
-      let status: RunOutcome<R>['status'] = 'ok';
       let undoErrors: string[] = [];
       if (failure) {
         undoErrors = await this.rollback(plan, done, runId);
-        status = done.length === 0 ? 'failed' : undoErrors.length ? 'failed' : 'rolled-back';
+        status = done.length === 0 ? 'failed' : undoErrors.length ? 'undo-failed' : 'rolled-back';
+      } else {
+        await this.runFinals(plan, finals, runId);
       }
       const ms = Date.now() - t0;
       if (!failure) {
@@ -108,17 +142,47 @@ export class Engine {
       const step = plan.steps[failure.index];
       const err = failure.err;
       let message = `${step.title} failed: ${errorMessage(err)}`;
-      if (undoErrors.length) message += `; UNDO FAILED: ${undoErrors.join('; ')}`;
-      else if (status === 'rolled-back') message += ' (rolled back: the done steps were undone)';
-      const hint = err instanceof OpsError ? err.hint : undefined;
+      let hint = err instanceof OpsError ? err.hint : undefined;
+      if (undoErrors.length) {
+        message += `; UNDO FAILED: ${undoErrors.join('; ')}`;
+        // The instance is left half-changed: say what puts it back.
+        const left = plan.undoFailed?.(plan.state);
+        if (left) {
+          message += `; ${left.message}`;
+          hint = left.hint;
+        }
+      } else if (status === 'rolled-back') message += ' (rolled back: the done steps were undone)';
       const exitCode = err instanceof OpsError && err.exitCode !== EXIT.OK ? err.exitCode : EXIT.FAILED;
       this.inv.finishRun(runId, status, message, step.name, ms);
-      this.emit({ type: 'run-finished', status, error: message, hint, exitCode, ms, at: Date.now() });
-      return { status, exitCode, runId, error: message, hint, failedStep: step.name };
+      const shown = status === 'undo-failed' ? 'failed' : status;
+      this.emit({ type: 'run-finished', status: shown, error: message, hint, exitCode, ms, at: Date.now() });
+      return { status: shown, exitCode, runId, error: message, hint, failedStep: step.name };
     } finally {
       opts.signal?.removeEventListener('abort', onAbort);
-      await plan.finally?.(plan.state).catch(() => {});
+      await plan.finally?.(plan.state, status as 'ok' | 'failed' | 'rolled-back' | 'undo-failed').catch(() => {});
       for (const l of locked) this.inv.releaseLock(l.instance);
+    }
+  }
+
+  /**
+   * The final steps, once everything else succeeded: not cancellable (their signal never aborts), and
+   * a failure is a warning in the log and the audit trail, not a failed run.
+   */
+  private async runFinals<S>(plan: Plan<S, unknown>, finals: number[], runId: number): Promise<void> {
+    const signal = new AbortController().signal;
+    for (const i of finals) {
+      const step = plan.steps[i];
+      const started = Date.now();
+      const startedAt = new Date(started).toISOString();
+      this.emit({ type: 'step-started', index: i, name: step.name, title: step.title, at: started });
+      try {
+        await step.run(this.context(plan, i, signal, runId));
+        this.inv.addStep({ runId, seq: i, name: step.name, title: step.title, status: 'done', startedAt, finishedAt: new Date().toISOString(), error: null });
+      } catch (err) {
+        this.inv.addStep({ runId, seq: i, name: step.name, title: step.title, status: 'warning', startedAt, finishedAt: new Date().toISOString(), error: errorMessage(err) });
+        this.emit({ type: 'log', index: i, level: 'warn', message: `${step.title} did not complete (the run itself did): ${errorMessage(err)}`, at: Date.now() });
+      }
+      this.emit({ type: 'step-done', index: i, name: step.name, ms: Date.now() - started, at: Date.now() });
     }
   }
 
@@ -132,7 +196,7 @@ export class Engine {
       const startedAt = new Date().toISOString();
       this.emit({ type: 'undo-started', index: i, name: step.name, at: Date.now() });
       try {
-        await step.undo(this.context(plan, i, signal));
+        await this.retryLostConnection(() => step.undo!(this.context(plan, i, signal, runId)), (message) => this.emit({ type: 'log', index: i, level: 'warn', message, at: Date.now() }));
         this.inv.addStep({ runId, seq: i, name: step.name, title: `undo: ${step.title}`, status: 'undone', startedAt, finishedAt: new Date().toISOString(), error: null });
         this.emit({ type: 'undo-done', index: i, name: step.name, ok: true, at: Date.now() });
       } catch (err) {
@@ -144,13 +208,34 @@ export class Engine {
     return errors;
   }
 
-  private context<S>(plan: Plan<S, unknown>, index: number, signal: AbortSignal): StepContext<S> {
+  /**
+   * Runs an undo; when it fails because the connection to a host was refused, lost or timed out (sshd
+   * restarting, a network blip), tries again for a while before giving up: an undo that fails leaves
+   * the instance half-changed, so it is worth waiting for.
+   */
+  private async retryLostConnection(fn: () => Promise<void>, say: (message: string) => void): Promise<void> {
+    const windowMs = Number(process.env.OPSDECK_UNDO_RETRY_SECONDS ?? 120) * 1000;
+    const until = Date.now() + windowMs;
+    for (let wait = 1000; ; wait = Math.min(wait * 2, 10_000)) {
+      try {
+        return await fn();
+      } catch (err) {
+        if (!LOST_CONNECTION.test(errorMessage(err)) || Date.now() + wait > until) throw err;
+        say(`${errorMessage(err)}: trying again in ${wait / 1000} s (for up to ${Math.round(windowMs / 1000)} s)`);
+        await new Promise((r) => setTimeout(r, wait));
+      }
+    }
+  }
+
+  private context<S>(plan: Plan<S, unknown>, index: number, signal: AbortSignal, runId: number | null): StepContext<S> {
     const name = plan.steps[index].name;
     let last = 0;
     let firstAt = 0;
     return {
       state: plan.state,
       signal,
+      runId,
+      command: plan.command,
       log: (message, level = 'info') => this.emit({ type: 'log', index, level, message, at: Date.now() }),
       progress: (bytes, total) => {
         const t = Date.now();

@@ -41,6 +41,8 @@ export interface InstanceSample {
   db?: PgHealth;
   /** App metrics by name: the number, or why it could not be read. */
   metrics?: Record<string, number | { error: string }>;
+  /** A restore stopped inside its critical section: database and code tree may not belong together. */
+  halfRestored?: { runId: number; command: string; phase: string; since: string; safetyBackup: string | null };
 }
 
 /** A probe that does not settle in time settles anyway, with the reason, so a hung host holds up nothing else. */
@@ -166,6 +168,9 @@ export async function probeInstance(deps: Deps, inst: Instance, now = Date.now()
     if (!r.ok) reasons.push(`http: ${r.reason}`);
   }
   if (db && !db.ok) reasons.push(`database: ${db.reason}`);
+  // First among the reasons: until opsdeck recover runs, nothing else about the instance can be trusted.
+  const half = deps.inv.getHalfRestored(inst.name);
+  if (half) reasons.unshift(`HALF-RESTORED: ${half.command} run ${half.runId} was interrupted in its critical section; run: opsdeck recover ${inst.name}`);
   const watch = deps.inv.watchState(inst.name);
   if (watch && watch.changes > 0) reasons.push(`watch: ${watch.changes} files differ from the baseline`);
   const metrics = { ...(db?.metrics ?? {}), ...cmdMetrics };
@@ -189,6 +194,7 @@ export async function probeInstance(deps: Deps, inst: Instance, now = Date.now()
     watch: watch ? { checkedAt: watch.checkedAt, changes: watch.changes } : null,
     ...(db ? { db } : {}),
     ...(Object.keys(metrics).length ? { metrics } : {}),
+    ...(half ? { halfRestored: { runId: half.runId, command: half.command, phase: half.phase, since: half.since, safetyBackup: half.safetyBackup } } : {}),
   };
 }
 
@@ -245,6 +251,7 @@ export function toPrometheus(r: { hosts: HostSample[]; instances: InstanceSample
   metric('opsdeck_instance_http_status', 'HTTP status of the health URL.', 'gauge', r.instances.map((i) => [{ instance: i.instance, env: i.env }, i.http?.status]));
   metric('opsdeck_instance_http_seconds', 'Response time of the health URL.', 'gauge', r.instances.map((i) => [{ instance: i.instance, env: i.env }, i.http ? i.http.ms / 1000 : undefined]));
   metric('opsdeck_instance_maintenance', 'Whether the instance is in maintenance.', 'gauge', r.instances.map((i) => [{ instance: i.instance, env: i.env }, i.maintenance ? 1 : 0]));
+  metric('opsdeck_instance_half_restored', 'Whether a restore stopped inside its critical section (run opsdeck recover).', 'gauge', r.instances.map((i) => [{ instance: i.instance, env: i.env }, i.halfRestored ? 1 : 0]));
   const dbRows = (f: (d: PgHealth) => number | null | undefined) => r.instances.filter((i) => i.db).map((i) => [{ instance: i.instance, env: i.env }, f(i.db!) ?? undefined] as [Record<string, string>, number | undefined]);
   metric('opsdeck_db_up', 'Whether the instance database answered.', 'gauge', dbRows((d) => (d.ok ? 1 : 0)));
   metric('opsdeck_db_size_bytes', 'Size of the database.', 'gauge', dbRows((d) => d.sizeBytes));

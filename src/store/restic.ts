@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { LocalShell } from '../remote/local.js';
-import { run, type Shell } from '../remote/shell.js';
+import { CommandError, type ExecOptions, type ExecResult, type Shell } from '../remote/shell.js';
 import { OpsError } from '../util/errors.js';
 
 export interface SnapshotResult {
@@ -11,6 +11,9 @@ export interface SnapshotResult {
   /** Bytes this snapshot added to the repository after deduplication (before compression). */
   dataAdded: number;
 }
+
+/** restic's words for a store another process holds locked. */
+const LOCKED = /repository is already locked|unable to create lock/i;
 
 /**
  * The backup store: a restic repository (a local directory in the home by default, or any restic
@@ -51,7 +54,41 @@ export class Store {
     if (!exists) {
       const res = await this.shell.exec(['restic', 'init']);
       if (res.code !== 0) throw new OpsError(`cannot create the backup store at ${this.repository}: ${res.stderr.trim()}`, 1, 'check that restic is installed and the location is writable');
+    } else if (this.isLocal && this.hasLocks()) {
+      // A restic killed before it could clean up (kill -9, a crash) leaves its lock behind, and an
+      // exclusive one blocks every backup. Without --remove-all, unlock removes only stale locks:
+      // those of processes on this machine that are gone (or older than 30 minutes), never a live one.
+      await this.unlockStale();
     }
+  }
+
+  private hasLocks(): boolean {
+    try {
+      return readdirSync(join(this.repository.replace(/^local:/, ''), 'locks')).length > 0;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Removes the stale locks of restic processes that are gone; live ones stay. */
+  async unlockStale(): Promise<void> {
+    await this.shell.exec(['restic', 'unlock']);
+  }
+
+  /**
+   * Runs a restic command that reads no stream; when the store is locked, removes stale locks (of
+   * dead restic processes) and tries once more. A live lock still fails, naming its holder.
+   */
+  private async execUnlocked(argv: string[], opts: ExecOptions = {}): Promise<ExecResult> {
+    let res = await this.shell.exec(argv, opts);
+    if (res.code !== 0 && LOCKED.test(res.stderr)) {
+      await this.unlockStale();
+      res = await this.shell.exec(argv, opts);
+      if (res.code !== 0 && LOCKED.test(res.stderr)) {
+        throw new OpsError(`the backup store is locked by another restic process: ${res.stderr.trim().split('\n').filter((l) => /lock|PID|created/i.test(l)).join(' ')}`, 1, 'wait for that operation to finish; if it is gone from another machine, remove its lock with: restic unlock (with the store settings of opsdeck settings)');
+      }
+    }
+    return res;
   }
 
   /** Stores one stream as a snapshot. The caller ends `src` only when the producer succeeded. */
@@ -73,26 +110,29 @@ export class Store {
   /** Streams one stored file out of a snapshot. */
   async dump(snapshot: string, filename: string, out: Writable, signal?: AbortSignal): Promise<void> {
     await this.ensure();
-    const res = await this.shell.exec(['restic', 'dump', snapshot, '/' + filename], { stdout: out, signal });
+    const res = await this.execUnlocked(['restic', 'dump', snapshot, '/' + filename], { stdout: out, signal });
     if (res.code !== 0) throw new OpsError(`cannot read ${filename} of snapshot ${snapshot} from the store: ${res.stderr.trim().split('\n').slice(-2).join(' ')}`);
   }
 
   async snapshotsTagged(tag: string): Promise<string[]> {
     await this.ensure();
-    const res = await run(this.shell, ['restic', 'snapshots', '--json', '--tag', tag]);
+    const res = await this.execUnlocked(['restic', 'snapshots', '--json', '--tag', tag]);
+    if (res.code !== 0) throw new CommandError(this.shell.label, ['restic', 'snapshots'], res);
     return (JSON.parse(res.stdout || '[]') as { short_id: string; id: string }[]).map((s) => s.id);
   }
 
   async forget(ids: string[]): Promise<void> {
     if (ids.length === 0) return;
     await this.ensure();
-    await run(this.shell, ['restic', 'forget', ...ids]);
+    const res = await this.execUnlocked(['restic', 'forget', ...ids]);
+    if (res.code !== 0) throw new CommandError(this.shell.label, ['restic', 'forget'], res);
   }
 
   /** Removes the data no snapshot uses any more (after forget). */
   async prune(): Promise<void> {
     await this.ensure();
-    await run(this.shell, ['restic', 'prune']);
+    const res = await this.execUnlocked(['restic', 'prune']);
+    if (res.code !== 0) throw new CommandError(this.shell.label, ['restic', 'prune'], res);
   }
 
   /** Drops whatever a failed backup left under its tag, so no half stream is ever mistaken for one. */

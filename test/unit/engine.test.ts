@@ -103,4 +103,63 @@ describe('Engine', () => {
     expect(() => inv.db.prepare('DELETE FROM runs').run()).toThrow(/append-only/);
     expect(() => inv.db.prepare("UPDATE runs SET status = 'failed'").run()).toThrow(/append-only/);
   });
+
+  it('runs a final step only after every other step succeeded, and its failure is a warning', async () => {
+    const { inv, engine } = setup();
+    const log: string[] = [];
+    const steps = (failAt?: string, finalFails = false) => [
+      { name: 'swap', title: 'swap', run: async () => void log.push('run swap'), undo: async () => void log.push('undo swap') },
+      { name: 'delete', title: 'delete the old tree', final: true, run: async () => { log.push('run delete'); if (finalFails) throw new OpsError('rm failed'); } },
+      { name: 'later', title: 'later', run: async () => { log.push('run later'); if (failAt === 'later') throw new OpsError('later broke'); } },
+    ];
+    // A step listed after the final one fails: the final one never ran, the swap is undone.
+    const failed = await engine.run({ command: 't', params: {}, instance: 'app', state: {}, steps: steps('later'), result: () => 0 });
+    expect(failed).toMatchObject({ status: 'rolled-back', failedStep: 'later' });
+    expect(log).toEqual(['run swap', 'run later', 'undo swap']);
+    log.length = 0;
+    const ok = await engine.run({ command: 't', params: {}, instance: 'app', state: {}, steps: steps(undefined, true), result: () => 0 });
+    expect(ok).toMatchObject({ status: 'ok', exitCode: 0 });
+    expect(log).toEqual(['run swap', 'run later', 'run delete']);
+    expect(inv.runSteps(ok.runId!).map((s) => [s.name, s.status, s.error])).toEqual([
+      ['swap', 'done', null],
+      ['delete', 'warning', 'rm failed'],
+      ['later', 'done', null],
+    ]);
+  });
+
+  it('retries an undo whose host could not be reached, then marks a run whose undo failed', async () => {
+    const { inv, engine } = setup();
+    process.env.OPSDECK_UNDO_RETRY_SECONDS = '3';
+    try {
+      let tries = 0;
+      const mk = (undoFailsTimes: number) => ({
+        command: 't', params: {}, instance: 'app', state: {},
+        steps: [
+          { name: 'a', title: 'step a', run: async () => {}, undo: async () => { if (++tries <= undoFailsTimes) throw new OpsError('cannot connect to host h (u@127.0.0.1:22): connect ECONNREFUSED 127.0.0.1:22'); } },
+          { name: 'b', title: 'step b', run: async () => { throw new OpsError('b broke'); } },
+        ],
+        undoFailed: () => ({ message: 'app IS LEFT HALF-RESTORED', hint: 'run: opsdeck recover app' }),
+        result: () => 0,
+      });
+      const once = await engine.run(mk(1));
+      expect(once.status).toBe('rolled-back');
+      expect(tries).toBe(2);
+      tries = 0;
+      const never = await engine.run(mk(100));
+      expect(never).toMatchObject({ status: 'failed', hint: 'run: opsdeck recover app' });
+      expect(never.error).toMatch(/UNDO FAILED: step a: cannot connect .*; app IS LEFT HALF-RESTORED/);
+      expect(inv.getRun(never.runId!)!.status).toBe('undo-failed');
+    } finally {
+      delete process.env.OPSDECK_UNDO_RETRY_SECONDS;
+    }
+  });
+
+  it('refuses every run on a half-restored instance but the ones that repair it, naming recover', async () => {
+    const { inv, engine } = setup();
+    inv.setHalfRestored({ instance: 'app', runId: 7, command: 'restore', phase: 'db-committed', safetyBackup: 'S1', staging: '/srv/app.in', old: '/srv/app.old', dbTouched: true });
+    await expect(engine.run(plan([]))).rejects.toMatchObject({ exitCode: 3, message: expect.stringContaining('app is HALF-RESTORED: restore run 7 stopped after its database was replaced'), hint: expect.stringContaining('opsdeck recover app') });
+    expect(inv.listLocks()).toEqual([]);
+    const out = await engine.run({ ...plan([]), whileHalfRestored: true });
+    expect(out.status).toBe('ok');
+  });
 });

@@ -1,0 +1,126 @@
+import type { Backup, HalfRestored, Instance } from '../../inventory/index.js';
+import { describeHalfRestored } from '../engine/engine.js';
+import type { Plan, StepContext } from '../engine/plan.js';
+import { run } from '../remote/shell.js';
+import { OpsError, UsageError } from '../util/errors.js';
+import { shellFor, type Deps } from './deps.js';
+import { loadDatabase, removeLater } from './restore.js';
+import { rebaselineStep } from './watch.js';
+
+export interface RecoverState {
+  record: HalfRestored;
+  inst: Instance;
+  action: 'finish' | 'undo';
+}
+
+export interface RecoverResult {
+  instance: string;
+  run: number;
+  action: 'finish' | 'undo';
+  safetyBackup: string | null;
+}
+
+/**
+ * Puts the code tree back from wherever the interrupted swap left it: the staged tree still there
+ * means the swap did not finish (the tree in place, or the one renamed aside, is the previous one);
+ * in phase "swapping" with no staged tree, the tree aside is the previous one and the one in place
+ * the new one. Safe to run again after it was cut short itself.
+ */
+const CODE_BACK = [
+  'T=$1; O=$2; S=$3; phase=$4',
+  'if [ -e "$S" ]; then',
+  '  if [ ! -e "$T" ] && [ -e "$O" ]; then mv -- "$O" "$T" || exit 1; fi',
+  '  rm -rf -- "$S"',
+  'elif [ "$phase" = swapping ] && [ -e "$O" ]; then',
+  '  rm -rf -- "$T" && mv -- "$O" "$T"',
+  'fi',
+].join('\n');
+
+/**
+ * recover INSTANCE: a restore (or clone, drill) was stopped inside its critical section (kill -9, a
+ * crash, an undo that could not reach the host) and left a record of where it stood. A run that had
+ * swapped its code tree in is finished (only the previous tree's delete was left); any other is
+ * undone: the code tree as it was, and the database from the run's safety backup when its COMMIT may
+ * have gone out. Audited as its own run; the record goes only when it succeeded.
+ */
+export function recoverPlan(deps: Deps, name: string): Plan<RecoverState, RecoverResult> {
+  const inst = deps.inv.requireInstance(name);
+  const record = deps.inv.getHalfRestored(name);
+  if (!record) throw new UsageError(`${name} is not half-restored: no interrupted restore of it is recorded`, `see its runs with: opsdeck runs --instance ${name}`);
+  const action = record.phase === 'swapped' ? 'finish' : 'undo';
+  let safety: Backup | undefined;
+  if (action === 'undo' && record.dbTouched) {
+    safety = record.safetyBackup ? deps.inv.getBackup(record.safetyBackup) : undefined;
+    if (!safety?.manifest.db) {
+      throw new OpsError(`${name}'s database may hold what run ${record.runId} loaded, and its safety backup ${record.safetyBackup ?? '(none recorded)'} ${safety ? 'has no database' : 'is not in the inventory'}`, 1, `restore a backup of ${name} by hand (opsdeck backups ${name}); the record stays until then`);
+    }
+  }
+  const u = (ctx: StepContext<RecoverState>) => ctx as StepContext<unknown>;
+  const steps: Plan<RecoverState>['steps'] =
+    action === 'finish'
+      ? [
+          {
+            name: 'assess',
+            title: `Finish run ${record.runId}: its code tree and database are both in place`,
+            run: async (ctx) => ctx.log(describeHalfRestored(record)),
+          },
+          rebaselineStep<RecoverState>(deps, name),
+          {
+            name: 'clear',
+            title: `Mark ${name} whole again`,
+            run: async () => deps.inv.clearHalfRestored(name, record.runId),
+          },
+          {
+            name: 'cleanup',
+            title: 'Remove the previous code tree',
+            final: true,
+            run: async () => removeLater(deps, inst, record.old),
+          },
+        ]
+      : [
+          {
+            name: 'assess',
+            title: `Undo run ${record.runId}: put ${name} back as it was before it`,
+            run: async (ctx) => ctx.log(describeHalfRestored(record)),
+          },
+          {
+            name: 'code',
+            title: 'Put the previous code tree back in place',
+            run: async () => {
+              await run(shellFor(deps, inst), ['sh', '-c', CODE_BACK, 'sh', inst.path, record.old, record.staging, record.phase]);
+            },
+          },
+          {
+            name: 'database',
+            title: record.dbTouched ? `Load the database of safety backup ${record.safetyBackup}` : 'The database was not changed',
+            run: async (ctx) => {
+              if (safety) await loadDatabase(deps, safety, inst, u(ctx));
+            },
+          },
+          rebaselineStep<RecoverState>(deps, name),
+          {
+            name: 'clear',
+            title: `Mark ${name} whole again`,
+            run: async (ctx) => {
+              deps.inv.clearHalfRestored(name, record.runId);
+              const now = deps.inv.requireInstance(name);
+              if (now.maintenanceSince) ctx.log(`${name} is still in maintenance (since ${now.maintenanceSince}); when it is fine, run: opsdeck maintenance ${name} off`, 'warn');
+            },
+          },
+        ];
+  return {
+    command: 'recover',
+    params: { instance: name, run: record.runId, phase: record.phase, action },
+    instance: name,
+    whileHalfRestored: true,
+    state: { record, inst, action },
+    steps,
+    result: (s) => ({ instance: name, run: s.record.runId, action: s.action, safetyBackup: s.record.safetyBackup }),
+    preview: async () => [
+      describeHalfRestored(record),
+      action === 'finish'
+        ? `would finish run ${record.runId}: its new code tree and database are both in place; the previous tree ${record.old} would be removed`
+        : `would undo run ${record.runId}: the previous code tree back in place${record.dbTouched ? `, and the database of safety backup ${record.safetyBackup} loaded` : ''}`,
+    ],
+  };
+}

@@ -1,0 +1,307 @@
+import Database from 'better-sqlite3';
+import { execa, type ResultPromise } from 'execa';
+import { execFileSync, spawn } from 'node:child_process';
+import { createHmac } from 'node:crypto';
+import { existsSync, readdirSync } from 'node:fs';
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { makeLabInstance, type LabInstance } from '../../fixtures/lab.js';
+import { BIN, addInstance, asLabUser, cli, dbState, homeWithHosts, lab, must, sql, treeState } from '../helpers.js';
+
+/**
+ * A TCP relay to a lab sshd that can hold back everything the host sends (queued, not dropped) and
+ * let it go later: a host that stops answering for a while, at a moment the test picks. `holdWhen`
+ * is asked before each chunk the client sends, so a hold can start exactly after something opsdeck
+ * recorded (it writes the inventory before the bytes that follow leave).
+ */
+class HoldingProxy {
+  held = false;
+  holdWhen?: () => boolean;
+  port = 0;
+  private server: Server;
+  private sockets = new Set<Socket>();
+  private queued: { to: Socket; data: Buffer }[] = [];
+
+  constructor(target: { host: string; port: number }) {
+    this.server = createServer((client) => {
+      const upstream = connect(target);
+      this.sockets.add(client).add(upstream);
+      upstream.on('data', (d) => (this.held ? this.queued.push({ to: client, data: d }) : client.write(d)));
+      client.on('data', (d) => {
+        if (!this.held && this.holdWhen?.()) {
+          this.held = true;
+          this.holdWhen = undefined;
+        }
+        upstream.write(d);
+      });
+      const end = () => {
+        client.destroy();
+        upstream.destroy();
+      };
+      client.on('error', end).on('close', end);
+      upstream.on('error', end).on('close', end);
+    });
+  }
+
+  async start(): Promise<void> {
+    await new Promise<void>((r) => this.server.listen(0, '127.0.0.1', r));
+    this.port = (this.server.address() as { port: number }).port;
+  }
+
+  release(): void {
+    this.held = false;
+    for (const q of this.queued.splice(0)) if (!q.to.destroyed) q.to.write(q.data);
+  }
+
+  async stop(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    await new Promise((r) => this.server.close(r));
+  }
+}
+
+const storeEnv = (home: string) => ({ RESTIC_REPOSITORY: join(home, 'store'), RESTIC_PASSWORD_FILE: join(home, 'store.pass') });
+const snapshots = async (home: string): Promise<{ id: string; tags?: string[] }[]> => JSON.parse((await execa('restic', ['snapshots', '--json'], { env: storeEnv(home) })).stdout);
+const storeLocks = (home: string) => readdirSync(join(home, 'store', 'locks'));
+
+/** The restic processes opsdeck (pid) has started and that still run. */
+function resticChildren(pid: number): number[] {
+  try {
+    return execFileSync('pgrep', ['-P', String(pid), '-x', 'restic']).toString().trim().split('\n').filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+async function until<T>(what: string, f: () => T | undefined | false, ms = 60_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = f();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+/** Starts the real program without a terminal (as cron would) and keeps its stderr as it comes. */
+function start(home: string, args: string[]): { proc: ResultPromise; err: () => string } {
+  const proc = execa(BIN, ['--home', home, ...args], { reject: false, env: { OPSDECK_KNOWN_HOSTS: '' }, stdin: 'ignore', timeout: 120_000 });
+  let err = '';
+  proc.stderr!.on('data', (d) => (err += d));
+  return { proc, err: () => err };
+}
+
+const lastRun = async (home: string, instance: string) => JSON.parse((await must(cli(home, ['runs', '--json', '--limit', '1', '--instance', instance]))).stdout)[0];
+
+describe('interrupted restores: signals, kill -9 and recover', () => {
+  const l = lab();
+  const proxy = new HoldingProxy({ host: l.hosts[0].address, port: l.hosts[0].port });
+  const hooks: { body: string; valid: boolean }[] = [];
+  const SECRET = 'interrupts-webhook-secret';
+  let web: HttpServer;
+  let home: string;
+  let inst: LabInstance;
+  let before: { files: Record<string, string>; db: string };
+  let backed: { files: Record<string, string>; db: string };
+
+  beforeAll(async () => {
+    await proxy.start();
+    web = createHttpServer((req, res) => {
+      let body = '';
+      req.on('data', (c) => (body += c));
+      req.on('end', () => {
+        const want = 'sha256=' + createHmac('sha256', SECRET).update(`${req.headers['x-opsdeck-timestamp']}.${body}`).digest('hex');
+        hooks.push({ body, valid: req.headers['x-opsdeck-signature'] === want });
+        res.writeHead(204).end();
+      });
+    });
+    await new Promise<void>((r) => web.listen(0, '127.0.0.1', r));
+    home = await homeWithHosts([]);
+    await must(cli(home, ['host', 'add', 'held', '--address', '127.0.0.1', '--port', String(proxy.port), '--user', l.user, '--key', l.keyFile, '--fingerprint', l.hosts[0].fingerprint]));
+    inst = makeLabInstance(l, 'lab1', 'int-prod');
+    await must(cli(home, ['instance', 'add', 'int-prod', '--host', 'held', '--path', inst.path, '--env', 'dev', '--db', inst.dbUrl], { OPSDECK_DB_PASSWORD: inst.password }));
+    await must(cli(home, ['notify', 'webhook', '--url', `http://127.0.0.1:${(web.address() as { port: number }).port}/hook`], { OPSDECK_WEBHOOK_SECRET: SECRET }));
+    await must(cli(home, ['backup', 'int-prod']));
+    backed = { files: treeState(inst.path), db: dbState(inst.db) };
+    // The instance moves on after its backup, so a restore has something to change.
+    sql(inst.db, `SET ROLE ${inst.role}; CREATE TABLE moved_on (n int); INSERT INTO moved_on VALUES (1), (2);`);
+    asLabUser('sh', ['-c', 'echo changed > "$1/VERSION" && echo new > "$1/new-file"', 'sh', inst.path]);
+    before = { files: treeState(inst.path), db: dbState(inst.db) };
+  });
+  afterAll(async () => {
+    await proxy.stop();
+    await new Promise((r) => web.close(r));
+  });
+
+  for (const sig of ['SIGTERM', 'SIGINT'] as const) {
+    it(`${sig} while restic runs: the restore is undone, exit 1, tree and database exactly as before, alert sent`, async () => {
+      hooks.length = 0;
+      const { proc, err } = start(home, ['restore', 'int-prod', '--yes', '--json']);
+      // Once restic runs, the host stops answering: the restore stays inside its data step, restic with it.
+      await until('a restic child', () => resticChildren(proc.pid!).length > 0);
+      proxy.held = true;
+      expect(resticChildren(proc.pid!).length).toBeGreaterThan(0);
+      proc.kill(sig);
+      await until('the cancel', () => err().includes(`${sig} received`));
+      if (sig === 'SIGINT') {
+        // A second ctrl-c while it undoes is refused, said on stderr.
+        proc.kill('SIGINT');
+        await until('the second ctrl-c refused', () => err().includes('SIGINT ignored'));
+      }
+      proxy.release();
+      const r = await proc;
+      expect(r.exitCode).toBe(1);
+      expect(err()).toMatch(new RegExp(`cancelled by ${sig}.*rolled back`));
+      expect(treeState(inst.path)).toEqual(before.files);
+      expect(dbState(inst.db)).toEqual(before.db);
+      expect(readdirSync(join(inst.path, '..')).filter((n) => n.startsWith('int-prod.'))).toEqual([]);
+      expect(await lastRun(home, 'int-prod')).toMatchObject({ command: 'restore', status: 'rolled-back', failedStep: 'data' });
+      // restic stopped with SIGINT removes its lock: the store is not left locked.
+      expect(storeLocks(home)).toEqual([]);
+      await until('the alert', () => hooks.length > 0, 10_000);
+      expect(hooks[0].valid).toBe(true);
+      expect(hooks[0].body).toContain(`cancelled by ${sig}`);
+    });
+  }
+
+  it('kill -9 after the database committed, before the swap: the next run refuses, health says half-restored, recover undoes it', async () => {
+    const inv = new Database(join(home, 'inventory.sqlite'), { readonly: true });
+    const recorded = () => inv.prepare('SELECT * FROM half_restored').get() as { phase: string; db_touched: number } | undefined;
+    // Hold what the host sends from the first byte sent after the critical section was recorded: the
+    // COMMIT reaches the database, its answer never reaches opsdeck, so the swap cannot begin.
+    proxy.holdWhen = () => recorded() !== undefined;
+    const { proc } = start(home, ['restore', 'int-prod', '--yes']);
+    await until('the database committed', () => proxy.held && !sql(inst.db, "SELECT to_regclass('public.moved_on')").trim());
+    proc.kill('SIGKILL');
+    await proc;
+    proxy.release();
+    expect(recorded()).toMatchObject({ phase: 'db-committing', db_touched: 1 });
+    inv.close();
+    // Half-restored indeed: the backup's database, the code tree of before.
+    expect(dbState(inst.db)).toEqual(backed.db);
+    expect(treeState(inst.path)).toEqual(before.files);
+
+    const again = await cli(home, ['restore', 'int-prod', '--yes']);
+    expect(again.code).toBe(3);
+    expect(again.stderr).toMatch(/int-prod is HALF-RESTORED: restore run \d+ stopped while its database load was committing/);
+    expect(again.stderr).toMatch(/fix: run: opsdeck recover int-prod/);
+    const health = await cli(home, ['health', 'int-prod', '--json']);
+    expect(health.code).toBe(1);
+    const sample = JSON.parse(health.stdout).instances[0];
+    expect(sample.halfRestored).toMatchObject({ command: 'restore', phase: 'db-committing' });
+    expect(sample.reasons[0]).toMatch(/^HALF-RESTORED: restore run \d+ was interrupted.*opsdeck recover int-prod/);
+
+    const rec = await cli(home, ['recover', 'int-prod']);
+    expect(rec.stderr).toBe('');
+    expect(rec.code).toBe(0);
+    expect(rec.stdout).toMatch(/int-prod recovered: run \d+ undone, int-prod is as it was before it \(database from safety backup \S+\)/);
+    expect(treeState(inst.path)).toEqual(before.files);
+    expect(dbState(inst.db)).toEqual(before.db);
+    expect(readdirSync(join(inst.path, '..')).filter((n) => n.startsWith('int-prod.'))).toEqual([]);
+    expect(await lastRun(home, 'int-prod')).toMatchObject({ command: 'recover', status: 'ok' });
+    const healthAfter = JSON.parse((await cli(home, ['health', 'int-prod', '--json'])).stdout).instances[0];
+    expect(healthAfter.halfRestored).toBeUndefined();
+    // Whole again: the restore now goes through.
+    await must(cli(home, ['restore', 'int-prod', '--yes']));
+    expect(treeState(inst.path)).toEqual(backed.files);
+    expect(dbState(inst.db)).toEqual(backed.db);
+  });
+
+  it('recover refuses an instance that is not half-restored, exit 2', async () => {
+    const r = await cli(home, ['recover', 'int-prod']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/int-prod is not half-restored/);
+  });
+
+  // Keeps only the newest backup: prune then has snapshots to forget (restic forget and prune run).
+  const pruneAllButNewest = () => cli(home, ['backups', 'prune', 'int-prod', '--yes', '--keep-daily', '0', '--keep-weekly', '0', '--keep-monthly', '0', '--keep-yearly', '0']);
+
+  it('an aborted backup leaves no lock and no partial snapshot, and prune then works', async () => {
+    const snaps = await snapshots(home);
+    const { proc, err } = start(home, ['backup', 'int-prod', '--yes']);
+    await until('a restic child', () => resticChildren(proc.pid!).length > 0);
+    proxy.held = true;
+    proc.kill('SIGTERM');
+    await until('the cancel', () => err().includes('SIGTERM received'));
+    proxy.release();
+    const r = await proc;
+    expect(r.exitCode).toBe(1);
+    expect(storeLocks(home)).toEqual([]);
+    expect((await snapshots(home)).map((s) => s.id).sort()).toEqual(snaps.map((s) => s.id).sort());
+    await must(cli(home, ['backup', 'int-prod']));
+    const prune = await pruneAllButNewest();
+    expect(prune.stderr).toBe('');
+    expect(prune.code).toBe(0);
+    expect(prune.stdout).toMatch(/dropped manual backup/);
+  });
+
+  it('removes the stale lock a killed restic left, never a live one', async () => {
+    const env = { ...process.env, ...storeEnv(home) };
+    // A restic backup killed with -9 cannot clean up: its lock stays, stale (its pid is gone).
+    await must(cli(home, ['backup', 'int-prod']));
+    const dead = spawn('restic', ['backup', '--stdin', '--stdin-filename', 'x'], { env, stdio: ['pipe', 'ignore', 'ignore'] });
+    // Its lock file written whole (restic writes a temporary file first, then renames it).
+    const isLock = () => storeLocks(home).filter((n) => /^[0-9a-f]{64}$/.test(n)).length === 1;
+    await until('its lock', isLock);
+    dead.kill('SIGKILL');
+    await new Promise((r) => dead.once('exit', r));
+    expect(storeLocks(home)).toHaveLength(1);
+    const pruned = await pruneAllButNewest();
+    expect(pruned.stderr).toBe('');
+    expect(pruned.code).toBe(0);
+    expect(pruned.stdout).toMatch(/dropped manual backup/);
+    expect(storeLocks(home)).toEqual([]);
+
+    // A live restic (a backup from another opsdeck, waiting for its input) keeps its lock: prune
+    // says the store is locked, and goes through once that restic is done.
+    await must(cli(home, ['backup', 'int-prod']));
+    const live = spawn('restic', ['backup', '--stdin', '--stdin-filename', 'x', '--tag', 'live-test'], { env, stdio: ['pipe', 'ignore', 'ignore'] });
+    try {
+      await until('its lock', isLock);
+      const r = await pruneAllButNewest();
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/the backup store is locked by another restic process/);
+      expect(storeLocks(home)).toHaveLength(1);
+    } finally {
+      live.kill('SIGINT');
+      await new Promise((r) => (live.exitCode !== null ? r(null) : live.once('exit', r)));
+    }
+    expect(storeLocks(home)).toEqual([]);
+    expect((await pruneAllButNewest()).code).toBe(0);
+  });
+});
+
+describe('a step that fails after the swap (a drill whose target does not answer)', () => {
+  let home: string;
+  let scratch: LabInstance;
+
+  beforeAll(async () => {
+    home = await homeWithHosts(['lab2']);
+    await addInstance(home, 'lab2', 'int-src', 'dev');
+    scratch = await addInstance(home, 'lab2', 'int-scratch', 'dev');
+    await must(cli(home, ['backup', 'int-src']));
+    // The scratch instance has code of its own that no backup holds (drills keep no code in their
+    // safety backup): deleting its tree too early would lose it for good.
+    asLabUser('sh', ['-c', 'echo only-here > "$1/scratch-only" && mkdir -p "$1/work" && echo 1 > "$1/work/state"', 'sh', scratch.path]);
+    // Its site does not answer: the drill's check-target step, after the swap, fails.
+    await must(cli(home, ['instance', 'set', 'int-scratch', '--url', 'http://127.0.0.1:9/']));
+  });
+
+  it('undoes the swap with the previous tree whole: the delete of the old tree comes only after every step succeeded', async () => {
+    const files = treeState(scratch.path);
+    const db = dbState(scratch.db);
+    const r = await cli(home, ['drill', 'int-src', '--target', 'int-scratch', '--yes']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/Check the restored target answers.*failed/);
+    expect(r.stderr).toMatch(/rolled back/);
+    expect(treeState(scratch.path)).toEqual(files);
+    expect(dbState(scratch.db)).toEqual(db);
+    expect(existsSync(`${scratch.path}.opsdeck-previous`)).toBe(false);
+    expect(existsSync(`${scratch.path}.opsdeck-incoming`)).toBe(false);
+    const run = JSON.parse((await cli(home, ['runs', '--json', '--limit', '1'])).stdout)[0];
+    expect(run).toMatchObject({ command: 'drill', status: 'rolled-back', failedStep: 'check-target' });
+    const steps = JSON.parse((await cli(home, ['runs', String(run.id), '--json'])).stdout).steps;
+    expect(steps.map((s: { name: string }) => s.name)).not.toContain('cleanup');
+  });
+});
