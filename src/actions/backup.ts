@@ -90,7 +90,7 @@ export async function backupDatabase(deps: Deps, inst: Instance, id: string, ctx
   );
   const d = meter.digest();
   ctx.log(`database: ${Object.keys(rows.tables).length} tables, ${d.bytes} bytes, ${snap.dataAdded} new bytes stored`);
-  return { kind: 'postgres', snapshot: snap.snapshotId, file: streamFile(inst.name, 'db'), bytes: d.bytes, sha256: d.sha256, tables: rows.tables };
+  return { kind: 'postgres', snapshot: snap.snapshotId, file: streamFile(inst.name, 'db'), bytes: d.bytes, sha256: d.sha256, tables: rows.tables, role: db.target.user };
 }
 
 /** On any failure, whatever restic stored under this backup's tag is dropped before the error goes on. */

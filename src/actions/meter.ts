@@ -164,7 +164,8 @@ export class Meter extends Writable {
   private hash: Hash = createHash('sha256');
   readonly out = new PassThrough({ highWaterMark: 1 << 20 });
 
-  constructor(private readonly opts: { tar?: TarScanner; sql?: CopyCounter; onBytes?: (n: number) => void; refuseUnsafe?: boolean } = {}) {
+  /** rewrite: what goes on to `out` (a dump mapped for where it loads); the hash is of what came in. */
+  constructor(private readonly opts: { tar?: TarScanner; sql?: CopyCounter; onBytes?: (n: number) => void; refuseUnsafe?: boolean; rewrite?: { feed(chunk: Buffer): Buffer } } = {}) {
     super({ highWaterMark: 1 << 20 });
     // Failures travel through the relay's promises. A consumer may not be listening yet when the
     // stream is destroyed (restic still starting), and an unheard 'error' event would kill the process.
@@ -182,6 +183,7 @@ export class Meter extends Writable {
       return cb(new OpsError(`archive entry ${JSON.stringify(this.opts.tar.unsafe)} would land outside the target directory: refused`));
     }
     if (this.out.destroyed) return cb(new OpsError('the receiving end of the stream closed early'));
+    if (this.opts.rewrite) chunk = this.opts.rewrite.feed(chunk);
     if (this.out.write(chunk)) return cb();
     const onDrain = () => {
       this.out.off('close', onClose);
