@@ -118,7 +118,7 @@ BEGIN
   CROSS JOIN LATERAL pg_identify_object(x.cls, x.oid, 0) i
   WHERE n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'
     AND NOT pg_has_role(current_user, x.owner, 'USAGE')
-    AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = x.cls AND d.objid = x.oid AND d.deptype = 'e');
+    AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = x.cls AND d.objid = x.oid AND d.objsubid = 0 AND d.deptype = 'e');
   IF bad IS NOT NULL THEN
     RAISE EXCEPTION 'opsdeck: role % cannot replace what roles it is not a member of own in database %: %', current_user, current_database(), left(bad, 600)
       USING HINT = 'grant the role those owners (GRANT owner TO role) or move those objects out of this database; nothing was changed';
@@ -147,7 +147,7 @@ BEGIN
   FOR o IN SELECT s.classid, s.objid FROM pg_shdepend s
     WHERE s.dbid = db AND s.deptype = 'o' AND pg_has_role(current_user, s.refobjid, 'USAGE')
       AND s.classid NOT IN ('pg_namespace'::regclass, 'pg_extension'::regclass, 'pg_default_acl'::regclass, 'pg_largeobject'::regclass)
-      AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = s.classid AND d.objid = s.objid AND d.deptype IN ('i', 'e', 'a'))
+      AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = s.classid AND d.objid = s.objid AND d.objsubid = 0 AND d.deptype IN ('i', 'e', 'a'))
   LOOP
     CONTINUE WHEN NOT EXISTS (SELECT 1 FROM pg_shdepend s WHERE s.dbid = db AND s.classid = o.classid AND s.objid = o.objid AND s.deptype = 'o');
     SELECT i.type, i.identity INTO kind, ident FROM pg_identify_object(o.classid, o.objid, 0) i;
