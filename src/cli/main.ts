@@ -13,6 +13,7 @@ import { clonePlan, parseAge, type CloneOptions } from '../actions/clone.js';
 import { splitWords } from '../util/words.js';
 import { backupPlan } from '../actions/backup.js';
 import { checkLogin, establishTrust } from '../actions/host.js';
+import { hostShell } from '../actions/deps.js';
 import { checkDbLogin } from '../actions/dbcheck.js';
 import { restorePlan } from '../actions/restore.js';
 import { recoverPlan } from '../actions/recover.js';
@@ -487,7 +488,8 @@ export function buildProgram(): Command {
         if (o.url) checkUrl(o.url);
         if (o.branch) checkRef(o.branch);
         const pw = dbUrl ? await readDbPassword(dbUrl, o.dbPasswordFile) : undefined;
-        const there = await app.ssh.shell(h).exec(['test', '-d', path]);
+        // As the host's become user: the login user may not even see into the web user's directory.
+        const there = await hostShell(app, h, true).exec(['test', '-d', path]);
         if (there.code !== 0) throw new UsageError(`${path} is not a directory on host ${h.name}`, 'check the path, or make a new instance with: opsdeck instance make');
         // As host add tries the key: the password is tried now, the way backups will use it.
         if (dbUrl && o.dbCheck !== false) await checkDbLogin(app, h, name, dbUrl, pw);

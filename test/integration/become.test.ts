@@ -37,7 +37,8 @@ describe.skipIf(!users)('host --become: trees of another user, reached through s
     await addHost(home, 'webhost', 'lab1', ['--become', users!.web]);
     await addHost(home, 'roothost', 'lab1', ['--become', 'root']);
     rmSync(www, { recursive: true, force: true });
-    mkdirSync(www);
+    // Closed to the login user, as /var/www often is: even instance add looks in as opsweb.
+    mkdirSync(www, { mode: 0o750 });
     run('chown', [`${users!.web}:`, www]);
     // The web user's tree, closed to the login user (0750, a 0600 secret): only sudo reads it.
     web = makeLabInstance(l, 'lab1', 'b-web');
