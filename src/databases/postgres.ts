@@ -80,12 +80,12 @@ export function psqlArgv(t: PgTarget, extra: string[]): string[] {
  * dump's checksum matched. A dump cut short reaches EOF without COMMIT and psql's session ends: the
  * database is untouched.
  *
- * The prefix runs as the instance's role, never a superuser. It first refuses (before changing
- * anything) a database holding objects of roles it cannot act as: it could neither drop nor re-create
- * them. It then drops, in this database only, what belongs to the role and to the roles it is a
- * member of: their schemas with all they hold, their extensions, their objects elsewhere (public),
+ * The prefix runs as the instance's role, never a superuser. It drops, in this database only, what
+ * belongs to the role and to the roles it is a member of: their schemas with all they hold, their extensions, their objects elsewhere (public),
  * their large objects and default privileges. Not DROP OWNED: that also revokes the roles' grants on
  * other databases, and drops `public` when the role owns it (pg_dump never creates `public` again).
+ * Objects of roles it cannot act as are left alone; if dropping its own would take one along (in its
+ * schema, or depending on its objects), the load fails there, before anything is committed.
  * `public` stays; when it is the role's, its owner goes back to what PostgreSQL made, and the dump
  * sets it if it differed. Its privileges are set last (DumpRewriter.flush): a role owning objects in
  * it needs its CREATE there while the dump loads, and pg_dump grants it only at the end.
@@ -100,13 +100,19 @@ DECLARE
   kind text;
   ident text;
   own oid;
+  others_cls regclass[];
+  others_oid oid[];
+  others_what text[];
   db oid := (SELECT d.oid FROM pg_database d WHERE d.datname = current_database());
 BEGIN
   IF (SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = current_user) THEN
     RAISE EXCEPTION 'opsdeck: role % is a superuser: a restore loads as the instance''s own role, never as a superuser', current_user
       USING HINT = 'give the instance a role of its own without SUPERUSER (the owner of its database); nothing was changed';
   END IF;
-  SELECT string_agg(format('%s %s (owned by %s)', i.type, i.identity, pg_get_userbyid(x.owner)), ', ' ORDER BY i.type, i.identity) INTO bad
+  -- What roles it is not a member of own here: left alone, and the load fails (nothing changed) if
+  -- dropping its own would take any of them along (in its schemas, or depending on its objects).
+  SELECT array_agg(x.cls), array_agg(x.oid), array_agg(format('%s %s (owned by %s)', i.type, i.identity, pg_get_userbyid(x.owner)))
+    INTO others_cls, others_oid, others_what
   FROM (
     SELECT 'pg_namespace'::regclass AS cls, n.oid, n.nspowner AS owner, n.oid AS nsp FROM pg_namespace n WHERE n.nspname <> 'public'
     UNION ALL SELECT 'pg_class'::regclass, c.oid, c.relowner, c.relnamespace FROM pg_class c WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f', 'c')
@@ -119,10 +125,6 @@ BEGIN
   WHERE n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'
     AND NOT pg_has_role(current_user, x.owner, 'USAGE')
     AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = x.cls AND d.objid = x.oid AND d.objsubid = 0 AND d.deptype = 'e');
-  IF bad IS NOT NULL THEN
-    RAISE EXCEPTION 'opsdeck: role % cannot replace what roles it is not a member of own in database %: %', current_user, current_database(), left(bad, 600)
-      USING HINT = 'grant the role those owners (GRANT owner TO role) or move those objects out of this database; nothing was changed';
-  END IF;
   SELECT string_agg(format('extension %s (owned by %s, in schema %s)', e.extname, pg_get_userbyid(e.extowner), n.nspname), ', ') INTO bad
   FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
   WHERE NOT pg_has_role(current_user, e.extowner, 'USAGE') AND pg_has_role(current_user, n.nspowner, 'USAGE')
@@ -159,6 +161,16 @@ BEGIN
       ELSE kind END;
     EXECUTE format('DROP %s %s CASCADE', kind, ident);
   END LOOP;
+  SELECT string_agg(u.what, ', ' ORDER BY u.what) INTO bad FROM unnest(others_cls, others_oid, others_what) AS u(cls, oid, what)
+  WHERE NOT CASE u.cls
+    WHEN 'pg_namespace'::regclass THEN EXISTS (SELECT 1 FROM pg_namespace n WHERE n.oid = u.oid)
+    WHEN 'pg_class'::regclass THEN EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = u.oid)
+    WHEN 'pg_proc'::regclass THEN EXISTS (SELECT 1 FROM pg_proc p WHERE p.oid = u.oid)
+    ELSE EXISTS (SELECT 1 FROM pg_type t WHERE t.oid = u.oid) END;
+  IF bad IS NOT NULL THEN
+    RAISE EXCEPTION 'opsdeck: replacing what role % owns in database % would drop what roles it is not a member of own: %', current_user, current_database(), left(bad, 600)
+      USING HINT = 'they sit in its schemas or depend on its objects: grant the role their owners (GRANT owner TO role), or move them; nothing was changed';
+  END IF;
   PERFORM lo_unlink(l.oid) FROM pg_largeobject_metadata l WHERE pg_has_role(current_user, l.lomowner, 'USAGE');
   FOR o IN SELECT d.defaclrole, d.defaclnamespace, d.defaclobjtype, a.grantee FROM pg_default_acl d CROSS JOIN LATERAL aclexplode(d.defaclacl) a
     WHERE pg_has_role(current_user, d.defaclrole, 'USAGE')
