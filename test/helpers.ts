@@ -75,7 +75,10 @@ export function treeState(root: string): Record<string, string> {
   return out;
 }
 
-/** The whole database as pg_dump sees it (schema, rows, sequences, functions, triggers), read as superuser. */
+/**
+ * The whole database as pg_dump sees it, read as superuser: schema with owners and privileges (grants,
+ * default privileges), rows, sequences, large objects, functions, triggers.
+ */
 export function dbState(db: string): string {
   return pgDump(db);
 }
@@ -83,7 +86,7 @@ export function dbState(db: string): string {
 function pgDump(db: string): string {
   const l = lab();
   // pg_dump >= 15.14 brackets its output with \restrict KEY lines holding a random key: not state.
-  return asLabUser('pg_dump', ['-h', l.pg.socketDir, '-p', String(l.pg.port), '-U', 'postgres', '--no-owner', db]).replace(/^\\(un)?restrict \S+$/gm, '');
+  return asLabUser('pg_dump', ['-h', l.pg.socketDir, '-p', String(l.pg.port), '-U', 'postgres', db]).replace(/^\\(un)?restrict \S+$/gm, '');
 }
 
 export function sql(db: string, text: string): string {
