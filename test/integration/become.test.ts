@@ -216,7 +216,7 @@ describe.skipIf(!users)('host --become: trees of another user, reached through s
   });
 });
 
-describe.skipIf(!users)('a login shell that is not POSIX (fish)', () => {
+describe.skipIf(!users)('login shells that are not POSIX: fish (read alike), tcsh (refused)', () => {
   const dir = join(l.hosts[1].root, 'b-fish');
   const path = join(dir, 'app');
   let fhome = '';
@@ -244,6 +244,14 @@ describe.skipIf(!users)('a login shell that is not POSIX (fish)', () => {
     const r = await cli(fhome, ['maintenance', 'b-fish', 'on']);
     expect(r.code, r.stderr).toBe(0);
     expect(readFileSync(join(path, 'maint.txt'), 'utf8')).toBe("C:\\|it's|\\\\|");
+  });
+
+  it('a login shell that reads the quoting otherwise (tcsh) is refused by host add, with the fix; nothing is saved', async () => {
+    const r = await cli(fhome, [...hostAddArgs(l, l.hosts[1]).map((a, i) => (i === 2 ? 'cshhost' : a === l.user ? users!.csh : a))]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`the login shell of ${users!.csh} on host cshhost (/usr/bin/tcsh) does not read opsdeck's commands as a POSIX shell does`);
+    expect(r.stderr).toContain(`fix: give ${users!.csh} a POSIX login shell (sh, bash, dash, zsh; fish works too), e.g. on the host: chsh -s /bin/bash ${users!.csh}`);
+    expect(JSON.parse((await must(cli(fhome, ['host', 'list', '--json']))).stdout).map((h: { name: string }) => h.name)).toEqual(['fishhost']);
   });
 
   it('backs up and restores through fish', async () => {
