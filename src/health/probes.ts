@@ -4,7 +4,7 @@ import { parseAge } from '../util/format.js';
 import { checkHealth } from './http.js';
 import { errorMessage } from '../util/errors.js';
 import { probePostgres, type PgHealth } from '../databases/postgres.js';
-import { dbFor } from '../actions/deps.js';
+import { dbFor, shellFor } from '../actions/deps.js';
 import { TunnelSocket } from '../remote/tunnel.js';
 
 export interface HostSample {
@@ -127,7 +127,8 @@ export async function probeCommandMetrics(deps: Deps, inst: Instance, timeoutMs 
   for (const m of inst.metrics.filter((x) => x.kind === 'cmd')) {
     try {
       const res = await withTimeout(
-        deps.ssh.shell(inst.host).exec(['sh', '-c', 'cd -- "$1" || exit 1; eval "$2"', 'sh', inst.path, m.source], { timeoutMs }),
+        // In the tree, as its owner when the host has --become: the login user may not enter it.
+        shellFor(deps, inst).exec(['sh', '-c', 'cd -- "$1" || exit 1; eval "$2"', 'sh', inst.path, m.source], { timeoutMs }),
         timeoutMs + 1000,
         () => ({ code: null, stdout: '', stderr: '' }) as { code: number | null; stdout: string; stderr: string },
       );

@@ -83,6 +83,12 @@ describe.skipIf(!users)('host --become: trees of another user, reached through s
     expect(existsSync(`${webPath}.opsdeck-incoming`)).toBe(false);
   });
 
+  it('cmd: metrics run in the tree as the web user', async () => {
+    await must(cli(home, ['instance', 'set', 'b-web', '--metric', 'secrets=cmd:grep -c KEY config/secret.env']));
+    const r = await cli(home, ['health', 'b-web', '--json']);
+    expect(JSON.parse(r.stdout).instances[0].metrics, r.stderr).toEqual({ secrets: 1 });
+  });
+
   it('sudo asking for a password: a clear error naming host, users and the sudoers rule, and nothing changes', async () => {
     const files = treeState(webPath);
     const db = dbState(web.db);
