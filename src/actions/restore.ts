@@ -214,6 +214,7 @@ export async function loadDatabase(deps: Deps, backup: Backup, target: Instance,
     (sink, signal) => deps.store.dump(m.snapshot, storedStream(backup, 'db').file, sink, signal),
     async (src, signal) => {
       const res = await shell.exec(argv, { stdin: src, secretLine: db.password, signal });
+      if (res.code === 3) throw new LoadStopped(shell.label, ['psql'], res);
       if (res.code !== 0) throw new CommandError(shell.label, ['psql'], res);
     },
     {
@@ -230,6 +231,12 @@ export async function loadDatabase(deps: Deps, backup: Backup, target: Instance,
   ctx.log(`database: ${Object.keys(m.tables).length} tables loaded in one transaction`);
   logUnmapped(ctx, rewrite);
 }
+
+/**
+ * psql exits 3 when ON_ERROR_STOP stopped the script at a failed statement: the statements after it,
+ * the COMMIT among them, never ran, so the load did not commit even if the COMMIT was sent.
+ */
+export class LoadStopped extends CommandError {}
 
 /**
  * Reads the roles and kept extensions of the database a dump loads into, for mapping the dump's
@@ -290,6 +297,7 @@ export async function loadDatabaseFrom(deps: Deps, source: Instance, target: Ins
     },
     async (stdin, signal) => {
       const res = await to.exec(loadArgv(dst.target), { stdin, secretLine: dst.password, signal });
+      if (res.code === 3) throw new LoadStopped(to.label, ['psql'], res);
       if (res.code !== 0) throw new CommandError(to.label, ['psql'], res);
     },
     // COMMIT goes only after pg_dump exited 0 (a dump cut short never commits) and the caller let it.
@@ -382,8 +390,14 @@ export function restoreSteps(deps: Deps): Step<RestoreState>[] {
             ctx.state.safety = recordBackup(deps, target.name, 'safety', id, manifest);
             ctx.log(`safety backup ${id} taken${manifest.code ? '' : ' (database; the code tree is kept aside until the new one is in place)'}`);
             if (!hasDb(ctx.state)) return;
-            if (ctx.state.direct) await loadDatabaseFrom(deps, ctx.state.direct, target, sub(2, signal), () => beforeCommit(signal));
-            else await loadDatabase(deps, backup, target, sub(2, signal), () => beforeCommit(signal));
+            try {
+              if (ctx.state.direct) await loadDatabaseFrom(deps, ctx.state.direct, target, sub(2, signal), () => beforeCommit(signal));
+              else await loadDatabase(deps, backup, target, sub(2, signal), () => beforeCommit(signal));
+            } catch (err) {
+              // Stopped at a failed statement: the COMMIT never ran, there is nothing to put back.
+              if (err instanceof LoadStopped) ctx.state.commitSent = false;
+              throw err;
+            }
             ctx.state.dbCommitted = true;
             enterCriticalSection(deps, ctx, 'db-committed', true);
           },
