@@ -36,6 +36,12 @@ const CODE_BACK = [
   'fi',
 ].join('\n');
 
+/** An interrupted clone leaves its target in maintenance: said, not changed (the site may need a look first). */
+function stillInMaintenance(deps: Deps, name: string, ctx: StepContext<RecoverState>): void {
+  const now = deps.inv.requireInstance(name);
+  if (now.maintenanceSince) ctx.log(`${name} is still in maintenance (since ${now.maintenanceSince}); when it is fine, run: opsdeck maintenance ${name} off`, 'warn');
+}
+
 /**
  * recover INSTANCE: a restore (or clone, drill) was stopped inside its critical section (kill -9, a
  * crash, an undo that could not reach the host) and left a record of where it stood. A run that had
@@ -68,7 +74,10 @@ export function recoverPlan(deps: Deps, name: string): Plan<RecoverState, Recove
           {
             name: 'clear',
             title: `Mark ${name} whole again`,
-            run: async () => deps.inv.clearHalfRestored(name, record.runId),
+            run: async (ctx) => {
+              deps.inv.clearHalfRestored(name, record.runId);
+              stillInMaintenance(deps, name, ctx);
+            },
           },
           {
             name: 'cleanup',
@@ -103,8 +112,7 @@ export function recoverPlan(deps: Deps, name: string): Plan<RecoverState, Recove
             title: `Mark ${name} whole again`,
             run: async (ctx) => {
               deps.inv.clearHalfRestored(name, record.runId);
-              const now = deps.inv.requireInstance(name);
-              if (now.maintenanceSince) ctx.log(`${name} is still in maintenance (since ${now.maintenanceSince}); when it is fine, run: opsdeck maintenance ${name} off`, 'warn');
+              stillInMaintenance(deps, name, ctx);
             },
           },
         ];

@@ -120,6 +120,11 @@ export function prunePlan(deps: Deps, opts: { instance?: string; policy?: Partia
           const snaps = (b: Backup) => [b.manifest.code?.snapshot, b.manifest.db?.snapshot].filter((s): s is string => !!s);
           for (const b of all) if (!removed.has(b.id)) snaps(b).forEach((s) => stillUsed.add(s));
           const forget = [...new Set(all.filter((b) => removed.has(b.id)).flatMap(snaps))].filter((s) => !stillUsed.has(s));
+          // The partial snapshots a killed backup left (no backup records them) go too. These
+          // instances are locked for the prune (the CLI takes their locks before deciding).
+          const orphans = await deps.store.orphans(opts.instance ? [opts.instance] : [...byInstance.keys()], new Set(all.flatMap(snaps)));
+          if (orphans.length) ctx.log(`${orphans.length} snapshots that no backup records (left by a backup that was killed) are dropped too`);
+          forget.push(...orphans);
           if (forget.length) await deps.store.forget(forget);
           deps.inv.db.transaction(() => removed.forEach((id) => deps.inv.removeBackup(id)))();
           ctx.state.snapshotsForgotten = forget.length;

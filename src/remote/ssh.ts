@@ -119,7 +119,9 @@ export class SshPool {
     const conn: Conn = { client, channels: new Semaphore(this.opts.maxChannels ?? 8), closed: false };
     await new Promise<void>((resolve, reject) => {
       client.once('ready', () => resolve());
-      client.once('error', (err: Error & { level?: string }) => {
+      // on, not once: a connection cut during the handshake can emit a second error (ECONNRESET, then
+      // "Connection lost before handshake"), and an error event with no listener ends the process.
+      client.on('error', (err: Error & { level?: string }) => {
         if (keyProblem) return reject(keyProblem);
         reject(connectError(host, err));
       });
@@ -177,7 +179,7 @@ export class SshPool {
     };
     const client = await newClient();
     await new Promise<void>((resolve, reject) => {
-      client.once('error', (err) => (seen ? resolve() : reject(connectError(host, err))));
+      client.on('error', (err) => (seen ? resolve() : reject(connectError(host, err))));
       client.once('ready', () => resolve());
       client.connect(cfg);
     });

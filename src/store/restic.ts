@@ -135,6 +135,24 @@ export class Store {
     if (res.code !== 0) throw new CommandError(this.shell.label, ['restic', 'prune'], res);
   }
 
+  /**
+   * Snapshots of these instances that no recorded backup uses: what a backup killed outright (kill -9,
+   * a crash) left, since restic stores whatever it read up to the end of its input. Only for
+   * instances whose lock the caller holds: no run of theirs can be adding a snapshot meanwhile.
+   * None for a store elsewhere than the home's: another home sharing it may use the same names.
+   */
+  async orphans(instances: string[], used: Set<string>): Promise<string[]> {
+    // Only in the home's own store: another home sharing a repository may use the same instance names.
+    if (this.repository !== join(this.home, 'store')) return [];
+    await this.ensure();
+    const res = await this.execUnlocked(['restic', 'snapshots', '--json']);
+    if (res.code !== 0) throw new CommandError(this.shell.label, ['restic', 'snapshots'], res);
+    const tags = new Set(instances.map((i) => `instance=${i}`));
+    // A manifest may hold a snapshot's full id or a prefix of it: a snapshot is used when either matches.
+    const isUsed = (id: string) => used.has(id) || [...used].some((u) => u.length >= 8 && id.startsWith(u));
+    return (JSON.parse(res.stdout || '[]') as { id: string; tags?: string[] }[]).filter((s) => (s.tags ?? []).some((t) => tags.has(t)) && !isUsed(s.id)).map((s) => s.id);
+  }
+
   /** Drops whatever a failed backup left under its tag, so no half stream is ever mistaken for one. */
   async discardTagged(tag: string): Promise<void> {
     await this.forget(await this.snapshotsTagged(tag));

@@ -18,6 +18,8 @@ import { BIN, addInstance, asLabUser, cli, dbState, homeWithHosts, lab, must, sq
  */
 class HoldingProxy {
   held = false;
+  /** Slow, not stopped: each chunk the host sends waits this long (a slow link; everything still flows). */
+  slowMs = 0;
   holdWhen?: () => boolean;
   port = 0;
   private server: Server;
@@ -28,7 +30,16 @@ class HoldingProxy {
     this.server = createServer((client) => {
       const upstream = connect(target);
       this.sockets.add(client).add(upstream);
-      upstream.on('data', (d) => (this.held ? this.queued.push({ to: client, data: d }) : client.write(d)));
+      upstream.on('data', (d) => {
+        if (this.held) return void this.queued.push({ to: client, data: d });
+        if (!this.slowMs) return void client.write(d);
+        upstream.pause();
+        setTimeout(() => {
+          if (this.held) this.queued.push({ to: client, data: d });
+          else if (!client.destroyed) client.write(d);
+          upstream.resume();
+        }, this.slowMs);
+      });
       client.on('data', (d) => {
         if (!this.held && this.holdWhen?.()) {
           this.held = true;
@@ -55,6 +66,19 @@ class HoldingProxy {
     for (const q of this.queued.splice(0)) if (!q.to.destroyed) q.to.write(q.data);
   }
 
+  /** The host goes away: every connection cut, new ones refused (ECONNREFUSED). */
+  async down(): Promise<void> {
+    this.held = false;
+    this.queued = [];
+    for (const s of this.sockets) s.destroy();
+    await new Promise((r) => this.server.close(r));
+  }
+
+  /** And comes back, on the same port. */
+  async up(): Promise<void> {
+    await new Promise<void>((r) => this.server.listen(this.port, '127.0.0.1', r));
+  }
+
   async stop(): Promise<void> {
     for (const s of this.sockets) s.destroy();
     await new Promise((r) => this.server.close(r));
@@ -74,6 +98,15 @@ function resticChildren(pid: number): number[] {
   }
 }
 
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 async function until<T>(what: string, f: () => T | undefined | false, ms = 60_000): Promise<T> {
   const end = Date.now() + ms;
   for (;;) {
@@ -85,10 +118,13 @@ async function until<T>(what: string, f: () => T | undefined | false, ms = 60_00
 }
 
 /** Starts the real program without a terminal (as cron would) and keeps its stderr as it comes. */
-function start(home: string, args: string[]): { proc: ResultPromise; err: () => string } {
-  const proc = execa(BIN, ['--home', home, ...args], { reject: false, env: { OPSDECK_KNOWN_HOSTS: '' }, stdin: 'ignore', timeout: 120_000 });
+function start(home: string, args: string[], env: Record<string, string> = {}): { proc: ResultPromise; err: () => string } {
+  const proc = execa(BIN, ['--home', home, ...args], { reject: false, env: { OPSDECK_KNOWN_HOSTS: '', ...env }, stdin: 'ignore', timeout: 120_000 });
   let err = '';
-  proc.stderr!.on('data', (d) => (err += d));
+  proc.stderr!.on('data', (d) => {
+    err += d;
+    if (process.env.INT_DEBUG) require('node:fs').appendFileSync(`/tmp/int-${proc.pid}.log`, d);
+  });
   return { proc, err: () => err };
 }
 
@@ -103,6 +139,11 @@ describe('interrupted restores: signals, kill -9 and recover', () => {
   let home: string;
   let inst: LabInstance;
   let before: { files: Record<string, string>; db: string };
+  // The instance moves on after its backup, so a restore has something to change.
+  const moveOn = () => {
+    sql(inst.db, `SET ROLE ${inst.role}; CREATE TABLE moved_on (n int); INSERT INTO moved_on VALUES (1), (2);`);
+    asLabUser('sh', ['-c', 'echo changed > "$1/VERSION" && echo new > "$1/new-file"', 'sh', inst.path]);
+  };
   let backed: { files: Record<string, string>; db: string };
 
   beforeAll(async () => {
@@ -124,9 +165,7 @@ describe('interrupted restores: signals, kill -9 and recover', () => {
     await must(cli(home, ['notify', 'webhook', '--url', `http://127.0.0.1:${(web.address() as { port: number }).port}/hook`], { OPSDECK_WEBHOOK_SECRET: SECRET }));
     await must(cli(home, ['backup', 'int-prod']));
     backed = { files: treeState(inst.path), db: dbState(inst.db) };
-    // The instance moves on after its backup, so a restore has something to change.
-    sql(inst.db, `SET ROLE ${inst.role}; CREATE TABLE moved_on (n int); INSERT INTO moved_on VALUES (1), (2);`);
-    asLabUser('sh', ['-c', 'echo changed > "$1/VERSION" && echo new > "$1/new-file"', 'sh', inst.path]);
+    moveOn();
     before = { files: treeState(inst.path), db: dbState(inst.db) };
   });
   afterAll(async () => {
@@ -134,7 +173,8 @@ describe('interrupted restores: signals, kill -9 and recover', () => {
     await new Promise((r) => web.close(r));
   });
 
-  for (const sig of ['SIGTERM', 'SIGINT'] as const) {
+  // SIGHUP: the operator's SSH session to the jump box dropped.
+  for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
     it(`${sig} while restic runs: the restore is undone, exit 1, tree and database exactly as before, alert sent`, async () => {
       hooks.length = 0;
       const { proc, err } = start(home, ['restore', 'int-prod', '--yes', '--json']);
@@ -142,11 +182,11 @@ describe('interrupted restores: signals, kill -9 and recover', () => {
       await until('a restic child', () => resticChildren(proc.pid!).length > 0);
       proxy.held = true;
       expect(resticChildren(proc.pid!).length).toBeGreaterThan(0);
-      proc.kill(sig);
+      process.kill(proc.pid!, sig);
       await until('the cancel', () => err().includes(`${sig} received`));
       if (sig === 'SIGINT') {
         // A second ctrl-c while it undoes is refused, said on stderr.
-        proc.kill('SIGINT');
+        process.kill(proc.pid!, 'SIGINT');
         await until('the second ctrl-c refused', () => err().includes('SIGINT ignored'));
       }
       proxy.release();
@@ -173,7 +213,7 @@ describe('interrupted restores: signals, kill -9 and recover', () => {
     proxy.holdWhen = () => recorded() !== undefined;
     const { proc } = start(home, ['restore', 'int-prod', '--yes']);
     await until('the database committed', () => proxy.held && !sql(inst.db, "SELECT to_regclass('public.moved_on')").trim());
-    proc.kill('SIGKILL');
+    process.kill(proc.pid!, 'SIGKILL');
     await proc;
     proxy.release();
     expect(recorded()).toMatchObject({ phase: 'db-committing', db_touched: 1 });
@@ -206,6 +246,50 @@ describe('interrupted restores: signals, kill -9 and recover', () => {
     await must(cli(home, ['restore', 'int-prod', '--yes']));
     expect(treeState(inst.path)).toEqual(backed.files);
     expect(dbState(inst.db)).toEqual(backed.db);
+    moveOn();
+    expect(treeState(inst.path)).toEqual(before.files);
+  });
+
+  it('the host refuses connections while the undo runs: the undo tries again until it is back', async () => {
+    const { proc, err } = start(home, ['restore', 'int-prod', '--yes']);
+    await until('a restic child', () => resticChildren(proc.pid!).length > 0);
+    proxy.held = true;
+    await proxy.down();
+    process.kill(proc.pid!, 'SIGTERM');
+    await until('a retry of the undo', () => /ECONNREFUSED.*trying again in/.test(err()));
+    await proxy.up();
+    const r = await proc;
+    expect(r.exitCode).toBe(1);
+    expect(err()).toMatch(/cancelled by SIGTERM.*rolled back/);
+    expect(treeState(inst.path)).toEqual(before.files);
+    expect(dbState(inst.db)).toEqual(before.db);
+    expect(readdirSync(join(inst.path, '..')).filter((n) => n.startsWith('int-prod.'))).toEqual([]);
+    expect(await lastRun(home, 'int-prod')).toMatchObject({ status: 'rolled-back' });
+  });
+
+  it('the host stays away after the COMMIT: the run is marked not undone, names the safety backup and recover, which puts it right later', async () => {
+    const inv = new Database(join(home, 'inventory.sqlite'), { readonly: true });
+    proxy.holdWhen = () => inv.prepare('SELECT 1 FROM half_restored').get() !== undefined;
+    // A short retry window: the host is not coming back within it.
+    const { proc, err } = start(home, ['restore', 'int-prod', '--yes'], { OPSDECK_UNDO_RETRY_SECONDS: '2' });
+    await until('the database committed', () => proxy.held && !sql(inst.db, "SELECT to_regclass('public.moved_on')").trim());
+    inv.close();
+    await proxy.down();
+    process.kill(proc.pid!, 'SIGTERM');
+    const r = await proc;
+    await proxy.up();
+    expect(r.exitCode).toBe(1);
+    expect(err()).toMatch(/UNDO FAILED: .*int-prod IS LEFT HALF-RESTORED; its state before this run is safety backup \S+/);
+    expect(err()).toMatch(/fix: when the host answers again, run: opsdeck recover int-prod/);
+    expect(await lastRun(home, 'int-prod')).toMatchObject({ command: 'restore', status: 'undo-failed' });
+    const again = await cli(home, ['backup', 'int-prod']);
+    expect(again.code).toBe(3);
+    expect(again.stderr).toMatch(/int-prod is HALF-RESTORED/);
+
+    await must(cli(home, ['recover', 'int-prod']));
+    expect(treeState(inst.path)).toEqual(before.files);
+    expect(dbState(inst.db)).toEqual(before.db);
+    expect(readdirSync(join(inst.path, '..')).filter((n) => n.startsWith('int-prod.'))).toEqual([]);
   });
 
   it('recover refuses an instance that is not half-restored, exit 2', async () => {
@@ -219,13 +303,14 @@ describe('interrupted restores: signals, kill -9 and recover', () => {
 
   it('an aborted backup leaves no lock and no partial snapshot, and prune then works', async () => {
     const snaps = await snapshots(home);
+    // A slow link keeps the backup streaming while the signal arrives.
+    proxy.slowMs = 100;
     const { proc, err } = start(home, ['backup', 'int-prod', '--yes']);
     await until('a restic child', () => resticChildren(proc.pid!).length > 0);
-    proxy.held = true;
-    proc.kill('SIGTERM');
+    process.kill(proc.pid!, 'SIGTERM');
     await until('the cancel', () => err().includes('SIGTERM received'));
-    proxy.release();
     const r = await proc;
+    proxy.slowMs = 0;
     expect(r.exitCode).toBe(1);
     expect(storeLocks(home)).toEqual([]);
     expect((await snapshots(home)).map((s) => s.id).sort()).toEqual(snaps.map((s) => s.id).sort());
@@ -234,6 +319,38 @@ describe('interrupted restores: signals, kill -9 and recover', () => {
     expect(prune.stderr).toBe('');
     expect(prune.code).toBe(0);
     expect(prune.stdout).toMatch(/dropped manual backup/);
+  });
+
+  it('a backup killed outright (kill -9) leaves partial snapshots: the next prune drops them', async () => {
+    const snaps = await snapshots(home);
+    proxy.slowMs = 100;
+    const { proc } = start(home, ['backup', 'int-prod', '--yes']);
+    const kids = await until('restic children', () => {
+      const k = resticChildren(proc.pid!);
+      return k.length ? k : undefined;
+    });
+    process.kill(proc.pid!, 'SIGKILL');
+    await proc;
+    proxy.slowMs = 0;
+    // restic, left alone, either reads the end of its input and stores what it had (a partial
+    // snapshot) or dies on its closed stdout, leaving a stale lock. Either way the store must recover;
+    // a partial snapshot is made here too, as restic leaves one when its input ends first.
+    await until('the restic children to end', () => kids.every((p) => !alive(p)));
+    await execa('restic', ['backup', '--stdin', '--stdin-filename', 'int-prod.code.tar', '--host', 'opsdeck', '--tag', 'instance=int-prod,backup=killed,stream=code'], { env: storeEnv(home), input: 'half a tar' });
+    const partial = (await snapshots(home)).filter((s) => !snaps.some((x) => x.id === s.id)).map((s) => s.id);
+    expect(partial.length).toBeGreaterThan(0);
+    const r = await pruneAllButNewest();
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const left = (await snapshots(home)).map((s) => s.id);
+    expect(left.filter((id) => partial.includes(id))).toEqual([]);
+    // What the recorded backups use is still there.
+    const inv = new Database(join(home, 'inventory.sqlite'), { readonly: true });
+    const used = (inv.prepare('SELECT manifest FROM backups').all() as { manifest: string }[]).flatMap((b) => [JSON.parse(b.manifest).code?.snapshot, JSON.parse(b.manifest).db?.snapshot]).filter(Boolean);
+    inv.close();
+    expect(used.length).toBeGreaterThan(0);
+    // Manifests hold restic's short ids.
+    for (const id of used) expect(left.some((l) => l.startsWith(id)), id).toBe(true);
   });
 
   it('removes the stale lock a killed restic left, never a live one', async () => {
