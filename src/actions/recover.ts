@@ -62,6 +62,15 @@ export function recoverPlan(deps: Deps, name: string): Plan<RecoverState, Recove
     }
   }
   const u = (ctx: StepContext<RecoverState>) => ctx as StepContext<unknown>;
+  // Both ways end the same: the record goes, and a site still in maintenance is said.
+  const clear: Plan<RecoverState>['steps'][number] = {
+    name: 'clear',
+    title: `Mark ${name} whole again`,
+    run: async (ctx) => {
+      deps.inv.clearHalfRestored(name, record.runId);
+      stillInMaintenance(deps, name, ctx);
+    },
+  };
   const steps: Plan<RecoverState>['steps'] =
     action === 'finish'
       ? [
@@ -71,14 +80,7 @@ export function recoverPlan(deps: Deps, name: string): Plan<RecoverState, Recove
             run: async (ctx) => ctx.log(describeHalfRestored(record)),
           },
           rebaselineStep<RecoverState>(deps, name),
-          {
-            name: 'clear',
-            title: `Mark ${name} whole again`,
-            run: async (ctx) => {
-              deps.inv.clearHalfRestored(name, record.runId);
-              stillInMaintenance(deps, name, ctx);
-            },
-          },
+          clear,
           {
             name: 'cleanup',
             title: 'Remove the previous code tree',
@@ -107,14 +109,7 @@ export function recoverPlan(deps: Deps, name: string): Plan<RecoverState, Recove
             },
           },
           rebaselineStep<RecoverState>(deps, name),
-          {
-            name: 'clear',
-            title: `Mark ${name} whole again`,
-            run: async (ctx) => {
-              deps.inv.clearHalfRestored(name, record.runId);
-              stillInMaintenance(deps, name, ctx);
-            },
-          },
+          clear,
         ];
   return {
     command: 'recover',
