@@ -21,6 +21,9 @@ export function checkNotAborted(label: string, signal?: AbortSignal): void {
   if (signal?.aborted) throw new OpsError(`a command on ${label} was cancelled before it started`);
 }
 
+/** How long a cancelled command may take to end before the run goes on without it. */
+const KILL_GRACE_MS = Number(process.env.OPSDECK_KILL_GRACE_SECONDS ?? 15) * 1000;
+
 export async function drive(label: string, p: Started, opts: ExecOptions): Promise<ExecResult> {
   const errTail = new Tail();
   p.stderr.setEncoding('utf8');
@@ -81,12 +84,23 @@ export async function drive(label: string, p: Started, opts: ExecOptions): Promi
         p.kill();
       }, opts.timeoutMs)
     : undefined;
-  const onAbort = () => p.kill();
+  // A cancelled command whose end never comes (a host that went silent holds the channel's close)
+  // must not hold the run: past a grace period the cancel goes on without it, so the undo can run.
+  let arm: (() => void) | undefined;
+  const abandoned = new Promise<never>((_, reject) => {
+    arm = () => setTimeout(() => reject(new OpsError(`a command on ${label} did not stop within ${KILL_GRACE_MS / 1000} s of being cancelled; going on without it`)), KILL_GRACE_MS).unref();
+  });
+  abandoned.catch(() => {});
+  let armed = false;
+  const onAbort = () => {
+    p.kill();
+    if (!armed) (armed = true), arm!();
+  };
   // A signal aborted before the command started never fires 'abort' again.
-  if (opts.signal?.aborted) p.kill();
+  if (opts.signal?.aborted) onAbort();
   opts.signal?.addEventListener('abort', onAbort, { once: true });
   try {
-    const [exit] = await Promise.all([p.exited, out, feed]);
+    const [exit] = await Promise.race([Promise.all([p.exited, out, feed]), abandoned]);
     if (timedOut) throw new OpsError(`a command on ${label} timed out after ${Math.round(opts.timeoutMs! / 1000)} s`);
     if (opts.signal?.aborted) throw new OpsError(`a command on ${label} was cancelled`);
     return { code: exit.code, signal: exit.signal, stdout: collected, stderr: errTail.toString() };

@@ -323,6 +323,23 @@ describe('interrupted restores: signals, kill -9 and recover', () => {
     expect(prune.stdout).toMatch(/dropped manual backup/);
   });
 
+  it('a host that stops answering while a backup is cancelled: the cancel goes on after its grace period, undone, exit 1', async () => {
+    const snaps = await snapshots(home);
+    proxy.slowMs = 100;
+    const { proc, err } = start(home, ['backup', 'int-prod', '--yes'], { OPSDECK_KILL_GRACE_SECONDS: '2' });
+    await until('a restic child', () => resticChildren(proc.pid!).length > 0);
+    // Everything the host sends from now on is held, the close of the cancelled commands too.
+    proxy.held = true;
+    process.kill(proc.pid!, 'SIGTERM');
+    const r = await proc;
+    proxy.slowMs = 0;
+    proxy.release();
+    expect(r.exitCode).toBe(1);
+    expect(err()).toMatch(/cancelled by SIGTERM.*rolled back/);
+    expect(storeLocks(home)).toEqual([]);
+    expect((await snapshots(home)).map((s) => s.id).sort()).toEqual(snaps.map((s) => s.id).sort());
+  });
+
   it('a backup killed outright (kill -9) leaves partial snapshots: the next prune drops them', async () => {
     const snaps = await snapshots(home);
     proxy.slowMs = 100;
