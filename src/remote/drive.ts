@@ -86,15 +86,12 @@ export async function drive(label: string, p: Started, opts: ExecOptions): Promi
     : undefined;
   // A cancelled command whose end never comes (a host that went silent holds the channel's close)
   // must not hold the run: past a grace period the cancel goes on without it, so the undo can run.
-  let arm: (() => void) | undefined;
-  const abandoned = new Promise<never>((_, reject) => {
-    arm = () => setTimeout(() => reject(new OpsError(`a command on ${label} did not stop within ${KILL_GRACE_MS / 1000} s of being cancelled; going on without it`)), KILL_GRACE_MS).unref();
-  });
-  abandoned.catch(() => {});
-  let armed = false;
+  let grace: NodeJS.Timeout | undefined;
+  let giveUp!: (err: Error) => void;
+  const abandoned = new Promise<never>((_, reject) => (giveUp = reject));
   const onAbort = () => {
     p.kill();
-    if (!armed) (armed = true), arm!();
+    grace ??= setTimeout(() => giveUp(new OpsError(`a command on ${label} did not stop within ${KILL_GRACE_MS / 1000} s of being cancelled; going on without it`)), KILL_GRACE_MS);
   };
   // A signal aborted before the command started never fires 'abort' again.
   if (opts.signal?.aborted) onAbort();
@@ -110,6 +107,7 @@ export async function drive(label: string, p: Started, opts: ExecOptions): Promi
     throw err;
   } finally {
     if (timer) clearTimeout(timer);
+    if (grace) clearTimeout(grace);
     opts.signal?.removeEventListener('abort', onAbort);
   }
 }

@@ -91,6 +91,13 @@ export class Store {
     return res;
   }
 
+  /** execUnlocked, throwing unless restic exits 0. */
+  private async runUnlocked(argv: string[]): Promise<ExecResult> {
+    const res = await this.execUnlocked(argv);
+    if (res.code !== 0) throw new CommandError(this.shell.label, argv.slice(0, 2), res);
+    return res;
+  }
+
   /** Stores one stream as a snapshot. The caller ends `src` only when the producer succeeded. */
   async backup(src: Readable, filename: string, tags: string[], signal?: AbortSignal): Promise<SnapshotResult> {
     await this.ensure();
@@ -116,23 +123,20 @@ export class Store {
 
   async snapshotsTagged(tag: string): Promise<string[]> {
     await this.ensure();
-    const res = await this.execUnlocked(['restic', 'snapshots', '--json', '--tag', tag]);
-    if (res.code !== 0) throw new CommandError(this.shell.label, ['restic', 'snapshots'], res);
+    const res = await this.runUnlocked(['restic', 'snapshots', '--json', '--tag', tag]);
     return (JSON.parse(res.stdout || '[]') as { short_id: string; id: string }[]).map((s) => s.id);
   }
 
   async forget(ids: string[]): Promise<void> {
     if (ids.length === 0) return;
     await this.ensure();
-    const res = await this.execUnlocked(['restic', 'forget', ...ids]);
-    if (res.code !== 0) throw new CommandError(this.shell.label, ['restic', 'forget'], res);
+    await this.runUnlocked(['restic', 'forget', ...ids]);
   }
 
   /** Removes the data no snapshot uses any more (after forget). */
   async prune(): Promise<void> {
     await this.ensure();
-    const res = await this.execUnlocked(['restic', 'prune']);
-    if (res.code !== 0) throw new CommandError(this.shell.label, ['restic', 'prune'], res);
+    await this.runUnlocked(['restic', 'prune']);
   }
 
   /**
@@ -142,11 +146,9 @@ export class Store {
    * None for a store elsewhere than the home's: another home sharing it may use the same names.
    */
   async orphans(instances: string[], used: Set<string>): Promise<string[]> {
-    // Only in the home's own store: another home sharing a repository may use the same instance names.
     if (this.repository !== join(this.home, 'store')) return [];
     await this.ensure();
-    const res = await this.execUnlocked(['restic', 'snapshots', '--json']);
-    if (res.code !== 0) throw new CommandError(this.shell.label, ['restic', 'snapshots'], res);
+    const res = await this.runUnlocked(['restic', 'snapshots', '--json']);
     const tags = new Set(instances.map((i) => `instance=${i}`));
     // A manifest may hold a snapshot's full id or a prefix of it: a snapshot is used when either matches.
     const isUsed = (id: string) => used.has(id) || [...used].some((u) => u.length >= 8 && id.startsWith(u));
