@@ -15,7 +15,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { hostAddArgs, labSsh, makeLabInstance, opsdeckSync, startLab, type Lab } from '../fixtures/lab.js';
-import { openApp } from '../src/engine/app.js';
+import { openApp } from '../src/app/app.js';
 import { HOST_SCRIPT, sweep } from '../src/health/probes.js';
 import { quoteArg } from '../src/remote/quote.js';
 

@@ -3,7 +3,7 @@ import { gunzipSync, gzipSync } from 'node:zlib';
 import { hostname, userInfo } from 'node:os';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { LockedError, UsageError } from '../src/util/errors.js';
+import { LockedError, UsageError } from '../src/core/errors.js';
 import { ensureHome } from './home.js';
 import { MIGRATIONS } from './migrations.js';
 import { SecretBox } from './secrets.js';
@@ -705,4 +705,10 @@ function rowToRun(r: any): RunRecord {
     failedStep: r.failed_step,
     durationMs: r.duration_ms,
   };
+}
+
+/** One line that says what state a half-restored instance is in and since when. */
+export function describeHalfRestored(h: HalfRestored): string {
+  const where = { 'db-committing': 'while its database load was committing', 'db-committed': 'after its database was replaced, before its code tree was', swapping: 'while its code tree was being swapped', swapped: 'after its code tree was swapped, before the run ended' }[h.phase];
+  return `${h.instance} is HALF-RESTORED: ${h.command} run ${h.runId} stopped ${where} (${h.since})${h.safetyBackup ? `; its state before that run is safety backup ${h.safetyBackup}` : ''}`;
 }

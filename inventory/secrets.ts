@@ -1,7 +1,7 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { OpsError } from '../src/util/errors.js';
+import { OpsError } from '../src/core/errors.js';
 
 /**
  * Secrets (database passwords) are kept encrypted with AES-256-GCM under a key file (mode 0600)

@@ -1,8 +1,8 @@
 import type { Host, Instance, Inventory } from './index.js';
-import { checkPolicy, type Policy } from '../src/actions/retention.js';
-import { UsageError } from '../src/util/errors.js';
-import { parseAge } from '../src/util/format.js';
-import { checkAddress, checkFingerprint, checkHealth, checkHooks, checkKeyFile, checkLocalPath, checkMetric, checkName, checkPort, checkRef, checkRemotePath, checkUrl, checkUser, checkWatchExclude } from '../src/util/validate.js';
+import { checkPolicy, type Policy } from '../src/core/retention.js';
+import { UsageError } from '../src/core/errors.js';
+import { parseAge } from '../src/core/format.js';
+import { checkAddress, checkFingerprint, checkHealth, checkHooks, checkKeyFile, checkLocalPath, checkMetric, checkName, checkPort, checkRef, checkRemotePath, checkUrl, checkUser, checkWatchExclude } from './validate.js';
 
 /**
  * The inventory as one JSON document, for moving to another jump box or keeping in git. Secrets

@@ -1,7 +1,7 @@
 import { Box, Text, useApp, useInput, type Key } from 'ink';
-import { printable } from '../src/util/display.js';
+import { printable } from '../src/core/display.js';
 import { useRef, useState, useSyncExternalStore, type ReactElement } from 'react';
-import { age, formatBytes } from '../src/util/format.js';
+import { age, formatBytes } from '../src/core/format.js';
 import { ConfirmView, Footer, Header, RunView, Table, useTermSize, type Column } from './components.js';
 import { DashboardView, dashboardData, metricsCell, PANELS, stateColor, useLive, type Panel } from './Dashboard.js';
 import type { InstanceRow, UiModel } from './model.js';

@@ -2,7 +2,7 @@ import { Box, Text } from 'ink';
 import { fullestDisk, memoryUsed, type HostSample, type InstanceSample } from '../src/health/probes.js';
 import { useSyncExternalStore } from 'react';
 import type { Sampler, SamplerState, Tracked } from '../src/health/sampler.js';
-import { duration, formatBytes, percent } from '../src/util/format.js';
+import { duration, formatBytes, percent } from '../src/core/format.js';
 import { Table, type Column } from './components.js';
 import type { InstanceRow } from './model.js';
 import { sparkline } from './sparkline.js';

@@ -1,7 +1,7 @@
 import { Box, Text, useStdout } from 'ink';
-import { printable } from '../src/util/display.js';
+import { printable } from '../src/core/display.js';
 import { useEffect, useState } from 'react';
-import { formatBytes } from '../src/util/format.js';
+import { formatBytes } from '../src/core/format.js';
 import type { RunState, StepStatus } from './runState.js';
 
 /** Terminal size, redrawn on resize (Ink 6 has no useWindowSize). */

@@ -1,9 +1,9 @@
 import type { Backup, Instance, RunRecord } from '../inventory/index.js';
 import type { DrillReport } from '../src/actions/drill.js';
 import type { Sampler } from '../src/health/sampler.js';
-import { operations, type App } from '../src/engine/app.js';
-import type { Plan } from '../src/engine/plan.js';
-import { errorMessage } from '../src/util/errors.js';
+import { operations, type App } from '../src/app/app.js';
+import type { Plan } from '../src/core/plan.js';
+import { errorMessage } from '../src/core/errors.js';
 import { reduceRun, type RunState } from './runState.js';
 
 export interface InstanceRow extends Instance {

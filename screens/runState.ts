@@ -1,5 +1,5 @@
-import type { RunEvent } from '../src/engine/events.js';
-import { printable } from '../src/util/display.js';
+import type { RunEvent } from '../src/core/events.js';
+import { printable } from '../src/core/display.js';
 
 export type StepStatus = 'pending' | 'running' | 'done' | 'failed' | 'undoing' | 'undone' | 'undo-failed';
 

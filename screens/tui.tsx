@@ -1,6 +1,6 @@
 import { render } from 'ink';
-import { openApp } from '../src/engine/app.js';
-import { errorMessage } from '../src/util/errors.js';
+import { openApp } from '../src/app/app.js';
+import { errorMessage } from '../src/core/errors.js';
 import { App } from './App.js';
 import { UiModel } from './model.js';
 import { Sampler } from '../src/health/sampler.js';

@@ -1,10 +1,10 @@
 import type { HookKind, Instance } from '../../inventory/index.js';
-import type { StepContext } from '../engine/plan.js';
+import type { StepContext } from '../core/plan.js';
 import { withSecretFromStdin } from '../remote/quote.js';
 import { CommandError, run } from '../remote/shell.js';
-import { OpsError, UsageError } from '../util/errors.js';
-import { checkRef } from '../util/validate.js';
-import { dbFor, shellFor, type Deps } from './deps.js';
+import { OpsError, UsageError } from '../core/errors.js';
+import { checkRef } from '../../inventory/validate.js';
+import { dbFor, shellFor, type Deps } from '../deps/deps.js';
 import { checkHealth, type HealthResult } from '../health/http.js';
 export { checkHealth, type HealthResult };
 

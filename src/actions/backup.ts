@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import type { Backup, Instance, Manifest } from '../../inventory/index.js';
 import { dumpArgv } from '../databases/postgres.js';
-import type { Plan, StepContext } from '../engine/plan.js';
+import type { Plan, StepContext } from '../core/plan.js';
 import { CommandError, run } from '../remote/shell.js';
-import { OpsError } from '../util/errors.js';
-import { dbFor, loginShellFor, shellFor, type Deps } from './deps.js';
+import { OpsError } from '../core/errors.js';
+import { dbFor, loginShellFor, shellFor, type Deps } from '../deps/deps.js';
 import { CopyCounter, Meter, TarScanner } from './meter.js';
 import { progressSum, relay, together } from './relay.js';
 

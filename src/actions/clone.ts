@@ -1,10 +1,10 @@
 import type { Backup } from '../../inventory/index.js';
-import type { Plan, StepContext } from '../engine/plan.js';
-import { UsageError } from '../util/errors.js';
-import { parseAge } from '../util/format.js';
+import type { Plan, StepContext } from '../core/plan.js';
+import { UsageError } from '../core/errors.js';
+import { parseAge } from '../core/format.js';
 export { parseAge };
 import { maintenanceOff, maintenanceOn } from './app.js';
-import type { Deps } from './deps.js';
+import type { Deps } from '../deps/deps.js';
 import { leaveCriticalSection, restoreSteps, restoreUndoFailed, type RestoreResult, type RestoreState } from './restore.js';
 import { rebaselineStep } from './watch.js';
 

@@ -1,11 +1,11 @@
 import type { Instance } from '../../inventory/index.js';
 import { psqlArgv, quoteIdent, withSchemaOnly } from '../databases/postgres.js';
-import type { Plan } from '../engine/plan.js';
+import type { Plan } from '../core/plan.js';
 import { LocalShell } from '../remote/local.js';
 import { CommandError } from '../remote/shell.js';
-import { OpsError, UsageError } from '../util/errors.js';
-import { checkLocalPath } from '../util/validate.js';
-import { dbFor, shellFor, type Deps } from './deps.js';
+import { OpsError, UsageError } from '../core/errors.js';
+import { checkLocalPath } from '../../inventory/validate.js';
+import { dbFor, shellFor, type Deps } from '../deps/deps.js';
 import { DEFAULT_EXCLUDES, diffListings, scanTree } from './watch.js';
 
 export interface TableCompare {

@@ -1,7 +1,7 @@
 import type { Host } from '../../inventory/index.js';
 import { parsePgUrl, psqlArgv } from '../databases/postgres.js';
-import { UsageError } from '../util/errors.js';
-import type { Deps } from './deps.js';
+import { UsageError } from '../core/errors.js';
+import type { Deps } from '../deps/deps.js';
 
 /**
  * Logs in to an instance's database as every later action will (psql on its host, over the host's

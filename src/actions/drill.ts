@@ -1,12 +1,12 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Plan, StepContext } from '../engine/plan.js';
+import type { Plan, StepContext } from '../core/plan.js';
 import { psqlArgv, quoteQualified } from '../databases/postgres.js';
 import { CommandError } from '../remote/shell.js';
-import { errorMessage, OpsError, UsageError } from '../util/errors.js';
-import { formatBytes } from '../util/format.js';
+import { errorMessage, OpsError, UsageError } from '../core/errors.js';
+import { formatBytes } from '../core/format.js';
 import { requireHealthy } from './app.js';
-import { dbFor, loginShellFor, type Deps } from './deps.js';
+import { dbFor, loginShellFor, type Deps } from '../deps/deps.js';
 import { leaveCriticalSection, pickBackup, restoreSteps, restoreUndoFailed, type RestoreState } from './restore.js';
 import { verifyPlan } from './verify.js';
 

@@ -1,7 +1,7 @@
 import type { Host } from '../../inventory/index.js';
-import { normalizeFingerprint } from '../remote/hostkeys.js';
-import { OpsError, UsageError } from '../util/errors.js';
-import { hostShell, type Deps } from './deps.js';
+import { normalizeFingerprint } from '../../inventory/validate.js';
+import { OpsError, UsageError } from '../core/errors.js';
+import { hostShell, type Deps } from '../deps/deps.js';
 
 /** `replacing`: the key pinned now, which the offered one would replace. */
 export type TrustDecision = (offered: { fingerprint: string; type: string; replacing?: string }) => Promise<void>;

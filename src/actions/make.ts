@@ -1,13 +1,13 @@
 import { dirname } from 'node:path';
 import type { Backup, HealthCheck, Hooks, Instance } from '../../inventory/index.js';
 import { parsePgUrl, psqlArgv, quoteIdent, type PgTarget } from '../databases/postgres.js';
-import type { Plan, StepContext } from '../engine/plan.js';
+import type { Plan, StepContext } from '../core/plan.js';
 import { CommandError, run } from '../remote/shell.js';
-import { OpsError, UsageError } from '../util/errors.js';
-import { checkRef } from '../util/validate.js';
+import { OpsError, UsageError } from '../core/errors.js';
+import { checkRef } from '../../inventory/validate.js';
 import { gitState, runHook } from './app.js';
 import { takeBackup } from './backup.js';
-import { dbFor, shellFor, type Deps } from './deps.js';
+import { dbFor, shellFor, type Deps } from '../deps/deps.js';
 
 export interface MakeParams {
   name: string;

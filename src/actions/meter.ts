@@ -1,6 +1,6 @@
 import { createHash, type Hash } from 'node:crypto';
 import { PassThrough, Writable } from 'node:stream';
-import { OpsError } from '../util/errors.js';
+import { OpsError } from '../core/errors.js';
 
 /**
  * Walks tar headers as the archive streams by, touching only the 512-byte header blocks: counts

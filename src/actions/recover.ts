@@ -1,9 +1,8 @@
-import type { Backup, HalfRestored, Instance } from '../../inventory/index.js';
-import { describeHalfRestored } from '../engine/engine.js';
-import type { Plan, StepContext } from '../engine/plan.js';
+import { describeHalfRestored, type Backup, type HalfRestored, type Instance } from '../../inventory/index.js';
+import type { Plan, StepContext } from '../core/plan.js';
 import { run } from '../remote/shell.js';
-import { OpsError, UsageError } from '../util/errors.js';
-import { shellFor, type Deps } from './deps.js';
+import { OpsError, UsageError } from '../core/errors.js';
+import { shellFor, type Deps } from '../deps/deps.js';
 import { loadDatabase, removeLater } from './restore.js';
 import { rebaselineStep } from './watch.js';
 

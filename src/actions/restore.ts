@@ -1,12 +1,12 @@
 import { dirname } from 'node:path';
 import type { Backup, HalfRestored, Instance } from '../../inventory/index.js';
 import { DumpRewriter, LOAD_PREFIX, LOAD_SUFFIX, dumpArgv, loadArgv, loadTargetArgv, parseLoadTarget, parsePgUrl, type PgTarget } from '../databases/postgres.js';
-import { formatBytes } from '../engine/events.js';
-import type { Plan, Step, StepContext } from '../engine/plan.js';
+import { formatBytes } from '../core/events.js';
+import type { Plan, Step, StepContext } from '../core/plan.js';
 import { CommandError, run, type Shell } from '../remote/shell.js';
-import { OpsError, UsageError } from '../util/errors.js';
+import { OpsError, UsageError } from '../core/errors.js';
 import { newBackupId, recordBackup, snapshotInstance, storedStream, treeKey } from './backup.js';
-import { dbFor, loginShellFor, shellFor, type Deps } from './deps.js';
+import { dbFor, loginShellFor, shellFor, type Deps } from '../deps/deps.js';
 import { Meter, TarScanner } from './meter.js';
 import { progressSum, relay, together } from './relay.js';
 import { MAINTENANCE_FILE } from './app.js';

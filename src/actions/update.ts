@@ -1,10 +1,10 @@
 import type { Backup, Instance } from '../../inventory/index.js';
-import type { Plan, StepContext } from '../engine/plan.js';
-import { UsageError } from '../util/errors.js';
-import { checkRef } from '../util/validate.js';
+import type { Plan, StepContext } from '../core/plan.js';
+import { UsageError } from '../core/errors.js';
+import { checkRef } from '../../inventory/validate.js';
 import { gitCheckout, gitFetch, gitLog, gitLogIfKnown, gitRemoteRef, gitResolve, gitState, maintenanceOff, maintenanceOn, requireHealthy, runHook } from './app.js';
 import { takeBackup } from './backup.js';
-import type { Deps } from './deps.js';
+import type { Deps } from '../deps/deps.js';
 import { loadDatabase, putCodeBack } from './restore.js';
 import { rebaselineStep } from './watch.js';
 

@@ -3,10 +3,10 @@ import { rename, rm } from 'node:fs/promises';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Backup } from '../../inventory/index.js';
-import type { Plan, StepContext } from '../engine/plan.js';
-import { OpsError, UsageError, errorMessage } from '../util/errors.js';
+import type { Plan, StepContext } from '../core/plan.js';
+import { OpsError, UsageError, errorMessage } from '../core/errors.js';
 import { storedStream } from './backup.js';
-import type { Deps } from './deps.js';
+import type { Deps } from '../deps/deps.js';
 import { CopyCounter, Meter, TarScanner } from './meter.js';
 import { relay } from './relay.js';
 

@@ -1,8 +1,8 @@
 import type { Instance } from '../../inventory/index.js';
-import type { Plan, StepContext } from '../engine/plan.js';
+import type { Plan, StepContext } from '../core/plan.js';
 import { CommandError } from '../remote/shell.js';
-import { OpsError } from '../util/errors.js';
-import { shellFor, type Deps } from './deps.js';
+import { OpsError } from '../core/errors.js';
+import { shellFor, type Deps } from '../deps/deps.js';
 
 /** One entry of a tree: type (f file, l symlink, d directory), mode, size, and sha256 or link target. */
 export interface Entry {

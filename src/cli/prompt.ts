@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { UsageError } from '../util/errors.js';
+import { UsageError } from '../core/errors.js';
 
 export const interactive = () => process.stdin.isTTY === true && process.stderr.isTTY === true;
 

@@ -1,6 +1,6 @@
-import type { RunEvent } from '../engine/events.js';
-import { formatBytes } from '../engine/events.js';
-import { printable, printableText } from '../util/display.js';
+import type { RunEvent } from '../core/events.js';
+import { formatBytes } from '../core/events.js';
+import { printable, printableText } from '../core/display.js';
 
 /**
  * Text renderer of run events on stderr. On a terminal it shows every step and a live progress line;
@@ -83,4 +83,4 @@ export function table(rows: string[][], headers: string[]): string {
   return all.map((r) => r.map((c, i) => (i === r.length - 1 ? c : (c ?? '').padEnd(widths[i]))).join('  ').trimEnd()).join('\n') + '\n';
 }
 
-export { age } from '../util/format.js';
+export { age } from '../core/format.js';

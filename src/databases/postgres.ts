@@ -1,8 +1,8 @@
 import { isIPv6 } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { withSecretFromStdin } from '../remote/quote.js';
-import { UsageError } from '../util/errors.js';
-import { metricSqlProblem } from '../util/metricsql.js';
+import { UsageError } from '../core/errors.js';
+import { metricSqlProblem } from '../core/metricsql.js';
 
 export interface PgTarget {
   kind: 'postgres';

@@ -1,7 +1,7 @@
-import type { HalfRestored, Inventory } from '../../inventory/index.js';
-import { EXIT, LockedError, OpsError, errorMessage } from '../util/errors.js';
-import type { Listener, RunEvent } from './events.js';
-import type { Plan, StepContext } from './plan.js';
+import { describeHalfRestored, type HalfRestored, type Inventory } from '../../inventory/index.js';
+import { EXIT, LockedError, OpsError, errorMessage } from '../core/errors.js';
+import type { Listener, RunEvent } from '../core/events.js';
+import type { Plan, StepContext } from '../core/plan.js';
 
 export interface RunOutcome<R> {
   status: 'ok' | 'failed' | 'rolled-back' | 'dry-run';
@@ -20,11 +20,6 @@ export interface RunOptions {
 }
 
 /** What a half-restored instance is, in words, and the one command that puts it right. */
-export function describeHalfRestored(h: HalfRestored): string {
-  const where = { 'db-committing': 'while its database load was committing', 'db-committed': 'after its database was replaced, before its code tree was', swapping: 'while its code tree was being swapped', swapped: 'after its code tree was swapped, before the run ended' }[h.phase];
-  return `${h.instance} is HALF-RESTORED: ${h.command} run ${h.runId} stopped ${where} (${h.since})${h.safetyBackup ? `; its state before that run is safety backup ${h.safetyBackup}` : ''}`;
-}
-
 export function halfRestoredError(h: HalfRestored): OpsError {
   return new LockedError(`${describeHalfRestored(h)}: nothing else runs on it until it is put right`, `run: opsdeck recover ${h.instance} (finishes or undoes run ${h.runId} from what it recorded)`);
 }

@@ -1,10 +1,10 @@
 import type { Host, Instance } from '../../inventory/index.js';
-import type { Deps } from '../actions/deps.js';
-import { parseAge } from '../util/format.js';
+import type { Deps } from '../deps/deps.js';
+import { parseAge } from '../core/format.js';
 import { checkHealth } from './http.js';
-import { errorMessage } from '../util/errors.js';
+import { errorMessage } from '../core/errors.js';
 import { probePostgres, type PgHealth } from '../databases/postgres.js';
-import { dbFor, shellFor } from '../actions/deps.js';
+import { dbFor, shellFor } from '../deps/deps.js';
 import { TunnelSocket } from '../remote/tunnel.js';
 
 export interface HostSample {

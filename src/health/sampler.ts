@@ -1,5 +1,5 @@
 import type { Instance } from '../../inventory/index.js';
-import type { Deps } from '../actions/deps.js';
+import type { Deps } from '../deps/deps.js';
 import { fullestDisk, memoryUsed, probeHost, probeInstance, type HostSample, type InstanceSample } from './probes.js';
 
 /** How many samples each sparkline keeps. */

@@ -1,6 +1,6 @@
 import { Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { OpsError } from '../util/errors.js';
+import { OpsError } from '../core/errors.js';
 import { Tail, type ExecOptions, type ExecResult } from './shell.js';
 
 /** What a started command looks like, whether it runs here or on a host. */

@@ -15,11 +15,6 @@ export function keyType(keyBlob: Buffer): string {
   return keyBlob.subarray(4, 4 + len).toString('latin1');
 }
 
-export function normalizeFingerprint(fp: string): string | null {
-  const m = /^SHA256:([A-Za-z0-9+/]{43})=?$/.exec(fp.trim());
-  return m ? `SHA256:${m[1]}` : null;
-}
-
 export type KnownHostsVerdict = { state: 'match' } | { state: 'mismatch'; file: string; line: number } | { state: 'unknown' };
 
 /**

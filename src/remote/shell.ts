@@ -1,4 +1,4 @@
-import { OpsError } from '../util/errors.js';
+import { OpsError } from '../core/errors.js';
 import type { Readable, Writable } from 'node:stream';
 
 export interface ExecOptions {

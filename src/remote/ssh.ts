@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { Client, ClientChannel, ConnectConfig } from 'ssh2';
 import type { Host } from '../../inventory/index.js';
-import { OpsError, UsageError } from '../util/errors.js';
+import { OpsError, UsageError } from '../core/errors.js';
 import { checkNotAborted, drive } from './drive.js';
 import { checkKnownHosts, fingerprint, keyType } from './hostkeys.js';
 import { toCommandLine } from './quote.js';

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { LocalShell } from '../remote/local.js';
 import { CommandError, type ExecOptions, type ExecResult, type Shell } from '../remote/shell.js';
-import { OpsError } from '../util/errors.js';
+import { OpsError } from '../core/errors.js';
 
 export interface SnapshotResult {
   snapshotId: string;

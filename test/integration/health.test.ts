@@ -2,7 +2,7 @@ import { readdirSync } from 'node:fs';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { pgAdmin, startHost, stopHost } from '../../fixtures/lab.js';
-import { openApp } from '../../src/engine/app.js';
+import { openApp } from '../../src/app/app.js';
 import { probeDatabase, probeHost } from '../../src/health/probes.js';
 import { addInstance, cli, homeWithHosts, lab, must } from '../helpers.js';
 

@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { freezeHost, startHost, stopHost, thawHost } from '../../fixtures/lab.js';
-import { openApp } from '../../src/engine/app.js';
+import { openApp } from '../../src/app/app.js';
 import { Sampler } from '../../src/health/sampler.js';
 import { addInstance, cli, homeWithHosts, lab, must } from '../helpers.js';
 

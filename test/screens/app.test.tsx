@@ -1,6 +1,6 @@
 import { render } from 'ink-testing-library';
 import { afterEach, describe, expect, it } from 'vitest';
-import { openApp, type App as OpsApp } from '../../src/engine/app.js';
+import { openApp, type App as OpsApp } from '../../src/app/app.js';
 import { App } from '../../screens/App.js';
 import { UiModel } from '../../screens/model.js';
 import { tick, until } from './frames.js';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { printable, printableText } from '../../src/util/display.js';
+import { printable, printableText } from '../../src/core/display.js';
 
 describe('printable', () => {
   it('escapes C0, DEL, C1 and bidi controls so a name cannot drive the terminal or forge a line', () => {

@@ -6,9 +6,9 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Inventory } from '../../inventory/index.js';
 import { Engine } from '../../src/engine/engine.js';
-import type { RunEvent } from '../../src/engine/events.js';
-import type { Plan } from '../../src/engine/plan.js';
-import { OpsError } from '../../src/util/errors.js';
+import type { RunEvent } from '../../src/core/events.js';
+import type { Plan } from '../../src/core/plan.js';
+import { OpsError } from '../../src/core/errors.js';
 
 function setup() {
   const inv = new Inventory(mkdtempSync(join(tmpdir(), 'engine-')));

@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { formatPgUrl, parsePgUrl } from '../../src/databases/postgres.js';
-import { UsageError } from '../../src/util/errors.js';
-import { checkFingerprint, checkHealth, checkHooks, checkKeyFile, checkLocalPath, checkMetric, checkUrl, checkWatchExclude } from '../../src/util/validate.js';
+import { UsageError } from '../../src/core/errors.js';
+import { checkFingerprint, checkHealth, checkHooks, checkKeyFile, checkLocalPath, checkMetric, checkUrl, checkWatchExclude } from '../../inventory/validate.js';
 
 describe('the checks the CLI and inventory import share', () => {
   it('hooks: known kinds, each a non-empty argv of strings', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { metricSqlProblem } from '../../src/util/metricsql.js';
+import { metricSqlProblem } from '../../src/core/metricsql.js';
 import { parseMetrics } from '../../src/cli/main.js';
 
 describe('sql: metric check', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_POLICY, selectKept } from '../../src/actions/retention.js';
+import { DEFAULT_POLICY, selectKept } from '../../src/core/retention.js';
 
 /** One backup a day at 02:00 UTC, from `from` to `to` inclusive. */
 function daily(from: string, to: string) {

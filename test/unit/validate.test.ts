@@ -3,10 +3,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseMetrics } from '../../src/cli/main.js';
-import { loadSettings, saveSetting } from '../../src/engine/settings.js';
+import { loadSettings, saveSetting } from '../../src/app/settings.js';
 import { parsePgUrl, quoteIdent, quoteQualified } from '../../src/databases/postgres.js';
-import { UsageError } from '../../src/util/errors.js';
-import { checkName, checkRef, checkRemotePath } from '../../src/util/validate.js';
+import { UsageError } from '../../src/core/errors.js';
+import { checkName, checkRef, checkRemotePath } from '../../inventory/validate.js';
 
 describe('input checks', () => {
   it('accepts ordinary names and refuses the rest with a usage error', () => {

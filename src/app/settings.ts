@@ -1,5 +1,5 @@
 import Conf from 'conf';
-import { UsageError } from '../util/errors.js';
+import { UsageError } from '../core/errors.js';
 
 export interface Settings {
   /** Where backups go: a path or any restic backend URL (default: store/ in the home). */

@@ -1,9 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { HOOK_KINDS, type AppMetric, type HealthCheck, type Hooks } from '../../inventory/index.js';
-import { normalizeFingerprint } from '../remote/hostkeys.js';
-import { UsageError } from './errors.js';
-import { METRIC_SQL_RULES, metricSqlProblem } from './metricsql.js';
+import { HOOK_KINDS, type AppMetric, type HealthCheck, type Hooks } from './index.js';
+import { UsageError } from '../src/core/errors.js';
+import { METRIC_SQL_RULES, metricSqlProblem } from '../src/core/metricsql.js';
 
 // Names (environments, hosts, instances) reach hosts as file names, restic tags and
 // SQL-free identifiers: keep them to a strict, boring alphabet.
@@ -160,4 +159,10 @@ export function checkKeyFile(file: string): string {
   }
   if (!key.isPrivateKey()) throw new UsageError(`${file} is a public key, not a private one`, `give the private key${file.endsWith('.pub') ? ` (${file.slice(0, -4)})` : ''}, e.g. --key ~/.ssh/id_ed25519`);
   return file;
+}
+
+/** A SHA256 fingerprint as OpenSSH prints it, or null when it is not one. */
+export function normalizeFingerprint(fp: string): string | null {
+  const m = /^SHA256:([A-Za-z0-9+/]{43})=?$/.exec(fp.trim());
+  return m ? `SHA256:${m[1]}` : null;
 }

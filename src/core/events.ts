@@ -12,4 +12,4 @@ export type RunEvent =
 
 export type Listener = (e: RunEvent) => void;
 
-export { formatBytes } from '../util/format.js';
+export { formatBytes } from './format.js';

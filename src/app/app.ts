@@ -1,7 +1,7 @@
 import { Inventory } from '../../inventory/index.js';
 import { resolveHome } from '../../inventory/home.js';
-import type { Deps } from '../actions/deps.js';
-import { Engine } from './engine.js';
+import type { Deps } from '../deps/deps.js';
+import { Engine } from '../engine/engine.js';
 import { SshPool } from '../remote/ssh.js';
 import { Store } from '../store/restic.js';
 import { loadSettings, type Settings } from './settings.js';
