@@ -143,6 +143,9 @@ const now = () => new Date().toISOString();
 
 /** Keys whose values never reach the audit trail. */
 const SECRET_KEY = /pass|secret|token|key$|credential/i;
+/** The backup-age limit of an environment that sets none: a nightly backup plus two hours of slack. */
+export const DEFAULT_MAX_BACKUP_AGE = '26h';
+
 export function redact(params: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(params)) {
@@ -241,6 +244,10 @@ export class Inventory {
   setRetention(name: string, policy: { daily: number; weekly: number; monthly: number; yearly: number } | null): void {
     this.requireEnv(name);
     this.sql('UPDATE envs SET retention = ? WHERE name = ?').run(policy ? JSON.stringify(policy) : null, name);
+  }
+  /** How old an environment's newest good backup may get: its own limit, else the default (26h). */
+  backupAgeLimit(name: string): string {
+    return this.maxBackupAge(name) ?? DEFAULT_MAX_BACKUP_AGE;
   }
   maxBackupAge(name: string): string | undefined {
     const r = this.sql('SELECT max_backup_age FROM envs WHERE name = ?').get(name) as { max_backup_age: string | null } | undefined;

@@ -83,7 +83,7 @@ async function git(deps: Deps, inst: Instance, args: string[], signal?: AbortSig
   return res.stdout.trim();
 }
 
-export async function gitState(deps: Deps, inst: Instance): Promise<{ revision: string; branch: string | null; describe: string | null } | undefined> {
+export async function gitState(deps: Deps, inst: Pick<Instance, 'host' | 'path'>): Promise<{ revision: string; branch: string | null; describe: string | null } | undefined> {
   const shell = shellFor(deps, inst);
   const rev = await shell.exec(['git', '-C', inst.path, 'rev-parse', 'HEAD']);
   if (rev.code !== 0) return undefined;

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { UsageError } from '../core/errors.js';
+import type { App, GlobalOpts } from '../app/app.js';
 
 export const interactive = () => process.stdin.isTTY === true && process.stderr.isTTY === true;
 
@@ -70,4 +71,12 @@ export async function readSecret(what: string, o: { file?: string; envVar: strin
     process.stderr.write('\n');
   }
   return value || undefined;
+}
+
+/** Confirms a change to an instance; a protected one needs its name typed (or --yes --allow-protected). */
+export async function confirmChange(app: App, g: GlobalOpts, name: string, question: string, allowProtected?: boolean): Promise<void> {
+  if (g.dryRun) return;
+  const inst = app.inv.requireInstance(name);
+  const prot = app.inv.requireEnv(inst.env).protected;
+  await confirm(question, { yes: g.yes, typeToConfirm: prot ? name : undefined, allowProtected });
 }

@@ -16,7 +16,7 @@ export interface Deps {
  * when it has one, else as the login user. Every action that reads or writes a tree (tar, find, du,
  * the swap, git, hooks) gets its shell here, so none builds sudo argv itself.
  */
-export function shellFor(deps: Deps, inst: Instance): Shell {
+export function shellFor(deps: Deps, inst: Pick<Instance, 'host'>): Shell {
   return hostShell(deps, deps.inv.requireHost(inst.host), true);
 }
 

@@ -176,7 +176,7 @@ export async function probeInstance(deps: Deps, inst: Instance, now = Date.now()
   if (watch && watch.changes > 0) reasons.push(`watch: ${watch.changes} files differ from the baseline`);
   const metrics = { ...(db?.metrics ?? {}), ...cmdMetrics };
   const last = newest.get(inst.name) ?? null;
-  const limit = deps.inv.maxBackupAge(inst.env) ?? '26h';
+  const limit = deps.inv.backupAgeLimit(inst.env);
   const ageS = last ? Math.round((now - Date.parse(last)) / 1000) : null;
   if (ageS === null) reasons.push('no backup');
   else if (ageS * 1000 > parseAge(limit)) reasons.push(`newest backup older than ${limit}`);

@@ -1,0 +1,77 @@
+import type { Command } from 'commander';
+import { EXIT } from '../../core/errors.js';
+import { backupPlan } from '../../actions/backup.js';
+import { prunePlan } from '../../actions/retention.js';
+import { exportPlan, verifyPlan } from '../../actions/verify.js';
+import { DEFAULT_MAX_BACKUP_AGE } from '../../../inventory/index.js';
+import { BACKUP_CHECK_HEADERS, BACKUP_HEADERS, backupCells, backupCheckCells, backupCheckRows, backupRow, describeBackup, lateBackupWords } from '../../present/backups.js';
+import type { Act } from '../action.js';
+import { anyKeep, keepOptions, policyOf, type KeepOpts } from '../options.js';
+import { alert, forEachInstance, runPlan, unattended, type ManyOpts } from '../run.js';
+import { table } from '../render.js';
+
+/** backup, backups (list, check, prune, verify, export). */
+export function register(program: Command, act: Act): void {
+  program
+    .command('backup [instance...]')
+    .description('back up instances: code tree and database into the store, checked and with a manifest')
+    .option('--all', 'every instance')
+    .option('--env <env>', 'every instance of this environment')
+    .option('--parallel <n>', 'how many at once (default 1)')
+    .action(act(async (app, g, names: string[], o: ManyOpts) => forEachInstance(app, g, o, names, (n) => backupPlan(app, n), describeBackup, 'backup')));
+  const backups = program
+    .command('backups [instance]')
+    .description('list backups, newest first')
+    .action(
+      act(async (app, _g, name?: string) => {
+        if (name) app.inv.requireInstance(name);
+        const list = app.inv.listBackups(name).map(backupRow);
+        return { json: list, text: list.length ? table(list.map((b) => backupCells(b)), BACKUP_HEADERS) : 'no backups yet: opsdeck backup INSTANCE' };
+      }),
+    );
+  backups
+    .command('check [instance...]')
+    .description(`is every instance's newest good backup younger than its environment's limit (default ${DEFAULT_MAX_BACKUP_AGE})? exit 1, and alerts when unattended, if not`)
+    .action(
+      act(async (app, g, names: string[]) => {
+        const insts = names.length ? names.map((n) => app.inv.requireInstance(n)) : app.inv.listInstances();
+        const rows = backupCheckRows(app.inv, insts);
+        const late = rows.filter((r) => !r.ok);
+        if (late.length && unattended(g)) {
+          await alert(app, {
+            subject: `${late.length} instance${late.length > 1 ? 's have' : ' has'} no recent backup`,
+            body: late.map((r) => lateBackupWords(r)).join('\n') + `\n\nSee them with: opsdeck --home ${app.home} backups check`,
+            fields: { event: 'backup-too-old', instances: late },
+          });
+        }
+        return { json: rows, text: table(rows.map((r) => backupCheckCells(r)), BACKUP_CHECK_HEADERS), exitCode: late.length ? EXIT.FAILED : EXIT.OK };
+      }),
+    );
+  keepOptions(backups.command('prune [instance]').description("drop the backups the retention policy does not keep (the environment's, or the flags'); --dry-run lists them")).action(
+    act(async (app, g, name: string | undefined, o: KeepOpts) => {
+      if (name) app.inv.requireInstance(name);
+      // The instances whose backups it decides on are locked before it decides, and until it has
+      // forgotten: a backup or restore meanwhile would add a backup or lean on one being dropped.
+      const locked = g.dryRun ? [] : name ? [name] : [...new Set(app.inv.listBackups().map((b) => b.instance))].sort();
+      app.inv.acquireLocks(
+        locked.map((instance) => ({ instance, command: 'backups prune' })),
+        null,
+      );
+      try {
+        return await runPlan(app, g, prunePlan(app, { instance: name, policy: anyKeep(o) ? policyOf(o) : undefined }), (r) =>
+          [...r.removed.map((b) => `dropped ${b.kind} backup ${b.id} of ${b.instance} (${b.createdAt})`), `${r.removed.length} dropped, ${r.kept.length} kept`].join('\n'),
+        );
+      } finally {
+        for (const l of locked) app.inv.releaseLock(l);
+      }
+    }),
+  );
+  backups
+    .command('verify <id>')
+    .description('read a backup back from the store and check it against its manifest')
+    .action(act(async (app, g, id: string) => runPlan(app, g, verifyPlan(app, id), (r) => `backup ${r.id}: ${r.verified ? 'verified: every stream matches its manifest' : 'DOES NOT MATCH: ' + r.problems.join('; ')}`)));
+  backups
+    .command('export <id> <file>')
+    .description('write a backup as one portable tar (manifest.json, code.tar, db.sql)')
+    .action(act(async (app, g, id: string, file: string) => runPlan(app, g, exportPlan(app, id, file), (r) => `backup ${r.id} written to ${r.file}`)));
+}

@@ -1,0 +1,109 @@
+import { hostname } from 'node:os';
+import { Option, type Command } from 'commander';
+import { checkUrl } from '../../../inventory/validate.js';
+import { EXIT, UsageError } from '../../core/errors.js';
+import type { Act } from '../action.js';
+import { readSecret } from '../prompt.js';
+import { alert, runChange } from '../run.js';
+
+interface EmailOpts {
+  smtp: string;
+  to: string;
+  from: string;
+  smtpPasswordFile?: string;
+}
+
+interface WebhookOpts {
+  url: string;
+  /** Refused: only there to say why. */
+  secret?: string;
+  secretFile?: string;
+}
+
+/** notify: where alerts go. Secrets are kept encrypted and never reach the audit trail. */
+export function register(program: Command, act: Act): void {
+  const notify = program.command('notify').description('where alerts go when an unattended run fails');
+  notify
+    .command('email')
+    .description('alerts by email over SMTP (the password: OPSDECK_SMTP_PASSWORD, --smtp-password-file or the prompt, never in the URL; kept encrypted; over smtp:// it goes only after STARTTLS)')
+    .requiredOption('--smtp <url>', 'smtp://[USER@]HOST:PORT (smtps:// for TLS)')
+    .requiredOption('--to <addr>', 'recipient')
+    .option('--from <addr>', 'sender', `opsdeck@${hostname()}`)
+    .option('--smtp-password-file <file>', "read the SMTP user's password from this file")
+    .action(
+      act(async (app, g, o: EmailOpts) => {
+        let url: URL;
+        try {
+          url = new URL(o.smtp);
+          if (url.protocol !== 'smtp:' && url.protocol !== 'smtps:') throw new Error();
+        } catch {
+          throw new UsageError(`invalid SMTP URL ${JSON.stringify(o.smtp)}`, 'write it as smtp://HOST:PORT or smtps://USER@HOST:465');
+        }
+        if (!/^[^\s@]+@[^\s@]+$/.test(o.to) || !/^[^\s@]+@[^\s@]+$/.test(o.from)) throw new UsageError('invalid e-mail address', 'give --to (and --from) as name@domain');
+        // As with database URLs: a password in argv shows in ps and in shell history.
+        if (url.password) throw new UsageError('the SMTP URL holds a password, which would be visible in the process list and shell history', `drop it from the URL (smtp://${url.username || 'USER'}@${url.host}) and give it in OPSDECK_SMTP_PASSWORD, with --smtp-password-file FILE, or at the prompt`);
+        const user = decodeURIComponent(url.username);
+        if (!user && o.smtpPasswordFile) throw new UsageError('an SMTP password needs a user to log in as', `name it in the URL: smtp://USER@${url.host}`);
+        const password = user ? ((await readSecret(`SMTP password of ${user}`, { file: o.smtpPasswordFile, envVar: 'OPSDECK_SMTP_PASSWORD' })) ?? null) : null;
+        if (user && !password) throw new UsageError(`no SMTP password given for ${user}`, 'put it in OPSDECK_SMTP_PASSWORD, give --smtp-password-file FILE, or run at a terminal to be asked');
+        const smtp = url.toString();
+        // The password as a fact, never its value.
+        return runChange(app, g, 'notify email', { kind: 'email', smtp, to: o.to, from: o.from, login: password ? 'password set' : 'none' }, () => {
+          app.inv.setNotify('email', { smtp, to: o.to, from: o.from }, password);
+          const tls = url.protocol === 'smtps:' ? '' : password ? '; the password goes only over STARTTLS' : '';
+          return { json: { kind: 'email', smtp, to: o.to }, text: `alerts will be mailed to ${o.to} through ${url.host}${password ? ` (password stored encrypted${tls})` : ''}` };
+        });
+      }),
+    );
+  notify
+    .command('webhook')
+    .description('alerts as a JSON POST, signed: X-Opsdeck-Signature = sha256=HMAC(secret, timestamp + "." + body)')
+    .requiredOption('--url <url>', 'where to POST')
+    .option('--secret-file <file>', 'read the shared secret from this file (else OPSDECK_WEBHOOK_SECRET, or the prompt)')
+    .addOption(new Option('--secret <s>', 'refused: a secret in argv shows in ps and shell history').hideHelp())
+    .action(
+      act(async (app, g, o: WebhookOpts) => {
+        if (o.secret !== undefined) throw new UsageError('the webhook secret was given in the command line, where it is visible in the process list and shell history', 'give it in OPSDECK_WEBHOOK_SECRET, with --secret-file FILE, or at the prompt');
+        const secret = await readSecret('webhook secret', { file: o.secretFile, envVar: 'OPSDECK_WEBHOOK_SECRET' });
+        if (!secret) throw new UsageError('a webhook needs a secret to sign with', 'put it in OPSDECK_WEBHOOK_SECRET, give --secret-file FILE, or run at a terminal to be asked');
+        const url = checkUrl(o.url);
+        // Only the host: many webhook URLs carry a token in their path, as good as a password.
+        return runChange(app, g, 'notify webhook', { kind: 'webhook', urlHost: new URL(url).host, signing: 'secret set' }, () => {
+          app.inv.setNotify('webhook', { url }, secret);
+          return { json: { kind: 'webhook', url: o.url }, text: `alerts will be POSTed to ${o.url}, signed` };
+        });
+      }),
+    );
+  notify
+    .command('list')
+    .description('the alert channels (no secrets)')
+    .action(
+      act(async (app) => {
+        const list = app.inv.notifyChannels().map((c) => ({ kind: c.kind, ...c.config, secret: c.secret ? '[stored encrypted]' : null }));
+        return { json: list, text: list.length ? list.map((c) => `${c.kind}: ${JSON.stringify({ ...c, kind: undefined })}`).join('\n') : 'no alert channels: opsdeck notify email|webhook ...' };
+      }),
+    );
+  notify
+    .command('remove <kind>')
+    .description('stop sending alerts that way (email or webhook)')
+    .action(
+      act(async (app, g, kind: string) => {
+        if (!app.inv.notifyChannels().some((c) => c.kind === kind)) throw new UsageError(`no ${kind} alert channel`, 'see them with: opsdeck notify list');
+        return runChange(app, g, 'notify remove', { kind }, () => {
+          if (!app.inv.removeNotify(kind)) throw new UsageError(`no ${kind} alert channel`, 'see them with: opsdeck notify list');
+          return { json: { removed: kind }, text: `${kind} alerts removed` };
+        });
+      }),
+    );
+  notify
+    .command('test')
+    .description('send a test alert on every channel')
+    .action(
+      act(async (app) => {
+        if (!app.inv.notifyChannels().length) throw new UsageError('no alert channels to test', 'add one with: opsdeck notify email ... or notify webhook ...');
+        const sent = await alert(app, { subject: 'test alert', body: `This is a test alert from opsdeck on ${hostname()} (${app.home}).`, fields: { event: 'test' } });
+        const bad = sent.filter((d) => !d.ok);
+        return { json: sent, text: sent.map((d) => `${d.channel}: ${d.ok ? 'sent' : `FAILED: ${d.error}`}`).join('\n'), exitCode: bad.length ? EXIT.FAILED : EXIT.OK };
+      }),
+    );
+}

@@ -1,0 +1,46 @@
+import type { Command } from 'commander';
+import { UsageError } from '../../core/errors.js';
+import type { Act } from '../action.js';
+import { table } from '../render.js';
+
+interface RunsOpts {
+  limit: string;
+  instance?: string;
+}
+
+/** runs: the audit trail. */
+export function register(program: Command, act: Act): void {
+  program
+    .command('runs [id]')
+    .description('the audit trail: who ran what, from where, and how it ended; with an id, its steps')
+    .option('--limit <n>', 'how many', '20')
+    .option('--instance <name>', 'only runs on this instance')
+    .action(
+      act(async (app, _g, id: string | undefined, o: RunsOpts) => {
+        if (id !== undefined) {
+          const run = /^\d+$/.test(id) ? app.inv.getRun(Number(id)) : undefined;
+          if (!run) throw new UsageError(`no run with id ${id}`, 'list runs with: opsdeck runs');
+          const steps = app.inv.runSteps(run.id);
+          return {
+            json: { ...run, steps },
+            text:
+              `run ${run.id}: ${run.command} ${run.instance ?? ''} — ${run.status}\n  by ${run.osUser} from ${run.origin} at ${run.startedAt}, ${run.durationMs ?? '?'} ms\n  params ${JSON.stringify(run.params)}\n` +
+              (run.error ? `  error: ${run.error}\n` : '') +
+              steps.map((s) => `  ${s.status.padEnd(11)} ${s.title}${s.error ? `: ${s.error}` : ''}`).join('\n'),
+          };
+        }
+        const limit = Number(o.limit);
+        if (!Number.isInteger(limit) || limit < 1) throw new UsageError(`invalid --limit ${o.limit}`, 'give a whole number, e.g. --limit 50');
+        const runs = app.inv.listRuns(limit, o.instance);
+        return {
+          json: runs,
+          text: runs.length
+            ? table(
+                runs.map((r) => [String(r.id), r.startedAt.replace('T', ' ').slice(0, 19), r.osUser, r.command, r.instance ?? '', r.status, r.error ?? '']),
+                ['ID', 'STARTED', 'USER', 'COMMAND', 'INSTANCE', 'STATUS', 'ERROR'],
+              )
+            : 'no runs yet',
+        };
+      }),
+    );
+}

@@ -1,0 +1,22 @@
+import type { Command } from 'commander';
+import { UsageError } from '../../core/errors.js';
+import { saveSetting, type Settings } from '../../app/settings.js';
+import type { Act, Output } from '../action.js';
+import { runChange } from '../run.js';
+
+const show = (s: Settings): Output => ({ json: s, text: Object.entries(s).map(([k, v]) => `${k.padEnd(18)} ${v === '' ? '(default)' : v}`).join('\n') });
+
+/** settings: show them, or change one (recorded in the audit trail). */
+export function register(program: Command, act: Act): void {
+  program
+    .command('settings [key] [value]')
+    .description('show the settings, or change one: refreshMs (health panels), connectTimeoutMs, storeRepository (before the first backup)')
+    .action(
+      act(async (app, g, key?: string, value?: string) => {
+        if (key === undefined) return show(app.settings);
+        if (value === undefined) throw new UsageError(`give a value for ${key}`, `for example: opsdeck settings ${key} ${key === 'refreshMs' ? '5000' : '...'}`);
+        const known = (k: string): k is keyof Settings => k in app.settings;
+        return runChange(app, g, 'settings', { key, value, previous: known(key) ? app.settings[key] : null }, () => show(saveSetting(app.home, key, value, app.inv.listBackups().length > 0)));
+      }),
+    );
+}
