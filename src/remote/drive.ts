@@ -10,20 +10,22 @@ export interface Started {
   stderr: Readable;
   exited: Promise<{ code: number | null; signal: string | null }>;
   kill(): void;
+  /** Called when a cancelled command did not end within the grace period and the run goes on without it. */
+  abandon?(): void;
 }
 
-/**
- * Feeds a started command its stdin, routes its stdout and stderr, and waits for both the exit status
- * and the end of stdout. Shared by the local and the SSH shell so both behave alike.
- */
 /** Refuses to start a command for a run that was already cancelled. */
 export function checkNotAborted(label: string, signal?: AbortSignal): void {
   if (signal?.aborted) throw new OpsError(`a command on ${label} was cancelled before it started`);
 }
 
 /** How long a cancelled command may take to end before the run goes on without it. */
-const KILL_GRACE_MS = Number(process.env.OPSDECK_KILL_GRACE_SECONDS ?? 15) * 1000;
+export const KILL_GRACE_MS = Number(process.env.OPSDECK_KILL_GRACE_SECONDS ?? 15) * 1000;
 
+/**
+ * Feeds a started command its stdin, routes its stdout and stderr, and waits for both the exit status
+ * and the end of stdout. Shared by the local and the SSH shell so both behave alike.
+ */
 export async function drive(label: string, p: Started, opts: ExecOptions): Promise<ExecResult> {
   const errTail = new Tail();
   p.stderr.setEncoding('utf8');
@@ -91,7 +93,10 @@ export async function drive(label: string, p: Started, opts: ExecOptions): Promi
   const abandoned = new Promise<never>((_, reject) => (giveUp = reject));
   const onAbort = () => {
     p.kill();
-    grace ??= setTimeout(() => giveUp(new OpsError(`a command on ${label} did not stop within ${KILL_GRACE_MS / 1000} s of being cancelled; going on without it`)), KILL_GRACE_MS);
+    grace ??= setTimeout(() => {
+      p.abandon?.();
+      giveUp(new OpsError(`a command on ${label} did not stop within ${KILL_GRACE_MS / 1000} s of being cancelled; going on without it`));
+    }, KILL_GRACE_MS);
   };
   // A signal aborted before the command started never fires 'abort' again.
   if (opts.signal?.aborted) onAbort();

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { Client, ClientChannel, ConnectConfig } from 'ssh2';
 import type { Host } from '../../inventory/index.js';
 import { OpsError, UsageError } from '../core/errors.js';
-import { checkNotAborted, drive } from './drive.js';
+import { checkNotAborted, drive, KILL_GRACE_MS } from './drive.js';
 import { checkKnownHosts, fingerprint, keyType } from './hostkeys.js';
 import { toCommandLine } from './quote.js';
 import type { ExecOptions, ExecResult, Shell } from './shell.js';
@@ -28,9 +28,23 @@ const CIPHERS = ['chacha20-poly1305@openssh.com', 'aes128-gcm@openssh.com', 'aes
 class Semaphore {
   private waiting: (() => void)[] = [];
   constructor(private free: number) {}
-  async acquire(): Promise<() => void> {
+  /** Waits for a free slot; a cancel while waiting rejects with `cancelled()` and takes no slot. */
+  async acquire(signal?: AbortSignal, cancelled?: () => Error): Promise<() => void> {
     if (this.free > 0) this.free--;
-    else await new Promise<void>((r) => this.waiting.push(r));
+    else {
+      await new Promise<void>((resolve, reject) => {
+        const take = () => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve();
+        };
+        const onAbort = () => {
+          this.waiting = this.waiting.filter((w) => w !== take);
+          reject(cancelled?.() ?? new Error('cancelled'));
+        };
+        this.waiting.push(take);
+        signal?.addEventListener('abort', onAbort, { once: true });
+      });
+    }
     let released = false;
     return () => {
       if (released) return;
@@ -47,6 +61,8 @@ interface Conn {
   channels: Semaphore;
   closed: boolean;
   closeReason?: string;
+  /** Ended by us because the host stopped answering: not worth an immediate second try. */
+  silent?: boolean;
 }
 
 /**
@@ -156,17 +172,34 @@ export class SshPool {
    * last used (ssh2 says "Not connected" before its 'close' arrives), once more on a fresh one, so
    * the error is about the host, not about a stale socket.
    */
-  async withLiveConnection<T>(host: Host, open: (conn: Conn) => Promise<T>): Promise<T> {
-    const conn = await this.connection(host);
+  async withLiveConnection<T>(host: Host, open: (conn: Conn) => Promise<T>, signal?: AbortSignal): Promise<T> {
+    // A cancel need not wait for a handshake with a host that went silent: the pool keeps it going.
+    const cancelled = () => new OpsError(`a command on host ${host.name} was cancelled before it started`);
+    const conn = await untilCancelled(this.connection(host), signal, cancelled);
     try {
       return await open(conn);
     } catch (err) {
       const cause = (err as { cause?: Error }).cause ?? (err as Error);
-      if (!/Not connected|No response from server/i.test(cause.message)) throw err;
+      if (conn.silent || !/Not connected|No response from server/i.test(cause.message)) throw err;
       conn.closed = true;
       if (this.conns.get(host.name)) this.conns.delete(host.name);
-      return open(await this.connection(host));
+      return open(await untilCancelled(this.connection(host), signal, cancelled));
     }
+  }
+
+  /**
+   * Ends a connection whose host stopped answering (a cancelled command's channel neither closed nor
+   * opened within the grace period). Everything still waiting on it fails now instead of when ssh2's
+   * keepalive gives up (about 40 s later), commands run without a cancel signal too; the next command
+   * connects afresh.
+   */
+  giveUpOn(host: Host, conn: Conn): void {
+    if (conn.closed) return;
+    conn.closed = true;
+    conn.silent = true;
+    conn.closeReason = `the host did not answer within ${KILL_GRACE_MS / 1000} s of a cancel`;
+    if (this.conns.get(host.name)) this.conns.delete(host.name);
+    conn.client.destroy();
   }
 
   /** Connects only far enough to read the host's key; authenticates nothing. */
@@ -240,50 +273,71 @@ export class SshShell implements Shell {
 
   async exec(argv: readonly string[], opts: ExecOptions = {}): Promise<ExecResult> {
     checkNotAborted(this.label, opts.signal);
-    return this.pool.withLiveConnection(this.host, (conn) => this.execOn(conn, argv, opts));
+    return this.pool.withLiveConnection(this.host, (conn) => this.execOn(conn, argv, opts), opts.signal);
   }
 
   private async execOn(conn: Conn, argv: readonly string[], opts: ExecOptions): Promise<ExecResult> {
-    const release = await conn.channels.acquire();
-    try {
-      const lost = () =>
-        new OpsError(`connection to ${this.label} was lost while a command ran${conn.closeReason ? ` (${conn.closeReason})` : ''}`, 1, 'check the host and the network, then run the operation again');
-      let exited!: Promise<{ code: number | null; signal: string | null }>;
-      const ch: ClientChannel = await new Promise((resolve, reject) =>
-        conn.client.exec(toCommandLine(argv), (err, stream) => {
-          if (err) return reject(Object.assign(new OpsError(`cannot start a command on ${this.label}: ${err.message}`), { cause: err }));
-          // Listen before returning: exit-status and close may arrive in the same packet batch as the
-          // channel confirmation, and would be emitted before a later listener existed.
-          exited = new Promise((res, rej) => {
-            // ssh2 hands the exit status to 'close': (code) or (null, signal); nothing when none came.
-            stream.on('close', (code?: number | null, signal?: string) =>
-              code === undefined && signal === undefined ? rej(lost()) : res({ code: code ?? null, signal: signal ?? null }),
-            );
-          });
-          exited.catch(() => {});
-          resolve(stream);
-        }),
-      );
-      return await drive(
-        this.label,
-        {
-          stdin: ch,
-          stdout: ch,
-          stderr: ch.stderr,
-          exited,
-          kill: () => {
-            try {
-              ch.signal('TERM');
-            } catch {}
-            ch.close();
-          },
-        },
-        opts,
-      );
-    } finally {
-      release();
-    }
+    const cancelled = () => new OpsError(`a command on ${this.label} was cancelled before it started`);
+    const release = await conn.channels.acquire(opts.signal, cancelled);
+    const lost = () =>
+      new OpsError(`connection to ${this.label} was lost while a command ran${conn.closeReason ? ` (${conn.closeReason})` : ''}`, 1, 'check the host and the network, then run the operation again');
+    const stop = (ch: ClientChannel) => {
+      try {
+        ch.signal('TERM');
+      } catch {}
+      ch.close();
+    };
+    const opened = new Promise<{ ch: ClientChannel; exited: Promise<{ code: number | null; signal: string | null }> }>((resolve, reject) =>
+      conn.client.exec(toCommandLine(argv), (err, stream) => {
+        if (err) return reject(Object.assign(new OpsError(`cannot start a command on ${this.label}: ${err.message}`), { cause: err }));
+        // Listen before returning: exit-status and close may arrive in the same packet batch as the
+        // channel confirmation, and would be emitted before a later listener existed.
+        const exited = new Promise<{ code: number | null; signal: string | null }>((res, rej) => {
+          // ssh2 hands the exit status to 'close': (code) or (null, signal); nothing when none came.
+          stream.on('close', (code?: number | null, signal?: string) =>
+            code === undefined && signal === undefined ? rej(lost()) : res({ code: code ?? null, signal: signal ?? null }),
+          );
+        });
+        exited.catch(() => {});
+        resolve({ ch: stream, exited });
+      }),
+    );
+    // The slot is the channel's until the channel is gone (closed, refused, or its connection ended),
+    // not until we stop waiting for it: a cancelled or abandoned command still holds a session on the
+    // host. ssh2 settles both promises when the connection ends.
+    void opened.then(({ exited }) => exited, () => undefined).then(release, release);
+    const giveUp = () => this.pool.giveUpOn(this.host, conn);
+    const { ch, exited } = await untilCancelled(opened, opts.signal, cancelled, () => {
+      // Cancelled before the host confirmed the command: nothing to wait for. Should the channel still
+      // open, it is stopped at once; should the host not answer even that within the grace period,
+      // it is treated as gone.
+      const grace = setTimeout(giveUp, KILL_GRACE_MS);
+      grace.unref();
+      void opened.then(
+        ({ ch: late }) => stop(late),
+        () => {},
+      ).finally(() => clearTimeout(grace));
+    });
+    return drive(this.label, { stdin: ch, stdout: ch, stderr: ch.stderr, exited, kill: () => stop(ch), abandon: giveUp }, opts);
   }
 
   async close(): Promise<void> {}
+}
+
+/**
+ * `p`, unless `signal` aborts first: then `cancelled()` at once, and `onLate` is called to deal with
+ * `p` when it comes. A host gone silent never confirms a channel (nor finishes a handshake), and
+ * waiting for it would hold a cancel until ssh2's keepalive gives up on the connection (about 40 s).
+ */
+function untilCancelled<T>(p: Promise<T>, signal: AbortSignal | undefined, cancelled: () => Error, onLate?: () => void): Promise<T> {
+  if (!signal) return p;
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => {
+      reject(cancelled());
+      onLate?.();
+    };
+    if (signal.aborted) return onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
 }
