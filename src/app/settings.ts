@@ -1,5 +1,6 @@
-import Conf from 'conf';
-import { UsageError } from '../core/errors.js';
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { OpsError, UsageError } from '../core/errors.js';
 
 export interface Settings {
   /** Where backups go: a path or any restic backend URL (default: store/ in the home). */
@@ -11,28 +12,56 @@ export interface Settings {
 
 const defaults: Settings = { storeRepository: '', connectTimeoutMs: 15000, refreshMs: 3000 };
 
-/** Settings that are not inventory live in a conf file (settings.json) in the opsdeck home. */
+/**
+ * Settings that are not inventory live in settings.json in the opsdeck home. Read and written here
+ * rather than with the conf package: its atomically/when-exit dependency hooks SIGINT/SIGTERM/SIGHUP
+ * on import and re-sends the signal to opsdeck, so one signal arrived twice ("ignored: already stopping").
+ */
+const settingsFile = (home: string) => join(home, 'settings.json');
+
+function readStored(home: string): Partial<Settings> {
+  let text: string;
+  try {
+    text = readFileSync(settingsFile(home), 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return {};
+    throw err;
+  }
+  try {
+    return JSON.parse(text) as Partial<Settings>;
+  } catch (err) {
+    throw new OpsError(`cannot read ${settingsFile(home)}: ${(err as Error).message}`, 1, 'fix the JSON in that file, or remove it to go back to the defaults');
+  }
+}
+
 export function loadSettings(home: string): Settings {
-  const conf = new Conf<Settings>({ cwd: home, configName: 'settings', defaults, projectName: 'opsdeck' });
-  return { ...defaults, ...conf.store };
+  return { ...defaults, ...readStored(home) };
+}
+
+function store(home: string, settings: Settings): void {
+  // Written beside it and renamed over it: a crash never leaves half a file.
+  const tmp = `${settingsFile(home)}.${process.pid}.tmp`;
+  writeFileSync(tmp, JSON.stringify(settings, undefined, '\t'));
+  renameSync(tmp, settingsFile(home));
 }
 
 const LIMITS: Record<'refreshMs' | 'connectTimeoutMs', [number, number]> = { refreshMs: [500, 600_000], connectTimeoutMs: [1000, 120_000] };
 
 /** Changes one setting after checking it; returns the settings as they now are. */
 export function saveSetting(home: string, key: string, value: string, hasBackups: boolean): Settings {
-  const conf = new Conf<Settings>({ cwd: home, configName: 'settings', defaults, projectName: 'opsdeck' });
+  const settings = loadSettings(home);
   if (key === 'refreshMs' || key === 'connectTimeoutMs') {
     const [lo, hi] = LIMITS[key];
     const n = Number(value);
     if (!Number.isInteger(n) || n < lo || n > hi) throw new UsageError(`invalid ${key} ${JSON.stringify(value)}`, `a whole number of milliseconds from ${lo} to ${hi}`);
-    conf.set(key, n);
+    settings[key] = n;
   } else if (key === 'storeRepository') {
     // The inventory points at snapshots in the current store: moving it would orphan them all.
     if (hasBackups) throw new UsageError('backups are recorded in the current store: changing storeRepository would lose track of them', 'set it before the first backup, or keep a second opsdeck home for the new store');
-    conf.set(key, value);
+    settings[key] = value;
   } else {
     throw new UsageError(`unknown setting ${JSON.stringify(key)}`, `the settings are: ${Object.keys(defaults).join(', ')}`);
   }
-  return { ...defaults, ...conf.store };
+  store(home, settings);
+  return settings;
 }
