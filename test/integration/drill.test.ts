@@ -1,6 +1,7 @@
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { Inventory } from '../../inventory/index.js';
 import { addInstance, cli, homeWithHosts, must, treeState } from '../helpers.js';
 
 /** Every file under dir, recursively. */
@@ -14,17 +15,34 @@ describe('restore drill', () => {
     await addInstance(home, 'lab1', 'dr-prod', 'prod', { version: 'v2.0.0' });
     const scratch = await addInstance(home, 'lab2', 'dr-scratch', 'dev');
     const b = JSON.parse((await must(cli(home, ['backup', 'dr-prod', '--json']))).stdout);
+    // The backup was taken five hours ago: that is the data a real restore would lose (RPO).
+    const takenAt = Date.now() - 5 * 3_600_000;
+    const inv = new Inventory(home);
+    inv.db.prepare('UPDATE backups SET created_at = ? WHERE id = ?').run(new Date(takenAt).toISOString(), b.id);
+    inv.close();
 
+    const t0 = Date.now();
     const r = await cli(home, ['drill', 'dr-prod', '--target', 'dr-scratch', '--yes', '--json']);
+    const wallMs = Date.now() - t0;
     expect(r.code, r.stderr).toBe(0);
     const rep = JSON.parse(r.stdout);
     expect(rep).toMatchObject({ source: 'dr-prod', target: 'dr-scratch', backup: b.id, ok: true });
-    expect(rep.rtoSeconds).toBeGreaterThanOrEqual(0);
-    expect(rep.rpoSeconds).toBeGreaterThanOrEqual(0);
-    expect(rep.steps.map((s: any) => s.ok)).not.toContain(false);
+    const steps = rep.steps as { title: string; ms: number; ok: boolean }[];
+    expect(steps.map((s) => s.ok)).not.toContain(false);
+    expect(steps[0].title).toBe('Verify the backup against its manifest');
+    const answered = steps.findIndex((s) => s.title === 'Check the restored target answers and matches the backup');
+    expect(answered).toBeGreaterThan(1);
+    // RTO is the restore up to a verified, answering target: the steps after the verification up
+    // to that check (the old tree's removal comes after), within the drill's time less the verification.
+    const restoreMs = steps.slice(1, answered + 1).reduce((n, s) => n + s.ms, 0);
+    expect(rep.rtoSeconds).toBeGreaterThanOrEqual(Math.round(restoreMs / 1000));
+    expect(rep.rtoSeconds).toBeLessThanOrEqual(Math.round((wallMs - steps[0].ms) / 1000));
+    // RPO is the backup's age when the drill started.
+    expect(rep.rpoSeconds).toBeGreaterThanOrEqual(Math.round((t0 - takenAt) / 1000));
+    expect(rep.rpoSeconds).toBeLessThanOrEqual(Math.round((t0 + wallMs - takenAt) / 1000));
     const md = readFileSync(rep.file, 'utf8');
-    expect(md).toMatch(/RTO \(restore to a verified, answering target\): \d+ s/);
-    expect(md).toMatch(/RPO \(age of the data restored\): \d+\.\d h/);
+    expect(md).toContain(`RTO (restore to a verified, answering target): ${rep.rtoSeconds} s`);
+    expect(md).toContain('RPO (age of the data restored): 5.0 h');
     expect((await fetch(scratch.url).then((x) => x.text()))).toContain('version v2.0.0');
     expect(JSON.parse((await must(cli(home, ['drills', '--json']))).stdout)[0].id).toBe(rep.id);
   });
