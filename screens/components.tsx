@@ -99,7 +99,7 @@ export function windowStart(selected: number, count: number, height: number): nu
  * A row as runs of text of one colour: neighbouring cells without a colour become one string.
  * Ink's cost per frame grows with the styled pieces it has to measure and cut.
  */
-function segments(columns: Column[], r: string[], selected: boolean): [string, string | undefined][] {
+export function segments(columns: Column[], r: string[], selected: boolean): [string, string | undefined][] {
   const out: [string, string | undefined][] = [];
   columns.forEach((c, j) => {
     const text = fit(r[j] ?? '', c.width) + (j < columns.length - 1 ? ' ' : '');
@@ -112,7 +112,7 @@ function segments(columns: Column[], r: string[], selected: boolean): [string, s
 }
 
 // Cells hold names from hosts (paths, tables, errors): escaped before they are cut to width.
-const fit = (raw: string, w: number) => {
+export const fit = (raw: string, w: number) => {
   const s = printable(raw);
   return s.length > w ? s.slice(0, Math.max(0, w - 1)) + '…' : s.padEnd(w);
 };
@@ -124,7 +124,7 @@ const fit = (raw: string, w: number) => {
  */
 export function Table({ columns, rows, count, row, selected, height, empty, focused = true }: { columns: Column[]; rows?: string[][]; count?: number; row?: (i: number) => string[]; selected: number; height: number; empty?: string; focused?: boolean }) {
   const n = rows ? rows.length : count ?? 0;
-  const get = rows ? (i: number) => rows[i] : row!;
+  const get = rows ? (i: number) => rows[i] : (row ?? (() => []));
   const h = Math.max(1, height - 1 - (n > height - 1 ? 1 : 0));
   const start = windowStart(selected, n, h);
   const visible = Array.from({ length: Math.max(0, Math.min(h, n - start)) }, (_, i) => get(start + i));

@@ -1,9 +1,10 @@
 import type { Backup, Instance, RunRecord } from '../inventory/index.js';
+import type { CompareReport } from '../src/actions/compare.js';
 import type { DrillReport } from '../src/actions/drill.js';
 import type { Sampler } from '../src/health/sampler.js';
 import { operations, type App } from '../src/app/app.js';
 import type { Plan } from '../src/core/plan.js';
-import { errorMessage } from '../src/core/errors.js';
+import { errorMessage, OpsError, UsageError } from '../src/core/errors.js';
 import { reduceRun, type RunState } from './runState.js';
 
 export interface InstanceRow extends Instance {
@@ -15,6 +16,25 @@ export interface InstanceRow extends Instance {
 
 export type Operation = 'backup' | 'restore' | 'update' | 'upgrade' | 'maintenance' | 'clone' | 'compare' | 'drill' | 'watch';
 
+export interface OperationOptions {
+  backup?: string;
+  /** The other instance: clone and drill target, compare's other side, upgrade's tag. */
+  to?: string;
+  mode?: 'on' | 'off';
+}
+
+/** A plan whose checks passed: its steps, to show before asking, and what starts it. */
+export interface Prepared {
+  command: string;
+  steps: { title: string; explain?: string }[];
+  start(): boolean;
+}
+
+/** An action's refusal in one status line, with its fix. */
+function refusal(err: unknown): string {
+  return err instanceof OpsError && err.hint ? `${err.message}; fix: ${err.hint}` : errorMessage(err);
+}
+
 export interface UiState {
   inventoryFile: string;
   instances: InstanceRow[];
@@ -23,8 +43,8 @@ export interface UiState {
   /** The dashboard's environment filter ('' for all): the sampler probes only these. */
   env: string;
   run?: RunState;
-  /** What the last run that finished well handed back (the compare screen draws it). */
-  lastResult?: { command: string; result: unknown };
+  /** What the last run handed back when it was a comparison that finished well (the compare screen draws it). */
+  lastCompare?: CompareReport;
   /** A message for the status line (an operation refused before it started, say). */
   flash?: { level: 'info' | 'error'; text: string };
 }
@@ -98,16 +118,6 @@ export class UiModel {
     return this.app.inv.listDrills();
   }
 
-  /** The steps a drill would run, with what each does, for the wizard to show before it starts. */
-  drillSteps(source: string, target: string, backup: string): { title: string; explain?: string }[] | undefined {
-    try {
-      return operations.drill(this.app, source, { target, backup }).steps.map((s) => ({ title: s.title, explain: s.explain }));
-    } catch (err) {
-      this.flash('error', errorMessage(err));
-      return undefined;
-    }
-  }
-
   backups(instance: string): Backup[] {
     return this.app.inv.listBackups(instance);
   }
@@ -130,38 +140,71 @@ export class UiModel {
     }
   }
 
-  /** Builds a plan (which checks its input) and runs it; errors before the start go to the status line. */
-  start(kind: Operation, instance: string, opts: { backup?: string; to?: string; mode?: 'on' | 'off' } = {}): boolean {
+  /**
+   * Builds a plan, which makes the action's checks (a drill onto a protected instance, an update of an
+   * instance that follows no branch...): a refusal goes to the status line before anything is asked.
+   * What comes back says what would run and starts it once confirmed.
+   */
+  prepare(kind: Operation, instance: string, opts: OperationOptions = {}): Prepared | undefined {
+    try {
+      return this.build(kind, instance, opts);
+    } catch (err) {
+      this.flash('error', refusal(err));
+      return undefined;
+    }
+  }
+
+  /** prepare, then start at once (what needs no confirmation: backup, watch, compare). */
+  start(kind: Operation, instance: string, opts: OperationOptions = {}): boolean {
+    return this.prepare(kind, instance, opts)?.start() ?? false;
+  }
+
+  private build(kind: Operation, instance: string, opts: OperationOptions): Prepared {
+    const a = this.app;
+    const to = () => {
+      if (!opts.to) throw new UsageError(`${kind} needs a target`);
+      return opts.to;
+    };
+    switch (kind) {
+      case 'backup':
+        return this.prepared(operations.backup(a, instance), instance);
+      case 'restore':
+        return this.prepared(operations.restore(a, instance, { backup: opts.backup }), instance);
+      case 'update':
+        return this.prepared(operations.update(a, instance), instance);
+      case 'upgrade':
+        return this.prepared(operations.update(a, instance, { to: to() }), instance);
+      case 'maintenance':
+        return this.prepared(operations.maintenance(a, instance, opts.mode ?? 'on'), instance);
+      case 'clone':
+        return this.prepared(operations.clone(a, instance, to()), instance);
+      case 'compare':
+        return this.prepared(operations.compare(a, instance, to()), instance, (report) => this.set({ lastCompare: report }));
+      case 'drill':
+        return this.prepared(operations.drill(a, instance, { target: to(), backup: opts.backup }), instance);
+      case 'watch':
+        return this.prepared(operations.watch(a, instance), instance);
+    }
+  }
+
+  private prepared<S, R>(plan: Plan<S, R>, instance: string, onResult?: (result: R) => void): Prepared {
+    return { command: plan.command, steps: plan.steps.map((s) => ({ title: s.title, explain: s.explain })), start: () => this.run(plan, instance, onResult) };
+  }
+
+  /** Runs a plan in the run view; one at a time. */
+  private run<S, R>(plan: Plan<S, R>, instance: string, onResult?: (result: R) => void): boolean {
     if (this.running) {
       this.flash('error', 'a run is in progress: wait for it to end');
       return false;
     }
-    let plan: Plan<any, any>;
-    try {
-      const a = this.app;
-      plan = {
-        backup: () => operations.backup(a, instance),
-        restore: () => operations.restore(a, instance, opts),
-        update: () => operations.update(a, instance),
-        upgrade: () => operations.update(a, instance, { to: opts.to! }),
-        maintenance: () => operations.maintenance(a, instance, opts.mode ?? 'on'),
-        clone: () => operations.clone(a, instance, opts.to!),
-        compare: () => operations.compare(a, instance, opts.to!),
-        drill: () => operations.drill(a, instance, { target: opts.to!, backup: opts.backup }),
-        watch: () => operations.watch(a, instance),
-      }[kind]();
-    } catch (err) {
-      this.flash('error', errorMessage(err));
-      return false;
-    }
     this.abort = new AbortController();
-    this.set({ flash: undefined });
-    this.app.engine
+    this.set({ flash: undefined, lastCompare: undefined });
+    void this.app.engine
       .run(plan, { signal: this.abort.signal })
       .then((out) => {
-        if (out.status === 'ok') this.set({ lastResult: { command: plan.command, result: out.result } });
+        if (out.status === 'ok' && out.result !== undefined) onResult?.(out.result);
       })
-      .catch((err) => {
+      .catch((err: unknown) => {
         // Refused before any step ran (a lock held elsewhere, say): show it as a finished run.
         this.set({ run: { command: plan.command, instance, steps: plan.steps.map((s) => ({ name: s.name, title: s.title, status: 'pending' })), logs: [{ level: 'error', message: errorMessage(err) }], startedAt: Date.now(), finished: { status: 'failed', error: errorMessage(err), exitCode: 1, ms: 0 } } });
       })

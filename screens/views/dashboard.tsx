@@ -1,34 +1,86 @@
 import { Box, Text } from 'ink';
-import { fullestDisk, memoryUsed, type HostSample, type InstanceSample } from '../src/health/probes.js';
-import { useSyncExternalStore } from 'react';
-import type { Sampler, SamplerState, Tracked } from '../src/health/sampler.js';
-import { duration, formatBytes, percent } from '../src/core/format.js';
-import { Table, type Column } from './components.js';
-import type { InstanceRow } from './model.js';
-import { sparkline } from './sparkline.js';
+import { fullestDisk, memoryUsed, type HostSample, type InstanceSample } from '../../src/health/probes.js';
+import type { Sampler, SamplerState, Tracked } from '../../src/health/sampler.js';
+import { duration, formatBytes, percent } from '../../src/core/format.js';
+import { drillKey } from '../actions.js';
+import { Table, type Column } from '../components.js';
+import { commandKey, drillsKey, envKey, escBack, filterKey, help, moves, quit } from '../keys.js';
+import { matches, PANELS, type DashboardData, type Panel } from '../listing.js';
+import { metricsCell, stateColor, useLive } from '../live.js';
+import type { InstanceRow } from '../model.js';
+import type { Ctx, ScreenDef } from '../screen.js';
+import { sparkline } from '../sparkline.js';
 
-export type Panel = 'hosts' | 'instances' | 'databases';
-export const PANELS: Panel[] = ['hosts', 'instances', 'databases'];
-
-export interface DashboardData {
-  hosts: string[];
-  instances: InstanceRow[];
-  /** The instances that have a database or app metrics. */
-  databases: InstanceRow[];
-  hostSet: ReadonlySet<string>;
-}
-
-/** What the dashboard lists under the filters: hosts of the instances shown, then instances, then databases. */
-export function dashboardData(instances: InstanceRow[]): DashboardData {
-  // One pass over what may be 10,000 rows: this runs on every key typed into the filter.
-  const hostSet = new Set<string>();
-  const databases: InstanceRow[] = [];
-  for (const i of instances) {
-    hostSet.add(i.host);
-    if (i.dbUrl || i.metrics.length) databases.push(i);
+declare module '../screen.js' {
+  interface Routes {
+    dashboard: object;
   }
-  return { hosts: [...hostSet].sort(), instances, databases, hostSet };
 }
+
+/** The instance under the selection, when the focus is on instances or databases. */
+function selectedInstance(ctx: Ctx): InstanceRow | undefined {
+  const focus = ctx.nav.focus;
+  return focus === 'hosts' ? undefined : ctx.dash()[focus][ctx.selected()];
+}
+
+/** The home screen: live hosts, instances and databases, each a panel the selection moves in. */
+export const dashboard: ScreenDef<'dashboard'> = {
+  selKey: (_route, nav) => `dash:${nav.focus}`,
+  count: (ctx) => ctx.dash()[ctx.nav.focus].length,
+  keys: (ctx) => [
+    ...moves(ctx),
+    { keys: ['tab'], label: 'tab', hint: 'next panel', run: () => void (ctx.nav.focus = PANELS[(PANELS.indexOf(ctx.nav.focus) + 1) % PANELS.length]) },
+    {
+      keys: ['enter'],
+      label: 'enter',
+      hint: 'open',
+      run: () => {
+        if (ctx.nav.focus === 'hosts') {
+          const h = ctx.dash().hosts[ctx.selected()];
+          if (h) ctx.push({ kind: 'host', name: h });
+          return;
+        }
+        const inst = selectedInstance(ctx);
+        if (inst) ctx.push({ kind: 'instance', name: inst.name });
+      },
+    },
+    envKey(ctx),
+    filterKey(ctx),
+    { keys: ['i'], label: 'i', hint: 'instances', run: () => ctx.push({ kind: 'instances' }) },
+    drillKey(ctx, () => selectedInstance(ctx)),
+    drillsKey(ctx),
+    commandKey(ctx),
+    escBack(ctx),
+    help(ctx),
+    quit(ctx),
+  ],
+  render: (ctx) => {
+    const { nav, model } = ctx;
+    const env = model.getState().env;
+    const filter = nav.filter.toLowerCase();
+    return (
+      <Box flexDirection="column">
+        {nav.filtering ? (
+          <Text>
+            /<Text inverse>{nav.filter || ' '}</Text>
+          </Text>
+        ) : null}
+        <DashboardView
+          data={ctx.dash()}
+          shown={(name) => {
+            const r = model.byName(name);
+            return !!r && matches(r, env, filter);
+          }}
+          sampler={model.sampler}
+          sel={{ hosts: nav.sel['dash:hosts'] ?? 0, instances: nav.sel['dash:instances'] ?? 0, databases: nav.sel['dash:databases'] ?? 0 }}
+          focus={nav.focus}
+          height={ctx.bodyHeight - (nav.filtering ? 1 : 0)}
+          width={ctx.cols}
+        />
+      </Box>
+    );
+  },
+};
 
 /** Sparkline width: a minute of samples on a wide terminal, half on a narrow one. */
 const sparkWidth = (width: number) => (width >= 140 ? 12 : 6);
@@ -40,10 +92,9 @@ function stateCell<S extends { ok: boolean }>(t: Tracked<S> | undefined, stale: 
   return stale ? `${v} STALE ${duration((now - (t.at ?? now)) / 1000)}` : v;
 }
 
-export const stateColor = (v: string): string | undefined => (/^(DOWN|PROBLEM|no answer)/.test(v) ? 'red' : /STALE|probing|maintenance/.test(v) ? 'yellow' : /^(up|ok)\b/.test(v) ? 'green' : undefined);
 const sparkColor = () => 'cyan';
 
-export function hostRow(name: string, snap: SamplerState, isStale: (t?: Tracked<unknown>) => boolean, now: number, spark = 12): string[] {
+function hostRow(name: string, snap: SamplerState, isStale: (t?: Tracked<unknown>) => boolean, now: number, spark = 12): string[] {
   const t = snap.hosts.get(name);
   const s: HostSample | undefined = t?.sample;
   const h = t?.history ?? {};
@@ -61,7 +112,7 @@ export function hostRow(name: string, snap: SamplerState, isStale: (t?: Tracked<
   ];
 }
 
-export function instanceRow(i: InstanceRow, snap: SamplerState, isStale: (t?: Tracked<unknown>) => boolean, now: number, spark = 12): string[] {
+function instanceRow(i: InstanceRow, snap: SamplerState, isStale: (t?: Tracked<unknown>) => boolean, now: number, spark = 12): string[] {
   const t = snap.instances.get(i.name);
   const s: InstanceSample | undefined = t?.sample;
   const backup = s ? (s.backupAgeSeconds === null ? 'never' : duration(s.backupAgeSeconds)) : '-';
@@ -78,13 +129,7 @@ export function instanceRow(i: InstanceRow, snap: SamplerState, isStale: (t?: Tr
   ];
 }
 
-export function metricsCell(s: InstanceSample | undefined, history: Record<string, number[]>): string {
-  return Object.entries(s?.metrics ?? {})
-    .map(([k, v]) => (typeof v === 'number' ? `${k} ${v} ${sparkline(history[`metric:${k}`] ?? [], 6, { fromMin: true }).trim()}` : `${k} ERROR`))
-    .join('  ');
-}
-
-export function databaseRow(i: InstanceRow, snap: SamplerState, isStale: (t?: Tracked<unknown>) => boolean, now: number, spark = 12): string[] {
+function databaseRow(i: InstanceRow, snap: SamplerState, isStale: (t?: Tracked<unknown>) => boolean, now: number, spark = 12): string[] {
   const t = snap.instances.get(i.name);
   const s = t?.sample;
   const d = s?.db;
@@ -101,19 +146,7 @@ export function databaseRow(i: InstanceRow, snap: SamplerState, isStale: (t?: Tr
   ];
 }
 
-const off = { subscribe: () => () => {}, getSnapshot: (): SamplerState | undefined => undefined };
-
-/**
- * The sampler's newest snapshot, for the views that draw live data. They subscribe themselves, so a
- * new snapshot redraws them and not the whole console (whose other screens read the inventory).
- */
-export function useLive(sampler: Sampler | undefined): { snap?: SamplerState; isStale: (t?: Tracked<unknown>) => boolean } {
-  const src = sampler ?? off;
-  const snap = useSyncExternalStore(src.subscribe, src.getSnapshot);
-  return { snap, isStale: (t) => !!sampler?.isStale(t) };
-}
-
-export function DashboardView({
+function DashboardView({
   data,
   sampler,
   sel,
