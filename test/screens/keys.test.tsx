@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { render } from 'ink-testing-library';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -6,7 +6,7 @@ import { openApp, type App as OpsApp } from '../../src/app/app.js';
 import { App } from '../../screens/App.js';
 import { UiModel } from '../../screens/model.js';
 import { tick, until } from './frames.js';
-import { addInstance, asLabUser, homeWithHosts, sql, treeState } from '../helpers.js';
+import { addInstance, asLabUser, dbState, homeWithHosts, sql, treeState } from '../helpers.js';
 
 // The console's keys for the runs that change or check an instance (u, c, w) and the :backup
 // command, against the lab: each starts its run, and the screen shows how it ended.
@@ -95,6 +95,40 @@ describe('console keys that start runs', () => {
   // Found by this file: the run view of w shows DONE and nothing of what the watch found (baseline
   // recorded, or which files changed); `opsdeck watch` prints it, the console does not.
   it.todo('w shows what the watch found: the baseline recorded, or each file added, removed or changed');
+
+  it('ctrl-c during a run cancels it: the done steps are undone, the instance as before', async () => {
+    const home = await homeWithHosts(['lab1']);
+    const i = await addInstance(home, 'lab1', 'keys-cancel', 'dev');
+    // The migrate hook migrates, says so, then waits (a long migration): ctrl-c comes while it runs.
+    const migrated = `${i.path}.migrated`;
+    const go = `${i.path}.go`;
+    asLabUser('rm', ['-f', migrated, go]);
+    app = openApp(home);
+    app.inv.updateInstance('keys-cancel', { branch: 'main', hooks: { migrate: ['sh', '-c', `bin/migrate && touch ${migrated} && while [ ! -e ${go} ]; do sleep 0.1; done`] } });
+    const files = treeState(i.path);
+    const db = dbState(i.db);
+    const ui = render(<App model={new UiModel(app)} home="instances" />);
+    try {
+      await until(ui.lastFrame, 'keys-cancel');
+      ui.stdin.write('u');
+      await until(ui.lastFrame, 'Update keys-cancel to the tip of main?');
+      await confirm(ui);
+      await until(() => String(existsSync(migrated)), 'true');
+      ui.stdin.write('\x03');
+      const f = await until(ui.lastFrame, /DONE|FAILED/);
+      expect(f).toMatch(/update keys-cancel \d+ s {2}FAILED, ROLLED BACK/);
+      expect(f).toMatch(/↩ Fetch and check out the new code/);
+      expect(f).toMatch(/↩ Run the migrations/);
+      expect(treeState(i.path)).toEqual(files);
+      expect(dbState(i.db)).toEqual(db);
+      expect(app.inv.listRuns(1)[0]).toMatchObject({ command: 'update', status: 'rolled-back', failedStep: 'migrate' });
+      expect(app.inv.requireInstance('keys-cancel').maintenanceSince).toBeNull();
+    } finally {
+      // A hook the cancel did not stop must not wait forever.
+      asLabUser('touch', [go]);
+      ui.unmount();
+    }
+  });
 
   it(':backup NAME backs up the instance named', async () => {
     const home = await homeWithHosts(['lab1']);
