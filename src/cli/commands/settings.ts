@@ -16,7 +16,7 @@ export function register(program: Command, act: Act): void {
         if (key === undefined) return show(app.settings);
         if (value === undefined) throw new UsageError(`give a value for ${key}`, `for example: opsdeck settings ${key} ${key === 'refreshMs' ? '5000' : '...'}`);
         const known = (k: string): k is keyof Settings => k in app.settings;
-        return runChange(app, g, 'settings', { key, value, previous: known(key) ? app.settings[key] : null }, () => show(saveSetting(app.home, key, value, app.inv.listBackups().length > 0)));
+        return runChange(app, g, 'settings', { setting: key, value, previous: known(key) ? app.settings[key] : null }, () => show(saveSetting(app.home, key, value, app.inv.listBackups().length > 0)));
       }),
     );
 }
