@@ -4,8 +4,10 @@ import { hostname, userInfo } from 'node:os';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { LockedError, UsageError } from '../src/core/errors.js';
+import type { Policy } from '../src/core/retention.js';
 import { ensureHome } from './home.js';
 import { MIGRATIONS } from './migrations.js';
+import type { BackupRow, EnvRow, HalfRestoredRow, HostRow, InstanceRow, LockRow, NameRow, NotifyRow, RunRow, StepRow } from './rows.js';
 import { SecretBox } from './secrets.js';
 
 export interface Env {
@@ -97,6 +99,24 @@ export interface Backup {
   verifyFailed?: boolean;
   /** The run that took it, for the audit trail. */
   runId: number | null;
+}
+
+/** What a restore drill proved, as stored and shown (drills, the console, the report file). */
+export interface DrillReport {
+  id: string;
+  source: string;
+  target: string;
+  backup: string;
+  backupTakenAt: string;
+  /** Recovery point: how old the data restored was. */
+  rpoSeconds: number;
+  /** Recovery time: from the start of the restore to a verified, answering target. */
+  rtoSeconds: number;
+  steps: { title: string; ms: number; ok: boolean }[];
+  file: string;
+  ok: boolean;
+  /** What failed, when the drill did not pass. */
+  error?: string;
 }
 
 export interface RunRecord {
@@ -233,15 +253,15 @@ export class Inventory {
     return this.getEnv(name)!;
   }
   getEnv(name: string): Env | undefined {
-    const r = this.sql('SELECT * FROM envs WHERE name = ?').get(name) as any;
+    const r = this.sql('SELECT * FROM envs WHERE name = ?').get(name) as EnvRow | undefined;
     return r && { name: r.name, protected: !!r.protected, createdAt: r.created_at };
   }
   /** The retention policy set for an environment, if any. */
-  retentionOf(name: string): { daily: number; weekly: number; monthly: number; yearly: number } | undefined {
+  retentionOf(name: string): Policy | undefined {
     const r = this.sql('SELECT retention FROM envs WHERE name = ?').get(name) as { retention: string | null } | undefined;
     return r?.retention ? JSON.parse(r.retention) : undefined;
   }
-  setRetention(name: string, policy: { daily: number; weekly: number; monthly: number; yearly: number } | null): void {
+  setRetention(name: string, policy: Policy | null): void {
     this.requireEnv(name);
     this.sql('UPDATE envs SET retention = ? WHERE name = ?').run(policy ? JSON.stringify(policy) : null, name);
   }
@@ -258,7 +278,7 @@ export class Inventory {
     this.sql('UPDATE envs SET max_backup_age = ? WHERE name = ?').run(age, name);
   }
   listEnvs(): Env[] {
-    return (this.sql('SELECT * FROM envs ORDER BY name').all() as any[]).map((r) => ({ name: r.name, protected: !!r.protected, createdAt: r.created_at }));
+    return (this.sql('SELECT * FROM envs ORDER BY name').all() as EnvRow[]).map((r) => ({ name: r.name, protected: !!r.protected, createdAt: r.created_at }));
   }
   requireEnv(name: string): Env {
     const e = this.getEnv(name);
@@ -279,7 +299,7 @@ export class Inventory {
     this.sql('UPDATE hosts SET become = ? WHERE name = ?').run(user, name);
   }
   getHost(name: string): Host | undefined {
-    const r = this.sql('SELECT * FROM hosts WHERE name = ?').get(name) as any;
+    const r = this.sql('SELECT * FROM hosts WHERE name = ?').get(name) as HostRow | undefined;
     return r && rowToHost(r);
   }
   requireHost(name: string): Host {
@@ -288,18 +308,18 @@ export class Inventory {
     return h;
   }
   listHosts(): Host[] {
-    return (this.sql('SELECT * FROM hosts ORDER BY name').all() as any[]).map(rowToHost);
+    return (this.sql('SELECT * FROM hosts ORDER BY name').all() as HostRow[]).map(rowToHost);
   }
   pinHostKey(name: string, fingerprint: string): void {
     this.sql('UPDATE hosts SET host_key = ? WHERE name = ?').run(fingerprint, name);
   }
   removeHost(name: string): void {
     this.requireHost(name);
-    const users = this.sql('SELECT name FROM instances WHERE host = ?').all(name) as any[];
+    const users = this.sql('SELECT name FROM instances WHERE host = ?').all(name) as NameRow[];
     if (users.length) {
       throw new UsageError(`host ${name} still has instances: ${users.map((u) => u.name).join(', ')}`, 'remove or move those instances first');
     }
-    const jumps = this.sql('SELECT name FROM hosts WHERE jump = ?').all(name) as any[];
+    const jumps = this.sql('SELECT name FROM hosts WHERE jump = ?').all(name) as NameRow[];
     if (jumps.length) throw new UsageError(`host ${name} is the jump host of ${jumps.map((u) => u.name).join(', ')}`, 'change or remove those hosts first');
     this.sql('DELETE FROM hosts WHERE name = ?').run(name);
   }
@@ -312,7 +332,7 @@ export class Inventory {
     if (this.getInstance(i.name)) throw new UsageError(`instance ${i.name} already exists`, `see it with: opsdeck instance show ${i.name}`);
     this.requireHost(i.host);
     this.requireEnv(i.env);
-    const clash = this.sql('SELECT name FROM instances WHERE host = ? AND path = ?').get(i.host, i.path) as any;
+    const clash = this.sql('SELECT name FROM instances WHERE host = ? AND path = ?').get(i.host, i.path) as NameRow | undefined;
     if (clash) throw new UsageError(`instance ${clash.name} already lives at ${i.host}:${i.path}`, 'one directory holds one instance');
     this.refuseNested(i.name, i.host, i.path);
     const sealed = i.dbPassword ? this.secrets.seal(i.dbPassword) : null;
@@ -349,7 +369,7 @@ export class Inventory {
     );
   }
   getInstance(name: string): Instance | undefined {
-    const r = this.sql('SELECT * FROM instances WHERE name = ?').get(name) as any;
+    const r = this.sql('SELECT * FROM instances WHERE name = ?').get(name) as InstanceRow | undefined;
     return r && rowToInstance(r);
   }
   requireInstance(name: string): Instance {
@@ -358,11 +378,11 @@ export class Inventory {
     return i;
   }
   listInstances(): Instance[] {
-    return (this.sql('SELECT * FROM instances ORDER BY env, name').all() as any[]).map(rowToInstance);
+    return (this.sql('SELECT * FROM instances ORDER BY env, name').all() as InstanceRow[]).map(rowToInstance);
   }
   /** The plain database password of an instance, for the one process that needs it. */
   dbPassword(name: string): string | undefined {
-    const r = this.sql('SELECT db_secret FROM instances WHERE name = ?').get(name) as any;
+    const r = this.sql('SELECT db_secret FROM instances WHERE name = ?').get(name) as Pick<InstanceRow, 'db_secret'> | undefined;
     return r?.db_secret ? this.secrets.open(r.db_secret) : undefined;
   }
   /** Changes an instance's settings in one transaction; only the fields given change. */
@@ -389,7 +409,7 @@ export class Inventory {
       .run(b.id, b.instance, b.kind, b.createdAt, JSON.stringify(b.manifest), b.verifiedAt, b.runId);
   }
   getBackup(id: string): Backup | undefined {
-    const r = this.sql('SELECT * FROM backups WHERE id = ?').get(id) as any;
+    const r = this.sql('SELECT * FROM backups WHERE id = ?').get(id) as BackupRow | undefined;
     return r && rowToBackup(r);
   }
   requireBackup(id: string): Backup {
@@ -401,7 +421,7 @@ export class Inventory {
     const rows = instance
       ? this.sql('SELECT * FROM backups WHERE instance = ? ORDER BY created_at DESC, id DESC').all(instance)
       : this.sql('SELECT * FROM backups ORDER BY created_at DESC, id DESC').all();
-    return (rows as any[]).map(rowToBackup);
+    return (rows as BackupRow[]).map(rowToBackup);
   }
   /** The newest backup of these kinds, leaving out those whose last verification failed. */
   latestBackup(instance: string, kinds: Backup['kind'][] = ['manual'], opts: { includeFailed?: boolean } = {}): Backup | undefined {
@@ -447,7 +467,8 @@ export class Inventory {
   recordWatchCheck(instance: string, changes: number): void {
     this.sql('UPDATE watch_baselines SET checked_at = ?, changes = ? WHERE instance = ?').run(now(), changes, instance);
   }
-  getWatchBaseline(instance: string): { takenAt: string; entries: [string, any][] } | undefined {
+  /** The baseline as watch wrote it: E is the entry type its writer gave setWatchBaseline. */
+  getWatchBaseline<E>(instance: string): { takenAt: string; entries: [string, E][] } | undefined {
     const r = this.sql('SELECT taken_at, data FROM watch_baselines WHERE instance = ?').get(instance) as { taken_at: string; data: Buffer } | undefined;
     return r && { takenAt: r.taken_at, entries: JSON.parse(gunzipSync(r.data).toString('utf8')) };
   }
@@ -456,7 +477,7 @@ export class Inventory {
   addDrill(r: { id: string; source: string; target: string; backup: string; ok: boolean }): void {
     this.sql('INSERT INTO drills (id, source, target, backup_id, created_at, ok, report) VALUES (?, ?, ?, ?, ?, ?, ?)').run(r.id, r.source, r.target, r.backup, now(), r.ok ? 1 : 0, JSON.stringify(r));
   }
-  listDrills(source?: string): any[] {
+  listDrills(source?: string): DrillReport[] {
     const rows = source ? this.sql('SELECT report FROM drills WHERE source = ? ORDER BY created_at DESC').all(source) : this.sql('SELECT report FROM drills ORDER BY created_at DESC').all();
     return (rows as { report: string }[]).map((r) => JSON.parse(r.report));
   }
@@ -468,7 +489,7 @@ export class Inventory {
   }
   /** Channels with their secrets opened, for the notifier only. */
   notifyChannels(): { kind: 'email' | 'webhook'; config: Record<string, string>; secret: string | null }[] {
-    return (this.sql('SELECT * FROM notify ORDER BY kind').all() as any[]).map((r) => ({ kind: r.kind, config: JSON.parse(r.config), secret: r.secret ? this.secrets.open(r.secret) : null }));
+    return (this.sql('SELECT * FROM notify ORDER BY kind').all() as NotifyRow[]).map((r) => ({ kind: r.kind as 'email' | 'webhook', config: JSON.parse(r.config), secret: r.secret ? this.secrets.open(r.secret) : null }));
   }
   removeNotify(kind: string): boolean {
     return this.sql('DELETE FROM notify WHERE kind = ?').run(kind).changes > 0;
@@ -493,10 +514,10 @@ export class Inventory {
     const rows = instance
       ? this.sql('SELECT * FROM runs WHERE instance = ? ORDER BY id DESC LIMIT ?').all(instance, limit)
       : this.sql('SELECT * FROM runs ORDER BY id DESC LIMIT ?').all(limit);
-    return (rows as any[]).map((r) => this.alive(rowToRun(r)));
+    return (rows as RunRow[]).map((r) => this.alive(rowToRun(r)));
   }
   getRun(id: number): RunRecord | undefined {
-    const r = this.sql('SELECT * FROM runs WHERE id = ?').get(id);
+    const r = this.sql('SELECT * FROM runs WHERE id = ?').get(id) as RunRow | undefined;
     return r ? this.alive(rowToRun(r)) : undefined;
   }
   /** Ties the instance's lock to its run, so a run whose process died can be told from one still going. */
@@ -515,7 +536,7 @@ export class Inventory {
     return holds ? r : { ...r, status: 'interrupted' };
   }
   runSteps(runId: number): StepRecord[] {
-    return (this.sql('SELECT * FROM run_steps WHERE run_id = ? ORDER BY seq, rowid').all(runId) as any[]).map((r) => ({
+    return (this.sql('SELECT * FROM run_steps WHERE run_id = ? ORDER BY seq, rowid').all(runId) as StepRow[]).map((r) => ({
       runId: r.run_id,
       seq: r.seq,
       name: r.name,
@@ -541,7 +562,7 @@ export class Inventory {
     const mine = procStart(process.pid);
     this.db.transaction(() => {
       for (const { instance, command } of wanted) {
-        const held = this.sql('SELECT * FROM locks WHERE instance = ?').get(instance) as any;
+        const held = this.sql('SELECT * FROM locks WHERE instance = ?').get(instance) as LockRow | undefined;
         if (held) {
           const lock = rowToLock(held);
           if (!lockIsStale(lock)) throw lockedError(lock);
@@ -556,7 +577,7 @@ export class Inventory {
     this.sql('DELETE FROM locks WHERE instance = ? AND pid = ? AND host = ?').run(instance, process.pid, hostname());
   }
   getLock(instance: string): LockRecord | undefined {
-    const r = this.sql('SELECT * FROM locks WHERE instance = ?').get(instance);
+    const r = this.sql('SELECT * FROM locks WHERE instance = ?').get(instance) as LockRow | undefined;
     return r ? rowToLock(r) : undefined;
   }
   /** Removes exactly this lock (not one taken since by another run): for opsdeck unlock. */
@@ -564,7 +585,7 @@ export class Inventory {
     return this.sql('DELETE FROM locks WHERE instance = ? AND pid = ? AND host = ? AND started_at = ?').run(l.instance, l.pid, l.host, l.startedAt).changes > 0;
   }
   listLocks(): LockRecord[] {
-    return (this.sql('SELECT * FROM locks').all() as any[]).map(rowToLock);
+    return (this.sql('SELECT * FROM locks').all() as LockRow[]).map(rowToLock);
   }
 
   // ---- half-restored instances: a restore's critical section, recorded so a crash inside it is noticed
@@ -576,11 +597,11 @@ export class Inventory {
     ).run(r.instance, r.runId, r.command, r.phase, r.safetyBackup, r.staging, r.old, r.dbTouched ? 1 : 0, now());
   }
   getHalfRestored(instance: string): HalfRestored | undefined {
-    const r = this.sql('SELECT * FROM half_restored WHERE instance = ?').get(instance) as any;
+    const r = this.sql('SELECT * FROM half_restored WHERE instance = ?').get(instance) as HalfRestoredRow | undefined;
     return r && rowToHalf(r);
   }
   listHalfRestored(): HalfRestored[] {
-    return (this.sql('SELECT * FROM half_restored ORDER BY instance').all() as any[]).map(rowToHalf);
+    return (this.sql('SELECT * FROM half_restored ORDER BY instance').all() as HalfRestoredRow[]).map(rowToHalf);
   }
   /** Clears the record of this run only (a later run's record is not this one's to clear). */
   clearHalfRestored(instance: string, runId: number): void {
@@ -605,11 +626,11 @@ export interface HalfRestored {
   since: string;
 }
 
-function rowToHalf(r: any): HalfRestored {
+function rowToHalf(r: HalfRestoredRow): HalfRestored {
   return { instance: r.instance, runId: r.run_id, command: r.command, phase: r.phase, safetyBackup: r.safety_backup, staging: r.staging, old: r.old, dbTouched: !!r.db_touched, since: r.since };
 }
 
-function rowToLock(r: any): LockRecord {
+function rowToLock(r: LockRow): LockRecord {
   return { instance: r.instance, runId: r.run_id, pid: r.pid, host: r.host, user: r.user, command: r.command, startedAt: r.started_at, procStart: r.proc_start ?? null };
 }
 
@@ -657,7 +678,7 @@ function safeUser(): string {
   }
 }
 
-function rowToHost(r: any): Host {
+function rowToHost(r: HostRow): Host {
   return { name: r.name, address: r.address, port: r.port, user: r.user, keyFile: r.key_file, jump: r.jump, hostKey: r.host_key, become: r.become ?? null, createdAt: r.created_at };
 }
 /** A JSON column, skipping the parse for the empty values most rows hold (10,000 rows load in one go). */
@@ -665,7 +686,7 @@ function json<T extends object>(v: string | null, empty: T): T {
   return v === null || v === '{}' || v === '[]' ? (Array.isArray(empty) ? ([] as unknown as T) : ({} as T)) : JSON.parse(v);
 }
 
-function rowToInstance(r: any): Instance {
+function rowToInstance(r: InstanceRow): Instance {
   return {
     name: r.name,
     host: r.host,
@@ -685,7 +706,7 @@ function rowToInstance(r: any): Instance {
     metrics: json(r.metrics, []),
   };
 }
-function rowToBackup(r: any): Backup {
+function rowToBackup(r: BackupRow): Backup {
   return {
     id: r.id,
     instance: r.instance,
@@ -697,7 +718,7 @@ function rowToBackup(r: any): Backup {
     runId: r.run_id,
   };
 }
-function rowToRun(r: any): RunRecord {
+function rowToRun(r: RunRow): RunRecord {
   return {
     id: r.id,
     startedAt: r.started_at,

@@ -14,7 +14,7 @@ export interface InventoryDocument {
   format: 'opsdeck-inventory';
   version: 1;
   exportedAt: string;
-  envs: { name: string; protected: boolean; retention: { daily: number; weekly: number; monthly: number; yearly: number } | null; maxBackupAge: string | null }[];
+  envs: { name: string; protected: boolean; retention: Policy | null; maxBackupAge: string | null }[];
   hosts: Omit<Host, 'createdAt'>[];
   instances: Pick<Instance, 'name' | 'host' | 'path' | 'env' | 'url' | 'dbUrl' | 'branch' | 'hooks' | 'health' | 'localPaths' | 'watchExcludes' | 'metrics'>[];
 }
@@ -101,11 +101,12 @@ function at<T>(where: string, field: string, check: () => T): T {
   }
 }
 /** null and undefined are "not set"; anything else goes through the check. */
-const optional = <T>(v: unknown, check: (v: any) => T): T | null => (v === null || v === undefined ? null : check(v));
-const list = <T>(v: unknown, what: string, check: (v: any) => T): T[] => {
+// The checks validate at run time what the file holds: `as A` hands them the unknown value to check.
+const optional = <A, T>(v: unknown, check: (v: A) => T): T | null => (v === null || v === undefined ? null : check(v as A));
+const list = <A, T>(v: unknown, what: string, check: (v: A) => T): T[] => {
   if (v === null || v === undefined) return [];
   if (!Array.isArray(v)) throw new UsageError(`${what} must be a list, not ${JSON.stringify(v)}`);
-  return v.map(check);
+  return v.map((e) => check(e as A));
 };
 const flag = (v: unknown): boolean => {
   if (v === undefined || v === null) return false;
@@ -127,8 +128,8 @@ function checkDocument(doc: InventoryDocument, normalizeDbUrl: (url: string) => 
       name: at(where, 'name', () => checkName('environment', e.name)),
       protected: at(where, 'protected', () => flag(e.protected)),
       retention: at(where, 'retention', () =>
-        optional(e.retention, (r) => {
-          if (typeof r !== 'object' || Array.isArray(r)) throw new UsageError(`${JSON.stringify(r)} is not a retention policy`, 'give { "daily": N, "weekly": N, "monthly": N, "yearly": N }');
+        optional(e.retention, (r: unknown) => {
+          if (typeof r !== 'object' || r === null || Array.isArray(r)) throw new UsageError(`${JSON.stringify(r)} is not a retention policy`, 'give { "daily": N, "weekly": N, "monthly": N, "yearly": N }');
           return checkPolicy(r);
         }),
       ),
@@ -150,7 +151,7 @@ function checkDocument(doc: InventoryDocument, normalizeDbUrl: (url: string) => 
       port: at(where, 'port', () => checkPort(h.port)),
       user: at(where, 'user', () => checkUser(h.user)),
       keyFile: at(where, 'keyFile', () => optional(h.keyFile, checkKeyFile)),
-      jump: at(where, 'jump', () => optional(h.jump, (j) => checkName('host', j))),
+      jump: at(where, 'jump', () => optional(h.jump, (j: string) => checkName('host', j))),
       hostKey: at(where, 'hostKey', () => optional(h.hostKey, checkFingerprint)),
       // The user trees are reached as (sudo -n -u USER): the check host add --become makes.
       ...('become' in h ? { become: at(where, 'become', () => optional((h as { become?: unknown }).become, checkUser)) } : {}),

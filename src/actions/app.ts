@@ -1,5 +1,5 @@
 import type { HookKind, Instance } from '../../inventory/index.js';
-import type { StepContext } from '../core/plan.js';
+import type { StepIO } from '../core/plan.js';
 import { withSecretFromStdin } from '../remote/quote.js';
 import { CommandError, run } from '../remote/shell.js';
 import { OpsError, UsageError } from '../core/errors.js';
@@ -17,7 +17,7 @@ const MAINTENANCE_PAGE = '<!doctype html><html><head><title>Down for maintenance
  * as PG* variables (the password on stdin, never in argv), so a migrate script can just call psql.
  * Returns false when the instance has no such hook.
  */
-export async function runHook(deps: Deps, inst: Instance, kind: HookKind, ctx: StepContext<unknown>): Promise<boolean> {
+export async function runHook(deps: Deps, inst: Instance, kind: HookKind, ctx: StepIO): Promise<boolean> {
   const argv = inst.hooks[kind];
   if (!argv?.length) return false;
   const db = dbFor(deps, inst);
@@ -41,7 +41,7 @@ export async function runHook(deps: Deps, inst: Instance, kind: HookKind, ctx: S
   return true;
 }
 
-export async function maintenanceOn(deps: Deps, inst: Instance, ctx: StepContext<unknown>): Promise<void> {
+export async function maintenanceOn(deps: Deps, inst: Instance, ctx: StepIO): Promise<void> {
   if (!(await runHook(deps, inst, 'maintenance-on', ctx))) {
     // The temp name is removed first: a symlink planted under it (the tree may come from anywhere)
     // would make cat write through it, outside the instance. mv replaces a link, never its target.
@@ -51,7 +51,7 @@ export async function maintenanceOn(deps: Deps, inst: Instance, ctx: StepContext
   ctx.log(`${inst.name} is in maintenance`);
 }
 
-export async function maintenanceOff(deps: Deps, inst: Instance, ctx: StepContext<unknown>): Promise<void> {
+export async function maintenanceOff(deps: Deps, inst: Instance, ctx: StepIO): Promise<void> {
   if (!(await runHook(deps, inst, 'maintenance-off', ctx))) {
     await run(shellFor(deps, inst), ['rm', '-f', '--', `${inst.path}/${MAINTENANCE_FILE}`]);
   }
@@ -60,7 +60,7 @@ export async function maintenanceOff(deps: Deps, inst: Instance, ctx: StepContex
 }
 
 /** Health with a few tries: an app just restarted may need a moment to answer. */
-export async function requireHealthy(inst: Instance, ctx: StepContext<unknown>, tries = 5): Promise<void> {
+export async function requireHealthy(inst: Instance, ctx: StepIO, tries = 5): Promise<void> {
   let last: HealthResult | undefined;
   for (let i = 0; i < tries; i++) {
     if (i) await new Promise((r) => setTimeout(r, 1000));

@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import type { Backup, Instance, Manifest } from '../../inventory/index.js';
 import { dumpArgv } from '../databases/postgres.js';
-import type { Plan, StepContext } from '../core/plan.js';
+import type { Plan, StepIO } from '../core/plan.js';
 import { CommandError, run } from '../remote/shell.js';
-import { OpsError } from '../core/errors.js';
+import { errorMessage, OpsError } from '../core/errors.js';
 import { dbFor, loginShellFor, shellFor, type Deps } from '../deps/deps.js';
 import { CopyCounter, Meter, TarScanner } from './meter.js';
 import { progressSum, relay, together } from './relay.js';
@@ -38,7 +38,7 @@ export async function treeKey(deps: Deps, inst: Instance): Promise<string | unde
  * stat fingerprint matches a stored backup's is not streamed again: that snapshot already holds it
  * (restic skips unchanged files by the same kind of stat data).
  */
-export async function backupCode(deps: Deps, inst: Instance, id: string, ctx: StepContext<unknown>, reuse = false): Promise<NonNullable<Manifest['code']>> {
+export async function backupCode(deps: Deps, inst: Instance, id: string, ctx: StepIO, reuse = false): Promise<NonNullable<Manifest['code']>> {
   const key = await treeKey(deps, inst);
   if (reuse && key) {
     const same = deps.inv.backupForTree(inst.name, key);
@@ -53,7 +53,7 @@ export async function backupCode(deps: Deps, inst: Instance, id: string, ctx: St
   // As the host's become user when it has one (shellFor): it can read the whole tree. Owners are
   // stored as numbers: a restore as root gives back exactly these.
   const argv = ['tar', '--numeric-owner', '-C', inst.path, '-cf', '-', '.'];
-  const snap = await guardTagged(deps, id, () =>
+  const snap = await guardTagged(deps, id, ctx, () =>
     relay(
       meter,
       async (sink, signal) => {
@@ -71,13 +71,13 @@ export async function backupCode(deps: Deps, inst: Instance, id: string, ctx: St
 }
 
 /** Streams pg_dump from the host into the store; the password reaches pg_dump on its stdin. */
-export async function backupDatabase(deps: Deps, inst: Instance, id: string, ctx: StepContext<unknown>): Promise<NonNullable<Manifest['db']>> {
+export async function backupDatabase(deps: Deps, inst: Instance, id: string, ctx: StepIO): Promise<NonNullable<Manifest['db']>> {
   const db = dbFor(deps, inst)!;
   const shell = loginShellFor(deps, inst);
   const rows = new CopyCounter();
   const meter = new Meter({ sql: rows, onBytes: (n) => ctx.progress(n) });
   const argv = dumpArgv(db.target);
-  const snap = await guardTagged(deps, id, () =>
+  const snap = await guardTagged(deps, id, ctx, () =>
     relay(
       meter,
       async (sink, signal) => {
@@ -94,11 +94,14 @@ export async function backupDatabase(deps: Deps, inst: Instance, id: string, ctx
 }
 
 /** On any failure, whatever restic stored under this backup's tag is dropped before the error goes on. */
-async function guardTagged<T>(deps: Deps, id: string, fn: () => Promise<T>): Promise<T> {
+async function guardTagged<T>(deps: Deps, id: string, ctx: StepIO, fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (err) {
-    await deps.store.discardTagged(`backup=${id}`).catch(() => {});
+    await deps.store.discardTagged(`backup=${id}`).catch((e: unknown) => {
+      // The first error is the one to report; the leftover is said, and backups prune drops it.
+      ctx.log(`could not drop what the failed backup ${id} left in the store (${errorMessage(e)}): backups prune drops it later`, 'warn');
+    });
     throw err;
   }
 }
@@ -107,9 +110,9 @@ async function guardTagged<T>(deps: Deps, id: string, fn: () => Promise<T>): Pro
  * Streams the code tree and the database into the store side by side: they share nothing but the
  * SSH connection, so together they take about as long as the code tree alone.
  */
-export async function snapshotInstance(deps: Deps, inst: Instance, id: string, ctx: StepContext<unknown>, sizeHint?: number, withCode = true, reuse = false): Promise<Manifest> {
+export async function snapshotInstance(deps: Deps, inst: Instance, id: string, ctx: StepIO, sizeHint?: number, withCode = true, reuse = false): Promise<Manifest> {
   const slot = progressSum(ctx.progress, sizeHint);
-  const sub = (i: number, signal: AbortSignal): StepContext<unknown> => ({ ...ctx, signal, progress: slot(i) });
+  const sub = (i: number, signal: AbortSignal): StepIO => ({ ...ctx, signal, progress: slot(i) });
   const [code, db] = await together<[Manifest['code'] | undefined, Manifest['db'] | undefined]>(ctx.signal, [
     async (signal) => (withCode ? backupCode(deps, inst, id, sub(0, signal), reuse) : undefined),
     async (signal) => (inst.dbUrl ? backupDatabase(deps, inst, id, sub(1, signal)) : undefined),
@@ -125,7 +128,7 @@ export function recordBackup(deps: Deps, instance: string, kind: Backup['kind'],
 }
 
 /** A full backup of an instance (an unchanged tree reuses its stored snapshot), recorded. */
-export async function takeBackup(deps: Deps, inst: Instance, ctx: StepContext<unknown>, kind: Backup['kind'] = 'manual'): Promise<Backup> {
+export async function takeBackup(deps: Deps, inst: Instance, ctx: StepIO, kind: Backup['kind'] = 'manual'): Promise<Backup> {
   const id = newBackupId();
   return recordBackup(deps, inst.name, kind, id, await snapshotInstance(deps, inst, id, ctx, undefined, true, true));
 }
@@ -163,7 +166,7 @@ export function backupSteps(deps: Deps, inst: Instance, kind: Backup['kind']) {
       title: inst.dbUrl ? 'Back up the code tree and the database' : 'Back up the code tree',
       explain: 'Streams a tar of the code tree and pg_dump of the database into the store side by side, hashing both and counting rows.',
       run: async (ctx) => {
-        ctx.state.manifest = await snapshotInstance(deps, inst, ctx.state.id, ctx as StepContext<unknown>, ctx.state.sizeHint);
+        ctx.state.manifest = await snapshotInstance(deps, inst, ctx.state.id, ctx, ctx.state.sizeHint);
       },
       undo: async (ctx) => deps.store.discardTagged(`backup=${ctx.state.id}`),
     },

@@ -1,11 +1,11 @@
 import type { Backup } from '../../inventory/index.js';
-import type { Plan, StepContext } from '../core/plan.js';
+import type { Plan } from '../core/plan.js';
 import { UsageError } from '../core/errors.js';
 import { parseAge } from '../core/format.js';
 export { parseAge };
 import { maintenanceOff, maintenanceOn } from './app.js';
 import type { Deps } from '../deps/deps.js';
-import { leaveCriticalSection, restoreSteps, restoreUndoFailed, type RestoreResult, type RestoreState } from './restore.js';
+import { leaveCriticalSection, oldOf, stagingOf, restoreSteps, restoreUndoFailed, type RestoreResult, type RestoreState } from './restore.js';
 import { rebaselineStep } from './watch.js';
 
 export interface CloneOptions {
@@ -42,19 +42,17 @@ export function clonePlan(deps: Deps, sourceName: string, targetName: string, op
   }
 
   const state: RestoreState = {
-    backup: chosen ?? ({ id: '(live)', instance: source.name, kind: 'manual', createdAt: '', manifest: {}, verifiedAt: null, runId: null } as Backup),
+    // Live: straight from host to host, no detour through the store.
+    from: chosen ? { backup: chosen } : { live: source },
     target,
-    staging: `${target.path}.opsdeck-incoming`,
-    old: `${target.path}.opsdeck-previous`,
+    staging: stagingOf(target.path),
+    old: oldOf(target.path),
     dbCommitted: false,
     swapped: false,
     parts,
-    // Live: straight from host to host, no detour through the store.
-    direct: chosen ? undefined : source,
     safetyCode: deps.inv.requireEnv(target.env).protected,
   };
-  const u = (ctx: StepContext<RestoreState>) => ctx as StepContext<unknown>;
-  const [check, ...rest] = restoreSteps(deps);
+  const restore = restoreSteps(deps);
   return {
     command: 'clone',
     params: { source: source.name, target: target.name, ...opts },
@@ -66,24 +64,26 @@ export function clonePlan(deps: Deps, sourceName: string, targetName: string, op
       chosen
         ? { name: 'source', title: `Use backup ${chosen.id} of ${source.name} (taken ${chosen.createdAt})`, run: async () => {} }
         : { name: 'source', title: `Copy ${source.name} as it is now, host to host`, run: async () => {} },
-      check,
+      restore.check,
       {
         name: 'maintenance-on',
         title: `Put ${target.name} in maintenance`,
-        run: async (ctx) => maintenanceOn(deps, target, u(ctx)),
-        undo: async (ctx) => maintenanceOff(deps, target, u(ctx)),
+        run: async (ctx) => maintenanceOn(deps, target, ctx),
+        undo: async (ctx) => maintenanceOff(deps, target, ctx),
       },
-      ...rest,
+      restore.data,
+      restore.swap,
+      restore.cleanup,
       {
         name: 'maintenance-off',
         title: `Take ${target.name} out of maintenance`,
-        run: async (ctx) => maintenanceOff(deps, target, u(ctx)),
+        run: async (ctx) => maintenanceOff(deps, target, ctx),
       },
       rebaselineStep<RestoreState>(deps, target.name),
     ],
     undoFailed: (s) => restoreUndoFailed(deps, s),
     finally: async (s, status) => leaveCriticalSection(deps, s, status),
-    result: (s) => ({ source: source.name, backup: s.direct ? null : s.backup.id, instance: source.name, target: target.name, safetyBackup: s.safety?.id ?? null }),
+    result: (s) => ({ source: source.name, backup: s.from.backup?.id ?? null, instance: source.name, target: target.name, safetyBackup: s.safety?.id ?? null }),
     preview: async () => [
       `would copy ${parts.code && parts.db ? 'the code tree and the database' : parts.code ? 'the code tree' : 'the database'} of ${source.name} ${chosen ? `as backed up at ${chosen.createdAt} (${chosen.id})` : 'as it is now'} onto ${target.name} (${target.host}:${target.path})`,
       `${target.name} keeps its URL, database credentials and hooks${target.localPaths.length ? ` and its own ${target.localPaths.join(', ')}` : ''}; its current state is saved first as a safety backup`,

@@ -1,16 +1,18 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Plan, StepContext } from '../core/plan.js';
+import type { Backup, DrillReport } from '../../inventory/index.js';
+import type { Plan, Step, StepContext } from '../core/plan.js';
 import { psqlArgv, quoteQualified } from '../databases/postgres.js';
 import { CommandError } from '../remote/shell.js';
 import { errorMessage, OpsError, UsageError } from '../core/errors.js';
 import { formatBytes } from '../core/format.js';
 import { requireHealthy } from './app.js';
 import { dbFor, loginShellFor, type Deps } from '../deps/deps.js';
-import { leaveCriticalSection, pickBackup, restoreSteps, restoreUndoFailed, type RestoreState } from './restore.js';
+import { leaveCriticalSection, oldOf, stagingOf, pickBackup, restoreSteps, restoreUndoFailed, type RestoreState } from './restore.js';
 import { verifyPlan } from './verify.js';
 
 export interface DrillState extends RestoreState {
+  backup: Backup;
   source: string;
   startedAt: number;
   restoreStartedAt?: number;
@@ -21,22 +23,7 @@ export interface DrillState extends RestoreState {
   report?: DrillReport;
 }
 
-export interface DrillReport {
-  id: string;
-  source: string;
-  target: string;
-  backup: string;
-  backupTakenAt: string;
-  /** Recovery point: how old the data restored was. */
-  rpoSeconds: number;
-  /** Recovery time: from the start of the restore to a verified, answering target. */
-  rtoSeconds: number;
-  steps: { title: string; ms: number; ok: boolean }[];
-  file: string;
-  ok: boolean;
-  /** What failed, when the drill did not pass. */
-  error?: string;
-}
+export type { DrillReport };
 
 
 /**
@@ -54,9 +41,10 @@ export function drillPlan(deps: Deps, source: string, opts: { target: string; ba
   const verify = verifyPlan(deps, backup.id);
   const state: DrillState = {
     backup,
+    from: { backup },
     target,
-    staging: `${target.path}.opsdeck-incoming`,
-    old: `${target.path}.opsdeck-previous`,
+    staging: stagingOf(target.path),
+    old: oldOf(target.path),
     dbCommitted: false,
     swapped: false,
     parts: { code: true, db: true },
@@ -65,7 +53,6 @@ export function drillPlan(deps: Deps, source: string, opts: { target: string; ba
     startedAt: Date.now(),
     stepTimes: [],
   };
-  const u = (ctx: StepContext<DrillState>) => ctx as StepContext<unknown>;
   const timed = (title: string, fn: (ctx: StepContext<DrillState>) => Promise<void>) => async (ctx: StepContext<DrillState>) => {
     const t = Date.now();
     try {
@@ -78,7 +65,9 @@ export function drillPlan(deps: Deps, source: string, opts: { target: string; ba
     }
   };
   const ageH = ((Date.now() - Date.parse(backup.createdAt)) / 3_600_000).toFixed(1);
-  const restore = restoreSteps(deps).map((s) => ({ ...s, run: timed(s.title, s.run) }));
+  const r = restoreSteps(deps);
+  const time = (s: Step<RestoreState>): Step<DrillState> => ({ ...s, run: timed(s.title, s.run) });
+  const check = time(r.check);
   return {
     command: 'drill',
     params: { instance: source, target: target.name, backup: backup.id },
@@ -96,24 +85,26 @@ export function drillPlan(deps: Deps, source: string, opts: { target: string; ba
         title: 'Verify the backup against its manifest',
         explain: 'Reads every stream back from the store and checks sizes, checksums, file counts and rows per table. If it fails, the store is damaged or tampered with: do not rely on this backup.',
         run: timed('Verify the backup against its manifest', async (ctx) => {
-          for (const s of verify.steps) await s.run({ ...(ctx as StepContext<any>), state: verify.state });
+          for (const s of verify.steps) await s.run({ ...ctx, state: verify.state });
         }),
       },
       {
-        ...restore[0],
+        ...check,
         explain: 'Checks the scratch target and its free disk space. If it fails, free space or pick another scratch instance.',
         run: async (ctx) => {
           ctx.state.restoreStartedAt = Date.now();
-          await restore[0].run(ctx);
+          await check.run(ctx);
         },
       },
-      ...restore.slice(1),
+      time(r.data),
+      time(r.swap),
+      time(r.cleanup),
       {
         name: 'check-target',
         title: 'Check the restored target answers and matches the backup',
         explain: "Asks the scratch instance's health URL and counts every table's rows against the manifest. If it fails, the restore procedure (or the app's config on the scratch host) needs fixing before a real incident.",
         run: timed('Check the restored target answers and matches the backup', async (ctx) => {
-          await requireHealthy(deps.inv.requireInstance(target.name), u(ctx), 3);
+          await requireHealthy(deps.inv.requireInstance(target.name), ctx, 3);
           const tables = backup.manifest.db?.tables ?? {};
           const names = Object.keys(tables);
           if (names.length) {

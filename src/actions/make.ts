@@ -1,7 +1,7 @@
 import { dirname } from 'node:path';
 import type { Backup, HealthCheck, Hooks, Instance } from '../../inventory/index.js';
 import { parsePgUrl, psqlArgv, quoteIdent, type PgTarget } from '../databases/postgres.js';
-import type { Plan, StepContext } from '../core/plan.js';
+import type { Plan } from '../core/plan.js';
 import { CommandError, run } from '../remote/shell.js';
 import { OpsError, UsageError } from '../core/errors.js';
 import { checkRef } from '../../inventory/validate.js';
@@ -72,7 +72,6 @@ export function makePlan(deps: Deps, p: MakeParams): Plan<MakeState, Instance> {
     metrics: [],
   };
   const db = () => (p.dbUrl ? { target: parsePgUrl(p.dbUrl), password: p.dbPassword ?? '' } : undefined);
-  const u = (ctx: StepContext<MakeState>) => ctx as StepContext<unknown>;
   return {
     command: 'instance make',
     params: { ...p, dbPassword: undefined },
@@ -146,7 +145,7 @@ export function makePlan(deps: Deps, p: MakeParams): Plan<MakeState, Instance> {
         name: 'install',
         title: 'Run the install and migrate hooks',
         run: async (ctx) => {
-          const ran = [await runHook(deps, deps.inv.requireInstance(p.name), 'install', u(ctx)), await runHook(deps, deps.inv.requireInstance(p.name), 'migrate', u(ctx))];
+          const ran = [await runHook(deps, deps.inv.requireInstance(p.name), 'install', ctx), await runHook(deps, deps.inv.requireInstance(p.name), 'migrate', ctx)];
           if (!ran.some(Boolean)) ctx.log('no install or migrate hook');
         },
       },
@@ -162,7 +161,6 @@ export function makePlan(deps: Deps, p: MakeParams): Plan<MakeState, Instance> {
  */
 export function purgePlan(deps: Deps, name: string): Plan<{ backup?: Backup }, { removed: string; finalBackup: string }> {
   const inst = deps.inv.requireInstance(name);
-  const u = (ctx: StepContext<{ backup?: Backup }>) => ctx as StepContext<unknown>;
   return {
     command: 'instance remove --purge',
     params: { instance: name },
@@ -173,7 +171,7 @@ export function purgePlan(deps: Deps, name: string): Plan<{ backup?: Backup }, {
         name: 'backup',
         title: 'Take a last backup',
         run: async (ctx) => {
-          ctx.state.backup = await takeBackup(deps, inst, u(ctx));
+          ctx.state.backup = await takeBackup(deps, inst, ctx);
         },
       },
       {

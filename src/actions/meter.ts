@@ -119,7 +119,7 @@ export class CopyCounter {
   private carry: Buffer | undefined;
 
   feed(chunk: Buffer): void {
-    let buf = this.carry ? Buffer.concat([this.carry, chunk]) : chunk;
+    const buf = this.carry ? Buffer.concat([this.carry, chunk]) : chunk;
     this.carry = undefined;
     let start = 0;
     for (;;) {

@@ -60,7 +60,6 @@ export function recoverPlan(deps: Deps, name: string): Plan<RecoverState, Recove
       throw new OpsError(`${name}'s database may hold what run ${record.runId} loaded, and its safety backup ${record.safetyBackup ?? '(none recorded)'} ${safety ? 'has no database' : 'is not in the inventory'}`, 1, `restore a backup of ${name} by hand (opsdeck backups ${name}); the record stays until then`);
     }
   }
-  const u = (ctx: StepContext<RecoverState>) => ctx as StepContext<unknown>;
   // Both ways end the same: the record goes, and a site still in maintenance is said.
   const clear: Plan<RecoverState>['steps'][number] = {
     name: 'clear',
@@ -104,7 +103,7 @@ export function recoverPlan(deps: Deps, name: string): Plan<RecoverState, Recove
             name: 'database',
             title: record.dbTouched ? `Load the database of safety backup ${record.safetyBackup}` : 'The database was not changed',
             run: async (ctx) => {
-              if (safety) await loadDatabase(deps, safety, inst, u(ctx));
+              if (safety) await loadDatabase(deps, safety, inst, ctx);
             },
           },
           rebaselineStep<RecoverState>(deps, name),

@@ -2,7 +2,7 @@ import { dirname } from 'node:path';
 import type { Backup, HalfRestored, Instance } from '../../inventory/index.js';
 import { DumpRewriter, LOAD_PREFIX, LOAD_SUFFIX, dumpArgv, loadArgv, loadTargetArgv, parseLoadTarget, parsePgUrl, type PgTarget } from '../databases/postgres.js';
 import { formatBytes } from '../core/events.js';
-import type { Plan, Step, StepContext } from '../core/plan.js';
+import type { Plan, Step, StepContext, StepIO } from '../core/plan.js';
 import { CommandError, run, type Shell } from '../remote/shell.js';
 import { OpsError, UsageError } from '../core/errors.js';
 import { newBackupId, recordBackup, snapshotInstance, storedStream, treeKey } from './backup.js';
@@ -13,7 +13,8 @@ import { MAINTENANCE_FILE } from './app.js';
 import { rebaselineStep } from './watch.js';
 
 export interface RestoreState {
-  backup: Backup;
+  /** What is put in place: a stored backup, or (a live clone) another instance as it is now, streamed host to host. */
+  from: { backup: Backup; live?: undefined } | { live: Instance; backup?: undefined };
   target: Instance;
   staging: string;
   old: string;
@@ -28,10 +29,6 @@ export interface RestoreState {
   runId?: number;
   /** Which parts to put in place (clone --data-only / --code-only choose one). */
   parts: { code: boolean; db: boolean };
-  /** A live clone streams straight from this instance instead of from a stored backup. */
-  direct?: Instance;
-  /** Bytes of the source's tree when streaming direct (for the disk check and progress). */
-  directBytes?: number;
   /**
    * Whether the safety backup holds the code tree too. Within the run the tree is safe anyway (it is
    * renamed aside, not overwritten); the stored copy is for going back later. Clones onto unprotected
@@ -40,10 +37,10 @@ export interface RestoreState {
   safetyCode: boolean;
 }
 
-const hasCode = (s: RestoreState) => s.parts.code && (s.direct ? true : !!s.backup.manifest.code);
-const hasDb = (s: RestoreState) => s.parts.db && (s.direct ? !!s.direct.dbUrl : !!s.backup.manifest.db);
+const hasCode = (s: RestoreState) => s.parts.code && (s.from.live ? true : !!s.from.backup.manifest.code);
+const hasDb = (s: RestoreState) => s.parts.db && (s.from.live ? !!s.from.live.dbUrl : !!s.from.backup.manifest.db);
 /** A backup of another instance must not bring its own local files (its database config, say). */
-const keepsLocal = (s: RestoreState) => s.backup.instance !== s.target.name && s.target.localPaths.length > 0;
+const keepsLocal = (s: RestoreState) => (s.from.live ? s.from.live.name : s.from.backup.instance) !== s.target.name && s.target.localPaths.length > 0;
 
 /**
  * Carries paths ($3...) from the tree in place ($1) into the staged one ($2), printing "kept I" or
@@ -73,8 +70,9 @@ export interface RestoreResult {
 }
 
 // Scratch directories sit beside the target so the final swap is a rename on one filesystem.
-const stagingOf = (path: string) => `${path}.opsdeck-incoming`;
-const oldOf = (path: string) => `${path}.opsdeck-previous`;
+/** Where a restore stages the new tree beside the live one, and where the old one waits until the run is done. */
+export const stagingOf = (path: string) => `${path}.opsdeck-incoming`;
+export const oldOf = (path: string) => `${path}.opsdeck-previous`;
 
 /**
  * The backup to restore: the one asked for, or the newest manual one whose last verification did
@@ -134,7 +132,8 @@ const UNPACK_SCRIPT = 'rm -rf -- "$1" && mkdir -- "$1" && if [ "$(id -u)" = 0 ];
  * be exact; --become root is); elsewhere the files belong to that user, and the log says so.
  */
 async function checkTreeUser(deps: Deps, s: RestoreState, log: (line: string, level?: 'warn') => void): Promise<void> {
-  const { target, backup } = s;
+  const { target } = s;
+  const backup = s.from.backup;
   const host = deps.inv.requireHost(target.host);
   const parent = dirname(target.path);
   const res = await run(shellFor(deps, target), ['sh', '-c', 'id -un && id -u && id -g && if [ -w "$1" ] && [ -x "$1" ]; then echo writable; else echo read-only; fi', 'sh', parent]);
@@ -148,8 +147,8 @@ async function checkTreeUser(deps: Deps, s: RestoreState, log: (line: string, le
         : `let ${user} write ${parent} on the host, or act as a user who can: opsdeck host set ${host.name} --become USER`,
     );
   }
-  const owners = hasCode(s) && !s.direct ? backup.manifest.code?.owners : undefined;
-  if (!owners?.length) return;
+  const owners = hasCode(s) ? backup?.manifest.code?.owners : undefined;
+  if (!backup || !owners?.length) return;
   if (uid === '0') {
     if (host.become) log(`unpacking as root: every file gets back its owner and group (${owners.slice(0, 5).join(', ')}${owners.length > 5 ? ', ...' : ''})`);
     return;
@@ -175,7 +174,7 @@ async function treeSize(deps: Deps, inst: Instance): Promise<{ bytes: number; en
 }
 
 /** Streams a stored code tar into a fresh staging directory on the host, checking it against the manifest. */
-export async function stageCode(deps: Deps, backup: Backup, target: Instance, staging: string, ctx: StepContext<unknown>): Promise<void> {
+export async function stageCode(deps: Deps, backup: Backup, target: Instance, staging: string, ctx: StepIO): Promise<void> {
   const m = backup.manifest.code!;
   const shell = shellFor(deps, target);
   const tar = new TarScanner();
@@ -195,7 +194,7 @@ export async function stageCode(deps: Deps, backup: Backup, target: Instance, st
 }
 
 /** Loads a stored dump in one transaction that commits only once the dump's checksum matched. */
-export async function loadDatabase(deps: Deps, backup: Backup, target: Instance, ctx: StepContext<unknown>, beforeCommit?: () => Promise<void>): Promise<void> {
+export async function loadDatabase(deps: Deps, backup: Backup, target: Instance, ctx: StepIO, beforeCommit?: () => Promise<void>): Promise<void> {
   const m = backup.manifest.db!;
   const db = dbFor(deps, target);
   if (!db) throw new UsageError(`backup ${backup.id} has a database but ${target.name} has none configured`, `set one with: opsdeck instance add ... --db URL`);
@@ -242,7 +241,7 @@ export class LoadStopped extends CommandError {}
  * Reads the roles and kept extensions of the database a dump loads into, for mapping the dump's
  * owners and grants there (same instance: nothing to map, unless a role was dropped since).
  */
-async function rewriterFor(shell: Shell, db: { target: PgTarget; password: string }, dumpedAs: string | undefined, ctx: StepContext<unknown>): Promise<DumpRewriter> {
+async function rewriterFor(shell: Shell, db: { target: PgTarget; password: string }, dumpedAs: string | undefined, ctx: StepIO): Promise<DumpRewriter> {
   const res = await shell.exec(loadTargetArgv(db.target), { secretLine: db.password, signal: ctx.signal });
   if (res.code !== 0) throw new CommandError(shell.label, ['psql'], res);
   const t = parseLoadTarget(res.stdout);
@@ -251,12 +250,12 @@ async function rewriterFor(shell: Shell, db: { target: PgTarget; password: strin
 }
 
 /** What the load could not give back as the dump had it: said in the run log, not a failure. */
-function logUnmapped(ctx: StepContext<unknown>, rewrite: DumpRewriter): void {
+function logUnmapped(ctx: StepIO, rewrite: DumpRewriter): void {
   for (const n of rewrite.notes()) ctx.log(`database: not as in the source: ${n}`, 'warn');
 }
 
 /** Streams a live instance's tree straight into a staging directory on another host. */
-export async function stageCodeFrom(deps: Deps, source: Instance, target: Instance, staging: string, ctx: StepContext<unknown>): Promise<void> {
+export async function stageCodeFrom(deps: Deps, source: Instance, target: Instance, staging: string, ctx: StepIO): Promise<void> {
   const from = shellFor(deps, source);
   const to = shellFor(deps, target);
   const tar = new TarScanner();
@@ -279,7 +278,7 @@ export async function stageCodeFrom(deps: Deps, source: Instance, target: Instan
 }
 
 /** pg_dump of a live instance straight into the target's one-transaction load. */
-export async function loadDatabaseFrom(deps: Deps, source: Instance, target: Instance, ctx: StepContext<unknown>, beforeCommit?: () => Promise<void>): Promise<void> {
+export async function loadDatabaseFrom(deps: Deps, source: Instance, target: Instance, ctx: StepIO, beforeCommit?: () => Promise<void>): Promise<void> {
   const src = dbFor(deps, source)!;
   const dst = dbFor(deps, target);
   if (!dst) throw new UsageError(`${target.name} has no database configured`);
@@ -321,30 +320,37 @@ function checkDigest(what: string, meter: Meter, m: { bytes: number; sha256: str
   }
 }
 
-export function restoreSteps(deps: Deps): Step<RestoreState>[] {
-  type Ctx = StepContext<RestoreState>;
-  const u = (ctx: Ctx) => ctx as StepContext<unknown>;
-  return [
-    {
+/** A restore's steps by name, for clone and drill to compose; `inOrder` is the order a restore runs them. */
+export interface RestoreSteps {
+  check: Step<RestoreState>;
+  data: Step<RestoreState>;
+  swap: Step<RestoreState>;
+  cleanup: Step<RestoreState>;
+}
+
+export const inOrder = (s: RestoreSteps): Step<RestoreState>[] => [s.check, s.data, s.swap, s.cleanup];
+
+export function restoreSteps(deps: Deps): RestoreSteps {
+  return {
+    check: {
       name: 'check',
       title: 'Check the target and its free disk space',
       explain: 'Logs in to the target host and makes sure the restore fits on its disk. If it fails, free some space or pick another target.',
       run: async (ctx) => {
-        const { backup, target } = ctx.state;
-        if (!ctx.state.direct) for (const note of backupChoiceNotes(deps, backup)) ctx.log(note, 'warn');
+        const { from, target } = ctx.state;
+        if (from.backup) for (const note of backupChoiceNotes(deps, from.backup)) ctx.log(note, 'warn');
         const parent = dirname(target.path);
         const shell = shellFor(deps, target);
         const p = await shell.exec(['test', '-d', parent]);
         if (p.code !== 0) throw new UsageError(`the parent directory ${parent} of ${target.path} does not exist on ${target.host}`, 'create it on the host first');
         await checkTreeUser(deps, ctx.state, (line, level) => ctx.log(line, level));
-        const m = backup.manifest.code;
-        const tree = ctx.state.direct ? await treeSize(deps, ctx.state.direct) : { bytes: m?.bytes ?? 0, entries: m ? (m.files ?? 0) + (m.dirs ?? 0) + (m.symlinks ?? 0) : 0 };
-        if (ctx.state.direct) ctx.state.directBytes = tree.bytes;
+        const m = from.backup?.manifest.code;
+        const tree = from.live ? await treeSize(deps, from.live) : { bytes: m?.bytes ?? 0, entries: m ? (m.files ?? 0) + (m.dirs ?? 0) + (m.symlinks ?? 0) : 0 };
         const code = hasCode(ctx.state) ? tree : { bytes: 0, entries: 0 };
         const free = await freeSpace(deps, target, parent);
         // Every file, directory and link takes an inode and up to one block more than its bytes (a
         // 1 KB file takes a 4 KB block): 3,000 small files need 12 MB, not the 4.6 MB of their tar.
-        const need = Math.ceil((code.bytes + code.entries * free.blockSize + (hasDb(ctx.state) && !ctx.state.direct ? backup.manifest.db!.bytes : 0)) * 1.1);
+        const need = Math.ceil((code.bytes + code.entries * free.blockSize + (hasDb(ctx.state) ? (from.backup?.manifest.db?.bytes ?? 0) : 0)) * 1.1);
         const inodes = code.entries + 1;
         ctx.log(`needs about ${formatBytes(need)} and ${inodes} inodes; ${formatBytes(free.bytes)} and ${free.inodes ?? 'unlimited'} inodes free on ${target.host}:${parent}`);
         if (free.bytes < need) {
@@ -355,7 +361,7 @@ export function restoreSteps(deps: Deps): Step<RestoreState>[] {
         }
       },
     },
-    {
+    data: {
       name: 'data',
       title: 'Take a safety backup, load the database, unpack the code tree beside the target',
       explain:
@@ -363,11 +369,11 @@ export function restoreSteps(deps: Deps): Step<RestoreState>[] {
         'transaction (on any error nothing changes), while the stored code tree streams into a scratch directory next to ' +
         'the target and its checksum is checked. The code tree in place is not touched yet.',
       run: async (ctx) => {
-        const { target, backup, staging } = ctx.state;
+        const { target, from, staging } = ctx.state;
         const exists = (await shellFor(deps, target).exec(['test', '-d', target.path])).code === 0;
         const id = newBackupId();
-        const slot = progressSum(ctx.progress, (backup.manifest.code?.bytes ?? 0) + (backup.manifest.db?.bytes ?? 0));
-        const sub = (i: number, signal: AbortSignal): StepContext<unknown> => ({ ...u(ctx), signal, progress: slot(i) });
+        const slot = progressSum(ctx.progress, (from.backup?.manifest.code?.bytes ?? 0) + (from.backup?.manifest.db?.bytes ?? 0));
+        const sub = (i: number, signal: AbortSignal): StepIO => ({ ...ctx, signal, progress: slot(i) });
         // The code tree unpacks beside the target the whole time; the database, which must be saved
         // before it is replaced, goes safety dump then load. Side by side, the restore costs about
         // what the unpacking does.
@@ -391,8 +397,8 @@ export function restoreSteps(deps: Deps): Step<RestoreState>[] {
             ctx.log(`safety backup ${id} taken${manifest.code ? '' : ' (database; the code tree is kept aside until the new one is in place)'}`);
             if (!hasDb(ctx.state)) return;
             try {
-              if (ctx.state.direct) await loadDatabaseFrom(deps, ctx.state.direct, target, sub(2, signal), () => beforeCommit(signal));
-              else await loadDatabase(deps, backup, target, sub(2, signal), () => beforeCommit(signal));
+              if (from.live) await loadDatabaseFrom(deps, from.live, target, sub(2, signal), () => beforeCommit(signal));
+              else await loadDatabase(deps, from.backup, target, sub(2, signal), () => beforeCommit(signal));
             } catch (err) {
               // Stopped at a failed statement: the COMMIT never ran, there is nothing to put back.
               if (err instanceof LoadStopped) ctx.state.commitSent = false;
@@ -403,7 +409,7 @@ export function restoreSteps(deps: Deps): Step<RestoreState>[] {
           },
           async (signal) => {
             try {
-              if (hasCode(ctx.state)) await (ctx.state.direct ? stageCodeFrom(deps, ctx.state.direct, target, staging, sub(1, signal)) : stageCode(deps, backup, target, staging, sub(1, signal)));
+              if (hasCode(ctx.state)) await (from.live ? stageCodeFrom(deps, from.live, target, staging, sub(1, signal)) : stageCode(deps, from.backup, target, staging, sub(1, signal)));
               staged.ok();
             } catch (err) {
               staged.failed(err);
@@ -416,15 +422,15 @@ export function restoreSteps(deps: Deps): Step<RestoreState>[] {
         const { safety, target, staging } = ctx.state;
         await run(shellFor(deps, target), ['rm', '-rf', '--', staging]);
         // Only a load whose COMMIT went out may have changed the database; put the safety copy back over it.
-        if ((ctx.state.dbCommitted || ctx.state.commitSent) && safety?.manifest.db) await loadDatabase(deps, safety, target, u(ctx));
+        if ((ctx.state.dbCommitted || ctx.state.commitSent) && safety?.manifest.db) await loadDatabase(deps, safety, target, ctx);
       },
     },
-    {
+    swap: {
       name: 'swap',
       title: 'Swap the restored code tree into place',
       explain: 'Renames the current tree aside and the restored one into its place: two renames on one filesystem.',
       run: async (ctx) => {
-        const { backup, target, staging, old } = ctx.state;
+        const { target, staging, old } = ctx.state;
         if (!hasCode(ctx.state)) return;
         // Carried from the tree in place into the staged one: the target's own files (database config...)
         // when the backup is another instance's, and the maintenance page, so a site in maintenance stays so.
@@ -447,8 +453,9 @@ export function restoreSteps(deps: Deps): Step<RestoreState>[] {
         enterCriticalSection(deps, ctx, 'swapped', false);
         // The tree in place is now exactly the backup's (its checksum was checked on the way in):
         // remember its fingerprint, so the next safety backup of this target need not stream it.
-        const key = carried.length || ctx.state.direct ? undefined : await treeKey(deps, target);
-        if (key) deps.inv.rememberTree(target.name, key, backup.id);
+        const stored = ctx.state.from.backup;
+        const key = carried.length || !stored ? undefined : await treeKey(deps, target);
+        if (key && stored) deps.inv.rememberTree(target.name, key, stored.id);
       },
       undo: async (ctx) => {
         const { target, old } = ctx.state;
@@ -463,7 +470,7 @@ export function restoreSteps(deps: Deps): Step<RestoreState>[] {
         if (ctx.state.runId !== undefined) deps.inv.setHalfRestored({ ...criticalRecord(ctx), phase: 'db-committed' });
       },
     },
-    {
+    cleanup: {
       name: 'cleanup',
       title: 'Remove the previous code tree',
       explain: 'Deletes the tree that was swapped out, in the background on the host, once every other step succeeded: the restore is complete without waiting for it.',
@@ -477,26 +484,29 @@ export function restoreSteps(deps: Deps): Step<RestoreState>[] {
         await removeLater(deps, ctx.state.target, ctx.state.old);
       },
     },
-  ];
+  };
 }
 
-export function restorePlan(deps: Deps, instance: string, opts: { backup?: string; to?: string; allowFailedBackup?: boolean } = {}): Plan<RestoreState, RestoreResult> {
+/** A restore's state: always from a stored backup. */
+export type RestoreFromBackup = RestoreState & { from: { backup: Backup } };
+
+export function restorePlan(deps: Deps, instance: string, opts: { backup?: string; to?: string; allowFailedBackup?: boolean } = {}): Plan<RestoreFromBackup, RestoreResult> {
   deps.inv.requireInstance(instance);
   const backup = pickBackup(deps, instance, opts.backup, { allowFailed: opts.allowFailedBackup });
   const target = deps.inv.requireInstance(opts.to ?? instance);
   if (backup.manifest.db && !target.dbUrl) {
     throw new UsageError(`backup ${backup.id} holds a database but ${target.name} has no database configured`, 'give the target a database URL, or restore onto another instance');
   }
-  const state: RestoreState = { backup, target, staging: stagingOf(target.path), old: oldOf(target.path), dbCommitted: false, swapped: false, parts: { code: true, db: true }, safetyCode: true };
+  const state: RestoreFromBackup = { from: { backup }, target, staging: stagingOf(target.path), old: oldOf(target.path), dbCommitted: false, swapped: false, parts: { code: true, db: true }, safetyCode: true };
   return {
     command: 'restore',
     params: { instance, backup: backup.id, to: target.name },
     instance: target.name,
     state,
-    steps: [...restoreSteps(deps), rebaselineStep<RestoreState>(deps, target.name)],
+    steps: [...inOrder(restoreSteps(deps)), rebaselineStep<RestoreState>(deps, target.name)],
     undoFailed: (s) => restoreUndoFailed(deps, s),
     finally: async (s, status) => leaveCriticalSection(deps, s, status),
-    result: (s) => ({ backup: s.backup.id, instance, target: s.target.name, safetyBackup: s.safety?.id ?? null }),
+    result: (s) => ({ backup: backup.id, instance, target: s.target.name, safetyBackup: s.safety?.id ?? null }),
     preview: async () => [
       `would restore backup ${backup.id} of ${instance} (taken ${backup.createdAt}) onto ${target.name} (${target.host}:${target.path})`,
       `the current state of ${target.name} would be saved first as a safety backup`,
@@ -546,7 +556,7 @@ export async function removeLater(deps: Deps, target: Instance, dir: string): Pr
 }
 
 /** Puts a backup's code tree back in place of the instance's: staged, checked, swapped. For undo. */
-export async function putCodeBack(deps: Deps, backup: Backup, target: Instance, ctx: StepContext<unknown>): Promise<void> {
+export async function putCodeBack(deps: Deps, backup: Backup, target: Instance, ctx: StepIO): Promise<void> {
   const staging = stagingOf(target.path);
   const old = oldOf(target.path);
   await stageCode(deps, backup, target, staging, ctx);

@@ -1,5 +1,5 @@
 import type { Backup, Instance } from '../../inventory/index.js';
-import type { Plan, StepContext } from '../core/plan.js';
+import type { Plan } from '../core/plan.js';
 import { UsageError } from '../core/errors.js';
 import { checkRef } from '../../inventory/validate.js';
 import { gitCheckout, gitFetch, gitLog, gitLogIfKnown, gitRemoteRef, gitResolve, gitState, maintenanceOff, maintenanceOn, requireHealthy, runHook } from './app.js';
@@ -41,8 +41,6 @@ export function updatePlan(deps: Deps, name: string, opts: { to?: string } = {})
   if (!upgrade && !branch) throw new UsageError(`${name} follows no branch, so there is nothing to update to`, `set one with: opsdeck instance set ${name} --branch main, or upgrade to a tag with --to`);
   const ref = upgrade ? checkRef(opts.to!) : checkRef(branch!);
   const state: UpdateState = { inst, ref, branch, commits: [], migrated: false };
-  type Ctx = StepContext<UpdateState>;
-  const u = (ctx: Ctx) => ctx as StepContext<unknown>;
 
   /** Read-only: what is deployed, and what the ref names in origin (no fetch, so dry runs change nothing). */
   const resolveTarget = async () => {
@@ -75,15 +73,15 @@ export function updatePlan(deps: Deps, name: string, opts: { to?: string } = {})
         title: 'Back up the instance',
         explain: 'A full backup (code tree with its .git, and database) that any later failure is undone to.',
         run: async (ctx) => {
-          ctx.state.backup = await takeBackup(deps, inst, u(ctx));
+          ctx.state.backup = await takeBackup(deps, inst, ctx);
           ctx.log(`backup ${ctx.state.backup.id} taken`);
         },
       },
       {
         name: 'maintenance-on',
         title: 'Put the site in maintenance',
-        run: async (ctx) => maintenanceOn(deps, inst, u(ctx)),
-        undo: async (ctx) => maintenanceOff(deps, deps.inv.requireInstance(inst.name), u(ctx)),
+        run: async (ctx) => maintenanceOn(deps, inst, ctx),
+        undo: async (ctx) => maintenanceOff(deps, deps.inv.requireInstance(inst.name), ctx),
       },
       {
         name: 'checkout',
@@ -99,7 +97,7 @@ export function updatePlan(deps: Deps, name: string, opts: { to?: string } = {})
         },
         undo: async (ctx) => {
           // The tree exactly as backed up (.git and untracked files too), not just the old commit.
-          await putCodeBack(deps, ctx.state.backup!, deps.inv.requireInstance(inst.name), u(ctx));
+          await putCodeBack(deps, ctx.state.backup!, deps.inv.requireInstance(inst.name), ctx);
           deps.inv.updateInstance(inst.name, { revision: ctx.state.from! });
         },
       },
@@ -109,24 +107,24 @@ export function updatePlan(deps: Deps, name: string, opts: { to?: string } = {})
         explain: "Runs the instance's migrate hook with the database's PG* settings.",
         run: async (ctx) => {
           ctx.state.migrated = true;
-          if (!(await runHook(deps, inst, 'migrate', u(ctx)))) ctx.log('no migrate hook: nothing to run');
+          if (!(await runHook(deps, inst, 'migrate', ctx))) ctx.log('no migrate hook: nothing to run');
         },
         undo: async (ctx) => {
-          if (ctx.state.migrated && ctx.state.backup?.manifest.db) await loadDatabase(deps, ctx.state.backup, inst, u(ctx));
+          if (ctx.state.migrated && ctx.state.backup?.manifest.db) await loadDatabase(deps, ctx.state.backup, inst, ctx);
         },
       },
       {
         name: 'maintenance-off',
         title: 'Take the site out of maintenance',
-        run: async (ctx) => maintenanceOff(deps, inst, u(ctx)),
+        run: async (ctx) => maintenanceOff(deps, inst, ctx),
         // Rolling back happens behind the maintenance page again.
-        undo: async (ctx) => maintenanceOn(deps, inst, u(ctx)),
+        undo: async (ctx) => maintenanceOn(deps, inst, ctx),
       },
       {
         name: 'health',
         title: 'Check the site answers',
         explain: 'Asks the health URL; if it does not answer as expected, everything above is undone.',
-        run: async (ctx) => requireHealthy(deps.inv.requireInstance(inst.name), u(ctx)),
+        run: async (ctx) => requireHealthy(deps.inv.requireInstance(inst.name), ctx),
       },
       rebaselineStep<UpdateState>(deps, name),
     ],
@@ -157,7 +155,7 @@ export function maintenancePlan(deps: Deps, name: string, mode: string): Plan<{ 
       {
         name: `maintenance-${mode}`,
         title: mode === 'on' ? 'Put the site in maintenance' : 'Take the site out of maintenance',
-        run: async (ctx) => (mode === 'on' ? maintenanceOn(deps, inst, ctx as StepContext<unknown>) : maintenanceOff(deps, inst, ctx as StepContext<unknown>)),
+        run: async (ctx) => (mode === 'on' ? maintenanceOn(deps, inst, ctx) : maintenanceOff(deps, inst, ctx)),
       },
     ],
     result: () => ({ instance: name, maintenance: mode === 'on' }),

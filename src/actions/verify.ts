@@ -3,7 +3,7 @@ import { rename, rm } from 'node:fs/promises';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Backup } from '../../inventory/index.js';
-import type { Plan, StepContext } from '../core/plan.js';
+import type { Plan, StepIO } from '../core/plan.js';
 import { OpsError, UsageError, errorMessage } from '../core/errors.js';
 import { storedStream } from './backup.js';
 import type { Deps } from '../deps/deps.js';
@@ -23,7 +23,7 @@ const sinkNull = () =>
   });
 
 /** Reads one stored stream back and compares it with what the manifest recorded at backup time. */
-async function readBack(deps: Deps, b: Backup, stream: 'code' | 'db', ctx: StepContext<unknown>): Promise<string[]> {
+async function readBack(deps: Deps, b: Backup, stream: 'code' | 'db', ctx: StepIO): Promise<string[]> {
   const m = stream === 'code' ? b.manifest.code! : b.manifest.db!;
   const tar = stream === 'code' ? new TarScanner() : undefined;
   const sql = stream === 'db' ? new CopyCounter() : undefined;
@@ -59,7 +59,7 @@ export function verifyPlan(deps: Deps, id: string): Plan<VerifyState, { id: stri
       run: async (ctx) => {
         let p: string[];
         try {
-          p = await readBack(deps, ctx.state.backup, stream, ctx as StepContext<unknown>);
+          p = await readBack(deps, ctx.state.backup, stream, ctx);
         } catch (err) {
           // Cancelled is no verdict; a stream that cannot be read back (snapshot gone, store damaged)
           // is a failed verification, recorded like a mismatch so no restore picks it by default.

@@ -1,5 +1,5 @@
 import type { Instance } from '../../inventory/index.js';
-import type { Plan, StepContext } from '../core/plan.js';
+import type { Plan, StepIO } from '../core/plan.js';
 import { CommandError } from '../remote/shell.js';
 import { OpsError } from '../core/errors.js';
 import { shellFor, type Deps } from '../deps/deps.js';
@@ -109,7 +109,7 @@ export function diffListings(before: Listing, after: Listing): Pick<WatchReport,
 }
 
 /** Records the tree as the instance's watch baseline. Used by watch and after opsdeck's own changes. */
-export async function rebaseline(deps: Deps, inst: Instance, ctx?: StepContext<unknown>): Promise<number> {
+export async function rebaseline(deps: Deps, inst: Instance, ctx?: StepIO): Promise<number> {
   const listing = await scanTree(deps, inst, inst.watchExcludes ?? DEFAULT_EXCLUDES, ctx?.signal);
   deps.inv.setWatchBaseline(inst.name, [...listing]);
   ctx?.log(`watch baseline recorded: ${listing.size} entries`);
@@ -124,7 +124,7 @@ export function rebaselineStep<S>(deps: Deps, name: string): Plan<S>['steps'][nu
     explain: 'Only when the instance is watched: opsdeck changed its files, so the new tree is the new baseline.',
     run: async (ctx) => {
       const inst = deps.inv.requireInstance(name);
-      if (deps.inv.hasWatchBaseline(name)) await rebaseline(deps, inst, ctx as StepContext<unknown>);
+      if (deps.inv.hasWatchBaseline(name)) await rebaseline(deps, inst, ctx);
     },
   };
 }
@@ -141,7 +141,7 @@ export function watchPlan(deps: Deps, name: string, opts: { accept?: boolean } =
         name: 'scan',
         title: `Hash every file of ${name} on ${inst.host} and compare with the baseline`,
         run: async (ctx) => {
-          const base = deps.inv.getWatchBaseline(name);
+          const base = deps.inv.getWatchBaseline<Entry>(name);
           const now = await scanTree(deps, inst, inst.watchExcludes ?? DEFAULT_EXCLUDES, ctx.signal);
           const files = [...now.values()].filter((e) => e.type === 'f').length;
           if (!base || opts.accept) {

@@ -77,8 +77,14 @@ function tokens(sql: string): Token[] | string {
       let depth = 1;
       i += 2;
       while (i < n && depth > 0) {
-        if (sql[i] === '/' && sql[i + 1] === '*') (depth++, (i += 2));
-        else if (sql[i] === '*' && sql[i + 1] === '/') (depth--, (i += 2));
+        if (sql[i] === '/' && sql[i + 1] === '*') {
+          depth++;
+          i += 2;
+        }
+        else if (sql[i] === '*' && sql[i + 1] === '/') {
+          depth--;
+          i += 2;
+        }
         else i++;
       }
       if (depth > 0) return 'an unterminated /* comment';
@@ -103,7 +109,10 @@ function tokens(sql: string): Token[] | string {
       let name = '';
       for (;;) {
         if (j >= n) return 'an unterminated quoted name';
-        if (sql[j] === '"' && sql[j + 1] === '"') (name += '"', (j += 2));
+        if (sql[j] === '"' && sql[j + 1] === '"') {
+          name += '"';
+          j += 2;
+        }
         else if (sql[j] === '"') break;
         else name += sql[j++];
       }

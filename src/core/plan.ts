@@ -9,6 +9,9 @@ export interface StepContext<S> {
   progress(bytes: number, total?: number): void;
 }
 
+/** What the helpers a step calls need of its context (log, progress, signal), not the plan's state. */
+export type StepIO = Omit<StepContext<unknown>, 'state'>;
+
 export interface Step<S> {
   name: string;
   title: string;

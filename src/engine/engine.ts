@@ -154,7 +154,14 @@ export class Engine {
       return { status: shown, exitCode, runId, error: message, hint, failedStep: step.name };
     } finally {
       opts.signal?.removeEventListener('abort', onAbort);
-      await plan.finally?.(plan.state, status as 'ok' | 'failed' | 'rolled-back' | 'undo-failed').catch(() => {});
+      // What finally does (a drill's report, closing streams) must not fail the run that already
+      // ended, but its failure is said and kept in the audit trail, never dropped.
+      await plan.finally?.(plan.state, status).catch((err: unknown) => {
+        const message = `after the run: ${errorMessage(err)}`;
+        this.emit({ type: 'log', index: null, level: 'error', message, at: Date.now() });
+        const at = new Date().toISOString();
+        this.inv.addStep({ runId, seq: plan.steps.length, name: 'finally', title: 'Clean up after the run', status: 'warning', startedAt: at, finishedAt: at, error: errorMessage(err) });
+      });
       for (const l of locked) this.inv.releaseLock(l.instance);
     }
   }

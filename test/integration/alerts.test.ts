@@ -58,7 +58,7 @@ describe('alerts', () => {
   });
   afterAll(async () => {
     await startHost(lab().hosts[2]);
-    await new Promise((r) => smtp.close(r));
+    await new Promise<void>((r) => smtp.close(() => r()));
     await new Promise((r) => http.close(r));
   });
 
