@@ -30,7 +30,7 @@ export function register(program: Command, act: Act): void {
           app,
           g,
           target.name,
-          `restore backup ${plan.state.backup.id} of ${name} (${age(plan.state.backup.createdAt)}) onto ${target.name} at ${target.host}:${target.path}? Its code and database will be replaced.`,
+          `restore backup ${plan.state.from.backup.id} of ${name} (${age(plan.state.from.backup.createdAt)}) onto ${target.name} at ${target.host}:${target.path}? Its code and database will be replaced.`,
           o.allowProtected,
         );
         return runPlan(app, g, plan, (r) => `restored backup ${r.backup} onto ${r.target}${r.safetyBackup ? ` (its previous state is safety backup ${r.safetyBackup})` : ''}`);
