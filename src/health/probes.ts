@@ -6,6 +6,7 @@ import { errorMessage } from '../core/errors.js';
 import { probePostgres, type PgHealth } from '../databases/postgres.js';
 import { dbFor, shellFor } from '../deps/deps.js';
 import { TunnelSocket } from '../remote/tunnel.js';
+import { bounded } from '../core/concurrency.js';
 
 export interface HostSample {
   host: string;
@@ -197,21 +198,6 @@ export async function probeInstance(deps: Deps, inst: Instance, now = Date.now()
     ...(Object.keys(metrics).length ? { metrics } : {}),
     ...(half ? { halfRestored: { runId: half.runId, command: half.command, phase: half.phase, since: half.since, safetyBackup: half.safetyBackup } } : {}),
   };
-}
-
-/** Runs tasks at most `n` at a time, in order of the input. */
-export async function bounded<T, R>(items: T[], n: number, fn: (t: T) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array(items.length);
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(n, items.length) }, async () => {
-      while (next < items.length) {
-        const i = next++;
-        out[i] = await fn(items[i]);
-      }
-    }),
-  );
-  return out;
 }
 
 /** One sweep: every host of the chosen instances once (one connection each), then the instances. */
