@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { UsageError } from '../core/errors.js';
+import { UsageError, errorMessage } from '../core/errors.js';
 import type { App, GlobalOpts } from '../app/app.js';
 
 export const interactive = () => process.stdin.isTTY === true && process.stderr.isTTY === true;
@@ -37,7 +37,7 @@ export async function readSecret(what: string, o: { file?: string; envVar: strin
     try {
       return readFileSync(o.file, 'utf8').replace(/\r?\n$/, '');
     } catch (err) {
-      throw new UsageError(`cannot read ${what} from ${o.file}: ${(err as Error).message}`);
+      throw new UsageError(`cannot read ${what} from ${o.file}: ${errorMessage(err)}`);
     }
   }
   if (process.env[o.envVar] !== undefined) return process.env[o.envVar];

@@ -67,6 +67,7 @@ async function execute<S, R>(app: App, g: GlobalOpts, plan: Plan<S, R>, o: RunOp
       }
       throw new OpsError(out.error ?? 'failed', out.exitCode, out.hint ?? `see the run with: opsdeck runs ${out.runId}`);
     }
+    // The engine sets the result of every run that ended ok.
     return { result: out.result as R };
   } finally {
     for (const s of STOP_SIGNALS) process.off(s, onSig);

@@ -53,6 +53,5 @@ export function register(program: Command, act: Act): void {
 function entryNames(raw: unknown): { envs?: string[]; hosts?: string[]; instances?: string[] } {
   const names = (list: unknown) => (Array.isArray(list) ? list.map((e: unknown) => (e && typeof e === 'object' && 'name' in e ? String(e.name) : '?')) : undefined);
   if (!raw || typeof raw !== 'object') return {};
-  const doc = raw as Record<string, unknown>;
-  return { envs: names(doc.envs), hosts: names(doc.hosts), instances: names(doc.instances) };
+  return { envs: names(Reflect.get(raw, 'envs')), hosts: names(Reflect.get(raw, 'hosts')), instances: names(Reflect.get(raw, 'instances')) };
 }
