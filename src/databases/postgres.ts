@@ -1,3 +1,4 @@
+import type { QueryArrayConfig } from 'pg';
 import { isIPv6 } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { withSecretFromStdin } from '../remote/quote.js';
@@ -609,7 +610,10 @@ async function sqlMetricValues(client: import('pg').Client, t: PgTarget, superus
     try {
       await client.query(`BEGIN READ ONLY; SET LOCAL statement_timeout = ${metricMs}`);
       try {
-        const res = await client.query({ text: m.query, queryMode: 'extended', rowMode: 'array' } as any);
+        // The extended protocol runs exactly one statement: a metric cannot smuggle a second one in.
+        // (pg supports queryMode; its types do not name it yet.)
+        const query: QueryArrayConfig & { queryMode: 'extended' } = { text: m.query, queryMode: 'extended', rowMode: 'array' };
+        const res = await client.query(query);
         const v = Number(res.rows[0]?.[0]);
         out[m.name] = res.rows.length && res.rows[0][0] !== null && Number.isFinite(v) ? v : { error: 'the query did not return one number' };
       } catch (err) {

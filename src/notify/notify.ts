@@ -1,6 +1,7 @@
 import { createHmac } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Inventory } from '../../inventory/index.js';
+import type SMTPTransport from 'nodemailer/lib/smtp-transport/index.js';
 
 export interface Alert {
   /** One line: what failed, on what. */
@@ -39,7 +40,8 @@ export async function sendAlert(inv: Inventory, alert: Alert, timeoutMs = 10_000
         if (requireTLS) for (const k of ['requireTLS', 'ignoreTLS', 'secure']) url.searchParams.delete(k);
         // Loaded only when mail goes out: it is heavy, and most runs never send any.
         const { default: nodemailer } = await import('nodemailer');
-        const transport = nodemailer.createTransport({ url: url.toString(), requireTLS, connectionTimeout: timeoutMs, greetingTimeout: timeoutMs, socketTimeout: timeoutMs } as any);
+        const options: SMTPTransport.Options = { url: url.toString(), requireTLS, connectionTimeout: timeoutMs, greetingTimeout: timeoutMs, socketTimeout: timeoutMs };
+        const transport = nodemailer.createTransport(options);
         await transport.sendMail({ from: ch.config.from, to: ch.config.to, subject: `[opsdeck] ${alert.subject}`, text: alert.body });
         transport.close();
       } else {

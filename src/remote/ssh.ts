@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import type { Client, ClientChannel, ConnectConfig } from 'ssh2';
+import type { CipherAlgorithm, Client, ClientChannel, ConnectConfig } from 'ssh2';
 import type { Host } from '../../inventory/index.js';
 import { OpsError, UsageError } from '../core/errors.js';
 import { checkNotAborted, drive, KILL_GRACE_MS } from './drive.js';
@@ -23,7 +23,7 @@ let ssh2: Promise<typeof import('ssh2')> | undefined;
 const newClient = async (): Promise<Client> => new (await (ssh2 ??= import('ssh2'))).Client();
 
 /** chacha20-poly1305 streams fastest through ssh2 here; the rest are ssh2's defaults as fallbacks. */
-const CIPHERS = ['chacha20-poly1305@openssh.com', 'aes128-gcm@openssh.com', 'aes256-gcm@openssh.com', 'aes128-ctr', 'aes256-ctr'];
+const CIPHERS: CipherAlgorithm[] = ['chacha20-poly1305@openssh.com', 'aes128-gcm@openssh.com', 'aes256-gcm@openssh.com', 'aes128-ctr', 'aes256-ctr'];
 
 class Semaphore {
   private waiting: (() => void)[] = [];
@@ -101,7 +101,7 @@ export class SshPool {
       readyTimeout: this.opts.connectTimeoutMs ?? 15000,
       keepaliveInterval: 10000,
       keepaliveCountMax: 3,
-      algorithms: { cipher: CIPHERS as any },
+      algorithms: { cipher: CIPHERS },
     };
     if (host.jump) {
       const jump = await this.connection(this.hosts.requireHost(host.jump));
