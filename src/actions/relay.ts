@@ -15,6 +15,9 @@ export async function relay<T>(
 ): Promise<T> {
   const ac = new AbortController();
   const onAbort = () => ac.abort();
+  // A signal aborted already never fires 'abort' again: without this, a stream started just after a
+  // cancel (its step was still in a command that took no signal) ran to its end.
+  if (opts.signal?.aborted) ac.abort();
   opts.signal?.addEventListener('abort', onAbort, { once: true });
   // The first failure is the cause; the other side's cancellation that follows is not news.
   let firstError: unknown;
@@ -54,6 +57,7 @@ export async function relay<T>(
 export async function together<T extends unknown[]>(signal: AbortSignal, tasks: { [K in keyof T]: (signal: AbortSignal) => Promise<T[K]> }): Promise<T> {
   const ac = new AbortController();
   const onAbort = () => ac.abort();
+  if (signal.aborted) ac.abort();
   signal.addEventListener('abort', onAbort, { once: true });
   let first: unknown;
   const settled = await Promise.allSettled(
