@@ -535,8 +535,9 @@ export class Inventory {
     const holds = l && (l.runId === r.id || l.runId === null) && !lockIsStale(l);
     return holds ? r : { ...r, status: 'interrupted' };
   }
+  /** A run's steps and undos in the order they happened (an undo after the failure that caused it). */
   runSteps(runId: number): StepRecord[] {
-    return (this.sql('SELECT * FROM run_steps WHERE run_id = ? ORDER BY seq, rowid').all(runId) as StepRow[]).map((r) => ({
+    return (this.sql('SELECT * FROM run_steps WHERE run_id = ? ORDER BY rowid').all(runId) as StepRow[]).map((r) => ({
       runId: r.run_id,
       seq: r.seq,
       name: r.name,

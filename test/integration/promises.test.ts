@@ -158,6 +158,9 @@ describe('runs ID', () => {
     // Each step as it ended, and the undo of each done step that has one.
     const steps = (json.steps as { name: string; status: string }[]).map((s) => `${s.name} ${s.status}`);
     expect(steps).toEqual(expect.arrayContaining(['checkout done', 'migrate done', 'health failed', 'checkout undone', 'migrate undone', 'maintenance-on undone']));
+    // In the order they happened: the undos after the failure that caused them, newest first.
+    expect(steps.indexOf('health failed')).toBeLessThan(steps.indexOf('migrate undone'));
+    expect(steps.indexOf('migrate undone')).toBeLessThan(steps.indexOf('checkout undone'));
     const failedText = (await must(cli(home, ['runs', String(failed.id)]))).stdout;
     expect(failedText).toMatch(new RegExp(`^run ${failed.id}: update pr-runs — rolled-back`));
     expect(failedText).toMatch(/error: .*health check of pr-runs failed/);

@@ -122,8 +122,8 @@ describe('Engine', () => {
     expect(log).toEqual(['run swap', 'run later', 'run delete']);
     expect(inv.runSteps(ok.runId!).map((s) => [s.name, s.status, s.error])).toEqual([
       ['swap', 'done', null],
-      ['delete', 'warning', 'rm failed'],
       ['later', 'done', null],
+      ['delete', 'warning', 'rm failed'],
     ]);
   });
 
