@@ -1,5 +1,6 @@
 import type { Backup } from '../inventory/index.js';
 import { age, formatBytes } from '../src/core/format.js';
+import { backupRow, backupVerifiedWord } from '../src/present/index.js';
 import type { Column } from './components.js';
 import type { UiModel } from './model.js';
 
@@ -17,4 +18,4 @@ export const BACKUP_COLUMNS: Column[] = [
 
 export const backupCells =
   (now: number) =>
-  (b: Backup): string[] => [b.id, age(b.createdAt, now), String(b.manifest.code?.files ?? '-'), formatBytes((b.manifest.code?.bytes ?? 0) + (b.manifest.db?.bytes ?? 0)), b.verifyFailed ? 'FAILED' : b.verifiedAt ? 'yes' : ''];
+  (b: Backup): string[] => [b.id, age(b.createdAt, now), String(b.manifest.code?.files ?? '-'), formatBytes((b.manifest.code?.bytes ?? 0) + (b.manifest.db?.bytes ?? 0)), backupVerifiedWord(backupRow(b))];

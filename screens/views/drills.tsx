@@ -1,5 +1,6 @@
 import { Box, Text } from 'ink';
 import type { DrillReport } from '../../src/actions/drill.js';
+import { drillResultWord, rpoWords, rtoWords } from '../../src/present/index.js';
 import { Table } from '../components.js';
 import { back, commandKey, help, moves, quit } from '../keys.js';
 import type { ScreenDef } from '../screen.js';
@@ -31,7 +32,7 @@ function DrillsView({ drills, selected, height, width }: { drills: DrillReport[]
           { title: 'RPO', width: 7 },
           { title: 'REPORT / WHAT FAILED', width: Math.max(20, width - 86) },
         ]}
-        rows={drills.map((d) => [d.id, d.source, d.target, d.ok ? 'passed' : 'FAILED', d.rtoSeconds >= 0 ? `${d.rtoSeconds} s` : '-', `${(d.rpoSeconds / 3600).toFixed(1)} h`, d.ok ? d.file : `${d.error ?? ''} (${d.file})`])}
+        rows={drills.map((d) => [d.id, d.source, d.target, drillResultWord(d), rtoWords(d.rtoSeconds), rpoWords(d.rpoSeconds), d.ok ? d.file : `${d.error ?? ''} (${d.file})`])}
         selected={selected}
         height={height - 1}
         empty="no drills yet: press D on an instance"

@@ -1,5 +1,6 @@
 import { Box, Text } from 'ink';
 import type { DrillReport } from '../../src/actions/drill.js';
+import { drillResultWord, rpoWords, rtoWords } from '../../src/present/index.js';
 import { RunView } from '../components.js';
 import { help, quit } from '../keys.js';
 import type { ScreenDef } from '../screen.js';
@@ -59,7 +60,7 @@ function DrillOutcome({ report }: { report?: DrillReport }) {
   return (
     <Box flexDirection="column" borderStyle="round" borderColor={report.ok ? 'green' : 'red'} paddingX={1}>
       <Text bold color={report.ok ? 'green' : 'red'}>
-        Drill {report.ok ? 'passed' : 'FAILED'}: RTO {report.rtoSeconds >= 0 ? `${report.rtoSeconds} s` : 'none (not restored)'}, RPO {(report.rpoSeconds / 3600).toFixed(1)} h
+        Drill {drillResultWord(report)}: RTO {rtoWords(report.rtoSeconds, 'none (not restored)')}, RPO {rpoWords(report.rpoSeconds)}
       </Text>
       <Text dimColor wrap="truncate-middle">report: {report.file}</Text>
     </Box>
