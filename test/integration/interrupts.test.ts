@@ -2,7 +2,7 @@ import Database from 'better-sqlite3';
 import { execa, type ResultPromise } from 'execa';
 import { execFileSync, spawn } from 'node:child_process';
 import { createHmac } from 'node:crypto';
-import { existsSync, readdirSync } from 'node:fs';
+import { appendFileSync, existsSync, readdirSync } from 'node:fs';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -48,7 +48,7 @@ function start(home: string, args: string[], env: Record<string, string> = {}): 
   let err = '';
   proc.stderr!.on('data', (d) => {
     err += d;
-    if (process.env.INT_DEBUG) require('node:fs').appendFileSync(`/tmp/int-${proc.pid}.log`, d);
+    if (process.env.INT_DEBUG) appendFileSync(`/tmp/int-${proc.pid}.log`, d);
   });
   return { proc, err: () => err };
 }
