@@ -26,9 +26,9 @@ export function storedStream(b: Backup, stream: 'code' | 'db'): { snapshot: stri
  * A fingerprint of the tree's stat data, computed on the host: any change to a file's content, mode,
  * name or link changes its ctime, which no user can set back. Undefined where find lacks -printf.
  */
-export async function treeKey(deps: Deps, inst: Instance): Promise<string | undefined> {
+export async function treeKey(deps: Deps, inst: Instance, signal?: AbortSignal): Promise<string | undefined> {
   // No pipefail in sh: the listing is captured first so a failing find cannot yield a hash.
-  const res = await shellFor(deps, inst).exec(['sh', '-c', 'cd -- "$1" && list=$(find . -printf "%i %C@ %T@ %s %m %y %P\\n") && printf "%s" "$list" | LC_ALL=C sort | sha256sum', 'sh', inst.path]);
+  const res = await shellFor(deps, inst).exec(['sh', '-c', 'cd -- "$1" && list=$(find . -printf "%i %C@ %T@ %s %m %y %P\\n") && printf "%s" "$list" | LC_ALL=C sort | sha256sum', 'sh', inst.path], { signal });
   const key = res.stdout.split(' ')[0];
   return res.code === 0 && /^[0-9a-f]{64}$/.test(key) ? key : undefined;
 }
@@ -39,7 +39,7 @@ export async function treeKey(deps: Deps, inst: Instance): Promise<string | unde
  * (restic skips unchanged files by the same kind of stat data).
  */
 export async function backupCode(deps: Deps, inst: Instance, id: string, ctx: StepIO, reuse = false): Promise<NonNullable<Manifest['code']>> {
-  const key = await treeKey(deps, inst);
+  const key = await treeKey(deps, inst, ctx.signal);
   if (reuse && key) {
     const same = deps.inv.backupForTree(inst.name, key);
     if (same) {
@@ -134,9 +134,9 @@ export async function takeBackup(deps: Deps, inst: Instance, ctx: StepIO, kind: 
 }
 
 /** Sizes the tree (for the progress bar) and checks the instance is there. */
-export async function inspectInstance(deps: Deps, inst: Instance): Promise<{ bytes: number }> {
+export async function inspectInstance(deps: Deps, inst: Instance, signal?: AbortSignal): Promise<{ bytes: number }> {
   const shell = shellFor(deps, inst);
-  const res = await shell.exec(['du', '-sb', '--', inst.path]);
+  const res = await shell.exec(['du', '-sb', '--', inst.path], { signal });
   if (res.code !== 0) {
     throw new OpsError(`the code tree ${inst.path} of ${inst.name} cannot be read on host ${inst.host}: ${res.stderr.trim()}`, 1, `check the path with: opsdeck instance show ${inst.name}`);
   }
@@ -158,7 +158,7 @@ export function backupSteps(deps: Deps, inst: Instance, kind: Backup['kind']) {
       title: `Connect to ${inst.host} and size ${inst.path}`,
       explain: 'Checks the host key, logs in and measures the code tree. If it fails, check the host with `opsdeck host check`.',
       run: async (ctx) => {
-        ctx.state.sizeHint = (await inspectInstance(deps, inst)).bytes;
+        ctx.state.sizeHint = (await inspectInstance(deps, inst, ctx.signal)).bytes;
       },
     },
     {

@@ -5,7 +5,7 @@ import type { Plan, Step, StepContext } from '../core/plan.js';
 import { psqlArgv, quoteQualified } from '../databases/postgres.js';
 import { CommandError } from '../remote/shell.js';
 import { errorMessage, OpsError, UsageError } from '../core/errors.js';
-import { formatBytes } from '../core/format.js';
+import { formatBytes, rpoWords } from '../core/format.js';
 import { requireHealthy } from './app.js';
 import { dbFor, loginShellFor, type Deps } from '../deps/deps.js';
 import { leaveCriticalSection, oldOf, stagingOf, pickBackup, restoreSteps, restoreUndoFailed, type RestoreState } from './restore.js';
@@ -172,7 +172,7 @@ function writeDrillReport(deps: Deps, s: DrillState, error: string | null): Dril
       `- Result: **${error ? 'FAILED' : 'passed'}**`,
       ...(error ? [`- What failed: ${error}`] : []),
       `- Backup: ${s.backup.id}, taken ${s.backup.createdAt}`,
-      `- RPO (age of the data restored): ${(report.rpoSeconds / 3600).toFixed(1)} h`,
+      `- RPO (age of the data restored): ${rpoWords(report.rpoSeconds)}`,
       `- RTO (restore to a verified, answering target): ${rto === null ? 'none, the restore did not complete' : `${rto} s`}`,
       `- Run: ${new Date(s.startedAt).toISOString()} by ${process.env.USER ?? 'unknown'}`,
       '',

@@ -454,7 +454,7 @@ export function restoreSteps(deps: Deps): RestoreSteps {
         // The tree in place is now exactly the backup's (its checksum was checked on the way in):
         // remember its fingerprint, so the next safety backup of this target need not stream it.
         const stored = ctx.state.from.backup;
-        const key = carried.length || !stored ? undefined : await treeKey(deps, target);
+        const key = carried.length || !stored ? undefined : await treeKey(deps, target, ctx.signal);
         if (key && stored) deps.inv.rememberTree(target.name, key, stored.id);
       },
       undo: async (ctx) => {

@@ -38,3 +38,13 @@ export function parseAge(age: string): number {
   if (!m) throw new UsageError(`invalid age ${JSON.stringify(age)}`, 'write it as a number and a unit: 30m, 12h, 7d, 2w');
   return Number(m[1]) * { m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 }[m[2] as 'm' | 'h' | 'd' | 'w'];
 }
+
+/** Recovery point: how old the restored data was, in hours (one decimal). */
+export function rpoWords(rpoSeconds: number): string {
+  return `${(rpoSeconds / 3600).toFixed(1)} h`;
+}
+
+/** Recovery time in seconds; `none` (default '-') when the drill restored nothing. */
+export function rtoWords(rtoSeconds: number, none = '-'): string {
+  return rtoSeconds >= 0 ? `${rtoSeconds} s` : none;
+}

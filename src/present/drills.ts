@@ -1,14 +1,7 @@
-import type { DrillReport } from '../actions/drill.js';
+import type { DrillReport } from '../../inventory/index.js';
 
-/** Recovery point: how old the restored data was, in hours (one decimal). */
-export function rpoWords(rpoSeconds: number): string {
-  return `${(rpoSeconds / 3600).toFixed(1)} h`;
-}
-
-/** Recovery time in seconds; `none` (default '-') when the drill restored nothing. */
-export function rtoWords(rtoSeconds: number, none = '-'): string {
-  return rtoSeconds >= 0 ? `${rtoSeconds} s` : none;
-}
+export { rpoWords, rtoWords } from '../core/format.js';
+import { rpoWords, rtoWords } from '../core/format.js';
 
 export const DRILL_HEADERS = ['DRILL', 'SOURCE', 'TARGET', 'RESULT', 'RTO', 'RPO', 'REPORT'];
 
