@@ -106,3 +106,14 @@ export function repinHostKey(home: string, host: string, fingerprint: string): v
   inv.pinHostKey(host, fingerprint);
   inv.close();
 }
+
+/** Polls `f` until it gives a value (every few ms, as a user watching would not), or fails after `ms`. */
+export async function until<T>(what: string, f: () => T | undefined | false, ms = 60_000, everyMs = 5): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = f();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeLabInstance, type LabInstance } from '../../fixtures/lab.js';
 import { CuttingProxy } from '../proxy.js';
-import { BIN, addInstance, asLabUser, cli, dbState, homeWithHosts, lab, must, sql, treeState } from '../helpers.js';
+import { BIN, addInstance, asLabUser, cli, dbState, homeWithHosts, lab, must, sql, treeState, until } from '../helpers.js';
 
 const storeEnv = (home: string) => ({ RESTIC_REPOSITORY: join(home, 'store'), RESTIC_PASSWORD_FILE: join(home, 'store.pass') });
 const snapshots = async (home: string): Promise<{ id: string; tags?: string[] }[]> => JSON.parse((await execa('restic', ['snapshots', '--json'], { env: storeEnv(home) })).stdout);
@@ -32,15 +32,6 @@ function alive(pid: number): boolean {
   }
 }
 
-async function until<T>(what: string, f: () => T | undefined | false, ms = 60_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = f();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
 
 /** Starts the real program without a terminal (as cron would) and keeps its stderr as it comes. */
 function start(home: string, args: string[], env: Record<string, string> = {}): { proc: ResultPromise; err: () => string } {

@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Inventory } from '../../inventory/index.js';
-import { BIN, addInstance, asLabUser, cli, dbState, homeWithHosts, lab, must, newHome, sql, treeState } from '../helpers.js';
+import { BIN, addInstance, asLabUser, cli, dbState, homeWithHosts, lab, must, newHome, sql, treeState, until } from '../helpers.js';
 
 // What the README promises and no other test checked (issue 10, item 6), each against the real lab
 // through bin/opsdeck, as a user would see it.
@@ -11,15 +11,6 @@ import { BIN, addInstance, asLabUser, cli, dbState, homeWithHosts, lab, must, ne
 const l = lab();
 const lastRun = async (home: string, instance: string) => JSON.parse((await must(cli(home, ['runs', '--json', '--limit', '1', '--instance', instance]))).stdout)[0];
 
-async function until<T>(what: string, f: () => T | undefined | false, ms = 60_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = f();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 describe('ctrl-c during an update', () => {
   const root = l.hosts[0].root;

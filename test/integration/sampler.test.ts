@@ -2,15 +2,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { freezeHost, startHost, stopHost, thawHost } from '../../fixtures/lab.js';
 import { openApp } from '../../src/app/app.js';
 import { Sampler } from '../../src/health/sampler.js';
-import { addInstance, cli, homeWithHosts, lab, must } from '../helpers.js';
-
-async function until(what: string, ok: () => boolean, ms = 60_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!ok()) {
-    if (Date.now() > end) throw new Error(`never happened: ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+import { addInstance, cli, homeWithHosts, lab, must, until } from '../helpers.js';
 
 describe('live health sampler', () => {
   afterAll(async () => {
