@@ -28,7 +28,13 @@ export function startWatch(ctx: Ctx, inst: InstanceRow): void {
 export function startRestore(ctx: Ctx, inst: InstanceRow, backup: Backup | undefined): void {
   const p = ctx.model.prepare('restore', inst.name, { backup: backup?.id });
   if (!p || !backup) return;
-  askChange(ctx, inst, `Restore backup ${backup.id} (${age(backup.createdAt)}) onto ${inst.name} at ${inst.host}:${inst.path}?\nIts code and database will be replaced; a safety backup is taken first.`, 'Restore', p.start);
+  askChange(
+    ctx,
+    inst,
+    `Restore backup ${backup.id} (${age(backup.createdAt)}) onto ${inst.name} at ${inst.host}:${inst.path}?\nIts code and database will be replaced; a safety backup is taken first.`,
+    'Restore',
+    p.start,
+  );
 }
 
 export function startUpdate(ctx: Ctx, inst: InstanceRow): void {
@@ -57,7 +63,14 @@ export function startUpgrade(ctx: Ctx, inst: InstanceRow): void {
 export function toggleMaintenance(ctx: Ctx, inst: InstanceRow): void {
   const mode = inst.maintenanceSince ? 'off' : 'on';
   const p = ctx.model.prepare('maintenance', inst.name, { mode });
-  if (p) askChange(ctx, inst, mode === 'on' ? `Put ${inst.name} in maintenance? Its site will answer 503.` : `Take ${inst.name} out of maintenance?`, mode === 'on' ? 'Maintenance on' : 'Maintenance off', p.start);
+  if (p)
+    askChange(
+      ctx,
+      inst,
+      mode === 'on' ? `Put ${inst.name} in maintenance? Its site will answer 503.` : `Take ${inst.name} out of maintenance?`,
+      mode === 'on' ? 'Maintenance on' : 'Maintenance off',
+      p.start,
+    );
 }
 
 /** The instances other than `inst`, as picker items whose value is the instance itself. */
@@ -73,7 +86,14 @@ export function startClone(ctx: Ctx, inst: InstanceRow): void {
   if (!targets.length) return ctx.model.flash('error', 'there is no other instance to clone onto');
   ctx.pick(`Clone ${inst.name} onto which instance?`, targets, (target) => {
     const p = ctx.model.prepare('clone', inst.name, { to: target.name });
-    if (p) askChange(ctx, target, `Make ${target.name} a copy of ${inst.name} (code and database)?\n${target.name} keeps its URL, credentials, hooks and local files; its current state is saved first.`, 'Clone', p.start);
+    if (p)
+      askChange(
+        ctx,
+        target,
+        `Make ${target.name} a copy of ${inst.name} (code and database)?\n${target.name} keeps its URL, credentials, hooks and local files; its current state is saved first.`,
+        'Clone',
+        p.start,
+      );
   });
 }
 

@@ -18,4 +18,10 @@ export const BACKUP_COLUMNS: Column[] = [
 
 export const backupCells =
   (now: number) =>
-  (b: Backup): string[] => [b.id, age(b.createdAt, now), String(b.manifest.code?.files ?? '-'), formatBytes((b.manifest.code?.bytes ?? 0) + (b.manifest.db?.bytes ?? 0)), backupVerifiedWord(backupRow(b))];
+  (b: Backup): string[] => [
+    b.id,
+    age(b.createdAt, now),
+    String(b.manifest.code?.files ?? '-'),
+    formatBytes((b.manifest.code?.bytes ?? 0) + (b.manifest.db?.bytes ?? 0)),
+    backupVerifiedWord(backupRow(b)),
+  ];

@@ -63,7 +63,7 @@ export function Footer({ hints, flash, width }: { hints: [string, string][]; fla
                 <Text bold color="yellow">
                   {k}
                 </Text>
-                <Text dimColor> {what}  </Text>
+                <Text dimColor> {what} </Text>
               </Text>
             ))}
           </Text>
@@ -71,9 +71,13 @@ export function Footer({ hints, flash, width }: { hints: [string, string][]; fla
         {/* Always visible, however narrow the terminal: how to get help and how to get out. */}
         <Box flexShrink={0}>
           <Text>
-            <Text bold color="yellow">?</Text>
-            <Text dimColor> help  </Text>
-            <Text bold color="yellow">q</Text>
+            <Text bold color="yellow">
+              ?
+            </Text>
+            <Text dimColor> help </Text>
+            <Text bold color="yellow">
+              q
+            </Text>
             <Text dimColor> quit</Text>
           </Text>
         </Box>
@@ -122,8 +126,26 @@ export const fit = (raw: string, w: number) => {
  * an array, or as a count and a function that makes one row, so that of 10,000 instances only the
  * visible few are ever turned into cells.
  */
-export function Table({ columns, rows, count, row, selected, height, empty, focused = true }: { columns: Column[]; rows?: string[][]; count?: number; row?: (i: number) => string[]; selected: number; height: number; empty?: string; focused?: boolean }) {
-  const n = rows ? rows.length : count ?? 0;
+export function Table({
+  columns,
+  rows,
+  count,
+  row,
+  selected,
+  height,
+  empty,
+  focused = true,
+}: {
+  columns: Column[];
+  rows?: string[][];
+  count?: number;
+  row?: (i: number) => string[];
+  selected: number;
+  height: number;
+  empty?: string;
+  focused?: boolean;
+}) {
+  const n = rows ? rows.length : (count ?? 0);
   const get = rows ? (i: number) => rows[i] : (row ?? (() => []));
   const h = Math.max(1, height - 1 - (n > height - 1 ? 1 : 0));
   const start = windowStart(selected, n, h);
@@ -139,7 +161,15 @@ export function Table({ columns, rows, count, row, selected, height, empty, focu
         const sel = focused && idx === selected;
         return (
           <Text key={idx} inverse={sel} wrap="truncate-end">
-            {segments(columns, r, sel).map(([text, color], j) => (color ? <Text key={j} color={color}>{text}</Text> : text))}
+            {segments(columns, r, sel).map(([text, color], j) =>
+              color ? (
+                <Text key={j} color={color}>
+                  {text}
+                </Text>
+              ) : (
+                text
+              ),
+            )}
           </Text>
         );
       })}
@@ -265,7 +295,7 @@ export function ConfirmView({ message, action, typeName, typed, focus }: { messa
             {' '}
             {action}{' '}
           </Text>
-          <Text dimColor>   ←/→ choose · enter · esc cancel</Text>
+          <Text dimColor> ←/→ choose · enter · esc cancel</Text>
         </Box>
       )}
     </Box>

@@ -10,7 +10,12 @@ export const moves = (ctx: Ctx): Binding[] => [
   { keys: ['pgup'], label: 'PgUp', hint: 'page up', run: () => ctx.move(-(ctx.bodyHeight - 2)) },
 ];
 
-export const quit = (ctx: Ctx): Binding => ({ keys: ['q'], label: 'q', hint: 'quit', run: () => (ctx.model.running ? ctx.model.flash('error', 'a run is in progress: ctrl-c cancels it') : ctx.exit()) });
+export const quit = (ctx: Ctx): Binding => ({
+  keys: ['q'],
+  label: 'q',
+  hint: 'quit',
+  run: () => (ctx.model.running ? ctx.model.flash('error', 'a run is in progress: ctrl-c cancels it') : ctx.exit()),
+});
 export const help = (ctx: Ctx): Binding => ({ keys: ['?'], label: '?', hint: 'help', run: () => ctx.push({ kind: 'help', of: ctx.top().kind }) });
 export const filterKey = (ctx: Ctx): Binding => ({ keys: ['/'], label: '/', hint: 'filter', run: () => void (ctx.nav.filtering = true) });
 export const envKey = (ctx: Ctx): Binding => ({ keys: ['e'], label: 'e', hint: 'environment', run: () => ctx.model.nextEnv() });

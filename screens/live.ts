@@ -15,7 +15,8 @@ export function useLive(sampler: Sampler | undefined): { snap?: SamplerState; is
   return { snap, isStale: (t) => !!sampler?.isStale(t) };
 }
 
-export const stateColor = (v: string): string | undefined => (/^(DOWN|PROBLEM|no answer)/.test(v) ? 'red' : /STALE|probing|maintenance/.test(v) ? 'yellow' : /^(up|ok)\b/.test(v) ? 'green' : undefined);
+export const stateColor = (v: string): string | undefined =>
+  /^(DOWN|PROBLEM|no answer)/.test(v) ? 'red' : /STALE|probing|maintenance/.test(v) ? 'yellow' : /^(up|ok)\b/.test(v) ? 'green' : undefined;
 
 export function metricsCell(s: InstanceSample | undefined, history: Record<string, number[]>): string {
   return Object.entries(s?.metrics ?? {})

@@ -61,7 +61,10 @@ export class UiModel {
   /** Live health, when the console runs one (the screens draw without it, for tests of the rest). */
   readonly sampler?: Sampler;
 
-  constructor(readonly app: App, opts: { sampler?: Sampler } = {}) {
+  constructor(
+    readonly app: App,
+    opts: { sampler?: Sampler } = {},
+  ) {
     this.sampler = opts.sampler;
     this.state = { inventoryFile: app.inv.file, instances: [], hostCount: 0, envs: [], env: '' };
     this.reload();
@@ -206,7 +209,16 @@ export class UiModel {
       })
       .catch((err: unknown) => {
         // Refused before any step ran (a lock held elsewhere, say): show it as a finished run.
-        this.set({ run: { command: plan.command, instance, steps: plan.steps.map((s) => ({ name: s.name, title: s.title, status: 'pending' })), logs: [{ level: 'error', message: errorMessage(err) }], startedAt: Date.now(), finished: { status: 'failed', error: errorMessage(err), exitCode: 1, ms: 0 } } });
+        this.set({
+          run: {
+            command: plan.command,
+            instance,
+            steps: plan.steps.map((s) => ({ name: s.name, title: s.title, status: 'pending' })),
+            logs: [{ level: 'error', message: errorMessage(err) }],
+            startedAt: Date.now(),
+            finished: { status: 'failed', error: errorMessage(err), exitCode: 1, ms: 0 },
+          },
+        });
       })
       .finally(() => this.reload());
     return true;

@@ -30,7 +30,15 @@ function columnItem(columns: Column[]): FC<{ isSelected?: boolean; label: string
     }
     return (
       <Text inverse={isSelected} wrap="truncate-end">
-        {segments(columns, cells, isSelected).map(([text, color], j) => (color ? <Text key={j} color={color}>{text}</Text> : text))}
+        {segments(columns, cells, isSelected).map(([text, color], j) =>
+          color ? (
+            <Text key={j} color={color}>
+              {text}
+            </Text>
+          ) : (
+            text
+          ),
+        )}
       </Text>
     );
   };

@@ -108,7 +108,7 @@ function hostRow(name: string, snap: SamplerState, isStale: (t?: Tracked<unknown
     percent(fullestDisk(s)),
     sparkline(h.disk ?? [], spark, { max: 1 }),
     s?.uptimeSeconds ? duration(s.uptimeSeconds) : '-',
-    s && !s.ok ? s.reason ?? '' : '',
+    s && !s.ok ? (s.reason ?? '') : '',
   ];
 }
 
@@ -137,7 +137,7 @@ function databaseRow(i: InstanceRow, snap: SamplerState, isStale: (t?: Tracked<u
   return [
     i.name,
     !i.dbUrl ? '-' : !d ? stateCell(t && { ...t, sample: undefined }, stale, now, 'up', 'DOWN') : (d.ok ? 'up' : 'DOWN') + (stale ? ' STALE' : ''),
-    d?.sizeBytes !== undefined ? formatBytes(d.sizeBytes) : d?.reason ?? '-',
+    d?.sizeBytes !== undefined ? formatBytes(d.sizeBytes) : (d?.reason ?? '-'),
     d?.connections !== undefined ? `${d.connections}/${d.maxConnections}` : '-',
     sparkline(t?.history.connections ?? [], spark, { max: d?.maxConnections }),
     d?.longestTransactionSeconds != null ? duration(d.longestTransactionSeconds) : '-',
@@ -220,17 +220,47 @@ function DashboardView({
         {label}{' '}
       </Text>
       <Text dimColor> {n} </Text>
-      {bad ? <Text color="red" bold>{bad} {what}</Text> : <Text color="green">all well</Text>}
+      {bad ? (
+        <Text color="red" bold>
+          {bad} {what}
+        </Text>
+      ) : (
+        <Text color="green">all well</Text>
+      )}
     </Text>
   );
   return (
     <Box flexDirection="column">
       {title('hosts', 'HOSTS', data.hosts.length, hostDown, 'down')}
-      <Table columns={hostCols} count={data.hosts.length} row={(i) => hostRow(data.hosts[i], snap, isStale, now, spark)} selected={sel.hosts} height={hostsH - 1} focused={focus === 'hosts'} empty="no hosts: add one with opsdeck host add NAME --address ADDR" />
+      <Table
+        columns={hostCols}
+        count={data.hosts.length}
+        row={(i) => hostRow(data.hosts[i], snap, isStale, now, spark)}
+        selected={sel.hosts}
+        height={hostsH - 1}
+        focused={focus === 'hosts'}
+        empty="no hosts: add one with opsdeck host add NAME --address ADDR"
+      />
       {title('instances', 'INSTANCES', data.instances.length, instBad, 'with a problem')}
-      <Table columns={instCols} count={data.instances.length} row={(i) => instanceRow(data.instances[i], snap, isStale, now, spark)} selected={sel.instances} height={instH} focused={focus === 'instances'} empty="no instances: add one with opsdeck instance add" />
+      <Table
+        columns={instCols}
+        count={data.instances.length}
+        row={(i) => instanceRow(data.instances[i], snap, isStale, now, spark)}
+        selected={sel.instances}
+        height={instH}
+        focused={focus === 'instances'}
+        empty="no instances: add one with opsdeck instance add"
+      />
       {title('databases', 'DATABASES', data.databases.length, dbBad, 'down')}
-      <Table columns={dbCols} count={data.databases.length} row={(i) => databaseRow(data.databases[i], snap, isStale, now, spark)} selected={sel.databases} height={dbH - 1} focused={focus === 'databases'} empty="no databases" />
+      <Table
+        columns={dbCols}
+        count={data.databases.length}
+        row={(i) => databaseRow(data.databases[i], snap, isStale, now, spark)}
+        selected={sel.databases}
+        height={dbH - 1}
+        focused={focus === 'databases'}
+        empty="no databases"
+      />
     </Box>
   );
 }

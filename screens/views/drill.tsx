@@ -66,16 +66,16 @@ function DrillWizard({ route, backups, targets, selected, height }: { route: Dri
       {route.stage === 'backup' ? (
         <Box flexDirection="column">
           <Text>
-            <Text color="cyan">Step 1 of 3: pick a backup.</Text> The newest is selected. Its age is how much data a real restore
-            would lose (RPO). If every backup is old, fix the backups before anything else.
+            <Text color="cyan">Step 1 of 3: pick a backup.</Text> The newest is selected. Its age is how much data a real restore would lose (RPO). If every backup is old, fix the backups before
+            anything else.
           </Text>
           <Picker columns={BACKUP_COLUMNS} items={backups.map((b) => ({ key: b.id, label: columnLabel(BACKUP_COLUMNS, backupCells(now)(b)), value: b }))} selected={selected} height={height - 4} />
         </Box>
       ) : (
         <Box flexDirection="column">
           <Text>
-            <Text color="cyan">Step 2 of 3: pick the scratch instance to restore onto.</Text> Its code and database will be replaced by
-            backup {route.backup}. Never a protected instance: those are refused.
+            <Text color="cyan">Step 2 of 3: pick the scratch instance to restore onto.</Text> Its code and database will be replaced by backup {route.backup}. Never a protected instance: those are
+            refused.
           </Text>
           <Picker
             columns={TARGET_COLUMNS}

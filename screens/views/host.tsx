@@ -37,12 +37,38 @@ export const host: ScreenDef<'host'> = {
     help(ctx),
     quit(ctx),
   ],
-  render: (ctx, route) => <HostView name={route.name} host={ctx.model.host(route.name)} sampler={ctx.model.sampler} instances={instancesOn(ctx, route.name)} selected={ctx.selected()} height={ctx.bodyHeight} width={ctx.cols} />,
+  render: (ctx, route) => (
+    <HostView
+      name={route.name}
+      host={ctx.model.host(route.name)}
+      sampler={ctx.model.sampler}
+      instances={instancesOn(ctx, route.name)}
+      selected={ctx.selected()}
+      height={ctx.bodyHeight}
+      width={ctx.cols}
+    />
+  ),
 };
 
 const HISTORY_W = 60;
 
-function HostView({ name, host, sampler, instances, selected, height, width }: { name: string; host?: ReturnType<UiModel['host']>; sampler?: Sampler; instances: InstanceRow[]; selected: number; height: number; width: number }) {
+function HostView({
+  name,
+  host,
+  sampler,
+  instances,
+  selected,
+  height,
+  width,
+}: {
+  name: string;
+  host?: ReturnType<UiModel['host']>;
+  sampler?: Sampler;
+  instances: InstanceRow[];
+  selected: number;
+  height: number;
+  width: number;
+}) {
   const { snap, isStale } = useLive(sampler);
   const live = snap?.hosts.get(name);
   const stale = isStale(live);
@@ -61,8 +87,20 @@ function HostView({ name, host, sampler, instances, selected, height, width }: {
   return (
     <Box flexDirection="column">
       <Text bold>
-        {name} <Text dimColor>{host.user}@{host.address}:{host.port}{host.jump ? ` via ${host.jump}` : ''}</Text>{' '}
-        {!s ? <Text color="yellow">probing…</Text> : s.ok ? <Text color="green">up</Text> : <Text color="red" bold>DOWN: {printable(s.reason ?? '')}</Text>}
+        {name}{' '}
+        <Text dimColor>
+          {host.user}@{host.address}:{host.port}
+          {host.jump ? ` via ${host.jump}` : ''}
+        </Text>{' '}
+        {!s ? (
+          <Text color="yellow">probing…</Text>
+        ) : s.ok ? (
+          <Text color="green">up</Text>
+        ) : (
+          <Text color="red" bold>
+            DOWN: {printable(s.reason ?? '')}
+          </Text>
+        )}
         {stale ? <Text color="yellow"> STALE: no fresh sample</Text> : null}
       </Text>
       {line('load', s?.load ? `${s.load.map((x) => x.toFixed(2)).join(' ')}` : '-', h.load, s?.cpus)}
@@ -78,7 +116,17 @@ function HostView({ name, host, sampler, instances, selected, height, width }: {
       {line('uptime', s?.uptimeSeconds ? `${(s.uptimeSeconds / 86400).toFixed(1)} days` : '-')}
       <Box marginTop={1} flexDirection="column">
         <Text bold>Instances on {name}</Text>
-        <Table columns={[{ title: 'INSTANCE', width: 24 }, { title: 'ENV', width: 10 }, { title: 'PATH', width: Math.max(10, width - 38) }]} rows={instances.map((i) => [i.name, i.env, i.path])} selected={selected} height={Math.max(2, height - 9 - (s?.disks?.length ?? 0))} empty="no instances on this host" />
+        <Table
+          columns={[
+            { title: 'INSTANCE', width: 24 },
+            { title: 'ENV', width: 10 },
+            { title: 'PATH', width: Math.max(10, width - 38) },
+          ]}
+          rows={instances.map((i) => [i.name, i.env, i.path])}
+          selected={selected}
+          height={Math.max(2, height - 9 - (s?.disks?.length ?? 0))}
+          empty="no instances on this host"
+        />
       </Box>
     </Box>
   );

@@ -31,7 +31,9 @@ export const instance: ScreenDef<'instance'> = {
     help(ctx),
     quit(ctx),
   ],
-  render: (ctx, route) => <InstanceView inst={ctx.model.byName(route.name)} backups={manualBackups(ctx.model, route.name)} selected={ctx.selected()} height={ctx.bodyHeight} sampler={ctx.model.sampler} />,
+  render: (ctx, route) => (
+    <InstanceView inst={ctx.model.byName(route.name)} backups={manualBackups(ctx.model, route.name)} selected={ctx.selected()} height={ctx.bodyHeight} sampler={ctx.model.sampler} />
+  ),
 };
 
 function InstanceView({ inst, backups, selected, height, sampler }: { inst?: InstanceRow; backups: Backup[]; selected: number; height: number; sampler?: Sampler }) {
@@ -86,8 +88,10 @@ function LiveLine({ sampler, name }: { sampler: Sampler; name: string }) {
           {'  '}http {s.http.status ?? '---'} {s.http.ms} ms <Text color="cyan">{sparkline(live.history.http ?? [], 20)}</Text>
         </Text>
       ) : null}
-      {s?.db ? <Text>  db {s.db.ok ? `${formatBytes(s.db.sizeBytes ?? 0)}, ${s.db.connections}/${s.db.maxConnections} conns` : <Text color="red">DOWN {printable(s.db.reason ?? '')}</Text>}</Text> : null}
-      {s?.metrics ? <Text>  {metricsCell(s, live.history)}</Text> : null}
+      {s?.db ? (
+        <Text> db {s.db.ok ? `${formatBytes(s.db.sizeBytes ?? 0)}, ${s.db.connections}/${s.db.maxConnections} conns` : <Text color="red">DOWN {printable(s.db.reason ?? '')}</Text>}</Text>
+      ) : null}
+      {s?.metrics ? <Text> {metricsCell(s, live.history)}</Text> : null}
     </Text>
   );
 }

@@ -31,10 +31,14 @@ export const instances: ScreenDef<'instances'> = {
     },
     filterKey(ctx),
     envKey(ctx),
-    ...instanceActions(ctx, () => {
-      const inst = selectedInstance(ctx);
-      return { inst, backup: inst && manualBackups(ctx.model, inst.name)[0] };
-    }, 'restore latest'),
+    ...instanceActions(
+      ctx,
+      () => {
+        const inst = selectedInstance(ctx);
+        return { inst, backup: inst && manualBackups(ctx.model, inst.name)[0] };
+      },
+      'restore latest',
+    ),
     drillKey(ctx, () => selectedInstance(ctx)),
     drillsKey(ctx),
     { keys: ['R'], label: 'R', hint: 'reload', run: () => ctx.model.reload() },
@@ -43,7 +47,9 @@ export const instances: ScreenDef<'instances'> = {
     help(ctx),
     quit(ctx),
   ],
-  render: (ctx) => <InstancesView rows={ctx.visible()} selected={ctx.selected()} height={ctx.bodyHeight - (ctx.nav.filtering ? 1 : 0)} filtering={ctx.nav.filtering} filter={ctx.nav.filter} width={ctx.cols} />,
+  render: (ctx) => (
+    <InstancesView rows={ctx.visible()} selected={ctx.selected()} height={ctx.bodyHeight - (ctx.nav.filtering ? 1 : 0)} filtering={ctx.nav.filtering} filter={ctx.nav.filter} width={ctx.cols} />
+  ),
 };
 
 const backupColor = (v: string) => (v === 'never' ? 'red' : v.endsWith('d ago') ? 'yellow' : 'green');

@@ -62,7 +62,9 @@ function DrillOutcome({ report }: { report?: DrillReport }) {
       <Text bold color={report.ok ? 'green' : 'red'}>
         Drill {drillResultWord(report)}: RTO {rtoWords(report.rtoSeconds, 'none (not restored)')}, RPO {rpoWords(report.rpoSeconds)}
       </Text>
-      <Text dimColor wrap="truncate-middle">report: {report.file}</Text>
+      <Text dimColor wrap="truncate-middle">
+        report: {report.file}
+      </Text>
     </Box>
   );
 }

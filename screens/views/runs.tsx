@@ -36,7 +36,16 @@ function RunsView({ runs, selected, height, width }: { runs: RunRecord[]; select
         count={runs.length}
         row={(i) => {
           const r = runs[i];
-          return [String(r.id), age(r.startedAt), r.command, r.instance ?? '-', `${r.osUser}@${r.origin}`, r.status, r.durationMs === null ? '-' : `${(r.durationMs / 1000).toFixed(1)} s`, r.error ?? ''];
+          return [
+            String(r.id),
+            age(r.startedAt),
+            r.command,
+            r.instance ?? '-',
+            `${r.osUser}@${r.origin}`,
+            r.status,
+            r.durationMs === null ? '-' : `${(r.durationMs / 1000).toFixed(1)} s`,
+            r.error ?? '',
+          ];
         }}
         selected={selected}
         height={height - 1}

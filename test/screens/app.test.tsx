@@ -6,13 +6,16 @@ import { UiModel } from '../../screens/model.js';
 import { tick, until } from './frames.js';
 import { addInstance, homeWithHosts, newHome } from '../helpers.js';
 
-
 function inventoryOnly(): OpsApp {
   const app = openApp(newHome());
   app.inv.addEnv('prod', true);
   app.inv.addEnv('uat', false);
   app.inv.addHost({ name: 'web1', address: '127.0.0.1', port: 22, user: 'u', keyFile: null, jump: null, hostKey: null });
-  for (const [name, env] of [['alpha-prod', 'prod'], ['beta-uat', 'uat'], ['gamma-uat', 'uat']]) {
+  for (const [name, env] of [
+    ['alpha-prod', 'prod'],
+    ['beta-uat', 'uat'],
+    ['gamma-uat', 'uat'],
+  ]) {
     app.inv.addInstance({ name, host: 'web1', path: `/srv/${name}`, env, url: null, dbUrl: null, branch: null });
   }
   return app;

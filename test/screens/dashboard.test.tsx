@@ -104,7 +104,10 @@ describe('the dashboard and the drill wizard', () => {
     expect(f).not.toMatch(/^wz-prod /m);
 
     // The protected one is refused, whatever the keys.
-    const rows = f.split('\n').filter((l) => /^wz-(live|scratch) /.test(l)).map((l) => l.split(' ')[0]);
+    const rows = f
+      .split('\n')
+      .filter((l) => /^wz-(live|scratch) /.test(l))
+      .map((l) => l.split(' ')[0]);
     ui.stdin.write('j'.repeat(rows.indexOf('wz-live')));
     await tick();
     ui.stdin.write('\r');
