@@ -55,7 +55,15 @@ function makeTree(path: string): void {
     const dir = join(path, 'src', `m${i % 200}`, `d${i % 7}`);
     if (i < 1400) mkdirSync(dir, { recursive: true });
     const size = Math.floor(avg * (0.2 + ((i * 7919) % 100) / 62.5));
-    const body = i % 3 === 0 ? randomBytes(size) : Buffer.from(randomBytes(Math.ceil(size / 2)).toString('hex').slice(0, size).replace(/(.{72})/g, '$1\n'));
+    const body =
+      i % 3 === 0
+        ? randomBytes(size)
+        : Buffer.from(
+            randomBytes(Math.ceil(size / 2))
+              .toString('hex')
+              .slice(0, size)
+              .replace(/(.{72})/g, '$1\n'),
+          );
     writeFileSync(join(dir, `f${i}.${i % 3 === 0 ? 'bin' : 'php'}`), body);
   }
   writeFileSync(marker, `${FILES} ${BYTES}\n`);
@@ -132,7 +140,10 @@ async function main() {
       restoreBase.push(
         timed(() => {
           sh(`restic dump -q --path /code.tar latest /code.tar --host bench | ${ssh} 'mkdir -p ${target} && tar -x -p -f - -C ${target}'`, renv);
-          sh(`{ echo ${inst.password}; echo 'BEGIN; DROP OWNED BY CURRENT_USER;'; restic dump -q --path /db.sql latest /db.sql --host bench; echo 'COMMIT;'; } | ${ssh} 'read -r PGPASSWORD; export PGPASSWORD; exec psql -X -q -v ON_ERROR_STOP=1 -f - ${pgConn}'`, renv);
+          sh(
+            `{ echo ${inst.password}; echo 'BEGIN; DROP OWNED BY CURRENT_USER;'; restic dump -q --path /db.sql latest /db.sql --host bench; echo 'COMMIT;'; } | ${ssh} 'read -r PGPASSWORD; export PGPASSWORD; exec psql -X -q -v ON_ERROR_STOP=1 -f - ${pgConn}'`,
+            renv,
+          );
         }),
       );
       asLabUser('rm', ['-rf', target]);
@@ -157,7 +168,13 @@ async function main() {
     const WATCH_FILES = Number(process.env.BENCH_WATCH_FILES ?? 100_000);
     const wi = makeLabInstance(lab, 'lab1', 'bench-watch', {});
     process.stderr.write(`bench: making a ${WATCH_FILES}-file tree for watch...\n`);
-    asLabUser('sh', ['-c', `cd "$1" && mkdir -p w && cd w && i=0; while [ $i -lt ${WATCH_FILES / 1000} ]; do mkdir d$i; i=$((i+1)); done; ` + `find . -maxdepth 1 -name 'd*' -type d | xargs -P 2 -I{} sh -c 'cd {} && seq 1 1000 | while read n; do echo "file $n of {}" > f$n.php; done'`, 'sh', wi.path]);
+    asLabUser('sh', [
+      '-c',
+      `cd "$1" && mkdir -p w && cd w && i=0; while [ $i -lt ${WATCH_FILES / 1000} ]; do mkdir d$i; i=$((i+1)); done; ` +
+        `find . -maxdepth 1 -name 'd*' -type d | xargs -P 2 -I{} sh -c 'cd {} && seq 1 1000 | while read n; do echo "file $n of {}" > f$n.php; done'`,
+      'sh',
+      wi.path,
+    ]);
     const whome = mkdtempSync(join(lab.dir, 'bench-watch-'));
     const wops = (args: string[]) => opsdeckSync(whome, args);
     wops(['env', 'add', 'dev']);

@@ -39,7 +39,15 @@ function bigInventory(dir: string): string {
   for (let i = 0; i < INSTANCES; i++) {
     const h = i % HOSTS;
     const env = envs[i % envs.length];
-    app.inv.addInstance({ name: `app${i}-${env}`, host: `web${String(h).padStart(3, '0')}`, path: `/srv/app${i}`, env, url: `http://127.1.${Math.floor(h / 250)}.${(h % 250) + 1}:9/app${i}/`, dbUrl: null, branch: null });
+    app.inv.addInstance({
+      name: `app${i}-${env}`,
+      host: `web${String(h).padStart(3, '0')}`,
+      path: `/srv/app${i}`,
+      env,
+      url: `http://127.1.${Math.floor(h / 250)}.${(h % 250) + 1}:9/app${i}/`,
+      dbUrl: null,
+      branch: null,
+    });
   }
   void app.close();
   return home;
@@ -48,7 +56,10 @@ function bigInventory(dir: string): string {
 /** The console in a pseudo-terminal: first frame, then keys, each timed to the frame that shows it. */
 async function consoleRun(home: string): Promise<{ first: number; filter: number[]; jump: number[] }> {
   const t0 = performance.now();
-  const child = spawn('script', ['-qfec', `stty rows 50 cols 160; exec ${quoteArg(BIN)} --home ${quoteArg(home)}`, '/dev/null'], { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, TERM: 'xterm-256color', CI: '' } });
+  const child = spawn('script', ['-qfec', `stty rows 50 cols 160; exec ${quoteArg(BIN)} --home ${quoteArg(home)}`, '/dev/null'], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+    env: { ...process.env, TERM: 'xterm-256color', CI: '' },
+  });
   let buf = '';
   let waiting: { re: RegExp; from: number; resolve: (t: number) => void } | undefined;
   const check = () => {
@@ -119,7 +130,10 @@ async function sweepBench(lab: Lab): Promise<{ base: number; ops: number; opsCli
   const script = [
     ...insts.map(({ h, i }) => `${ssh(h)} ${quoteArg(`sh -c ${quoteArg(HOST_SCRIPT)} sh ${i.path}`)} > /dev/null &`),
     ...insts.map(({ i }) => `curl -s -o /dev/null -w '%{http_code}' ${i.url} > /dev/null &`),
-    ...insts.map(({ h, i }) => `{ echo ${i.password}; } | ${ssh(h)} ${quoteArg(`read -r PGPASSWORD; export PGPASSWORD; exec psql -X -At -h 127.0.0.1 -p ${lab.pg.port} -U ${i.role} -c ${quoteArg(sql)} ${i.db}`)} > /dev/null &`),
+    ...insts.map(
+      ({ h, i }) =>
+        `{ echo ${i.password}; } | ${ssh(h)} ${quoteArg(`read -r PGPASSWORD; export PGPASSWORD; exec psql -X -At -h 127.0.0.1 -p ${lab.pg.port} -U ${i.role} -c ${quoteArg(sql)} ${i.db}`)} > /dev/null &`,
+    ),
     'wait',
   ].join('\n');
   const base: number[] = [];

@@ -237,13 +237,15 @@ export class Inventory {
     // The version is read again inside an IMMEDIATE transaction: two processes starting after an
     // upgrade would otherwise both read the old version and both run the same ALTER TABLE (the second
     // failing with "duplicate column"). The second one waits here (busy_timeout) and finds nothing to do.
-    this.db.transaction(() => {
-      const version = this.db.pragma('user_version', { simple: true }) as number;
-      for (let v = version; v < MIGRATIONS.length; v++) {
-        this.db.exec(MIGRATIONS[v]);
-        this.db.pragma(`user_version = ${v + 1}`);
-      }
-    }).immediate();
+    this.db
+      .transaction(() => {
+        const version = this.db.pragma('user_version', { simple: true }) as number;
+        for (let v = version; v < MIGRATIONS.length; v++) {
+          this.db.exec(MIGRATIONS[v]);
+          this.db.pragma(`user_version = ${v + 1}`);
+        }
+      })
+      .immediate();
   }
 
   // ---- environments
@@ -290,8 +292,17 @@ export class Inventory {
   addHost(h: Omit<Host, 'createdAt'>): Host {
     if (this.getHost(h.name)) throw new UsageError(`host ${h.name} already exists`, `see it with: opsdeck host show ${h.name}`);
     if (h.jump) this.requireHost(h.jump);
-    this.sql('INSERT INTO hosts (name, address, port, user, key_file, jump, host_key, become, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)')
-      .run(h.name, h.address, h.port, h.user, h.keyFile, h.jump, h.hostKey, h.become ?? null, now());
+    this.sql('INSERT INTO hosts (name, address, port, user, key_file, jump, host_key, become, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)').run(
+      h.name,
+      h.address,
+      h.port,
+      h.user,
+      h.keyFile,
+      h.jump,
+      h.hostKey,
+      h.become ?? null,
+      now(),
+    );
     return this.getHost(h.name)!;
   }
   setHostBecome(name: string, user: string | null): void {
@@ -336,8 +347,21 @@ export class Inventory {
     if (clash) throw new UsageError(`instance ${clash.name} already lives at ${i.host}:${i.path}`, 'one directory holds one instance');
     this.refuseNested(i.name, i.host, i.path);
     const sealed = i.dbPassword ? this.secrets.seal(i.dbPassword) : null;
-    this.sql('INSERT INTO instances (name, host, path, env, url, db_url, db_secret, branch, created_at, hooks, health, local_paths, revision) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)')
-      .run(i.name, i.host, i.path, i.env, i.url, i.dbUrl, sealed, i.branch, now(), JSON.stringify(i.hooks ?? {}), i.health ? JSON.stringify(i.health) : null, JSON.stringify(i.localPaths ?? []), i.revision ?? null);
+    this.sql('INSERT INTO instances (name, host, path, env, url, db_url, db_secret, branch, created_at, hooks, health, local_paths, revision) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)').run(
+      i.name,
+      i.host,
+      i.path,
+      i.env,
+      i.url,
+      i.dbUrl,
+      sealed,
+      i.branch,
+      now(),
+      JSON.stringify(i.hooks ?? {}),
+      i.health ? JSON.stringify(i.health) : null,
+      JSON.stringify(i.localPaths ?? []),
+      i.revision ?? null,
+    );
     return this.getInstance(i.name)!;
   }
   /**
@@ -347,7 +371,11 @@ export class Inventory {
    */
   nestedWith(host: string, path: string, except?: string): { name: string; host: string; path: string; inside: boolean } | undefined {
     const h = this.getHost(host);
-    const same = new Set(this.listHosts().filter((x) => x.name === host || (h && x.address === h.address && x.port === h.port && x.jump === h.jump)).map((x) => x.name));
+    const same = new Set(
+      this.listHosts()
+        .filter((x) => x.name === host || (h && x.address === h.address && x.port === h.port && x.jump === h.jump))
+        .map((x) => x.name),
+    );
     for (const r of this.sql('SELECT name, host, path FROM instances').all() as { name: string; host: string; path: string }[]) {
       if (r.name === except || !same.has(r.host)) continue;
       if (path.startsWith(r.path + '/')) return { ...r, inside: true };
@@ -388,7 +416,17 @@ export class Inventory {
   /** Changes an instance's settings in one transaction; only the fields given change. */
   updateInstance(name: string, patch: Partial<Pick<Instance, 'url' | 'branch' | 'hooks' | 'health' | 'localPaths' | 'revision' | 'maintenanceSince' | 'watchExcludes' | 'metrics'>>): Instance {
     this.requireInstance(name);
-    const cols: Record<string, string> = { url: 'url', branch: 'branch', hooks: 'hooks', health: 'health', localPaths: 'local_paths', revision: 'revision', maintenanceSince: 'maintenance_since', watchExcludes: 'watch_excludes', metrics: 'metrics' };
+    const cols: Record<string, string> = {
+      url: 'url',
+      branch: 'branch',
+      hooks: 'hooks',
+      health: 'health',
+      localPaths: 'local_paths',
+      revision: 'revision',
+      maintenanceSince: 'maintenance_since',
+      watchExcludes: 'watch_excludes',
+      metrics: 'metrics',
+    };
     const json = new Set(['hooks', 'health', 'localPaths', 'watchExcludes', 'metrics']);
     this.db.transaction(() => {
       for (const [k, v] of Object.entries(patch)) {
@@ -405,8 +443,15 @@ export class Inventory {
 
   // ---- backups
   addBackup(b: Backup): void {
-    this.sql('INSERT INTO backups (id, instance, kind, created_at, manifest, verified_at, run_id) VALUES (?, ?, ?, ?, ?, ?, ?)')
-      .run(b.id, b.instance, b.kind, b.createdAt, JSON.stringify(b.manifest), b.verifiedAt, b.runId);
+    this.sql('INSERT INTO backups (id, instance, kind, created_at, manifest, verified_at, run_id) VALUES (?, ?, ?, ?, ?, ?, ?)').run(
+      b.id,
+      b.instance,
+      b.kind,
+      b.createdAt,
+      JSON.stringify(b.manifest),
+      b.verifiedAt,
+      b.runId,
+    );
   }
   getBackup(id: string): Backup | undefined {
     const r = this.sql('SELECT * FROM backups WHERE id = ?').get(id) as BackupRow | undefined;
@@ -484,12 +529,15 @@ export class Inventory {
 
   // ---- notification channels
   setNotify(kind: 'email' | 'webhook', config: Record<string, string>, secret: string | null): void {
-    this.sql('INSERT OR REPLACE INTO notify (kind, config, secret) VALUES (?, ?, ?)')
-      .run(kind, JSON.stringify(config), secret === null ? null : this.secrets.seal(secret));
+    this.sql('INSERT OR REPLACE INTO notify (kind, config, secret) VALUES (?, ?, ?)').run(kind, JSON.stringify(config), secret === null ? null : this.secrets.seal(secret));
   }
   /** Channels with their secrets opened, for the notifier only. */
   notifyChannels(): { kind: 'email' | 'webhook'; config: Record<string, string>; secret: string | null }[] {
-    return (this.sql('SELECT * FROM notify ORDER BY kind').all() as NotifyRow[]).map((r) => ({ kind: r.kind as 'email' | 'webhook', config: JSON.parse(r.config), secret: r.secret ? this.secrets.open(r.secret) : null }));
+    return (this.sql('SELECT * FROM notify ORDER BY kind').all() as NotifyRow[]).map((r) => ({
+      kind: r.kind as 'email' | 'webhook',
+      config: JSON.parse(r.config),
+      secret: r.secret ? this.secrets.open(r.secret) : null,
+    }));
   }
   removeNotify(kind: string): boolean {
     return this.sql('DELETE FROM notify WHERE kind = ?').run(kind).changes > 0;
@@ -498,22 +546,34 @@ export class Inventory {
   // ---- runs (append-only audit trail)
   startRun(command: string, params: Record<string, unknown>, instance: string | null, dryRun: boolean): number {
     const origin = process.env.SSH_CLIENT ? process.env.SSH_CLIENT.split(' ')[0] : 'local';
-    const res = this.sql('INSERT INTO runs (started_at, os_user, origin, command, params, instance, status) VALUES (?, ?, ?, ?, ?, ?, ?)')
-      .run(now(), safeUser(), origin, command, JSON.stringify(redact(params)), instance, dryRun ? 'dry-run' : 'running');
+    const res = this.sql('INSERT INTO runs (started_at, os_user, origin, command, params, instance, status) VALUES (?, ?, ?, ?, ?, ?, ?)').run(
+      now(),
+      safeUser(),
+      origin,
+      command,
+      JSON.stringify(redact(params)),
+      instance,
+      dryRun ? 'dry-run' : 'running',
+    );
     return Number(res.lastInsertRowid);
   }
   finishRun(id: number, status: RunRecord['status'], error: string | null, failedStep: string | null, durationMs: number): void {
-    this.sql("UPDATE runs SET finished_at = ?, status = ?, error = ?, failed_step = ?, duration_ms = ? WHERE id = ? AND finished_at IS NULL")
-      .run(now(), status, error, failedStep, durationMs, id);
+    this.sql('UPDATE runs SET finished_at = ?, status = ?, error = ?, failed_step = ?, duration_ms = ? WHERE id = ? AND finished_at IS NULL').run(now(), status, error, failedStep, durationMs, id);
   }
   addStep(s: StepRecord): void {
-    this.sql('INSERT INTO run_steps (run_id, seq, name, title, status, started_at, finished_at, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
-      .run(s.runId, s.seq, s.name, s.title, s.status, s.startedAt, s.finishedAt, s.error);
+    this.sql('INSERT INTO run_steps (run_id, seq, name, title, status, started_at, finished_at, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?)').run(
+      s.runId,
+      s.seq,
+      s.name,
+      s.title,
+      s.status,
+      s.startedAt,
+      s.finishedAt,
+      s.error,
+    );
   }
   listRuns(limit = 20, instance?: string): RunRecord[] {
-    const rows = instance
-      ? this.sql('SELECT * FROM runs WHERE instance = ? ORDER BY id DESC LIMIT ?').all(instance, limit)
-      : this.sql('SELECT * FROM runs ORDER BY id DESC LIMIT ?').all(limit);
+    const rows = instance ? this.sql('SELECT * FROM runs WHERE instance = ? ORDER BY id DESC LIMIT ?').all(instance, limit) : this.sql('SELECT * FROM runs ORDER BY id DESC LIMIT ?').all(limit);
     return (rows as RunRow[]).map((r) => this.alive(rowToRun(r)));
   }
   getRun(id: number): RunRecord | undefined {
@@ -561,18 +621,28 @@ export class Inventory {
   acquireLocks(wanted: { instance: string; command: string }[], runId: number | null): void {
     const me = hostname();
     const mine = procStart(process.pid);
-    this.db.transaction(() => {
-      for (const { instance, command } of wanted) {
-        const held = this.sql('SELECT * FROM locks WHERE instance = ?').get(instance) as LockRow | undefined;
-        if (held) {
-          const lock = rowToLock(held);
-          if (!lockIsStale(lock)) throw lockedError(lock);
-          this.sql('DELETE FROM locks WHERE instance = ?').run(instance);
+    this.db
+      .transaction(() => {
+        for (const { instance, command } of wanted) {
+          const held = this.sql('SELECT * FROM locks WHERE instance = ?').get(instance) as LockRow | undefined;
+          if (held) {
+            const lock = rowToLock(held);
+            if (!lockIsStale(lock)) throw lockedError(lock);
+            this.sql('DELETE FROM locks WHERE instance = ?').run(instance);
+          }
+          this.sql('INSERT INTO locks (instance, run_id, pid, host, user, command, started_at, proc_start) VALUES (?, ?, ?, ?, ?, ?, ?, ?)').run(
+            instance,
+            runId,
+            process.pid,
+            me,
+            safeUser(),
+            command,
+            now(),
+            mine,
+          );
         }
-        this.sql('INSERT INTO locks (instance, run_id, pid, host, user, command, started_at, proc_start) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
-          .run(instance, runId, process.pid, me, safeUser(), command, now(), mine);
-      }
-    }).immediate();
+      })
+      .immediate();
   }
   releaseLock(instance: string): void {
     this.sql('DELETE FROM locks WHERE instance = ? AND pid = ? AND host = ?').run(instance, process.pid, hostname());
@@ -738,6 +808,11 @@ function rowToRun(r: RunRow): RunRecord {
 
 /** One line that says what state a half-restored instance is in and since when. */
 export function describeHalfRestored(h: HalfRestored): string {
-  const where = { 'db-committing': 'while its database load was committing', 'db-committed': 'after its database was replaced, before its code tree was', swapping: 'while its code tree was being swapped', swapped: 'after its code tree was swapped, before the run ended' }[h.phase];
+  const where = {
+    'db-committing': 'while its database load was committing',
+    'db-committed': 'after its database was replaced, before its code tree was',
+    swapping: 'while its code tree was being swapped',
+    swapped: 'after its code tree was swapped, before the run ended',
+  }[h.phase];
   return `${h.instance} is HALF-RESTORED: ${h.command} run ${h.runId} stopped ${where} (${h.since})${h.safetyBackup ? `; its state before that run is safety backup ${h.safetyBackup}` : ''}`;
 }

@@ -2,7 +2,22 @@ import type { Host, Instance, Inventory } from './index.js';
 import { checkPolicy, type Policy } from '../src/core/retention.js';
 import { UsageError } from '../src/core/errors.js';
 import { parseAge } from '../src/core/format.js';
-import { checkAddress, checkFingerprint, checkHealth, checkHooks, checkKeyFile, checkLocalPath, checkMetric, checkName, checkPort, checkRef, checkRemotePath, checkUrl, checkUser, checkWatchExclude } from './validate.js';
+import {
+  checkAddress,
+  checkFingerprint,
+  checkHealth,
+  checkHooks,
+  checkKeyFile,
+  checkLocalPath,
+  checkMetric,
+  checkName,
+  checkPort,
+  checkRef,
+  checkRemotePath,
+  checkUrl,
+  checkUser,
+  checkWatchExclude,
+} from './validate.js';
 
 /**
  * The inventory as one JSON document, for moving to another jump box or keeping in git. Secrets
@@ -28,9 +43,28 @@ export function exportInventory(inv: Inventory): { doc: InventoryDocument; secre
       exportedAt: new Date().toISOString(),
       envs: inv.listEnvs().map((e) => ({ name: e.name, protected: e.protected, retention: inv.retentionOf(e.name) ?? null, maxBackupAge: inv.maxBackupAge(e.name) ?? null })),
       hosts: inv.listHosts().map(({ createdAt: _c, ...h }) => h),
-      instances: instances.map((i) => ({ name: i.name, host: i.host, path: i.path, env: i.env, url: i.url, dbUrl: i.dbUrl, branch: i.branch, hooks: i.hooks, health: i.health, localPaths: i.localPaths, watchExcludes: i.watchExcludes, metrics: i.metrics })),
+      instances: instances.map((i) => ({
+        name: i.name,
+        host: i.host,
+        path: i.path,
+        env: i.env,
+        url: i.url,
+        dbUrl: i.dbUrl,
+        branch: i.branch,
+        hooks: i.hooks,
+        health: i.health,
+        localPaths: i.localPaths,
+        watchExcludes: i.watchExcludes,
+        metrics: i.metrics,
+      })),
     },
-    secretsLeftOut: [...instances.filter((i) => i.hasDbPassword).map((i) => `database password of ${i.name}`), ...inv.notifyChannels().filter((c) => c.secret).map((c) => `${c.kind} alert secret`)],
+    secretsLeftOut: [
+      ...instances.filter((i) => i.hasDbPassword).map((i) => `database password of ${i.name}`),
+      ...inv
+        .notifyChannels()
+        .filter((c) => c.secret)
+        .map((c) => `${c.kind} alert secret`),
+    ],
   };
 }
 
@@ -44,7 +78,8 @@ export function exportInventory(inv: Inventory): { doc: InventoryDocument; secre
  */
 export function importInventory(inv: Inventory, raw: unknown, normalizeDbUrl: (url: string) => string): { envs: number; hosts: number; instances: number; needPassword: string[] } {
   const doc = raw as InventoryDocument;
-  if (!doc || typeof doc !== 'object' || doc.format !== 'opsdeck-inventory') throw new UsageError('this is not an opsdeck inventory export (no "format": "opsdeck-inventory")', 'make one with: opsdeck inventory export FILE');
+  if (!doc || typeof doc !== 'object' || doc.format !== 'opsdeck-inventory')
+    throw new UsageError('this is not an opsdeck inventory export (no "format": "opsdeck-inventory")', 'make one with: opsdeck inventory export FILE');
   if (doc.version !== 1) throw new UsageError(`inventory export version ${String(doc.version)} is not one this opsdeck reads (1)`, 'export it again with this version of opsdeck');
   for (const key of ['envs', 'hosts', 'instances'] as const) if (!Array.isArray(doc[key])) throw new UsageError(`the export has no "${key}" list`, 'make one with: opsdeck inventory export FILE');
   const { envs, hosts, instances } = checkDocument(doc, normalizeDbUrl);
@@ -68,7 +103,12 @@ export function importInventory(inv: Inventory, raw: unknown, normalizeDbUrl: (u
       const i = pending.findIndex(({ h }) => !h.jump || inv.getHost(h.jump));
       if (i < 0) {
         const { h, n } = pending[0];
-        throw entryError(`hosts[${n}] (host ${JSON.stringify(h.name)})`, 'jump', `it names jump host ${h.jump}, which is neither in this inventory nor in the export (or the jump hosts form a loop)`, 'export the whole inventory');
+        throw entryError(
+          `hosts[${n}] (host ${JSON.stringify(h.name)})`,
+          'jump',
+          `it names jump host ${h.jump}, which is neither in this inventory nor in the export (or the jump hosts form a loop)`,
+          'export the whole inventory',
+        );
       }
       const { h, n } = pending.splice(i, 1)[0];
       at(`hosts[${n}] (host ${JSON.stringify(h.name)})`, 'name', () => inv.addHost(h));
@@ -78,7 +118,9 @@ export function importInventory(inv: Inventory, raw: unknown, normalizeDbUrl: (u
       at(where, 'host', () => inv.requireHost(i.host));
       at(where, 'env', () => inv.requireEnv(i.env));
       at(where, 'path', () => inv.refuseNested(i.name, i.host, i.path));
-      at(where, 'name', () => inv.addInstance({ name: i.name, host: i.host, path: i.path, env: i.env, url: i.url, dbUrl: i.dbUrl, branch: i.branch, hooks: i.hooks, health: i.health, localPaths: i.localPaths }));
+      at(where, 'name', () =>
+        inv.addInstance({ name: i.name, host: i.host, path: i.path, env: i.env, url: i.url, dbUrl: i.dbUrl, branch: i.branch, hooks: i.hooks, health: i.health, localPaths: i.localPaths }),
+      );
       inv.updateInstance(i.name, { watchExcludes: i.watchExcludes, metrics: i.metrics });
     });
     return { envs: envs.length, hosts: hosts.length, instances: instances.length, needPassword: instances.filter((i) => i.dbUrl).map((i) => i.name) };
@@ -115,7 +157,8 @@ const flag = (v: unknown): boolean => {
 };
 const entries = <T>(v: T[], kind: string): T[] => {
   v.forEach((e, n) => {
-    if (typeof e !== 'object' || e === null || Array.isArray(e)) throw new UsageError(`inventory import: ${kind}[${n}] is not an object; nothing was imported`, 'make the file with: opsdeck inventory export FILE');
+    if (typeof e !== 'object' || e === null || Array.isArray(e))
+      throw new UsageError(`inventory import: ${kind}[${n}] is not an object; nothing was imported`, 'make the file with: opsdeck inventory export FILE');
   });
   return v;
 };
@@ -129,7 +172,8 @@ function checkDocument(doc: InventoryDocument, normalizeDbUrl: (url: string) => 
       protected: at(where, 'protected', () => flag(e.protected)),
       retention: at(where, 'retention', () =>
         optional(e.retention, (r: unknown) => {
-          if (typeof r !== 'object' || r === null || Array.isArray(r)) throw new UsageError(`${JSON.stringify(r)} is not a retention policy`, 'give { "daily": N, "weekly": N, "monthly": N, "yearly": N }');
+          if (typeof r !== 'object' || r === null || Array.isArray(r))
+            throw new UsageError(`${JSON.stringify(r)} is not a retention policy`, 'give { "daily": N, "weekly": N, "monthly": N, "yearly": N }');
           return checkPolicy(r);
         }),
       ),

@@ -10,10 +10,7 @@ const NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/i;
 
 export function checkName(kind: string, name: string): string {
   if (typeof name !== 'string' || !NAME.test(name) || name.includes('..')) {
-    throw new UsageError(
-      `invalid ${kind} name ${JSON.stringify(name)}`,
-      `use letters, digits, '.', '_' and '-', starting with a letter or digit (at most 63 characters)`,
-    );
+    throw new UsageError(`invalid ${kind} name ${JSON.stringify(name)}`, `use letters, digits, '.', '_' and '-', starting with a letter or digit (at most 63 characters)`);
   }
   return name;
 }
@@ -111,7 +108,15 @@ export function checkHealth(h: unknown): HealthCheck {
 /** One app metric: a name, and a read-only sql: query (checked as the probe checks it) or a cmd: command. */
 export function checkMetric(m: unknown): AppMetric {
   const x = m as AppMetric;
-  if (typeof m !== 'object' || m === null || typeof x.name !== 'string' || !/^[a-z][a-z0-9_]{0,39}$/.test(x.name) || (x.kind !== 'sql' && x.kind !== 'cmd') || typeof x.source !== 'string' || /\0/.test(x.source)) {
+  if (
+    typeof m !== 'object' ||
+    m === null ||
+    typeof x.name !== 'string' ||
+    !/^[a-z][a-z0-9_]{0,39}$/.test(x.name) ||
+    (x.kind !== 'sql' && x.kind !== 'cmd') ||
+    typeof x.source !== 'string' ||
+    /\0/.test(x.source)
+  ) {
     throw new UsageError(`invalid metric ${JSON.stringify(m)}`, 'write it as NAME=sql:QUERY or NAME=cmd:COMMAND (NAME in lower case, letters, digits, _); NAME= removes it');
   }
   if (!x.source.trim()) throw new UsageError(`metric ${x.name} has an empty ${x.kind === 'sql' ? 'query' : 'command'}`);
@@ -123,7 +128,8 @@ export function checkMetric(m: unknown): AppMetric {
 
 /** A pattern watch leaves out: a name or glob, or a relative path; nothing an option parser could misread. */
 export function checkWatchExclude(p: string): string {
-  if (typeof p !== 'string' || !p || p.startsWith('-') || /[\0\n]/.test(p)) throw new UsageError(`invalid --watch-exclude ${JSON.stringify(p)}`, 'a file name or glob (cache, *.log) or a path (var/cache)');
+  if (typeof p !== 'string' || !p || p.startsWith('-') || /[\0\n]/.test(p))
+    throw new UsageError(`invalid --watch-exclude ${JSON.stringify(p)}`, 'a file name or glob (cache, *.log) or a path (var/cache)');
   return p;
 }
 
@@ -144,7 +150,10 @@ export function checkKeyFile(file: string): string {
   try {
     data = readFileSync(file);
   } catch (err) {
-    throw new UsageError(`cannot read the key file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, 'give the path of a private key you can read, e.g. --key ~/.ssh/id_ed25519');
+    throw new UsageError(
+      `cannot read the key file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+      'give the path of a private key you can read, e.g. --key ~/.ssh/id_ed25519',
+    );
   }
   // ssh2 is loaded here, not at start-up: only host add and import need it before a connection.
   const { utils } = createRequire(import.meta.url)('ssh2') as typeof import('ssh2');
@@ -154,10 +163,13 @@ export function checkKeyFile(file: string): string {
     const encrypted = /encrypted|passphrase/i.test(key instanceof Error ? key.message : '');
     throw new UsageError(
       encrypted ? `the key file ${file} is protected by a passphrase, which opsdeck does not ask for` : `${file} is not an SSH private key`,
-      encrypted ? 'load the key into ssh-agent (ssh-add) and leave out --key, or give a key without a passphrase' : 'give the private key (not the .pub), e.g. --key ~/.ssh/id_ed25519; make one with ssh-keygen -t ed25519',
+      encrypted
+        ? 'load the key into ssh-agent (ssh-add) and leave out --key, or give a key without a passphrase'
+        : 'give the private key (not the .pub), e.g. --key ~/.ssh/id_ed25519; make one with ssh-keygen -t ed25519',
     );
   }
-  if (!key.isPrivateKey()) throw new UsageError(`${file} is a public key, not a private one`, `give the private key${file.endsWith('.pub') ? ` (${file.slice(0, -4)})` : ''}, e.g. --key ~/.ssh/id_ed25519`);
+  if (!key.isPrivateKey())
+    throw new UsageError(`${file} is a public key, not a private one`, `give the private key${file.endsWith('.pub') ? ` (${file.slice(0, -4)})` : ''}, e.g. --key ~/.ssh/id_ed25519`);
   return file;
 }
 

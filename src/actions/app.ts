@@ -27,7 +27,11 @@ export async function runHook(deps: Deps, inst: Instance, kind: HookKind, ctx: S
   const res = await shell.exec(full, {
     secretLine: db?.password ?? '',
     signal: ctx.signal,
-    onStderr: (s) => s.split('\n').filter(Boolean).forEach((l) => ctx.log(`${kind}: ${l}`)),
+    onStderr: (s) =>
+      s
+        .split('\n')
+        .filter(Boolean)
+        .forEach((l) => ctx.log(`${kind}: ${l}`)),
   });
   res.stdout
     .split('\n')
@@ -45,7 +49,9 @@ export async function maintenanceOn(deps: Deps, inst: Instance, ctx: StepIO): Pr
   if (!(await runHook(deps, inst, 'maintenance-on', ctx))) {
     // The temp name is removed first: a symlink planted under it (the tree may come from anywhere)
     // would make cat write through it, outside the instance. mv replaces a link, never its target.
-    await run(shellFor(deps, inst), ['sh', '-c', 'rm -f -- "$1/$2.opsdeck-tmp" && cat > "$1/$2.opsdeck-tmp" && mv -f -- "$1/$2.opsdeck-tmp" "$1/$2"', 'sh', inst.path, MAINTENANCE_FILE], { stdin: MAINTENANCE_PAGE });
+    await run(shellFor(deps, inst), ['sh', '-c', 'rm -f -- "$1/$2.opsdeck-tmp" && cat > "$1/$2.opsdeck-tmp" && mv -f -- "$1/$2.opsdeck-tmp" "$1/$2"', 'sh', inst.path, MAINTENANCE_FILE], {
+      stdin: MAINTENANCE_PAGE,
+    });
   }
   deps.inv.updateInstance(inst.name, { maintenanceSince: new Date().toISOString() });
   ctx.log(`${inst.name} is in maintenance`);
@@ -114,7 +120,10 @@ export async function gitResolve(deps: Deps, inst: Instance, ref: string): Promi
 export async function gitRemoteRef(deps: Deps, inst: Instance, ref: string): Promise<string | undefined> {
   checkRef(ref);
   const out = await git(deps, inst, ['ls-remote', 'origin', `refs/tags/${ref}`, `refs/tags/${ref}^{}`, `refs/heads/${ref}`]);
-  const lines = out.split('\n').filter(Boolean).map((l) => l.split('\t'));
+  const lines = out
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => l.split('\t'));
   // An annotated tag lists the tag object and, with ^{}, the commit it points to: take the commit.
   const pick = lines.find((l) => l[1] === `refs/tags/${ref}^{}`) ?? lines.find((l) => l[1] === `refs/tags/${ref}`) ?? lines.find((l) => l[1] === `refs/heads/${ref}`);
   return pick?.[0];

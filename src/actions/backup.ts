@@ -9,7 +9,10 @@ import { CopyCounter, Meter, TarScanner } from './meter.js';
 import { progressSum, relay, together } from './relay.js';
 
 export function newBackupId(): string {
-  const t = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, '');
+  const t = new Date()
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, '');
   return `${t}-${randomBytes(2).toString('hex')}`;
 }
 
@@ -28,7 +31,9 @@ export function storedStream(b: Backup, stream: 'code' | 'db'): { snapshot: stri
  */
 export async function treeKey(deps: Deps, inst: Instance, signal?: AbortSignal): Promise<string | undefined> {
   // No pipefail in sh: the listing is captured first so a failing find cannot yield a hash.
-  const res = await shellFor(deps, inst).exec(['sh', '-c', 'cd -- "$1" && list=$(find . -printf "%i %C@ %T@ %s %m %y %P\\n") && printf "%s" "$list" | LC_ALL=C sort | sha256sum', 'sh', inst.path], { signal });
+  const res = await shellFor(deps, inst).exec(['sh', '-c', 'cd -- "$1" && list=$(find . -printf "%i %C@ %T@ %s %m %y %P\\n") && printf "%s" "$list" | LC_ALL=C sort | sha256sum', 'sh', inst.path], {
+    signal,
+  });
   const key = res.stdout.split(' ')[0];
   return res.code === 0 && /^[0-9a-f]{64}$/.test(key) ? key : undefined;
 }
@@ -67,7 +72,17 @@ export async function backupCode(deps: Deps, inst: Instance, id: string, ctx: St
   const d = meter.digest();
   ctx.log(`code: ${tar.files} files, ${d.bytes} bytes, ${snap.dataAdded} new bytes stored`);
   const owners = [...tar.owners].sort((a, b) => b[1] - a[1]).map(([o]) => o);
-  return { snapshot: snap.snapshotId, file: streamFile(inst.name, 'code'), bytes: d.bytes, sha256: d.sha256, files: tar.files, dirs: tar.dirs, symlinks: tar.symlinks, owners, ...(key && { treeKey: key }) };
+  return {
+    snapshot: snap.snapshotId,
+    file: streamFile(inst.name, 'code'),
+    bytes: d.bytes,
+    sha256: d.sha256,
+    files: tar.files,
+    dirs: tar.dirs,
+    symlinks: tar.symlinks,
+    owners,
+    ...(key && { treeKey: key }),
+  };
 }
 
 /** Streams pg_dump from the host into the store; the password reaches pg_dump on its stdin. */
@@ -171,12 +186,12 @@ export function backupSteps(deps: Deps, inst: Instance, kind: Backup['kind']) {
       undo: async (ctx) => deps.store.discardTagged(`backup=${ctx.state.id}`),
     },
     {
-    name: 'record',
-    title: 'Record the backup and its manifest',
-    run: async (ctx) => {
-      ctx.state.backup = recordBackup(deps, inst.name, kind, ctx.state.id, ctx.state.manifest);
-    },
-    undo: async (ctx) => deps.inv.removeBackup(ctx.state.id),
+      name: 'record',
+      title: 'Record the backup and its manifest',
+      run: async (ctx) => {
+        ctx.state.backup = recordBackup(deps, inst.name, kind, ctx.state.id, ctx.state.manifest);
+      },
+      undo: async (ctx) => deps.inv.removeBackup(ctx.state.id),
     },
   ] satisfies Plan<S>['steps'];
 }

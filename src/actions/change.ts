@@ -6,7 +6,12 @@ import type { Plan } from '../core/plan.js';
  * does every operation. `params` says what changed; a secret appears as the fact that it was set
  * or cleared, never its value. `instance` locks the instance for the change when it names one.
  */
-export function changePlan<R>(command: string, params: Record<string, unknown>, apply: () => R | Promise<R>, opts: { instance?: string | null; title?: string } = {}): Plan<{ result?: R }, R | undefined> {
+export function changePlan<R>(
+  command: string,
+  params: Record<string, unknown>,
+  apply: () => R | Promise<R>,
+  opts: { instance?: string | null; title?: string } = {},
+): Plan<{ result?: R }, R | undefined> {
   return {
     command,
     params,

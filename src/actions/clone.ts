@@ -17,7 +17,6 @@ export interface CloneOptions {
   asOf?: string;
 }
 
-
 /**
  * clone SOURCE TARGET: the target becomes a copy of the source (its live state, or a backup), in
  * maintenance while it happens, keeping its own settings: its URL, database credentials, hooks and

@@ -23,7 +23,6 @@ export interface CompareReport {
   identical: boolean;
 }
 
-
 async function psql(deps: Deps, inst: Instance, sql: string, extra: string[] = ['-At']): Promise<string> {
   const db = dbFor(deps, inst)!;
   const shell = shellFor(deps, inst);
@@ -90,7 +89,8 @@ async function unifiedDiff(labelA: string, a: string, labelB: string, b: string)
 /** Reads one file of an instance (for --diff); refuses what is not a plain text file of sane size. */
 async function readFile(deps: Deps, inst: Instance, rel: string): Promise<string> {
   // A symlink anywhere on the way (config -> /etc, or the file itself) would read outside the instance.
-  const script = 'r=$1; rest=$2; while :; do r=$r/${rest%%/*}; [ -L "$r" ] && exit 4; case $rest in */*) rest=${rest#*/} ;; *) break ;; esac; done; f="$1/$2"; [ -f "$f" ] || exit 3; exec head -c 5000001 -- "$f"';
+  const script =
+    'r=$1; rest=$2; while :; do r=$r/${rest%%/*}; [ -L "$r" ] && exit 4; case $rest in */*) rest=${rest#*/} ;; *) break ;; esac; done; f="$1/$2"; [ -f "$f" ] || exit 3; exec head -c 5000001 -- "$f"';
   const res = await shellFor(deps, inst).exec(['sh', '-c', script, 'sh', inst.path, rel], { maxBuffer: 6_000_000 });
   if (res.code === 3) return '';
   if (res.code === 4) throw new UsageError(`${rel} of ${inst.name} is or lies under a symlink: compare follows no link out of the instance's directory`, 'compare the link targets by hand');
@@ -130,11 +130,16 @@ export function comparePlan(deps: Deps, aName: string, bName: string, opts: { di
             report.database = {
               schemaSame: sa === sb,
               schemaDiff: sa === sb ? '' : await unifiedDiff(`${aName} schema`, sa, `${bName} schema`, sb),
-              tables: names.map((t) => ({ table: t, rowsA: ta.get(t)?.rows ?? null, rowsB: tb.get(t)?.rows ?? null, same: !!ta.get(t) && ta.get(t)!.sum === tb.get(t)?.sum && ta.get(t)!.rows === tb.get(t)!.rows })),
+              tables: names.map((t) => ({
+                table: t,
+                rowsA: ta.get(t)?.rows ?? null,
+                rowsB: tb.get(t)?.rows ?? null,
+                same: !!ta.get(t) && ta.get(t)!.sum === tb.get(t)?.sum && ta.get(t)!.rows === tb.get(t)!.rows,
+              })),
             };
           }
           report.identical =
-            !d.added.length && !d.removed.length && !d.changed.length && (!report.database || (report.database.schemaSame && report.database.tables.every((t) => t.same))) && (!!a.dbUrl === !!b.dbUrl);
+            !d.added.length && !d.removed.length && !d.changed.length && (!report.database || (report.database.schemaSame && report.database.tables.every((t) => t.same))) && !!a.dbUrl === !!b.dbUrl;
           ctx.state.report = report;
         },
       },

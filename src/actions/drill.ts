@@ -25,7 +25,6 @@ export interface DrillState extends RestoreState {
 
 export type { DrillReport };
 
-
 /**
  * drill SOURCE --target SCRATCH: proves a backup can be restored. Verifies the backup against its
  * manifest, restores it onto a scratch instance (never a protected one), checks the site answers
@@ -34,8 +33,10 @@ export type { DrillReport };
 export function drillPlan(deps: Deps, source: string, opts: { target: string; backup?: string }): Plan<DrillState, DrillReport> {
   deps.inv.requireInstance(source);
   const target = deps.inv.requireInstance(opts.target);
-  if (target.name === source) throw new UsageError('a drill restores onto a scratch instance, not onto the source', `make one (opsdeck instance make) and run: opsdeck drill ${source} --target SCRATCH`);
-  if (deps.inv.requireEnv(target.env).protected) throw new UsageError(`${target.name} is in a protected environment: a drill never restores onto one`, 'pick a scratch instance in an unprotected environment');
+  if (target.name === source)
+    throw new UsageError('a drill restores onto a scratch instance, not onto the source', `make one (opsdeck instance make) and run: opsdeck drill ${source} --target SCRATCH`);
+  if (deps.inv.requireEnv(target.env).protected)
+    throw new UsageError(`${target.name} is in a protected environment: a drill never restores onto one`, 'pick a scratch instance in an unprotected environment');
   const backup = pickBackup(deps, source, opts.backup);
   if (backup.manifest.db && !target.dbUrl) throw new UsageError(`${target.name} has no database to restore into`, 'give the scratch instance a database');
   const verify = verifyPlan(deps, backup.id);
@@ -102,7 +103,8 @@ export function drillPlan(deps: Deps, source: string, opts: { target: string; ba
       {
         name: 'check-target',
         title: 'Check the restored target answers and matches the backup',
-        explain: "Asks the scratch instance's health URL and counts every table's rows against the manifest. If it fails, the restore procedure (or the app's config on the scratch host) needs fixing before a real incident.",
+        explain:
+          "Asks the scratch instance's health URL and counts every table's rows against the manifest. If it fails, the restore procedure (or the app's config on the scratch host) needs fixing before a real incident.",
         run: timed('Check the restored target answers and matches the backup', async (ctx) => {
           await requireHealthy(deps.inv.requireInstance(target.name), ctx, 3);
           const tables = backup.manifest.db?.tables ?? {};
@@ -113,7 +115,12 @@ export function drillPlan(deps: Deps, source: string, opts: { target: string; ba
             const sql = names.map((t) => `SELECT '${t.replace(/'/g, "''")}', count(*) FROM ONLY ${quoteQualified(t)}`).join(' UNION ALL ') + ';';
             const res = await shell.exec(psqlArgv(db.target, ['-At', '-f', '-']), { secretLine: db.password, stdin: sql });
             if (res.code !== 0) throw new CommandError(shell.label, ['psql'], res);
-            const got = new Map(res.stdout.split('\n').filter(Boolean).map((l) => l.split('|') as [string, string]));
+            const got = new Map(
+              res.stdout
+                .split('\n')
+                .filter(Boolean)
+                .map((l) => l.split('|') as [string, string]),
+            );
             const wrong = names.filter((t) => Number(got.get(t)) !== tables[t]);
             if (wrong.length) throw new OpsError(`rows differ from the backup in ${wrong.map((t) => `${t} (${got.get(t)} vs ${tables[t]})`).join(', ')}`);
             ctx.log(`${names.length} tables: every row count matches the backup`);
@@ -145,7 +152,10 @@ export function drillPlan(deps: Deps, source: string, opts: { target: string; ba
 /** Keeps a drill's outcome in the inventory and as a Markdown file; `error` null means it passed. */
 function writeDrillReport(deps: Deps, s: DrillState, error: string | null): DrillReport {
   // Milliseconds too: a drill that fails at once and its re-run may start in the same second.
-  const id = `drill-${new Date(s.startedAt).toISOString().replace(/[-:]/g, '').replace(/\.(\d+)Z$/, '-$1')}`;
+  const id = `drill-${new Date(s.startedAt)
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.(\d+)Z$/, '-$1')}`;
   const dir = join(deps.inv.home, 'drills');
   mkdirSync(dir, { recursive: true });
   const file = join(dir, `${id}-${s.source}.md`);

@@ -21,7 +21,11 @@ export async function establishTrust(deps: Deps, host: Host, fingerprint: string
   const offered = await deps.ssh.probeHostKey({ ...host, hostKey: null });
   if (expected) {
     if (offered.fingerprint !== expected) {
-      throw new OpsError(`host ${host.name} offered key ${offered.fingerprint}, not the expected ${expected}: refused`, 1, 'check the fingerprint on the host itself; someone may be intercepting the connection');
+      throw new OpsError(
+        `host ${host.name} offered key ${offered.fingerprint}, not the expected ${expected}: refused`,
+        1,
+        'check the fingerprint on the host itself; someone may be intercepting the connection',
+      );
     }
     return expected;
   }
@@ -31,7 +35,11 @@ export async function establishTrust(deps: Deps, host: Host, fingerprint: string
     return offered.fingerprint;
   }
   if (offered.knownHosts.state === 'mismatch') {
-    throw new OpsError(`host ${host.name} offered key ${offered.fingerprint}, which differs from ${offered.knownHosts.file} line ${offered.knownHosts.line}: refused`, 1, 'verify the key on the host, then fix known_hosts or pass --fingerprint');
+    throw new OpsError(
+      `host ${host.name} offered key ${offered.fingerprint}, which differs from ${offered.knownHosts.file} line ${offered.knownHosts.line}: refused`,
+      1,
+      'verify the key on the host, then fix known_hosts or pass --fingerprint',
+    );
   }
   if (offered.knownHosts.state === 'match') return offered.fingerprint;
   await decide(offered);
@@ -80,6 +88,11 @@ export async function checkLogin(deps: Deps, host: Host): Promise<LoginCheck> {
 /** Runs `id` as the host's become user through sudo -n: a password prompt or a missing user is an error naming the fix. */
 export async function checkBecome(deps: Deps, host: Host): Promise<{ user: string; uid: number }> {
   const res = await hostShell(deps, host, true).exec(['id', '-u']);
-  if (res.code !== 0) throw new OpsError(`on host ${host.name}, running id as ${host.become} through sudo failed: ${res.stderr.trim()}`, 1, `check the sudoers rule for ${host.user} on the host, then run: opsdeck host check ${host.name}`);
+  if (res.code !== 0)
+    throw new OpsError(
+      `on host ${host.name}, running id as ${host.become} through sudo failed: ${res.stderr.trim()}`,
+      1,
+      `check the sudoers rule for ${host.user} on the host, then run: opsdeck host check ${host.name}`,
+    );
   return { user: host.become!, uid: Number(res.stdout.trim()) };
 }

@@ -31,7 +31,6 @@ interface MakeState {
   registered: boolean;
 }
 
-
 /** Runs SQL as the instance's role against `database` (default: its own) on its host. */
 async function roleSql(deps: Deps, inst: Instance, target: PgTarget, password: string, sql: string, database = target.database) {
   const shell = shellFor(deps, inst);
@@ -83,8 +82,10 @@ export function makePlan(deps: Deps, p: MakeParams): Plan<MakeState, Instance> {
         title: `Check ${p.host}:${p.path} is free`,
         run: async () => {
           const shell = shellFor(deps, inst);
-          if ((await shell.exec(['test', '-e', p.path])).code === 0) throw new UsageError(`${p.path} already exists on ${p.host}`, `take it over with: opsdeck instance add ${p.name} --host ${p.host} --path ${p.path} ...`);
-          if ((await shell.exec(['test', '-d', dirname(p.path)])).code !== 0) throw new UsageError(`the parent directory ${dirname(p.path)} does not exist on ${p.host}`, 'create it on the host first');
+          if ((await shell.exec(['test', '-e', p.path])).code === 0)
+            throw new UsageError(`${p.path} already exists on ${p.host}`, `take it over with: opsdeck instance add ${p.name} --host ${p.host} --path ${p.path} ...`);
+          if ((await shell.exec(['test', '-d', dirname(p.path)])).code !== 0)
+            throw new UsageError(`the parent directory ${dirname(p.path)} does not exist on ${p.host}`, 'create it on the host first');
         },
       },
       {
@@ -110,14 +111,25 @@ export function makePlan(deps: Deps, p: MakeParams): Plan<MakeState, Instance> {
         run: async (ctx) => {
           const d = db();
           if (!d) return ctx.log('no database');
-          const probe = await roleSql(deps, inst, d.target, d.password, "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'");
+          const probe = await roleSql(
+            deps,
+            inst,
+            d.target,
+            d.password,
+            "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'",
+          );
           if (probe.code === 0) {
             if (probe.stdout.trim() !== '0') throw new UsageError(`database ${d.target.database} is not empty`, 'give an empty database, or take the instance over with: opsdeck instance add');
             return ctx.log(`database ${d.target.database} exists and is empty`);
           }
           if (!/does not exist/.test(probe.stderr)) throw new OpsError(`cannot reach database ${d.target.database}: ${probe.stderr.trim().split('\n').pop()}`);
           const create = await roleSql(deps, inst, d.target, d.password, `CREATE DATABASE ${quoteIdent(d.target.database)}`, 'postgres');
-          if (create.code !== 0) throw new OpsError(`cannot create database ${d.target.database} as ${d.target.user}: ${create.stderr.trim().split('\n').pop()}`, 1, 'create it (owned by that role), or grant the role CREATEDB');
+          if (create.code !== 0)
+            throw new OpsError(
+              `cannot create database ${d.target.database} as ${d.target.user}: ${create.stderr.trim().split('\n').pop()}`,
+              1,
+              'create it (owned by that role), or grant the role CREATEDB',
+            );
           ctx.state.createdDb = true;
           ctx.log(`database ${d.target.database} created`);
         },

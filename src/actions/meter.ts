@@ -133,7 +133,8 @@ export class CopyCounter {
 
   private line(buf: Buffer, s: number, e: number): void {
     if (this.current !== undefined) {
-      if (e - s === 2 && buf[s] === 0x5c && buf[s + 1] === 0x2e) this.current = undefined; // "\."
+      if (e - s === 2 && buf[s] === 0x5c && buf[s + 1] === 0x2e)
+        this.current = undefined; // "\."
       else this.tables[this.current]++;
       return;
     }

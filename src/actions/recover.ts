@@ -57,7 +57,11 @@ export function recoverPlan(deps: Deps, name: string): Plan<RecoverState, Recove
   if (action === 'undo' && record.dbTouched) {
     safety = record.safetyBackup ? deps.inv.getBackup(record.safetyBackup) : undefined;
     if (!safety?.manifest.db) {
-      throw new OpsError(`${name}'s database may hold what run ${record.runId} loaded, and its safety backup ${record.safetyBackup ?? '(none recorded)'} ${safety ? 'has no database' : 'is not in the inventory'}`, 1, `restore a backup of ${name} by hand (opsdeck backups ${name}); the record stays until then`);
+      throw new OpsError(
+        `${name}'s database may hold what run ${record.runId} loaded, and its safety backup ${record.safetyBackup ?? '(none recorded)'} ${safety ? 'has no database' : 'is not in the inventory'}`,
+        1,
+        `restore a backup of ${name} by hand (opsdeck backups ${name}); the record stays until then`,
+      );
     }
   }
   // Both ways end the same: the record goes, and a site still in maintenance is said.

@@ -83,14 +83,18 @@ export function pickBackup(deps: Deps, instance: string, id?: string, opts: { al
     const b = deps.inv.requireBackup(id);
     if (b.instance !== instance) throw new UsageError(`backup ${id} belongs to ${b.instance}, not ${instance}`, `run: opsdeck restore ${b.instance} --backup ${id} --to ${instance}`);
     if (b.verifyFailed && !opts.allowFailed) {
-      throw new UsageError(`backup ${id} of ${instance} failed its last verification: it does not match its manifest, so a restore of it may bring back damaged files or data`, `pick another (opsdeck backups ${instance}); verify it again (opsdeck backups verify ${id}: a pass clears the mark); or restore it anyway with --allow-failed-backup`);
+      throw new UsageError(
+        `backup ${id} of ${instance} failed its last verification: it does not match its manifest, so a restore of it may bring back damaged files or data`,
+        `pick another (opsdeck backups ${instance}); verify it again (opsdeck backups verify ${id}: a pass clears the mark); or restore it anyway with --allow-failed-backup`,
+      );
     }
     return b;
   }
   const b = deps.inv.latestBackup(instance);
   if (!b) {
     const failed = deps.inv.latestBackup(instance, ['manual'], { includeFailed: true });
-    if (failed) throw new UsageError(`every backup of ${instance} failed its last verification`, `take a new one (opsdeck backup ${instance}), or restore one anyway with --backup ID --allow-failed-backup`);
+    if (failed)
+      throw new UsageError(`every backup of ${instance} failed its last verification`, `take a new one (opsdeck backup ${instance}), or restore one anyway with --backup ID --allow-failed-backup`);
     throw new UsageError(`instance ${instance} has no backup yet`, `take one with: opsdeck backup ${instance}`);
   }
   return b;
@@ -158,7 +162,11 @@ async function checkTreeUser(deps: Deps, s: RestoreState, log: (line: string, le
   if (!foreign.length) return;
   const what = `backup ${backup.id} holds files owned by ${foreign.slice(0, 5).join(', ')}${foreign.length > 5 ? ` and ${foreign.length - 5} more` : ''} (uid:gid), and ${user} (${self}), who unpacks them on ${target.host}, can only create files it owns`;
   if (host.become && backup.instance === target.name) {
-    throw new OpsError(`${what}: the restore would not give them back their owners`, 1, `unpack as root, which keeps every owner: opsdeck host set ${host.name} --become root (sudoers on the host: ${host.user} ALL=(root) NOPASSWD: ALL)`);
+    throw new OpsError(
+      `${what}: the restore would not give them back their owners`,
+      1,
+      `unpack as root, which keeps every owner: opsdeck host set ${host.name} --become root (sudoers on the host: ${host.user} ALL=(root) NOPASSWD: ALL)`,
+    );
   }
   log(`${what}: they will belong to ${user} (${self})`, 'warn');
 }
@@ -200,10 +208,12 @@ export async function loadDatabase(deps: Deps, backup: Backup, target: Instance,
   if (!db) throw new UsageError(`backup ${backup.id} has a database but ${target.name} has none configured`, `set one with: opsdeck instance add ... --db URL`);
   const shell = loginShellFor(deps, target);
   // The dump's owner: the role it was taken as (older backups: their instance's role today).
-  const dumpedAs = m.role ?? (() => {
-    const url = deps.inv.getInstance(backup.instance)?.dbUrl;
-    return url ? parsePgUrl(url).user : undefined;
-  })();
+  const dumpedAs =
+    m.role ??
+    (() => {
+      const url = deps.inv.getInstance(backup.instance)?.dbUrl;
+      return url ? parsePgUrl(url).user : undefined;
+    })();
   const rewrite = await rewriterFor(shell, db, dumpedAs, ctx);
   const meter = new Meter({ onBytes: (n) => ctx.progress(n, m.bytes), rewrite });
   meter.out.write(LOAD_PREFIX);
@@ -316,7 +326,11 @@ export async function loadDatabaseFrom(deps: Deps, source: Instance, target: Ins
 function checkDigest(what: string, meter: Meter, m: { bytes: number; sha256: string }): void {
   const d = meter.digest();
   if (d.sha256 !== m.sha256 || d.bytes !== m.bytes) {
-    throw new OpsError(`the stored ${what} does not match its manifest (sha256 ${d.sha256.slice(0, 12)}…, ${d.bytes} bytes; expected ${m.sha256.slice(0, 12)}…, ${m.bytes} bytes): the store is damaged or was tampered with`, 1, 'run: opsdeck backups verify ID, and restore an older backup');
+    throw new OpsError(
+      `the stored ${what} does not match its manifest (sha256 ${d.sha256.slice(0, 12)}…, ${d.bytes} bytes; expected ${m.sha256.slice(0, 12)}…, ${m.bytes} bytes): the store is damaged or was tampered with`,
+      1,
+      'run: opsdeck backups verify ID, and restore an older backup',
+    );
   }
 }
 
@@ -354,10 +368,18 @@ export function restoreSteps(deps: Deps): RestoreSteps {
         const inodes = code.entries + 1;
         ctx.log(`needs about ${formatBytes(need)} and ${inodes} inodes; ${formatBytes(free.bytes)} and ${free.inodes ?? 'unlimited'} inodes free on ${target.host}:${parent}`);
         if (free.bytes < need) {
-          throw new OpsError(`not enough free disk on ${target.host} at ${parent}: the restore needs about ${formatBytes(need)} (${code.entries} files and directories in ${free.blockSize}-byte blocks), ${formatBytes(free.bytes)} is free`, 1, 'free some space on the host, then run the restore again');
+          throw new OpsError(
+            `not enough free disk on ${target.host} at ${parent}: the restore needs about ${formatBytes(need)} (${code.entries} files and directories in ${free.blockSize}-byte blocks), ${formatBytes(free.bytes)} is free`,
+            1,
+            'free some space on the host, then run the restore again',
+          );
         }
         if (free.inodes !== null && free.inodes < inodes) {
-          throw new OpsError(`not enough free inodes on ${target.host} at ${parent}: the restore needs ${inodes} (one per file, directory and link), ${free.inodes} are free`, 1, 'remove files on that filesystem (or give it more inodes), then run the restore again');
+          throw new OpsError(
+            `not enough free inodes on ${target.host} at ${parent}: the restore needs ${inodes} (one per file, directory and link), ${free.inodes} are free`,
+            1,
+            'remove files on that filesystem (or give it more inodes), then run the restore again',
+          );
         }
       },
     },
@@ -443,7 +465,10 @@ export function restoreSteps(deps: Deps): RestoreSteps {
           if (what === 'kept' && p !== undefined) carried.push(p);
           else if (what === 'skip' && p !== undefined) {
             const link = p.split('/').slice(0, Number(depth)).join('/');
-            ctx.log(`not carried: ${p}, because ${link} is a symlink in ${side === 'src' ? `${target.name}'s tree in place` : 'the restored tree'}: opsdeck follows no link out of the instance's directory`, 'warn');
+            ctx.log(
+              `not carried: ${p}, because ${link} is a symlink in ${side === 'src' ? `${target.name}'s tree in place` : 'the restored tree'}: opsdeck follows no link out of the instance's directory`,
+              'warn',
+            );
           }
         }
         if (carried.length) ctx.log(`kept ${target.name}'s own ${carried.join(', ')}`);
@@ -461,7 +486,12 @@ export function restoreSteps(deps: Deps): RestoreSteps {
         const { target, old } = ctx.state;
         if (!ctx.state.swapped) return;
         // Moving back a tree that is being deleted would leave the instance empty.
-        if (ctx.state.oldDeleting) throw new OpsError(`the previous code tree ${old} is already being deleted: it cannot be moved back`, 1, ctx.state.safety?.manifest.code ? `put it back from safety backup ${ctx.state.safety.id}: opsdeck restore ${target.name} --backup ${ctx.state.safety.id}` : undefined);
+        if (ctx.state.oldDeleting)
+          throw new OpsError(
+            `the previous code tree ${old} is already being deleted: it cannot be moved back`,
+            1,
+            ctx.state.safety?.manifest.code ? `put it back from safety backup ${ctx.state.safety.id}: opsdeck restore ${target.name} --backup ${ctx.state.safety.id}` : undefined,
+          );
         // Between the two renames the record must not say "swapped" (recover would keep the new code).
         if (ctx.state.runId !== undefined) deps.inv.setHalfRestored({ ...criticalRecord(ctx), phase: 'swapping' });
         await run(shellFor(deps, target), ['sh', '-c', 'if [ -e "$2" ]; then rm -rf -- "$1" && mv -- "$2" "$1"; fi', 'sh', target.path, old]);
@@ -497,7 +527,16 @@ export function restorePlan(deps: Deps, instance: string, opts: { backup?: strin
   if (backup.manifest.db && !target.dbUrl) {
     throw new UsageError(`backup ${backup.id} holds a database but ${target.name} has no database configured`, 'give the target a database URL, or restore onto another instance');
   }
-  const state: RestoreFromBackup = { from: { backup }, target, staging: stagingOf(target.path), old: oldOf(target.path), dbCommitted: false, swapped: false, parts: { code: true, db: true }, safetyCode: true };
+  const state: RestoreFromBackup = {
+    from: { backup },
+    target,
+    staging: stagingOf(target.path),
+    old: oldOf(target.path),
+    dbCommitted: false,
+    swapped: false,
+    parts: { code: true, db: true },
+    safetyCode: true,
+  };
   return {
     command: 'restore',
     params: { instance, backup: backup.id, to: target.name },
@@ -517,7 +556,15 @@ export function restorePlan(deps: Deps, instance: string, opts: { backup?: strin
 /** Where this run stands inside its critical section, recorded in the inventory (see HalfRestored). */
 function criticalRecord(ctx: StepContext<RestoreState>) {
   const s = ctx.state;
-  return { instance: s.target.name, runId: s.runId!, command: ctx.command ?? 'restore', safetyBackup: s.safety?.id ?? null, staging: s.staging, old: s.old, dbTouched: !!(s.commitSent || s.dbCommitted) };
+  return {
+    instance: s.target.name,
+    runId: s.runId!,
+    command: ctx.command ?? 'restore',
+    safetyBackup: s.safety?.id ?? null,
+    staging: s.staging,
+    old: s.old,
+    dbTouched: !!(s.commitSent || s.dbCommitted),
+  };
 }
 
 function enterCriticalSection(deps: Deps, ctx: StepContext<RestoreState>, phase: HalfRestored['phase'], dbTouched: boolean): void {
@@ -537,7 +584,12 @@ export function leaveCriticalSection(deps: Deps, s: RestoreState, status: string
 /** For Plan.undoFailed: what was left half-changed, and the one command that puts it right. */
 export function restoreUndoFailed(deps: Deps, s: RestoreState): { message: string; hint: string } | undefined {
   if (s.runId === undefined || !deps.inv.getHalfRestored(s.target.name)) {
-    return s.safety ? { message: `${s.target.name}'s state before this run is safety backup ${s.safety.id}`, hint: `check ${s.target.name}; to put that state back, run: opsdeck restore ${s.target.name} --backup ${s.safety.id}` } : undefined;
+    return s.safety
+      ? {
+          message: `${s.target.name}'s state before this run is safety backup ${s.safety.id}`,
+          hint: `check ${s.target.name}; to put that state back, run: opsdeck restore ${s.target.name} --backup ${s.safety.id}`,
+        }
+      : undefined;
   }
   return {
     message: `${s.target.name} IS LEFT HALF-RESTORED${s.safety ? `; its state before this run is safety backup ${s.safety.id}` : ''}`,

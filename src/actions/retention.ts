@@ -28,7 +28,7 @@ export function prunePlan(deps: Deps, opts: { instance?: string; policy?: Partia
     const manual = list.filter((b) => b.kind === 'manual');
     const keep = selectKept(manual, policy);
     const safety = list.filter((b) => b.kind === 'safety');
-    safety.forEach((b, i) => i === 0 || now - Date.parse(b.createdAt) < SAFETY_DAYS * 86_400_000 ? keep.add(b.id) : undefined);
+    safety.forEach((b, i) => (i === 0 || now - Date.parse(b.createdAt) < SAFETY_DAYS * 86_400_000 ? keep.add(b.id) : undefined));
     for (const b of list) {
       if (keep.has(b.id)) result.kept.push(view(b));
       else result.removed.push({ ...view(b), kind: b.kind });

@@ -38,7 +38,8 @@ export function updatePlan(deps: Deps, name: string, opts: { to?: string } = {})
   const inst = deps.inv.requireInstance(name);
   const upgrade = opts.to !== undefined;
   const branch = upgrade ? null : inst.branch;
-  if (!upgrade && !branch) throw new UsageError(`${name} follows no branch, so there is nothing to update to`, `set one with: opsdeck instance set ${name} --branch main, or upgrade to a tag with --to`);
+  if (!upgrade && !branch)
+    throw new UsageError(`${name} follows no branch, so there is nothing to update to`, `set one with: opsdeck instance set ${name} --branch main, or upgrade to a tag with --to`);
   const ref = upgrade ? checkRef(opts.to!) : checkRef(branch!);
   const state: UpdateState = { inst, ref, branch, commits: [], migrated: false };
 

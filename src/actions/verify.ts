@@ -77,7 +77,12 @@ export function verifyPlan(deps: Deps, id: string): Plan<VerifyState, { id: stri
     run: async (ctx) => {
       const ok = ctx.state.problems.length === 0;
       deps.inv.markVerified(id, ok);
-      if (!ok) throw new OpsError(`backup ${id} does NOT match its manifest: ${ctx.state.problems.join('; ')}`, 1, `recorded: restores now pass it over (see opsdeck backups ${ctx.state.backup.instance}); take a new backup and check the store with restic check`);
+      if (!ok)
+        throw new OpsError(
+          `backup ${id} does NOT match its manifest: ${ctx.state.problems.join('; ')}`,
+          1,
+          `recorded: restores now pass it over (see opsdeck backups ${ctx.state.backup.instance}); take a new backup and check the store with restic check`,
+        );
     },
   });
   return {
@@ -98,7 +103,12 @@ function tarHeader(name: string, size: number): Buffer {
   h.write('0000000\0', 108);
   h.write('0000000\0', 116);
   h.write(size.toString(8).padStart(11, '0') + '\0', 124);
-  h.write(Math.floor(Date.now() / 1000).toString(8).padStart(11, '0') + '\0', 136);
+  h.write(
+    Math.floor(Date.now() / 1000)
+      .toString(8)
+      .padStart(11, '0') + '\0',
+    136,
+  );
   h.write('        ', 148);
   h.write('0', 156);
   h.write('ustar\0', 257);

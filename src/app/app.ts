@@ -52,4 +52,16 @@ export function openApp(home?: string): App {
 }
 
 /** Every operation's plan builder, for the CLI and the screens alike. */
-export const operations = { backup: backupPlan, restore: restorePlan, verify: verifyPlan, export: exportPlan, update: updatePlan, maintenance: maintenancePlan, clone: clonePlan, tags: gitRemoteTags, compare: comparePlan, drill: drillPlan, watch: watchPlan };
+export const operations = {
+  backup: backupPlan,
+  restore: restorePlan,
+  verify: verifyPlan,
+  export: exportPlan,
+  update: updatePlan,
+  maintenance: maintenancePlan,
+  clone: clonePlan,
+  tags: gitRemoteTags,
+  compare: comparePlan,
+  drill: drillPlan,
+  watch: watchPlan,
+};

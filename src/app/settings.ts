@@ -57,7 +57,11 @@ export function saveSetting(home: string, key: string, value: string, hasBackups
     settings[key] = n;
   } else if (key === 'storeRepository') {
     // The inventory points at snapshots in the current store: moving it would orphan them all.
-    if (hasBackups) throw new UsageError('backups are recorded in the current store: changing storeRepository would lose track of them', 'set it before the first backup, or keep a second opsdeck home for the new store');
+    if (hasBackups)
+      throw new UsageError(
+        'backups are recorded in the current store: changing storeRepository would lose track of them',
+        'set it before the first backup, or keep a second opsdeck home for the new store',
+      );
     settings[key] = value;
   } else {
     throw new UsageError(`unknown setting ${JSON.stringify(key)}`, `the settings are: ${Object.keys(defaults).join(', ')}`);

@@ -26,7 +26,9 @@ const GROUPS: { register(program: Command, act: Act): void }[] = [env, host, ins
 /** The program with its global options and every command; each command's exit code goes to `done`. */
 export function buildProgram(done: (exitCode: number) => void = () => {}): Command {
   const program = new Command('opsdeck')
-    .description('Terminal operations console: inventory, verified backups and safe restores of web-application instances over SSH.\nRun with no command on a terminal to open the full-screen console.')
+    .description(
+      'Terminal operations console: inventory, verified backups and safe restores of web-application instances over SSH.\nRun with no command on a terminal to open the full-screen console.',
+    )
     .option('--home <dir>', 'opsdeck home: inventory, store, keys (default $OPSDECK_HOME or ~/.local/share/opsdeck)')
     .option('--yes', 'answer every confirmation (for cron); --yes on a terminal-less run never waits')
     .option('--json', 'print one JSON document (the result) on stdout; progress goes to stderr')

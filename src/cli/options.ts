@@ -63,7 +63,7 @@ export function parseHealth(o: HealthOpts, base: HealthCheck | null, fallbackUrl
   if (o.healthUrl === undefined && o.healthStatus === undefined && o.healthText === undefined) return undefined;
   const url = o.healthUrl ?? base?.url ?? fallbackUrl;
   if (!url) throw new UsageError('a health check needs a URL', 'give --health-url, or set the instance URL with --url');
-  const status = o.healthStatus !== undefined ? Number(o.healthStatus) : base?.status ?? 200;
+  const status = o.healthStatus !== undefined ? Number(o.healthStatus) : (base?.status ?? 200);
   if (!Number.isInteger(status) || status < 100 || status > 599) throw new UsageError(`invalid --health-status ${o.healthStatus}`, 'an HTTP status such as 200');
   const text = o.healthText ?? base?.text;
   return checkHealth({ url, status, ...(text ? { text } : {}) });

@@ -80,7 +80,16 @@ export function table(rows: string[][], headers: string[]): string {
   // A cell is one line: whatever a host put in it (a reason, an error, a name) is escaped.
   const all = [headers, ...rows].map((r) => r.map((c) => printable(c ?? '')));
   const widths = headers.map((_, i) => Math.max(...all.map((r) => (r[i] ?? '').length)));
-  return all.map((r) => r.map((c, i) => (i === r.length - 1 ? c : (c ?? '').padEnd(widths[i]))).join('  ').trimEnd()).join('\n') + '\n';
+  return (
+    all
+      .map((r) =>
+        r
+          .map((c, i) => (i === r.length - 1 ? c : (c ?? '').padEnd(widths[i])))
+          .join('  ')
+          .trimEnd(),
+      )
+      .join('\n') + '\n'
+  );
 }
 
 export { age } from '../core/format.js';

@@ -49,7 +49,9 @@ async function execute<S, R>(app: App, g: GlobalOpts, plan: Plan<S, R>, o: RunOp
       process.stderr.on('error', () => {});
     }
     if (received) {
-      process.stderr.write(`opsdeck: ${sig} ignored: already stopping after ${received}, undoing what was done. Wait for it: killing opsdeck now would leave ${plan.instance ?? 'the run'} half-changed\n`);
+      process.stderr.write(
+        `opsdeck: ${sig} ignored: already stopping after ${received}, undoing what was done. Wait for it: killing opsdeck now would leave ${plan.instance ?? 'the run'} half-changed\n`,
+      );
       return;
     }
     received = sig;
@@ -59,7 +61,8 @@ async function execute<S, R>(app: App, g: GlobalOpts, plan: Plan<S, R>, o: RunOp
   for (const s of STOP_SIGNALS) process.on(s, onSig);
   try {
     const out = await engine.run(plan, { dryRun: g.dryRun, signal: ac.signal });
-    if (out.status === 'dry-run') return { dryRun: { json: { dryRun: true, command: plan.command, steps: plan.steps.map((s) => s.title), preview: out.preview }, text: (out.preview ?? []).join('\n') } };
+    if (out.status === 'dry-run')
+      return { dryRun: { json: { dryRun: true, command: plan.command, steps: plan.steps.map((s) => s.title), preview: out.preview }, text: (out.preview ?? []).join('\n') } };
     if (out.status !== 'ok') {
       // A hang-up means nobody is at the terminal any more: alert as for cron.
       if (o.alertOnFailure !== false && (unattended(g) || received === 'SIGHUP')) {
@@ -153,11 +156,24 @@ export interface ManyOutput<R> extends Output {
  * Runs one plan per instance, at most `parallel` at a time, going on past failures; a summary at the
  * end and exit 1 when any failed. Targets: the names given, --env E, or --all.
  */
-export async function forEachInstance<S, R>(app: App, g: GlobalOpts, o: ManyOpts, names: string[], build: (name: string) => Plan<S, R>, describe: (r: R) => string, verb: string): Promise<ManyOutput<R>> {
+export async function forEachInstance<S, R>(
+  app: App,
+  g: GlobalOpts,
+  o: ManyOpts,
+  names: string[],
+  build: (name: string) => Plan<S, R>,
+  describe: (r: R) => string,
+  verb: string,
+): Promise<ManyOutput<R>> {
   let targets = [...names];
   if (o.all || o.env) {
     if (o.env) app.inv.requireEnv(o.env);
-    targets.push(...app.inv.listInstances().filter((i) => o.all || i.env === o.env).map((i) => i.name));
+    targets.push(
+      ...app.inv
+        .listInstances()
+        .filter((i) => o.all || i.env === o.env)
+        .map((i) => i.name),
+    );
   }
   targets = [...new Set(targets)];
   if (!targets.length) throw new UsageError(`${verb}: no instances given`, 'name them, or use --env ENV or --all');

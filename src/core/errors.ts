@@ -3,7 +3,11 @@ export const EXIT = { OK: 0, FAILED: 1, USAGE: 2, LOCKED: 3 } as const;
 
 /** An error whose message is meant for the person at the terminal, with the exit code it maps to. */
 export class OpsError extends Error {
-  constructor(message: string, readonly exitCode: number = EXIT.FAILED, readonly hint?: string) {
+  constructor(
+    message: string,
+    readonly exitCode: number = EXIT.FAILED,
+    readonly hint?: string,
+  ) {
     super(message);
     this.name = 'OpsError';
   }

@@ -52,7 +52,8 @@ const REFUSED_PREFIX = ['lo_', 'dblink', 'pg_advisory', 'pg_try_advisory', 'pg_l
 /** What a metric may start with: statements that read. */
 const READING = new Set(['select', 'with', 'values', 'table']);
 
-export const METRIC_SQL_RULES = 'one SELECT (or WITH, VALUES, TABLE) statement, with no ; inside, no transaction control, and none of the functions that act outside the query (pg_terminate_backend, set_config, pg_advisory_lock, lo_*, dblink*, pg_read_file...)';
+export const METRIC_SQL_RULES =
+  'one SELECT (or WITH, VALUES, TABLE) statement, with no ; inside, no transaction control, and none of the functions that act outside the query (pg_terminate_backend, set_config, pg_advisory_lock, lo_*, dblink*, pg_read_file...)';
 
 interface Token {
   kind: 'word' | 'quoted' | 'semicolon' | 'other';
@@ -80,12 +81,10 @@ function tokens(sql: string): Token[] | string {
         if (sql[i] === '/' && sql[i + 1] === '*') {
           depth++;
           i += 2;
-        }
-        else if (sql[i] === '*' && sql[i + 1] === '/') {
+        } else if (sql[i] === '*' && sql[i + 1] === '/') {
           depth--;
           i += 2;
-        }
-        else i++;
+        } else i++;
       }
       if (depth > 0) return 'an unterminated /* comment';
     } else if (c === "'" || ((c === 'e' || c === 'E') && next === "'")) {
@@ -112,8 +111,7 @@ function tokens(sql: string): Token[] | string {
         if (sql[j] === '"' && sql[j + 1] === '"') {
           name += '"';
           j += 2;
-        }
-        else if (sql[j] === '"') break;
+        } else if (sql[j] === '"') break;
         else name += sql[j++];
       }
       out.push({ kind: 'quoted', text: name });

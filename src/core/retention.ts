@@ -73,4 +73,3 @@ export function checkPolicy(p: Partial<Record<keyof Policy, unknown>>, base: Pol
   }
   return out;
 }
-

@@ -30,12 +30,18 @@ export function parsePgUrl(url: string): PgTarget {
     throw new UsageError(`unsupported database kind ${JSON.stringify(u.protocol.replace(/:$/, ''))}`, 'opsdeck supports postgres://USER@HOST:PORT/DBNAME');
   }
   if (u.password) {
-    throw new UsageError('the database URL holds a password, which would be visible in the process list and shell history', 'drop it from the URL and give it in OPSDECK_DB_PASSWORD, with --db-password-file FILE, or at the prompt');
+    throw new UsageError(
+      'the database URL holds a password, which would be visible in the process list and shell history',
+      'drop it from the URL and give it in OPSDECK_DB_PASSWORD, with --db-password-file FILE, or at the prompt',
+    );
   }
   // Connection parameters (?options=, ?sslmode=, #...) would be dropped on the way to psql and pg_dump:
   // refused rather than silently ignored.
   if (u.search || u.hash || /[?#]/.test(url)) {
-    throw new UsageError(`the database URL ${JSON.stringify(url)} holds connection parameters (${u.search || u.hash || '?'}), which opsdeck does not pass on`, 'drop them and write postgres://ROLE@HOST:PORT/DB; a setting such as search_path can be set for the role instead: ALTER ROLE ROLE SET search_path = ...');
+    throw new UsageError(
+      `the database URL ${JSON.stringify(url)} holds connection parameters (${u.search || u.hash || '?'}), which opsdeck does not pass on`,
+      'drop them and write postgres://ROLE@HOST:PORT/DB; a setting such as search_path can be set for the role instead: ALTER ROLE ROLE SET search_path = ...',
+    );
   }
   const user = decodeURIComponent(u.username);
   const database = decodeURIComponent(u.pathname.replace(/^\//, ''));
@@ -44,7 +50,8 @@ export function parsePgUrl(url: string): PgTarget {
   const host = v6 ? v6[1] : u.hostname || '127.0.0.1';
   if (!IDENT.test(user)) throw new UsageError(`invalid database user ${JSON.stringify(user)} in ${url}`, 'give the role name as postgres://ROLE@HOST/DB');
   if (!IDENT.test(database)) throw new UsageError(`invalid database name ${JSON.stringify(database)} in ${url}`, 'give the database name as postgres://ROLE@HOST/DB');
-  if (v6 ? !isIPv6(host) : !/^[A-Za-z0-9][A-Za-z0-9.-]*$/.test(host)) throw new UsageError(`invalid database host ${JSON.stringify(host)}`, 'give a host name, an IPv4 address, or an IPv6 address in brackets: postgres://ROLE@[::1]:5432/DB');
+  if (v6 ? !isIPv6(host) : !/^[A-Za-z0-9][A-Za-z0-9.-]*$/.test(host))
+    throw new UsageError(`invalid database host ${JSON.stringify(host)}`, 'give a host name, an IPv4 address, or an IPv6 address in brackets: postgres://ROLE@[::1]:5432/DB');
   const port = u.port ? Number(u.port) : 5432;
   return { kind: 'postgres', user, host, port, database };
 }
@@ -267,7 +274,10 @@ export class DumpRewriter {
   /** Schemas whose privileges are set at the end (public, and those the dump creates), with the dump's GRANT/REVOKE on each. */
   private readonly schemaAcl = new Map<string, string[]>([['public', []]]);
 
-  constructor(private readonly target: LoadTarget, private readonly from?: string) {}
+  constructor(
+    private readonly target: LoadTarget,
+    private readonly from?: string,
+  ) {}
 
   feed(chunk: Buffer): Buffer {
     const out: Buffer[] = [];
@@ -332,7 +342,8 @@ export class DumpRewriter {
   flush(): Buffer {
     const b = Buffer.concat(this.rest);
     this.rest = [];
-    const fix = [...this.schemaAcl].map(([schema, acl]) => `
+    const fix = [...this.schemaAcl].map(
+      ([schema, acl]) => `
 DO $opsdeck$
 DECLARE
   o record;
@@ -347,7 +358,8 @@ BEGIN
   EXECUTE pg_catalog.format('GRANT ALL ON SCHEMA %s TO %I', ${lit(schema)}, pg_catalog.pg_get_userbyid(own));
 ${schema === 'public' ? '  GRANT USAGE ON SCHEMA public TO PUBLIC;\n' : ''}${acl.map((q) => `  EXECUTE ${lit(q)};\n`).join('')}END
 $opsdeck$;
-`);
+`,
+    );
     return Buffer.concat([b, Buffer.from(fix.join(''))]);
   }
 
@@ -590,12 +602,20 @@ export async function probePostgres(t: PgTarget, password: string, stream: () =>
 }
 
 /** Each sql: metric in its own READ ONLY transaction, rolled back; a failure is that metric's alone. */
-async function sqlMetricValues(client: import('pg').Client, t: PgTarget, superuser: boolean, sqlMetrics: { name: string; query: string }[], metricMs: number): Promise<Record<string, number | { error: string }>> {
+async function sqlMetricValues(
+  client: import('pg').Client,
+  t: PgTarget,
+  superuser: boolean,
+  sqlMetrics: { name: string; query: string }[],
+  metricMs: number,
+): Promise<Record<string, number | { error: string }>> {
   const out: Record<string, number | { error: string }> = {};
   let lost: string | undefined;
   for (const m of sqlMetrics) {
     if (superuser) {
-      out[m.name] = { error: `refused: role ${t.user} is a superuser, which can write even in a read-only transaction (COPY ... TO PROGRAM); give the instance a role without SUPERUSER, or use a cmd: metric` };
+      out[m.name] = {
+        error: `refused: role ${t.user} is a superuser, which can write even in a read-only transaction (COPY ... TO PROGRAM); give the instance a role without SUPERUSER, or use a cmd: metric`,
+      };
       continue;
     }
     const problem = metricSqlProblem(m.query);

@@ -25,7 +25,8 @@ export function halfRestoredError(h: HalfRestored): OpsError {
 }
 
 /** Errors that say a host could not be reached for now, not that the command itself failed. */
-const LOST_CONNECTION = /cannot connect to host|cannot reach host|connection to host .* was lost|cannot start a command on host|ECONNREFUSED|ECONNRESET|EHOSTUNREACH|ETIMEDOUT|Not connected|No response from server|could not reach/i;
+const LOST_CONNECTION =
+  /cannot connect to host|cannot reach host|connection to host .* was lost|cannot start a command on host|ECONNREFUSED|ECONNRESET|EHOSTUNREACH|ETIMEDOUT|Not connected|No response from server|could not reach/i;
 
 /**
  * Runs every operation, whoever started it (TUI key, CLI, cron): lock, steps in order, events,
@@ -198,7 +199,10 @@ export class Engine {
       const startedAt = new Date().toISOString();
       this.emit({ type: 'undo-started', index: i, name: step.name, at: Date.now() });
       try {
-        await this.retryLostConnection(() => step.undo!(this.context(plan, i, signal, runId)), (message) => this.emit({ type: 'log', index: i, level: 'warn', message, at: Date.now() }));
+        await this.retryLostConnection(
+          () => step.undo!(this.context(plan, i, signal, runId)),
+          (message) => this.emit({ type: 'log', index: i, level: 'warn', message, at: Date.now() }),
+        );
         this.inv.addStep({ runId, seq: i, name: step.name, title: `undo: ${step.title}`, status: 'undone', startedAt, finishedAt: new Date().toISOString(), error: null });
         this.emit({ type: 'undo-done', index: i, name: step.name, ok: true, at: Date.now() });
       } catch (err) {

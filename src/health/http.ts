@@ -24,4 +24,3 @@ export async function checkHealth(inst: Instance, timeoutMs = 10_000): Promise<H
     return { ok: false, url: hc.url, ms: Date.now() - t0, reason: (err as Error).name === 'TimeoutError' ? `no answer within ${timeoutMs / 1000} s` : (err as Error).message };
   }
 }
-

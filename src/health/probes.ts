@@ -70,7 +70,7 @@ export const HOST_SCRIPT = [
   'sleep 0.25',
   'set -- $(head -1 /proc/stat); b=$(( $2+$3+$4+$5+$6+$7+$8 )); bi=$5',
   'echo "cpu $(( b - a )) $(( bi - ai ))"',
-  "awk '/^MemTotal:/ {t=$2} /^MemAvailable:/ {a=$2} END {print \"mem\", (t-a)*1024, t*1024}' /proc/meminfo",
+  'awk \'/^MemTotal:/ {t=$2} /^MemAvailable:/ {a=$2} END {print "mem", (t-a)*1024, t*1024}\' /proc/meminfo',
   'read up rest < /proc/uptime; echo "uptime $up"',
 ].join('\n');
 
@@ -135,8 +135,13 @@ export async function probeCommandMetrics(deps: Deps, inst: Instance, timeoutMs 
       );
       const v = Number(res.stdout.trim());
       out[m.name] =
-        res.code === null ? { error: `no answer within ${Math.round(timeoutMs / 1000)} s` } :
-        res.code !== 0 ? { error: `exited ${res.code}: ${res.stderr.trim().slice(0, 200)}` } : res.stdout.trim() && Number.isFinite(v) ? v : { error: `printed ${JSON.stringify(res.stdout.trim().slice(0, 40))}, not one number` };
+        res.code === null
+          ? { error: `no answer within ${Math.round(timeoutMs / 1000)} s` }
+          : res.code !== 0
+            ? { error: `exited ${res.code}: ${res.stderr.trim().slice(0, 200)}` }
+            : res.stdout.trim() && Number.isFinite(v)
+              ? v
+              : { error: `printed ${JSON.stringify(res.stdout.trim().slice(0, 40))}, not one number` };
     } catch (err) {
       out[m.name] = { error: errorMessage(err) };
     }
@@ -226,33 +231,130 @@ export function toPrometheus(r: { hosts: HostSample[]; instances: InstanceSample
     lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
     for (const [labels, v] of rows) {
       if (v === undefined || !Number.isFinite(v)) continue;
-      lines.push(`${name}{${Object.entries(labels).map(([k, x]) => `${k}="${esc(x)}"`).join(',')}} ${v}`);
+      lines.push(
+        `${name}{${Object.entries(labels)
+          .map(([k, x]) => `${k}="${esc(x)}"`)
+          .join(',')}} ${v}`,
+      );
     }
   };
-  metric('opsdeck_host_up', 'Whether the host answered its probe.', 'gauge', r.hosts.map((h) => [{ host: h.host }, h.ok ? 1 : 0]));
-  metric('opsdeck_host_load1', 'One-minute load average.', 'gauge', r.hosts.map((h) => [{ host: h.host }, h.load?.[0]]));
-  metric('opsdeck_host_cpu_busy_ratio', 'CPU busy over a quarter second.', 'gauge', r.hosts.map((h) => [{ host: h.host }, h.cpu]));
-  metric('opsdeck_host_memory_used_bytes', 'Memory in use.', 'gauge', r.hosts.map((h) => [{ host: h.host }, h.memUsed]));
-  metric('opsdeck_host_disk_used_ratio', 'Use of the filesystems holding instances.', 'gauge', r.hosts.flatMap((h) => (h.disks ?? []).map((d) => [{ host: h.host, mount: d.mount }, d.size ? d.used / d.size : undefined] as [Record<string, string>, number | undefined])));
-  metric('opsdeck_instance_up', 'Whether the instance is healthy (site answers, host up, backup recent).', 'gauge', r.instances.map((i) => [{ instance: i.instance, env: i.env }, i.ok ? 1 : 0]));
-  metric('opsdeck_instance_http_status', 'HTTP status of the health URL.', 'gauge', r.instances.map((i) => [{ instance: i.instance, env: i.env }, i.http?.status]));
-  metric('opsdeck_instance_http_seconds', 'Response time of the health URL.', 'gauge', r.instances.map((i) => [{ instance: i.instance, env: i.env }, i.http ? i.http.ms / 1000 : undefined]));
-  metric('opsdeck_instance_maintenance', 'Whether the instance is in maintenance.', 'gauge', r.instances.map((i) => [{ instance: i.instance, env: i.env }, i.maintenance ? 1 : 0]));
-  metric('opsdeck_instance_half_restored', 'Whether a restore stopped inside its critical section (run opsdeck recover).', 'gauge', r.instances.map((i) => [{ instance: i.instance, env: i.env }, i.halfRestored ? 1 : 0]));
-  const dbRows = (f: (d: PgHealth) => number | null | undefined) => r.instances.filter((i) => i.db).map((i) => [{ instance: i.instance, env: i.env }, f(i.db!) ?? undefined] as [Record<string, string>, number | undefined]);
-  metric('opsdeck_db_up', 'Whether the instance database answered.', 'gauge', dbRows((d) => (d.ok ? 1 : 0)));
-  metric('opsdeck_db_size_bytes', 'Size of the database.', 'gauge', dbRows((d) => d.sizeBytes));
-  metric('opsdeck_db_connections', 'Client connections to the database server.', 'gauge', dbRows((d) => d.connections));
-  metric('opsdeck_db_max_connections', 'max_connections of the database server.', 'gauge', dbRows((d) => d.maxConnections));
-  metric('opsdeck_db_longest_transaction_seconds', 'Age of the oldest open transaction.', 'gauge', dbRows((d) => d.longestTransactionSeconds ?? 0));
-  metric('opsdeck_db_replication_lag_seconds', 'Replication lag, where there is a replica.', 'gauge', dbRows((d) => d.replication?.lagSeconds));
+  metric(
+    'opsdeck_host_up',
+    'Whether the host answered its probe.',
+    'gauge',
+    r.hosts.map((h) => [{ host: h.host }, h.ok ? 1 : 0]),
+  );
+  metric(
+    'opsdeck_host_load1',
+    'One-minute load average.',
+    'gauge',
+    r.hosts.map((h) => [{ host: h.host }, h.load?.[0]]),
+  );
+  metric(
+    'opsdeck_host_cpu_busy_ratio',
+    'CPU busy over a quarter second.',
+    'gauge',
+    r.hosts.map((h) => [{ host: h.host }, h.cpu]),
+  );
+  metric(
+    'opsdeck_host_memory_used_bytes',
+    'Memory in use.',
+    'gauge',
+    r.hosts.map((h) => [{ host: h.host }, h.memUsed]),
+  );
+  metric(
+    'opsdeck_host_disk_used_ratio',
+    'Use of the filesystems holding instances.',
+    'gauge',
+    r.hosts.flatMap((h) => (h.disks ?? []).map((d) => [{ host: h.host, mount: d.mount }, d.size ? d.used / d.size : undefined] as [Record<string, string>, number | undefined])),
+  );
+  metric(
+    'opsdeck_instance_up',
+    'Whether the instance is healthy (site answers, host up, backup recent).',
+    'gauge',
+    r.instances.map((i) => [{ instance: i.instance, env: i.env }, i.ok ? 1 : 0]),
+  );
+  metric(
+    'opsdeck_instance_http_status',
+    'HTTP status of the health URL.',
+    'gauge',
+    r.instances.map((i) => [{ instance: i.instance, env: i.env }, i.http?.status]),
+  );
+  metric(
+    'opsdeck_instance_http_seconds',
+    'Response time of the health URL.',
+    'gauge',
+    r.instances.map((i) => [{ instance: i.instance, env: i.env }, i.http ? i.http.ms / 1000 : undefined]),
+  );
+  metric(
+    'opsdeck_instance_maintenance',
+    'Whether the instance is in maintenance.',
+    'gauge',
+    r.instances.map((i) => [{ instance: i.instance, env: i.env }, i.maintenance ? 1 : 0]),
+  );
+  metric(
+    'opsdeck_instance_half_restored',
+    'Whether a restore stopped inside its critical section (run opsdeck recover).',
+    'gauge',
+    r.instances.map((i) => [{ instance: i.instance, env: i.env }, i.halfRestored ? 1 : 0]),
+  );
+  const dbRows = (f: (d: PgHealth) => number | null | undefined) =>
+    r.instances.filter((i) => i.db).map((i) => [{ instance: i.instance, env: i.env }, f(i.db!) ?? undefined] as [Record<string, string>, number | undefined]);
+  metric(
+    'opsdeck_db_up',
+    'Whether the instance database answered.',
+    'gauge',
+    dbRows((d) => (d.ok ? 1 : 0)),
+  );
+  metric(
+    'opsdeck_db_size_bytes',
+    'Size of the database.',
+    'gauge',
+    dbRows((d) => d.sizeBytes),
+  );
+  metric(
+    'opsdeck_db_connections',
+    'Client connections to the database server.',
+    'gauge',
+    dbRows((d) => d.connections),
+  );
+  metric(
+    'opsdeck_db_max_connections',
+    'max_connections of the database server.',
+    'gauge',
+    dbRows((d) => d.maxConnections),
+  );
+  metric(
+    'opsdeck_db_longest_transaction_seconds',
+    'Age of the oldest open transaction.',
+    'gauge',
+    dbRows((d) => d.longestTransactionSeconds ?? 0),
+  );
+  metric(
+    'opsdeck_db_replication_lag_seconds',
+    'Replication lag, where there is a replica.',
+    'gauge',
+    dbRows((d) => d.replication?.lagSeconds),
+  );
   metric(
     'opsdeck_app_metric',
     'App metrics set with instance set --metric.',
     'gauge',
-    r.instances.flatMap((i) => Object.entries(i.metrics ?? {}).map(([name, v]) => [{ instance: i.instance, env: i.env, metric: name }, typeof v === 'number' ? v : undefined] as [Record<string, string>, number | undefined])),
+    r.instances.flatMap((i) =>
+      Object.entries(i.metrics ?? {}).map(([name, v]) => [{ instance: i.instance, env: i.env, metric: name }, typeof v === 'number' ? v : undefined] as [Record<string, string>, number | undefined]),
+    ),
   );
-  metric('opsdeck_instance_watch_changes', 'Files the last watch check found added, changed or removed.', 'gauge', r.instances.filter((i) => i.watch).map((i) => [{ instance: i.instance, env: i.env }, i.watch!.changes]));
-  metric('opsdeck_instance_backup_age_seconds', 'Age of the newest good backup.', 'gauge', r.instances.map((i) => [{ instance: i.instance, env: i.env }, i.backupAgeSeconds ?? undefined]));
+  metric(
+    'opsdeck_instance_watch_changes',
+    'Files the last watch check found added, changed or removed.',
+    'gauge',
+    r.instances.filter((i) => i.watch).map((i) => [{ instance: i.instance, env: i.env }, i.watch!.changes]),
+  );
+  metric(
+    'opsdeck_instance_backup_age_seconds',
+    'Age of the newest good backup.',
+    'gauge',
+    r.instances.map((i) => [{ instance: i.instance, env: i.env }, i.backupAgeSeconds ?? undefined]),
+  );
   return lines.join('\n') + '\n';
 }

@@ -63,7 +63,10 @@ export class Sampler {
   private bad = { hosts: new Set<string>(), instances: new Set<string>(), databases: new Set<string>() };
   private cycle = 0;
 
-  constructor(private readonly deps: Deps, private readonly opts: SamplerOptions) {
+  constructor(
+    private readonly deps: Deps,
+    private readonly opts: SamplerOptions,
+  ) {
     this.state = { hosts: new Map(), instances: new Map(), bad: this.bad };
   }
 
@@ -120,28 +123,39 @@ export class Sampler {
     }
     for (const [name, paths] of hosts) {
       const t = this.hosts.get(name);
-      if (this.due(t, now)) this.enqueue(this.hosts, name, () => probeHost(this.deps, this.deps.inv.requireHost(name), paths, this.opts.timeoutMs), (s, h) => {
-        push(h, 'load', s.load?.[0]);
-        push(h, 'cpu', s.cpu);
-        push(h, 'disk', fullestDisk(s));
-        push(h, 'mem', memoryUsed(s));
-        mark(this.bad.hosts, name, !s.ok);
-      });
+      if (this.due(t, now))
+        this.enqueue(
+          this.hosts,
+          name,
+          () => probeHost(this.deps, this.deps.inv.requireHost(name), paths, this.opts.timeoutMs),
+          (s, h) => {
+            push(h, 'load', s.load?.[0]);
+            push(h, 'cpu', s.cpu);
+            push(h, 'disk', fullestDisk(s));
+            push(h, 'mem', memoryUsed(s));
+            mark(this.bad.hosts, name, !s.ok);
+          },
+        );
     }
     const due = this.scope.filter((i) => this.due(this.instances.get(i.name), now));
     if (!due.length) return;
     // The newest backup of every instance in one query per tick, not one per instance.
     const newest = this.deps.inv.latestBackupTimes();
     for (const inst of due) {
-      this.enqueue(this.instances, inst.name, async () => {
-        return probeInstance(this.deps, inst, Date.now(), newest, this.hosts.get(inst.host)?.sample);
-      }, (s, h) => {
-        push(h, 'http', s.http?.ms);
-        push(h, 'connections', s.db?.connections);
-        for (const [k, v] of Object.entries(s.metrics ?? {})) if (typeof v === 'number') push(h, `metric:${k}`, v);
-        mark(this.bad.instances, inst.name, !s.ok);
-        mark(this.bad.databases, inst.name, s.db?.ok === false);
-      });
+      this.enqueue(
+        this.instances,
+        inst.name,
+        async () => {
+          return probeInstance(this.deps, inst, Date.now(), newest, this.hosts.get(inst.host)?.sample);
+        },
+        (s, h) => {
+          push(h, 'http', s.http?.ms);
+          push(h, 'connections', s.db?.connections);
+          for (const [k, v] of Object.entries(s.metrics ?? {})) if (typeof v === 'number') push(h, `metric:${k}`, v);
+          mark(this.bad.instances, inst.name, !s.ok);
+          mark(this.bad.databases, inst.name, s.db?.ok === false);
+        },
+      );
     }
   }
 
@@ -174,10 +188,13 @@ export class Sampler {
       if (this.started.length >= perSecond) {
         // Over budget for this second: come back when the oldest start is a second old.
         if (!this.pumpTimer) {
-          this.pumpTimer = setTimeout(() => {
-            this.pumpTimer = undefined;
-            this.pump();
-          }, 1000 - (now - this.started[0]) + 1);
+          this.pumpTimer = setTimeout(
+            () => {
+              this.pumpTimer = undefined;
+              this.pump();
+            },
+            1000 - (now - this.started[0]) + 1,
+          );
           this.pumpTimer.unref();
         }
         return;

@@ -13,7 +13,9 @@ export function instanceModeWord(i: Pick<InstanceSample, 'halfRestored' | 'maint
 
 /** App metrics in one cell: name=value, or the error that kept one from being read. */
 export function metricsWords(metrics: InstanceSample['metrics']): string {
-  return Object.entries(metrics ?? {}).map(([k, v]) => `${k}=${typeof v === 'number' ? v : `ERROR (${v.error})`}`).join(' ');
+  return Object.entries(metrics ?? {})
+    .map(([k, v]) => `${k}=${typeof v === 'number' ? v : `ERROR (${v.error})`}`)
+    .join(' ');
 }
 
 export const HOST_HEALTH_HEADERS = ['HOST', 'STATE', 'LOAD', 'CPU', 'MEM', 'DISKS', 'UP'];
@@ -56,7 +58,7 @@ export function dbHealthCells(i: InstanceSample): string[] {
   return [
     i.instance,
     !i.db ? '-' : i.db.ok ? 'up' : 'DOWN',
-    i.db?.sizeBytes !== undefined ? formatBytes(i.db.sizeBytes) : i.db?.reason ?? '-',
+    i.db?.sizeBytes !== undefined ? formatBytes(i.db.sizeBytes) : (i.db?.reason ?? '-'),
     i.db?.connections !== undefined ? `${i.db.connections}/${i.db.maxConnections}` : '-',
     i.db?.longestTransactionSeconds != null ? `${i.db.longestTransactionSeconds} s` : '-',
     i.db?.replication ? `${i.db.replication.role}${i.db.replication.lagSeconds !== null ? ` lag ${i.db.replication.lagSeconds} s` : ''}` : '-',

@@ -16,7 +16,10 @@ function stopChildrenOnExit(): void {
 /** Runs argv on this machine (restic, local tools), through execa: no shell in between. */
 export class LocalShell implements Shell {
   readonly label: string;
-  constructor(private readonly env: Record<string, string> = {}, label = 'this machine') {
+  constructor(
+    private readonly env: Record<string, string> = {},
+    label = 'this machine',
+  ) {
     this.label = label;
   }
 

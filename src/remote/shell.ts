@@ -31,10 +31,14 @@ export interface Shell {
 }
 
 export class CommandError extends Error {
-  constructor(readonly label: string, readonly argv: readonly string[], readonly result: ExecResult) {
+  constructor(
+    readonly label: string,
+    readonly argv: readonly string[],
+    readonly result: ExecResult,
+  ) {
     const tail = result.stderr.trim().split('\n').slice(-3).join(' | ');
     const how = result.code !== null ? `exit status ${result.code}` : `signal ${result.signal ?? 'unknown'}`;
-    super(`${argv[0] === 'sh' ? argv[4] ?? argv[0] : argv[0]} on ${label} failed (${how})${tail ? ': ' + tail : ''}`);
+    super(`${argv[0] === 'sh' ? (argv[4] ?? argv[0]) : argv[0]} on ${label} failed (${how})${tail ? ': ' + tail : ''}`);
     this.name = 'CommandError';
   }
 }
@@ -70,7 +74,11 @@ const SUDO_NO_USER = /^sudo: unknown user:? ?(\S*)/im;
  */
 export class BecomeShell implements Shell {
   readonly label: string;
-  constructor(private readonly inner: Shell, readonly user: string, private readonly where: { host: string; login: string }) {
+  constructor(
+    private readonly inner: Shell,
+    readonly user: string,
+    private readonly where: { host: string; login: string },
+  ) {
     this.label = inner.label;
   }
 
@@ -79,10 +87,18 @@ export class BecomeShell implements Shell {
     // find and git fail in a working directory they cannot read.
     const res = await this.inner.exec(['sudo', '-n', '-u', this.user, '--', 'sh', '-c', 'cd / && exec "$@"', 'sh', ...argv], opts);
     if (res.code === 127 && /sudo: (?:command )?not found/i.test(res.stderr)) {
-      throw new OpsError(`sudo is not installed on host ${this.where.host}, and commands on its instances run as ${this.user} through it`, 1, `install sudo there, or run them as the login user: opsdeck host set ${this.where.host} --no-become`);
+      throw new OpsError(
+        `sudo is not installed on host ${this.where.host}, and commands on its instances run as ${this.user} through it`,
+        1,
+        `install sudo there, or run them as the login user: opsdeck host set ${this.where.host} --no-become`,
+      );
     }
     if (res.code === 1 && SUDO_NO_USER.test(res.stderr)) {
-      throw new OpsError(`host ${this.where.host} has no user ${this.user} to run commands as (host set --become ${this.user})`, 1, `name a user that exists there: opsdeck host set ${this.where.host} --become USER (or --no-become)`);
+      throw new OpsError(
+        `host ${this.where.host} has no user ${this.user} to run commands as (host set --become ${this.user})`,
+        1,
+        `name a user that exists there: opsdeck host set ${this.where.host} --become USER (or --no-become)`,
+      );
     }
     if (res.code === 1 && SUDO_REFUSED.test(res.stderr)) {
       throw new OpsError(
@@ -98,4 +114,3 @@ export class BecomeShell implements Shell {
     return this.inner.close();
   }
 }
-

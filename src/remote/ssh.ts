@@ -74,7 +74,10 @@ export class SshPool {
   /** Connections opened since start, for benchmarks and the health panels. */
   opened = 0;
 
-  constructor(private readonly hosts: HostDirectory, private readonly opts: SshOptions = {}) {}
+  constructor(
+    private readonly hosts: HostDirectory,
+    private readonly opts: SshOptions = {},
+  ) {}
 
   shell(host: string | Host): SshShell {
     return new SshShell(this, typeof host === 'string' ? this.hosts.requireHost(host) : host);
@@ -158,12 +161,25 @@ export class SshPool {
    * one connection. Forwarded channels do not count against MaxSessions.
    */
   async forward(host: Host, address: string, port: number): Promise<ClientChannel> {
-    return this.withLiveConnection(host, (conn) =>
-      new Promise((resolve, reject) =>
-        conn.client.forwardOut('127.0.0.1', 0, address, port, (err, stream) =>
-          err ? reject(Object.assign(new OpsError(`host ${host.name} could not open a tunnel to ${address}:${port}: ${err.message}`, 1, 'check that the database listens there and that sshd allows TCP forwarding (AllowTcpForwarding)'), { cause: err })) : resolve(stream),
+    return this.withLiveConnection(
+      host,
+      (conn) =>
+        new Promise((resolve, reject) =>
+          conn.client.forwardOut('127.0.0.1', 0, address, port, (err, stream) =>
+            err
+              ? reject(
+                  Object.assign(
+                    new OpsError(
+                      `host ${host.name} could not open a tunnel to ${address}:${port}: ${err.message}`,
+                      1,
+                      'check that the database listens there and that sshd allows TCP forwarding (AllowTcpForwarding)',
+                    ),
+                    { cause: err },
+                  ),
+                )
+              : resolve(stream),
+          ),
         ),
-      ),
     );
   }
 
@@ -240,8 +256,7 @@ export function verifyHostKey(host: Host, key: Buffer, knownHostsFiles?: string[
   if (host.hostKey) {
     if (host.hostKey === fp) return undefined;
     return new OpsError(
-      `HOST KEY OF ${host.name} (${host.address}:${host.port}) HAS CHANGED: pinned ${host.hostKey}, offered ${fp}. ` +
-        'Someone may be intercepting the connection, or the host was reinstalled.',
+      `HOST KEY OF ${host.name} (${host.address}:${host.port}) HAS CHANGED: pinned ${host.hostKey}, offered ${fp}. ` + 'Someone may be intercepting the connection, or the host was reinstalled.',
       1,
       `check the new key on the host itself (ssh-keygen -lf /etc/ssh/ssh_host_${keyType(key).replace(/^ssh-|-sha2-nistp\d+$/g, '')}_key.pub); if it is right, run: opsdeck host trust ${host.name} --fingerprint ${fp}`,
     );
@@ -257,7 +272,11 @@ export function verifyHostKey(host: Host, key: Buffer, knownHostsFiles?: string[
 function connectError(host: Host, err: Error & { level?: string; code?: string }): OpsError {
   const where = `${host.user}@${host.address}:${host.port}`;
   if (err.level === 'client-authentication') {
-    return new OpsError(`cannot log in to host ${host.name} (${where}): authentication failed`, 1, host.keyFile ? `check that ${host.keyFile} is in the user's authorized_keys` : 'give a key with --key or load one into ssh-agent');
+    return new OpsError(
+      `cannot log in to host ${host.name} (${where}): authentication failed`,
+      1,
+      host.keyFile ? `check that ${host.keyFile} is in the user's authorized_keys` : 'give a key with --key or load one into ssh-agent',
+    );
   }
   if (err.level === 'client-timeout' || /Timed out/i.test(err.message)) {
     return new OpsError(`cannot reach host ${host.name} (${where}): connection timed out`, 1, 'check the address and that sshd runs there');
@@ -267,7 +286,10 @@ function connectError(host: Host, err: Error & { level?: string; code?: string }
 
 export class SshShell implements Shell {
   readonly label: string;
-  constructor(private readonly pool: SshPool, readonly host: Host) {
+  constructor(
+    private readonly pool: SshPool,
+    readonly host: Host,
+  ) {
     this.label = `host ${host.name}`;
   }
 
@@ -294,9 +316,7 @@ export class SshShell implements Shell {
         // channel confirmation, and would be emitted before a later listener existed.
         const exited = new Promise<{ code: number | null; signal: string | null }>((res, rej) => {
           // ssh2 hands the exit status to 'close': (code) or (null, signal); nothing when none came.
-          stream.on('close', (code?: number | null, signal?: string) =>
-            code === undefined && signal === undefined ? rej(lost()) : res({ code: code ?? null, signal: signal ?? null }),
-          );
+          stream.on('close', (code?: number | null, signal?: string) => (code === undefined && signal === undefined ? rej(lost()) : res({ code: code ?? null, signal: signal ?? null })));
         });
         exited.catch(() => {});
         resolve({ ch: stream, exited });
@@ -305,7 +325,12 @@ export class SshShell implements Shell {
     // The slot is the channel's until the channel is gone (closed, refused, or its connection ended),
     // not until we stop waiting for it: a cancelled or abandoned command still holds a session on the
     // host. ssh2 settles both promises when the connection ends.
-    void opened.then(({ exited }) => exited, () => undefined).then(release, release);
+    void opened
+      .then(
+        ({ exited }) => exited,
+        () => undefined,
+      )
+      .then(release, release);
     const giveUp = () => this.pool.giveUpOn(this.host, conn);
     const { ch, exited } = await untilCancelled(opened, opts.signal, cancelled, () => {
       // Cancelled before the host confirmed the command: nothing to wait for. Should the channel still
@@ -313,10 +338,12 @@ export class SshShell implements Shell {
       // it is treated as gone.
       const grace = setTimeout(giveUp, KILL_GRACE_MS);
       grace.unref();
-      void opened.then(
-        ({ ch: late }) => stop(late),
-        () => {},
-      ).finally(() => clearTimeout(grace));
+      void opened
+        .then(
+          ({ ch: late }) => stop(late),
+          () => {},
+        )
+        .finally(() => clearTimeout(grace));
     });
     return drive(this.label, { stdin: ch, stdout: ch, stderr: ch.stderr, exited, kill: () => stop(ch), abandon: giveUp }, opts);
   }

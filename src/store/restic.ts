@@ -25,13 +25,13 @@ export class Store {
   private readonly shell: Shell;
   private ready: Promise<void> | undefined;
 
-  constructor(readonly home: string, repository?: string) {
+  constructor(
+    readonly home: string,
+    repository?: string,
+  ) {
     this.repository = repository || join(home, 'store');
     this.passwordFile = join(home, 'store.pass');
-    this.shell = new LocalShell(
-      { RESTIC_REPOSITORY: this.repository, RESTIC_PASSWORD_FILE: this.passwordFile, RESTIC_CACHE_DIR: join(home, 'cache'), RESTIC_PROGRESS_FPS: '2' },
-      'the backup store',
-    );
+    this.shell = new LocalShell({ RESTIC_REPOSITORY: this.repository, RESTIC_PASSWORD_FILE: this.passwordFile, RESTIC_CACHE_DIR: join(home, 'cache'), RESTIC_PROGRESS_FPS: '2' }, 'the backup store');
   }
 
   get isLocal(): boolean {
@@ -85,7 +85,15 @@ export class Store {
       await this.unlockStale();
       res = await this.shell.exec(argv, opts);
       if (res.code !== 0 && LOCKED.test(res.stderr)) {
-        throw new OpsError(`the backup store is locked by another restic process: ${res.stderr.trim().split('\n').filter((l) => /lock|PID|created/i.test(l)).join(' ')}`, 1, 'wait for that operation to finish; if it is gone from another machine, remove its lock with: restic unlock (with the store settings of opsdeck settings)');
+        throw new OpsError(
+          `the backup store is locked by another restic process: ${res.stderr
+            .trim()
+            .split('\n')
+            .filter((l) => /lock|PID|created/i.test(l))
+            .join(' ')}`,
+          1,
+          'wait for that operation to finish; if it is gone from another machine, remove its lock with: restic unlock (with the store settings of opsdeck settings)',
+        );
       }
     }
     return res;
@@ -101,10 +109,7 @@ export class Store {
   /** Stores one stream as a snapshot. The caller ends `src` only when the producer succeeded. */
   async backup(src: Readable, filename: string, tags: string[], signal?: AbortSignal): Promise<SnapshotResult> {
     await this.ensure();
-    const res = await this.shell.exec(
-      ['restic', 'backup', '--json', '--stdin', '--stdin-filename', filename, '--host', 'opsdeck', '--tag', tags.join(',')],
-      { stdin: src, signal },
-    );
+    const res = await this.shell.exec(['restic', 'backup', '--json', '--stdin', '--stdin-filename', filename, '--host', 'opsdeck', '--tag', tags.join(',')], { stdin: src, signal });
     if (res.code !== 0) throw new OpsError(`the backup store refused ${filename}: ${res.stderr.trim().split('\n').slice(-2).join(' ')}`);
     for (const line of res.stdout.split('\n').reverse()) {
       if (!line.includes('"summary"')) continue;

@@ -13,7 +13,12 @@ describe('backup then restore of an instance with the pagila database', () => {
     home = await homeWithHosts(['lab1']);
     inst = await addInstance(home, 'lab1', 'br-prod', 'prod', { pagila: true });
     // Modes, a symlink and an awkward name, so "identical" means something.
-    asLabUser('sh', ['-c', 'cd "$1" && mkdir -p data/uploads && echo secret > data/private.txt && chmod 600 data/private.txt && ln -s ../index.html data/home.html && echo x > "data/uploads/a file; $(x).txt" && chmod 750 data', 'sh', inst.path]);
+    asLabUser('sh', [
+      '-c',
+      'cd "$1" && mkdir -p data/uploads && echo secret > data/private.txt && chmod 600 data/private.txt && ln -s ../index.html data/home.html && echo x > "data/uploads/a file; $(x).txt" && chmod 750 data',
+      'sh',
+      inst.path,
+    ]);
   });
 
   it('puts files and database back exactly after they were damaged', async () => {
@@ -25,7 +30,10 @@ describe('backup then restore of an instance with the pagila database', () => {
     expect(b.manifest.db.tables['public.rental']).toBe(16044);
 
     // Destroy: change and drop tables, delete and change files, add files and tables.
-    sql(inst.db, `SET ROLE ${inst.role}; DELETE FROM public.payment_p2022_01; UPDATE public.actor SET first_name = 'X'; DROP TABLE public.film_category CASCADE; CREATE TABLE public.intruder (x int); INSERT INTO public.intruder VALUES (1); SELECT setval('public.actor_actor_id_seq', 9999); CREATE FUNCTION public.evil() RETURNS int LANGUAGE sql AS 'SELECT 1';`);
+    sql(
+      inst.db,
+      `SET ROLE ${inst.role}; DELETE FROM public.payment_p2022_01; UPDATE public.actor SET first_name = 'X'; DROP TABLE public.film_category CASCADE; CREATE TABLE public.intruder (x int); INSERT INTO public.intruder VALUES (1); SELECT setval('public.actor_actor_id_seq', 9999); CREATE FUNCTION public.evil() RETURNS int LANGUAGE sql AS 'SELECT 1';`,
+    );
     asLabUser('sh', ['-c', 'cd "$1" && rm -f VERSION && echo changed > index.html && echo new > added.txt && mkdir newdir && chmod 644 data/private.txt && rm data/home.html', 'sh', inst.path]);
     expect(treeState(inst.path)).not.toEqual(filesBefore);
     expect(dbState(inst.db)).not.toEqual(dbBefore);

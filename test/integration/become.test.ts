@@ -18,7 +18,15 @@ const as = (user: string, script: string, ...args: string[]) => run('runuser', [
 const uid = (user: string) => run('id', ['-u', user]).trim();
 /** `host add` of a lab host under another name, logging in as `user`, with more options. */
 const addHost = (home: string, name: string, labHost: string, more: string[] = [], user = l.user) =>
-  must(cli(home, [...hostAddArgs(l, l.hosts.find((h) => h.name === labHost)!).map((a, i) => (i === 2 ? name : a === l.user ? user : a)), ...more]));
+  must(
+    cli(home, [
+      ...hostAddArgs(
+        l,
+        l.hosts.find((h) => h.name === labHost)!,
+      ).map((a, i) => (i === 2 ? name : a === l.user ? user : a)),
+      ...more,
+    ]),
+  );
 
 let home = '';
 const lastRun = async (instance: string) => JSON.parse((await cli(home, ['runs', '--instance', instance, '--limit', '1', '--json'])).stdout)[0];
@@ -196,7 +204,9 @@ describe.skipIf(!users)('host --become: trees of another user, reached through s
         const files = treeState(path);
         const r = await cli(home, ['restore', 'b-mixed', '--yes']);
         expect(r.code).toBe(1);
-        const refused = new RegExp(`holds files owned by (.*) \\(uid:gid\\), and ${users!.web} \\(${owners().web}:\\d+\\), who unpacks them on roothost, can only create files it owns: the restore would not give them back their owners`).exec(r.stderr);
+        const refused = new RegExp(
+          `holds files owned by (.*) \\(uid:gid\\), and ${users!.web} \\(${owners().web}:\\d+\\), who unpacks them on roothost, can only create files it owns: the restore would not give them back their owners`,
+        ).exec(r.stderr);
         expect(refused?.[1].split(', ').sort(), r.stderr).toEqual(['0:0', `0:${owners().web}`, `4242:${owners().web}`, '4242:4343', `${owners().lab}:${owners().lab}`].sort());
         expect(r.stderr).toContain('opsdeck host set roothost --become root');
         expect(treeState(path)).toEqual(files);
@@ -207,7 +217,7 @@ describe.skipIf(!users)('host --become: trees of another user, reached through s
     });
   });
 
-  it('without --become, files are the login user\'s as before', async () => {
+  it("without --become, files are the login user's as before", async () => {
     const path = join(srv1, 'b-plain');
     as(l.user, 'rm -rf -- "$1" && mkdir -p -- "$1/sub" && echo a > "$1/a" && echo b > "$1/sub/b" && chmod 0600 "$1/a" && ln -s a "$1/link"', path);
     await must(cli(home, ['instance', 'add', 'b-plain', '--host', 'lab1', '--path', path, '--env', 'dev']));
@@ -236,7 +246,7 @@ describe.skipIf(!users)('login shells that are not POSIX: fish (read alike), tcs
     run('chown', ['-R', `${users!.fish}:`, dir]);
   });
 
-  it('host add and host check test that fish reads opsdeck\'s quoting exactly', async () => {
+  it("host add and host check test that fish reads opsdeck's quoting exactly", async () => {
     const add = await cli(fhome, [...hostAddArgs(l, l.hosts[1]).map((a, i) => (i === 2 ? 'fishhost' : a === l.user ? users!.fish : a))]);
     expect(add.code, add.stderr).toBe(0);
     const check = await must(cli(fhome, ['host', 'check', 'fishhost']));

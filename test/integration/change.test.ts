@@ -110,7 +110,7 @@ describe('clone', () => {
     expect(sql(staging.db, 'SELECT count(*) FROM notes').trim()).toBe('50');
   });
 
-  it("makes staging a copy of prod at its own URL, with its own database and settings", async () => {
+  it('makes staging a copy of prod at its own URL, with its own database and settings', async () => {
     const prodFiles = treeState(prod.path);
     const prodDb = dbState(prod.db);
     await must(cli(home, ['clone', 'cl-prod', 'cl-staging', '--yes']));
@@ -187,7 +187,28 @@ describe('instance make', () => {
     const url = `http://${l.hosts[0].address}:${l.hosts[0].httpPort}/made/`;
     const r = await cli(
       home,
-      ['instance', 'make', 'made', '--host', 'lab1', '--path', path, '--env', 'dev', '--repo', l.appRepo, '--ref', 'v2.0.0', '--db', `postgres://${role}@127.0.0.1:${l.pg.port}/d_made`, '--url', url, '--hook', 'migrate=bin/migrate', '--json'],
+      [
+        'instance',
+        'make',
+        'made',
+        '--host',
+        'lab1',
+        '--path',
+        path,
+        '--env',
+        'dev',
+        '--repo',
+        l.appRepo,
+        '--ref',
+        'v2.0.0',
+        '--db',
+        `postgres://${role}@127.0.0.1:${l.pg.port}/d_made`,
+        '--url',
+        url,
+        '--hook',
+        'migrate=bin/migrate',
+        '--json',
+      ],
       { OPSDECK_DB_PASSWORD: 'made-pw' },
     );
     expect(r.code, r.stderr).toBe(0);
@@ -210,7 +231,25 @@ describe('instance make', () => {
     asLabUser('rm', ['-rf', path]);
     const r = await cli(
       home,
-      ['instance', 'make', 'made-bad', '--host', 'lab1', '--path', path, '--env', 'dev', '--repo', l.appRepo, '--ref', 'v1.0.0', '--db', `postgres://${role}@127.0.0.1:${l.pg.port}/d_made_bad`, '--hook', 'install=sh -c "echo installing; exit 3"'],
+      [
+        'instance',
+        'make',
+        'made-bad',
+        '--host',
+        'lab1',
+        '--path',
+        path,
+        '--env',
+        'dev',
+        '--repo',
+        l.appRepo,
+        '--ref',
+        'v1.0.0',
+        '--db',
+        `postgres://${role}@127.0.0.1:${l.pg.port}/d_made_bad`,
+        '--hook',
+        'install=sh -c "echo installing; exit 3"',
+      ],
       { OPSDECK_DB_PASSWORD: 'made-pw' },
     );
     expect(r.code).toBe(1);

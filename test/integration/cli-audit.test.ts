@@ -85,7 +85,12 @@ describe('every change to the inventory is a run in the audit trail', () => {
     expect(find('env set').params).toMatchObject({ env: 'prod', maxBackupAge: '12h' });
     expect(find('settings').params).toEqual({ setting: 'refreshMs', value: '5000', previous: 3000 });
     const sets = list.filter((r) => r.command === 'instance set').reverse();
-    expect(sets[0].params).toMatchObject({ instance: 'audit-one', hooks: { migrate: ['bin/migrate'] }, localPaths: ['config/local.env'], metrics: [{ name: 'files', kind: 'cmd', source: 'ls | wc -l' }] });
+    expect(sets[0].params).toMatchObject({
+      instance: 'audit-one',
+      hooks: { migrate: ['bin/migrate'] },
+      localPaths: ['config/local.env'],
+      metrics: [{ name: 'files', kind: 'cmd', source: 'ls | wc -l' }],
+    });
     // A password is recorded as the fact that it was set.
     expect(sets[1].params).toEqual({ instance: 'audit-one', dbLogin: 'password set' });
     expect(find('instance add').params).toMatchObject({ name: 'audit-one', dbLogin: 'password set' });
@@ -104,7 +109,13 @@ describe('every change to the inventory is a run in the audit trail', () => {
       shown.push((await must(cli(home, ['runs', String(r.id)]))).stdout);
       shown.push((await must(cli(home, ['runs', String(r.id), '--json']))).stdout);
     }
-    const db = new Database(join(home, readdirSync(home).find((f) => f.endsWith('.sqlite'))!), { readonly: true });
+    const db = new Database(
+      join(
+        home,
+        readdirSync(home).find((f) => f.endsWith('.sqlite'))!,
+      ),
+      { readonly: true },
+    );
     try {
       shown.push(JSON.stringify(db.prepare('SELECT * FROM runs').all()), JSON.stringify(db.prepare('SELECT * FROM run_steps').all()));
     } finally {

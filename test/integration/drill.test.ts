@@ -43,7 +43,7 @@ describe('restore drill', () => {
     const md = readFileSync(rep.file, 'utf8');
     expect(md).toContain(`RTO (restore to a verified, answering target): ${rep.rtoSeconds} s`);
     expect(md).toContain('RPO (age of the data restored): 5.0 h');
-    expect((await fetch(scratch.url).then((x) => x.text()))).toContain('version v2.0.0');
+    expect(await fetch(scratch.url).then((x) => x.text())).toContain('version v2.0.0');
     expect(JSON.parse((await must(cli(home, ['drills', '--json']))).stdout)[0].id).toBe(rep.id);
   });
 

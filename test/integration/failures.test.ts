@@ -64,8 +64,11 @@ describe('a restore whose database load fails midway', () => {
     sql(inst.db, `SET ROLE ${inst.role}; INSERT INTO public.actor (first_name, last_name) VALUES ('NEW', 'ROW'); CREATE TABLE public.orders_2026 (id int);`);
     asLabUser('sh', ['-c', 'echo v2 > "$1/VERSION" && echo new > "$1/new-file"', 'sh', inst.path]);
     // ...and the database refuses CREATE TRIGGER, which comes after every row of the dump is loaded.
-    sql(inst.db, `CREATE FUNCTION public.no_triggers() RETURNS event_trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'simulated failure during load'; END $$;
-      CREATE EVENT TRIGGER no_triggers ON ddl_command_end WHEN TAG IN ('CREATE TRIGGER') EXECUTE FUNCTION public.no_triggers();`);
+    sql(
+      inst.db,
+      `CREATE FUNCTION public.no_triggers() RETURNS event_trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'simulated failure during load'; END $$;
+      CREATE EVENT TRIGGER no_triggers ON ddl_command_end WHEN TAG IN ('CREATE TRIGGER') EXECUTE FUNCTION public.no_triggers();`,
+    );
     const files = treeState(inst.path);
     const db = dbState(inst.db);
 
@@ -114,7 +117,9 @@ describe('locks', () => {
   it('a lock whose process is gone is taken over', async () => {
     const dead = await execa('sh', ['-c', 'echo $$']);
     const inv = new Inventory(home);
-    inv.db.prepare("INSERT INTO locks (instance, pid, host, user, command, started_at) VALUES ('lock-dev', ?, ?, 'x', 'backup', '2026-01-01')").run(Number(dead.stdout), (await import('node:os')).hostname());
+    inv.db
+      .prepare("INSERT INTO locks (instance, pid, host, user, command, started_at) VALUES ('lock-dev', ?, ?, 'x', 'backup', '2026-01-01')")
+      .run(Number(dead.stdout), (await import('node:os')).hostname());
     inv.close();
     const r = await cli(home, ['backup', 'lock-dev']);
     expect(r.code, r.stderr).toBe(0);

@@ -179,7 +179,7 @@ describe('sql: metrics cannot act on the database', () => {
       ['kill=sql:SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity', /metric kill is refused: it calls pg_terminate_backend\(\)/],
       ['done=sql:COMMIT', /metric done is refused: it starts with "COMMIT"/],
       ['two=sql:SELECT 1; DELETE FROM customer', /metric two is refused: it holds more than one statement/],
-      ['conf=sql:SELECT length(set_config(\'default_transaction_read_only\', \'off\', false))', /it calls set_config\(\)/],
+      ["conf=sql:SELECT length(set_config('default_transaction_read_only', 'off', false))", /it calls set_config\(\)/],
     ] as const) {
       const r = await cli(home, ['instance', 'set', 'g-metrics', '--metric', spec]);
       expect(r.code, spec).toBe(2);
@@ -223,7 +223,9 @@ describe('sql: metrics cannot act on the database', () => {
     pgAdmin(`DROP ROLE IF EXISTS ${su}; CREATE ROLE ${su} SUPERUSER LOGIN PASSWORD 'su-secret'`);
     const path = join(root, 'g-su');
     asLabUser('sh', ['-c', 'rm -rf -- "$1" && mkdir -p -- "$1"', 'sh', path]);
-    await must(cli(home, ['instance', 'add', 'g-su', '--host', 'lab1', '--path', path, '--env', 'dev', '--db', `postgres://${su}@127.0.0.1:${l.pg.port}/${inst.db}`], { OPSDECK_DB_PASSWORD: 'su-secret' }));
+    await must(
+      cli(home, ['instance', 'add', 'g-su', '--host', 'lab1', '--path', path, '--env', 'dev', '--db', `postgres://${su}@127.0.0.1:${l.pg.port}/${inst.db}`], { OPSDECK_DB_PASSWORD: 'su-secret' }),
+    );
     await must(cli(home, ['instance', 'set', 'g-su', '--metric', 'one=sql:SELECT 1', '--metric', 'n=cmd:echo 5']));
     const s = JSON.parse((await cli(home, ['health', 'g-su', '--json'])).stdout).instances[0];
     expect(s.db.ok).toBe(true);
@@ -262,7 +264,10 @@ describe('locks', () => {
 
   it('backups prune takes the lock before it decides: refused while the instance is locked', async () => {
     const before = (await cli(home, ['backups', 'g-lock', '--json'])).stdout;
-    for (const args of [['backups', 'prune', 'g-lock', '--keep-daily', '1', '--yes'], ['backups', 'prune', '--yes']]) {
+    for (const args of [
+      ['backups', 'prune', 'g-lock', '--keep-daily', '1', '--yes'],
+      ['backups', 'prune', '--yes'],
+    ]) {
       const r = await cli(home, args);
       expect(r.code, args.join(' ')).toBe(3);
       expect(r.stderr).toContain('instance g-lock is locked by another run: restore (run 77) by user alice on jumpbox-2');
@@ -288,7 +293,9 @@ describe('locks', () => {
     // This test's own pid: alive, but not the process that took the lock (another start time).
     const inv = new Inventory(home);
     const dead = inv.startRun('backup', {}, 'g-lock', false);
-    inv.db.prepare("INSERT INTO locks (instance, run_id, pid, host, user, command, started_at, proc_start) VALUES ('g-lock', ?, ?, ?, 'x', 'backup', '2026-01-01', 'another-boot:1')").run(dead, process.pid, hostname());
+    inv.db
+      .prepare("INSERT INTO locks (instance, run_id, pid, host, user, command, started_at, proc_start) VALUES ('g-lock', ?, ?, ?, 'x', 'backup', '2026-01-01', 'another-boot:1')")
+      .run(dead, process.pid, hostname());
     inv.close();
     // Its run is shown as interrupted, not running forever.
     expect(JSON.parse((await cli(home, ['runs', String(dead), '--json'])).stdout).status).toBe('interrupted');

@@ -62,7 +62,19 @@ describe('database and app metrics', () => {
   it('reads size, connections and the longest transaction with pg through a tunnel on the host connection, and app metrics', async () => {
     const home = await homeWithHosts(['lab2']);
     const i = await addInstance(home, 'lab2', 'db-probe', 'dev', { pagila: true });
-    await must(cli(home, ['instance', 'set', 'db-probe', '--metric', 'customers=sql:SELECT count(*) FROM customer', '--metric', 'files=cmd:ls | wc -l', '--metric', 'writes=sql:WITH d AS (DELETE FROM customer RETURNING 1) SELECT count(*) FROM d']));
+    await must(
+      cli(home, [
+        'instance',
+        'set',
+        'db-probe',
+        '--metric',
+        'customers=sql:SELECT count(*) FROM customer',
+        '--metric',
+        'files=cmd:ls | wc -l',
+        '--metric',
+        'writes=sql:WITH d AS (DELETE FROM customer RETURNING 1) SELECT count(*) FROM d',
+      ]),
+    );
     // Two statements are refused when set, not left to fail at every probe.
     const sneaky = await cli(home, ['instance', 'set', 'db-probe', '--metric', 'sneaky=sql:SELECT 1; DELETE FROM customer']);
     expect(sneaky.code).toBe(2);

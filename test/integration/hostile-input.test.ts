@@ -43,14 +43,20 @@ describe('careless or hostile input', () => {
       before = await invState(other);
       victim = join(dirname(dirname(src.path)), 'hi-victim', 'file');
       mkdirSync(dirname(victim), { recursive: true });
-      writeFileSync(victim, 'not the instance\'s\n');
+      writeFileSync(victim, "not the instance's\n");
     });
 
     const inst = (patch: Record<string, unknown>) => (d: any) => ({ ...d, instances: [{ ...d.instances[0], ...patch }] });
     const host = (patch: Record<string, unknown>) => (d: any) => ({ ...d, hosts: [{ ...d.hosts[0], ...patch }] });
     const env = (patch: Record<string, unknown>) => (d: any) => ({ ...d, envs: d.envs.map((e: any) => (e.name === 'dev' ? { ...e, ...patch } : e)) });
     const cases: [string, (d: any) => any, string, RegExp, RegExp][] = [
-      ['a local path out of the instance', inst({ localPaths: ['config/local.env', '../../hi-victim/file'] }), 'instances[0] (instance "hi-src"), field "localPaths"', /invalid local path "..\/..\/hi-victim\/file"/, /relative to the instance directory/],
+      [
+        'a local path out of the instance',
+        inst({ localPaths: ['config/local.env', '../../hi-victim/file'] }),
+        'instances[0] (instance "hi-src"), field "localPaths"',
+        /invalid local path "..\/..\/hi-victim\/file"/,
+        /relative to the instance directory/,
+      ],
       ['an address ssh reads as an option', host({ address: '-oProxyCommand=x' }), 'hosts[0] (host "lab1"), field "address"', /invalid address "-oProxyCommand=x"/, /host name or an IP address/],
       ['a branch git reads as an option', inst({ branch: '--upload-pack=x' }), 'field "branch"', /invalid git ref "--upload-pack=x"/, /branch or tag name/],
       ['a hook given as a string', inst({ hooks: { migrate: 'bin/migrate' } }), 'field "hooks"', /invalid migrate hook "bin\/migrate"/, /a hook is a command and its arguments/],
@@ -68,14 +74,20 @@ describe('careless or hostile input', () => {
       ['a health check of no status', inst({ health: { url: 'http://x.test/', status: 99 } }), 'field "health"', /invalid health status 99/, /HTTP status such as 200/],
       ['a watch pattern find reads as an option', inst({ watchExcludes: ['-delete'] }), 'field "watchExcludes"', /invalid --watch-exclude "-delete"/, /file name or glob/],
       ['a path at the root', inst({ path: '/srv' }), 'field "path"', /too close to the filesystem root/, /its own directory/],
-      ['a tree inside another imported instance', (d: any) => ({ ...d, instances: [d.instances[0], { ...d.instances[0], name: 'hi-inner', dbUrl: null, metrics: [], path: `${src.path}/inner` }] }), 'instances[1] (instance "hi-inner"), field "path"', /is inside the tree of instance hi-src/, /a directory of its own/],
+      [
+        'a tree inside another imported instance',
+        (d: any) => ({ ...d, instances: [d.instances[0], { ...d.instances[0], name: 'hi-inner', dbUrl: null, metrics: [], path: `${src.path}/inner` }] }),
+        'instances[1] (instance "hi-inner"), field "path"',
+        /is inside the tree of instance hi-src/,
+        /a directory of its own/,
+      ],
     ];
     it.each(cases)('refuses %s, naming the entry and the field, and imports nothing', async (_what, mutate, where, message, fix) => {
       const file = join(other, 'import.json');
       writeFileSync(file, JSON.stringify(mutate(doc)));
       const r = await cli(other, ['inventory', 'import', file]);
       refused(r, message, fix);
-      expect(r.stderr).toContain("opsdeck: inventory import: ");
+      expect(r.stderr).toContain('opsdeck: inventory import: ');
       expect(r.stderr).toContain(where);
       expect(r.stderr).toContain('nothing was imported');
       expect(await invState(other)).toEqual(before);
@@ -98,11 +110,27 @@ describe('careless or hostile input', () => {
       await must(cli(home, ['host', 'add', 'lab1-again', '--address', h.address, '--port', String(h.port), '--user', l.user, '--key', l.keyFile, '--fingerprint', h.fingerprint]));
       const before = await invState(home);
       asLabUser('mkdir', ['-p', `${src.path}/vendor/inner`]);
-      refused(await cli(home, ['instance', 'add', 'hi-inner', '--host', 'lab1', '--path', `${src.path}/vendor/inner`, '--env', 'dev']), /is inside the tree of instance hi-src/, /a directory of its own/);
-      refused(await cli(home, ['instance', 'add', 'hi-outer', '--host', 'lab1', '--path', dirname(src.path), '--env', 'dev']), new RegExp(`holds the tree of instance hi-src \\(lab1:${src.path}\\)`), /neither inside another instance's tree nor holding one/);
-      refused(await cli(home, ['instance', 'add', 'hi-inner', '--host', 'lab1-again', '--path', `${src.path}/vendor/inner`, '--env', 'dev']), /inside the tree of instance hi-src/, /a directory of its own/);
+      refused(
+        await cli(home, ['instance', 'add', 'hi-inner', '--host', 'lab1', '--path', `${src.path}/vendor/inner`, '--env', 'dev']),
+        /is inside the tree of instance hi-src/,
+        /a directory of its own/,
+      );
+      refused(
+        await cli(home, ['instance', 'add', 'hi-outer', '--host', 'lab1', '--path', dirname(src.path), '--env', 'dev']),
+        new RegExp(`holds the tree of instance hi-src \\(lab1:${src.path}\\)`),
+        /neither inside another instance's tree nor holding one/,
+      );
+      refused(
+        await cli(home, ['instance', 'add', 'hi-inner', '--host', 'lab1-again', '--path', `${src.path}/vendor/inner`, '--env', 'dev']),
+        /inside the tree of instance hi-src/,
+        /a directory of its own/,
+      );
       const made = `${src.path}/vendor/made`;
-      refused(await cli(home, ['instance', 'make', 'hi-made', '--host', 'lab1', '--path', made, '--env', 'dev', '--repo', l.appRepo, '--ref', l.versions[0]]), /inside the tree of instance hi-src/, /a directory of its own/);
+      refused(
+        await cli(home, ['instance', 'make', 'hi-made', '--host', 'lab1', '--path', made, '--env', 'dev', '--repo', l.appRepo, '--ref', l.versions[0]]),
+        /inside the tree of instance hi-src/,
+        /a directory of its own/,
+      );
       expect(existsSync(made)).toBe(false);
       expect(await invState(home)).toEqual(before);
       asLabUser('rm', ['-rf', `${src.path}/vendor`]);
@@ -117,11 +145,16 @@ describe('careless or hostile input', () => {
       two = makeLabInstance(lab(), 'lab1', 'hi-two');
       before = await invState(home);
     });
-    const add = (db: string, env: Record<string, string>, extra: string[] = []) => cli(home, ['instance', 'add', 'hi-two', '--host', 'lab1', '--path', two.path, '--env', 'dev', '--db', db, ...extra], env);
+    const add = (db: string, env: Record<string, string>, extra: string[] = []) =>
+      cli(home, ['instance', 'add', 'hi-two', '--host', 'lab1', '--path', two.path, '--env', 'dev', '--db', db, ...extra], env);
 
     it('a wrong password is refused, naming the instance, the URL and the fix; nothing is added', async () => {
       const r = await add(two.dbUrl, { OPSDECK_DB_PASSWORD: 'not-the-password' });
-      refused(r, new RegExp(`instance hi-two: cannot log in to its database ${two.dbUrl.replace(/[/.]/g, '\\$&')} from host lab1: .*password authentication failed`), /OPSDECK_DB_PASSWORD, with --db-password-file FILE, or at the prompt/);
+      refused(
+        r,
+        new RegExp(`instance hi-two: cannot log in to its database ${two.dbUrl.replace(/[/.]/g, '\\$&')} from host lab1: .*password authentication failed`),
+        /OPSDECK_DB_PASSWORD, with --db-password-file FILE, or at the prompt/,
+      );
       expect(r.stderr).not.toContain('not-the-password');
       expect(await invState(home)).toEqual(before);
     });
@@ -135,7 +168,11 @@ describe('careless or hostile input', () => {
       const v6 = two.dbUrl.replace('127.0.0.1', '[::1]');
       // The lab's server listens on 127.0.0.1 only: psql on the host tries ::1 and says so.
       const r = await add(v6, { OPSDECK_DB_PASSWORD: two.password });
-      refused(r, /instance hi-two: cannot log in to its database postgres:\/\/r_hi_two@\[::1\]:\d+\/d_hi_two from host lab1: .*(::1|Connection refused|connect)/, /reachable from host lab1 at ::1:\d+/);
+      refused(
+        r,
+        /instance hi-two: cannot log in to its database postgres:\/\/r_hi_two@\[::1\]:\d+\/d_hi_two from host lab1: .*(::1|Connection refused|connect)/,
+        /reachable from host lab1 at ::1:\d+/,
+      );
       expect(await invState(home)).toEqual(before);
       await must(add(v6, { OPSDECK_DB_PASSWORD: two.password }, ['--no-db-check']));
       expect(JSON.parse((await must(cli(home, ['instance', 'show', 'hi-two', '--json']))).stdout).dbUrl).toBe(v6);
@@ -207,7 +244,11 @@ describe('careless or hostile input', () => {
       // As if lab1 had been pinned with another key: what it presents now is a change.
       repinHostKey(home, 'lab1', other);
       const r = await cli(home, ['host', 'trust', 'lab1', '--yes']);
-      refused(r, new RegExp(`now offers the ssh-ed25519 key ${real.replace(/[+/]/g, '\\$&')}, but the key pinned for it is ${other.replace(/[+/]/g, '\\$&')}: refused; --yes accepts only a host's first key`), new RegExp(`opsdeck host trust lab1 --fingerprint ${real.replace(/[+/]/g, '\\$&')}`));
+      refused(
+        r,
+        new RegExp(`now offers the ssh-ed25519 key ${real.replace(/[+/]/g, '\\$&')}, but the key pinned for it is ${other.replace(/[+/]/g, '\\$&')}: refused; --yes accepts only a host's first key`),
+        new RegExp(`opsdeck host trust lab1 --fingerprint ${real.replace(/[+/]/g, '\\$&')}`),
+      );
       const pinned = async () => JSON.parse((await must(cli(home, ['host', 'show', 'lab1', '--json']))).stdout).hostKey;
       expect(await pinned()).toBe(other);
       const wrong = await cli(home, ['host', 'trust', 'lab1', '--fingerprint', other]);
@@ -231,7 +272,10 @@ describe('careless or hostile input', () => {
           await new Promise((r) => setTimeout(r, 50));
         }
       };
-      for (const [answer, exit, after] of [['n', 2, other], ['y', 0, real]] as const) {
+      for (const [answer, exit, after] of [
+        ['n', 2, other],
+        ['y', 0, real],
+      ] as const) {
         repinHostKey(home, 'lab1', other);
         tmux('new-session', '-d', '-s', session, '-x', '250', '-y', '20', `OPSDECK_KNOWN_HOSTS= ${BIN} --home ${home} host trust lab1 --yes; echo "exited with $?"; sleep 30`);
         try {
@@ -279,7 +323,11 @@ describe('careless or hostile input', () => {
       const list = async () => (await must(cli(home, ['notify', 'list', '--json']))).stdout;
       const before = await list();
       const e = await cli(home, ['notify', 'email', '--smtp', `smtp://alerts:smtp-pw@127.0.0.1:${port}`, '--to', 'oncall@example.test']);
-      refused(e, /the SMTP URL holds a password, which would be visible in the process list/, new RegExp(`smtp://alerts@127.0.0.1:${port}\\) and give it in OPSDECK_SMTP_PASSWORD, with --smtp-password-file FILE, or at the prompt`));
+      refused(
+        e,
+        /the SMTP URL holds a password, which would be visible in the process list/,
+        new RegExp(`smtp://alerts@127.0.0.1:${port}\\) and give it in OPSDECK_SMTP_PASSWORD, with --smtp-password-file FILE, or at the prompt`),
+      );
       const w = await cli(home, ['notify', 'webhook', '--url', 'http://127.0.0.1:9/hook', '--secret', 'hook-secret']);
       refused(w, /the webhook secret was given in the command line/, /OPSDECK_WEBHOOK_SECRET, with --secret-file FILE, or at the prompt/);
       expect(await list()).toBe(before);

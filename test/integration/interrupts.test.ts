@@ -17,7 +17,12 @@ const storeLocks = (home: string) => readdirSync(join(home, 'store', 'locks'));
 /** The restic processes opsdeck (pid) has started and that still run. */
 function resticChildren(pid: number): number[] {
   try {
-    return execFileSync('pgrep', ['-P', String(pid), '-x', 'restic']).toString().trim().split('\n').filter(Boolean).map(Number);
+    return execFileSync('pgrep', ['-P', String(pid), '-x', 'restic'])
+      .toString()
+      .trim()
+      .split('\n')
+      .filter(Boolean)
+      .map(Number);
   } catch {
     return [];
   }
@@ -31,7 +36,6 @@ function alive(pid: number): boolean {
     return false;
   }
 }
-
 
 /** Starts the real program without a terminal (as cron would) and keeps its stderr as it comes. */
 function start(home: string, args: string[], env: Record<string, string> = {}): { proc: ResultPromise; err: () => string } {
@@ -273,7 +277,10 @@ describe('interrupted restores: signals, kill -9 and recover', () => {
     // snapshot) or dies on its closed stdout, leaving a stale lock. Either way the store must recover;
     // a partial snapshot is made here too, as restic leaves one when its input ends first.
     await until('the restic children to end', () => kids.every((p) => !alive(p)));
-    await execa('restic', ['backup', '--stdin', '--stdin-filename', 'int-prod.code.tar', '--host', 'opsdeck', '--tag', 'instance=int-prod,backup=killed,stream=code'], { env: storeEnv(home), input: 'half a tar' });
+    await execa('restic', ['backup', '--stdin', '--stdin-filename', 'int-prod.code.tar', '--host', 'opsdeck', '--tag', 'instance=int-prod,backup=killed,stream=code'], {
+      env: storeEnv(home),
+      input: 'half a tar',
+    });
     const partial = (await snapshots(home)).filter((s) => !snaps.some((x) => x.id === s.id)).map((s) => s.id);
     expect(partial.length).toBeGreaterThan(0);
     const r = await pruneAllButNewest();
@@ -283,11 +290,17 @@ describe('interrupted restores: signals, kill -9 and recover', () => {
     expect(left.filter((id) => partial.includes(id))).toEqual([]);
     // What the recorded backups use is still there.
     const inv = new Database(join(home, 'inventory.sqlite'), { readonly: true });
-    const used = (inv.prepare('SELECT manifest FROM backups').all() as { manifest: string }[]).flatMap((b) => [JSON.parse(b.manifest).code?.snapshot, JSON.parse(b.manifest).db?.snapshot]).filter(Boolean);
+    const used = (inv.prepare('SELECT manifest FROM backups').all() as { manifest: string }[])
+      .flatMap((b) => [JSON.parse(b.manifest).code?.snapshot, JSON.parse(b.manifest).db?.snapshot])
+      .filter(Boolean);
     inv.close();
     expect(used.length).toBeGreaterThan(0);
     // Manifests hold restic's short ids.
-    for (const id of used) expect(left.some((l) => l.startsWith(id)), id).toBe(true);
+    for (const id of used)
+      expect(
+        left.some((l) => l.startsWith(id)),
+        id,
+      ).toBe(true);
   });
 
   it('removes the stale lock a killed restic left, never a live one', async () => {

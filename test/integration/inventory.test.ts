@@ -7,7 +7,25 @@ describe('inventory export and import', () => {
   it('moves environments, hosts and instances to another home without secrets, all or nothing', async () => {
     const home = await homeWithHosts(['lab1', 'lab2']);
     const l = lab();
-    await must(cli(home, ['host', 'add', 'behind', '--address', l.hosts[2].address, '--port', String(l.hosts[2].port), '--user', l.user, '--key', l.keyFile, '--jump', 'lab1', '--fingerprint', l.hosts[2].fingerprint]));
+    await must(
+      cli(home, [
+        'host',
+        'add',
+        'behind',
+        '--address',
+        l.hosts[2].address,
+        '--port',
+        String(l.hosts[2].port),
+        '--user',
+        l.user,
+        '--key',
+        l.keyFile,
+        '--jump',
+        'lab1',
+        '--fingerprint',
+        l.hosts[2].fingerprint,
+      ]),
+    );
     await must(cli(home, ['env', 'set', 'prod', '--keep-daily', '9', '--max-backup-age', '2d']));
     const i = await addInstance(home, 'lab1', 'inv-prod', 'prod');
     await must(cli(home, ['instance', 'set', 'inv-prod', '--branch', 'main', '--hook', 'migrate=bin/migrate', '--metric', 'n=sql:SELECT 1', '--local', 'config/local.env']));

@@ -29,7 +29,9 @@ describe('many instances at once', () => {
       ['m-prod-3', true],
       ['m-prod-down', false],
     ]);
-    const backups = JSON.parse((await must(cli(home, ['backups', '--json']))).stdout).map((b: any) => b.instance).sort();
+    const backups = JSON.parse((await must(cli(home, ['backups', '--json']))).stdout)
+      .map((b: any) => b.instance)
+      .sort();
     expect(backups).toEqual(['m-prod-1', 'm-prod-2', 'm-prod-3']);
   });
 

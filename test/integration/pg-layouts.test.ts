@@ -79,7 +79,9 @@ describe('PostgreSQL layouts in the wild: restore, clone and drill are exact', (
     expect(await lastRun(home, 'lay-prod')).toMatchObject({ command: 'restore', status: 'ok' });
     // What a user checks by hand: the report role reads again, the app goes on numbering from the backup.
     expect(sql(prod.db, `SET ROLE ${roles.report}; SELECT count(*) FROM customers; SELECT sum(amount) FROM billing.invoices;`).trim()).toBe('3\n22.75');
-    expect(asApp(prod, `SELECT nextval('billing.invoice_number'); SELECT convert_from(lo_get(doc), 'UTF8') FROM billing.invoices WHERE doc IS NOT NULL;`).trim()).toBe('4712\ninvoice one, as a large object');
+    expect(asApp(prod, `SELECT nextval('billing.invoice_number'); SELECT convert_from(lo_get(doc), 'UTF8') FROM billing.invoices WHERE doc IS NOT NULL;`).trim()).toBe(
+      '4712\ninvoice one, as a large object',
+    );
   });
 
   it('restoring the instance onto itself gives the reporting role back exactly its grants', async () => {
@@ -128,7 +130,12 @@ describe('PostgreSQL layouts in the wild: restore, clone and drill are exact', (
       .replace(new RegExp(`\\b(${prod.role}|${roles.owner2})\\b`, 'g'), uat.role)
       .replace(`--\n-- Name: SCHEMA public; Type: ACL; Schema: -; Owner: ${uat.role}\n--\n\nGRANT CREATE ON SCHEMA public TO ${uat.role};\n\n\n`, '');
     expect(dbState(uat.db)).toEqual(mapped);
-    expect(sql(uat.db, `SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname IN ('public', 'billing', 'audit') AND c.relowner <> '${uat.role}'::regrole AND c.relkind <> 'i'`).trim()).toBe('0');
+    expect(
+      sql(
+        uat.db,
+        `SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname IN ('public', 'billing', 'audit') AND c.relowner <> '${uat.role}'::regrole AND c.relkind <> 'i'`,
+      ).trim(),
+    ).toBe('0');
   });
 
   it('a drill of such a database restores it, checks it and succeeds', async () => {

@@ -11,7 +11,6 @@ import { BIN, addInstance, asLabUser, cli, dbState, homeWithHosts, lab, must, ne
 const l = lab();
 const lastRun = async (home: string, instance: string) => JSON.parse((await must(cli(home, ['runs', '--json', '--limit', '1', '--instance', instance]))).stdout)[0];
 
-
 describe('ctrl-c during an update', () => {
   const root = l.hosts[0].root;
   // The migrate hook says when it has migrated, then waits for the test (as a long migration would).
@@ -73,7 +72,10 @@ describe('backups prune keeps safety backups 7 days', () => {
       inv.close();
     };
     const ids = async () => (JSON.parse((await must(cli(home, ['backups', 'pr-safety', '--json']))).stdout) as { id: string }[]).map((b) => b.id).sort();
-    const snapshots = async () => (JSON.parse((await execa('restic', ['snapshots', '--json'], { env: { RESTIC_REPOSITORY: join(home, 'store'), RESTIC_PASSWORD_FILE: join(home, 'store.pass') } })).stdout) as { id: string }[]).map((s) => s.id);
+    const snapshots = async () =>
+      (
+        JSON.parse((await execa('restic', ['snapshots', '--json'], { env: { RESTIC_REPOSITORY: join(home, 'store'), RESTIC_PASSWORD_FILE: join(home, 'store.pass') } })).stdout) as { id: string }[]
+      ).map((s) => s.id);
     const oldDb = new Inventory(home);
     const oldestDbSnapshot = oldDb.getBackup(oldest)!.manifest.db!.snapshot;
     oldDb.close();
@@ -124,7 +126,7 @@ describe('clone --code-only', () => {
     expect(dbState(dst.db)).toEqual(dstDb);
     expect(treeState(src.path)).toEqual(srcFiles);
     expect(dbState(src.db)).toEqual(srcDb);
-    expect((await fetch(dst.url).then((x) => x.text()))).toContain('version v2.0.0');
+    expect(await fetch(dst.url).then((x) => x.text())).toContain('version v2.0.0');
   });
 });
 
@@ -204,7 +206,11 @@ describe('settings', () => {
 
 describe('a host found in ~/.ssh/known_hosts', () => {
   const h = l.hosts[0];
-  const pub = (name: string) => readFileSync(join(l.dir, 'hosts', name, 'ssh_host_ed25519_key.pub'), 'utf8').split(' ').slice(0, 2).join(' ');
+  const pub = (name: string) =>
+    readFileSync(join(l.dir, 'hosts', name, 'ssh_host_ed25519_key.pub'), 'utf8')
+      .split(' ')
+      .slice(0, 2)
+      .join(' ');
   /** A HOME whose ~/.ssh/known_hosts lists lab1 (port 2222 form) with the key of `keyOf`. */
   const homeKnowing = (keyOf: string) => {
     const userHome = newHome();

@@ -10,7 +10,24 @@ describe('reaching hosts', () => {
     const home = await homeWithHosts(['lab1']);
     const l = lab();
     const target = l.hosts[1];
-    const add = await cli(home, ['host', 'add', 'behind', '--address', target.address, '--port', '2222', '--user', l.user, '--key', l.keyFile, '--jump', 'lab1', '--fingerprint', target.fingerprint, '--json']);
+    const add = await cli(home, [
+      'host',
+      'add',
+      'behind',
+      '--address',
+      target.address,
+      '--port',
+      '2222',
+      '--user',
+      l.user,
+      '--key',
+      l.keyFile,
+      '--jump',
+      'lab1',
+      '--fingerprint',
+      target.fingerprint,
+      '--json',
+    ]);
     expect(add.code, add.stderr).toBe(0);
     expect(JSON.parse(add.stdout)).toMatchObject({ name: 'behind', jump: 'lab1', hostKey: target.fingerprint });
     const path = join(target.root, 'jumped');

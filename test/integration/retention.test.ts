@@ -38,7 +38,11 @@ describe('backups prune', () => {
     // a's database snapshot is gone; its code snapshot stays, the safety backup uses it.
     expect(after.some((id) => id.startsWith(a.manifest.db.snapshot))).toBe(false);
     expect(after.some((id) => id.startsWith(a.manifest.code.snapshot))).toBe(true);
-    expect(JSON.parse((await must(cli(home, ['backups', 'prune-dev', '--json']))).stdout).map((x: any) => x.id).sort()).toEqual([b.id, safety.id].sort());
+    expect(
+      JSON.parse((await must(cli(home, ['backups', 'prune-dev', '--json']))).stdout)
+        .map((x: any) => x.id)
+        .sort(),
+    ).toEqual([b.id, safety.id].sort());
     await must(cli(home, ['backups', 'verify', safety.id]));
     await must(cli(home, ['backups', 'verify', b.id]));
   });

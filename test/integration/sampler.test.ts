@@ -25,7 +25,10 @@ describe('live health sampler', () => {
       sampler.start();
 
       // Real values from every probe, over one SSH connection per host however many rounds run.
-      await until('every probe answered twice', () => ['lab1', 'lab3'].every((h) => (host(h)?.history.load?.length ?? 0) >= 2) && ['s-one', 's-three'].every((i) => (inst(i)?.history.http?.length ?? 0) >= 2));
+      await until(
+        'every probe answered twice',
+        () => ['lab1', 'lab3'].every((h) => (host(h)?.history.load?.length ?? 0) >= 2) && ['s-one', 's-three'].every((i) => (inst(i)?.history.http?.length ?? 0) >= 2),
+      );
       for (const h of ['lab1', 'lab3']) {
         const s = host(h)!.sample!;
         expect(s).toMatchObject({ ok: true, load: [expect.any(Number), expect.any(Number), expect.any(Number)] });

@@ -11,7 +11,15 @@ function rewrite(text: string, target: LoadTarget, from?: string, size = 3): { o
   return { out: Buffer.concat(parts).toString(), notes: rw.notes() };
 }
 
-const here: LoadTarget = { role: 'app_b', roles: new Map([['app_b', true], ['report', false], ['other_owner', false]]), keptExtensions: new Set(['plpgsql_x']) };
+const here: LoadTarget = {
+  role: 'app_b',
+  roles: new Map([
+    ['app_b', true],
+    ['report', false],
+    ['other_owner', false],
+  ]),
+  keptExtensions: new Set(['plpgsql_x']),
+};
 
 const DUMP = [
   'CREATE SCHEMA billing;',
@@ -35,7 +43,7 @@ const DUMP = [
   "SELECT pg_catalog.lowrite(0, '\\x6869');",
   'SELECT pg_catalog.lo_close(0);',
   'COMMIT;',
-  'COMMENT ON EXTENSION plpgsql_x IS \'kept as it is\';',
+  "COMMENT ON EXTENSION plpgsql_x IS 'kept as it is';",
   'GRANT SELECT ON TABLE billing.t TO report;',
   'GRANT SELECT ON TABLE billing.t TO gone;',
   'GRANT ALL ON TABLE billing.t TO app_a;',
@@ -87,7 +95,17 @@ describe('DumpRewriter', () => {
   });
 
   it('gives the same bytes whatever the chunk sizes, and nothing to map on the same instance', () => {
-    const same: LoadTarget = { role: 'app_a', roles: new Map([['app_a', true], ['owner2', true], ['report', false], ['gone', false], ['stranger', true]]), keptExtensions: new Set() };
+    const same: LoadTarget = {
+      role: 'app_a',
+      roles: new Map([
+        ['app_a', true],
+        ['owner2', true],
+        ['report', false],
+        ['gone', false],
+        ['stranger', true],
+      ]),
+      keptExtensions: new Set(),
+    };
     const whole = rewrite(DUMP, same, 'app_a', 1 << 20);
     for (const size of [1, 2, 7, 64]) expect(rewrite(DUMP, same, 'app_a', size).out).toBe(whole.out);
     expect(whole.notes).toEqual([]);

@@ -109,8 +109,23 @@ describe('Engine', () => {
     const log: string[] = [];
     const steps = (failAt?: string, finalFails = false) => [
       { name: 'swap', title: 'swap', run: async () => void log.push('run swap'), undo: async () => void log.push('undo swap') },
-      { name: 'delete', title: 'delete the old tree', final: true, run: async () => { log.push('run delete'); if (finalFails) throw new OpsError('rm failed'); } },
-      { name: 'later', title: 'later', run: async () => { log.push('run later'); if (failAt === 'later') throw new OpsError('later broke'); } },
+      {
+        name: 'delete',
+        title: 'delete the old tree',
+        final: true,
+        run: async () => {
+          log.push('run delete');
+          if (finalFails) throw new OpsError('rm failed');
+        },
+      },
+      {
+        name: 'later',
+        title: 'later',
+        run: async () => {
+          log.push('run later');
+          if (failAt === 'later') throw new OpsError('later broke');
+        },
+      },
     ];
     // A step listed after the final one fails: the final one never ran, the swap is undone.
     const failed = await engine.run({ command: 't', params: {}, instance: 'app', state: {}, steps: steps('later'), result: () => 0 });
@@ -133,10 +148,26 @@ describe('Engine', () => {
     try {
       let tries = 0;
       const mk = (undoFailsTimes: number) => ({
-        command: 't', params: {}, instance: 'app', state: {},
+        command: 't',
+        params: {},
+        instance: 'app',
+        state: {},
         steps: [
-          { name: 'a', title: 'step a', run: async () => {}, undo: async () => { if (++tries <= undoFailsTimes) throw new OpsError('cannot connect to host h (u@127.0.0.1:22): connect ECONNREFUSED 127.0.0.1:22'); } },
-          { name: 'b', title: 'step b', run: async () => { throw new OpsError('b broke'); } },
+          {
+            name: 'a',
+            title: 'step a',
+            run: async () => {},
+            undo: async () => {
+              if (++tries <= undoFailsTimes) throw new OpsError('cannot connect to host h (u@127.0.0.1:22): connect ECONNREFUSED 127.0.0.1:22');
+            },
+          },
+          {
+            name: 'b',
+            title: 'step b',
+            run: async () => {
+              throw new OpsError('b broke');
+            },
+          },
         ],
         undoFailed: () => ({ message: 'app IS LEFT HALF-RESTORED', hint: 'run: opsdeck recover app' }),
         result: () => 0,
@@ -157,7 +188,11 @@ describe('Engine', () => {
   it('refuses every run on a half-restored instance but the ones that repair it, naming recover', async () => {
     const { inv, engine } = setup();
     inv.setHalfRestored({ instance: 'app', runId: 7, command: 'restore', phase: 'db-committed', safetyBackup: 'S1', staging: '/srv/app.in', old: '/srv/app.old', dbTouched: true });
-    await expect(engine.run(plan([]))).rejects.toMatchObject({ exitCode: 3, message: expect.stringContaining('app is HALF-RESTORED: restore run 7 stopped after its database was replaced'), hint: expect.stringContaining('opsdeck recover app') });
+    await expect(engine.run(plan([]))).rejects.toMatchObject({
+      exitCode: 3,
+      message: expect.stringContaining('app is HALF-RESTORED: restore run 7 stopped after its database was replaced'),
+      hint: expect.stringContaining('opsdeck recover app'),
+    });
     expect(inv.listLocks()).toEqual([]);
     const out = await engine.run({ ...plan([]), whileHalfRestored: true });
     expect(out.status).toBe('ok');

@@ -17,7 +17,8 @@ describe('the checks the CLI and inventory import share', () => {
 
   it('health checks, URLs, watch patterns, local paths', () => {
     expect(checkHealth({ url: 'https://x.test/h', status: 200, text: 'OK' })).toEqual({ url: 'https://x.test/h', status: 200, text: 'OK' });
-    for (const bad of [{ url: 'https://x.test', status: 99 }, { url: 'file:///etc/passwd', status: 200 }, { url: 'https://x.test', status: '200' }, null]) expect(() => checkHealth(bad)).toThrow(UsageError);
+    for (const bad of [{ url: 'https://x.test', status: 99 }, { url: 'file:///etc/passwd', status: 200 }, { url: 'https://x.test', status: '200' }, null])
+      expect(() => checkHealth(bad)).toThrow(UsageError);
     for (const bad of ['javascript:alert(1)', 'ftp://x', 'https://x.test/\nX-Injected: 1', 42 as unknown as string]) expect(() => checkUrl(bad)).toThrow(UsageError);
     for (const bad of ['-delete', '', 'a\nb', 7 as unknown as string]) expect(() => checkWatchExclude(bad)).toThrow(UsageError);
     for (const bad of ['../../victim/file', '/etc/passwd', 'a/../../b', ['x'] as unknown as string]) expect(() => checkLocalPath(bad)).toThrow(UsageError);
@@ -26,7 +27,13 @@ describe('the checks the CLI and inventory import share', () => {
   it('metrics: the probe-time rules at set time', () => {
     expect(checkMetric({ name: 'users', kind: 'sql', source: ' SELECT count(*) FROM users ' })).toEqual({ name: 'users', kind: 'sql', source: 'SELECT count(*) FROM users' });
     expect(() => checkMetric({ name: 'x', kind: 'sql', source: 'SELECT pg_terminate_backend(1)' })).toThrow(/metric x is refused/);
-    for (const bad of [{ name: 'X', kind: 'sql', source: 'SELECT 1' }, { name: 'x', kind: 'sh', source: 'ls' }, { name: 'x', kind: 'cmd', source: ' ' }, { name: 'x', kind: 'cmd' }]) expect(() => checkMetric(bad)).toThrow(UsageError);
+    for (const bad of [
+      { name: 'X', kind: 'sql', source: 'SELECT 1' },
+      { name: 'x', kind: 'sh', source: 'ls' },
+      { name: 'x', kind: 'cmd', source: ' ' },
+      { name: 'x', kind: 'cmd' },
+    ])
+      expect(() => checkMetric(bad)).toThrow(UsageError);
   });
 
   it('host keys and key files', () => {

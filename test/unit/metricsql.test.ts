@@ -7,7 +7,7 @@ describe('sql: metric check', () => {
     for (const q of [
       'SELECT count(*) FROM orders',
       'select count(*) from orders;',
-      "WITH x AS (SELECT 1 AS n) SELECT n FROM x",
+      'WITH x AS (SELECT 1 AS n) SELECT n FROM x',
       '(SELECT 1)',
       'VALUES (1)',
       "SELECT count(*) FROM log WHERE msg = 'a; DROP TABLE x; pg_terminate_backend'",
@@ -16,7 +16,8 @@ describe('sql: metric check', () => {
       'SELECT /* ; /* nested ; */ */ 1',
       'SELECT $$;$$::text IS NOT NULL::int',
       'SELECT count(*) FROM "Orders; x"',
-    ]) expect(metricSqlProblem(q), q).toBeNull();
+    ])
+      expect(metricSqlProblem(q), q).toBeNull();
   });
   it('refuses more than one statement, transaction control, and what is not a query', () => {
     expect(metricSqlProblem('SELECT 1; DELETE FROM customer')).toMatch(/more than one statement/);

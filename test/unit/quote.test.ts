@@ -53,7 +53,7 @@ describe('quoteArg', () => {
     expect(out.split('\0').slice(0, -1)).toEqual(hostile);
   });
 
-  it('reads the same in every supported login shell, fish included (its quotes escape \\ and \')', () => {
+  it("reads the same in every supported login shell, fish included (its quotes escape \\ and ')", () => {
     expect(shells).toContain('fish');
     const line = toCommandLine(['printf', '%s\\0', ...hostile]);
     for (const sh of shells) expect([sh, execFileSync(sh, ['-c', line]).toString().split('\0').slice(0, -1)]).toEqual([sh, hostile]);

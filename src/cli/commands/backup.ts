@@ -26,7 +26,15 @@ export function register(program: Command, act: Act): void {
       act(async (app, _g, name?: string) => {
         if (name) app.inv.requireInstance(name);
         const list = app.inv.listBackups(name).map(backupRow);
-        return { json: list, text: list.length ? table(list.map((b) => backupCells(b)), BACKUP_HEADERS) : 'no backups yet: opsdeck backup INSTANCE' };
+        return {
+          json: list,
+          text: list.length
+            ? table(
+                list.map((b) => backupCells(b)),
+                BACKUP_HEADERS,
+              )
+            : 'no backups yet: opsdeck backup INSTANCE',
+        };
       }),
     );
   backups
@@ -44,7 +52,14 @@ export function register(program: Command, act: Act): void {
             fields: { event: 'backup-too-old', instances: late },
           });
         }
-        return { json: rows, text: table(rows.map((r) => backupCheckCells(r)), BACKUP_CHECK_HEADERS), exitCode: late.length ? EXIT.FAILED : EXIT.OK };
+        return {
+          json: rows,
+          text: table(
+            rows.map((r) => backupCheckCells(r)),
+            BACKUP_CHECK_HEADERS,
+          ),
+          exitCode: late.length ? EXIT.FAILED : EXIT.OK,
+        };
       }),
     );
   keepOptions(backups.command('prune [instance]').description("drop the backups the retention policy does not keep (the environment's, or the flags'); --dry-run lists them")).action(
@@ -69,7 +84,11 @@ export function register(program: Command, act: Act): void {
   backups
     .command('verify <id>')
     .description('read a backup back from the store and check it against its manifest')
-    .action(act(async (app, g, id: string) => runPlan(app, g, verifyPlan(app, id), (r) => `backup ${r.id}: ${r.verified ? 'verified: every stream matches its manifest' : 'DOES NOT MATCH: ' + r.problems.join('; ')}`)));
+    .action(
+      act(async (app, g, id: string) =>
+        runPlan(app, g, verifyPlan(app, id), (r) => `backup ${r.id}: ${r.verified ? 'verified: every stream matches its manifest' : 'DOES NOT MATCH: ' + r.problems.join('; ')}`),
+      ),
+    );
   backups
     .command('export <id> <file>')
     .description('write a backup as one portable tar (manifest.json, code.tar, db.sql)')

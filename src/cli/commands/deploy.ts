@@ -85,8 +85,19 @@ export function register(program: Command, act: Act): void {
       act(async (app, g, source: string, target: string, o: CloneCliOpts) => {
         const plan = clonePlan(app, source, target, o);
         const upgrade = o.upgradeTo !== undefined ? updatePlan(app, target, { to: o.upgradeTo }) : undefined;
-        await confirmChange(app, g, target, `make ${target} a copy of ${source}? Its current ${o.dataOnly ? 'database' : o.codeOnly ? 'code' : 'code and database'} will be replaced.`, o.allowProtected);
-        const cloned = await runPlan(app, g, plan, (r) => `${r.target} is now a copy of ${r.source}${r.backup ? ` as of backup ${r.backup}` : ''}${r.safetyBackup ? `; its previous state is safety backup ${r.safetyBackup}` : ''}`);
+        await confirmChange(
+          app,
+          g,
+          target,
+          `make ${target} a copy of ${source}? Its current ${o.dataOnly ? 'database' : o.codeOnly ? 'code' : 'code and database'} will be replaced.`,
+          o.allowProtected,
+        );
+        const cloned = await runPlan(
+          app,
+          g,
+          plan,
+          (r) => `${r.target} is now a copy of ${r.source}${r.backup ? ` as of backup ${r.backup}` : ''}${r.safetyBackup ? `; its previous state is safety backup ${r.safetyBackup}` : ''}`,
+        );
         if (!upgrade) return cloned;
         const up = await runPlan(app, g, upgrade, describeUpdate);
         return { json: { clone: cloned.json, upgrade: up.json }, text: `${cloned.text}\n${up.text}` };

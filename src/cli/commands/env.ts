@@ -62,7 +62,15 @@ export function register(program: Command, act: Act): void {
     .action(
       act(async (app) => {
         const envs = app.inv.listEnvs();
-        return { json: envs, text: envs.length ? table(envs.map((e) => [e.name, e.protected ? 'protected' : '']), ['NAME', '']) : 'no environments yet: opsdeck env add NAME' };
+        return {
+          json: envs,
+          text: envs.length
+            ? table(
+                envs.map((e) => [e.name, e.protected ? 'protected' : '']),
+                ['NAME', ''],
+              )
+            : 'no environments yet: opsdeck env add NAME',
+        };
       }),
     );
 }

@@ -42,7 +42,11 @@ export function register(program: Command, act: Act): void {
         const dbRows = r.instances.filter(hasDbRow).map(dbHealthCells);
         return {
           json: r,
-          text: table(r.hosts.map(hostHealthCells), HOST_HEALTH_HEADERS) + '\n' + table(r.instances.map(instanceHealthCells), INSTANCE_HEALTH_HEADERS) + (dbRows.length ? '\n' + table(dbRows, DB_HEALTH_HEADERS) : ''),
+          text:
+            table(r.hosts.map(hostHealthCells), HOST_HEALTH_HEADERS) +
+            '\n' +
+            table(r.instances.map(instanceHealthCells), INSTANCE_HEALTH_HEADERS) +
+            (dbRows.length ? '\n' + table(dbRows, DB_HEALTH_HEADERS) : ''),
           exitCode,
         };
       }),

@@ -40,9 +40,15 @@ function trustPrompt(g: GlobalOpts, host: Host): TrustDecision {
       // A changed key is what a machine in the middle looks like: --yes never answers this.
       const what = `host ${host.name} (${host.address}:${host.port}) now offers the ${offered.type} key ${offered.fingerprint}, but the key pinned for it is ${offered.replacing}`;
       if (!interactive()) {
-        throw new UsageError(`${what}: refused; --yes accepts only a host's first key, and a changed key can mean someone is intercepting the connection`, `check the key on the host itself (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub), then run: opsdeck host trust ${host.name} --fingerprint ${offered.fingerprint}`);
+        throw new UsageError(
+          `${what}: refused; --yes accepts only a host's first key, and a changed key can mean someone is intercepting the connection`,
+          `check the key on the host itself (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub), then run: opsdeck host trust ${host.name} --fingerprint ${offered.fingerprint}`,
+        );
       }
-      await confirm(`${what}.\n  old (pinned): ${offered.replacing}\n  new (offered): ${offered.fingerprint}\nA changed key can mean someone is intercepting the connection. Replace the pinned key?`, {});
+      await confirm(
+        `${what}.\n  old (pinned): ${offered.replacing}\n  new (offered): ${offered.fingerprint}\nA changed key can mean someone is intercepting the connection. Replace the pinned key?`,
+        {},
+      );
       return;
     }
     const q = `host ${host.name} (${host.address}:${host.port}) offers the ${offered.type} key ${offered.fingerprint}. Trust it?`;
@@ -50,7 +56,11 @@ function trustPrompt(g: GlobalOpts, host: Host): TrustDecision {
       process.stderr.write(`trusting new host key of ${host.name}: ${offered.fingerprint} (--yes accepts new keys)\n`);
       return;
     }
-    if (!interactive()) throw new UsageError(`host ${host.name} offers ${offered.fingerprint}, which is not trusted yet, and there is no terminal to ask`, 'pass --fingerprint SHA256:... (check it with ssh-keygen -lf on the host), or --yes to accept it');
+    if (!interactive())
+      throw new UsageError(
+        `host ${host.name} offers ${offered.fingerprint}, which is not trusted yet, and there is no terminal to ask`,
+        'pass --fingerprint SHA256:... (check it with ssh-keygen -lf on the host), or --yes to accept it',
+      );
     await confirm(q, {});
   };
 }
@@ -93,7 +103,10 @@ export function register(program: Command, act: Act): void {
           params,
           () => {
             const saved = app.inv.addHost(h);
-            return { json: { ...hostView(saved), system: login.system, shell: login.shell }, text: `host ${h.name} added: ${login.system}\n  key ${hostKey}${login.become ? `\n  trees as ${login.become.user} (uid ${login.become.uid}), through sudo -n` : ''}` };
+            return {
+              json: { ...hostView(saved), system: login.system, shell: login.shell },
+              text: `host ${h.name} added: ${login.system}\n  key ${hostKey}${login.become ? `\n  trees as ${login.become.user} (uid ${login.become.uid}), through sudo -n` : ''}`,
+            };
           },
           { title: `Add host ${h.name}, its key ${hostKey} pinned` },
         );
@@ -107,7 +120,12 @@ export function register(program: Command, act: Act): void {
         const hs = app.inv.listHosts();
         return {
           json: hs.map(hostView),
-          text: hs.length ? table(hs.map((h) => [h.name, `${h.user}@${h.address}:${h.port}`, h.become ?? '', h.jump ?? '', h.hostKey ?? 'NOT PINNED']), ['NAME', 'LOGIN', 'BECOME', 'JUMP', 'HOST KEY']) : 'no hosts yet: opsdeck host add NAME --address ADDR',
+          text: hs.length
+            ? table(
+                hs.map((h) => [h.name, `${h.user}@${h.address}:${h.port}`, h.become ?? '', h.jump ?? '', h.hostKey ?? 'NOT PINNED']),
+                ['NAME', 'LOGIN', 'BECOME', 'JUMP', 'HOST KEY'],
+              )
+            : 'no hosts yet: opsdeck host add NAME --address ADDR',
         };
       }),
     );
@@ -153,7 +171,10 @@ export function register(program: Command, act: Act): void {
           app.inv.setHostBecome(h.name, become);
           return {
             json: { ...hostView(app.inv.requireHost(h.name)), ...(login?.become && { uid: login.become.uid }) },
-            text: become && login?.become ? `host ${h.name}: commands on instance trees run as ${become} (uid ${login.become.uid}), through sudo -n` : `host ${h.name}: commands on instance trees run as the login user ${h.user}`,
+            text:
+              become && login?.become
+                ? `host ${h.name}: commands on instance trees run as ${become} (uid ${login.become.uid}), through sudo -n`
+                : `host ${h.name}: commands on instance trees run as the login user ${h.user}`,
           };
         });
       }),

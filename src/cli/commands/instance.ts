@@ -161,7 +161,12 @@ export function register(program: Command, act: Act): void {
         const rows = instancesWithLastBackup(app.inv, o.env);
         return {
           json: rows,
-          text: rows.length ? table(rows.map((i) => [i.name, i.env, i.host, i.path, age(i.lastBackup)]), ['NAME', 'ENV', 'HOST', 'PATH', 'LAST BACKUP']) : 'no instances yet: opsdeck instance add NAME --host H --path DIR --env E',
+          text: rows.length
+            ? table(
+                rows.map((i) => [i.name, i.env, i.host, i.path, age(i.lastBackup)]),
+                ['NAME', 'ENV', 'HOST', 'PATH', 'LAST BACKUP'],
+              )
+            : 'no instances yet: opsdeck instance add NAME --host H --path DIR --env E',
         };
       }),
     );
@@ -229,7 +234,12 @@ export function register(program: Command, act: Act): void {
     .option('--watch-exclude <pattern>', `what watch leaves out: a name anywhere, or a path with a slash; repeatable (default ${DEFAULT_EXCLUDES.join(' ')})`, collect, [])
     .option('--db-password', 'store the database password again: from OPSDECK_DB_PASSWORD, --db-password-file or the prompt')
     .option('--db-password-file <file>', 'with --db-password: read it from this file')
-    .option('--metric <name=kind:source>', 'an app metric the health panels chart: NAME=sql:QUERY (run read-only) or NAME=cmd:COMMAND (run in the instance directory, must print one number); NAME= removes it; repeatable', collect, [])
+    .option(
+      '--metric <name=kind:source>',
+      'an app metric the health panels chart: NAME=sql:QUERY (run read-only) or NAME=cmd:COMMAND (run in the instance directory, must print one number); NAME= removes it; repeatable',
+      collect,
+      [],
+    )
     .action(
       act(async (app, g, name: string, o: InstanceSetOpts) => {
         const i = app.inv.requireInstance(name);

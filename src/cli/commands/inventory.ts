@@ -22,7 +22,10 @@ export function register(program: Command, act: Act): void {
           return { json: undefined, text: '' };
         }
         writeFileSync(file, text, { mode: 0o600 });
-        return { json: { file, envs: doc.envs.length, hosts: doc.hosts.length, instances: doc.instances.length }, text: `inventory written to ${file}: ${doc.envs.length} environments, ${doc.hosts.length} hosts, ${doc.instances.length} instances` };
+        return {
+          json: { file, envs: doc.envs.length, hosts: doc.hosts.length, instances: doc.instances.length },
+          text: `inventory written to ${file}: ${doc.envs.length} environments, ${doc.hosts.length} hosts, ${doc.instances.length} instances`,
+        };
       }),
     );
   inventory
@@ -42,7 +45,9 @@ export function register(program: Command, act: Act): void {
             json: r,
             text:
               `imported ${r.envs} environments, ${r.hosts} hosts, ${r.instances} instances` +
-              (r.needPassword.length ? `\nset their database passwords (they are never exported): ${r.needPassword.map((n) => `OPSDECK_DB_PASSWORD=... opsdeck instance set ${n} --db-password`).join('; ')}` : ''),
+              (r.needPassword.length
+                ? `\nset their database passwords (they are never exported): ${r.needPassword.map((n) => `OPSDECK_DB_PASSWORD=... opsdeck instance set ${n} --db-password`).join('; ')}`
+                : ''),
           };
         });
       }),

@@ -41,7 +41,11 @@ export function register(program: Command, act: Act): void {
         }
         if (!/^[^\s@]+@[^\s@]+$/.test(o.to) || !/^[^\s@]+@[^\s@]+$/.test(o.from)) throw new UsageError('invalid e-mail address', 'give --to (and --from) as name@domain');
         // As with database URLs: a password in argv shows in ps and in shell history.
-        if (url.password) throw new UsageError('the SMTP URL holds a password, which would be visible in the process list and shell history', `drop it from the URL (smtp://${url.username || 'USER'}@${url.host}) and give it in OPSDECK_SMTP_PASSWORD, with --smtp-password-file FILE, or at the prompt`);
+        if (url.password)
+          throw new UsageError(
+            'the SMTP URL holds a password, which would be visible in the process list and shell history',
+            `drop it from the URL (smtp://${url.username || 'USER'}@${url.host}) and give it in OPSDECK_SMTP_PASSWORD, with --smtp-password-file FILE, or at the prompt`,
+          );
         const user = decodeURIComponent(url.username);
         if (!user && o.smtpPasswordFile) throw new UsageError('an SMTP password needs a user to log in as', `name it in the URL: smtp://USER@${url.host}`);
         const password = user ? ((await readSecret(`SMTP password of ${user}`, { file: o.smtpPasswordFile, envVar: 'OPSDECK_SMTP_PASSWORD' })) ?? null) : null;
@@ -63,7 +67,11 @@ export function register(program: Command, act: Act): void {
     .addOption(new Option('--secret <s>', 'refused: a secret in argv shows in ps and shell history').hideHelp())
     .action(
       act(async (app, g, o: WebhookOpts) => {
-        if (o.secret !== undefined) throw new UsageError('the webhook secret was given in the command line, where it is visible in the process list and shell history', 'give it in OPSDECK_WEBHOOK_SECRET, with --secret-file FILE, or at the prompt');
+        if (o.secret !== undefined)
+          throw new UsageError(
+            'the webhook secret was given in the command line, where it is visible in the process list and shell history',
+            'give it in OPSDECK_WEBHOOK_SECRET, with --secret-file FILE, or at the prompt',
+          );
         const secret = await readSecret('webhook secret', { file: o.secretFile, envVar: 'OPSDECK_WEBHOOK_SECRET' });
         if (!secret) throw new UsageError('a webhook needs a secret to sign with', 'put it in OPSDECK_WEBHOOK_SECRET, give --secret-file FILE, or run at a terminal to be asked');
         const url = checkUrl(o.url);

@@ -4,7 +4,12 @@ import { saveSetting, type Settings } from '../../app/settings.js';
 import type { Act, Output } from '../action.js';
 import { runChange } from '../run.js';
 
-const show = (s: Settings): Output => ({ json: s, text: Object.entries(s).map(([k, v]) => `${k.padEnd(18)} ${v === '' ? '(default)' : v}`).join('\n') });
+const show = (s: Settings): Output => ({
+  json: s,
+  text: Object.entries(s)
+    .map(([k, v]) => `${k.padEnd(18)} ${v === '' ? '(default)' : v}`)
+    .join('\n'),
+});
 
 /** settings: show them, or change one (recorded in the audit trail). */
 export function register(program: Command, act: Act): void {

@@ -18,7 +18,11 @@ export function register(program: Command, act: Act): void {
         const who = describeLock(held);
         // A run still going on this machine is not stale: releasing its lock would let a second run in beside it.
         if (held.host === hostname() && !lockIsStale(held)) {
-          throw new OpsError(`instance ${name} is locked by a run still going on this machine: ${who}`, EXIT.LOCKED, `wait for it to finish, or stop it first (kill ${held.pid}); unlock is for locks whose run is gone`);
+          throw new OpsError(
+            `instance ${name} is locked by a run still going on this machine: ${who}`,
+            EXIT.LOCKED,
+            `wait for it to finish, or stop it first (kill ${held.pid}); unlock is for locks whose run is gone`,
+          );
         }
         if (g.dryRun) return { json: { instance: name, locked: true, heldBy: held, dryRun: true }, text: `would release the lock on ${name} held by ${who}` };
         await confirm(`release the lock on ${name} held by ${who}? Do it only if that run is gone: two runs at once on one instance can break it.`, { yes: g.yes });
