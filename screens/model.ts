@@ -1,5 +1,6 @@
 import type { Backup, Instance, RunRecord } from '../inventory/index.js';
 import type { CompareReport } from '../src/actions/compare.js';
+import type { WatchReport } from '../src/actions/watch.js';
 import type { DrillReport } from '../src/actions/drill.js';
 import type { Sampler } from '../src/health/sampler.js';
 import { operations, type App } from '../src/app/app.js';
@@ -45,6 +46,8 @@ export interface UiState {
   run?: RunState;
   /** What the last run handed back when it was a comparison that finished well (the compare screen draws it). */
   lastCompare?: CompareReport;
+  /** What the last watch found (the run view shows it when the watch ends). */
+  lastWatch?: WatchReport;
   /** A message for the status line (an operation refused before it started, say). */
   flash?: { level: 'info' | 'error'; text: string };
 }
@@ -186,7 +189,7 @@ export class UiModel {
       case 'drill':
         return this.prepared(operations.drill(a, instance, { target: to(), backup: opts.backup }), instance);
       case 'watch':
-        return this.prepared(operations.watch(a, instance), instance);
+        return this.prepared(operations.watch(a, instance), instance, (report) => this.set({ lastWatch: report }));
     }
   }
 
@@ -201,7 +204,7 @@ export class UiModel {
       return false;
     }
     this.abort = new AbortController();
-    this.set({ flash: undefined, lastCompare: undefined });
+    this.set({ flash: undefined, lastCompare: undefined, lastWatch: undefined });
     void this.app.engine
       .run(plan, { signal: this.abort.signal })
       .then((out) => {

@@ -1,6 +1,7 @@
 import { Box, Text } from 'ink';
 import type { DrillReport } from '../../src/actions/drill.js';
-import { drillResultWord, rpoWords, rtoWords } from '../../src/present/index.js';
+import type { WatchReport } from '../../src/actions/watch.js';
+import { drillResultWord, rpoWords, rtoWords, watchLines } from '../../src/present/index.js';
 import { RunView } from '../components.js';
 import { help, quit } from '../keys.js';
 import type { ScreenDef } from '../screen.js';
@@ -46,14 +47,34 @@ export const run: ScreenDef<'run'> = {
     const { run } = ctx.model.getState();
     if (!run) return <Text dimColor>no run</Text>;
     const drillEnded = run.command === 'drill' && !!run.finished;
+    const watched = run.command === 'watch' && run.finished ? ctx.model.getState().lastWatch : undefined;
+    // The watch's findings take at most half the body; the run's steps keep the rest.
+    const watchRows = watched ? Math.min(watchLines(watched).length, Math.max(1, Math.floor(ctx.bodyHeight / 2) - 2)) + 2 : 0;
     return (
       <Box flexDirection="column">
-        <RunView run={run} width={ctx.cols} height={ctx.bodyHeight - (drillEnded ? 4 : 0)} />
+        <RunView run={run} width={ctx.cols} height={ctx.bodyHeight - (drillEnded ? 4 : 0) - watchRows} />
         {drillEnded ? <DrillOutcome report={ctx.model.drills().find((d) => d.target === run.instance)} /> : null}
+        {watched ? <WatchOutcome report={watched} rows={watchRows - 2} /> : null}
       </Box>
     );
   },
 };
+
+/** What the watch found, as opsdeck watch prints it; what does not fit is counted. */
+function WatchOutcome({ report, rows }: { report: WatchReport; rows: number }) {
+  const lines = watchLines(report);
+  const shown = lines.length > rows ? [...lines.slice(0, rows - 1), `  ... and ${lines.length - rows + 1} more (opsdeck watch ${report.instance} lists them all)`] : lines;
+  const changed = lines.length > 1;
+  return (
+    <Box flexDirection="column" borderStyle="round" borderColor={changed ? 'red' : 'green'} paddingX={1}>
+      {shown.map((l, i) => (
+        <Text key={i} wrap="truncate-end" bold={i === 0} color={i === 0 && changed ? 'red' : undefined}>
+          {l}
+        </Text>
+      ))}
+    </Box>
+  );
+}
 
 function DrillOutcome({ report }: { report?: DrillReport }) {
   if (!report) return null;

@@ -2,3 +2,4 @@
 export * from './backups.js';
 export * from './drills.js';
 export * from './health.js';
+export * from './watch.js';

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { EXIT } from '../../core/errors.js';
 import { printable, printableText } from '../../core/display.js';
 import { watchChanged, watchPlan, type WatchReport } from '../../actions/watch.js';
+import { watchLines } from '../../present/index.js';
 import { comparePlan, type CompareReport } from '../../actions/compare.js';
 import type { Act } from '../action.js';
 import { alert, forEachInstance, runPlan, unattended, type ManyOpts } from '../run.js';
@@ -14,16 +15,7 @@ interface CompareOpts {
   diff?: string;
 }
 
-function describeWatch(r: WatchReport): string {
-  if (r.baselined) return `watch ${r.instance}: baseline recorded (${r.files} files)`;
-  if (!watchChanged(r)) return `watch ${r.instance}: no changes since ${r.baselineAt} (${r.files} files)`;
-  const lines = [`watch ${r.instance}: ${r.added.length} added, ${r.changed.length} changed, ${r.removed.length} removed since ${r.baselineAt}`];
-  // Names come from the host: escaped, so a name cannot retitle the terminal or forge a line.
-  for (const p of r.added) lines.push(`  + ${printable(p)}`);
-  for (const c of r.changed) lines.push(`  ~ ${printable(c.path)} (${c.what.map(printable).join(', ')})`);
-  for (const p of r.removed) lines.push(`  - ${printable(p)}`);
-  return lines.join('\n');
-}
+const describeWatch = (r: WatchReport): string => watchLines(r).join('\n');
 
 function describeCompare(r: CompareReport & { diff?: string }): string {
   const lines: string[] = [];
