@@ -5,7 +5,7 @@ import { parseAge } from '../core/format.js';
 export { parseAge };
 import { maintenanceOff, maintenanceOn } from './app.js';
 import type { Deps } from '../deps/deps.js';
-import { leaveCriticalSection, oldOf, stagingOf, restoreSteps, restoreUndoFailed, type RestoreResult, type RestoreState } from './restore.js';
+import { leaveCriticalSection, restoreState, restoreSteps, restoreUndoFailed, type RestoreResult, type RestoreState } from './restore.js';
 import { rebaselineStep } from './watch.js';
 
 export interface CloneOptions {
@@ -40,17 +40,8 @@ export function clonePlan(deps: Deps, sourceName: string, targetName: string, op
     }
   }
 
-  const state: RestoreState = {
-    // Live: straight from host to host, no detour through the store.
-    from: chosen ? { backup: chosen } : { live: source },
-    target,
-    staging: stagingOf(target.path),
-    old: oldOf(target.path),
-    dbCommitted: false,
-    swapped: false,
-    parts,
-    safetyCode: deps.inv.requireEnv(target.env).protected,
-  };
+  // Live: straight from host to host, no detour through the store.
+  const state: RestoreState = restoreState(chosen ? { backup: chosen } : { live: source }, target, { parts, safetyCode: deps.inv.requireEnv(target.env).protected });
   const restore = restoreSteps(deps);
   return {
     command: 'clone',

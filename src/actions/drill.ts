@@ -8,7 +8,7 @@ import { errorMessage, OpsError, UsageError } from '../core/errors.js';
 import { formatBytes, rpoWords } from '../core/format.js';
 import { requireHealthy } from './app.js';
 import { dbFor, loginShellFor, type Deps } from '../deps/deps.js';
-import { leaveCriticalSection, oldOf, stagingOf, pickBackup, restoreSteps, restoreUndoFailed, type RestoreState } from './restore.js';
+import { leaveCriticalSection, restoreState, pickBackup, restoreSteps, restoreUndoFailed, type RestoreState } from './restore.js';
 import { verifyPlan } from './verify.js';
 
 export interface DrillState extends RestoreState {
@@ -41,15 +41,8 @@ export function drillPlan(deps: Deps, source: string, opts: { target: string; ba
   if (backup.manifest.db && !target.dbUrl) throw new UsageError(`${target.name} has no database to restore into`, 'give the scratch instance a database');
   const verify = verifyPlan(deps, backup.id);
   const state: DrillState = {
+    ...restoreState({ backup }, target, { safetyCode: false }),
     backup,
-    from: { backup },
-    target,
-    staging: stagingOf(target.path),
-    old: oldOf(target.path),
-    dbCommitted: false,
-    swapped: false,
-    parts: { code: true, db: true },
-    safetyCode: false,
     source,
     startedAt: Date.now(),
     stepTimes: [],

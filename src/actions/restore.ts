@@ -344,6 +344,11 @@ export interface RestoreSteps {
 
 export const inOrder = (s: RestoreSteps): Step<RestoreState>[] => [s.check, s.data, s.swap, s.cleanup];
 
+/** A restore's state before it starts: nothing committed, swapped or staged yet. */
+export function restoreState<F extends RestoreState['from']>(from: F, target: Instance, opts: { parts?: RestoreState['parts']; safetyCode: boolean }): RestoreState & { from: F } {
+  return { from, target, staging: stagingOf(target.path), old: oldOf(target.path), dbCommitted: false, swapped: false, parts: opts.parts ?? { code: true, db: true }, safetyCode: opts.safetyCode };
+}
+
 export function restoreSteps(deps: Deps): RestoreSteps {
   return {
     check: {
@@ -527,16 +532,7 @@ export function restorePlan(deps: Deps, instance: string, opts: { backup?: strin
   if (backup.manifest.db && !target.dbUrl) {
     throw new UsageError(`backup ${backup.id} holds a database but ${target.name} has no database configured`, 'give the target a database URL, or restore onto another instance');
   }
-  const state: RestoreFromBackup = {
-    from: { backup },
-    target,
-    staging: stagingOf(target.path),
-    old: oldOf(target.path),
-    dbCommitted: false,
-    swapped: false,
-    parts: { code: true, db: true },
-    safetyCode: true,
-  };
+  const state: RestoreFromBackup = restoreState({ backup }, target, { safetyCode: true });
   return {
     command: 'restore',
     params: { instance, backup: backup.id, to: target.name },
