@@ -103,6 +103,23 @@ export function windowStart(selected: number, count: number, height: number): nu
  * A row as runs of text of one colour: neighbouring cells without a colour become one string.
  * Ink's cost per frame grows with the styled pieces it has to measure and cut.
  */
+/** One table or picker row: its cells in their columns' colours, inverse when selected. */
+export function RowText({ columns, cells, selected }: { columns: Column[]; cells: string[]; selected: boolean }) {
+  return (
+    <Text inverse={selected} wrap="truncate-end">
+      {segments(columns, cells, selected).map(([text, color], j) =>
+        color ? (
+          <Text key={j} color={color}>
+            {text}
+          </Text>
+        ) : (
+          text
+        ),
+      )}
+    </Text>
+  );
+}
+
 export function segments(columns: Column[], r: string[], selected: boolean): [string, string | undefined][] {
   const out: [string, string | undefined][] = [];
   columns.forEach((c, j) => {
@@ -159,19 +176,7 @@ export function Table({
       {visible.map((r, i) => {
         const idx = start + i;
         const sel = focused && idx === selected;
-        return (
-          <Text key={idx} inverse={sel} wrap="truncate-end">
-            {segments(columns, r, sel).map(([text, color], j) =>
-              color ? (
-                <Text key={j} color={color}>
-                  {text}
-                </Text>
-              ) : (
-                text
-              ),
-            )}
-          </Text>
-        );
+        return <RowText key={idx} columns={columns} cells={r} selected={sel} />;
       })}
       {n > h ? (
         <Text dimColor>

@@ -1,7 +1,7 @@
 import { Box, Text } from 'ink';
 import SelectInput from 'ink-select-input';
 import type { FC } from 'react';
-import { fit, segments, type Column } from './components.js';
+import { fit, RowText, type Column } from './components.js';
 
 /** SelectInput's item (its package exports the component, not the type); the key is required here, since a value is an object. */
 export interface PickItem<T> {
@@ -28,19 +28,7 @@ function columnItem(columns: Column[]): FC<{ isSelected?: boolean; label: string
       cells.push(label.slice(at, at + c.width).trimEnd());
       at += c.width + 1;
     }
-    return (
-      <Text inverse={isSelected} wrap="truncate-end">
-        {segments(columns, cells, isSelected).map(([text, color], j) =>
-          color ? (
-            <Text key={j} color={color}>
-              {text}
-            </Text>
-          ) : (
-            text
-          ),
-        )}
-      </Text>
-    );
+    return <RowText columns={columns} cells={cells} selected={isSelected} />;
   };
 }
 
