@@ -1,6 +1,7 @@
 import { dirname } from 'node:path';
 import type { Backup, HalfRestored, Instance } from '../../inventory/index.js';
-import { DumpRewriter, LOAD_PREFIX, LOAD_SUFFIX, dumpArgv, loadArgv, loadTargetArgv, parseLoadTarget, parsePgUrl, type PgTarget } from '../databases/postgres.js';
+import { DumpRewriter } from '../databases/dump-rewriter.js';
+import { LOAD_PREFIX, LOAD_SUFFIX, dumpArgv, loadArgv, loadTargetArgv, parseLoadTarget, parsePgUrl, type PgTarget } from '../databases/postgres.js';
 import { formatBytes } from '../core/events.js';
 import type { Plan, Step, StepContext, StepIO } from '../core/plan.js';
 import { CommandError, run, type Shell } from '../remote/shell.js';

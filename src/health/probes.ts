@@ -3,7 +3,7 @@ import type { Deps } from '../deps/deps.js';
 import { parseAge } from '../core/format.js';
 import { checkHealth } from './http.js';
 import { errorMessage } from '../core/errors.js';
-import { probePostgres, type PgHealth } from '../databases/postgres.js';
+import { probePostgres, type PgHealth } from '../databases/postgres-probes.js';
 import { dbFor, shellFor } from '../deps/deps.js';
 import { TunnelSocket } from '../remote/tunnel.js';
 import { bounded } from '../core/concurrency.js';

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { DumpRewriter, type LoadTarget } from '../../src/databases/postgres.js';
+import { DumpRewriter } from '../../src/databases/dump-rewriter.js';
+import type { LoadTarget } from '../../src/databases/postgres.js';
 
 /** Feeds the text in chunks of awkward sizes (a line, a quote, a COPY row cut anywhere). */
 function rewrite(text: string, target: LoadTarget, from?: string, size = 3): { out: string; notes: string[] } {
