@@ -1,11 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import type { Backup, Instance, Manifest } from '../../inventory/index.js';
-import { dumpArgv } from '../databases/postgres.js';
 import type { Plan, StepIO } from '../core/plan.js';
 import { CommandError, run } from '../remote/shell.js';
 import { errorMessage, OpsError } from '../core/errors.js';
 import { dbFor, loginShellFor, shellFor, type Deps } from '../deps/deps.js';
-import { CopyCounter, Meter, TarScanner } from './meter.js';
+import { Meter, TarScanner } from './meter.js';
 import { progressSum, relay, together } from './relay.js';
 
 export function newBackupId(): string {
@@ -85,13 +84,13 @@ export async function backupCode(deps: Deps, inst: Instance, id: string, ctx: St
   };
 }
 
-/** Streams pg_dump from the host into the store; the password reaches pg_dump on its stdin. */
+/** Streams the database's dump from the host into the store; the password reaches the dump on its stdin. */
 export async function backupDatabase(deps: Deps, inst: Instance, id: string, ctx: StepIO): Promise<NonNullable<Manifest['db']>> {
   const db = dbFor(deps, inst)!;
   const shell = loginShellFor(deps, inst);
-  const rows = new CopyCounter();
+  const rows = db.engine.rowCounter();
   const meter = new Meter({ sql: rows, onBytes: (n) => ctx.progress(n) });
-  const argv = dumpArgv(db.target);
+  const argv = db.engine.dumpArgv(db.target);
   const snap = await guardTagged(deps, id, ctx, () =>
     relay(
       meter,
@@ -105,7 +104,7 @@ export async function backupDatabase(deps: Deps, inst: Instance, id: string, ctx
   );
   const d = meter.digest();
   ctx.log(`database: ${Object.keys(rows.tables).length} tables, ${d.bytes} bytes, ${snap.dataAdded} new bytes stored`);
-  return { kind: 'postgres', snapshot: snap.snapshotId, file: streamFile(inst.name, 'db'), bytes: d.bytes, sha256: d.sha256, tables: rows.tables, role: db.target.user };
+  return { kind: db.engine.kind, snapshot: snap.snapshotId, file: streamFile(inst.name, 'db'), bytes: d.bytes, sha256: d.sha256, tables: rows.tables, role: db.target.user };
 }
 
 /** On any failure, whatever restic stored under this backup's tag is dropped before the error goes on. */
@@ -179,7 +178,7 @@ export function backupSteps(deps: Deps, inst: Instance, kind: Backup['kind']) {
     {
       name: 'streams',
       title: inst.dbUrl ? 'Back up the code tree and the database' : 'Back up the code tree',
-      explain: 'Streams a tar of the code tree and pg_dump of the database into the store side by side, hashing both and counting rows.',
+      explain: 'Streams a tar of the code tree and a dump of the database into the store side by side, hashing both and counting rows.',
       run: async (ctx) => {
         ctx.state.manifest = await snapshotInstance(deps, inst, ctx.state.id, ctx, ctx.state.sizeHint);
       },

@@ -108,48 +108,6 @@ export function isUnsafePath(p: string): boolean {
   return p.startsWith('/') || p.split('/').some((seg) => seg === '..') || p.includes('\0');
 }
 
-// COPY [schema.]table (cols) FROM stdin; with identifiers either bare or "double ""quoted"" with spaces".
-const IDENT = '(?:"(?:[^"]|"")+"|[^\\s."]+)';
-const COPY_LINE = new RegExp(`^COPY (${IDENT}(?:\\.${IDENT})?) .*FROM stdin;$`);
-
-/** Counts the rows of each COPY block of a plain pg_dump as it streams by. */
-export class CopyCounter {
-  tables: Record<string, number> = {};
-  private current: string | undefined;
-  private carry: Buffer | undefined;
-
-  feed(chunk: Buffer): void {
-    const buf = this.carry ? Buffer.concat([this.carry, chunk]) : chunk;
-    this.carry = undefined;
-    let start = 0;
-    for (;;) {
-      const nl = buf.indexOf(10, start);
-      if (nl === -1) break;
-      this.line(buf, start, nl);
-      start = nl + 1;
-    }
-    if (start < buf.length) this.carry = Buffer.from(buf.subarray(start));
-  }
-
-  private line(buf: Buffer, s: number, e: number): void {
-    if (this.current !== undefined) {
-      if (e - s === 2 && buf[s] === 0x5c && buf[s + 1] === 0x2e)
-        this.current = undefined; // "\."
-      else this.tables[this.current]++;
-      return;
-    }
-    // COPY public.actor (actor_id, ...) FROM stdin;
-    if (buf[s] === 0x43 && buf.toString('latin1', s, s + 5) === 'COPY ') {
-      const text = buf.toString('utf8', s, e);
-      const m = COPY_LINE.exec(text);
-      if (m) {
-        this.current = m[1];
-        this.tables[m[1]] = 0;
-      }
-    }
-  }
-}
-
 export interface MeterResult {
   bytes: number;
   sha256: string;
@@ -165,8 +123,8 @@ export class Meter extends Writable {
   private hash: Hash = createHash('sha256');
   readonly out = new PassThrough({ highWaterMark: 1 << 20 });
 
-  /** rewrite: what goes on to `out` (a dump mapped for where it loads); the hash is of what came in. */
-  constructor(private readonly opts: { tar?: TarScanner; sql?: CopyCounter; onBytes?: (n: number) => void; refuseUnsafe?: boolean; rewrite?: { feed(chunk: Buffer): Buffer } } = {}) {
+  /** sql: a dump's row counter (its engine's); rewrite: what goes on to `out` (a dump mapped for where it loads); the hash is of what came in. */
+  constructor(private readonly opts: { tar?: TarScanner; sql?: { feed(chunk: Buffer): void }; onBytes?: (n: number) => void; refuseUnsafe?: boolean; rewrite?: { feed(chunk: Buffer): Buffer } } = {}) {
     super({ highWaterMark: 1 << 20 });
     // Failures travel through the relay's promises. A consumer may not be listening yet when the
     // stream is destroyed (restic still starting), and an unheard 'error' event would kill the process.

@@ -7,7 +7,8 @@ import type { Plan, StepIO } from '../core/plan.js';
 import { OpsError, UsageError, errorMessage } from '../core/errors.js';
 import { storedStream } from './backup.js';
 import type { Deps } from '../deps/deps.js';
-import { CopyCounter, Meter, TarScanner } from './meter.js';
+import { Meter, TarScanner } from './meter.js';
+import { engineOf } from '../databases/index.js';
 import { relay } from './relay.js';
 
 export interface VerifyState {
@@ -26,7 +27,7 @@ const sinkNull = () =>
 async function readBack(deps: Deps, b: Backup, stream: 'code' | 'db', ctx: StepIO): Promise<string[]> {
   const m = stream === 'code' ? b.manifest.code! : b.manifest.db!;
   const tar = stream === 'code' ? new TarScanner() : undefined;
-  const sql = stream === 'db' ? new CopyCounter() : undefined;
+  const sql = stream === 'db' && b.manifest.db ? engineOf(b.manifest.db.kind).rowCounter() : undefined;
   const meter = new Meter({ tar, sql, onBytes: (n) => ctx.progress(n, m.bytes) });
   await relay(
     meter,

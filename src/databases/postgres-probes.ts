@@ -5,23 +5,8 @@
 import type { QueryArrayConfig } from 'pg';
 import type { Duplex } from 'node:stream';
 import { metricSqlProblem } from '../core/metricsql.js';
+import type { DbHealth } from './engine.js';
 import type { PgTarget } from './postgres.js';
-
-export interface PgHealth {
-  ok: boolean;
-  reason?: string;
-  ms: number;
-  sizeBytes?: number;
-  /** Client connections to the whole server, against its max_connections. */
-  connections?: number;
-  maxConnections?: number;
-  /** The oldest open transaction of any other session, in seconds; null when none is open. */
-  longestTransactionSeconds?: number | null;
-  /** On a primary with replicas: their count and worst replay lag; on a replica: how far behind it is. */
-  replication?: { role: 'primary' | 'replica'; replicas: number; lagSeconds: number | null };
-  /** App metrics by name: the number, or why it could not be read. */
-  metrics?: Record<string, number | { error: string }>;
-}
 
 const HEALTH_SQL = `SELECT pg_database_size(current_database())::float8 AS size,
   (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')::int AS conns,
@@ -43,7 +28,7 @@ const HEALTH_SQL = `SELECT pg_database_size(current_database())::float8 AS size,
  * hiding the others or making the database look down. A superuser role runs no sql: metric at all:
  * it could write even in READ ONLY (COPY ... TO PROGRAM).
  */
-export async function probePostgres(t: PgTarget, password: string, stream: () => Duplex, sqlMetrics: { name: string; query: string }[] = [], timeoutMs = 8000): Promise<PgHealth> {
+export async function probePostgres(t: PgTarget, password: string, stream: () => Duplex, sqlMetrics: { name: string; query: string }[] = [], timeoutMs = 8000): Promise<DbHealth> {
   const t0 = Date.now();
   const { default: pg } = await import('pg');
   // Each metric gets a share of the time, so a slow one cannot use up the whole probe's.
@@ -68,7 +53,7 @@ export async function probePostgres(t: PgTarget, password: string, stream: () =>
     await client.query('BEGIN READ ONLY');
     const r = (await client.query(HEALTH_SQL)).rows[0];
     await client.query('ROLLBACK');
-    const out: PgHealth = {
+    const out: DbHealth = {
       ok: true,
       ms: 0,
       sizeBytes: r.size,

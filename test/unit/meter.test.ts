@@ -3,7 +3,8 @@ import { mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { CopyCounter, TarScanner } from '../../src/actions/meter.js';
+import { TarScanner } from '../../src/actions/meter.js';
+import { CopyCounter } from '../../src/databases/postgres-rows.js';
 import { PAGILA } from '../../fixtures/lab.js';
 
 /** Feeds a buffer in chunks of varying, awkward sizes, as a network would deliver it. */
