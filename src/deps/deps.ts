@@ -1,5 +1,5 @@
 import type { Host, Instance, Inventory } from '../../inventory/index.js';
-import { parsePgUrl, type PgTarget } from '../databases/postgres.js';
+import { dbAt, type Db } from '../databases/index.js';
 import type { SshPool } from '../remote/ssh.js';
 import { BecomeShell, type Shell } from '../remote/shell.js';
 import type { Store } from '../store/restic.js';
@@ -20,7 +20,7 @@ export function shellFor(deps: Deps, inst: Pick<Instance, 'host'>): Shell {
   return hostShell(deps, deps.inv.requireHost(inst.host), true);
 }
 
-/** The login user's shell on the instance's host: database commands (pg_dump, psql) need no become. */
+/** The login user's shell on the instance's host: database commands (dump, load) need no become. */
 export function loginShellFor(deps: Deps, inst: Instance): Shell {
   return deps.ssh.shell(inst.host);
 }
@@ -31,7 +31,8 @@ export function hostShell(deps: Pick<Deps, 'ssh'>, host: Host, become: boolean):
   return become && host.become && host.become !== host.user ? new BecomeShell(login, host.become, { host: host.name, login: host.user }) : login;
 }
 
-export function dbFor(deps: Deps, inst: Instance): { target: PgTarget; password: string } | undefined {
+/** The instance's database (its engine chosen by the URL's scheme) with its role's password; undefined when it has none. */
+export function dbFor(deps: Deps, inst: Instance): Db | undefined {
   if (!inst.dbUrl) return undefined;
-  return { target: parsePgUrl(inst.dbUrl), password: deps.inv.dbPassword(inst.name) ?? '' };
+  return dbAt(inst.dbUrl, deps.inv.dbPassword(inst.name) ?? '');
 }

@@ -3,7 +3,7 @@ import type { Deps } from '../deps/deps.js';
 import { parseAge } from '../core/format.js';
 import { checkHealth } from './http.js';
 import { errorMessage } from '../core/errors.js';
-import { probePostgres, type PgHealth } from '../databases/postgres-probes.js';
+import type { DbHealth } from '../databases/index.js';
 import { dbFor, shellFor } from '../deps/deps.js';
 import { TunnelSocket } from '../remote/tunnel.js';
 import { bounded } from '../core/concurrency.js';
@@ -38,8 +38,8 @@ export interface InstanceSample {
   watched: boolean;
   /** The last watch check: when, and how many files differed from the baseline (null: not watched). */
   watch: { checkedAt: string | null; changes: number } | null;
-  /** The database, probed with pg through a tunnel on the host's SSH connection. */
-  db?: PgHealth;
+  /** The database, probed through a tunnel on the host's SSH connection. */
+  db?: DbHealth;
   /** App metrics by name: the number, or why it could not be read. */
   metrics?: Record<string, number | { error: string }>;
   /** A restore stopped inside its critical section: database and code tree may not belong together. */
@@ -106,17 +106,17 @@ async function probeHostNow(deps: Deps, host: Host, paths: string[], timeoutMs: 
 }
 
 /**
- * The instance's database through pg over a tunnel on its host's SSH connection (the database as
+ * The instance's database over a tunnel on its host's SSH connection (the database as
  * the host sees it), with its sql: metrics. Undefined when the instance has no database.
  */
-export async function probeDatabase(deps: Deps, inst: Instance, timeoutMs = 8000): Promise<PgHealth | undefined> {
+export async function probeDatabase(deps: Deps, inst: Instance, timeoutMs = 8000): Promise<DbHealth | undefined> {
   const db = dbFor(deps, inst);
   if (!db) return undefined;
   const t0 = Date.now();
   const host = deps.inv.requireHost(inst.host);
   const sql = inst.metrics.filter((m) => m.kind === 'sql').map((m) => ({ name: m.name, query: m.source }));
   return withTimeout(
-    probePostgres(db.target, db.password, () => new TunnelSocket(() => deps.ssh.forward(host, db.target.host, db.target.port)), sql, timeoutMs),
+    db.engine.probe(db, () => new TunnelSocket(() => deps.ssh.forward(host, db.target.host, db.target.port)), sql, timeoutMs),
     timeoutMs + 1000,
     () => ({ ok: false, reason: `no answer within ${Math.round((timeoutMs + 1000) / 1000)} s`, ms: Date.now() - t0 }),
   );
@@ -298,7 +298,7 @@ export function toPrometheus(r: { hosts: HostSample[]; instances: InstanceSample
     'gauge',
     r.instances.map((i) => [{ instance: i.instance, env: i.env }, i.halfRestored ? 1 : 0]),
   );
-  const dbRows = (f: (d: PgHealth) => number | null | undefined) =>
+  const dbRows = (f: (d: DbHealth) => number | null | undefined) =>
     r.instances.filter((i) => i.db).map((i) => [{ instance: i.instance, env: i.env }, f(i.db!) ?? undefined] as [Record<string, string>, number | undefined]);
   metric(
     'opsdeck_db_up',
