@@ -1,4 +1,3 @@
-import Database from 'better-sqlite3';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { hostname, userInfo } from 'node:os';
 import { readFileSync } from 'node:fs';
@@ -6,7 +5,10 @@ import { join } from 'node:path';
 import { LockedError, UsageError } from '../src/core/errors.js';
 import type { Policy } from '../src/core/retention.js';
 import { ensureHome } from './home.js';
-import { MIGRATIONS } from './migrations.js';
+import { inventoryPassword, inventoryUrlOf } from './connect.js';
+import type { SqlDriver } from './driver.js';
+import { PgDriver, parseInventoryUrl } from './postgres.js';
+import { SqliteDriver } from './sqlite.js';
 import type { BackupRow, EnvRow, HalfRestoredRow, HostRow, InstanceRow, LockRow, NameRow, NotifyRow, RunRow, StepRow } from './rows.js';
 import { SecretBox } from './secrets.js';
 
@@ -125,6 +127,10 @@ export interface RunRecord {
   finishedAt: string | null;
   osUser: string;
   origin: string;
+  /** The machine (jump box) it ran on; null in runs recorded before this was kept. */
+  host: string | null;
+  /** The PostgreSQL role logged in, written by the server (team inventory); null on SQLite. */
+  dbRole: string | null;
   command: string;
   params: Record<string, unknown>;
   instance: string | null;
@@ -186,36 +192,50 @@ function isAlive(pid: number): boolean {
   }
 }
 
+/** Where the inventory is, when not where the home's settings say (team init, tests). */
+export interface InventoryOptions {
+  /** postgres://ROLE@HOST:PORT/DB; default: OPSDECK_INVENTORY, the home's setting `inventory`, else SQLite in the home. */
+  url?: string;
+  password?: string;
+  connectTimeoutMs?: number;
+  /** For team init only: open a database that has no (or an older) opsdeck schema. */
+  forInit?: boolean;
+}
+
+/** The session advisory locks of instances live in this key space (two-int form: LOCK_SPACE, hashtext(name)). */
+const LOCK_SPACE = 0x6f707364;
+
 /**
- * The inventory: one SQLite file in the opsdeck home. Every write is a method here, in a transaction.
+ * The inventory: one SQLite file in the opsdeck home, or a team's PostgreSQL database. Every write is
+ * a method here, in a transaction; the SQL is the same for both (driver.ts), but for the few
+ * per-dialect places marked below.
  */
 export class Inventory {
-  readonly db: Database.Database;
+  readonly db: SqlDriver;
   readonly secrets: SecretBox;
+  /** Where it lives, for people: the SQLite file, or postgres://ROLE@HOST:PORT/DB. */
   readonly file: string;
+  /** The PostgreSQL driver, when the inventory is a team's. */
+  readonly pg: PgDriver | undefined;
 
-  constructor(readonly home: string) {
+  constructor(
+    readonly home: string,
+    opts: InventoryOptions = {},
+  ) {
     ensureHome(home);
-    this.file = join(home, 'inventory.sqlite');
-    this.db = new Database(this.file);
-    // busy_timeout first: switching to WAL takes a lock another process may hold at that moment.
-    this.db.pragma('busy_timeout = 5000');
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('foreign_keys = ON');
+    const url = opts.url ?? inventoryUrlOf(home);
+    if (url) {
+      this.pg = new PgDriver(parseInventoryUrl(url), opts.password ?? inventoryPassword(), opts);
+      this.db = this.pg;
+    } else {
+      this.db = new SqliteDriver(join(home, 'inventory.sqlite'));
+    }
+    this.file = this.db.where;
     this.secrets = new SecretBox(home);
-    this.migrate();
   }
 
-  // Statements compiled once and kept: the health panels ask the same few questions thousands of
-  // times a minute, and compiling costs more than running them.
-  private statements = new Map<string, Database.Statement>();
-  private sql(text: string): Database.Statement {
-    let st = this.statements.get(text);
-    if (!st) {
-      st = this.db.prepare(text);
-      this.statements.set(text, st);
-    }
-    return st;
+  private sql(text: string) {
+    return this.db.prepare(text);
   }
 
   /** Runs fn in one transaction: all of its writes happen, or none. */
@@ -230,22 +250,6 @@ export class Inventory {
 
   close(): void {
     this.db.close();
-  }
-
-  private migrate(): void {
-    if ((this.db.pragma('user_version', { simple: true }) as number) >= MIGRATIONS.length) return;
-    // The version is read again inside an IMMEDIATE transaction: two processes starting after an
-    // upgrade would otherwise both read the old version and both run the same ALTER TABLE (the second
-    // failing with "duplicate column"). The second one waits here (busy_timeout) and finds nothing to do.
-    this.db
-      .transaction(() => {
-        const version = this.db.pragma('user_version', { simple: true }) as number;
-        for (let v = version; v < MIGRATIONS.length; v++) {
-          this.db.exec(MIGRATIONS[v]);
-          this.db.pragma(`user_version = ${v + 1}`);
-        }
-      })
-      .immediate();
   }
 
   // ---- environments
@@ -292,7 +296,7 @@ export class Inventory {
   addHost(h: Omit<Host, 'createdAt'>): Host {
     if (this.getHost(h.name)) throw new UsageError(`host ${h.name} already exists`, `see it with: opsdeck host show ${h.name}`);
     if (h.jump) this.requireHost(h.jump);
-    this.sql('INSERT INTO hosts (name, address, port, user, key_file, jump, host_key, become, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)').run(
+    this.sql('INSERT INTO hosts (name, address, port, "user", key_file, jump, host_key, become, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)').run(
       h.name,
       h.address,
       h.port,
@@ -428,12 +432,13 @@ export class Inventory {
       metrics: 'metrics',
     };
     const json = new Set(['hooks', 'health', 'localPaths', 'watchExcludes', 'metrics']);
-    this.db.transaction(() => {
+    this.transaction(() => {
       for (const [k, v] of Object.entries(patch)) {
         if (v === undefined || !cols[k]) continue;
-        this.sql(`UPDATE instances SET ${cols[k]} = ? WHERE name = ?`).run(json.has(k) && v !== null ? JSON.stringify(v) : v, name);
+        const value = json.has(k) && v !== null ? JSON.stringify(v) : v;
+        this.sql(`UPDATE instances SET ${cols[k]} = ? WHERE name = ?`).run(value as string | null, name);
       }
-    })();
+    });
     return this.requireInstance(name);
   }
   removeInstance(name: string): void {
@@ -485,7 +490,10 @@ export class Inventory {
     return this.listBackups(instance).find((b) => b.manifest.code?.treeKey === key);
   }
   rememberTree(instance: string, key: string, backupId: string): void {
-    this.sql('INSERT OR REPLACE INTO tree_keys (key, instance, backup_id, created_at) VALUES (?, ?, ?, ?)').run(key, instance, backupId, now());
+    this.sql(
+      `INSERT INTO tree_keys (key, instance, backup_id, created_at) VALUES (?, ?, ?, ?)
+       ON CONFLICT (key) DO UPDATE SET instance = excluded.instance, backup_id = excluded.backup_id, created_at = excluded.created_at`,
+    ).run(key, instance, backupId, now());
   }
   markVerified(id: string, ok: boolean): void {
     this.sql('UPDATE backups SET verified_at = ?, verify_failed = ? WHERE id = ?').run(ok ? now() : null, ok ? 0 : 1, id);
@@ -498,7 +506,10 @@ export class Inventory {
   setWatchBaseline(instance: string, entries: [string, unknown][]): void {
     const data = gzipSync(Buffer.from(JSON.stringify(entries)));
     const at = now();
-    this.sql('INSERT OR REPLACE INTO watch_baselines (instance, taken_at, data, checked_at, changes) VALUES (?, ?, ?, ?, 0)').run(instance, at, data, at);
+    this.sql(
+      `INSERT INTO watch_baselines (instance, taken_at, data, checked_at, changes) VALUES (?, ?, ?, ?, 0)
+       ON CONFLICT (instance) DO UPDATE SET taken_at = excluded.taken_at, data = excluded.data, checked_at = excluded.checked_at, changes = 0`,
+    ).run(instance, at, data, at);
   }
   /** Whether the instance is watched, without reading its baseline. */
   hasWatchBaseline(instance: string): boolean {
@@ -529,7 +540,7 @@ export class Inventory {
 
   // ---- notification channels
   setNotify(kind: 'email' | 'webhook', config: Record<string, string>, secret: string | null): void {
-    this.sql('INSERT OR REPLACE INTO notify (kind, config, secret) VALUES (?, ?, ?)').run(kind, JSON.stringify(config), secret === null ? null : this.secrets.seal(secret));
+    this.sql('INSERT INTO notify (kind, config, secret) VALUES (?, ?, ?) ON CONFLICT (kind) DO UPDATE SET config = excluded.config, secret = excluded.secret').run(kind, JSON.stringify(config), secret === null ? null : this.secrets.seal(secret));
   }
   /** Channels with their secrets opened, for the notifier only. */
   notifyChannels(): { kind: 'email' | 'webhook'; config: Record<string, string>; secret: string | null }[] {
@@ -546,19 +557,23 @@ export class Inventory {
   // ---- runs (append-only audit trail)
   startRun(command: string, params: Record<string, unknown>, instance: string | null, dryRun: boolean): number {
     const origin = process.env.SSH_CLIENT ? process.env.SSH_CLIENT.split(' ')[0] : 'local';
-    const res = this.sql('INSERT INTO runs (started_at, os_user, origin, command, params, instance, status) VALUES (?, ?, ?, ?, ?, ?, ?)').run(
+    // On PostgreSQL the server overwrites started_at and sets db_role and client_addr itself (pg-migrations.ts).
+    const res = this.sql('INSERT INTO runs (started_at, os_user, origin, host, command, params, instance, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id').get(
       now(),
       safeUser(),
       origin,
+      hostname(),
       command,
       JSON.stringify(redact(params)),
       instance,
       dryRun ? 'dry-run' : 'running',
-    );
-    return Number(res.lastInsertRowid);
+    ) as { id: number };
+    return Number(res.id);
   }
   finishRun(id: number, status: RunRecord['status'], error: string | null, failedStep: string | null, durationMs: number): void {
-    this.sql('UPDATE runs SET finished_at = ?, status = ?, error = ?, failed_step = ?, duration_ms = ? WHERE id = ? AND finished_at IS NULL').run(now(), status, error, failedStep, durationMs, id);
+    // PostgreSQL: operators may not UPDATE the audit trail; finish_run() ends a run of their own role, once.
+    if (this.pg) this.sql('SELECT finish_run(?, ?, ?, ?, ?)').get(id, status, error, failedStep, Math.round(durationMs));
+    else this.sql('UPDATE runs SET finished_at = ?, status = ?, error = ?, failed_step = ?, duration_ms = ? WHERE id = ? AND finished_at IS NULL').run(now(), status, error, failedStep, durationMs, id);
   }
   addStep(s: StepRecord): void {
     this.sql('INSERT INTO run_steps (run_id, seq, name, title, status, started_at, finished_at, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?)').run(
@@ -592,12 +607,12 @@ export class Inventory {
     if (r.status !== 'running' || !r.instance) return r;
     const l = this.getLock(r.instance);
     // Stale: its process died, or its pid now belongs to another process (told by start time).
-    const holds = l && (l.runId === r.id || l.runId === null) && !lockIsStale(l);
+    const holds = l && (l.runId === r.id || l.runId === null) && !this.lockIsStale(l);
     return holds ? r : { ...r, status: 'interrupted' };
   }
   /** A run's steps and undos in the order they happened (an undo after the failure that caused it). */
   runSteps(runId: number): StepRecord[] {
-    return (this.sql('SELECT * FROM run_steps WHERE run_id = ? ORDER BY rowid').all(runId) as StepRow[]).map((r) => ({
+    return (this.sql(`SELECT * FROM run_steps WHERE run_id = ? ORDER BY ${this.db.dialect.insertOrder}`).all(runId) as StepRow[]).map((r) => ({
       runId: r.run_id,
       seq: r.seq,
       name: r.name,
@@ -619,40 +634,83 @@ export class Inventory {
    * machine, when its pid is dead or now belongs to another process (its start time differs).
    */
   acquireLocks(wanted: { instance: string; command: string }[], runId: number | null): void {
-    const me = hostname();
-    const mine = procStart(process.pid);
-    this.db
-      .transaction(() => {
-        for (const { instance, command } of wanted) {
-          const held = this.sql('SELECT * FROM locks WHERE instance = ?').get(instance) as LockRow | undefined;
-          if (held) {
-            const lock = rowToLock(held);
-            if (!lockIsStale(lock)) throw lockedError(lock);
-            this.sql('DELETE FROM locks WHERE instance = ?').run(instance);
-          }
-          this.sql('INSERT INTO locks (instance, run_id, pid, host, user, command, started_at, proc_start) VALUES (?, ?, ?, ?, ?, ?, ?, ?)').run(
-            instance,
-            runId,
-            process.pid,
-            me,
-            safeUser(),
-            command,
-            now(),
-            mine,
-          );
+    if (this.pg) return this.acquirePgLocks(wanted, runId);
+    this.db.transaction(() => {
+      for (const { instance, command } of wanted) {
+        const held = this.sql('SELECT * FROM locks WHERE instance = ?').get(instance) as LockRow | undefined;
+        if (held) {
+          const lock = rowToLock(held);
+          if (!lockIsStale(lock)) throw lockedError(lock);
+          this.sql('DELETE FROM locks WHERE instance = ?').run(instance);
         }
-      })
-      .immediate();
+        this.insertLock(instance, command, runId);
+      }
+    }, 'immediate')();
+  }
+  private insertLock(instance: string, command: string, runId: number | null): void {
+    this.sql('INSERT INTO locks (instance, run_id, pid, host, "user", command, started_at, proc_start) VALUES (?, ?, ?, ?, ?, ?, ?, ?)').run(
+      instance,
+      runId,
+      process.pid,
+      hostname(),
+      safeUser(),
+      command,
+      now(),
+      procStart(process.pid),
+    );
+  }
+  /**
+   * PostgreSQL: the lock is a session advisory lock held by this process's connection, so it holds
+   * across jump boxes and the server drops it with the session of a killed holder. The row says who
+   * holds it; a row whose advisory lock nobody holds is a dead holder's, taken over.
+   */
+  private acquirePgLocks(wanted: { instance: string; command: string }[], runId: number | null): void {
+    const taken: string[] = [];
+    try {
+      for (const { instance, command } of wanted) {
+        const got = (this.sql('SELECT pg_try_advisory_lock(?, hashtext(?)) AS ok').get(LOCK_SPACE, instance) as { ok: boolean }).ok;
+        const held = this.getLock(instance);
+        if (!got) throw lockedError(held ?? { instance, runId: null, pid: 0, host: 'another session', user: 'unknown', command: 'a run', startedAt: 'unknown' });
+        taken.push(instance);
+        // Advisory locks stack within a session: a second lock of this process on the same instance.
+        if (held && held.host === hostname() && held.pid === process.pid) throw lockedError(held);
+        this.transaction(() => {
+          this.sql('DELETE FROM locks WHERE instance = ?').run(instance);
+          this.insertLock(instance, command, runId);
+        });
+      }
+    } catch (err) {
+      for (const instance of taken) this.sql('SELECT pg_advisory_unlock(?, hashtext(?))').get(LOCK_SPACE, instance);
+      throw err;
+    }
   }
   releaseLock(instance: string): void {
-    this.sql('DELETE FROM locks WHERE instance = ? AND pid = ? AND host = ?').run(instance, process.pid, hostname());
+    const gone = this.sql('DELETE FROM locks WHERE instance = ? AND pid = ? AND host = ?').run(instance, process.pid, hostname()).changes > 0;
+    if (gone && this.pg) this.sql('SELECT pg_advisory_unlock(?, hashtext(?))').get(LOCK_SPACE, instance);
   }
   getLock(instance: string): LockRecord | undefined {
     const r = this.sql('SELECT * FROM locks WHERE instance = ?').get(instance) as LockRow | undefined;
     return r ? rowToLock(r) : undefined;
   }
+  /**
+   * Whether the lock's holder is gone. SQLite: on this machine, its pid is dead or reused (elsewhere,
+   * unknown: not stale). PostgreSQL: no session holds the instance's advisory lock any more.
+   */
+  lockIsStale(l: LockRecord): boolean {
+    if (!this.pg) return lockIsStale(l);
+    const r = this.sql(
+      "SELECT NOT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = ?::int4::oid AND objid = hashtext(?)::oid AND objsubid = 2) AS stale",
+    ).get(LOCK_SPACE, l.instance) as { stale: boolean };
+    return r.stale;
+  }
   /** Removes exactly this lock (not one taken since by another run): for opsdeck unlock. */
   breakLock(l: LockRecord): boolean {
+    // A live session's advisory lock cannot be broken from here; only its row could, which would hide the holder.
+    if (this.pg && !this.lockIsStale(l))
+      throw new LockedError(
+        `instance ${l.instance} is locked by a live run: ${describeLock(l)}`,
+        `wait for it to finish on ${l.host}; the lock goes when that process ends, even if it is killed`,
+      );
     return this.sql('DELETE FROM locks WHERE instance = ? AND pid = ? AND host = ? AND started_at = ?').run(l.instance, l.pid, l.host, l.startedAt).changes > 0;
   }
   listLocks(): LockRecord[] {
@@ -664,7 +722,9 @@ export class Inventory {
   setHalfRestored(r: Omit<HalfRestored, 'since'>): void {
     this.sql(
       `INSERT INTO half_restored (instance, run_id, command, phase, safety_backup, staging, old, db_touched, since) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT (instance) DO UPDATE SET phase = excluded.phase, db_touched = max(db_touched, excluded.db_touched) WHERE run_id = excluded.run_id`,
+       ON CONFLICT (instance) DO UPDATE SET phase = excluded.phase,
+         db_touched = CASE WHEN excluded.db_touched > half_restored.db_touched THEN excluded.db_touched ELSE half_restored.db_touched END
+       WHERE half_restored.run_id = excluded.run_id`,
     ).run(r.instance, r.runId, r.command, r.phase, r.safetyBackup, r.staging, r.old, r.dbTouched ? 1 : 0, now());
   }
   getHalfRestored(instance: string): HalfRestored | undefined {
@@ -796,6 +856,8 @@ function rowToRun(r: RunRow): RunRecord {
     finishedAt: r.finished_at,
     osUser: r.os_user,
     origin: r.origin,
+    host: r.host ?? null,
+    dbRole: r.db_role ?? null,
     command: r.command,
     params: JSON.parse(r.params),
     instance: r.instance,

@@ -171,4 +171,10 @@ export const MIGRATIONS: string[] = [
   -- user is not the tree's owner (a deploy user reaching www-data's tree); NULL: the login user.
   ALTER TABLE hosts ADD COLUMN become TEXT;
   `,
+  `
+  -- Who ran it, beside the Unix user: the machine (jump box) it ran on, and the database role
+  -- (set by PostgreSQL itself on a team inventory; always NULL here, where there is none).
+  ALTER TABLE runs ADD COLUMN host TEXT;
+  ALTER TABLE runs ADD COLUMN db_role TEXT;
+  `,
 ];

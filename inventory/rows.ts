@@ -1,5 +1,5 @@
 /**
- * The rows SQLite hands back, column by column as the migrations make them. The inventory maps
+ * The rows SQLite and PostgreSQL hand back (the same columns: pg-migrations.ts), column by column as the migrations make them. The inventory maps
  * them to its records (Host, Instance, ...) in one place each; nothing else reads rows.
  */
 import type { Backup, HalfRestored, RunRecord, StepRecord } from './index.js';
@@ -63,6 +63,8 @@ export interface RunRow {
   finished_at: Maybe<Text>;
   os_user: Text;
   origin: Text;
+  host: Maybe<Text>;
+  db_role: Maybe<Text>;
   command: Text;
   params: Text;
   instance: Maybe<Text>;

@@ -1,0 +1,249 @@
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
+import { OpsError, UsageError } from '../src/core/errors.js';
+import type { Dialect, Param, RunResult, SqlDriver, Statement } from './driver.js';
+import type { Reply, Request, WorkerConfig } from './pg-worker.js';
+import { PG_GRANTS, PG_MIGRATIONS, PG_SCHEMA, PG_USER_ROLE } from './pg-migrations.js';
+
+const dialect: Dialect = { name: 'postgres', insertOrder: 'id' };
+
+export interface PgTarget {
+  host: string;
+  port: number;
+  user: string;
+  database: string;
+}
+
+/**
+ * postgres://ROLE@HOST[:PORT]/DB. A password in it is refused, as in instance URLs: it would show in
+ * ps, shell history and settings.json. So are parameters (?sslmode=...): nothing would pass them on.
+ */
+export function parseInventoryUrl(url: string): PgTarget {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new UsageError(`invalid inventory URL ${JSON.stringify(url)}`, 'write it as postgres://ROLE@HOST:PORT/DB');
+  }
+  if (u.protocol !== 'postgres:' && u.protocol !== 'postgresql:') throw new UsageError(`invalid inventory URL ${JSON.stringify(url)}`, 'write it as postgres://ROLE@HOST:PORT/DB');
+  if (u.password) {
+    throw new UsageError(
+      'a password in the inventory URL is refused: it would show in ps, shell history and settings',
+      'give it in OPSDECK_INVENTORY_PASSWORD, --inventory-password-file FILE (mode 600), or at the prompt',
+    );
+  }
+  if (u.search || u.hash) throw new UsageError(`connection parameters in the inventory URL are not passed on: ${u.search}${u.hash}`, 'write it as postgres://ROLE@HOST:PORT/DB');
+  const database = decodeURIComponent(u.pathname.replace(/^\//, ''));
+  const user = decodeURIComponent(u.username);
+  if (!user || !database || !u.hostname) throw new UsageError(`the inventory URL ${JSON.stringify(url)} needs a role, a host and a database`, 'write it as postgres://ROLE@HOST:PORT/DB');
+  return { host: u.hostname.replace(/^\[|\]$/g, ''), port: u.port ? Number(u.port) : 5432, user, database };
+}
+
+export const formatTarget = (t: PgTarget) => `postgres://${encodeURIComponent(t.user)}@${t.host.includes(':') ? `[${t.host}]` : t.host}:${t.port}/${encodeURIComponent(t.database)}`;
+
+/** `?` placeholders as PostgreSQL numbers them ($1, $2, ...); a `?` inside a quoted literal stays. */
+export function numberPlaceholders(sql: string): string {
+  let n = 0;
+  let out = '';
+  let quote: string | null = null;
+  for (const ch of sql) {
+    if (quote) {
+      if (ch === quote) quote = null;
+      out += ch;
+    } else if (ch === "'" || ch === '"') {
+      quote = ch;
+      out += ch;
+    } else out += ch === '?' ? `$${++n}` : ch;
+  }
+  return out;
+}
+
+/** The worker's compiled file: beside this one, or under inventory/ when this code is in the console's bundle. */
+function workerFile(): string {
+  for (const rel of ['./pg-worker.js', './inventory/pg-worker.js']) {
+    const f = fileURLToPath(new URL(rel, import.meta.url));
+    if (existsSync(f)) return f;
+  }
+  throw new OpsError('the PostgreSQL inventory worker (dist/inventory/pg-worker.js) is missing', 1, 'build opsdeck again: npm run build');
+}
+
+/** A query the server refused, with its SQLSTATE (42501: not allowed; P0001: raised by a trigger). */
+export class PgError extends Error {
+  constructor(
+    message: string,
+    readonly code?: string,
+  ) {
+    super(message);
+    this.name = 'PgError';
+  }
+}
+
+/**
+ * The team inventory: a schema `opsdeck` in a PostgreSQL database of the team's, reached with pg from
+ * a worker thread and called synchronously. One connection per process: it holds the instance locks.
+ */
+export class PgDriver implements SqlDriver {
+  readonly dialect = dialect;
+  readonly where: string;
+  private readonly worker: Worker;
+  private readonly port: MessagePort;
+  private readonly flag: Int32Array;
+  private readonly names = new Map<string, { name: string; text: string }>();
+  private statements = new Map<string, Statement>();
+  private depth = 0;
+
+  /** `forInit`: team init, which makes the schema; everyone else needs it there and up to date. */
+  constructor(target: PgTarget, password: string | undefined, opts: { connectTimeoutMs?: number; forInit?: boolean } = {}) {
+    this.where = formatTarget(target);
+    const counter = new SharedArrayBuffer(4);
+    this.flag = new Int32Array(counter);
+    const { port1, port2 } = new MessageChannel();
+    this.port = port1;
+    const config: WorkerConfig = { ...target, password, connectTimeoutMs: opts.connectTimeoutMs ?? 10_000 };
+    this.worker = new Worker(workerFile(), { workerData: { counter, port: port2, config }, transferList: [port2] });
+    // The process may end while the connection is open (cron, a crash): the server then drops the
+    // session and its locks; the worker must not keep the process alive.
+    this.worker.unref();
+    const r = this.call({ op: 'connect' });
+    if (!r.ok) {
+      this.stop();
+      throw connectError(this.where, target, password, r);
+    }
+    this.exec(`SET search_path = ${PG_SCHEMA}, pg_catalog`);
+    if (!opts.forInit) this.checkSchema(target);
+  }
+
+  private call(m: Request): Reply {
+    const before = Atomics.load(this.flag, 0);
+    this.port.postMessage(m);
+    const deadline = Date.now() + 300_000;
+    for (;;) {
+      Atomics.wait(this.flag, 0, before, 1000);
+      const got = receiveMessageOnPort(this.port);
+      if (got) return got.message as Reply;
+      if (Date.now() > deadline) throw new OpsError(`the inventory at ${this.where} did not answer within 5 minutes`);
+    }
+  }
+
+  private query(sql: string, params: Param[]): { rows: Record<string, unknown>[]; rowCount: number } {
+    let named = this.names.get(sql);
+    if (!named) {
+      named = { name: `opsdeck_${this.names.size + 1}`, text: numberPlaceholders(sql) };
+      this.names.set(sql, named);
+    }
+    const r = this.call({ op: 'query', name: named.name, sql: named.text, params });
+    if (!r.ok) throw new PgError(r.message, r.code);
+    return r;
+  }
+
+  prepare(sql: string): Statement {
+    let st = this.statements.get(sql);
+    if (!st) {
+      st = {
+        all: (...p: Param[]) => this.query(sql, p).rows,
+        get: (...p: Param[]) => this.query(sql, p).rows[0],
+        run: (...p: Param[]): RunResult => ({ changes: this.query(sql, p).rowCount }),
+      };
+      this.statements.set(sql, st);
+    }
+    return st;
+  }
+
+  exec(sql: string): void {
+    const r = this.call({ op: 'exec', sql });
+    if (!r.ok) throw new PgError(r.message, r.code);
+  }
+
+  transaction<T>(fn: () => T): () => T {
+    return () => {
+      const sp = `opsdeck_sp${this.depth}`;
+      this.exec(this.depth === 0 ? 'BEGIN' : `SAVEPOINT ${sp}`);
+      this.depth++;
+      try {
+        const out = fn();
+        this.depth--;
+        this.exec(this.depth === 0 ? 'COMMIT' : `RELEASE SAVEPOINT ${sp}`);
+        return out;
+      } catch (err) {
+        this.depth--;
+        this.exec(this.depth === 0 ? 'ROLLBACK' : `ROLLBACK TO SAVEPOINT ${sp}`);
+        throw err;
+      }
+    };
+  }
+
+  close(): void {
+    this.call({ op: 'end' });
+    this.stop();
+  }
+
+  private stop(): void {
+    this.port.close();
+    void this.worker.terminate();
+  }
+
+  /** The schema's version, or null when there is none (team init not run on this database). */
+  schemaVersion(): number | null {
+    const has = this.prepare(`SELECT to_regclass('${PG_SCHEMA}.schema_version') IS NOT NULL AS ok`).get() as { ok: boolean };
+    if (!has.ok) return null;
+    return (this.prepare('SELECT max(version) AS v FROM schema_version').get() as { v: number | null }).v ?? 0;
+  }
+
+  private checkSchema(t: PgTarget): void {
+    const v = this.schemaVersion();
+    if (v === null) {
+      this.stop();
+      throw new OpsError(
+        `the database ${t.database} at ${t.host}:${t.port} holds no opsdeck inventory (no schema ${PG_SCHEMA})`,
+        1,
+        `create it once, as a role that may create schemas and roles: opsdeck team init --inventory ${this.where}`,
+      );
+    }
+    if (v !== PG_MIGRATIONS.length) {
+      this.stop();
+      throw new OpsError(
+        v < PG_MIGRATIONS.length
+          ? `the inventory at ${this.where} is at schema version ${v}; this opsdeck needs ${PG_MIGRATIONS.length}`
+          : `the inventory at ${this.where} is at schema version ${v}, newer than this opsdeck knows (${PG_MIGRATIONS.length})`,
+        1,
+        v < PG_MIGRATIONS.length ? `upgrade it, as the schema's owner: opsdeck team init --inventory ${this.where}` : 'upgrade opsdeck on this machine',
+      );
+    }
+  }
+
+  /**
+   * team init: the schema, its migrations and the grants to opsdeck_user, in one transaction; two
+   * running at once take turns (an advisory lock), the second finding nothing to do.
+   * Returns the versions before and after.
+   */
+  init(): { from: number; to: number } {
+    return this.transaction(() => {
+      this.exec(`SELECT pg_advisory_xact_lock(hashtext('opsdeck team init'))`);
+      // Roles are the cluster's, not the database's: another inventory on the same server may have made it.
+      this.exec(`DO $$ BEGIN CREATE ROLE ${PG_USER_ROLE} NOLOGIN; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$`);
+      this.exec(`CREATE SCHEMA IF NOT EXISTS ${PG_SCHEMA}`);
+      this.exec(`CREATE TABLE IF NOT EXISTS ${PG_SCHEMA}.schema_version (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now(), applied_by TEXT NOT NULL DEFAULT session_user)`);
+      const from = this.schemaVersion() ?? 0;
+      for (let v = from; v < PG_MIGRATIONS.length; v++) {
+        this.exec(PG_MIGRATIONS[v]);
+        this.prepare('INSERT INTO schema_version (version) VALUES (?)').run(v + 1);
+      }
+      this.exec(PG_GRANTS);
+      return { from, to: PG_MIGRATIONS.length };
+    })();
+  }
+}
+
+function connectError(where: string, t: PgTarget, password: string | undefined, r: Extract<Reply, { ok: false }>): OpsError {
+  const pwHint = 'give the password in OPSDECK_INVENTORY_PASSWORD, --inventory-password-file FILE (mode 600), or at the prompt';
+  if (r.code === '28P01' || /password authentication failed/.test(r.message))
+    return new OpsError(`cannot log in to the inventory at ${where}: wrong password for role ${t.user} (or no such role)`, 1, pwHint);
+  if (!password && /password|SASL/i.test(r.message)) return new OpsError(`the inventory at ${where} asks for a password for role ${t.user} and none was given`, 1, pwHint);
+  if (r.code === '3D000')
+    return new OpsError(`the database ${t.database} does not exist on ${t.host}:${t.port}`, 1, `create it (createdb ${t.database}), then: opsdeck team init --inventory ${where}`);
+  if (r.code === '28000') return new OpsError(`the server at ${t.host}:${t.port} refuses role ${t.user}: ${r.message}`, 1, 'ask its administrator for a pg_hba.conf entry and a role');
+  if (/ECONNREFUSED|ENOTFOUND|EHOSTUNREACH|ETIMEDOUT|timeout/i.test(`${r.code} ${r.message}`))
+    return new OpsError(`cannot reach the inventory at ${where}: ${r.message}`, 1, 'check the host and port in the inventory URL, and that PostgreSQL is running and reachable from here');
+  return new OpsError(`cannot open the inventory at ${where}: ${r.message}`, 1);
+}
