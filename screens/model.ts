@@ -6,7 +6,7 @@ import type { Sampler } from '../src/health/sampler.js';
 import { operations, type App } from '../src/app/app.js';
 import type { Plan } from '../src/core/plan.js';
 import { errorMessage, OpsError, UsageError } from '../src/core/errors.js';
-import { reduceRun, type RunState } from './runState.js';
+import { reduceRun, type LoggedCommand, type RunState } from './runState.js';
 
 export interface InstanceRow extends Instance {
   protected: boolean;
@@ -71,7 +71,12 @@ export class UiModel {
     this.sampler = opts.sampler;
     this.state = { inventoryFile: app.inv.file, instances: [], hostCount: 0, envs: [], env: '' };
     this.reload();
-    app.engine.subscribe((e) => this.set({ run: reduceRun(this.state.run, e) }));
+    app.engine.subscribe((e) => {
+      const run = reduceRun(this.state.run, e);
+      // The session's command log (:log) outlives each run's view.
+      if (e.type === 'command' && run) this.commandLog = [...this.commandLog, run.commands[run.commands.length - 1]].slice(-1000);
+      this.set({ run });
+    });
   }
 
   subscribe = (l: () => void) => {
@@ -115,6 +120,9 @@ export class UiModel {
   byName(name: string): InstanceRow | undefined {
     return this.index.get(name);
   }
+
+  /** Every command the console's runs ran this session, oldest first (:log). */
+  commandLog: LoggedCommand[] = [];
 
   runs(): RunRecord[] {
     return this.app.inv.listRuns(500);
@@ -218,6 +226,7 @@ export class UiModel {
             instance,
             steps: plan.steps.map((s) => ({ name: s.name, title: s.title, status: 'pending' })),
             logs: [{ level: 'error', message: errorMessage(err) }],
+            commands: [],
             startedAt: Date.now(),
             finished: { status: 'failed', error: errorMessage(err), exitCode: 1, ms: 0 },
           },

@@ -38,6 +38,13 @@ export const run: ScreenDef<'run'> = {
           ctx.nav.sel.compare = 0;
         },
       },
+      {
+        keys: ['l'],
+        label: 'l',
+        hint: 'the commands it ran',
+        when: () => (model.getState().run?.commands.length ?? 0) > 0,
+        run: () => ctx.push({ kind: 'log', run: true }),
+      },
       { keys: ['ctrl-c'], label: 'ctrl-c', hint: 'cancel (rolls back)', when: () => model.running, run: () => model.cancel() },
       help(ctx),
       quit(ctx),

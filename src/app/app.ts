@@ -20,6 +20,7 @@ export interface GlobalOpts {
   yes?: boolean;
   json?: boolean;
   dryRun?: boolean;
+  verbose?: boolean;
 }
 
 export interface App extends Deps {

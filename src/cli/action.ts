@@ -2,6 +2,8 @@ import type { Command } from 'commander';
 import { EXIT, OpsError, errorMessage } from '../core/errors.js';
 import { printableText } from '../core/display.js';
 import { openApp, type App, type GlobalOpts } from '../app/app.js';
+import { commandText } from '../present/commands.js';
+import { withCommandSink, type CommandRecord } from '../remote/command-log.js';
 
 /** Output of a command: what --json prints, and the text for people. */
 export interface Output {
@@ -37,13 +39,20 @@ export function makeAct(done: (exitCode: number) => void): Act {
       let app: App | undefined;
       try {
         app = openApp(g.home);
-        done(printOutput(await fn(app, g, ...params), g));
+        const opened = app;
+        const body = () => fn(opened, g, ...params);
+        done(printOutput(await (g.verbose ? withCommandSink(printCommand, body) : body()), g));
       } catch (err) {
         done(reportError(err, g));
       } finally {
         await app?.close().catch(() => {});
       }
     };
+}
+
+/** --verbose: each command as it ends, on stderr (over a progress line, which the next update redraws). */
+function printCommand(c: CommandRecord): void {
+  process.stderr.write(`${process.stderr.isTTY ? '\r\x1b[K' : ''}${printableText(commandText(c))}\n`);
 }
 
 function printOutput(out: Output, g: GlobalOpts): number {

@@ -33,6 +33,7 @@ export function buildProgram(done: (exitCode: number) => void = () => {}): Comma
     .option('--yes', 'answer every confirmation (for cron); --yes on a terminal-less run never waits')
     .option('--json', 'print one JSON document (the result) on stdout; progress goes to stderr')
     .option('--dry-run', 'print the plan and change nothing')
+    .option('-v, --verbose', 'print every command opsdeck runs on stderr: where, the line to run it again by hand (secrets as ***), exit status, time, bytes')
     .showHelpAfterError('(run opsdeck --help for usage)')
     .exitOverride();
   program.configureOutput({ writeErr: (s) => process.stderr.write(s) });

@@ -4,6 +4,7 @@ export type RunEvent =
   | { type: 'step-started'; index: number; name: string; title: string; at: number }
   | { type: 'progress'; index: number; name: string; bytes: number; total?: number; rate?: number; at: number }
   | { type: 'log'; index: number | null; level: 'info' | 'warn' | 'error'; message: string; at: number }
+  | { type: 'command'; index: number | null; where: string; line: string; code: number | null; signal: string | null; ms: number; bytesIn: number; bytesOut: number; at: number }
   | { type: 'step-done'; index: number; name: string; ms: number; at: number }
   | { type: 'step-failed'; index: number; name: string; error: string; hint?: string; at: number }
   | { type: 'undo-started'; index: number; name: string; at: number }

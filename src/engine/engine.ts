@@ -2,6 +2,7 @@ import { describeHalfRestored, type HalfRestored, type Inventory } from '../../i
 import { EXIT, LockedError, OpsError, errorMessage } from '../core/errors.js';
 import type { Listener, RunEvent } from '../core/events.js';
 import type { Plan, StepContext } from '../core/plan.js';
+import { withCommandSink } from '../remote/command-log.js';
 
 export interface RunOutcome<R> {
   status: 'ok' | 'failed' | 'rolled-back' | 'dry-run';
@@ -100,7 +101,7 @@ export class Engine {
         this.emit({ type: 'step-started', index: i, name: step.name, title: step.title, at: started });
         try {
           if (ac.signal.aborted) throw cancelled();
-          await step.run(this.context(plan, i, ac.signal, runId));
+          await this.commandsOf(i, () => step.run(this.context(plan, i, ac.signal, runId)));
           done.push(i);
           this.inv.addStep({ runId, seq: i, name: step.name, title: step.title, status: 'done', startedAt, finishedAt: new Date().toISOString(), error: null });
           this.emit({ type: 'step-done', index: i, name: step.name, ms: Date.now() - started, at: Date.now() });
@@ -157,7 +158,7 @@ export class Engine {
       opts.signal?.removeEventListener('abort', onAbort);
       // What finally does (a drill's report, closing streams) must not fail the run that already
       // ended, but its failure is said and kept in the audit trail, never dropped.
-      await plan.finally?.(plan.state, status).catch((err: unknown) => {
+      await this.commandsOf(null, async () => plan.finally?.(plan.state, status)).catch((err: unknown) => {
         const message = `after the run: ${errorMessage(err)}`;
         this.emit({ type: 'log', index: null, level: 'error', message, at: Date.now() });
         const at = new Date().toISOString();
@@ -179,7 +180,7 @@ export class Engine {
       const startedAt = new Date(started).toISOString();
       this.emit({ type: 'step-started', index: i, name: step.name, title: step.title, at: started });
       try {
-        await step.run(this.context(plan, i, signal, runId));
+        await this.commandsOf(i, () => step.run(this.context(plan, i, signal, runId)));
         this.inv.addStep({ runId, seq: i, name: step.name, title: step.title, status: 'done', startedAt, finishedAt: new Date().toISOString(), error: null });
       } catch (err) {
         this.inv.addStep({ runId, seq: i, name: step.name, title: step.title, status: 'warning', startedAt, finishedAt: new Date().toISOString(), error: errorMessage(err) });
@@ -200,7 +201,7 @@ export class Engine {
       this.emit({ type: 'undo-started', index: i, name: step.name, at: Date.now() });
       try {
         await this.retryLostConnection(
-          () => step.undo!(this.context(plan, i, signal, runId)),
+          () => this.commandsOf(i, () => step.undo!(this.context(plan, i, signal, runId))),
           (message) => this.emit({ type: 'log', index: i, level: 'warn', message, at: Date.now() }),
         );
         this.inv.addStep({ runId, seq: i, name: step.name, title: `undo: ${step.title}`, status: 'undone', startedAt, finishedAt: new Date().toISOString(), error: null });
@@ -231,6 +232,11 @@ export class Engine {
         await new Promise((r) => setTimeout(r, wait));
       }
     }
+  }
+
+  /** Runs a step's work with the commands it runs reported as events of that step. */
+  private commandsOf<T>(index: number | null, fn: () => Promise<T>): Promise<T> {
+    return withCommandSink((c) => this.emit({ type: 'command', index, ...c }), fn);
   }
 
   private context<S>(plan: Plan<S, unknown>, index: number, signal: AbortSignal, runId: number | null): StepContext<S> {

@@ -1,6 +1,7 @@
 import { Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { OpsError } from '../core/errors.js';
+import { displayArgv, recordCommand } from './command-log.js';
 import { Tail, type ExecOptions, type ExecResult } from './shell.js';
 
 /** What a started command looks like, whether it runs here or on a host. */
@@ -14,6 +15,8 @@ export interface Started {
   abandon?(): void;
 }
 
+const byteLength = (b: Buffer | string) => (typeof b === 'string' ? Buffer.byteLength(b) : b.length);
+
 /** Refuses to start a command for a run that was already cancelled. */
 export function checkNotAborted(label: string, signal?: AbortSignal): void {
   if (signal?.aborted) throw new OpsError(`a command on ${label} was cancelled before it started`);
@@ -26,7 +29,12 @@ export const KILL_GRACE_MS = Number(process.env.OPSDECK_KILL_GRACE_SECONDS ?? 15
  * Feeds a started command its stdin, routes its stdout and stderr, and waits for both the exit status
  * and the end of stdout. Shared by the local and the SSH shell so both behave alike.
  */
-export async function drive(label: string, p: Started, opts: ExecOptions): Promise<ExecResult> {
+export async function drive(label: string, argv: readonly string[], p: Started, opts: ExecOptions, env: Record<string, string> = {}): Promise<ExecResult> {
+  const t0 = Date.now();
+  let bytesIn = 0;
+  let bytesOut = 0;
+  let ended: { code: number | null; signal: string | null } = { code: null, signal: null };
+  p.stdout.on('data', (b: Buffer | string) => (bytesOut += byteLength(b)));
   const errTail = new Tail();
   p.stderr.setEncoding('utf8');
   p.stderr.on('data', (s: string) => {
@@ -60,9 +68,12 @@ export async function drive(label: string, p: Started, opts: ExecOptions): Promi
       p.stdin.write(opts.secretLine + '\n');
     }
     if (opts.stdin === undefined) p.stdin.end();
-    else if (typeof opts.stdin === 'string' || Buffer.isBuffer(opts.stdin)) p.stdin.end(opts.stdin);
-    else {
+    else if (typeof opts.stdin === 'string' || Buffer.isBuffer(opts.stdin)) {
+      bytesIn += Buffer.byteLength(opts.stdin);
+      p.stdin.end(opts.stdin);
+    } else {
       const src = opts.stdin;
+      src.on('data', (b: Buffer | string) => (bytesIn += byteLength(b)));
       // Not pipeline(): a command may exit as soon as it has what it needs (tar stops at the end-of-
       // archive blocks) and close its stdin; that is judged by its exit status, not as an error here.
       await new Promise<void>((resolve, reject) => {
@@ -103,6 +114,7 @@ export async function drive(label: string, p: Started, opts: ExecOptions): Promi
   opts.signal?.addEventListener('abort', onAbort, { once: true });
   try {
     const [exit] = await Promise.race([Promise.all([p.exited, out, feed]), abandoned]);
+    ended = exit;
     if (timedOut) throw new OpsError(`a command on ${label} timed out after ${Math.round(opts.timeoutMs! / 1000)} s`);
     if (opts.signal?.aborted) throw new OpsError(`a command on ${label} was cancelled`);
     return { code: exit.code, signal: exit.signal, stdout: collected, stderr: errTail.toString() };
@@ -111,6 +123,7 @@ export async function drive(label: string, p: Started, opts: ExecOptions): Promi
     if (timedOut) throw new OpsError(`a command on ${label} timed out after ${Math.round(opts.timeoutMs! / 1000)} s`);
     throw err;
   } finally {
+    recordCommand({ where: label, line: displayArgv(argv, env), code: ended.code, signal: ended.signal, ms: Date.now() - t0, bytesIn, bytesOut, at: t0 });
     if (timer) clearTimeout(timer);
     if (grace) clearTimeout(grace);
     opts.signal?.removeEventListener('abort', onAbort);

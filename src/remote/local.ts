@@ -63,7 +63,7 @@ export class LocalShell implements Shell {
       t.unref();
       void child.finally(() => clearTimeout(t)).catch(() => {});
     };
-    return drive(this.label, { stdin: child.stdin!, stdout: child.stdout!, stderr: child.stderr!, exited, kill }, opts);
+    return drive(this.label, argv, { stdin: child.stdin!, stdout: child.stdout!, stderr: child.stderr!, exited, kill }, opts, this.env);
   }
 
   async close(): Promise<void> {}

@@ -345,7 +345,7 @@ export class SshShell implements Shell {
         )
         .finally(() => clearTimeout(grace));
     });
-    return drive(this.label, { stdin: ch, stdout: ch, stderr: ch.stderr, exited, kill: () => stop(ch), abandon: giveUp }, opts);
+    return drive(this.label, argv, { stdin: ch, stdout: ch, stderr: ch.stderr, exited, kill: () => stop(ch), abandon: giveUp }, opts);
   }
 
   async close(): Promise<void> {}
