@@ -1,7 +1,6 @@
 import { dirname } from 'node:path';
 import type { Backup, HalfRestored, Instance } from '../../inventory/index.js';
-import { DumpRewriter } from '../databases/dump-rewriter.js';
-import { LOAD_PREFIX, LOAD_SUFFIX, dumpArgv, loadArgv, loadTargetArgv, parseLoadTarget, parsePgUrl, type PgTarget } from '../databases/postgres.js';
+import { LoadStopped, parseDbUrl, type Db, type DbLoader } from '../databases/index.js';
 import { formatBytes } from '../core/events.js';
 import type { Plan, Step, StepContext, StepIO } from '../core/plan.js';
 import { CommandError, run, type Shell } from '../remote/shell.js';
@@ -23,6 +22,11 @@ export interface RestoreState {
   dbCommitted: boolean;
   /** The load's COMMIT went out: the database may hold the new data even if the load then failed. */
   commitSent?: boolean;
+  /**
+   * What the database load kept aside for an undo, as its engine says (an engine that swaps tables
+   * in keeps the old ones until the run is done); undefined: an undo loads the safety backup again.
+   */
+  dbKept?: string;
   swapped: boolean;
   /** The swapped-out tree's delete began: the swap can no longer be undone. */
   oldDeleting?: boolean;
@@ -202,8 +206,12 @@ export async function stageCode(deps: Deps, backup: Backup, target: Instance, st
   ctx.log(`code: ${tar.files} files unpacked and checked (sha256 ${m.sha256.slice(0, 12)}…)`);
 }
 
-/** Loads a stored dump in one transaction that commits only once the dump's checksum matched. */
-export async function loadDatabase(deps: Deps, backup: Backup, target: Instance, ctx: StepIO, beforeCommit?: () => Promise<void>): Promise<void> {
+/**
+ * Loads a stored dump into the target's database so that it commits only once the dump's checksum
+ * matched (how, is its engine's: PostgreSQL loads in one transaction). What the load kept aside for
+ * an undo goes to `keep`; without it, it is dropped at once.
+ */
+export async function loadDatabase(deps: Deps, backup: Backup, target: Instance, ctx: StepIO, beforeCommit?: () => Promise<void>, keep?: (kept: string) => void): Promise<void> {
   const m = backup.manifest.db!;
   const db = dbFor(deps, target);
   if (!db) throw new UsageError(`backup ${backup.id} has a database but ${target.name} has none configured`, `set one with: opsdeck instance add ... --db URL`);
@@ -213,56 +221,61 @@ export async function loadDatabase(deps: Deps, backup: Backup, target: Instance,
     m.role ??
     (() => {
       const url = deps.inv.getInstance(backup.instance)?.dbUrl;
-      return url ? parsePgUrl(url).user : undefined;
+      return url ? parseDbUrl(url).user : undefined;
     })();
-  const rewrite = await rewriterFor(shell, db, dumpedAs, ctx);
-  const meter = new Meter({ onBytes: (n) => ctx.progress(n, m.bytes), rewrite });
-  meter.out.write(LOAD_PREFIX);
-  const argv = loadArgv(db.target);
-  await relay(
+  const loader = await db.engine.loader(shell, db, { kind: m.kind, role: dumpedAs }, ctx.signal);
+  const meter = new Meter({ onBytes: (n) => ctx.progress(n, m.bytes), rewrite: loader });
+  await runLoad(
+    loader,
     meter,
     (sink, signal) => deps.store.dump(m.snapshot, storedStream(backup, 'db').file, sink, signal),
-    async (src, signal) => {
-      const res = await shell.exec(argv, { stdin: src, secretLine: db.password, signal });
-      if (res.code === 3) throw new LoadStopped(shell.label, ['psql'], res);
-      if (res.code !== 0) throw new CommandError(shell.label, ['psql'], res);
-    },
-    {
-      signal: ctx.signal,
-      beforeEnd: async () => {
-        checkDigest('database dump', meter, m);
-        meter.out.write(rewrite.flush());
-        // The transaction stays open until the caller lets it commit (the staged code tree is complete).
-        await beforeCommit?.();
-        meter.out.write(LOAD_SUFFIX);
-      },
-    },
+    ctx,
+    () => checkDigest('database dump', meter, m),
+    beforeCommit,
   );
-  ctx.log(`database: ${Object.keys(m.tables).length} tables loaded in one transaction`);
-  logUnmapped(ctx, rewrite);
+  ctx.log(`database: ${Object.keys(m.tables).length} tables loaded ${loader.how}`);
+  logUnmapped(ctx, loader);
+  await keptAside(shell, db, loader, keep);
 }
 
 /**
- * psql exits 3 when ON_ERROR_STOP stopped the script at a failed statement: the statements after it,
- * the COMMIT among them, never ran, so the load did not commit even if the COMMIT was sent.
+ * Drives one load: the loader's head, the dump through the Meter (hashed, then mapped by the loader),
+ * and, only once the producer ended cleanly and `check` accepted what passed, the loader's finish,
+ * the caller's go-ahead and the commit. Anything short of that never commits.
  */
-export class LoadStopped extends CommandError {}
-
-/**
- * Reads the roles and kept extensions of the database a dump loads into, for mapping the dump's
- * owners and grants there (same instance: nothing to map, unless a role was dropped since).
- */
-async function rewriterFor(shell: Shell, db: { target: PgTarget; password: string }, dumpedAs: string | undefined, ctx: StepIO): Promise<DumpRewriter> {
-  const res = await shell.exec(loadTargetArgv(db.target), { secretLine: db.password, signal: ctx.signal });
-  if (res.code !== 0) throw new CommandError(shell.label, ['psql'], res);
-  const t = parseLoadTarget(res.stdout);
-  if (dumpedAs && dumpedAs !== t.role) ctx.log(`database: what ${dumpedAs} owns in the dump, ${t.role} owns here`);
-  return new DumpRewriter(t, dumpedAs);
+async function runLoad(
+  loader: DbLoader,
+  meter: Meter,
+  produce: (sink: Meter, signal: AbortSignal) => Promise<void>,
+  ctx: StepIO,
+  check?: () => void,
+  beforeCommit?: () => Promise<void>,
+): Promise<void> {
+  for (const line of loader.before) ctx.log(`database: ${line}`);
+  meter.out.write(loader.head);
+  await relay(meter, produce, (input, signal) => loader.run(input, signal), {
+    signal: ctx.signal,
+    beforeEnd: async () => {
+      check?.();
+      meter.out.write(loader.finish());
+      // The load stays uncommitted until the caller lets it (the staged code tree is complete).
+      await beforeCommit?.();
+      meter.out.write(loader.commit);
+    },
+  });
 }
 
-/** What the load could not give back as the dump had it: said in the run log, not a failure. */
-function logUnmapped(ctx: StepIO, rewrite: DumpRewriter): void {
-  for (const n of rewrite.notes()) ctx.log(`database: not as in the source: ${n}`, 'warn');
+/** What the load could not give back as the source had it: said in the run log, not a failure. */
+function logUnmapped(ctx: StepIO, loader: DbLoader): void {
+  for (const n of loader.notes()) ctx.log(`database: not as in the source: ${n}`, 'warn');
+}
+
+/** Hands what the load kept for an undo to `keep`, or drops it when the caller has no use for it. */
+async function keptAside(shell: Shell, db: Db, loader: DbLoader, keep?: (kept: string) => void): Promise<void> {
+  const kept = loader.kept();
+  if (kept === undefined) return;
+  if (keep) keep(kept);
+  else await db.engine.dropKept(shell, db, kept);
 }
 
 /** Streams a live instance's tree straight into a staging directory on another host. */
@@ -288,40 +301,31 @@ export async function stageCodeFrom(deps: Deps, source: Instance, target: Instan
   ctx.log(`code: ${tar.files} files copied from ${source.name}`);
 }
 
-/** pg_dump of a live instance straight into the target's one-transaction load. */
-export async function loadDatabaseFrom(deps: Deps, source: Instance, target: Instance, ctx: StepIO, beforeCommit?: () => Promise<void>): Promise<void> {
+/** The dump of a live instance straight into the target's load, which commits only once the dump ended cleanly. */
+export async function loadDatabaseFrom(deps: Deps, source: Instance, target: Instance, ctx: StepIO, beforeCommit?: () => Promise<void>, keep?: (kept: string) => void): Promise<void> {
   const src = dbFor(deps, source)!;
   const dst = dbFor(deps, target);
   if (!dst) throw new UsageError(`${target.name} has no database configured`);
   const from = loginShellFor(deps, source);
   const to = loginShellFor(deps, target);
-  const rewrite = await rewriterFor(to, dst, src.target.user, ctx);
-  const meter = new Meter({ onBytes: (n) => ctx.progress(n), rewrite });
-  meter.out.write(LOAD_PREFIX);
-  const dump = dumpArgv(src.target);
-  await relay(
+  const loader = await dst.engine.loader(to, dst, { kind: src.engine.kind, role: src.target.user }, ctx.signal);
+  const meter = new Meter({ onBytes: (n) => ctx.progress(n), rewrite: loader });
+  const dump = src.engine.dumpArgv(src.target);
+  // The commit goes only after the dump exited 0 (a dump cut short never commits) and the caller let it.
+  await runLoad(
+    loader,
     meter,
     async (sink, signal) => {
       const res = await from.exec(dump, { stdout: sink, secretLine: src.password, signal });
       if (res.code !== 0) throw new CommandError(from.label, dump, res);
     },
-    async (stdin, signal) => {
-      const res = await to.exec(loadArgv(dst.target), { stdin, secretLine: dst.password, signal });
-      if (res.code === 3) throw new LoadStopped(to.label, ['psql'], res);
-      if (res.code !== 0) throw new CommandError(to.label, ['psql'], res);
-    },
-    // COMMIT goes only after pg_dump exited 0 (a dump cut short never commits) and the caller let it.
-    {
-      signal: ctx.signal,
-      beforeEnd: async () => {
-        meter.out.write(rewrite.flush());
-        await beforeCommit?.();
-        meter.out.write(LOAD_SUFFIX);
-      },
-    },
+    ctx,
+    undefined,
+    beforeCommit,
   );
-  ctx.log(`database copied from ${source.name} in one transaction`);
-  logUnmapped(ctx, rewrite);
+  ctx.log(`database copied from ${source.name} ${loader.how}`);
+  logUnmapped(ctx, loader);
+  await keptAside(to, dst, loader, keep);
 }
 
 function checkDigest(what: string, meter: Meter, m: { bytes: number; sha256: string }): void {
@@ -364,6 +368,8 @@ export function restoreSteps(deps: Deps): RestoreSteps {
         const p = await shell.exec(['test', '-d', parent]);
         if (p.code !== 0) throw new UsageError(`the parent directory ${parent} of ${target.path} does not exist on ${target.host}`, 'create it on the host first');
         await checkTreeUser(deps, ctx.state, (line, level) => ctx.log(line, level));
+        const db = hasDb(ctx.state) ? dbFor(deps, target) : undefined;
+        if (db) await db.engine.checkLoad(loginShellFor(deps, target), db, ctx.signal);
         const m = from.backup?.manifest.code;
         const tree = from.live ? await treeSize(deps, from.live) : { bytes: m?.bytes ?? 0, entries: m ? (m.files ?? 0) + (m.dirs ?? 0) + (m.symlinks ?? 0) : 0 };
         const code = hasCode(ctx.state) ? tree : { bytes: 0, entries: 0 };
@@ -425,8 +431,9 @@ export function restoreSteps(deps: Deps): RestoreSteps {
             ctx.log(`safety backup ${id} taken${manifest.code ? '' : ' (database; the code tree is kept aside until the new one is in place)'}`);
             if (!hasDb(ctx.state)) return;
             try {
-              if (from.live) await loadDatabaseFrom(deps, from.live, target, sub(2, signal), () => beforeCommit(signal));
-              else await loadDatabase(deps, from.backup, target, sub(2, signal), () => beforeCommit(signal));
+              const keep = (kept: string) => (ctx.state.dbKept = kept);
+              if (from.live) await loadDatabaseFrom(deps, from.live, target, sub(2, signal), () => beforeCommit(signal), keep);
+              else await loadDatabase(deps, from.backup, target, sub(2, signal), () => beforeCommit(signal), keep);
             } catch (err) {
               // Stopped at a failed statement: the COMMIT never ran, there is nothing to put back.
               if (err instanceof LoadStopped) ctx.state.commitSent = false;
@@ -449,8 +456,15 @@ export function restoreSteps(deps: Deps): RestoreSteps {
       undo: async (ctx) => {
         const { safety, target, staging } = ctx.state;
         await run(shellFor(deps, target), ['rm', '-rf', '--', staging]);
-        // Only a load whose COMMIT went out may have changed the database; put the safety copy back over it.
-        if ((ctx.state.dbCommitted || ctx.state.commitSent) && safety?.manifest.db) await loadDatabase(deps, safety, target, ctx);
+        // Only a load whose COMMIT went out may have changed the database: put back what it kept aside,
+        // else the safety copy over it.
+        if (!(ctx.state.dbCommitted || ctx.state.commitSent)) return;
+        const kept = ctx.state.dbKept;
+        if (kept !== undefined) {
+          const db = dbFor(deps, target)!;
+          await db.engine.putBack(loginShellFor(deps, target), db, kept);
+          ctx.state.dbKept = undefined;
+        } else if (safety?.manifest.db) await loadDatabase(deps, safety, target, ctx);
       },
     },
     swap: {
@@ -513,6 +527,13 @@ export function restoreSteps(deps: Deps): RestoreSteps {
       // The one step that cannot be undone: the engine runs it last, after every step that can fail.
       final: true,
       run: async (ctx) => {
+        const kept = ctx.state.dbKept;
+        if (kept !== undefined) {
+          // The run is done: what the load kept for an undo goes.
+          const db = dbFor(deps, ctx.state.target)!;
+          await db.engine.dropKept(loginShellFor(deps, ctx.state.target), db, kept);
+          ctx.state.dbKept = undefined;
+        }
         if (!ctx.state.swapped) return;
         ctx.state.oldDeleting = true;
         // Detached: deleting 20,000 files takes seconds and decides nothing. The next restore's swap

@@ -132,8 +132,8 @@ export interface DbEngine {
 
   /** Logs in as every later action will and checks what they need; undefined when all is well. */
   checkAccess(shell: Shell, db: Db, timeoutMs: number): Promise<AccessProblem | undefined>;
-  /** Whether a restore can load here, asked before anything changes: why not, or undefined. */
-  loadProblem(shell: Shell, db: Db, signal?: AbortSignal): Promise<string | undefined>;
+  /** Before anything changes: refuses (an OpsError saying why and what to grant) a load the role could not complete. */
+  checkLoad(shell: Shell, db: Db, signal?: AbortSignal): Promise<void>;
 
   /** The whole database as one stream on stdout; the password is the first line of stdin. */
   dumpArgv(t: DbTarget): string[];

@@ -97,7 +97,7 @@ export const postgresEngine: DbEngine = {
   },
   // What a restore needs (not a superuser, nothing of other roles' in the way) is checked inside the
   // load's one transaction, which changes nothing when it refuses.
-  loadProblem: async () => undefined,
+  checkLoad: async () => {},
 
   dumpArgv: (t) => dumpArgv(pg(t)),
   rowCounter: () => new CopyCounter(),
