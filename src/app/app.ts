@@ -20,6 +20,9 @@ export interface GlobalOpts {
   yes?: boolean;
   json?: boolean;
   dryRun?: boolean;
+  /** A team inventory (postgres://ROLE@HOST:PORT/DB) and its password file; read by useInventoryFlags before openApp. */
+  inventory?: string;
+  inventoryPasswordFile?: string;
   verbose?: boolean;
 }
 

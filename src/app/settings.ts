@@ -1,6 +1,7 @@
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { OpsError, UsageError } from '../core/errors.js';
+import { parseInventoryUrl } from '../../inventory/postgres.js';
 
 export interface Settings {
   /** Where backups go: a path or any restic backend URL (default: store/ in the home). */
@@ -8,9 +9,11 @@ export interface Settings {
   connectTimeoutMs: number;
   /** Health panel refresh interval. */
   refreshMs: number;
+  /** A team inventory, postgres://ROLE@HOST:PORT/DB; empty: the SQLite file in the home. */
+  inventory: string;
 }
 
-const defaults: Settings = { storeRepository: '', connectTimeoutMs: 15000, refreshMs: 3000 };
+const defaults: Settings = { storeRepository: '', connectTimeoutMs: 15000, refreshMs: 3000, inventory: '' };
 
 /**
  * Settings that are not inventory live in settings.json in the opsdeck home. Read and written here
@@ -62,6 +65,10 @@ export function saveSetting(home: string, key: string, value: string, hasBackups
         'backups are recorded in the current store: changing storeRepository would lose track of them',
         'set it before the first backup, or keep a second opsdeck home for the new store',
       );
+    settings[key] = value;
+  } else if (key === 'inventory') {
+    // Checked here (no password, no parameters); whether it can be reached shows at the next command.
+    if (value) parseInventoryUrl(value);
     settings[key] = value;
   } else {
     throw new UsageError(`unknown setting ${JSON.stringify(key)}`, `the settings are: ${Object.keys(defaults).join(', ')}`);

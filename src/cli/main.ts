@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { EXIT } from '../core/errors.js';
 import { makeAct, reportError, type Act } from './action.js';
+import { useInventoryFlags } from './options.js';
 import * as backup from './commands/backup.js';
 import * as cron from './commands/cron.js';
 import * as deploy from './commands/deploy.js';
@@ -14,6 +15,7 @@ import * as notify from './commands/notify.js';
 import * as restore from './commands/restore.js';
 import * as runs from './commands/runs.js';
 import * as settings from './commands/settings.js';
+import * as team from './commands/team.js';
 import * as unlock from './commands/unlock.js';
 import * as watch from './commands/watch.js';
 
@@ -21,7 +23,7 @@ import * as watch from './commands/watch.js';
 export { parseMetrics } from './options.js';
 
 /** The command groups, in the order --help lists them. */
-const GROUPS: { register(program: Command, act: Act): void }[] = [env, host, instance, deploy, backup, restore, watch, cron, health, drill, notify, inventory, settings, unlock, runs];
+const GROUPS: { register(program: Command, act: Act): void }[] = [env, host, instance, deploy, backup, restore, watch, cron, health, drill, notify, inventory, settings, unlock, runs, team];
 
 /** The program with its global options and every command; each command's exit code goes to `done`. */
 export function buildProgram(done: (exitCode: number) => void = () => {}): Command {
@@ -33,10 +35,14 @@ export function buildProgram(done: (exitCode: number) => void = () => {}): Comma
     .option('--yes', 'answer every confirmation (for cron); --yes on a terminal-less run never waits')
     .option('--json', 'print one JSON document (the result) on stdout; progress goes to stderr')
     .option('--dry-run', 'print the plan and change nothing')
+    .option('--inventory <url>', 'a team inventory: postgres://ROLE@HOST:PORT/DB (default $OPSDECK_INVENTORY, the setting inventory, else SQLite in the home)')
+    .option('--inventory-password-file <file>', 'the password of the inventory role, in a file of mode 600 (else $OPSDECK_INVENTORY_PASSWORD, ~/.pgpass or the prompt)')
     .option('-v, --verbose', 'print every command opsdeck runs on stderr: where, the line to run it again by hand (secrets as ***), exit status, time, bytes')
     .showHelpAfterError('(run opsdeck --help for usage)')
     .exitOverride();
   program.configureOutput({ writeErr: (s) => process.stderr.write(s) });
+  // The inventory's place and password, before any command opens it.
+  program.hook('preAction', (_p, cmd) => useInventoryFlags(cmd.optsWithGlobals()));
   const act = makeAct(done);
   for (const group of GROUPS) group.register(program, act);
   return program;
