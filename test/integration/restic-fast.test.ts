@@ -1,0 +1,46 @@
+import { execa } from 'execa';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { FAST_N, poly1305 } from '../../fixtures/restic-fast.js';
+import { Store } from '../../src/store/restic.js';
+import { newHome } from '../helpers.js';
+
+const restic = (home: string, args: string[], passwordFile = join(home, 'store.pass')) =>
+  execa('restic', ['--no-cache', ...args], { reject: false, env: { RESTIC_REPOSITORY: join(home, 'store'), RESTIC_PASSWORD_FILE: passwordFile } });
+const keyParams = (home: string) => readdirSync(join(home, 'store', 'keys')).map((f) => JSON.parse(readFileSync(join(home, 'store', 'keys', f), 'utf8')) as { kdf: string; N: number });
+
+describe("test homes' low-cost restic key (fixtures/restic-fast.ts)", () => {
+  it('computes Poly1305 as RFC 8439 says (its section 2.5.2 example)', () => {
+    const key = Buffer.from('85d6be7857556d337f4452fe42d506a80103808afb0db2fd4abff6af4149f51b', 'hex');
+    const tag = poly1305(Buffer.from('Cryptographic Forum Research Group'), key.subarray(0, 16), key.subarray(16));
+    expect(tag.toString('hex')).toBe('a8061dc1305136c6c22b8baf0c0127a9');
+  });
+
+  it("opens a test home's store with its password, refuses a wrong one, and the store takes a backup", async () => {
+    const home = newHome();
+    // One key, of the low cost, in a repository restic made.
+    expect(keyParams(home)).toEqual([expect.objectContaining({ kdf: 'scrypt', N: FAST_N })]);
+    const config = await restic(home, ['cat', 'config']);
+    expect(config.exitCode, config.stderr).toBe(0);
+    expect(JSON.parse(config.stdout)).toMatchObject({ version: expect.any(Number), id: expect.stringMatching(/^[0-9a-f]{64}$/) });
+
+    const wrong = join(home, 'wrong.pass');
+    writeFileSync(
+      wrong,
+      readFileSync(join(home, 'store.pass'), 'utf8').replace(/^./, (c) => (c === 'A' ? 'B' : 'A')),
+    );
+    const refused = await restic(home, ['cat', 'config'], wrong);
+    expect(refused.exitCode).not.toBe(0);
+    expect(refused.stderr).toMatch(/wrong password or no key found/);
+
+    // opsdeck takes it as its store: no new repository, a snapshot in this one.
+    const store = new Store(home);
+    await store.ensure();
+    const snap = await store.backup(Readable.from([Buffer.from('hello\n')]), 'hello.txt', ['test=fast-key']);
+    // restic 0.14's summary gives the short id.
+    expect(await store.snapshotsTagged('test=fast-key')).toEqual([expect.stringMatching(new RegExp(`^${snap.snapshotId}`))]);
+    expect(keyParams(home)).toHaveLength(1);
+  });
+});
