@@ -28,10 +28,10 @@ export const log: ScreenDef<'log'> = {
         <Text bold>{route.run ? 'Commands of this run' : 'Commands run from this console'}, oldest first</Text>
         <Table
           columns={[
-            { title: 'WHERE', width: 10 },
+            { title: 'WHERE', width: 8 },
             { title: 'RUN', width: 18 },
-            { title: 'ENDED', width: 26, color: (v) => (v.startsWith('exit 0') ? undefined : 'red') },
-            { title: 'COMMAND', width: Math.max(20, ctx.cols - 60) },
+            { title: 'ENDED', width: 32, color: (v) => (v.startsWith('exit 0') ? undefined : 'red') },
+            { title: 'COMMAND', width: Math.max(20, ctx.cols - 64) },
           ]}
           rows={cmds.map((c) => [c.place, c.run, c.outcome, c.line])}
           selected={ctx.selected()}

@@ -147,9 +147,21 @@ describe('console keys that start runs', () => {
     expect(f).toMatch(/code: \d+ files, \d+ bytes/);
     expect(app.inv.listBackups('keys-cmd-b')).toHaveLength(1);
     expect(app.inv.listBackups('keys-cmd-a')).toHaveLength(0);
+    // l lists the commands the run ran, on which host, and how each ended; the password as ***.
+    ui.stdin.write('l');
+    const cmds = await until(ui.lastFrame, 'Commands of this run');
+    expect(cmds).toMatch(/lab1\s+backup keys-cmd-b\s+exit 0 · [\d.]+ s · [\d.]+ [KM]?B out\s+PGPASSWORD=\*\*\* pg_dump --host/);
+    expect(cmds).toMatch(/store\s+backup keys-cmd-b\s+exit 0 .*RESTIC_REPOSITORY=/);
+    ui.stdin.write('\x1b');
+    await until(ui.lastFrame, /backup keys-cmd-b \d+ s {2}DONE/);
     ui.stdin.write('\x1b');
     const list = await until(ui.lastFrame, /keys-cmd-b\s+dev\s+lab1\s+\d+s ago/);
     expect(list).toMatch(/keys-cmd-a\s+dev\s+lab1\s+never/);
+    // :log keeps the session's commands after the run view is gone.
+    ui.stdin.write(':');
+    await tick();
+    ui.stdin.write('log\r');
+    expect(await until(ui.lastFrame, 'Commands run from this console')).toMatch(/lab1\s+backup keys-cmd-b\s+exit 0.*PGPASSWORD=\*\*\* pg_dump/);
     ui.unmount();
   });
 });
