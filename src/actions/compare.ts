@@ -1,8 +1,7 @@
 import type { Instance } from '../../inventory/index.js';
-import { psqlArgv, quoteIdent, withSchemaOnly } from '../databases/postgres.js';
+import type { TableDigest } from '../databases/index.js';
 import type { Plan } from '../core/plan.js';
 import { LocalShell } from '../remote/local.js';
-import { CommandError } from '../remote/shell.js';
 import { OpsError, UsageError } from '../core/errors.js';
 import { checkLocalPath } from '../../inventory/validate.js';
 import { dbFor, shellFor, type Deps } from '../deps/deps.js';
@@ -23,50 +22,16 @@ export interface CompareReport {
   identical: boolean;
 }
 
-async function psql(deps: Deps, inst: Instance, sql: string, extra: string[] = ['-At']): Promise<string> {
+/** Every table's row count and an order-independent hash of its rows, computed by the database. */
+async function tableDigests(deps: Deps, inst: Instance): Promise<Map<string, TableDigest>> {
   const db = dbFor(deps, inst)!;
-  const shell = shellFor(deps, inst);
-  const argv = psqlArgv(db.target, [...extra, '-f', '-']);
-  const res = await shell.exec(argv, { secretLine: db.password, stdin: sql, maxBuffer: 1 << 28 });
-  if (res.code !== 0) throw new CommandError(shell.label, ['psql'], res);
-  return res.stdout;
+  return db.engine.tableDigests(shellFor(deps, inst), db);
 }
 
-/** Every table's row count and an order-independent hash of its rows, computed by PostgreSQL. */
-async function tableDigests(deps: Deps, inst: Instance): Promise<Map<string, { rows: number; sum: string }>> {
-  const tables = (await psql(deps, inst, "SELECT schemaname, tablename FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1, 2;"))
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => l.split('|') as [string, string]);
-  const out = new Map<string, { rows: number; sum: string }>();
-  if (!tables.length) return out;
-  const sql =
-    tables
-      .map(([s, t]) => {
-        const q = `${quoteIdent(s)}.${quoteIdent(t)}`;
-        return `SELECT '${`${s}.${t}`.replace(/'/g, "''")}', count(*), coalesce(md5(string_agg(h, '' ORDER BY h)), '') FROM (SELECT md5(x::text) AS h FROM ONLY ${q} x) r`;
-      })
-      .join('\nUNION ALL\n') + ';';
-  for (const line of (await psql(deps, inst, sql)).split('\n')) {
-    if (!line) continue;
-    const [name, rows, sum] = line.split('|');
-    out.set(name, { rows: Number(rows), sum });
-  }
-  return out;
-}
-
-/** The schema as pg_dump writes it, without what differs between any two dumps (keys, comments). */
+/** The schema as the database's engine dumps it, without what differs between any two dumps (keys, comments). */
 async function schemaText(deps: Deps, inst: Instance): Promise<string> {
   const db = dbFor(deps, inst)!;
-  const shell = shellFor(deps, inst);
-  const argv = withSchemaOnly(db.target);
-  const res = await shell.exec(argv, { secretLine: db.password, maxBuffer: 1 << 28 });
-  if (res.code !== 0) throw new CommandError(shell.label, ['pg_dump'], res);
-  return res.stdout
-    .split('\n')
-    .filter((l) => !/^\\(un)?restrict /.test(l) && !l.startsWith('--'))
-    .join('\n')
-    .replace(/\n{3,}/g, '\n\n');
+  return db.engine.schema(shellFor(deps, inst), db);
 }
 
 /** A unified diff of two texts, by diff(1) on this machine. */

@@ -2,8 +2,6 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Backup, DrillReport } from '../../inventory/index.js';
 import type { Plan, Step, StepContext } from '../core/plan.js';
-import { psqlArgv, quoteQualified } from '../databases/postgres.js';
-import { CommandError } from '../remote/shell.js';
 import { errorMessage, OpsError, UsageError } from '../core/errors.js';
 import { formatBytes, rpoWords } from '../core/format.js';
 import { requireHealthy } from './app.js';
@@ -104,17 +102,8 @@ export function drillPlan(deps: Deps, source: string, opts: { target: string; ba
           const names = Object.keys(tables);
           if (names.length) {
             const db = dbFor(deps, target)!;
-            const shell = loginShellFor(deps, target);
-            const sql = names.map((t) => `SELECT '${t.replace(/'/g, "''")}', count(*) FROM ONLY ${quoteQualified(t)}`).join(' UNION ALL ') + ';';
-            const res = await shell.exec(psqlArgv(db.target, ['-At', '-f', '-']), { secretLine: db.password, stdin: sql });
-            if (res.code !== 0) throw new CommandError(shell.label, ['psql'], res);
-            const got = new Map(
-              res.stdout
-                .split('\n')
-                .filter(Boolean)
-                .map((l) => l.split('|') as [string, string]),
-            );
-            const wrong = names.filter((t) => Number(got.get(t)) !== tables[t]);
+            const got = await db.engine.countRows(loginShellFor(deps, target), db, names);
+            const wrong = names.filter((t) => got.get(t) !== tables[t]);
             if (wrong.length) throw new OpsError(`rows differ from the backup in ${wrong.map((t) => `${t} (${got.get(t)} vs ${tables[t]})`).join(', ')}`);
             ctx.log(`${names.length} tables: every row count matches the backup`);
           }

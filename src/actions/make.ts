@@ -1,9 +1,9 @@
 import { dirname } from 'node:path';
 import type { Backup, HealthCheck, Hooks, Instance } from '../../inventory/index.js';
-import { parsePgUrl, psqlArgv, quoteIdent, type PgTarget } from '../databases/postgres.js';
+import { dbAt } from '../databases/index.js';
 import type { Plan } from '../core/plan.js';
 import { CommandError, run } from '../remote/shell.js';
-import { OpsError, UsageError } from '../core/errors.js';
+import { errorMessage, OpsError, UsageError } from '../core/errors.js';
 import { checkRef } from '../../inventory/validate.js';
 import { gitState, runHook } from './app.js';
 import { takeBackup } from './backup.js';
@@ -29,13 +29,6 @@ interface MakeState {
   cloned: boolean;
   createdDb: boolean;
   registered: boolean;
-}
-
-/** Runs SQL as the instance's role against `database` (default: its own) on its host. */
-async function roleSql(deps: Deps, inst: Instance, target: PgTarget, password: string, sql: string, database = target.database) {
-  const shell = shellFor(deps, inst);
-  const argv = psqlArgv({ ...target, database }, ['-At', '-c', sql]);
-  return shell.exec(argv, { secretLine: password });
 }
 
 /**
@@ -70,7 +63,7 @@ export function makePlan(deps: Deps, p: MakeParams): Plan<MakeState, Instance> {
     watchExcludes: null,
     metrics: [],
   };
-  const db = () => (p.dbUrl ? { target: parsePgUrl(p.dbUrl), password: p.dbPassword ?? '' } : undefined);
+  const db = () => (p.dbUrl ? dbAt(p.dbUrl, p.dbPassword ?? '') : undefined);
   return {
     command: 'instance make',
     params: { ...p, dbPassword: undefined },
@@ -111,33 +104,18 @@ export function makePlan(deps: Deps, p: MakeParams): Plan<MakeState, Instance> {
         run: async (ctx) => {
           const d = db();
           if (!d) return ctx.log('no database');
-          const probe = await roleSql(
-            deps,
-            inst,
-            d.target,
-            d.password,
-            "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'",
-          );
-          if (probe.code === 0) {
-            if (probe.stdout.trim() !== '0') throw new UsageError(`database ${d.target.database} is not empty`, 'give an empty database, or take the instance over with: opsdeck instance add');
-            return ctx.log(`database ${d.target.database} exists and is empty`);
-          }
-          if (!/does not exist/.test(probe.stderr)) throw new OpsError(`cannot reach database ${d.target.database}: ${probe.stderr.trim().split('\n').pop()}`);
-          const create = await roleSql(deps, inst, d.target, d.password, `CREATE DATABASE ${quoteIdent(d.target.database)}`, 'postgres');
-          if (create.code !== 0)
-            throw new OpsError(
-              `cannot create database ${d.target.database} as ${d.target.user}: ${create.stderr.trim().split('\n').pop()}`,
-              1,
-              'create it (owned by that role), or grant the role CREATEDB',
-            );
+          const shell = shellFor(deps, inst);
+          const state = await d.engine.emptiness(shell, d);
+          if (state === 'not-empty') throw new UsageError(`database ${d.target.database} is not empty`, 'give an empty database, or take the instance over with: opsdeck instance add');
+          if (state === 'empty') return ctx.log(`database ${d.target.database} exists and is empty`);
+          await d.engine.createDatabase(shell, d);
           ctx.state.createdDb = true;
           ctx.log(`database ${d.target.database} created`);
         },
         undo: async (ctx) => {
           const d = db();
           if (!d || !ctx.state.createdDb) return;
-          const drop = await roleSql(deps, inst, d.target, d.password, `DROP DATABASE IF EXISTS ${quoteIdent(d.target.database)} WITH (FORCE)`, 'postgres');
-          if (drop.code !== 0) throw new OpsError(`cannot drop database ${d.target.database}: ${drop.stderr.trim()}`);
+          await d.engine.dropDatabase(shellFor(deps, inst), d);
         },
       },
       {
@@ -192,8 +170,11 @@ export function purgePlan(deps: Deps, name: string): Plan<{ backup?: Backup }, {
         run: async (ctx) => {
           const d = dbFor(deps, inst);
           if (!d) return;
-          const res = await roleSql(deps, inst, d.target, d.password, `DROP DATABASE IF EXISTS ${quoteIdent(d.target.database)} WITH (FORCE)`, 'postgres');
-          if (res.code !== 0) throw new OpsError(`cannot drop database ${d.target.database}: ${res.stderr.trim().split('\n').pop()}`, 1, `drop it by hand; the last backup is ${ctx.state.backup?.id}`);
+          try {
+            await d.engine.dropDatabase(shellFor(deps, inst), d);
+          } catch (err) {
+            throw new OpsError(errorMessage(err), 1, `drop it by hand; the last backup is ${ctx.state.backup?.id}`);
+          }
         },
       },
       {
