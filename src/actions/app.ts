@@ -14,15 +14,16 @@ const MAINTENANCE_PAGE = '<!doctype html><html><head><title>Down for maintenance
 
 /**
  * Runs one of the instance's hooks in its directory on its host. The database's coordinates reach it
- * as PG* variables (the password on stdin, never in argv), so a migrate script can just call psql.
+ * in its engine's client variables (PostgreSQL: PG*; the password on stdin, never in argv), so a
+ * migrate script can just call psql.
  * Returns false when the instance has no such hook.
  */
 export async function runHook(deps: Deps, inst: Instance, kind: HookKind, ctx: StepIO): Promise<boolean> {
   const argv = inst.hooks[kind];
   if (!argv?.length) return false;
   const db = dbFor(deps, inst);
-  const env = db ? [`PGHOST=${db.target.host}`, `PGPORT=${db.target.port}`, `PGUSER=${db.target.user}`, `PGDATABASE=${db.target.database}`] : [];
-  const full = withSecretFromStdin('PGPASSWORD', ['sh', '-c', 'cd -- "$1" && shift && exec "$@"', 'sh', inst.path, 'env', ...env, ...argv]);
+  const { env, passwordVar } = db ? db.engine.hookEnv(db.target) : { env: [], passwordVar: 'PGPASSWORD' };
+  const full = withSecretFromStdin(passwordVar, ['sh', '-c', 'cd -- "$1" && shift && exec "$@"', 'sh', inst.path, 'env', ...env, ...argv]);
   const shell = shellFor(deps, inst);
   const res = await shell.exec(full, {
     secretLine: db?.password ?? '',

@@ -4,7 +4,7 @@ import { checkHealth, checkHooks, checkMetric } from '../../inventory/validate.j
 import { DEFAULT_POLICY } from '../core/retention.js';
 import { UsageError } from '../core/errors.js';
 import { splitWords } from '../core/words.js';
-import { parsePgUrl } from '../databases/postgres.js';
+import { parseDbUrl } from '../databases/index.js';
 import { interactive, readSecret } from './prompt.js';
 import { existsSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
@@ -99,7 +99,7 @@ export function parseMetrics(specs: string[], base: AppMetric[] = []): AppMetric
 
 /** A database password, never from argv: the file given, OPSDECK_DB_PASSWORD, or the prompt. */
 export function readDbPassword(dbUrl: string, file?: string): Promise<string | undefined> {
-  return readSecret(`password of database role ${parsePgUrl(dbUrl).user}`, { file, envVar: 'OPSDECK_DB_PASSWORD' });
+  return readSecret(`password of database role ${parseDbUrl(dbUrl).user}`, { file, envVar: 'OPSDECK_DB_PASSWORD' });
 }
 
 /**

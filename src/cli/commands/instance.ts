@@ -3,7 +3,7 @@ import { HOOK_KINDS, type Inventory } from '../../../inventory/index.js';
 import { checkLocalPath, checkName, checkRef, checkRemotePath, checkUrl, checkWatchExclude } from '../../../inventory/validate.js';
 import { UsageError } from '../../core/errors.js';
 import { age } from '../../core/format.js';
-import { formatPgUrl, parsePgUrl } from '../../databases/postgres.js';
+import { normalizeDbUrl } from '../../databases/index.js';
 import { makePlan, purgePlan } from '../../actions/make.js';
 import { MAINTENANCE_FILE } from '../../actions/app.js';
 import { DEFAULT_EXCLUDES } from '../../actions/watch.js';
@@ -86,7 +86,7 @@ export function register(program: Command, act: Act): void {
         app.inv.requireEnv(checkName('environment', o.env));
         const path = checkRemotePath(o.path);
         app.inv.refuseNested(name, h.name, path);
-        const dbUrl = o.db ? formatPgUrl(parsePgUrl(o.db)) : null;
+        const dbUrl = o.db ? normalizeDbUrl(o.db) : null;
         if (o.url) checkUrl(o.url);
         if (o.branch) checkRef(o.branch);
         const pw = dbUrl ? await readDbPassword(dbUrl, o.dbPasswordFile) : undefined;
@@ -129,7 +129,7 @@ export function register(program: Command, act: Act): void {
         checkName('instance', name);
         const host = app.inv.requireHost(checkName('host', o.host)).name;
         app.inv.requireEnv(checkName('environment', o.env));
-        const dbUrl = o.db ? formatPgUrl(parsePgUrl(o.db)) : null;
+        const dbUrl = o.db ? normalizeDbUrl(o.db) : null;
         const url = o.url ? checkUrl(o.url) : null;
         const dbPassword = dbUrl ? await readDbPassword(dbUrl, o.dbPasswordFile) : undefined;
         const path = checkRemotePath(o.path);

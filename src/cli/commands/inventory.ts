@@ -2,7 +2,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { exportInventory, importInventory } from '../../../inventory/transfer.js';
 import { UsageError, errorMessage } from '../../core/errors.js';
-import { formatPgUrl, parsePgUrl } from '../../databases/postgres.js';
+import { normalizeDbUrl } from '../../databases/index.js';
 import type { Act } from '../action.js';
 import { runChange } from '../run.js';
 
@@ -40,7 +40,7 @@ export function register(program: Command, act: Act): void {
           throw new UsageError(`cannot read ${file} as JSON: ${errorMessage(err)}`, 'give a file written by opsdeck inventory export');
         }
         return runChange(app, g, 'inventory import', { file, ...entryNames(raw) }, () => {
-          const r = importInventory(app.inv, raw, (u) => formatPgUrl(parsePgUrl(u)));
+          const r = importInventory(app.inv, raw, normalizeDbUrl);
           return {
             json: r,
             text:
