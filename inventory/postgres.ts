@@ -59,9 +59,12 @@ export function numberPlaceholders(sql: string): string {
   return out;
 }
 
-/** The worker's compiled file: beside this one, or under inventory/ when this code is in the console's bundle. */
+/**
+ * The worker's compiled file: beside this one; under inventory/ when this code is in the console's
+ * bundle; in dist/ when this is the TypeScript source (the tests import it).
+ */
 function workerFile(): string {
-  for (const rel of ['./pg-worker.js', './inventory/pg-worker.js']) {
+  for (const rel of ['./pg-worker.js', './inventory/pg-worker.js', '../dist/inventory/pg-worker.js']) {
     const f = fileURLToPath(new URL(rel, import.meta.url));
     if (existsSync(f)) return f;
   }

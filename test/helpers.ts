@@ -1,8 +1,8 @@
 import { execFileSync } from 'node:child_process';
 import { Inventory } from '../inventory/index.js';
 import { execa } from 'execa';
-import { createHash } from 'node:crypto';
-import { lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { asLabUser, hostAddArgs, labInfo, makeLabInstance, pgAdmin, type Lab, type LabInstance } from '../fixtures/lab.js';
@@ -21,7 +21,12 @@ export async function cli(home: string, args: string[], env: Record<string, stri
   return { code: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
 }
 
-export function newHome(): string {
+/** An empty home on the given inventory backend (default: defaultBackend()). */
+export function newHome(backend: Backend = defaultBackend()): string {
+  return backend === 'postgres' ? teamHome() : plainHome();
+}
+
+function plainHome(): string {
   return mkdtempSync(join(tmpdir(), 'opsdeck-test-'));
 }
 
@@ -30,8 +35,8 @@ export function lab(): Lab {
 }
 
 /** A home with environments and the lab hosts registered (keys pinned by fingerprint). */
-export async function homeWithHosts(hosts = ['lab1', 'lab2']): Promise<string> {
-  const home = newHome();
+export async function homeWithHosts(hosts = ['lab1', 'lab2'], backend?: Backend): Promise<string> {
+  const home = newHome(backend);
   const l = lab();
   await must(cli(home, ['env', 'add', 'prod', '--protected']));
   await must(cli(home, ['env', 'add', 'dev']));
@@ -116,4 +121,48 @@ export async function until<T>(what: string, f: () => T | undefined | false, ms 
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, everyMs));
   }
+}
+
+// ---- the inventory backend a test runs on
+
+export type Backend = 'sqlite' | 'postgres';
+/** The backends the parametrised suites run on (describe.each(BACKENDS)). */
+export const BACKENDS: Backend[] = ['sqlite', 'postgres'];
+/** newHome()'s backend when none is given: OPSDECK_TEST_INVENTORY=postgres runs any suite on PostgreSQL. */
+export const defaultBackend = (): Backend => (process.env.OPSDECK_TEST_INVENTORY === 'postgres' ? 'postgres' : 'sqlite');
+
+/**
+ * The role team inventories of the tests are set up as: it may create schemas (it owns each test
+ * database) and roles, as a team's administrator would. Its password is the lab's, known to the tests.
+ */
+export const TEAM_ADMIN = { role: 'opsdeck_test_admin', password: 'lab-team-admin-pw' };
+
+/** A fresh PostgreSQL database on the lab cluster with the opsdeck schema (team init), owned by TEAM_ADMIN. */
+export function teamDatabase(): { db: string; url: string } {
+  const l = lab();
+  // Roles are the cluster's: made once, by whichever test file comes first (a second CREATE fails, harmlessly).
+  pgAdmin(
+    `DO $$ BEGIN CREATE ROLE ${TEAM_ADMIN.role} LOGIN CREATEROLE PASSWORD '${TEAM_ADMIN.password}'; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$;`,
+  );
+  const db = `opsdeck_t_${randomBytes(6).toString('hex')}`;
+  pgAdmin(`CREATE DATABASE ${db} OWNER ${TEAM_ADMIN.role};`);
+  const url = `postgres://${TEAM_ADMIN.role}@127.0.0.1:${l.pg.port}/${db}`;
+  const inv = new Inventory(newHome('sqlite'), { url, password: TEAM_ADMIN.password, forInit: true });
+  try {
+    inv.pg!.init();
+  } finally {
+    inv.close();
+  }
+  return { db, url };
+}
+
+/**
+ * A home whose inventory is a fresh team database (through the setting `inventory`), logged in as
+ * TEAM_ADMIN: its password is in this process's OPSDECK_INVENTORY_PASSWORD, which cli() passes on.
+ */
+export function teamHome(home = plainHome()): string {
+  const { url } = teamDatabase();
+  writeFileSync(join(home, 'settings.json'), JSON.stringify({ inventory: url }));
+  process.env.OPSDECK_INVENTORY_PASSWORD ??= TEAM_ADMIN.password;
+  return home;
 }

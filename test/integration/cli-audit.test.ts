@@ -1,10 +1,10 @@
-import Database from 'better-sqlite3';
-import { readdirSync, writeFileSync } from 'node:fs';
-import { userInfo } from 'node:os';
+import { writeFileSync } from 'node:fs';
+import { hostname, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { hostAddArgs, makeLabInstance } from '../../fixtures/lab.js';
-import { cli, lab, must, newHome, repinHostKey } from '../helpers.js';
+import { Inventory } from '../../inventory/index.js';
+import { BACKENDS, cli, lab, must, newHome, repinHostKey, TEAM_ADMIN } from '../helpers.js';
 
 interface Run {
   id: number;
@@ -13,6 +13,8 @@ interface Run {
   status: string;
   osUser: string;
   origin: string;
+  host: string | null;
+  dbRole: string | null;
   params: Record<string, unknown>;
 }
 
@@ -24,14 +26,14 @@ const WEBHOOK_URL = 'https://hooks.example/services/T0AUDIT/tok-9d8c7b6a';
 // What the audit trail records as "from where": an SSH session's client address.
 const FROM = { SSH_CLIENT: '203.0.113.7 50022 22' };
 
-describe('every change to the inventory is a run in the audit trail', () => {
+describe.each(BACKENDS)('every change to the inventory is a run in the audit trail (%s)', (backend) => {
   let home: string;
   let dbPassword: string;
   let newPassword: string;
   const runs = async (): Promise<Run[]> => JSON.parse((await must(cli(home, ['runs', '--json', '--limit', '100']))).stdout);
 
   beforeAll(async () => {
-    home = newHome();
+    home = newHome(backend);
     const l = lab();
     const h = l.hosts[0];
     const inst = makeLabInstance(l, h.name, 'audit-one');
@@ -72,7 +74,9 @@ describe('every change to the inventory is a run in the audit trail', () => {
       'settings',
       'inventory import',
     ]);
-    for (const r of list) expect(r, r.command).toMatchObject({ status: 'ok', osUser: userInfo().username, origin: '203.0.113.7' });
+    // The database role is the one logged in, as PostgreSQL itself wrote it; SQLite has none.
+    const dbRole = backend === 'postgres' ? TEAM_ADMIN.role : null;
+    for (const r of list) expect(r, r.command).toMatchObject({ status: 'ok', osUser: userInfo().username, origin: '203.0.113.7', host: hostname(), dbRole });
     expect(list.filter((r) => r.command.startsWith('instance')).map((r) => r.instance)).toEqual(['audit-one', 'audit-one', 'audit-one']);
   });
 
@@ -109,17 +113,12 @@ describe('every change to the inventory is a run in the audit trail', () => {
       shown.push((await must(cli(home, ['runs', String(r.id)]))).stdout);
       shown.push((await must(cli(home, ['runs', String(r.id), '--json']))).stdout);
     }
-    const db = new Database(
-      join(
-        home,
-        readdirSync(home).find((f) => f.endsWith('.sqlite'))!,
-      ),
-      { readonly: true },
-    );
+    // The tables themselves, on whichever database holds them.
+    const inv = new Inventory(home);
     try {
-      shown.push(JSON.stringify(db.prepare('SELECT * FROM runs').all()), JSON.stringify(db.prepare('SELECT * FROM run_steps').all()));
+      shown.push(JSON.stringify(inv.db.prepare('SELECT * FROM runs').all()), JSON.stringify(inv.db.prepare('SELECT * FROM run_steps').all()));
     } finally {
-      db.close();
+      inv.close();
     }
     for (const text of shown) for (const s of secrets) expect(text).not.toContain(s);
   });

@@ -1,11 +1,11 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { addInstance, cli, homeWithHosts, lab, must, newHome } from '../helpers.js';
+import { addInstance, BACKENDS, cli, homeWithHosts, lab, must, newHome } from '../helpers.js';
 
-describe('inventory export and import', () => {
+describe.each(BACKENDS)('inventory export and import (%s)', (backend) => {
   it('moves environments, hosts and instances to another home without secrets, all or nothing', async () => {
-    const home = await homeWithHosts(['lab1', 'lab2']);
+    const home = await homeWithHosts(['lab1', 'lab2'], backend);
     const l = lab();
     await must(
       cli(home, [
@@ -30,7 +30,7 @@ describe('inventory export and import', () => {
     const i = await addInstance(home, 'lab1', 'inv-prod', 'prod');
     await must(cli(home, ['instance', 'set', 'inv-prod', '--branch', 'main', '--hook', 'migrate=bin/migrate', '--metric', 'n=sql:SELECT 1', '--local', 'config/local.env']));
 
-    const file = join(newHome(), 'inventory.json');
+    const file = join(newHome('sqlite'), 'inventory.json');
     const out = await must(cli(home, ['inventory', 'export', file]));
     expect(out.stderr).toContain('not exported (set them again after an import): database password of inv-prod');
     const text = readFileSync(file, 'utf8');
@@ -38,7 +38,7 @@ describe('inventory export and import', () => {
     const doc = JSON.parse(text);
     expect(doc.hosts.map((h: any) => h.name).sort()).toEqual(['behind', 'lab1', 'lab2']);
 
-    const other = newHome();
+    const other = newHome(backend);
     const imp = await must(cli(other, ['inventory', 'import', file]));
     expect(imp.stdout).toMatch(/imported 2 environments, 3 hosts, 1 instances/);
     expect(imp.stdout).toContain('opsdeck instance set inv-prod --db-password');
@@ -53,7 +53,7 @@ describe('inventory export and import', () => {
     expect(again.code).toBe(2);
     expect(again.stderr).toMatch(/already in this inventory: environment dev, environment prod, host behind, host lab1, host lab2, instance inv-prod; nothing was imported/);
     // A broken document changes nothing either, even when its first entries are fine.
-    const third = newHome();
+    const third = newHome(backend);
     writeFileSync(join(third, 'bad.json'), JSON.stringify({ ...doc, instances: [{ ...doc.instances[0], path: '/srv/../etc' }] }));
     const bad = await cli(third, ['inventory', 'import', join(third, 'bad.json')]);
     expect(bad.code).toBe(2);
