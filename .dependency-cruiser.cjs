@@ -5,7 +5,7 @@ const LAYERS = [
   ['src/core'], // plan, events, errors, formatting: imports nothing of ours
   ['inventory'], // the SQLite inventory, its records and their checks
   ['src/remote'], // the one Shell, ssh2, the one quoting function
-  ['src/databases', 'src/store'], // PostgreSQL commands; the restic store
+  ['src/databases', 'src/store'], // the database engines behind one interface; the restic store
   ['src/deps'], // what operations need of the world: Deps, the shell and database of an instance
   ['src/health', 'src/notify'], // probes and the sampler; mail and webhooks
   ['src/engine'], // the executor: locks, steps, undo, audit
@@ -37,6 +37,14 @@ LAYERS.forEach((layer, rank) => {
 module.exports = {
   forbidden: [
     ...rules,
+    {
+      name: 'database-engine-outside-databases',
+      comment:
+        'which engine an instance uses is known only inside src/databases/: the rest imports src/databases/index.ts, never an engine module (postgres*, mysql*, the dump rewriter) or engine.ts itself',
+      severity: 'error',
+      from: { path: '^(src|screens|inventory)/', pathNot: '^src/databases/' },
+      to: { path: '^src/databases/', pathNot: '^src/databases/index\\.ts$' },
+    },
     {
       name: 'no-circular',
       comment: 'modules that import each other (a type-only import back is allowed: records and their rows)',

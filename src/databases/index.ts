@@ -18,11 +18,16 @@ const ENGINES: readonly DbEngine[] = [postgresEngine];
 
 const schemes = () => ENGINES.flatMap((e) => e.schemes.map((s) => `${s}://`)).join(', ');
 
+/** The URL forms opsdeck takes, for help texts: "postgres://ROLE@HOST:PORT/DB". */
+export function dbUrlForms(): string {
+  return ENGINES.map((e) => e.urlForm).join(' or ');
+}
+
 /** The engine of a database URL, by its scheme; any other scheme is refused, naming those supported. */
 export function engineFor(url: string): DbEngine {
   const m = /^([A-Za-z][A-Za-z0-9+.-]*):/.exec(url);
   if (!m) {
-    throw new UsageError(`invalid database URL ${JSON.stringify(url)}`, `write it as ${ENGINES.map((e) => e.urlForm).join(' or ')}`);
+    throw new UsageError(`invalid database URL ${JSON.stringify(url)}`, `write it as ${dbUrlForms()}`);
   }
   const scheme = m[1].toLowerCase();
   const engine = ENGINES.find((e) => e.schemes.includes(scheme));

@@ -3,7 +3,7 @@ import { HOOK_KINDS, type Inventory } from '../../../inventory/index.js';
 import { checkLocalPath, checkName, checkRef, checkRemotePath, checkUrl, checkWatchExclude } from '../../../inventory/validate.js';
 import { UsageError } from '../../core/errors.js';
 import { age } from '../../core/format.js';
-import { normalizeDbUrl } from '../../databases/index.js';
+import { dbUrlForms, normalizeDbUrl } from '../../databases/index.js';
 import { makePlan, purgePlan } from '../../actions/make.js';
 import { MAINTENANCE_FILE } from '../../actions/app.js';
 import { DEFAULT_EXCLUDES } from '../../actions/watch.js';
@@ -75,7 +75,7 @@ export function register(program: Command, act: Act): void {
     .requiredOption('--path <dir>', 'absolute path of its code tree')
     .requiredOption('--env <env>', 'environment')
     .option('--url <url>', 'its public URL')
-    .option('--db <url>', 'postgres://ROLE@HOST:PORT/DB as seen from the host (the password: OPSDECK_DB_PASSWORD, --db-password-file or the prompt)')
+    .option('--db <url>', `${dbUrlForms()} as seen from the host (the password: OPSDECK_DB_PASSWORD, --db-password-file or the prompt)`)
     .option('--db-password-file <file>', 'read the database password from this file')
     .option('--branch <branch>', 'git branch it follows')
     .option('--no-db-check', 'do not log in to the database first (it is down now); the first backup will tell')
@@ -116,7 +116,7 @@ export function register(program: Command, act: Act): void {
     .requiredOption('--env <env>', 'environment')
     .requiredOption('--repo <git>', 'git repository (URL, user@host:path, or a path on the host)')
     .requiredOption('--ref <ref>', 'tag or branch to check out')
-    .option('--db <url>', 'postgres://ROLE@HOST:PORT/DB (created when missing; the password as for instance add)')
+    .option('--db <url>', `${dbUrlForms()} (created when missing; the password as for instance add)`)
     .option('--db-password-file <file>', 'read the database password from this file')
     .option('--url <url>', 'its public URL')
     .option('--hook <kind=command>', `an app hook (${HOOK_KINDS.join(', ')}); repeatable`, collect, [])
