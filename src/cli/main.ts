@@ -3,11 +3,13 @@ import { EXIT } from '../core/errors.js';
 import { makeAct, reportError, type Act } from './action.js';
 import { useInventoryFlags } from './options.js';
 import * as backup from './commands/backup.js';
+import * as completion from './commands/completion.js';
 import * as cron from './commands/cron.js';
 import * as deploy from './commands/deploy.js';
 import * as drill from './commands/drill.js';
 import * as env from './commands/env.js';
 import * as health from './commands/health.js';
+import * as help from './commands/help.js';
 import * as host from './commands/host.js';
 import * as instance from './commands/instance.js';
 import * as inventory from './commands/inventory.js';
@@ -23,7 +25,26 @@ import * as watch from './commands/watch.js';
 export { parseMetrics } from './options.js';
 
 /** The command groups, in the order --help lists them. */
-const GROUPS: { register(program: Command, act: Act): void }[] = [env, host, instance, deploy, backup, restore, watch, cron, health, drill, notify, inventory, settings, unlock, runs, team];
+const GROUPS: { register(program: Command, act: Act): void }[] = [
+  env,
+  host,
+  instance,
+  deploy,
+  backup,
+  restore,
+  watch,
+  cron,
+  health,
+  drill,
+  notify,
+  inventory,
+  settings,
+  unlock,
+  runs,
+  team,
+  completion,
+  help,
+];
 
 /** The program with its global options and every command; each command's exit code goes to `done`. */
 export function buildProgram(done: (exitCode: number) => void = () => {}): Command {

@@ -45,7 +45,7 @@ export function register(program: Command, act: Act): void {
         const insts = names.length ? names.map((n) => app.inv.requireInstance(n)) : app.inv.listInstances();
         const rows = backupCheckRows(app.inv, insts);
         const late = rows.filter((r) => !r.ok);
-        if (late.length && unattended(g)) {
+        if (late.length && unattended(g) && !g.dryRun) {
           await alert(app, {
             subject: `${late.length} instance${late.length > 1 ? 's have' : ' has'} no recent backup`,
             body: late.map((r) => lateBackupWords(r)).join('\n') + `\n\nSee them with: opsdeck --home ${app.home} backups check`,
