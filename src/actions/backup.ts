@@ -3,6 +3,7 @@ import type { Backup, Instance, Manifest } from '../../inventory/index.js';
 import type { Plan, StepIO } from '../core/plan.js';
 import { CommandError, run } from '../remote/shell.js';
 import { errorMessage, OpsError } from '../core/errors.js';
+import { formatBytes } from '../core/format.js';
 import { dbFor, loginShellFor, shellFor, type Deps } from '../deps/deps.js';
 import { Meter, TarScanner } from './meter.js';
 import { progressSum, relay, together } from './relay.js';
@@ -69,7 +70,7 @@ export async function backupCode(deps: Deps, inst: Instance, id: string, ctx: St
     ),
   );
   const d = meter.digest();
-  ctx.log(`code: ${tar.files} files, ${d.bytes} bytes, ${snap.dataAdded} new bytes stored`);
+  ctx.log(`code: ${tar.files} files, ${formatBytes(d.bytes)}, ${formatBytes(snap.dataAdded)} new stored`);
   const owners = [...tar.owners].sort((a, b) => b[1] - a[1]).map(([o]) => o);
   return {
     snapshot: snap.snapshotId,
@@ -103,7 +104,7 @@ export async function backupDatabase(deps: Deps, inst: Instance, id: string, ctx
     ),
   );
   const d = meter.digest();
-  ctx.log(`database: ${Object.keys(rows.tables).length} tables, ${d.bytes} bytes, ${snap.dataAdded} new bytes stored`);
+  ctx.log(`database: ${Object.keys(rows.tables).length} tables, ${formatBytes(d.bytes)}, ${formatBytes(snap.dataAdded)} new stored`);
   return { kind: db.engine.kind, snapshot: snap.snapshotId, file: streamFile(inst.name, 'db'), bytes: d.bytes, sha256: d.sha256, tables: rows.tables, role: db.target.user };
 }
 
@@ -147,14 +148,16 @@ export async function takeBackup(deps: Deps, inst: Instance, ctx: StepIO, kind: 
   return recordBackup(deps, inst.name, kind, id, await snapshotInstance(deps, inst, id, ctx, undefined, true, true));
 }
 
-/** Sizes the tree (for the progress bar) and checks the instance is there. */
+/** Sizes the tree's tar stream (for the progress bar) and checks the instance is there. */
 export async function inspectInstance(deps: Deps, inst: Instance, signal?: AbortSignal): Promise<{ bytes: number }> {
   const shell = shellFor(deps, inst);
-  const res = await shell.exec(['du', '-sb', '--', inst.path], { signal });
+  // Into /dev/null GNU tar reads no file's data, yet counts exactly the bytes the backup's tar will send
+  // (LC_ALL=C: the count is read from its English words).
+  const res = await shell.exec(['env', 'LC_ALL=C', 'tar', '--numeric-owner', '--totals', '-C', inst.path, '-cf', '/dev/null', '.'], { signal });
   if (res.code !== 0) {
     throw new OpsError(`the code tree ${inst.path} of ${inst.name} cannot be read on host ${inst.host}: ${res.stderr.trim()}`, 1, `check the path with: opsdeck instance show ${inst.name}`);
   }
-  return { bytes: Number(res.stdout.split(/\s/)[0]) || 0 };
+  return { bytes: Number(/Total bytes written: (\d+)/.exec(res.stderr)?.[1] ?? 0) };
 }
 
 export interface BackupState {
@@ -172,7 +175,10 @@ export function backupSteps(deps: Deps, inst: Instance, kind: Backup['kind']) {
       title: `Connect to ${inst.host} and size ${inst.path}`,
       explain: 'Checks the host key, logs in and measures the code tree. If it fails, check the host with `opsdeck host check`.',
       run: async (ctx) => {
-        ctx.state.sizeHint = (await inspectInstance(deps, inst, ctx.signal)).bytes;
+        const tree = (await inspectInstance(deps, inst, ctx.signal)).bytes;
+        // The bar's total is all that will flow: the tree, and a dump the size of the last one; without one it is unknown.
+        const dump = inst.dbUrl ? deps.inv.listBackups(inst.name).find((b) => b.manifest.db)?.manifest.db?.bytes : 0;
+        ctx.state.sizeHint = dump === undefined ? undefined : tree + dump;
       },
     },
     {
