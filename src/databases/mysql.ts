@@ -1,0 +1,530 @@
+/**
+ * MariaDB and MySQL: the URL, dump argv, and the load that cannot leave a half-loaded database.
+ *
+ * DDL is not transactional here, so a load goes into a scratch database beside the target
+ * (`DB_opsdeck_RUN_new`), its rows are checked, and then every table is swapped in by one RENAME
+ * TABLE (atomic for all the tables it names: https://mariadb.com/kb/en/rename-table/ "the rename
+ * operation is done atomically, which means that no other session can access any of the tables
+ * while the rename is running"; since 10.6 also crash-safe, "atomic DDL"). The old tables move to
+ * `DB_opsdeck_RUN_old`, kept until the run is done so an undo swaps them back. Views, routines,
+ * triggers and events do not move across databases with RENAME TABLE (a table with triggers cannot
+ * move at all: ER_TRG_IN_WRONG_SCHEMA), so they are dropped before it and created again from their
+ * SHOW CREATE right after it, in the same session; their old definitions are kept for the undo.
+ *
+ * Definers: a dump's DEFINER=`user`@`host` clauses are dropped on the way in, so every view,
+ * routine, trigger and event is defined by the account that loads (the instance's own). Keeping
+ * them would need SET USER (or SUPER), which an app account does not have, and a definer from
+ * another server may not exist here. An object the source defined as another account comes back
+ * as the instance's: for SQL SECURITY DEFINER routines it then runs with the instance's rights.
+ *
+ * Passwords reach the client through an option file read from a pipe (/dev/fd/3, a here-document)
+ * built on the host from the first line of stdin: never argv, never a file on disk; stdin stays
+ * free for a dump.
+ */
+import { isIPv6 } from 'node:net';
+import { Transform, type Readable } from 'node:stream';
+import { withSecretFromStdin } from '../remote/quote.js';
+import { run, type Shell } from '../remote/shell.js';
+import { UsageError } from '../core/errors.js';
+
+export interface MysqlTarget {
+  kind: 'mysql';
+  user: string;
+  host: string;
+  port: number;
+  database: string;
+}
+
+// Names opsdeck builds SQL from: plain identifiers, so the swap databases' grant pattern holds.
+const DB_NAME = /^[A-Za-z0-9_$]{1,40}$/;
+const USER_NAME = /^[A-Za-z0-9_.$-]{1,80}$/;
+
+/** Parses mysql://USER@HOST:PORT/DB (or mariadb://); a password or parameters in it are refused. */
+export function parseMysqlUrl(url: string): MysqlTarget {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new UsageError(`invalid database URL ${JSON.stringify(url)}`, 'write it as mysql://USER@HOST:PORT/DBNAME');
+  }
+  if (u.protocol !== 'mysql:' && u.protocol !== 'mariadb:') {
+    throw new UsageError(`unsupported database kind ${JSON.stringify(u.protocol.replace(/:$/, ''))}`, 'write it as mysql://USER@HOST:PORT/DBNAME or mariadb://...');
+  }
+  if (u.password) {
+    throw new UsageError(
+      'the database URL holds a password, which would be visible in the process list and shell history',
+      'drop it from the URL and give it in OPSDECK_DB_PASSWORD, with --db-password-file FILE, or at the prompt',
+    );
+  }
+  if (u.search || u.hash || /[?#]/.test(url)) {
+    throw new UsageError(
+      `the database URL ${JSON.stringify(url)} holds connection parameters (${u.search || u.hash || '?'}), which opsdeck does not pass on`,
+      'drop them and write mysql://USER@HOST:PORT/DB; settings belong to the account or the server',
+    );
+  }
+  const user = decodeURIComponent(u.username);
+  const database = decodeURIComponent(u.pathname.replace(/^\//, ''));
+  const v6 = /^\[(.*)\]$/.exec(u.hostname);
+  const host = v6 ? v6[1] : u.hostname || '127.0.0.1';
+  if (!USER_NAME.test(user)) throw new UsageError(`invalid database user ${JSON.stringify(user)} in ${url}`, 'give the account as mysql://USER@HOST/DB');
+  if (!DB_NAME.test(database))
+    throw new UsageError(
+      `invalid database name ${JSON.stringify(database)} in ${url}`,
+      'give the database name as mysql://USER@HOST/DB: letters, digits, _ and $, at most 40 characters (a restore makes DB_opsdeck_RUN_new beside it, which must fit in 64)',
+    );
+  if (v6 ? !isIPv6(host) : !/^[A-Za-z0-9][A-Za-z0-9.-]*$/.test(host))
+    throw new UsageError(`invalid database host ${JSON.stringify(host)}`, 'give a host name, an IPv4 address, or an IPv6 address in brackets: mysql://USER@[::1]:3306/DB');
+  const port = u.port ? Number(u.port) : 3306;
+  return { kind: 'mysql', user, host, port, database };
+}
+
+export function formatMysqlUrl(t: MysqlTarget): string {
+  return `mysql://${encodeURIComponent(t.user)}@${t.host.includes(':') ? `[${t.host}]` : t.host}:${t.port}/${encodeURIComponent(t.database)}`;
+}
+
+/**
+ * Runs "$@" with the option file `[client] password=...` on fd 3, from the variable withSecretFromStdin
+ * set. Option files read `#` outside quotes as a comment and `\` as an escape: the value is quoted
+ * with `"` (or `'` when it holds `#` and `"`), backslashes doubled; a password holding `#`, `"` and
+ * `'` at once cannot be written there and is refused.
+ */
+const WITH_OPTION_FILE = `p=$OPSDECK_DB_PASSWORD; unset OPSDECK_DB_PASSWORD
+q='"'
+case $p in *'#'*) case $p in *'"'*) case $p in *"'"*) echo "opsdeck: a password holding #, \\" and ' at once cannot be given to the MariaDB client; change it" >&2; exit 96;; esac; q="'";; esac;; esac
+p=$(printf '%s\\n' "$p" | sed 's/\\\\/\\\\\\\\/g')
+c=$1; shift
+exec "$c" --defaults-extra-file=/dev/fd/3 "$@" 3<<OPSDECK_EOF
+[client]
+password=$q$p$q
+OPSDECK_EOF
+`;
+
+function withPassword(argv: string[]): string[] {
+  return withSecretFromStdin('OPSDECK_DB_PASSWORD', ['sh', '-c', WITH_OPTION_FILE, 'sh', ...argv]);
+}
+
+function connArgs(t: MysqlTarget): string[] {
+  // --protocol=tcp: "localhost" would otherwise mean the server's socket, not the port in the URL.
+  return ['--host', t.host, '--port', String(t.port), '--user', t.user, '--protocol=tcp'];
+}
+
+/** The client on `db`, reading SQL from stdin after the password line; rows tab-separated, raw. */
+export function clientArgv(t: MysqlTarget, db: string | undefined, extra: string[] = []): string[] {
+  return withPassword(['mariadb', ...connArgs(t), '--batch', '--skip-column-names', '--default-character-set=utf8mb4', ...extra, ...(db ? [db] : [])]);
+}
+
+/**
+ * The whole database as SQL on stdout: one consistent snapshot of InnoDB tables (--single-transaction),
+ * routines, triggers and events, binary values in hex (text-safe, exact). No CREATE DATABASE or USE
+ * (one database named, without --databases), no tablespaces (that needs PROCESS), no dump date (two
+ * dumps of the same data are the same bytes, which the store deduplicates).
+ */
+export function dumpArgv(t: MysqlTarget): string[] {
+  return withPassword([
+    'mariadb-dump',
+    ...connArgs(t),
+    '--single-transaction',
+    '--routines',
+    '--triggers',
+    '--events',
+    '--hex-blob',
+    '--no-tablespaces',
+    '--skip-dump-date',
+    '--default-character-set=utf8mb4',
+    t.database,
+  ]);
+}
+
+/** The schema only, for compare: definers and AUTO_INCREMENT counters are taken out by normalizeSchema. */
+export function schemaDumpArgv(t: MysqlTarget): string[] {
+  return withPassword(['mariadb-dump', ...connArgs(t), '--no-data', '--routines', '--triggers', '--events', '--no-tablespaces', '--skip-dump-date', '--skip-comments', t.database]);
+}
+
+const DEFINER_RE = /DEFINER=(?:`(?:[^`]|``)*`(?:@`(?:[^`]|``)*`)?|CURRENT_USER(?:\(\))?)\s?/g;
+
+/** What differs between two dumps of the same schema on two instances: definers, AUTO_INCREMENT counters. */
+export function normalizeSchema(dump: string): string {
+  return dump.replace(DEFINER_RE, '').replace(/ AUTO_INCREMENT=\d+/g, '');
+}
+
+/** Where mariadb-dump writes a definer: at the start of a line of DDL (views, triggers, routines, events). */
+const DUMP_DEFINER = /^((?:\/\*!\d+ CREATE\*\/ )?\/\*!\d+ |CREATE )DEFINER=(?:`(?:[^`]|``)*`(?:@`(?:[^`]|``)*`)?|CURRENT_USER) ?/gm;
+
+/**
+ * Drops the definers of a dump on its way in (see the file's comment), only where mariadb-dump
+ * writes them, at the start of a line of DDL: a row (its own line, starting with `(` or INSERT, its
+ * newlines escaped) is never touched, whatever its text holds.
+ */
+export class DefinerStripper {
+  private rest = '';
+  feed(chunk: Buffer): Buffer {
+    const text = this.rest + chunk.toString('utf8');
+    const cut = text.lastIndexOf('\n') + 1;
+    this.rest = text.slice(cut);
+    return Buffer.from(text.slice(0, cut).replace(DUMP_DEFINER, '$1'), 'utf8');
+  }
+  flush(): Buffer {
+    const out = this.rest.replace(DUMP_DEFINER, '$1');
+    this.rest = '';
+    return Buffer.from(out, 'utf8');
+  }
+  /** As a stream transform, for a pipeline. */
+  stream(): Transform {
+    return new Transform({
+      transform: (chunk: Buffer, _enc, cb) => cb(null, this.feed(chunk)),
+      flush: (cb) => cb(null, this.flush()),
+    });
+  }
+}
+
+/** A name quoted for MariaDB SQL. */
+export function quoteName(name: string): string {
+  return '`' + name.replace(/`/g, '``') + '`';
+}
+
+/** An SQL string literal (backslashes are escapes in MariaDB's default sql_mode). */
+export function quoteString(s: string): string {
+  return "'" + s.replace(/\\/g, '\\\\').replace(/'/g, "''") + "'";
+}
+
+/** The two databases a swap-in load makes beside `t.database` for run `runId`. */
+export function swapNames(t: MysqlTarget, runId: string): { scratch: string; old: string } {
+  if (!/^[a-z0-9]{1,12}$/.test(runId)) throw new Error(`bad run id ${runId} for a swap database`);
+  return { scratch: `${t.database}_opsdeck_${runId}_new`, old: `${t.database}_opsdeck_${runId}_old` };
+}
+
+/** The MariaDB rights a swap-in load needs on the database and on the two beside it. */
+export const LOAD_PRIVILEGES = [
+  'SELECT',
+  'INSERT',
+  'UPDATE',
+  'DELETE',
+  'CREATE',
+  'DROP',
+  'ALTER',
+  'INDEX',
+  'REFERENCES',
+  'CREATE VIEW',
+  'SHOW VIEW',
+  'CREATE ROUTINE',
+  'ALTER ROUTINE',
+  'TRIGGER',
+  'EVENT',
+];
+
+/** The grants to give an app account, for messages and the README. */
+export function grantsHint(t: MysqlTarget): string {
+  const pattern = `${t.database.replace(/_/g, '\\_')}\\_opsdeck\\_%`;
+  return `GRANT ALL ON ${quoteName(t.database)}.* TO ${quoteName(t.user)}@'HOST'; GRANT ALL ON ${quoteName(pattern)}.* TO ${quoteName(t.user)}@'HOST';`;
+}
+
+/** Parses the client's --xml output: one list of rows per result set, NULL as null. */
+export function parseXml(xml: string): Record<string, string | null>[][] {
+  const decode = (s: string) =>
+    s.replace(/&(#x[0-9a-f]+|#\d+|lt|gt|amp|quot|apos);/gi, (_m, e: string) =>
+      e[0] === '#'
+        ? String.fromCodePoint(e[1] === 'x' || e[1] === 'X' ? parseInt(e.slice(2), 16) : Number(e.slice(1)))
+        : ({ lt: '<', gt: '>', amp: '&', quot: '"', apos: "'" } as Record<string, string>)[e.toLowerCase()],
+    );
+  const sets: Record<string, string | null>[][] = [];
+  for (const set of xml.matchAll(/<resultset\b[^>]*?(?:\/>|>([\s\S]*?)<\/resultset>)/g)) {
+    const rows: Record<string, string | null>[] = [];
+    for (const row of (set[1] ?? '').matchAll(/<row>([\s\S]*?)<\/row>/g)) {
+      const r: Record<string, string | null> = {};
+      for (const f of row[1].matchAll(/<field name="([^"]*)"(?:\s+xsi:nil="true"\s*\/>|>([\s\S]*?)<\/field>|\s*\/>)/g)) r[decode(f[1])] = f[0].includes('xsi:nil') ? null : decode(f[2] ?? '');
+      rows.push(r);
+    }
+    sets.push(rows);
+  }
+  return sets;
+}
+
+export interface MysqlSession {
+  shell: Shell;
+  t: MysqlTarget;
+  password: string;
+}
+
+/** Runs SQL (stdin) on `db`; rows as tab-separated lines. */
+export async function sql(s: MysqlSession, query: string, db?: string, signal?: AbortSignal): Promise<string> {
+  return (await run(s.shell, clientArgv(s.t, db), { secretLine: s.password, stdin: query, signal })).stdout;
+}
+
+async function xml(s: MysqlSession, query: string, db?: string): Promise<Record<string, string | null>[][]> {
+  return parseXml((await run(s.shell, clientArgv(s.t, db, ['--xml']), { secretLine: s.password, stdin: query })).stdout);
+}
+
+/**
+ * Why a swap-in load of run `runId` cannot go ahead, asked before anything changes; undefined when
+ * it can. The account needs LOAD_PRIVILEGES on the database and on both swap databases, and must be
+ * able to create and drop those (tried: created and dropped at once, both empty).
+ */
+export async function loadProblem(s: MysqlSession, runId: string): Promise<string | undefined> {
+  const { scratch, old } = swapNames(s.t, runId);
+  const names = [s.t.database, scratch, old];
+  const wanted = LOAD_PRIVILEGES.map((p) => `SELECT ${quoteString(p)} AS p`).join(' UNION ALL ');
+  // A database-level grant names a LIKE pattern (`shop\_opsdeck\_%`): matched as the server does.
+  const query = names
+    .map(
+      (n) =>
+        `SELECT ${quoteString(n)}, w.p FROM (${wanted}) w WHERE NOT EXISTS (SELECT 1 FROM information_schema.USER_PRIVILEGES u WHERE u.PRIVILEGE_TYPE = w.p) AND NOT EXISTS (SELECT 1 FROM information_schema.SCHEMA_PRIVILEGES g WHERE g.PRIVILEGE_TYPE = w.p AND ${quoteString(n)} LIKE g.TABLE_SCHEMA)`,
+    )
+    .join(' UNION ALL ');
+  let missing: string;
+  try {
+    const exists = await sql(s, `SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME IN (${[scratch, old].map(quoteString).join(', ')});`);
+    if (exists.trim() !== '0') return `databases ${scratch} or ${old} already exist (left by run ${runId}?): drop them first`;
+    missing = await sql(s, query + ';');
+  } catch (err) {
+    return (err as Error).message;
+  }
+  const lacks = new Map<string, string[]>();
+  for (const line of missing.split('\n').filter(Boolean)) {
+    const [db, p] = line.split('\t');
+    lacks.set(db, [...(lacks.get(db) ?? []), p]);
+  }
+  if (lacks.size) {
+    return `account ${s.t.user} lacks ${[...lacks].map(([db, ps]) => `${ps.join(', ')} on ${db}`).join('; ')}: a restore loads into a database beside ${s.t.database} and swaps it in; give it ${grantsHint(s.t)}; nothing was changed`;
+  }
+  try {
+    await sql(s, `CREATE DATABASE ${quoteName(scratch)}; DROP DATABASE ${quoteName(scratch)}; CREATE DATABASE ${quoteName(old)}; DROP DATABASE ${quoteName(old)};`);
+  } catch (err) {
+    return `account ${s.t.user} cannot create the databases a restore loads into (${(err as Error).message}); give it ${grantsHint(s.t)}`;
+  }
+  return undefined;
+}
+
+/** The marker a load's input ends with once the dump arrived whole; the client prints it back. */
+const LOADED = 'opsdeck: the dump arrived whole';
+
+/**
+ * Loads a dump into the run's scratch database (created here, empty). Resolves once the whole dump
+ * loaded; on any failure (a statement, a dump cut short: no marker at its end) the scratch database
+ * is dropped and it rejects. Nothing of the target is touched.
+ */
+export async function loadScratch(s: MysqlSession, runId: string, dump: Readable, signal?: AbortSignal): Promise<void> {
+  const { scratch } = swapNames(s.t, runId);
+  await sql(s, `CREATE DATABASE ${quoteName(scratch)};`, undefined, signal);
+  try {
+    const stripper = new DefinerStripper();
+    const input = dump.pipe(stripper.stream());
+    // The marker goes in only once the dump's stream ended: a dump cut short never prints it.
+    const marked = new Transform({ transform: (c: Buffer, _e, cb) => cb(null, c), flush: (cb) => cb(null, `\nSELECT ${quoteString(LOADED)};\n`) });
+    dump.once('error', (err) => marked.destroy(err));
+    const res = await s.shell.exec(clientArgv(s.t, scratch), { secretLine: s.password, stdin: input.pipe(marked), signal });
+    if (res.code !== 0 || !res.stdout.split('\n').includes(LOADED)) {
+      throw new Error(`the load into ${scratch} stopped${res.code !== 0 ? ` (exit ${res.code}): ${res.stderr.trim().split('\n').slice(-2).join(' | ')}` : ': the dump did not arrive whole'}`);
+    }
+  } catch (err) {
+    await dropDatabases(s, [scratch]);
+    throw err;
+  }
+}
+
+export async function dropDatabases(s: MysqlSession, dbs: string[]): Promise<void> {
+  await sql(s, dbs.map((d) => `DROP DATABASE IF EXISTS ${quoteName(d)};`).join('\n'));
+}
+
+/** Rows of every base table of `db` (exact counts), by table name. */
+export async function rowsPerTable(s: MysqlSession, db: string): Promise<Map<string, number>> {
+  const tables = (await sql(s, `SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ${quoteString(db)} AND TABLE_TYPE = 'BASE TABLE' ORDER BY 1;`)).split('\n').filter(Boolean);
+  const out = new Map<string, number>();
+  if (!tables.length) return out;
+  const counts = await sql(s, tables.map((t) => `SELECT ${quoteString(t)}, COUNT(*) FROM ${quoteName(db)}.${quoteName(t)}`).join(' UNION ALL ') + ';');
+  for (const line of counts.split('\n').filter(Boolean)) out.set(line.split('\t')[0], Number(line.split('\t')[1]));
+  return out;
+}
+
+/** CHECKSUM TABLE of every base table, with its rows, for compare. */
+export async function tableChecksums(s: MysqlSession, db: string): Promise<Map<string, { rows: number; sum: string }>> {
+  const rows = await rowsPerTable(s, db);
+  const out = new Map<string, { rows: number; sum: string }>();
+  if (!rows.size) return out;
+  const sums = await sql(s, `CHECKSUM TABLE ${[...rows.keys()].map((t) => `${quoteName(db)}.${quoteName(t)}`).join(', ')} EXTENDED;`);
+  for (const line of sums.split('\n').filter(Boolean)) {
+    const [name, sum] = line.split('\t');
+    const t = name.slice(db.length + 1);
+    out.set(t, { rows: rows.get(t) ?? 0, sum });
+  }
+  return out;
+}
+
+/** A view, routine, trigger or event: how to drop it and create it again in its database. */
+interface ObjectDef {
+  kind: 'VIEW' | 'PROCEDURE' | 'FUNCTION' | 'TRIGGER' | 'EVENT';
+  name: string;
+  create: string;
+  sqlMode: string;
+  charset: string;
+  collation: string;
+}
+
+/** What an undo needs: the swap databases, and the target's objects as they were before the swap. */
+export interface Kept {
+  runId: string;
+  scratch: string;
+  old: string;
+  objects: ObjectDef[];
+}
+
+/** Base tables and the other objects of `db`, with their definitions (definers dropped). */
+async function readObjects(s: MysqlSession, db: string): Promise<{ tables: string[]; objects: ObjectDef[] }> {
+  const q = quoteString(db);
+  const [tables, views, routines, triggers, events] = await xml(
+    s,
+    `SELECT TABLE_NAME n FROM information_schema.TABLES WHERE TABLE_SCHEMA = ${q} AND TABLE_TYPE = 'BASE TABLE' ORDER BY 1;
+SELECT TABLE_NAME n FROM information_schema.VIEWS WHERE TABLE_SCHEMA = ${q} ORDER BY 1;
+SELECT ROUTINE_NAME n, ROUTINE_TYPE k FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ${q} ORDER BY 2, 1;
+SELECT TRIGGER_NAME n FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ${q} ORDER BY EVENT_OBJECT_TABLE, EVENT_MANIPULATION, ACTION_TIMING, ACTION_ORDER;
+SELECT EVENT_NAME n FROM information_schema.EVENTS WHERE EVENT_SCHEMA = ${q} ORDER BY 1;`,
+  );
+  const wanted: { kind: ObjectDef['kind']; name: string }[] = [
+    ...views.map((r) => ({ kind: 'VIEW' as const, name: r.n! })),
+    ...routines.map((r) => ({ kind: r.k as 'PROCEDURE' | 'FUNCTION', name: r.n! })),
+    ...triggers.map((r) => ({ kind: 'TRIGGER' as const, name: r.n! })),
+    ...events.map((r) => ({ kind: 'EVENT' as const, name: r.n! })),
+  ];
+  const objects: ObjectDef[] = [];
+  if (wanted.length) {
+    // With the database as the session's own, SHOW CREATE names its tables without the database,
+    // so a definition reads the same created in another database.
+    const shown = await xml(s, wanted.map((w) => `SHOW CREATE ${w.kind} ${quoteName(w.name)};`).join('\n'), db);
+    wanted.forEach((w, i) => {
+      const r = shown[i][0];
+      const create =
+        r[w.kind === 'VIEW' ? 'Create View' : w.kind === 'EVENT' ? 'Create Event' : w.kind === 'TRIGGER' ? 'SQL Original Statement' : w.kind === 'PROCEDURE' ? 'Create Procedure' : 'Create Function'];
+      if (create === null || create === undefined) throw new Error(`account ${s.t.user} cannot read the definition of ${w.kind.toLowerCase()} ${db}.${w.name}`);
+      objects.push({
+        kind: w.kind,
+        name: w.name,
+        create: create.replace(DEFINER_RE, ''),
+        sqlMode: r.sql_mode ?? '',
+        charset: r.character_set_client ?? 'utf8mb4',
+        collation: r.collation_connection ?? 'utf8mb4_general_ci',
+      });
+    });
+  }
+  return { tables: tables.map((r) => r.n!), objects: orderViews(objects) };
+}
+
+/** Views after the views they name, so each is created after what it reads. */
+function orderViews(objects: ObjectDef[]): ObjectDef[] {
+  const views = objects.filter((o) => o.kind === 'VIEW');
+  const done: ObjectDef[] = [];
+  const visit = (v: ObjectDef, path: Set<string>) => {
+    if (done.includes(v) || path.has(v.name)) return;
+    path.add(v.name);
+    for (const w of views) if (w !== v && v.create.includes(quoteName(w.name))) visit(w, path);
+    done.push(v);
+  };
+  for (const v of views) visit(v, new Set());
+  return [...done, ...objects.filter((o) => o.kind !== 'VIEW')];
+}
+
+const DELIM = '$$opsdeck$$';
+
+function dropSql(db: string, o: { kind: ObjectDef['kind']; name: string }): string {
+  return `DROP ${o.kind} IF EXISTS ${quoteName(db)}.${quoteName(o.name)}${DELIM}`;
+}
+
+function createSql(o: ObjectDef): string {
+  return `SET SESSION sql_mode = ${quoteString(o.sqlMode)}, character_set_client = ${quoteString(o.charset)}, collation_connection = ${quoteString(o.collation)}${DELIM}\n${o.create}${DELIM}`;
+}
+
+function rename(pairs: [string, string][]): string {
+  return pairs.length ? `RENAME TABLE ${pairs.map(([a, b]) => `${a} TO ${b}`).join(', ')}${DELIM}` : '';
+}
+
+async function script(s: MysqlSession, db: string, lines: string[]): Promise<void> {
+  await sql(s, [`DELIMITER ${DELIM}`, ...lines.filter(Boolean)].join('\n') + '\n', db);
+}
+
+/**
+ * Swaps the loaded scratch database in: every table at once (one RENAME TABLE: the target's tables
+ * to the old-table database, the scratch's into the target), then the views, routines, triggers and
+ * events of the load in place of the target's. Returns what an undo needs (swapBack); a failure
+ * part-way is swapped back before it rejects.
+ */
+export async function swapIn(s: MysqlSession, runId: string): Promise<Kept> {
+  const { scratch, old } = swapNames(s.t, runId);
+  const T = quoteName(s.t.database);
+  const before = await readObjects(s, s.t.database);
+  const loaded = await readObjects(s, scratch);
+  const kept: Kept = { runId, scratch, old, objects: before.objects };
+  try {
+    await script(s, s.t.database, [
+      `CREATE DATABASE ${quoteName(old)}${DELIM}`,
+      // A table with triggers cannot move to another database.
+      ...before.objects.filter((o) => o.kind === 'TRIGGER').map((o) => dropSql(s.t.database, o)),
+      ...loaded.objects.filter((o) => o.kind === 'TRIGGER').map((o) => dropSql(scratch, o)),
+      rename([
+        ...before.tables.map((t): [string, string] => [`${T}.${quoteName(t)}`, `${quoteName(old)}.${quoteName(t)}`]),
+        ...loaded.tables.map((t): [string, string] => [`${quoteName(scratch)}.${quoteName(t)}`, `${T}.${quoteName(t)}`]),
+      ]),
+      ...before.objects.filter((o) => o.kind !== 'TRIGGER').map((o) => dropSql(s.t.database, o)),
+      ...loaded.objects.map(createSql),
+    ]);
+  } catch (err) {
+    await swapBack(s, kept);
+    throw err;
+  }
+  // What is left there is the load's views and routines, now the target's: only the old tables stay.
+  await dropDatabases(s, [scratch]);
+  return kept;
+}
+
+/**
+ * Puts the target back as it was before swapIn (an undo): its current tables out to the scratch
+ * database, the old tables back, in one RENAME TABLE; its objects as they were; both swap databases
+ * dropped. Safe to run again, and after a swap that failed anywhere (even before its RENAME).
+ */
+export async function swapBack(s: MysqlSession, kept: Kept): Promise<void> {
+  const T = quoteName(s.t.database);
+  const now = await readObjects(s, s.t.database);
+  const exists = (await sql(s, `SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ${quoteString(kept.old)};`)).trim() !== '';
+  const oldTables = exists ? (await readObjects(s, kept.old)).tables : [];
+  const out = new Set(now.tables);
+  await script(s, s.t.database, [
+    `CREATE DATABASE IF NOT EXISTS ${quoteName(kept.scratch)}${DELIM}`,
+    ...now.objects.map((o) => dropSql(s.t.database, o)),
+    // The old tables went out whole in one statement: when there are any, every table now here is the load's.
+    ...(oldTables.length
+      ? [
+          rename([
+            ...[...out].map((t): [string, string] => [`${T}.${quoteName(t)}`, `${quoteName(kept.scratch)}.${quoteName(t)}`]),
+            ...oldTables.map((t): [string, string] => [`${quoteName(kept.old)}.${quoteName(t)}`, `${T}.${quoteName(t)}`]),
+          ]),
+        ]
+      : []),
+    ...kept.objects.map((o) => dropSql(s.t.database, o)),
+    ...kept.objects.map(createSql),
+  ]);
+  await dropDatabases(s, [kept.scratch, kept.old]);
+}
+
+/** Drops what a swap kept for its undo (the old tables), once the run no longer needs them. */
+export async function dropKept(s: MysqlSession, kept: Kept): Promise<void> {
+  await dropDatabases(s, [kept.scratch, kept.old]);
+}
+
+/**
+ * The whole restore of a dump onto the target, as one call (tests; the operations compose the parts
+ * as steps): refused before any change without the rights; loaded beside; rows checked against
+ * `expectedRows`; swapped in. Any failure leaves the target as it was and no swap database behind.
+ */
+export async function restoreBySwap(s: MysqlSession, runId: string, dump: Readable, expectedRows: Record<string, number>): Promise<Kept> {
+  const problem = await loadProblem(s, runId);
+  if (problem) throw new Error(problem);
+  const { scratch } = swapNames(s.t, runId);
+  await loadScratch(s, runId, dump);
+  try {
+    const rows = await rowsPerTable(s, scratch);
+    const names = new Set([...rows.keys(), ...Object.keys(expectedRows)]);
+    const wrong = [...names].filter((n) => rows.get(n) !== expectedRows[n]).map((n) => `${n}: ${rows.get(n) ?? 'missing'} rows loaded, ${expectedRows[n] ?? 'none'} in the backup`);
+    if (wrong.length) throw new Error(`the loaded database does not match the backup's manifest (${wrong.slice(0, 5).join('; ')}); ${s.t.database} was not changed`);
+  } catch (err) {
+    await dropDatabases(s, [scratch]);
+    throw err;
+  }
+  return swapIn(s, runId);
+}
