@@ -5,6 +5,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { inject } from 'vitest';
+import { copyFastStore } from '../fixtures/restic-fast.js';
 import { asLabUser, hostAddArgs, labInfo, makeLabInstance, pgAdmin, type Lab, type LabInstance } from '../fixtures/lab.js';
 
 export const BIN = resolve(import.meta.dirname, '..', 'bin', 'opsdeck');
@@ -26,8 +28,16 @@ export function newHome(backend: Backend = defaultBackend()): string {
   return backend === 'postgres' ? teamHome() : plainHome();
 }
 
+/**
+ * An empty opsdeck home, but for its backup store: a copy of the run's template store (a real
+ * restic repository whose key is cheap to open, see fixtures/restic-fast.ts), which opsdeck uses
+ * as its own (store/ and store.pass). Without the template (no global setup), no store yet.
+ */
 function plainHome(): string {
-  return mkdtempSync(join(tmpdir(), 'opsdeck-test-'));
+  const home = mkdtempSync(join(tmpdir(), 'opsdeck-test-'));
+  const template = inject('resticTemplate');
+  if (template) copyFastStore(template, home);
+  return home;
 }
 
 export function lab(): Lab {
