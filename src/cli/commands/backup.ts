@@ -9,12 +9,14 @@ import type { Act } from '../action.js';
 import { anyKeep, keepOptions, policyOf, type KeepOpts } from '../options.js';
 import { alert, forEachInstance, runPlan, unattended, type ManyOpts } from '../run.js';
 import { table } from '../render.js';
+import { examples } from './help.js';
 
 /** backup, backups (list, check, prune, verify, export). */
 export function register(program: Command, act: Act): void {
   program
     .command('backup [instance...]')
     .description('back up instances: code tree and database into the store, checked and with a manifest')
+    .addHelpText('after', examples('opsdeck backup shop-prod', 'opsdeck backup --env prod --parallel 4 --yes', 'opsdeck backup --all --yes   # for cron: goes on past failures, exit 1 if any failed'))
     .option('--all', 'every instance')
     .option('--env <env>', 'every instance of this environment')
     .option('--parallel <n>', 'how many at once (default 1)')
@@ -22,6 +24,7 @@ export function register(program: Command, act: Act): void {
   const backups = program
     .command('backups [instance]')
     .description('list backups, newest first')
+    .addHelpText('after', examples('opsdeck backups', 'opsdeck backups shop-prod --json'))
     .action(
       act(async (app, _g, name?: string) => {
         if (name) app.inv.requireInstance(name);
@@ -40,6 +43,7 @@ export function register(program: Command, act: Act): void {
   backups
     .command('check [instance...]')
     .description(`is every instance's newest good backup younger than its environment's limit (default ${DEFAULT_MAX_BACKUP_AGE})? exit 1, and alerts when unattended, if not`)
+    .addHelpText('after', examples('opsdeck backups check', 'opsdeck backups check shop-prod --yes   # alerts when its newest good backup is too old'))
     .action(
       act(async (app, g, names: string[]) => {
         const insts = names.length ? names.map((n) => app.inv.requireInstance(n)) : app.inv.listInstances();
@@ -62,7 +66,12 @@ export function register(program: Command, act: Act): void {
         };
       }),
     );
-  keepOptions(backups.command('prune [instance]').description("drop the backups the retention policy does not keep (the environment's, or the flags'); --dry-run lists them")).action(
+  keepOptions(
+    backups
+      .command('prune [instance]')
+      .description("drop the backups the retention policy does not keep (the environment's, or the flags'); --dry-run lists them")
+      .addHelpText('after', examples('opsdeck backups prune --dry-run', 'opsdeck backups prune shop-prod --keep-daily 7 --yes', 'opsdeck help retention')),
+  ).action(
     act(async (app, g, name: string | undefined, o: KeepOpts) => {
       if (name) app.inv.requireInstance(name);
       // The instances whose backups it decides on are locked before it decides, and until it has
@@ -84,6 +93,7 @@ export function register(program: Command, act: Act): void {
   backups
     .command('verify <id>')
     .description('read a backup back from the store and check it against its manifest')
+    .addHelpText('after', examples('opsdeck backups verify 20261129T021500-ab12', 'opsdeck backups shop-prod   # the ids'))
     .action(
       act(async (app, g, id: string) =>
         runPlan(app, g, verifyPlan(app, id), (r) => `backup ${r.id}: ${r.verified ? 'verified: every stream matches its manifest' : 'DOES NOT MATCH: ' + r.problems.join('; ')}`),
@@ -92,5 +102,6 @@ export function register(program: Command, act: Act): void {
   backups
     .command('export <id> <file>')
     .description('write a backup as one portable tar (manifest.json, code.tar, db.sql)')
+    .addHelpText('after', examples('opsdeck backups export 20261129T021500-ab12 shop.tar', 'tar -tf shop.tar   # manifest.json, code.tar, db.sql'))
     .action(act(async (app, g, id: string, file: string) => runPlan(app, g, exportPlan(app, id, file), (r) => `backup ${r.id} written to ${r.file}`)));
 }

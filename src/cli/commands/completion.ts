@@ -337,6 +337,11 @@ export function register(program: Command): void {
     .command('completion')
     .description('print the shell completion script: commands, flags, and the names of environments, hosts, instances and backups')
     .addArgument(program.createArgument('<shell>', 'bash, zsh or fish').choices(SHELLS))
+    // Written out, not through help.ts's examples(): this file stays light for __complete.
+    .addHelpText(
+      'after',
+      '\nExamples:\n  source <(opsdeck completion bash)   # in ~/.bashrc\n  opsdeck completion zsh > "${fpath[1]}/_opsdeck"   # a directory of your fpath, before compinit\n  opsdeck completion fish > ~/.config/fish/completions/opsdeck.fish',
+    )
     .action((shell: Shell) => {
       process.stdout.write(completionScript(program, shell));
     });

@@ -5,6 +5,7 @@ import type { Command } from 'commander';
 import { EXIT } from '../../core/errors.js';
 import { quoteArg } from '../../remote/quote.js';
 import type { Act } from '../action.js';
+import { examples } from './help.js';
 
 interface CronOpts {
   check?: boolean;
@@ -78,10 +79,7 @@ export function register(program: Command, act: Act): void {
       "print crontab lines for the usual unattended jobs, with the PATH and OPSDECK_HOME they need, for review (install with crontab -e); --check runs each in cron's bare environment with --dry-run",
     )
     .option('--check', "run each job's command as cron would (env -i, only the crontab's PATH= and OPSDECK_HOME= lines) with --dry-run, and say which would fail and why (exit 1 if any)")
-    .addHelpText(
-      'after',
-      '\nExamples:\n  opsdeck cron                      # review the lines\n  opsdeck cron --check              # would they run under cron?\n  opsdeck cron > jobs && crontab jobs   # replaces your crontab: merge by hand if you have one',
-    )
+    .addHelpText('after', examples('opsdeck cron   # review the lines', 'opsdeck cron --check   # would they run under cron?', '(crontab -l; opsdeck cron) | crontab -   # add them to your crontab'))
     .action(
       act(async (app, _g, o: CronOpts) => {
         const bin = binary();

@@ -5,6 +5,7 @@ import { clonePlan, type CloneOptions } from '../../actions/clone.js';
 import type { Act } from '../action.js';
 import { confirmChange } from '../prompt.js';
 import { forEachInstance, runPlan, type ManyOpts } from '../run.js';
+import { examples } from './help.js';
 
 interface UpdateOpts extends ManyOpts {
   allowProtected?: boolean;
@@ -27,10 +28,12 @@ export function register(program: Command, act: Act): void {
   program
     .command('maintenance <instance> <mode>')
     .description('put an instance in maintenance (on) or take it out (off)')
+    .addHelpText('after', examples('opsdeck maintenance shop-prod on', 'opsdeck maintenance shop-prod off'))
     .action(act(async (app, g, name: string, mode: string) => runPlan(app, g, maintenancePlan(app, name, mode), (r) => `${r.instance} is ${r.maintenance ? 'in maintenance' : 'out of maintenance'}`)));
   program
     .command('update [instance...]')
     .description('update instances to the tip of their branch: backup, maintenance, checkout, migrate, health check; undone on failure')
+    .addHelpText('after', examples('opsdeck update shop-prod', 'opsdeck update --env dev --yes', 'opsdeck update --env prod --yes --allow-protected'))
     .option('--all', 'every instance')
     .option('--env <env>', 'every instance of this environment')
     .option('--parallel <n>', 'how many at once (default 1)')
@@ -62,6 +65,7 @@ export function register(program: Command, act: Act): void {
   program
     .command('upgrade <instance>')
     .description('upgrade an instance to a tag or revision (--to REF), safely as update does')
+    .addHelpText('after', examples('opsdeck upgrade shop-prod --to v3.0', 'opsdeck --dry-run upgrade shop-prod --to v3.0'))
     .requiredOption('--to <ref>', 'the tag (or revision) to deploy')
     .addOption(new Option('--allow-protected', 'with --yes: allow a protected instance without a typed confirmation'))
     .action(
@@ -75,6 +79,10 @@ export function register(program: Command, act: Act): void {
   program
     .command('clone <source> <target>')
     .description("make the target a copy of the source (files and database), keeping the target's URL, credentials, hooks and local files")
+    .addHelpText(
+      'after',
+      examples('opsdeck clone shop-prod shop-uat', 'opsdeck clone shop-prod shop-uat --data-only --as-of 7d', 'opsdeck clone shop-prod shop-uat --upgrade-to v3.0   # try an upgrade on real data'),
+    )
     .option('--data-only', "copy the database only; the target's code stays")
     .option('--code-only', "copy the code tree only; the target's database stays")
     .option('--from-backup', "copy the source's newest backup instead of its live state")

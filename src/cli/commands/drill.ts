@@ -6,6 +6,7 @@ import type { Act } from '../action.js';
 import { confirm } from '../prompt.js';
 import { runPlan } from '../run.js';
 import { table } from '../render.js';
+import { examples } from './help.js';
 
 interface DrillOpts {
   target: string;
@@ -17,6 +18,7 @@ export function register(program: Command, act: Act): void {
   program
     .command('drill <instance>')
     .description('restore drill: verify a backup, restore it onto a scratch instance, check it answers and matches, report RTO and RPO')
+    .addHelpText('after', examples('opsdeck drill shop-prod --target shop-scratch', 'opsdeck drill shop-prod --target shop-scratch --backup 20261129T021500-ab12', 'opsdeck help drills'))
     .requiredOption('--target <scratch>', 'the scratch instance to restore onto (never a protected one)')
     .option('--backup <id>', 'which backup (default: the newest)')
     .action(
@@ -36,6 +38,7 @@ export function register(program: Command, act: Act): void {
   program
     .command('drills [instance]')
     .description('the restore drills run so far, newest first')
+    .addHelpText('after', examples('opsdeck drills', 'opsdeck drills shop-prod --json'))
     .action(
       act(async (app, _g, name?: string) => {
         const list: DrillReport[] = app.inv.listDrills(name);

@@ -7,6 +7,7 @@ import type { Act } from '../action.js';
 import { anyKeep, keepOptions, policyOf, type KeepOpts } from '../options.js';
 import { runChange } from '../run.js';
 import { table } from '../render.js';
+import { examples } from './help.js';
 
 interface EnvAddOpts {
   protected?: boolean;
@@ -18,10 +19,14 @@ interface EnvSetOpts extends KeepOpts {
 }
 
 export function register(program: Command, act: Act): void {
-  const env = program.command('env').description('environments (dev, uat, preprod, prod)');
+  const env = program
+    .command('env')
+    .description('environments (dev, uat, preprod, prod)')
+    .addHelpText('after', examples('opsdeck env add prod --protected', 'opsdeck env set prod --keep-daily 7 --max-backup-age 26h', 'opsdeck env list'));
   env
     .command('add <name>')
     .description('add an environment')
+    .addHelpText('after', examples('opsdeck env add dev', 'opsdeck env add prod --protected   # changes need the typed name, or --yes --allow-protected'))
     .option('--protected', 'changes need a typed confirmation (or --yes --allow-protected)')
     .action(
       act(async (app, g, name: string, o: EnvAddOpts) => {
@@ -32,7 +37,15 @@ export function register(program: Command, act: Act): void {
         });
       }),
     );
-  keepOptions(env.command('set <name>').description("set an environment's retention policy (backups prune uses it)"))
+  keepOptions(
+    env
+      .command('set <name>')
+      .description("set an environment's retention policy (backups prune uses it)")
+      .addHelpText(
+        'after',
+        examples('opsdeck env set prod --keep-daily 7 --keep-weekly 4', 'opsdeck env set prod --max-backup-age 26h   # backups check alerts past it', 'opsdeck env set dev --default-retention'),
+      ),
+  )
     .option('--default-retention', 'go back to the default policy')
     .option('--max-backup-age <age>', `backups check alerts when the newest good backup is older (e.g. 26h, 2d; default ${DEFAULT_MAX_BACKUP_AGE})`)
     .action(
@@ -59,6 +72,7 @@ export function register(program: Command, act: Act): void {
   env
     .command('list')
     .description('list environments')
+    .addHelpText('after', examples('opsdeck env list', 'opsdeck env list --json'))
     .action(
       act(async (app) => {
         const envs = app.inv.listEnvs();

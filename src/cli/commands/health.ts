@@ -5,6 +5,7 @@ import { DB_HEALTH_HEADERS, HOST_HEALTH_HEADERS, INSTANCE_HEALTH_HEADERS, dbHeal
 import type { Act } from '../action.js';
 import { parseParallel } from '../run.js';
 import { table } from '../render.js';
+import { examples } from './help.js';
 
 interface HealthOpts {
   all?: boolean;
@@ -20,6 +21,7 @@ export function register(program: Command, act: Act): void {
     .description(
       'one sweep of health: hosts (load, CPU, memory, disks, uptime), instances (site, maintenance, version, backup age), databases (size, connections, longest transaction, replication) and app metrics; exit 1 when something is down or a backup too old',
     )
+    .addHelpText('after', examples('opsdeck health', 'opsdeck health shop-prod web1', 'opsdeck health --env prod --prometheus > /var/lib/node_exporter/textfile/opsdeck.prom'))
     .option('--all', 'every instance (the default when no target is given)')
     .option('--env <env>', 'every instance of this environment')
     .option('--parallel <n>', 'probes at once (default 8)', '8')

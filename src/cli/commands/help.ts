@@ -4,6 +4,9 @@ import { DEFAULT_POLICY, SAFETY_DAYS } from '../../core/retention.js';
 import { DEFAULT_MAX_BACKUP_AGE } from '../../../inventory/index.js';
 import type { Act } from '../action.js';
 
+/** The Examples: block each command's --help ends with (a test walks the tree for it). */
+export const examples = (...lines: string[]): string => `\nExamples:\n${lines.map((l) => `  ${l}`).join('\n')}`;
+
 // Concepts that span commands, in the README's words: when one changes, change both.
 const P = DEFAULT_POLICY;
 export const TOPICS: Record<string, { title: string; text: string }> = {
@@ -76,7 +79,7 @@ export function register(program: Command, _act?: Act): void {
   program
     .command('help [words...]')
     .description('help on a command (opsdeck help backup), or on a topic: exit-codes, protected, retention, drills')
-    .addHelpText('after', `\nTopics:\n${topicList()}\n\nExamples:\n  opsdeck help exit-codes\n  opsdeck help backups prune\n  opsdeck help protected`)
+    .addHelpText('after', `\nTopics:\n${topicList()}\n${examples('opsdeck help exit-codes', 'opsdeck help backups prune', 'opsdeck help protected')}`)
     .action((words: string[]) => {
       if (!words.length) {
         program.outputHelp();

@@ -9,6 +9,7 @@ import type { Act } from '../action.js';
 import { confirm, interactive } from '../prompt.js';
 import { runChange } from '../run.js';
 import { table } from '../render.js';
+import { examples } from './help.js';
 
 interface HostAddOpts {
   address: string;
@@ -66,10 +67,21 @@ function trustPrompt(g: GlobalOpts, host: Host): TrustDecision {
 }
 
 export function register(program: Command, act: Act): void {
-  const host = program.command('host').description('hosts reached over SSH');
+  const host = program
+    .command('host')
+    .description('hosts reached over SSH')
+    .addHelpText('after', examples('opsdeck host add web1 --address 10.0.0.5 --user deploy --key ~/.ssh/id_ed25519', 'opsdeck host check web1', 'opsdeck host list'));
   host
     .command('add <name>')
     .description('add a host: its key is checked and pinned, and the login tried, before it is saved')
+    .addHelpText(
+      'after',
+      examples(
+        'opsdeck host add web1 --address 10.0.0.5 --user deploy --key ~/.ssh/id_ed25519 --fingerprint SHA256:...',
+        'opsdeck host add db1 --address 10.0.1.5 --jump web1   # through a jump host',
+        'opsdeck host add web2 --address 10.0.0.6 --user deploy --become www-data',
+      ),
+    )
     .requiredOption('--address <addr>', 'DNS name or IP address')
     .option('--port <n>', 'SSH port', '22')
     .option('--user <user>', 'login user', process.env.USER || 'root')
@@ -115,6 +127,7 @@ export function register(program: Command, act: Act): void {
   host
     .command('list')
     .description('list hosts')
+    .addHelpText('after', examples('opsdeck host list', 'opsdeck host list --json'))
     .action(
       act(async (app) => {
         const hs = app.inv.listHosts();
@@ -132,6 +145,7 @@ export function register(program: Command, act: Act): void {
   host
     .command('show <name>')
     .description('show one host')
+    .addHelpText('after', examples('opsdeck host show web1', 'opsdeck host show web1 --json'))
     .action(
       act(async (app, _g, name: string) => {
         const h = app.inv.requireHost(name);
@@ -145,6 +159,7 @@ export function register(program: Command, act: Act): void {
   host
     .command('check <name>')
     .description('connect, check the host key, log in, run uname, test the login shell and sudo -n for --become')
+    .addHelpText('after', examples("opsdeck host check web1   # login, host key, the login shell's quoting, sudo -n", 'opsdeck host check web1 --json'))
     .action(
       act(async (app, _g, name: string) => {
         const h = app.inv.requireHost(name);
@@ -158,6 +173,7 @@ export function register(program: Command, act: Act): void {
   host
     .command('set <name>')
     .description('change how opsdeck acts on a host: --become USER runs commands on its instance trees as USER through sudo -n')
+    .addHelpText('after', examples('opsdeck host set web2 --become www-data   # tried before it is saved', 'opsdeck host set web2 --no-become'))
     .option('--become <user>', "run commands on instance trees as this user (the trees' owner, e.g. www-data); sudo -n must allow it")
     .option('--no-become', 'run them as the login user again')
     .action(
@@ -182,6 +198,7 @@ export function register(program: Command, act: Act): void {
   host
     .command('trust <name>')
     .description('pin the key the host offers now (after a legitimate key change): replacing a pinned key needs --fingerprint, or a yes at the prompt that shows both keys')
+    .addHelpText('after', examples('opsdeck host trust web1   # shows the old and the new key, and asks', 'opsdeck host trust web1 --fingerprint SHA256:...'))
     .option('--fingerprint <SHA256:...>', 'the fingerprint to expect (check it on the host: ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub)')
     .action(
       act(async (app, g, name: string, o: HostTrustOpts) => {
@@ -203,6 +220,7 @@ export function register(program: Command, act: Act): void {
   host
     .command('remove <name>')
     .description('remove a host from the inventory (nothing on the host changes)')
+    .addHelpText('after', examples('opsdeck host remove web1', 'opsdeck --dry-run host remove web1'))
     .action(
       act(async (app, g, name: string) => {
         app.inv.requireHost(name);

@@ -5,6 +5,7 @@ import { EXIT, UsageError } from '../../core/errors.js';
 import type { Act } from '../action.js';
 import { readSecret } from '../prompt.js';
 import { alert, runChange } from '../run.js';
+import { examples } from './help.js';
 
 interface EmailOpts {
   smtp: string;
@@ -22,10 +23,27 @@ interface WebhookOpts {
 
 /** notify: where alerts go. Secrets are kept encrypted and never reach the audit trail. */
 export function register(program: Command, act: Act): void {
-  const notify = program.command('notify').description('where alerts go when an unattended run fails');
+  const notify = program
+    .command('notify')
+    .description('where alerts go when an unattended run fails')
+    .addHelpText(
+      'after',
+      examples(
+        'opsdeck notify email --smtp smtp://alerts@mail.example:587 --to oncall@example.com',
+        'opsdeck notify webhook --url https://hooks.example/opsdeck --secret-file ~/webhook.secret',
+        'opsdeck notify test',
+      ),
+    );
   notify
     .command('email')
     .description('alerts by email over SMTP (the password: OPSDECK_SMTP_PASSWORD, --smtp-password-file or the prompt, never in the URL; kept encrypted; over smtp:// it goes only after STARTTLS)')
+    .addHelpText(
+      'after',
+      examples(
+        'OPSDECK_SMTP_PASSWORD=... opsdeck notify email --smtp smtp://alerts@mail.example:587 --to oncall@example.com',
+        'opsdeck notify email --smtp smtp://alerts@mail.example:587 --to oncall@example.com --smtp-password-file ~/smtp.pw',
+      ),
+    )
     .requiredOption('--smtp <url>', 'smtp://[USER@]HOST:PORT (smtps:// for TLS)')
     .requiredOption('--to <addr>', 'recipient')
     .option('--from <addr>', 'sender', `opsdeck@${hostname()}`)
@@ -62,6 +80,10 @@ export function register(program: Command, act: Act): void {
   notify
     .command('webhook')
     .description('alerts as a JSON POST, signed: X-Opsdeck-Signature = sha256=HMAC(secret, timestamp + "." + body)')
+    .addHelpText(
+      'after',
+      examples('opsdeck notify webhook --url https://hooks.example/opsdeck --secret-file ~/webhook.secret', 'OPSDECK_WEBHOOK_SECRET=... opsdeck notify webhook --url https://hooks.example/opsdeck'),
+    )
     .requiredOption('--url <url>', 'where to POST')
     .option('--secret-file <file>', 'read the shared secret from this file (else OPSDECK_WEBHOOK_SECRET, or the prompt)')
     .addOption(new Option('--secret <s>', 'refused: a secret in argv shows in ps and shell history').hideHelp())
@@ -85,6 +107,7 @@ export function register(program: Command, act: Act): void {
   notify
     .command('list')
     .description('the alert channels (no secrets)')
+    .addHelpText('after', examples('opsdeck notify list', 'opsdeck notify list --json'))
     .action(
       act(async (app) => {
         const list = app.inv.notifyChannels().map((c) => ({ kind: c.kind, ...c.config, secret: c.secret ? '[stored encrypted]' : null }));
@@ -94,6 +117,7 @@ export function register(program: Command, act: Act): void {
   notify
     .command('remove <kind>')
     .description('stop sending alerts that way (email or webhook)')
+    .addHelpText('after', examples('opsdeck notify remove email', 'opsdeck notify remove webhook'))
     .action(
       act(async (app, g, kind: string) => {
         if (!app.inv.notifyChannels().some((c) => c.kind === kind)) throw new UsageError(`no ${kind} alert channel`, 'see them with: opsdeck notify list');
@@ -106,6 +130,7 @@ export function register(program: Command, act: Act): void {
   notify
     .command('test')
     .description('send a test alert on every channel')
+    .addHelpText('after', examples('opsdeck notify test', 'opsdeck notify test --json'))
     .action(
       act(async (app) => {
         if (!app.inv.notifyChannels().length) throw new UsageError('no alert channels to test', 'add one with: opsdeck notify email ... or notify webhook ...');

@@ -5,6 +5,7 @@ import { recoverPlan } from '../../actions/recover.js';
 import type { Act } from '../action.js';
 import { confirmChange } from '../prompt.js';
 import { runPlan } from '../run.js';
+import { examples } from './help.js';
 
 interface RestoreOpts {
   backup?: string;
@@ -18,6 +19,7 @@ export function register(program: Command, act: Act): void {
   program
     .command('restore <instance>')
     .description('restore a backup of an instance onto it or onto another (--to); a safety backup is taken first')
+    .addHelpText('after', examples('opsdeck restore shop-prod', 'opsdeck restore shop-prod --backup 20261129T021500-ab12', 'opsdeck restore shop-prod --to shop-uat'))
     .option('--backup <id>', 'which backup (default: the newest that did not fail verification)')
     .option('--to <instance>', 'restore onto this instance instead')
     .option('--allow-failed-backup', 'with --backup: restore it even though its last verification failed')
@@ -42,6 +44,7 @@ export function register(program: Command, act: Act): void {
     .description(
       'put right an instance a restore, clone or drill left half-restored (killed, crashed, or its undo could not reach the host): finishes the run if its code tree was already swapped in, otherwise undoes it from what it recorded (previous code tree, safety backup)',
     )
+    .addHelpText('after', examples('opsdeck recover shop-prod', 'opsdeck health shop-prod   # says HALF-RESTORED until it is recovered'))
     .action(
       act(async (app, g, name: string) =>
         // No confirmation: it only completes or takes back what a run that was confirmed started.

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { UsageError } from '../../core/errors.js';
 import type { Act } from '../action.js';
 import { table } from '../render.js';
+import { examples } from './help.js';
 
 interface RunsOpts {
   limit: string;
@@ -13,6 +14,7 @@ export function register(program: Command, act: Act): void {
   program
     .command('runs [id]')
     .description('the audit trail: who ran what, from where, and how it ended; with an id, its steps')
+    .addHelpText('after', examples('opsdeck runs', 'opsdeck runs --instance shop-prod --limit 50', 'opsdeck runs 42   # its steps and undos, in order'))
     .option('--limit <n>', 'how many', '20')
     .option('--instance <name>', 'only runs on this instance')
     .action(

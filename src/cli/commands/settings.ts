@@ -3,6 +3,7 @@ import { UsageError } from '../../core/errors.js';
 import { saveSetting, type Settings } from '../../app/settings.js';
 import type { Act, Output } from '../action.js';
 import { runChange } from '../run.js';
+import { examples } from './help.js';
 
 const show = (s: Settings): Output => ({
   json: s,
@@ -16,6 +17,7 @@ export function register(program: Command, act: Act): void {
   program
     .command('settings [key] [value]')
     .description('show the settings, or change one: refreshMs (health panels), connectTimeoutMs, storeRepository (before the first backup)')
+    .addHelpText('after', examples('opsdeck settings', 'opsdeck settings refreshMs 5000', 'opsdeck settings storeRepository sftp:backup@vault:/srv/restic'))
     .action(
       act(async (app, g, key?: string, value?: string) => {
         if (key === undefined) return show(app.settings);

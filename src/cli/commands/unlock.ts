@@ -4,12 +4,14 @@ import { describeLock, lockIsStale } from '../../../inventory/index.js';
 import { EXIT, OpsError } from '../../core/errors.js';
 import type { Act } from '../action.js';
 import { confirm } from '../prompt.js';
+import { examples } from './help.js';
 
 /** unlock: release a lock whose run is gone, recorded in the audit trail. */
 export function register(program: Command, act: Act): void {
   program
     .command('unlock <instance>')
     .description("release an instance's lock whose run is gone (killed on another machine, or its machine rebooted); says who held it, asks first, and is recorded in the audit trail")
+    .addHelpText('after', examples('opsdeck unlock shop-prod   # says who held it, asks first', 'opsdeck runs --instance shop-prod   # what that run did'))
     .action(
       act(async (app, g, name: string) => {
         app.inv.requireInstance(name);

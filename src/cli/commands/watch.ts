@@ -6,6 +6,7 @@ import { watchLines } from '../../present/index.js';
 import { comparePlan, type CompareReport } from '../../actions/compare.js';
 import type { Act } from '../action.js';
 import { alert, forEachInstance, runPlan, unattended, type ManyOpts } from '../run.js';
+import { examples } from './help.js';
 
 interface WatchOpts extends ManyOpts {
   accept?: boolean;
@@ -40,6 +41,7 @@ export function register(program: Command, act: Act): void {
   program
     .command('watch [instance...]')
     .description('file-integrity check: hash every file on the host and report what was added, changed or removed since the baseline (exit 1 if anything was)')
+    .addHelpText('after', examples('opsdeck watch shop-prod   # the first run records the baseline', 'opsdeck watch shop-prod --accept', 'opsdeck watch --all --yes'))
     .option('--accept', 'make the current state the baseline')
     .option('--all', 'every instance')
     .option('--env <env>', 'every instance of this environment')
@@ -64,6 +66,7 @@ export function register(program: Command, act: Act): void {
   program
     .command('compare <a> <b>')
     .description('compare two instances: files (added, removed, changed) and database (schema; per table, rows and whether the contents match); exit 1 if they differ')
+    .addHelpText('after', examples('opsdeck compare shop-prod shop-uat', 'opsdeck compare shop-prod shop-uat --diff config/app.php'))
     .option('--diff <path>', 'also show a unified diff of this file (relative to the instance)')
     .action(
       act(async (app, g, a: string, b: string, o: CompareOpts) => {
