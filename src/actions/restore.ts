@@ -223,7 +223,7 @@ export async function loadDatabase(deps: Deps, backup: Backup, target: Instance,
       const url = deps.inv.getInstance(backup.instance)?.dbUrl;
       return url ? parseDbUrl(url).user : undefined;
     })();
-  const loader = await db.engine.loader(shell, db, { kind: m.kind, role: dumpedAs }, ctx.signal);
+  const loader = await db.engine.loader(shell, db, { kind: m.kind, role: dumpedAs, tables: m.tables }, ctx.signal);
   const meter = new Meter({ onBytes: (n) => ctx.progress(n, m.bytes), rewrite: loader });
   await runLoad(
     loader,

@@ -41,6 +41,8 @@ export interface DumpSource {
   kind: DbKind;
   /** The role the dump was taken as (the owner of what it holds); undefined when not known. */
   role: string | undefined;
+  /** Rows per table the dump holds, when known (a stored backup's manifest), for a load that checks them before it commits. */
+  tables?: Record<string, number>;
 }
 
 /**
