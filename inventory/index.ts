@@ -87,7 +87,7 @@ export interface Manifest {
   /** owners: every "uid:gid" that owns entries of the tree, most entries first (a restore checks it can give them back). */
   code?: StreamManifest & { files: number; dirs: number; symlinks: number; treeKey?: string; owners?: string[] };
   /** role: the one the dump was taken as (the owner of what it holds), mapped to the target's role on a load. */
-  db?: StreamManifest & { kind: 'postgres'; tables: Record<string, number>; role?: string };
+  db?: StreamManifest & { kind: 'postgres' | 'mysql'; tables: Record<string, number>; role?: string };
 }
 
 export interface Backup {

@@ -5,6 +5,7 @@
  */
 import { UsageError } from '../core/errors.js';
 import type { Db, DbEngine, DbKind, DbTarget } from './engine.js';
+import { mysqlEngine } from './mysql-engine.js';
 import { postgresEngine } from './postgres-engine.js';
 
 export type { AccessProblem, Db, DbEngine, DbHealth, DbKind, DbLoader, DbTarget, DumpRowCounter, DumpSource, TableDigest } from './engine.js';
@@ -14,7 +15,7 @@ export { LoadStopped } from './engine.js';
  * Every engine opsdeck supports, one line each. A new engine is a module implementing DbEngine
  * (see postgres-engine.ts) and its line here; its kind joins the manifest's kind in inventory/.
  */
-const ENGINES: readonly DbEngine[] = [postgresEngine];
+const ENGINES: readonly DbEngine[] = [postgresEngine, mysqlEngine];
 
 const schemes = () => ENGINES.flatMap((e) => e.schemes.map((s) => `${s}://`)).join(', ');
 
