@@ -8,6 +8,7 @@ import { join, resolve } from 'node:path';
 import { inject } from 'vitest';
 import { copyFastStore } from '../fixtures/restic-fast.js';
 import { asLabUser, hostAddArgs, labInfo, makeLabInstance, pgAdmin, type Lab, type LabInstance } from '../fixtures/lab.js';
+import { makeLabMysqlInstance, mysqlAdmin, mysqlState } from '../fixtures/lab/mariadb.js';
 
 export const BIN = resolve(import.meta.dirname, '..', 'bin', 'opsdeck');
 
@@ -57,11 +58,40 @@ export async function homeWithHosts(hosts = ['lab1', 'lab2'], backend?: Backend)
   return home;
 }
 
-/** Makes an instance on a lab host and registers it. */
-export async function addInstance(home: string, host: string, name: string, env: string, opts: { pagila?: boolean; version?: string } = {}): Promise<LabInstance> {
-  const i = makeLabInstance(lab(), host, name, opts);
+/**
+ * Makes an instance on a lab host and registers it. With engine 'mysql' its database is on the lab's
+ * MariaDB (its own account and database, Sakila for `pagila`); the code tree is the same app's.
+ */
+export async function addInstance(
+  home: string,
+  host: string,
+  name: string,
+  env: string,
+  opts: { pagila?: boolean; version?: string; engine?: Engine } = {},
+): Promise<LabInstance & { engine: Engine }> {
+  const i = { ...makeLabInstance(lab(), host, name, opts.engine === 'mysql' ? { version: opts.version } : opts), engine: opts.engine ?? ('postgres' as Engine) };
+  if (i.engine === 'mysql') {
+    const m = makeLabMysqlInstance(lab(), host, name, { sakila: opts.pagila });
+    Object.assign(i, { db: m.db, role: m.user, password: m.password, dbUrl: m.dbUrl });
+  }
   await must(cli(home, ['instance', 'add', name, '--host', host, '--path', i.path, '--env', env, '--db', i.dbUrl, '--url', i.url], { OPSDECK_DB_PASSWORD: i.password }));
   return i;
+}
+
+// ---- the database engine a test runs on
+
+export type Engine = 'postgres' | 'mysql';
+/** The engines the parametrised suites run on (describe.each(ENGINES)). */
+export const ENGINES: Engine[] = ['postgres', 'mysql'];
+
+/** A lab database named by an instance: its name and engine. */
+export type DbRef = string | { db: string; engine?: Engine };
+const refOf = (d: DbRef) => (typeof d === 'string' ? { db: d, engine: 'postgres' as Engine } : { db: d.db, engine: d.engine ?? 'postgres' });
+
+/** SQL as the engine's admin (PostgreSQL's superuser, MariaDB's root) on the instance's database. */
+export function dbSql(d: DbRef, text: string): string {
+  const r = refOf(d);
+  return r.engine === 'mysql' ? mysqlAdmin(text, r.db) : pgAdmin(text, r.db);
 }
 
 export async function must(p: Promise<CliResult>): Promise<CliResult> {
@@ -94,8 +124,10 @@ export function treeState(root: string): Record<string, string> {
  * The whole database as pg_dump sees it, read as superuser: schema with owners and privileges (grants,
  * default privileges), rows, sequences, large objects, functions, triggers.
  */
-export function dbState(db: string): string {
-  return pgDump(db);
+export function dbState(d: DbRef): string {
+  const r = refOf(d);
+  // MariaDB: schema with definers, each table's rows and CHECKSUM TABLE, read as the admin.
+  return r.engine === 'mysql' ? JSON.stringify(mysqlState(r.db), null, 1) : pgDump(r.db);
 }
 
 function pgDump(db: string): string {
