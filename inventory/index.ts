@@ -540,7 +540,11 @@ export class Inventory {
 
   // ---- notification channels
   setNotify(kind: 'email' | 'webhook', config: Record<string, string>, secret: string | null): void {
-    this.sql('INSERT INTO notify (kind, config, secret) VALUES (?, ?, ?) ON CONFLICT (kind) DO UPDATE SET config = excluded.config, secret = excluded.secret').run(kind, JSON.stringify(config), secret === null ? null : this.secrets.seal(secret));
+    this.sql('INSERT INTO notify (kind, config, secret) VALUES (?, ?, ?) ON CONFLICT (kind) DO UPDATE SET config = excluded.config, secret = excluded.secret').run(
+      kind,
+      JSON.stringify(config),
+      secret === null ? null : this.secrets.seal(secret),
+    );
   }
   /** Channels with their secrets opened, for the notifier only. */
   notifyChannels(): { kind: 'email' | 'webhook'; config: Record<string, string>; secret: string | null }[] {
@@ -573,7 +577,8 @@ export class Inventory {
   finishRun(id: number, status: RunRecord['status'], error: string | null, failedStep: string | null, durationMs: number): void {
     // PostgreSQL: operators may not UPDATE the audit trail; finish_run() ends a run of their own role, once.
     if (this.pg) this.sql('SELECT finish_run(?, ?, ?, ?, ?)').get(id, status, error, failedStep, Math.round(durationMs));
-    else this.sql('UPDATE runs SET finished_at = ?, status = ?, error = ?, failed_step = ?, duration_ms = ? WHERE id = ? AND finished_at IS NULL').run(now(), status, error, failedStep, durationMs, id);
+    else
+      this.sql('UPDATE runs SET finished_at = ?, status = ?, error = ?, failed_step = ?, duration_ms = ? WHERE id = ? AND finished_at IS NULL').run(now(), status, error, failedStep, durationMs, id);
   }
   addStep(s: StepRecord): void {
     this.sql('INSERT INTO run_steps (run_id, seq, name, title, status, started_at, finished_at, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?)').run(
@@ -698,19 +703,17 @@ export class Inventory {
    */
   lockIsStale(l: LockRecord): boolean {
     if (!this.pg) return lockIsStale(l);
-    const r = this.sql(
-      "SELECT NOT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = ?::int4::oid AND objid = hashtext(?)::oid AND objsubid = 2) AS stale",
-    ).get(LOCK_SPACE, l.instance) as { stale: boolean };
+    const r = this.sql("SELECT NOT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = ?::int4::oid AND objid = hashtext(?)::oid AND objsubid = 2) AS stale").get(
+      LOCK_SPACE,
+      l.instance,
+    ) as { stale: boolean };
     return r.stale;
   }
   /** Removes exactly this lock (not one taken since by another run): for opsdeck unlock. */
   breakLock(l: LockRecord): boolean {
     // A live session's advisory lock cannot be broken from here; only its row could, which would hide the holder.
     if (this.pg && !this.lockIsStale(l))
-      throw new LockedError(
-        `instance ${l.instance} is locked by a live run: ${describeLock(l)}`,
-        `wait for it to finish on ${l.host}; the lock goes when that process ends, even if it is killed`,
-      );
+      throw new LockedError(`instance ${l.instance} is locked by a live run: ${describeLock(l)}`, `wait for it to finish on ${l.host}; the lock goes when that process ends, even if it is killed`);
     return this.sql('DELETE FROM locks WHERE instance = ? AND pid = ? AND host = ? AND started_at = ?').run(l.instance, l.pid, l.host, l.startedAt).changes > 0;
   }
   listLocks(): LockRecord[] {

@@ -104,11 +104,19 @@ export class PgDriver implements SqlDriver {
     const { port1, port2 } = new MessageChannel();
     this.port = port1;
     const config: WorkerConfig = { ...target, password, connectTimeoutMs: opts.connectTimeoutMs ?? 10_000 };
-    this.worker = new Worker(workerFile(), { workerData: { counter, port: port2, config }, transferList: [port2] });
+    // execArgv: [] so that the process's own flags (node -e, --input-type) do not reach the worker's loader.
+    this.worker = new Worker(workerFile(), { workerData: { counter, port: port2, config }, transferList: [port2], execArgv: [] });
     // The process may end while the connection is open (cron, a crash): the server then drops the
     // session and its locks; the worker must not keep the process alive.
     this.worker.unref();
-    const r = this.call({ op: 'connect' });
+    // A worker that cannot even start never answers: the connect waits no longer than its own limit, and then some.
+    let r: Reply;
+    try {
+      r = this.call({ op: 'connect' }, config.connectTimeoutMs + 15_000);
+    } catch (err) {
+      this.stop();
+      throw err;
+    }
     if (!r.ok) {
       this.stop();
       throw connectError(this.where, target, password, r);
@@ -117,15 +125,15 @@ export class PgDriver implements SqlDriver {
     if (!opts.forInit) this.checkSchema(target);
   }
 
-  private call(m: Request): Reply {
+  private call(m: Request, limitMs = 300_000): Reply {
     const before = Atomics.load(this.flag, 0);
     this.port.postMessage(m);
-    const deadline = Date.now() + 300_000;
+    const deadline = Date.now() + limitMs;
     for (;;) {
       Atomics.wait(this.flag, 0, before, 1000);
       const got = receiveMessageOnPort(this.port);
       if (got) return got.message as Reply;
-      if (Date.now() > deadline) throw new OpsError(`the inventory at ${this.where} did not answer within 5 minutes`);
+      if (Date.now() > deadline) throw new OpsError(`the inventory at ${this.where} did not answer within ${Math.round(limitMs / 1000)} s`);
     }
   }
 

@@ -183,9 +183,7 @@ export const TEAM_ADMIN = { role: 'opsdeck_test_admin', password: 'lab-team-admi
 export function teamDatabase(): { db: string; url: string } {
   const l = lab();
   // Roles are the cluster's: made once, by whichever test file comes first (a second CREATE fails, harmlessly).
-  pgAdmin(
-    `DO $$ BEGIN CREATE ROLE ${TEAM_ADMIN.role} LOGIN CREATEROLE PASSWORD '${TEAM_ADMIN.password}'; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$;`,
-  );
+  pgAdmin(`DO $$ BEGIN CREATE ROLE ${TEAM_ADMIN.role} LOGIN CREATEROLE PASSWORD '${TEAM_ADMIN.password}'; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$;`);
   const db = `opsdeck_t_${randomBytes(6).toString('hex')}`;
   pgAdmin(`CREATE DATABASE ${db} OWNER ${TEAM_ADMIN.role};`);
   const url = `postgres://${TEAM_ADMIN.role}@127.0.0.1:${l.pg.port}/${db}`;
