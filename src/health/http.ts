@@ -1,4 +1,5 @@
 import type { Instance } from '../../inventory/index.js';
+import { fetchFailureReason, statusReason } from './http-reason.js';
 
 export interface HealthResult {
   ok: boolean;
@@ -17,10 +18,10 @@ export async function checkHealth(inst: Instance, timeoutMs = 10_000): Promise<H
     const res = await fetch(hc.url, { signal: AbortSignal.timeout(timeoutMs), redirect: 'manual', headers: { 'user-agent': 'opsdeck-health' } });
     const body = await res.text();
     const ms = Date.now() - t0;
-    if (res.status !== hc.status) return { ok: false, url: hc.url, status: res.status, ms, reason: `answered ${res.status}, expected ${hc.status}` };
+    if (res.status !== hc.status) return { ok: false, url: hc.url, status: res.status, ms, reason: statusReason(res.status, hc.status, body, inst.maintenanceSince ? inst.name : undefined) };
     if (hc.text && !body.includes(hc.text)) return { ok: false, url: hc.url, status: res.status, ms, reason: `the page does not contain ${JSON.stringify(hc.text)}` };
     return { ok: true, url: hc.url, status: res.status, ms };
   } catch (err) {
-    return { ok: false, url: hc.url, ms: Date.now() - t0, reason: (err as Error).name === 'TimeoutError' ? `no answer within ${timeoutMs / 1000} s` : (err as Error).message };
+    return { ok: false, url: hc.url, ms: Date.now() - t0, reason: fetchFailureReason(err, hc.url, timeoutMs) };
   }
 }

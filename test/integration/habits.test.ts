@@ -1,11 +1,12 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { buildProgram } from '../../src/cli/main.js';
 import { quoteArg } from '../../src/remote/quote.js';
+import type { LabInstance } from '../../fixtures/lab.js';
 import { addInstance, BIN, cli, homeWithHosts, must, newHome } from '../helpers.js';
 
 // What a sysadmin used to gh, kubectl and restic expects of a command-line tool: shell completion,
@@ -15,9 +16,10 @@ const has = (prog: string) => spawnSync('sh', ['-c', `command -v ${prog}`]).stat
 
 describe('habits of the command line', () => {
   let home: string;
+  let shop: LabInstance;
   beforeAll(async () => {
     home = await homeWithHosts(['lab1']);
-    await addInstance(home, 'lab1', 'habits-shop', 'dev');
+    shop = await addInstance(home, 'lab1', 'habits-shop', 'dev');
   });
 
   /** Completes the words in a real bash with the script opsdeck prints, as bash's tab would. */
@@ -144,6 +146,7 @@ describe('habits of the command line', () => {
 
     const check = await cli(home, ['cron', '--check']);
     expect(check.stdout).toContain('ok     15 2 * * *  backup --all --parallel 2 --yes');
+    expect(check.stdout).not.toContain('FAILS');
     expect(check.stdout).toMatch(/all \d+ would run\./);
     expect(check.code).toBe(0);
   });
@@ -162,5 +165,27 @@ describe('habits of the command line', () => {
     expect(noRestic.code).toBe(1);
     expect(noRestic.stdout).toContain(`FAILS  restic\n         restic is not on this PATH (${bin})`);
     expect((await cli(empty, ['cron'], { PATH: bin })).stdout).toContain('# WARNING: restic is not on this PATH');
+  });
+
+  it('a site that does not answer as expected says why: connection refused, a maintenance page', async () => {
+    const reasons = async () => {
+      const r = await cli(home, ['health', 'habits-shop', '--json']);
+      const doc = JSON.parse(r.stdout) as { instances: { instance: string; reasons: string[] }[] };
+      return doc.instances.find((i) => i.instance === 'habits-shop')!.reasons.filter((x) => x.startsWith('http: '));
+    };
+    // A port nothing listens on.
+    const refused = new URL(shop.url);
+    refused.port = '1023'; // nothing listens there (and fetch does not refuse it as a "bad port")
+    await must(cli(home, ['instance', 'set', 'habits-shop', '--health-url', refused.href]));
+    expect(await reasons()).toEqual([`http: connection refused by ${refused.hostname}:1023: nothing listens there (is the web server running?)`]);
+    // The web server answers 503 with a maintenance page opsdeck did not put there.
+    await must(cli(home, ['instance', 'set', 'habits-shop', '--health-url', shop.url]));
+    writeFileSync(join(shop.path, 'maintenance.html'), '<h1>Down for maintenance</h1>\n');
+    try {
+      expect(await reasons()).toEqual(['http: answered 503, expected 200: a maintenance page, though opsdeck did not put the instance in maintenance']);
+    } finally {
+      rmSync(join(shop.path, 'maintenance.html'));
+    }
+    expect(await reasons()).toEqual([]);
   });
 });
