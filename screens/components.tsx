@@ -28,15 +28,21 @@ export function Clock() {
   return <Text dimColor>{now.toTimeString().slice(0, 8)}</Text>;
 }
 
+/** The inventory's path in `room` columns, cut in the middle; none when there is no room (the counts and filter matter more). */
+function shortFile(file: string, room: number): string {
+  if (room < 12) return '';
+  return ' ' + (file.length <= room ? file : `${file.slice(0, Math.ceil(room / 2) - 1)}…${file.slice(file.length - Math.floor(room / 2))}`);
+}
+
 export function Header({ file, context, width }: { file: string; context: string; width: number }) {
   return (
     <Box flexDirection="column">
       <Box justifyContent="space-between" width={width}>
-        <Text wrap="truncate-middle">
+        <Text wrap="truncate-end">
           <Text bold color="cyan">
             opsdeck
           </Text>
-          <Text dimColor> {file}</Text>
+          <Text dimColor>{shortFile(file, width - context.length - 20)}</Text>
           <Text> {context}</Text>
         </Text>
         <Clock />
@@ -90,6 +96,29 @@ export interface Column {
   title: string;
   width: number;
   color?: (value: string) => string | undefined;
+  /**
+   * On a terminal too narrow for every column, the lowest `drop` goes first (a sparkline before the
+   * reason a row is bad); columns without one always stay.
+   */
+  drop?: number;
+  /** The column that takes the width left over, never less than its `width`. */
+  flex?: boolean;
+}
+
+/**
+ * The columns that fit in `width`, flexible one widened to what is left; each kept column's index
+ * into the row's cells comes with it. Columns are dropped lowest `drop` first until the rest fit.
+ */
+export function fitColumns(columns: Column[], width: number): { columns: Column[]; index: number[] } {
+  let kept = columns.map((c, i) => ({ c, i }));
+  const need = () => kept.reduce((n, k) => n + k.c.width, 0) + kept.length - 1;
+  const droppable = kept.filter((k) => k.c.drop !== undefined).sort((a, b) => a.c.drop! - b.c.drop! || b.i - a.i);
+  for (const d of droppable) {
+    if (need() <= width) break;
+    kept = kept.filter((k) => k !== d);
+  }
+  const spare = Math.max(0, width - need());
+  return { columns: kept.map((k) => (k.c.flex ? { ...k.c, width: k.c.width + spare } : k.c)), index: kept.map((k) => k.i) };
 }
 
 /** First index of the visible window that keeps `selected` in view. */
@@ -152,8 +181,11 @@ export function Table({
   height,
   empty,
   focused = true,
+  width,
 }: {
   columns: Column[];
+  /** The terminal's width: with it, columns are dropped or widened to fit (fitColumns). */
+  width?: number;
   rows?: string[][];
   count?: number;
   row?: (i: number) => string[];
@@ -163,20 +195,28 @@ export function Table({
   focused?: boolean;
 }) {
   const n = rows ? rows.length : (count ?? 0);
-  const get = rows ? (i: number) => rows[i] : (row ?? (() => []));
+  const all = rows ? (i: number) => rows[i] : (row ?? (() => []));
+  const fitted = width === undefined ? undefined : fitColumns(columns, width);
+  const cols = fitted ? fitted.columns : columns;
+  const get = fitted
+    ? (i: number) => {
+        const r = all(i);
+        return fitted.index.map((j) => r[j]);
+      }
+    : all;
   const h = Math.max(1, height - 1 - (n > height - 1 ? 1 : 0));
   const start = windowStart(selected, n, h);
   const visible = Array.from({ length: Math.max(0, Math.min(h, n - start)) }, (_, i) => get(start + i));
   return (
     <Box flexDirection="column">
       <Text bold wrap="truncate-end">
-        {columns.map((c) => fit(c.title, c.width)).join(' ')}
+        {cols.map((c) => fit(c.title, c.width)).join(' ')}
       </Text>
       {n === 0 ? <Text dimColor>{empty ?? 'nothing here'}</Text> : null}
       {visible.map((r, i) => {
         const idx = start + i;
         const sel = focused && idx === selected;
-        return <RowText key={idx} columns={columns} cells={r} selected={sel} />;
+        return <RowText key={idx} columns={cols} cells={r} selected={sel} />;
       })}
       {n > h ? (
         <Text dimColor>

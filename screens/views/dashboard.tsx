@@ -178,40 +178,41 @@ function DashboardView({
   const hostsH = Math.min(data.hosts.length + 2, third);
   const dbH = Math.min(Math.max(2, data.databases.length + 2), third);
   const instH = Math.max(4, height - hostsH - dbH - 3);
-  const whyW = (fixed: number) => Math.max(4, width - fixed);
+  // On a narrow terminal (80 columns on a jump box) what goes first is what helps least: sparklines,
+  // then lesser figures; the state and the reason a row is bad stay (flex: the width left over).
   const hostCols: Column[] = [
     { title: 'HOST', width: 14 },
     { title: 'STATE', width: 12, color: stateColor },
-    { title: 'LOAD', width: 6 },
-    { title: 'load', width: spark, color: sparkColor },
-    { title: 'CPU', width: 4 },
-    { title: 'MEM', width: 4 },
-    { title: 'DISK', width: 4 },
-    { title: 'disk', width: spark, color: sparkColor },
-    { title: 'UP', width: 4 },
-    { title: 'WHY', width: whyW(72 + 2 * spark), color: () => 'red' },
+    { title: 'LOAD', width: 6, drop: 4 },
+    { title: 'load', width: spark, color: sparkColor, drop: 1 },
+    { title: 'CPU', width: 4, drop: 5 },
+    { title: 'MEM', width: 4, drop: 5 },
+    { title: 'DISK', width: 4, drop: 6 },
+    { title: 'disk', width: spark, color: sparkColor, drop: 1 },
+    { title: 'UP', width: 4, drop: 2 },
+    { title: 'WHY', width: 16, flex: true, color: () => 'red' },
   ];
   const nameW = Math.max(12, Math.min(28, Math.floor(width * 0.2)));
   const instCols: Column[] = [
     { title: 'INSTANCE', width: nameW },
-    { title: 'ENV', width: 8, color: (v) => (v.endsWith('*') ? 'red' : undefined) },
+    { title: 'ENV', width: 8, color: (v) => (v.endsWith('*') ? 'red' : undefined), drop: 5 },
     { title: 'STATE', width: 12, color: stateColor },
-    { title: 'HTTP', width: 9 },
-    { title: 'resp', width: spark, color: sparkColor },
-    { title: 'MODE', width: 11, color: (v) => (v === 'maintenance' ? 'yellow' : v === 'HALF-REST' ? 'red' : undefined) },
-    { title: 'BACKUP', width: 6, color: (v) => (v === 'never' ? 'red' : undefined) },
-    { title: 'WATCH', width: 8, color: (v) => (v.endsWith('CHANGED') ? 'red' : v === 'ok' ? 'green' : undefined) },
-    { title: 'WHY', width: whyW(nameW + 64 + spark), color: () => 'red' },
+    { title: 'HTTP', width: 9, drop: 2 },
+    { title: 'resp', width: spark, color: sparkColor, drop: 1 },
+    { title: 'MODE', width: 11, color: (v) => (v === 'maintenance' ? 'yellow' : v === 'HALF-REST' ? 'red' : undefined), drop: 6 },
+    { title: 'BACKUP', width: 6, color: (v) => (v === 'never' ? 'red' : undefined), drop: 4 },
+    { title: 'WATCH', width: 8, color: (v) => (v.endsWith('CHANGED') ? 'red' : v === 'ok' ? 'green' : undefined), drop: 3 },
+    { title: 'WHY', width: 16, flex: true, color: () => 'red' },
   ];
   const dbCols: Column[] = [
     { title: 'DATABASE OF', width: nameW },
     { title: 'STATE', width: 12, color: stateColor },
-    { title: 'SIZE', width: 9 },
-    { title: 'CONNS', width: 8 },
-    { title: 'conns', width: spark, color: sparkColor },
-    { title: 'LONG TX', width: 7 },
-    { title: 'REPLICA', width: 10 },
-    { title: 'METRICS', width: whyW(nameW + 54 + spark) },
+    { title: 'SIZE', width: 9, drop: 3 },
+    { title: 'CONNS', width: 8, drop: 4 },
+    { title: 'conns', width: spark, color: sparkColor, drop: 1 },
+    { title: 'LONG TX', width: 7, drop: 5 },
+    { title: 'REPLICA', width: 10, drop: 5 },
+    { title: 'METRICS', width: 12, flex: true, drop: 2 },
   ];
   const title = (p: Panel, label: string, n: number, bad: number, what: string) => (
     <Text>
@@ -234,6 +235,7 @@ function DashboardView({
       {title('hosts', 'HOSTS', data.hosts.length, hostDown, 'down')}
       <Table
         columns={hostCols}
+        width={width}
         count={data.hosts.length}
         row={(i) => hostRow(data.hosts[i], snap, isStale, now, spark)}
         selected={sel.hosts}
@@ -244,6 +246,7 @@ function DashboardView({
       {title('instances', 'INSTANCES', data.instances.length, instBad, 'with a problem')}
       <Table
         columns={instCols}
+        width={width}
         count={data.instances.length}
         row={(i) => instanceRow(data.instances[i], snap, isStale, now, spark)}
         selected={sel.instances}
@@ -254,6 +257,7 @@ function DashboardView({
       {title('databases', 'DATABASES', data.databases.length, dbBad, 'down')}
       <Table
         columns={dbCols}
+        width={width}
         count={data.databases.length}
         row={(i) => databaseRow(data.databases[i], snap, isStale, now, spark)}
         selected={sel.databases}

@@ -88,3 +88,55 @@ describe('opsdeck in a real terminal', () => {
     expect(screen()).not.toContain('DATABASES');
   });
 });
+
+describe('opsdeck in an 80x24 terminal, as on many jump boxes', () => {
+  const narrow = `opsdeck-e2e-80-${process.pid}`;
+  const shown = () => execFileSync('tmux', ['capture-pane', '-p', '-t', narrow]).toString();
+  const keys = (...k: string[]) => execFileSync('tmux', ['send-keys', '-t', narrow, ...k]);
+  async function show(text: string | RegExp, ms = 20_000): Promise<string> {
+    const end = Date.now() + ms;
+    for (;;) {
+      const s = shown();
+      if (typeof text === 'string' ? s.includes(text) : text.test(s)) return s;
+      if (Date.now() > end) throw new Error(`terminal never showed ${text}; screen:\n${s}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  let home: string;
+  beforeAll(async () => {
+    home = await homeWithHosts(['lab1']);
+    await addInstance(home, 'lab1', 'narrow-a', 'dev');
+    await addInstance(home, 'lab1', 'narrow-b', 'prod');
+    execFileSync(BIN, ['--home', home, 'backup', 'narrow-a'], { env: { ...process.env, OPSDECK_KNOWN_HOSTS: '' }, stdio: 'ignore' });
+    execFileSync('tmux', ['new-session', '-d', '-s', narrow, '-x', '80', '-y', '24', `${BIN} --home ${home}; echo "opsdeck exited with $?"; sleep 60`]);
+  });
+  afterAll(() => {
+    try {
+      execFileSync('tmux', ['kill-session', '-t', narrow]);
+    } catch {}
+  });
+
+  it('keeps the state and the reason of a bad row, and the instance view and drill wizard read whole', async () => {
+    // The reason comes before the sparklines and lesser columns: an on-call person sees why.
+    const s = await show(/narrow-b\s+prod\*\s+PROBLEM\s.*no backup/);
+    for (const line of s.split('\n')) expect(line.length).toBeLessThanOrEqual(80);
+    expect(s).toMatch(/lab1\s+up\s/);
+    expect(s).toContain('q quit');
+    // The instance view of the one with a backup: its health and its backup listed.
+    // The rows are live by now, so the terminal is in raw mode and no key is eaten.
+    keys('/');
+    await show('done typing');
+    keys('narrow-a', 'Enter');
+    await new Promise((r) => setTimeout(r, 100));
+    keys('Enter');
+    const inst = await show(/Backups[\s\S]*\d{8}T\d{6}-[0-9a-f]{4}/);
+    expect(inst).toMatch(/narrow-a/);
+    expect(inst).toMatch(/health\s+ok/);
+    // The drill wizard's first step: its words and the backup to pick fit the terminal.
+    keys('D');
+    const d = await show('Step 1 of 3: pick a backup.');
+    expect(d).toMatch(/\d{8}T\d{6}-[0-9a-f]{4}/);
+    expect(d).toContain('esc');
+    for (const line of d.split('\n')) expect(line.length).toBeLessThanOrEqual(80);
+  });
+});
