@@ -8,7 +8,7 @@ import { join, resolve } from 'node:path';
 import { inject } from 'vitest';
 import { copyFastStore } from '../fixtures/restic-fast.js';
 import { asLabUser, hostAddArgs, labInfo, makeLabInstance, pgAdmin, type Lab, type LabInstance } from '../fixtures/lab.js';
-import { makeLabMysqlInstance, mysqlAdmin, mysqlState } from '../fixtures/lab/mariadb.js';
+import { makeLabMysqlInstance, mysqlAdmin, mysqlAs, mysqlState } from '../fixtures/lab/mariadb.js';
 
 export const BIN = resolve(import.meta.dirname, '..', 'bin', 'opsdeck');
 
@@ -87,6 +87,11 @@ export const ENGINES: Engine[] = ['postgres', 'mysql'];
 /** A lab database named by an instance: its name and engine. */
 export type DbRef = string | { db: string; engine?: Engine };
 const refOf = (d: DbRef) => (typeof d === 'string' ? { db: d, engine: 'postgres' as Engine } : { db: d.db, engine: d.engine ?? 'postgres' });
+
+/** SQL as the instance's own account (MariaDB; on PostgreSQL as the superuser, who can SET ROLE to it). */
+export function dbSqlAsApp(i: { db: string; engine?: Engine; role: string; password: string }, text: string): string {
+  return i.engine === 'mysql' ? mysqlAs(i.role, i.password, text, i.db) : pgAdmin(text, i.db);
+}
 
 /** SQL as the engine's admin (PostgreSQL's superuser, MariaDB's root) on the instance's database. */
 export function dbSql(d: DbRef, text: string): string {
