@@ -8,20 +8,33 @@ export interface PickItem<T> {
   key: string;
   label: string;
   value: T;
+  /** Why this one cannot be picked: listed dimmed with the reason, and Enter on it does nothing. */
+  disabled?: string;
 }
+
+/** Whether the item at `index` may be picked. */
+export const pickable = <T,>(items: PickItem<T>[], index: number): boolean => !!items[index] && !items[index].disabled;
 
 const NoIndicator: FC<{ isSelected?: boolean }> = () => null;
 
 /** The selected row in inverse, as in the tables (the default indicator would push rows right). */
-const PlainItem: FC<{ isSelected?: boolean; label: string }> = ({ isSelected, label }) => (
-  <Text inverse={isSelected} wrap="truncate-end">
+const PlainItem: FC<{ isSelected?: boolean; label: string; disabled?: string }> = ({ isSelected, label, disabled }) => (
+  <Text inverse={isSelected} dimColor={!!disabled} wrap="truncate-end">
     {label}
+    {disabled ? `  (${disabled})` : ''}
   </Text>
 );
 
 /** A row item for labels made by `columnLabel`: each cell in its column's colour. */
-function columnItem(columns: Column[]): FC<{ isSelected?: boolean; label: string }> {
-  return function ColumnItem({ isSelected = false, label }) {
+function columnItem(columns: Column[]): FC<{ isSelected?: boolean; label: string; disabled?: string }> {
+  return function ColumnItem({ isSelected = false, label, disabled }) {
+    // Refused rows: dimmed, no cell colours, the reason after the cells.
+    if (disabled)
+      return (
+        <Text inverse={isSelected} dimColor wrap="truncate-end">
+          {label} {disabled}
+        </Text>
+      );
     const cells: string[] = [];
     let at = 0;
     for (const c of columns) {

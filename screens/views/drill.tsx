@@ -5,7 +5,7 @@ import { BACKUP_COLUMNS, backupCells, manualBackups } from '../backups.js';
 import type { Column } from '../components.js';
 import { help, moves, quit } from '../keys.js';
 import type { InstanceRow } from '../model.js';
-import { columnLabel, Picker } from '../picker.js';
+import { columnLabel, pickable, Picker, type PickItem } from '../picker.js';
 import type { Ctx, Route, ScreenDef } from '../screen.js';
 
 declare module '../screen.js' {
@@ -17,8 +17,20 @@ declare module '../screen.js' {
 
 type DrillRoute = Route<'drill'>;
 
-/** Every instance but the source: the protected ones are listed too, and the drill refuses them. */
-const targetsOf = (ctx: Ctx, source: string): InstanceRow[] => ctx.model.getState().instances.filter((i) => i.name !== source);
+/** Every instance but the source, those a drill may restore onto first; the protected ones after them, refused (pickable says so). */
+const targetsOf = (ctx: Ctx, source: string): InstanceRow[] => {
+  const others = ctx.model.getState().instances.filter((i) => i.name !== source);
+  return [...others.filter((i) => !i.protected), ...others.filter((i) => i.protected)];
+};
+
+/** The scratch picker's rows: a protected instance is listed with why the drill refuses it. */
+const targetItems = (targets: InstanceRow[]): PickItem<InstanceRow>[] =>
+  targets.map((t) => ({
+    key: t.name,
+    label: columnLabel(TARGET_COLUMNS, [t.name, t.protected ? `${t.env} PROTECTED` : t.env, t.host, t.dbUrl ? 'yes' : 'none']),
+    value: t,
+    ...(t.protected && { disabled: 'refused: protected' }),
+  }));
 
 const TARGET_COLUMNS: Column[] = [
   { title: 'SCRATCH', width: 24 },
@@ -42,8 +54,9 @@ export const drill: ScreenDef<'drill'> = {
           if (b) ctx.replace({ kind: 'drill', source: route.source, stage: 'target', backup: b.id });
           return;
         }
-        const target = targetsOf(ctx, route.source)[ctx.selected()];
-        if (target) confirmDrill(ctx, route.source, route.backup, target);
+        const targets = targetsOf(ctx, route.source);
+        // A refused row is not picked: it says why on the row itself.
+        if (pickable(targetItems(targets), ctx.selected())) confirmDrill(ctx, route.source, route.backup, targets[ctx.selected()]);
       },
     },
     {
@@ -74,16 +87,10 @@ function DrillWizard({ route, backups, targets, selected, height }: { route: Dri
       ) : (
         <Box flexDirection="column">
           <Text>
-            <Text color="cyan">Step 2 of 3: pick the scratch instance to restore onto.</Text> Its code and database will be replaced by backup {route.backup}. Never a protected instance: those are
-            refused.
+            <Text color="cyan">Step 2 of 3: pick the scratch instance to restore onto.</Text> Its code and database will be replaced by backup {route.backup}. Protected instances are listed dimmed: a
+            drill never restores onto one.
           </Text>
-          <Picker
-            columns={TARGET_COLUMNS}
-            items={targets.map((t) => ({ key: t.name, label: columnLabel(TARGET_COLUMNS, [t.name, t.protected ? `${t.env} PROTECTED` : t.env, t.host, t.dbUrl ? 'yes' : 'none']), value: t }))}
-            selected={selected}
-            height={height - 4}
-            empty="no other instance: make a scratch one with opsdeck instance make"
-          />
+          <Picker columns={TARGET_COLUMNS} items={targetItems(targets)} selected={selected} height={height - 4} empty="no other instance: make a scratch one with opsdeck instance make" />
         </Box>
       )}
       <Text dimColor>Step 3 shows every step of the drill before it starts; nothing changes until you confirm.</Text>
