@@ -52,7 +52,8 @@ export async function probeMysql(t: MysqlTarget, password: string, stream: () =>
     conn = await createConnection({ user: t.user, password, database: t.database, stream: () => opened(stream()), connectTimeout: timeoutMs, multipleStatements: false });
     // A connection lost later must not become an unhandled 'error' that ends the process.
     conn.on('error', () => {});
-    await conn.query(`SET SESSION TRANSACTION READ ONLY, SESSION max_statement_time = ${(healthMs / 1000).toFixed(3)}, SESSION lock_wait_timeout = ${Math.max(1, Math.ceil(metricMs / 1000))}`);
+    await conn.query('SET SESSION TRANSACTION READ ONLY');
+    await conn.query(`SET SESSION max_statement_time = ${(healthMs / 1000).toFixed(3)}, SESSION lock_wait_timeout = ${Math.max(1, Math.ceil(metricMs / 1000))}`);
     const one = async (sql: string): Promise<RowDataPacket | undefined> => ((await conn!.query<RowDataPacket[]>(sql))[0] as RowDataPacket[])[0];
     const maybe = async (sql: string): Promise<RowDataPacket | undefined | null> => one(sql).catch(() => null);
     await conn.query('START TRANSACTION READ ONLY');

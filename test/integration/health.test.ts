@@ -4,7 +4,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { pgAdmin, startHost, stopHost } from '../../fixtures/lab.js';
 import { openApp } from '../../src/app/app.js';
 import { probeDatabase, probeHost } from '../../src/health/probes.js';
-import { addInstance, cli, homeWithHosts, lab, must } from '../helpers.js';
+import { addInstance, cli, dbSql, homeWithHosts, lab, must } from '../helpers.js';
 
 describe('health', () => {
   afterAll(async () => {
@@ -122,5 +122,27 @@ describe('database and app metrics', () => {
       await app.close();
       await startHost(lab().hosts[1]);
     }
+  });
+});
+
+describe('database probe on MariaDB', () => {
+  it('reads size, connections against max_connections through the host connection, and read-only sql: metrics', async () => {
+    const home = await homeWithHosts(['lab1']);
+    const i = await addInstance(home, 'lab1', 'db-probe-m', 'dev', { pagila: true, engine: 'mysql' });
+    await must(
+      cli(home, ['instance', 'set', 'db-probe-m', '--metric', 'customers=sql:SELECT count(*) FROM customer', '--metric', "locks=sql:SELECT GET_LOCK('opsdeck', 0)", '--metric', 'nothing=sql:SELECT NULL']),
+    );
+    const r = await cli(home, ['health', 'db-probe-m', '--json']);
+    const s = JSON.parse(r.stdout).instances[0];
+    expect(s.reasons).toEqual(['no backup']);
+    expect(s.db).toMatchObject({ ok: true });
+    expect(s.db.sizeBytes).toBeGreaterThan(1_000_000);
+    expect(s.db.connections).toBeGreaterThanOrEqual(1);
+    expect(s.db.maxConnections).toBeGreaterThanOrEqual(s.db.connections);
+    expect(s.metrics.customers).toBe(599);
+    // A named lock outlives a rolled-back transaction: refused on MariaDB, the others still read.
+    expect(s.metrics.locks.error).toMatch(/refused: get_lock/i);
+    expect(s.metrics.nothing.error).toMatch(/did not return one number/);
+    expect(dbSql(i, 'SELECT COUNT(*) FROM customer').trim()).toBe('599');
   });
 });
