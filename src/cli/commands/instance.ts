@@ -14,6 +14,7 @@ import { collect, parseHealth, parseHooks, parseMetrics, readDbPassword, type He
 import { confirm, confirmChange } from '../prompt.js';
 import { runChange, runPlan } from '../run.js';
 import { table } from '../render.js';
+import { examples } from './help.js';
 
 interface InstanceAddOpts {
   host: string;
@@ -67,10 +68,27 @@ type InstancePatch = Parameters<Inventory['updateInstance']>[1];
 const shownWord = (a: string) => (/^[\w./=:@%+-]+$/.test(a) ? a : JSON.stringify(a));
 
 export function register(program: Command, act: Act): void {
-  const inst = program.command('instance').description('application instances: a code tree plus a database');
+  const inst = program
+    .command('instance')
+    .description('application instances: a code tree plus a database')
+    .addHelpText(
+      'after',
+      examples(
+        'opsdeck instance add shop-prod --host web1 --path /srv/www/shop --env prod --db postgres://shop@127.0.0.1:5432/shop',
+        'opsdeck instance list --env prod',
+        'opsdeck instance show shop-prod',
+      ),
+    );
   inst
     .command('add <name>')
     .description('take over an existing instance')
+    .addHelpText(
+      'after',
+      examples(
+        'OPSDECK_DB_PASSWORD=... opsdeck instance add shop-prod --host web1 --path /srv/www/shop --env prod --db postgres://shop@127.0.0.1:5432/shop --url https://shop.example',
+        'opsdeck instance add blog --host web1 --path /srv/www/blog --env dev --db postgres://blog@127.0.0.1/blog --db-password-file ~/blog.pw',
+      ),
+    )
     .requiredOption('--host <host>', 'host it lives on')
     .requiredOption('--path <dir>', 'absolute path of its code tree')
     .requiredOption('--env <env>', 'environment')
@@ -111,6 +129,13 @@ export function register(program: Command, act: Act): void {
   inst
     .command('make <name>')
     .description('make a new instance: the code at REF, an empty database, its install hooks, then registered; a failure leaves nothing behind')
+    .addHelpText(
+      'after',
+      examples(
+        'opsdeck instance make blog-dev --host web1 --path /srv/www/blog --env dev --repo https://git.example/blog.git --ref v2.1 --db postgres://blog@127.0.0.1/blog --hook migrate=bin/migrate',
+        'opsdeck --dry-run instance make api-dev --host web2 --path /srv/api --env dev --repo https://git.example/api.git --ref main',
+      ),
+    )
     .requiredOption('--host <host>', 'host to make it on')
     .requiredOption('--path <dir>', 'absolute path for its code tree (must not exist)')
     .requiredOption('--env <env>', 'environment')
@@ -155,6 +180,7 @@ export function register(program: Command, act: Act): void {
   inst
     .command('list')
     .description('list instances')
+    .addHelpText('after', examples('opsdeck instance list', 'opsdeck instance list --env prod', 'opsdeck instance list --json'))
     .option('--env <env>', 'only this environment')
     .action(
       act(async (app, _g, o: InstanceListOpts) => {
@@ -173,6 +199,7 @@ export function register(program: Command, act: Act): void {
   inst
     .command('show <name>')
     .description('show one instance')
+    .addHelpText('after', examples('opsdeck instance show shop-prod', 'opsdeck instance show shop-prod --json'))
     .action(
       act(async (app, _g, name: string) => {
         const i = app.inv.requireInstance(name);
@@ -195,6 +222,7 @@ export function register(program: Command, act: Act): void {
   inst
     .command('remove <name>')
     .description('remove an instance from the inventory; with --purge also delete its code tree and database (after a last backup)')
+    .addHelpText('after', examples('opsdeck instance remove blog-dev', 'opsdeck instance remove blog-dev --purge   # a last backup, then delete tree and database'))
     .option('--purge', 'also delete its code tree and drop its database, after a last backup')
     .addOption(new Option('--allow-protected', 'with --yes: allow a protected instance without a typed confirmation'))
     .action(
@@ -223,6 +251,14 @@ export function register(program: Command, act: Act): void {
   inst
     .command('set <name>')
     .description('change an instance: URL, branch, hooks, health check, local files, metrics')
+    .addHelpText(
+      'after',
+      examples(
+        'opsdeck instance set shop-prod --health-url https://shop.example/health --health-text OK',
+        'opsdeck instance set shop-prod --metric orders=sql:"SELECT count(*) FROM orders"',
+        'OPSDECK_DB_PASSWORD=... opsdeck instance set shop-prod --db-password',
+      ),
+    )
     .option('--url <url>', 'its public URL')
     .option('--branch <branch>', 'the git branch update follows')
     .option('--hook <kind=command>', `an app hook (${HOOK_KINDS.join(', ')}); an empty command removes it; repeatable`, collect, [])

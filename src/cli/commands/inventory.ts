@@ -5,13 +5,18 @@ import { UsageError, errorMessage } from '../../core/errors.js';
 import { normalizeDbUrl } from '../../databases/index.js';
 import type { Act } from '../action.js';
 import { runChange } from '../run.js';
+import { examples } from './help.js';
 
 /** inventory export / import: the inventory as one JSON file, never with secrets. */
 export function register(program: Command, act: Act): void {
-  const inventory = program.command('inventory').description('the inventory as one JSON file: to move it to another jump box, or keep it in git');
+  const inventory = program
+    .command('inventory')
+    .description('the inventory as one JSON file: to move it to another jump box, or keep it in git')
+    .addHelpText('after', examples('opsdeck inventory export inventory.json', 'opsdeck --home ~/new inventory import inventory.json'));
   inventory
     .command('export [file]')
     .description('write environments, hosts and instances as JSON (to FILE, or stdout); secrets are never written')
+    .addHelpText('after', examples('opsdeck inventory export > inventory.json', 'opsdeck inventory export inventory.json   # never secrets'))
     .action(
       act(async (app, _g, file?: string) => {
         const { doc, secretsLeftOut } = exportInventory(app.inv);
@@ -31,6 +36,10 @@ export function register(program: Command, act: Act): void {
   inventory
     .command('import <file>')
     .description('add the environments, hosts and instances of an export; all or nothing, and never over existing names')
+    .addHelpText(
+      'after',
+      examples('opsdeck --home ~/new inventory import inventory.json   # all or nothing', 'OPSDECK_DB_PASSWORD=... opsdeck instance set shop-prod --db-password   # then each password again'),
+    )
     .action(
       act(async (app, g, file: string) => {
         let raw: unknown;

@@ -5,16 +5,21 @@ import { PG_SCHEMA, PG_USER_ROLE } from '../../../inventory/pg-migrations.js';
 import { resolveHome } from '../../../inventory/home.js';
 import { UsageError } from '../../core/errors.js';
 import { globals, type Act } from '../action.js';
+import { examples } from './help.js';
 
 /**
  * team: the shared inventory on PostgreSQL. `team init` makes (or upgrades) its schema; it runs before
  * there is an inventory to open, so it does not go through act() (which opens one).
  */
 export function register(program: Command, _act: Act): void {
-  const team = program.command('team').description('a team inventory on PostgreSQL, shared by several operators and jump boxes');
+  const team = program
+    .command('team')
+    .description('a team inventory on PostgreSQL, shared by several operators and jump boxes')
+    .addHelpText('after', examples('opsdeck team init --inventory postgres://admin@db.example:5432/ops', 'opsdeck settings inventory postgres://me@db.example:5432/ops'));
   team
     .command('init')
     .description(`create or upgrade the inventory schema (${PG_SCHEMA}) and the role ${PG_USER_ROLE} operators are granted; run it as a role that may create schemas and roles`)
+    .addHelpText('after', examples('opsdeck team init --inventory postgres://admin@db.example:5432/ops', 'opsdeck team init --inventory postgres://admin@db.example:5432/ops --json'))
     .action(async (_o: unknown, cmd: Command) => {
       const g = globals(cmd);
       const home = resolveHome(g.home);
