@@ -4,6 +4,8 @@
  * backup:  ssh host tar -cf - DIR | restic backup --stdin   and   ssh host pg_dump | restic backup --stdin
  * restore: restic dump | ssh host tar -x                     and   restic dump | ssh host psql
  * second backup of the unchanged instance: bytes the store grew by.
+ * MariaDB: a Sakila instance (small code tree), against ssh host tar + mariadb-dump | restic backup
+ * --stdin and restic dump | ssh host tar -x + mariadb. BENCH_ONLY=mysql runs only those rows.
  *
  * The instance: the pagila database and a code tree of about 20,000 files / 300 MB (made once and
  * kept in the lab). Each figure is the median of RUNS alternating runs.
@@ -14,10 +16,12 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, statSync, writeFileSyn
 import { join } from 'node:path';
 import { asLabUser, hostAddArgs, labSsh, makeLabInstance, opsdeckSync, startLab, type Lab, type LabInstance } from '../fixtures/lab.js';
 import { Store } from '../src/store/restic.js';
+import { makeLabMysqlInstance, MYSQL_PORT } from '../fixtures/lab/mariadb.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const FILES = Number(process.env.BENCH_FILES ?? 20_000);
 const BYTES = Number(process.env.BENCH_BYTES ?? 300e6);
+const ONLY = process.env.BENCH_ONLY;
 
 function sh(cmd: string, env: NodeJS.ProcessEnv = {}): void {
   const r = spawnSync('bash', ['-o', 'pipefail', '-c', cmd], { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
@@ -70,13 +74,71 @@ function makeTree(path: string): void {
   execFileSync('chown', ['-R', `${process.env.BENCH_OWNER ?? 'opslab'}`, path]);
 }
 
+/**
+ * MariaDB: backup and restore of a Sakila instance (its code tree is the lab app's, about 100 KB)
+ * against the pipelines an admin would run, the password on stdin (MYSQL_PWD inside the remote
+ * shell, never argv). The pipeline's restore loads over the live tables (the dump drops and creates
+ * each); opsdeck loads beside them, checks rows and swaps them all in at once, after a safety backup.
+ */
+async function benchMysql(lab: Lab, sshTo: (h: Lab['hosts'][number]) => string): Promise<{ what: string; baseline: number; opsdeck: number }[]> {
+  const code = makeLabInstance(lab, 'lab1', 'bench-maria', {});
+  const m = makeLabMysqlInstance(lab, 'lab1', 'bench-maria', { sakila: true });
+  const h = lab.hosts[0];
+  const ssh = sshTo(h);
+  const conn = `--protocol=tcp -h 127.0.0.1 -P ${MYSQL_PORT} -u ${m.user}`;
+  const remote = (cmd: string) => `${ssh} 'read -r MYSQL_PWD; export MYSQL_PWD; exec ${cmd}'`;
+  const backupBase: number[] = [];
+  const backupOps: number[] = [];
+  const restoreBase: number[] = [];
+  const restoreOps: number[] = [];
+  for (let run = 0; run < RUNS; run++) {
+    process.stderr.write(`bench: MariaDB run ${run + 1} of ${RUNS}\n`);
+    const repo = mkdtempSync(join(lab.dir, 'bench-restic-'));
+    const pw = join(repo, '..', `${repo.split('/').pop()}.pass`);
+    writeFileSync(pw, 'bench-password\n', { mode: 0o600 });
+    const renv = { RESTIC_REPOSITORY: join(repo, 'r'), RESTIC_PASSWORD_FILE: pw, RESTIC_CACHE_DIR: join(repo, 'cache') };
+    sh('restic init -q', renv);
+    backupBase.push(
+      timed(() => {
+        sh(`${ssh} tar -C ${code.path} -cf - . | restic backup -q --stdin --stdin-filename code.tar --host bench`, renv);
+        sh(
+          `{ echo ${m.password}; } | ${remote(`mariadb-dump ${conn} --single-transaction --routines --triggers --events --hex-blob --no-tablespaces ${m.db}`)} | restic backup -q --stdin --stdin-filename db.sql --host bench`,
+          renv,
+        );
+      }),
+    );
+    const home = mkdtempSync(join(lab.dir, 'bench-opsdeck-'));
+    const ops = (args: string[], env: NodeJS.ProcessEnv = {}) => opsdeckSync(home, args, env);
+    ops(['env', 'add', 'prod']);
+    ops(hostAddArgs(lab, h));
+    ops(['instance', 'add', 'bench-maria', '--host', h.name, '--path', code.path, '--env', 'prod', '--db', m.dbUrl], { OPSDECK_DB_PASSWORD: m.password });
+    await new Store(home).ensure();
+    backupOps.push(timed(() => ops(['backup', 'bench-maria'])));
+    const target = `${code.path}.bench-restore`;
+    asLabUser('rm', ['-rf', target]);
+    restoreBase.push(
+      timed(() => {
+        sh(`restic dump -q --path /code.tar latest /code.tar --host bench | ${ssh} 'mkdir -p ${target} && tar -x -p -f - -C ${target}'`, renv);
+        sh(`{ echo ${m.password}; restic dump -q --path /db.sql latest /db.sql --host bench; } | ${remote(`mariadb ${conn} ${m.db}`)}`, renv);
+      }),
+    );
+    asLabUser('rm', ['-rf', target]);
+    restoreOps.push(timed(() => ops(['restore', 'bench-maria', '--yes', '--allow-protected'])));
+    execFileSync('rm', ['-rf', repo, pw, home]);
+  }
+  return [
+    { what: 'MariaDB backup (Sakila + small tree; vs tar + mariadb-dump | restic backup --stdin)', baseline: median(backupBase), opsdeck: median(backupOps) },
+    { what: 'MariaDB restore (vs restic dump | tar -x + mariadb)', baseline: median(restoreBase), opsdeck: median(restoreOps) },
+  ];
+}
+
 async function main() {
   return startLab().then(async (lab: Lab) => {
     const inst: LabInstance = makeLabInstance(lab, 'lab1', 'bench-prod', { pagila: true });
     const staging: LabInstance = makeLabInstance(lab, 'lab2', 'bench-staging', {});
     if (process.getuid?.() !== 0) process.env.BENCH_OWNER = lab.user;
     process.stderr.write(`bench: making the code tree (${FILES} files, ${(BYTES / 1e6).toFixed(0)} MB)...\n`);
-    makeTree(inst.path);
+    if (ONLY !== 'mysql') makeTree(inst.path);
     settleDir = lab.hosts[0].root;
     const treeBytes = Number(asLabUser('du', ['-sb', inst.path]).split('\t')[0]);
     const h = lab.hosts[0];
@@ -98,7 +160,7 @@ async function main() {
     const cloneOps: number[] = [];
     let growth = { base: 0, ops: 0, first: 0, baseFirst: 0 };
 
-    for (let run = 0; run < RUNS; run++) {
+    for (let run = 0; run < (ONLY === 'mysql' ? 0 : RUNS); run++) {
       process.stderr.write(`bench: run ${run + 1} of ${RUNS}\n`);
       // Baseline: a fresh restic repository and the two pipelines, one after the other.
       const repo = mkdtempSync(join(lab.dir, 'bench-restic-'));
@@ -165,6 +227,11 @@ async function main() {
     }
 
     // watch over 100,000 files against find | xargs sha256sum run on the host itself.
+    const mysqlRows = await benchMysql(lab, sshTo);
+    if (ONLY === 'mysql') {
+      process.stdout.write(['| operation | shell pipeline | opsdeck | ratio |', '|---|---|---|---|', ...mysqlRows.map((r) => `| ${r.what} | ${r.baseline.toFixed(2)} s | ${r.opsdeck.toFixed(2)} s | ${(r.opsdeck / r.baseline).toFixed(2)}x |`)].join('\n') + '\n');
+      return;
+    }
     const WATCH_FILES = Number(process.env.BENCH_WATCH_FILES ?? 100_000);
     const wi = makeLabInstance(lab, 'lab1', 'bench-watch', {});
     process.stderr.write(`bench: making a ${WATCH_FILES}-file tree for watch...\n`);
@@ -192,6 +259,7 @@ async function main() {
     results.push({ what: 'backup (code + database)', baseline: median(backupBase), opsdeck: median(backupOps) });
     results.push({ what: 'restore (code + database)', baseline: median(restoreBase), opsdeck: median(restoreOps) });
     results.push({ what: 'clone to another host (code + database)', baseline: median(cloneBase), opsdeck: median(cloneOps) });
+    results.push(...mysqlRows);
     results.push({ what: `watch, ${WATCH_FILES} files (vs find | xargs sha256sum on the host)`, baseline: median(watchBase), opsdeck: median(watchOps) });
     const lines = [
       `# opsdeck benchmark, ${new Date().toISOString()}`,
