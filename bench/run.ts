@@ -127,8 +127,8 @@ async function benchMysql(lab: Lab, sshTo: (h: Lab['hosts'][number]) => string):
     execFileSync('rm', ['-rf', repo, pw, home]);
   }
   return [
-    { what: 'MariaDB backup (Sakila + small tree; vs tar + mariadb-dump | restic backup --stdin)', baseline: median(backupBase), opsdeck: median(backupOps) },
-    { what: 'MariaDB restore (vs restic dump | tar -x + mariadb)', baseline: median(restoreBase), opsdeck: median(restoreOps) },
+    { what: 'MariaDB backup (Sakila + small tree; vs tar and mariadb-dump into restic backup --stdin)', baseline: median(backupBase), opsdeck: median(backupOps) },
+    { what: 'MariaDB restore (vs restic dump into tar -x and mariadb)', baseline: median(restoreBase), opsdeck: median(restoreOps) },
   ];
 }
 

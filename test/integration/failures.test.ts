@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Inventory } from '../../inventory/index.js';
 import { makeLabInstance } from '../../fixtures/lab.js';
-import { addInstance, asLabUser, cli, dbState, homeWithHosts, lab, local, must, sql, repinHostKey, treeState } from '../helpers.js';
+import { addInstance, asLabUser, cli, dbSql, dbSqlAsApp, dbState, homeWithHosts, lab, local, must, sql, repinHostKey, treeState } from '../helpers.js';
+import { mysqlAdmin, mysqlDatabases } from '../../fixtures/lab/mariadb.js';
 import { CuttingProxy } from '../proxy.js';
 
 async function storeSnapshots(home: string): Promise<unknown[]> {
@@ -204,5 +205,38 @@ describe('hostile names and paths', () => {
     expect(treeState(path)).toEqual(before);
     // Commands run in the lab user's home or the srv directory: nothing named PWNED appeared anywhere.
     expect(local('find', [l.dir, '-name', 'PWNED*'])).toBe('');
+  });
+});
+
+describe('a restore whose MariaDB load fails midway', () => {
+  it('leaves the target exactly as it was (nothing swapped, no scratch database left), and goes through once the obstacle is gone', async () => {
+    const home = await homeWithHosts(['lab1']);
+    const inst = await addInstance(home, 'lab1', 'half-maria', 'dev', { engine: 'mysql' });
+    const ext = `${inst.db}_ext`;
+    // The app reads a table of another database through a view, as apps sharing a server do.
+    mysqlAdmin(`DROP DATABASE IF EXISTS ${ext}; CREATE DATABASE ${ext}; CREATE TABLE ${ext}.t (x int); GRANT SELECT ON ${ext}.* TO '${inst.role}'@'127.0.0.1';`);
+    dbSqlAsApp(inst, `CREATE TABLE actor (id int PRIMARY KEY, name text); INSERT INTO actor VALUES (1, 'a'), (2, 'b'); CREATE VIEW ext AS SELECT x FROM ${ext}.t;`);
+    await must(cli(home, ['backup', 'half-maria']));
+    // The instance moves on, and loses the right its backup's view needs: the view, created after
+    // every row of the dump loaded, now fails.
+    dbSqlAsApp(inst, "INSERT INTO actor VALUES (3, 'NEW'); CREATE TABLE orders_2026 (id int); DROP VIEW ext;");
+    mysqlAdmin(`REVOKE SELECT ON ${ext}.* FROM '${inst.role}'@'127.0.0.1';`);
+    const files = treeState(inst.path);
+    const db = dbState(inst);
+
+    const r = await cli(home, ['restore', 'half-maria', '--yes']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/load the database.*failed/);
+    expect(r.stderr).toMatch(/denied/);
+    expect(r.stderr).toMatch(/rolled back/);
+    expect(treeState(inst.path)).toEqual(files);
+    expect(dbState(inst)).toEqual(db);
+    expect(mysqlDatabases(`${inst.db}_opsdeck_`)).toEqual([]);
+
+    mysqlAdmin(`GRANT SELECT ON ${ext}.* TO '${inst.role}'@'127.0.0.1';`);
+    await must(cli(home, ['restore', 'half-maria', '--yes']));
+    expect(dbSql(inst, "SELECT COUNT(*) FROM actor WHERE name = 'NEW'").trim()).toBe('0');
+    expect(dbSql(inst, 'SELECT COUNT(*) FROM ext').trim()).toBe('0');
+    expect(mysqlDatabases(`${inst.db}_opsdeck_`)).toEqual([]);
   });
 });
