@@ -1,5 +1,5 @@
 import type { Instance } from '../../inventory/index.js';
-import { fetchFailureReason, statusReason } from './http-reason.js';
+import { fetchFailureReason, statusReason } from '../core/http-reason.js';
 
 export interface HealthResult {
   ok: boolean;
