@@ -240,3 +240,35 @@ describe('a restore whose MariaDB load fails midway', () => {
     expect(mysqlDatabases(`${inst.db}_opsdeck_`)).toEqual([]);
   });
 });
+
+describe('a MariaDB restore of a tampered dump', () => {
+  it('never swaps it in: the checksum fails before the end marker, the target is exactly as it was', async () => {
+    const home = await homeWithHosts(['lab1']);
+    const inst = await addInstance(home, 'lab1', 'tamper-maria', 'dev', { engine: 'mysql' });
+    dbSqlAsApp(inst, "CREATE TABLE actor (id int PRIMARY KEY, name text); INSERT INTO actor VALUES (1, 'a'), (2, 'b');");
+    const b = JSON.parse((await must(cli(home, ['backup', 'tamper-maria', '--json']))).stdout);
+    // The store hands back a dump with a row taken out (valid SQL, the same tables), in place of the backup's.
+    const env = { RESTIC_REPOSITORY: join(home, 'store'), RESTIC_PASSWORD_FILE: join(home, 'store.pass') };
+    const file = b.manifest.db.file ?? 'tamper-maria.db.sql';
+    const dump = (await execa('restic', ['dump', b.manifest.db.snapshot, `/${file}`], { env })).stdout;
+    const bad = dump.replace("(1,'a'),\n", '');
+    expect(bad).not.toBe(dump);
+    const put = await execa('restic', ['backup', '--json', '--stdin', '--stdin-filename', file], { env, input: bad + '\n' });
+    const snap = JSON.parse(put.stdout.trim().split('\n').pop()!).snapshot_id;
+    const inv = new Inventory(home);
+    const row = inv.db.prepare('SELECT manifest FROM backups WHERE id = ?').get(b.id) as { manifest: string };
+    const m = JSON.parse(row.manifest);
+    (m.db ?? m.manifest?.db).snapshot = snap;
+    inv.db.prepare('UPDATE backups SET manifest = ? WHERE id = ?').run(JSON.stringify(m), b.id);
+    inv.close();
+    dbSqlAsApp(inst, "INSERT INTO actor VALUES (3, 'after');");
+    const db = dbState(inst);
+
+    const r = await cli(home, ['restore', 'tamper-maria', '--backup', b.id, '--yes']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/checksum|does not match/);
+    expect(r.stderr).toMatch(/rolled back/);
+    expect(dbState(inst)).toEqual(db);
+    expect(mysqlDatabases(`${inst.db}_opsdeck_`)).toEqual([]);
+  });
+});
