@@ -229,7 +229,13 @@ async function main() {
     // watch over 100,000 files against find | xargs sha256sum run on the host itself.
     const mysqlRows = await benchMysql(lab, sshTo);
     if (ONLY === 'mysql') {
-      process.stdout.write(['| operation | shell pipeline | opsdeck | ratio |', '|---|---|---|---|', ...mysqlRows.map((r) => `| ${r.what} | ${r.baseline.toFixed(2)} s | ${r.opsdeck.toFixed(2)} s | ${(r.opsdeck / r.baseline).toFixed(2)}x |`)].join('\n') + '\n');
+      process.stdout.write(
+        [
+          '| operation | shell pipeline | opsdeck | ratio |',
+          '|---|---|---|---|',
+          ...mysqlRows.map((r) => `| ${r.what} | ${r.baseline.toFixed(2)} s | ${r.opsdeck.toFixed(2)} s | ${(r.opsdeck / r.baseline).toFixed(2)}x |`),
+        ].join('\n') + '\n',
+      );
       return;
     }
     const WATCH_FILES = Number(process.env.BENCH_WATCH_FILES ?? 100_000);

@@ -184,7 +184,8 @@ export const mysqlEngine: DbEngine = {
   async createDatabase(shell, db) {
     const t = my(db.target);
     const res = await shell.exec(clientArgv(t, undefined), { secretLine: db.password, stdin: `CREATE DATABASE ${quoteName(t.database)};\n` });
-    if (res.code !== 0) throw new OpsError(`cannot create database ${t.database} as ${t.user}: ${lastLine(res.stderr)}`, 1, `create it, or as an admin: ${grantsHint(t).replace(/'HOST'/g, "'THE-APP-HOST'")}`);
+    if (res.code !== 0)
+      throw new OpsError(`cannot create database ${t.database} as ${t.user}: ${lastLine(res.stderr)}`, 1, `create it, or as an admin: ${grantsHint(t).replace(/'HOST'/g, "'THE-APP-HOST'")}`);
   },
 
   async dropDatabase(shell, db) {

@@ -14,7 +14,8 @@ import type { MysqlTarget } from './mysql.js';
  * named locks (GET_LOCK outlives the rollback), sleeping and busy loops, reading server files,
  * writing them (INTO OUTFILE/DUMPFILE), user variables (INTO @v, :=) and sequences (NEXTVAL).
  */
-const MYSQL_REFUSED = /\b(get_lock|release_lock|release_all_locks|is_free_lock|is_used_lock|sleep|benchmark|load_file|master_pos_wait|master_gtid_wait|nextval|setval|lastval)\s*\(|\binto\s+(outfile|dumpfile|@)|:=|\bnext\s+value\s+for\b/i;
+const MYSQL_REFUSED =
+  /\b(get_lock|release_lock|release_all_locks|is_free_lock|is_used_lock|sleep|benchmark|load_file|master_pos_wait|master_gtid_wait|nextval|setval|lastval)\s*\(|\binto\s+(outfile|dumpfile|@)|:=|\bnext\s+value\s+for\b/i;
 
 /** Why a metric may not run on MariaDB, or null: the shared rules, then MariaDB's own. */
 export function mysqlMetricProblem(query: string): string | null {

@@ -130,7 +130,17 @@ describe('database probe on MariaDB', () => {
     const home = await homeWithHosts(['lab1']);
     const i = await addInstance(home, 'lab1', 'db-probe-m', 'dev', { pagila: true, engine: 'mysql' });
     await must(
-      cli(home, ['instance', 'set', 'db-probe-m', '--metric', 'customers=sql:SELECT count(*) FROM customer', '--metric', "locks=sql:SELECT GET_LOCK('opsdeck', 0)", '--metric', 'nothing=sql:SELECT NULL']),
+      cli(home, [
+        'instance',
+        'set',
+        'db-probe-m',
+        '--metric',
+        'customers=sql:SELECT count(*) FROM customer',
+        '--metric',
+        "locks=sql:SELECT GET_LOCK('opsdeck', 0)",
+        '--metric',
+        'nothing=sql:SELECT NULL',
+      ]),
     );
     const r = await cli(home, ['health', 'db-probe-m', '--json']);
     const s = JSON.parse(r.stdout).instances[0];
