@@ -9,8 +9,9 @@ import { inventoryPassword, inventoryUrlOf } from './connect.js';
 import type { SqlDriver } from './driver.js';
 import { PgDriver, parseInventoryUrl } from './postgres.js';
 import { SqliteDriver } from './sqlite.js';
-import type { BackupRow, EnvRow, HalfRestoredRow, HostRow, InstanceRow, LockRow, NameRow, NotifyRow, RunRow, StepRow } from './rows.js';
+import type { BackupRow, CommandRow, EnvRow, HalfRestoredRow, HostRow, InstanceRow, LockRow, NameRow, NotifyRow, RunRow, StepRow } from './rows.js';
 import { SecretBox } from './secrets.js';
+import { Rights } from './rights.js';
 
 export interface Env {
   name: string;
@@ -141,6 +142,18 @@ export interface RunRecord {
   durationMs: number | null;
 }
 
+/** A command of a run's command log (src/remote/command-log.ts records them; the inventory keeps them). */
+export interface CommandLogRecord {
+  where: string;
+  line: string;
+  code: number | null;
+  signal: string | null;
+  ms: number;
+  bytesIn: number;
+  bytesOut: number;
+  at: number;
+}
+
 export interface StepRecord {
   runId: number;
   seq: number;
@@ -217,6 +230,8 @@ export class Inventory {
   readonly file: string;
   /** The PostgreSQL driver, when the inventory is a team's. */
   readonly pg: PgDriver | undefined;
+  /** Rights per environment (team inventory; on SQLite everything is allowed) and its secrets per environment. */
+  readonly rights: Rights;
 
   constructor(
     readonly home: string,
@@ -232,6 +247,11 @@ export class Inventory {
     }
     this.file = this.db.where;
     this.secrets = new SecretBox(home);
+    this.rights = new Rights(this.db);
+  }
+  /** A password sealed for an instance: with its environment's key on a team inventory, else the home's key file. */
+  private seal(env: string, instance: string, plain: string): string {
+    return this.pg ? this.rights.seal(env, instance, plain) : this.secrets.seal(plain);
   }
 
   private sql(text: string) {
@@ -244,8 +264,8 @@ export class Inventory {
   }
   /** Seals and stores an instance's database password (replacing any). */
   setDbPassword(name: string, password: string): void {
-    this.requireInstance(name);
-    this.sql('UPDATE instances SET db_secret = ? WHERE name = ?').run(this.secrets.seal(password), name);
+    const inst = this.requireInstance(name);
+    this.sql('UPDATE instances SET db_secret = ? WHERE name = ?').run(this.seal(inst.env, name, password), name);
   }
 
   close(): void {
@@ -350,7 +370,7 @@ export class Inventory {
     const clash = this.sql('SELECT name FROM instances WHERE host = ? AND path = ?').get(i.host, i.path) as NameRow | undefined;
     if (clash) throw new UsageError(`instance ${clash.name} already lives at ${i.host}:${i.path}`, 'one directory holds one instance');
     this.refuseNested(i.name, i.host, i.path);
-    const sealed = i.dbPassword ? this.secrets.seal(i.dbPassword) : null;
+    const sealed = i.dbPassword ? this.seal(i.env, i.name, i.dbPassword) : null;
     this.sql('INSERT INTO instances (name, host, path, env, url, db_url, db_secret, branch, created_at, hooks, health, local_paths, revision) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)').run(
       i.name,
       i.host,
@@ -414,8 +434,9 @@ export class Inventory {
   }
   /** The plain database password of an instance, for the one process that needs it. */
   dbPassword(name: string): string | undefined {
-    const r = this.sql('SELECT db_secret FROM instances WHERE name = ?').get(name) as Pick<InstanceRow, 'db_secret'> | undefined;
-    return r?.db_secret ? this.secrets.open(r.db_secret) : undefined;
+    const r = this.sql('SELECT db_secret, env FROM instances WHERE name = ?').get(name) as Pick<InstanceRow, 'db_secret' | 'env'> | undefined;
+    if (!r?.db_secret) return undefined;
+    return r.db_secret.startsWith('e1:') ? this.rights.open(r.env, name, r.db_secret) : this.secrets.open(r.db_secret);
   }
   /** Changes an instance's settings in one transaction; only the fields given change. */
   updateInstance(name: string, patch: Partial<Pick<Instance, 'url' | 'branch' | 'hooks' | 'health' | 'localPaths' | 'revision' | 'maintenanceSince' | 'watchExcludes' | 'metrics'>>): Instance {
@@ -580,6 +601,37 @@ export class Inventory {
     else
       this.sql('UPDATE runs SET finished_at = ?, status = ?, error = ?, failed_step = ?, duration_ms = ? WHERE id = ? AND finished_at IS NULL').run(now(), status, error, failedStep, durationMs, id);
   }
+  /** A command a run ran, for its command log (opsdeck runs ID --commands). */
+  addCommand(runId: number, seq: number | null, c: CommandLogRecord): void {
+    this.sql('INSERT INTO run_commands (run_id, seq, at, place, line, code, signal, ms, bytes_in, bytes_out) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)').run(
+      runId,
+      seq,
+      new Date(c.at).toISOString(),
+      c.where,
+      c.line,
+      c.code,
+      c.signal,
+      c.ms,
+      c.bytesIn,
+      c.bytesOut,
+    );
+  }
+
+  /** The commands a run ran, in the order they ended. */
+  runCommands(runId: number): (CommandLogRecord & { seq: number | null })[] {
+    return (this.sql(`SELECT * FROM run_commands WHERE run_id = ? ORDER BY ${this.db.dialect.insertOrder}`).all(runId) as CommandRow[]).map((r) => ({
+      seq: r.seq,
+      at: Date.parse(r.at),
+      where: r.place,
+      line: r.line,
+      code: r.code,
+      signal: r.signal,
+      ms: r.ms,
+      bytesIn: r.bytes_in,
+      bytesOut: r.bytes_out,
+    }));
+  }
+
   addStep(s: StepRecord): void {
     this.sql('INSERT INTO run_steps (run_id, seq, name, title, status, started_at, finished_at, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?)').run(
       s.runId,

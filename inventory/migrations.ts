@@ -177,4 +177,23 @@ export const MIGRATIONS: string[] = [
   ALTER TABLE runs ADD COLUMN host TEXT;
   ALTER TABLE runs ADD COLUMN db_role TEXT;
   `,
+  `
+  -- The command log: every command a run ran (where, the line to type it again with secrets as ***,
+  -- how it ended), so any step can be redone by hand; append-only like the rest of the audit trail.
+  CREATE TABLE run_commands (
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    seq INTEGER,
+    at TEXT NOT NULL,
+    place TEXT NOT NULL,
+    line TEXT NOT NULL,
+    code INTEGER,
+    signal TEXT,
+    ms INTEGER NOT NULL,
+    bytes_in INTEGER NOT NULL,
+    bytes_out INTEGER NOT NULL
+  );
+  CREATE INDEX run_commands_run ON run_commands (run_id);
+  CREATE TRIGGER run_commands_no_delete BEFORE DELETE ON run_commands BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+  CREATE TRIGGER run_commands_no_update BEFORE UPDATE ON run_commands BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+  `,
 ];

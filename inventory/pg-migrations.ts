@@ -10,6 +10,8 @@
  * alice). Rights per environment (viewer, operator, admin) are to come as row-level security on
  * instances/backups/locks keyed by env, granted to roles under opsdeck_user.
  */
+import { PG_RIGHTS_MIGRATION } from './pg-rights.js';
+
 export const PG_SCHEMA = 'opsdeck';
 /** The group role every operator's login role is a member of. */
 export const PG_USER_ROLE = 'opsdeck_user';
@@ -206,6 +208,30 @@ export const PG_MIGRATIONS: string[] = [
   END $$;
   REVOKE ALL ON FUNCTION finish_run(INTEGER, TEXT, TEXT, TEXT, INTEGER) FROM PUBLIC;
   `,
+  `
+  -- The command log (see the SQLite migration): into a run of one's own role only, append-only.
+  CREATE TABLE run_commands (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    seq INTEGER,
+    at TEXT NOT NULL,
+    place TEXT NOT NULL,
+    line TEXT NOT NULL,
+    code INTEGER,
+    signal TEXT,
+    ms INTEGER NOT NULL,
+    bytes_in BIGINT NOT NULL,
+    bytes_out BIGINT NOT NULL,
+    db_role TEXT NOT NULL DEFAULT session_user
+  );
+  CREATE INDEX run_commands_run ON run_commands (run_id, id);
+  CREATE TRIGGER run_commands_identity BEFORE INSERT ON run_commands FOR EACH ROW EXECUTE FUNCTION run_steps_identity();
+  CREATE TRIGGER run_commands_no_delete BEFORE DELETE ON run_commands FOR EACH ROW EXECUTE FUNCTION audit_append_only();
+  CREATE TRIGGER run_commands_no_update BEFORE UPDATE ON run_commands FOR EACH ROW EXECUTE FUNCTION audit_append_only();
+  CREATE TRIGGER run_commands_no_truncate BEFORE TRUNCATE ON run_commands FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only();
+  `,
+  // Rights per environment, secrets per environment (pg-rights.ts).
+  PG_RIGHTS_MIGRATION,
 ];
 
 /**
@@ -218,7 +244,7 @@ export const PG_GRANTS = `
   GRANT USAGE ON SCHEMA ${PG_SCHEMA} TO ${PG_USER_ROLE};
   GRANT SELECT ON schema_version TO ${PG_USER_ROLE};
   GRANT SELECT, INSERT, UPDATE, DELETE ON envs, hosts, instances, backups, tree_keys, notify, watch_baselines, drills, half_restored, locks TO ${PG_USER_ROLE};
-  REVOKE UPDATE, DELETE, TRUNCATE ON runs, run_steps FROM ${PG_USER_ROLE};
-  GRANT SELECT, INSERT ON runs, run_steps TO ${PG_USER_ROLE};
+  REVOKE UPDATE, DELETE, TRUNCATE ON runs, run_steps, run_commands FROM ${PG_USER_ROLE};
+  GRANT SELECT, INSERT ON runs, run_steps, run_commands TO ${PG_USER_ROLE};
   GRANT EXECUTE ON FUNCTION finish_run(INTEGER, TEXT, TEXT, TEXT, INTEGER) TO ${PG_USER_ROLE};
 `;

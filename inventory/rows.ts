@@ -115,3 +115,16 @@ export interface NotifyRow {
 }
 
 export type NameRow = { name: Text };
+
+export interface CommandRow {
+  run_id: number;
+  seq: number | null;
+  at: string;
+  place: string;
+  line: string;
+  code: number | null;
+  signal: string | null;
+  ms: number;
+  bytes_in: number;
+  bytes_out: number;
+}

@@ -101,7 +101,7 @@ export class Engine {
         this.emit({ type: 'step-started', index: i, name: step.name, title: step.title, at: started });
         try {
           if (ac.signal.aborted) throw cancelled();
-          await this.commandsOf(i, () => step.run(this.context(plan, i, ac.signal, runId)));
+          await this.commandsOf(runId, i, () => step.run(this.context(plan, i, ac.signal, runId)));
           done.push(i);
           this.inv.addStep({ runId, seq: i, name: step.name, title: step.title, status: 'done', startedAt, finishedAt: new Date().toISOString(), error: null });
           this.emit({ type: 'step-done', index: i, name: step.name, ms: Date.now() - started, at: Date.now() });
@@ -158,7 +158,7 @@ export class Engine {
       opts.signal?.removeEventListener('abort', onAbort);
       // What finally does (a drill's report, closing streams) must not fail the run that already
       // ended, but its failure is said and kept in the audit trail, never dropped.
-      await this.commandsOf(null, async () => plan.finally?.(plan.state, status)).catch((err: unknown) => {
+      await this.commandsOf(runId, null, async () => plan.finally?.(plan.state, status)).catch((err: unknown) => {
         const message = `after the run: ${errorMessage(err)}`;
         this.emit({ type: 'log', index: null, level: 'error', message, at: Date.now() });
         const at = new Date().toISOString();
@@ -180,7 +180,7 @@ export class Engine {
       const startedAt = new Date(started).toISOString();
       this.emit({ type: 'step-started', index: i, name: step.name, title: step.title, at: started });
       try {
-        await this.commandsOf(i, () => step.run(this.context(plan, i, signal, runId)));
+        await this.commandsOf(runId, i, () => step.run(this.context(plan, i, signal, runId)));
         this.inv.addStep({ runId, seq: i, name: step.name, title: step.title, status: 'done', startedAt, finishedAt: new Date().toISOString(), error: null });
       } catch (err) {
         this.inv.addStep({ runId, seq: i, name: step.name, title: step.title, status: 'warning', startedAt, finishedAt: new Date().toISOString(), error: errorMessage(err) });
@@ -201,7 +201,7 @@ export class Engine {
       this.emit({ type: 'undo-started', index: i, name: step.name, at: Date.now() });
       try {
         await this.retryLostConnection(
-          () => this.commandsOf(i, () => step.undo!(this.context(plan, i, signal, runId))),
+          () => this.commandsOf(runId, i, () => step.undo!(this.context(plan, i, signal, runId))),
           (message) => this.emit({ type: 'log', index: i, level: 'warn', message, at: Date.now() }),
         );
         this.inv.addStep({ runId, seq: i, name: step.name, title: `undo: ${step.title}`, status: 'undone', startedAt, finishedAt: new Date().toISOString(), error: null });
@@ -234,9 +234,12 @@ export class Engine {
     }
   }
 
-  /** Runs a step's work with the commands it runs reported as events of that step. */
-  private commandsOf<T>(index: number | null, fn: () => Promise<T>): Promise<T> {
-    return withCommandSink((c) => this.emit({ type: 'command', index, ...c }), fn);
+  /** Runs a step's work with the commands it runs reported as events of that step and kept in the run's command log. */
+  private commandsOf<T>(runId: number, index: number | null, fn: () => Promise<T>): Promise<T> {
+    return withCommandSink((c) => {
+      this.emit({ type: 'command', index, ...c });
+      this.inv.addCommand(runId, index, c);
+    }, fn);
   }
 
   private context<S>(plan: Plan<S, unknown>, index: number, signal: AbortSignal, runId: number | null): StepContext<S> {

@@ -43,6 +43,11 @@ describe('the commands a run ran, visible and redoable by hand', () => {
     const unkeyed = (s: string) => s.replace(/^\\(un)?restrict \S+$/gm, '\\$1restrict KEY');
     const stored = await must(cli(home, ['backups', 'export', b.id, join(home, 'export.tar')]));
     expect(stored.code).toBe(0);
+    // The audit trail keeps the same lines: opsdeck runs ID --commands prints them for the past run.
+    const runs = JSON.parse((await must(cli(home, ['runs', '--json', '--instance', 'cl-dev', '--limit', '1']))).stdout);
+    const kept = await must(cli(home, ['runs', String(runs[0].id), '--commands']));
+    expect(kept.stdout).toContain(dump!.replace(/\s+# exit .*$/, ''));
+    expect(kept.stdout).not.toContain(inst.password);
     expect(unkeyed(out.toString())).toBe(unkeyed(execFileSync('tar', ['-xOf', join(home, 'export.tar'), 'db.sql']).toString()));
   });
 });

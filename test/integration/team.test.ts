@@ -1,3 +1,4 @@
+import { PG_MIGRATIONS } from '../../inventory/pg-migrations.js';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
@@ -49,9 +50,9 @@ describe('team init', () => {
     expect(before.stderr).toContain(`fix: create it once, as a role that may create schemas and roles: opsdeck team init --inventory ${url}`);
 
     const first = await must(cli(home, ['--inventory', url, 'team', 'init'], env));
-    expect(first.stdout).toContain(`created the inventory at ${url} (schema opsdeck, version 0 -> 1)`);
+    expect(first.stdout).toContain(`created the inventory at ${url} (schema opsdeck, version 0 -> ${PG_MIGRATIONS.length})`);
     const again = await must(cli(home, ['--inventory', url, 'team', 'init', '--json'], env));
-    expect(JSON.parse(again.stdout)).toMatchObject({ inventory: url, from: 1, to: 1, upToDate: true });
+    expect(JSON.parse(again.stdout)).toMatchObject({ inventory: url, from: PG_MIGRATIONS.length, to: PG_MIGRATIONS.length, upToDate: true });
     await must(cli(home, ['--inventory', url, 'env', 'add', 'prod', '--protected'], env));
     expect(JSON.parse((await must(cli(home, ['--inventory', url, 'env', 'list', '--json'], env))).stdout)).toMatchObject([{ name: 'prod', protected: true }]);
     // The SQLite inventory of that home was never touched.
