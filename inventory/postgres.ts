@@ -5,6 +5,7 @@ import { OpsError, UsageError } from '../src/core/errors.js';
 import type { Dialect, Param, RunResult, SqlDriver, Statement } from './driver.js';
 import type { Reply, Request, WorkerConfig } from './pg-worker.js';
 import { PG_GRANTS, PG_MIGRATIONS, PG_SCHEMA, PG_USER_ROLE } from './pg-migrations.js';
+import { PG_ADMIN_ROLE, PG_RIGHTS_GRANTS } from './pg-rights.js';
 
 const dialect: Dialect = { name: 'postgres', insertOrder: 'id' };
 
@@ -71,13 +72,16 @@ function workerFile(): string {
   throw new OpsError('the PostgreSQL inventory worker (dist/inventory/pg-worker.js) is missing', 1, 'build opsdeck again: npm run build');
 }
 
-/** A query the server refused, with its SQLSTATE (42501: not allowed; P0001: raised by a trigger). */
-export class PgError extends Error {
+/**
+ * A query the server refused, with its SQLSTATE (42501: not allowed, e.g. by row-level security or a
+ * grant: exit 2 like any refusal; P0001: raised by a trigger).
+ */
+export class PgError extends OpsError {
   constructor(
     message: string,
     readonly code?: string,
   ) {
-    super(message);
+    super(message, code === '42501' ? 2 : 1);
     this.name = 'PgError';
   }
 }
@@ -233,6 +237,7 @@ export class PgDriver implements SqlDriver {
       this.exec(`SELECT pg_advisory_xact_lock(hashtext('opsdeck team init'))`);
       // Roles are the cluster's, not the database's: another inventory on the same server may have made it.
       this.exec(`DO $$ BEGIN CREATE ROLE ${PG_USER_ROLE} NOLOGIN; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$`);
+      this.exec(`DO $$ BEGIN CREATE ROLE ${PG_ADMIN_ROLE} NOLOGIN; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$`);
       this.exec(`CREATE SCHEMA IF NOT EXISTS ${PG_SCHEMA}`);
       this.exec(`CREATE TABLE IF NOT EXISTS ${PG_SCHEMA}.schema_version (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now(), applied_by TEXT NOT NULL DEFAULT session_user)`);
       const from = this.schemaVersion() ?? 0;
@@ -241,6 +246,7 @@ export class PgDriver implements SqlDriver {
         this.prepare('INSERT INTO schema_version (version) VALUES (?)').run(v + 1);
       }
       this.exec(PG_GRANTS);
+      this.exec(PG_RIGHTS_GRANTS);
       return { from, to: PG_MIGRATIONS.length };
     })();
   }

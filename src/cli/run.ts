@@ -3,6 +3,7 @@ import { EXIT, OpsError, UsageError, errorMessage } from '../core/errors.js';
 import type { App, GlobalOpts } from '../app/app.js';
 import { Engine } from '../engine/engine.js';
 import { changePlan } from '../actions/change.js';
+import { checkRights } from '../actions/team.js';
 import { runFailedAlert, sendAlert, type Alert, type Delivery } from '../notify/notify.js';
 import { interactive } from './prompt.js';
 import { jsonLinesRenderer, textRenderer } from './render.js';
@@ -33,6 +34,8 @@ type Ended<R> = { dryRun: Output } | { result: R };
 
 /** Runs a plan through the engine with the renderers the flags ask for; a failure throws with its exit code. */
 async function execute<S, R>(app: App, g: GlobalOpts, plan: Plan<S, R>, o: RunOpts = {}): Promise<Ended<R>> {
+  // Rights per environment (team inventory): refused before anything starts; a dry run only shows.
+  if (!g.dryRun) checkRights(app.inv, plan);
   // An engine per run: runs side by side (--parallel) keep their event streams apart.
   const engine = new Engine(app.inv);
   engine.subscribe(g.json ? jsonLinesRenderer() : textRenderer(process.stderr, undefined, o.prefix));

@@ -30,6 +30,8 @@ const inventoryAs = (who: keyof typeof ops, home: string) => new Inventory(home,
 beforeAll(() => {
   team = teamDatabase();
   for (const o of Object.values(ops)) pgAdmin(`CREATE ROLE ${o.role} LOGIN PASSWORD '${o.password}'; GRANT opsdeck_user TO ${o.role};`);
+  // alice is a team admin (admin on every environment; see team-rights.test.ts for the levels).
+  pgAdmin(`GRANT opsdeck_admin TO ${ops.alice.role};`);
 });
 afterAll(() => {
   pgAdmin(`DROP DATABASE IF EXISTS ${team.db} WITH (FORCE);`);
@@ -164,6 +166,7 @@ describe('instance locks across jump boxes', () => {
     asLabUser('sh', ['-c', 'rm -rf -- "$1" && mkdir -p -- "$1" && echo keep > "$1/keep.txt"', 'sh', path]);
     await must(as('alice', a, ['instance', 'add', name, '--host', `lh-${tag}`, '--path', path, '--env', `lockenv-${tag}`]));
     b = jumpBox('bob');
+    await must(as('alice', a, ['team', 'grant', ops.bob.role, '--env', `lockenv-${tag}`, '--as', 'operator']));
   });
 
   it('a run from the second jump box exits 3 naming the holder on the first', async () => {

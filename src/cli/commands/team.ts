@@ -4,6 +4,9 @@ import { inventoryUrlOf } from '../../../inventory/connect.js';
 import { PG_SCHEMA, PG_USER_ROLE } from '../../../inventory/pg-migrations.js';
 import { resolveHome } from '../../../inventory/home.js';
 import { UsageError } from '../../core/errors.js';
+import { LEVELS, type Level } from '../../../inventory/rights.js';
+import { runChange } from '../run.js';
+import { table } from '../render.js';
 import { globals, type Act } from '../action.js';
 import { examples } from './help.js';
 
@@ -11,7 +14,7 @@ import { examples } from './help.js';
  * team: the shared inventory on PostgreSQL. `team init` makes (or upgrades) its schema; it runs before
  * there is an inventory to open, so it does not go through act() (which opens one).
  */
-export function register(program: Command, _act: Act): void {
+export function register(program: Command, act: Act): void {
   const team = program
     .command('team')
     .description('a team inventory on PostgreSQL, shared by several operators and jump boxes')
@@ -42,4 +45,65 @@ export function register(program: Command, _act: Act): void {
         inv.close();
       }
     });
+  team
+    .command('grant <role>')
+    .description('give a PostgreSQL role a level on an environment: viewer (read), operator (backup, watch, drill, restore onto unprotected instances), admin (everything there); team admins only')
+    .requiredOption('--env <env>', 'the environment')
+    .requiredOption('--as <level>', LEVELS.join(' | '))
+    .addHelpText('after', examples('opsdeck team grant alice --env prod --as viewer', 'opsdeck team grant oncall --env staging --as operator   # a group role: each member gets it'))
+    .action(
+      act(async (app, g, role: string, o: { env: string; as: string }) => {
+        requireTeam(app.inv.rights.team);
+        if (!(LEVELS as readonly string[]).includes(o.as)) throw new UsageError(`invalid --as ${o.as}`, `one of: ${LEVELS.join(', ')}`);
+        checkRole(role);
+        app.inv.requireEnv(o.env);
+        const level = o.as as Level;
+        return runChange(app, g, 'team grant', { role, env: o.env, level }, () => {
+          app.inv.rights.grant(role, o.env, level);
+          return { json: { role, env: o.env, level }, text: `${role} is ${level} on ${o.env}` };
+        });
+      }),
+    );
+  team
+    .command('revoke <role>')
+    .description("take a role's rights on an environment away (its secrets too); team admins only")
+    .requiredOption('--env <env>', 'the environment')
+    .addHelpText('after', examples('opsdeck team revoke alice --env prod'))
+    .action(
+      act(async (app, g, role: string, o: { env: string }) => {
+        requireTeam(app.inv.rights.team);
+        checkRole(role);
+        return runChange(app, g, 'team revoke', { role, env: o.env }, () => {
+          const gone = app.inv.rights.revoke(role, o.env);
+          return { json: { role, env: o.env, revoked: gone }, text: gone ? `${role} has no right on ${o.env} any more` : `${role} had no right on ${o.env}` };
+        });
+      }),
+    );
+  team
+    .command('who')
+    .description('who may do what where: the grants per environment, and the team admins')
+    .option('--env <env>', 'one environment')
+    .addHelpText('after', examples('opsdeck team who', 'opsdeck team who --env prod --json'))
+    .action(
+      act(async (app, _g, o: { env?: string }) => {
+        requireTeam(app.inv.rights.team);
+        const grants = app.inv.rights.listGrants(o.env);
+        const admins = app.inv.rights.teamAdmins();
+        return {
+          json: { grants, teamAdmins: admins },
+          text:
+            (grants.length ? table(grants.map((x) => [x.env, x.role, x.level, x.grantedBy, x.grantedAt]), ['ENV', 'ROLE', 'LEVEL', 'GRANTED BY', 'AT']) : 'no grants') +
+            `\nteam admins (admin everywhere, may grant): ${admins.join(', ') || 'none'}`,
+        };
+      }),
+    );
+}
+
+function requireTeam(team: boolean): void {
+  if (!team) throw new UsageError('rights per environment are for a team inventory on PostgreSQL: on this one (SQLite, one operator) everything is allowed', 'point opsdeck at the team inventory: --inventory postgres://ROLE@HOST:PORT/DB');
+}
+
+/** A PostgreSQL role name as opsdeck accepts it (an identifier, no quoting needed). */
+function checkRole(role: string): void {
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(role)) throw new UsageError(`invalid role name ${JSON.stringify(role)}`, 'lower-case letters, digits and _, starting with a letter or _');
 }

@@ -1,0 +1,231 @@
+/**
+ * Rights per environment on the team inventory, enforced by PostgreSQL itself (issue 11, items 3-5):
+ * a client that skips opsdeck's own checks and sends raw SQL meets the same refusals.
+ *
+ * - Levels: viewer (1: read), operator (2: backup, watch, drill, restore onto unprotected
+ *   instances), admin (3: update, upgrade, clone, restore onto protected instances, change the
+ *   inventory). A grant (role, env, level) applies to that role and every role that is a member
+ *   of it (a group role `oncall` granted operator on prod gives it to each member).
+ * - Team admins: the role that ran `team init` (the schema's owner) and members of the group role
+ *   opsdeck_admin (`GRANT opsdeck_admin TO carol`). They alone write grants (grant_env/revoke_env),
+ *   add environments, alert channels, and have admin everywhere.
+ * - Row-level security, default deny: a row of an environment the session's role has no grant on is
+ *   invisible; writes need the level above. Hosts are shared between environments: a host is seen
+ *   by whoever sees one of its instances (and by admins, who add instances to hosts), changed only
+ *   by a role that is admin of every environment with an instance on it.
+ * - Identity is session_user (the role logged in; SET ROLE does not change it). The checks live in
+ *   SECURITY DEFINER functions owned by the schema's owner, so they read grants and instances
+ *   whatever the caller may see.
+ * - Secrets: each environment's key lives in env_keys, which no operator may read; env_key() hands
+ *   it out to a role with a grant on that environment, and appends who, which instance and which run
+ *   to secret_uses. A revoked role gets a refusal.
+ * - Change requests (four eyes): change_requests, written only through request_change(),
+ *   decide_change() and change_ran(); the requester may not approve their own (checked against
+ *   session_user inside decide_change, and by a CHECK on the row).
+ */
+// The names of pg-migrations.ts (which imports this file, so they are not imported from there).
+const PG_SCHEMA = 'opsdeck';
+const PG_USER_ROLE = 'opsdeck_user';
+
+/** Members of this group role are team admins (besides the schema's owner). */
+export const PG_ADMIN_ROLE = 'opsdeck_admin';
+
+export const LEVELS = ['viewer', 'operator', 'admin'] as const;
+export type Level = (typeof LEVELS)[number];
+
+const NOW = `to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
+const DEFINER = `SECURITY DEFINER SET search_path = ${PG_SCHEMA}, pg_catalog`;
+
+export const PG_RIGHTS_MIGRATION = `
+  CREATE TABLE grants (
+    role TEXT NOT NULL,
+    env TEXT NOT NULL REFERENCES envs(name) ON DELETE CASCADE,
+    level TEXT NOT NULL CHECK (level IN ('viewer', 'operator', 'admin')),
+    granted_by TEXT NOT NULL DEFAULT session_user,
+    granted_at TEXT NOT NULL,
+    PRIMARY KEY (role, env)
+  );
+
+  CREATE FUNCTION is_team_admin() RETURNS BOOLEAN LANGUAGE sql STABLE ${DEFINER} AS $$
+    SELECT session_user::text = (SELECT r.rolname::text FROM pg_namespace n JOIN pg_roles r ON r.oid = n.nspowner WHERE n.nspname = '${PG_SCHEMA}')
+        OR pg_has_role(session_user, '${PG_ADMIN_ROLE}', 'MEMBER')
+  $$;
+  -- 0 none, 1 viewer, 2 operator, 3 admin: the session's role's level on an environment.
+  CREATE FUNCTION level_on(p_env TEXT) RETURNS INTEGER LANGUAGE sql STABLE ${DEFINER} AS $$
+    SELECT CASE WHEN is_team_admin() THEN 3 ELSE COALESCE((
+      SELECT max(CASE g.level WHEN 'viewer' THEN 1 WHEN 'operator' THEN 2 WHEN 'admin' THEN 3 END)
+        FROM grants g JOIN pg_roles r ON r.rolname = g.role
+       WHERE g.env = p_env AND pg_has_role(session_user, r.oid, 'MEMBER')), 0) END
+  $$;
+  -- The environments the session's role has at least this level on (evaluated once per query: see the policies).
+  CREATE FUNCTION envs_at(p_min INTEGER) RETURNS TEXT[] LANGUAGE sql STABLE ${DEFINER} AS $$
+    SELECT COALESCE(array_agg(name), '{}') FROM envs WHERE level_on(name) >= p_min
+  $$;
+  CREATE FUNCTION max_level() RETURNS INTEGER LANGUAGE sql STABLE ${DEFINER} AS $$
+    SELECT CASE WHEN is_team_admin() THEN 3 ELSE COALESCE((SELECT max(level_on(name)) FROM envs), 0) END
+  $$;
+  -- Whether the session's role may change what belongs to an instance at this level (2: operations, 3: settings).
+  CREATE FUNCTION instance_allows(p_instance TEXT, p_min INTEGER) RETURNS BOOLEAN LANGUAGE sql STABLE ${DEFINER} AS $$
+    SELECT is_team_admin() OR COALESCE((SELECT level_on(env) >= p_min FROM instances WHERE name = p_instance), false)
+  $$;
+  CREATE FUNCTION env_protected(p_env TEXT) RETURNS BOOLEAN LANGUAGE sql STABLE ${DEFINER} AS $$
+    SELECT COALESCE((SELECT protected = 1 FROM envs WHERE name = p_env), false)
+  $$;
+  CREATE FUNCTION host_allows(p_host TEXT, p_min INTEGER) RETURNS BOOLEAN LANGUAGE sql STABLE ${DEFINER} AS $$
+    SELECT is_team_admin() OR EXISTS (SELECT 1 FROM instances WHERE host = p_host AND level_on(env) >= p_min)
+  $$;
+  CREATE FUNCTION host_all_admin(p_host TEXT) RETURNS BOOLEAN LANGUAGE sql STABLE ${DEFINER} AS $$
+    SELECT is_team_admin() OR (max_level() >= 3 AND NOT EXISTS (SELECT 1 FROM instances WHERE host = p_host AND level_on(env) < 3))
+  $$;
+
+  -- Below admin, an instance's row changes only where operations write (its revision, its maintenance mark).
+  CREATE FUNCTION instances_settings_guard() RETURNS trigger LANGUAGE plpgsql ${DEFINER} AS $$
+  BEGIN
+    IF level_on(OLD.env) < 3 AND (to_jsonb(NEW) - 'revision' - 'maintenance_since') IS DISTINCT FROM (to_jsonb(OLD) - 'revision' - 'maintenance_since') THEN
+      RAISE EXCEPTION 'role % may not change the settings of instance % (needs admin on environment %)', session_user, OLD.name, OLD.env USING ERRCODE = '42501';
+    END IF;
+    RETURN NEW;
+  END $$;
+  CREATE TRIGGER instances_settings_guard BEFORE UPDATE ON instances FOR EACH ROW EXECUTE FUNCTION instances_settings_guard();
+
+  ALTER TABLE envs ENABLE ROW LEVEL SECURITY;
+  CREATE POLICY envs_read ON envs FOR SELECT USING (name = ANY ((SELECT envs_at(1))::text[]));
+  CREATE POLICY envs_add ON envs FOR INSERT WITH CHECK (is_team_admin());
+  CREATE POLICY envs_set ON envs FOR UPDATE USING (level_on(name) >= 3);
+  CREATE POLICY envs_remove ON envs FOR DELETE USING (is_team_admin());
+
+  ALTER TABLE instances ENABLE ROW LEVEL SECURITY;
+  CREATE POLICY instances_read ON instances FOR SELECT USING (env = ANY ((SELECT envs_at(1))::text[]));
+  CREATE POLICY instances_add ON instances FOR INSERT WITH CHECK (level_on(env) >= 3);
+  CREATE POLICY instances_set ON instances FOR UPDATE USING (level_on(env) >= 3 OR (level_on(env) >= 2 AND NOT env_protected(env))) WITH CHECK (level_on(env) >= 2);
+  CREATE POLICY instances_remove ON instances FOR DELETE USING (level_on(env) >= 3);
+
+  ALTER TABLE hosts ENABLE ROW LEVEL SECURITY;
+  CREATE POLICY hosts_read ON hosts FOR SELECT USING ((SELECT max_level()) >= 3 OR host_allows(name, 1));
+  CREATE POLICY hosts_add ON hosts FOR INSERT WITH CHECK (max_level() >= 3);
+  CREATE POLICY hosts_set ON hosts FOR UPDATE USING (host_all_admin(name));
+  CREATE POLICY hosts_remove ON hosts FOR DELETE USING (host_all_admin(name));
+
+  -- What belongs to an instance: seen with its instance, written by an operator of its environment.
+  ALTER TABLE backups ENABLE ROW LEVEL SECURITY;
+  CREATE POLICY backups_read ON backups FOR SELECT USING (EXISTS (SELECT 1 FROM instances i WHERE i.name = backups.instance));
+  CREATE POLICY backups_write ON backups FOR ALL USING (instance_allows(instance, 2)) WITH CHECK (instance_allows(instance, 2));
+  ALTER TABLE tree_keys ENABLE ROW LEVEL SECURITY;
+  CREATE POLICY tree_keys_read ON tree_keys FOR SELECT USING (EXISTS (SELECT 1 FROM instances i WHERE i.name = tree_keys.instance));
+  CREATE POLICY tree_keys_write ON tree_keys FOR ALL USING (instance_allows(instance, 2)) WITH CHECK (instance_allows(instance, 2));
+  ALTER TABLE watch_baselines ENABLE ROW LEVEL SECURITY;
+  CREATE POLICY watch_read ON watch_baselines FOR SELECT USING (EXISTS (SELECT 1 FROM instances i WHERE i.name = watch_baselines.instance));
+  CREATE POLICY watch_write ON watch_baselines FOR ALL USING (instance_allows(instance, 2)) WITH CHECK (instance_allows(instance, 2));
+  ALTER TABLE half_restored ENABLE ROW LEVEL SECURITY;
+  CREATE POLICY half_read ON half_restored FOR SELECT USING (EXISTS (SELECT 1 FROM instances i WHERE i.name = half_restored.instance));
+  CREATE POLICY half_write ON half_restored FOR ALL USING (instance_allows(instance, 2)) WITH CHECK (instance_allows(instance, 2));
+  ALTER TABLE locks ENABLE ROW LEVEL SECURITY;
+  CREATE POLICY locks_read ON locks FOR SELECT USING (EXISTS (SELECT 1 FROM instances i WHERE i.name = locks.instance));
+  CREATE POLICY locks_write ON locks FOR ALL USING (instance_allows(instance, 2)) WITH CHECK (instance_allows(instance, 2));
+  ALTER TABLE drills ENABLE ROW LEVEL SECURITY;
+  CREATE POLICY drills_read ON drills FOR SELECT USING (EXISTS (SELECT 1 FROM instances i WHERE i.name IN (drills.source, drills.target)));
+  CREATE POLICY drills_write ON drills FOR ALL USING (instance_allows(target, 2)) WITH CHECK (instance_allows(target, 2));
+
+  -- Alert channels are the team's: everyone's failures alert through them; team admins set them.
+  ALTER TABLE notify ENABLE ROW LEVEL SECURITY;
+  CREATE POLICY notify_read ON notify FOR SELECT USING (true);
+  CREATE POLICY notify_write ON notify FOR ALL USING (is_team_admin()) WITH CHECK (is_team_admin());
+
+  -- The audit trail: one's own runs, inventory-wide runs, and runs on instances one may see.
+  ALTER TABLE runs ENABLE ROW LEVEL SECURITY;
+  CREATE POLICY runs_read ON runs FOR SELECT USING (db_role = session_user::text OR instance IS NULL OR EXISTS (SELECT 1 FROM instances i WHERE i.name = runs.instance));
+  CREATE POLICY runs_append ON runs FOR INSERT WITH CHECK (true);
+  ALTER TABLE run_steps ENABLE ROW LEVEL SECURITY;
+  CREATE POLICY run_steps_read ON run_steps FOR SELECT USING (EXISTS (SELECT 1 FROM runs r WHERE r.id = run_steps.run_id));
+  CREATE POLICY run_steps_append ON run_steps FOR INSERT WITH CHECK (true);
+  DO $$ BEGIN
+    IF to_regclass('${PG_SCHEMA}.run_commands') IS NOT NULL THEN
+      ALTER TABLE run_commands ENABLE ROW LEVEL SECURITY;
+      CREATE POLICY run_commands_read ON run_commands FOR SELECT USING (EXISTS (SELECT 1 FROM runs r WHERE r.id = run_commands.run_id));
+      CREATE POLICY run_commands_append ON run_commands FOR INSERT WITH CHECK (true);
+    END IF;
+  END $$;
+
+  ALTER TABLE grants ENABLE ROW LEVEL SECURITY;
+  CREATE POLICY grants_read ON grants FOR SELECT USING (true);
+
+  -- The only way grants change: by a team admin.
+  CREATE FUNCTION grant_env(p_role TEXT, p_env TEXT, p_level TEXT) RETURNS VOID LANGUAGE plpgsql ${DEFINER} AS $$
+  BEGIN
+    IF NOT is_team_admin() THEN
+      RAISE EXCEPTION 'role % is not a team admin: only the role that ran team init and members of ${PG_ADMIN_ROLE} may grant rights', session_user USING ERRCODE = '42501';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = p_role) THEN
+      RAISE EXCEPTION 'no PostgreSQL role named %', p_role USING ERRCODE = '22023';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM envs WHERE name = p_env) THEN
+      RAISE EXCEPTION 'no environment named %', p_env USING ERRCODE = '22023';
+    END IF;
+    INSERT INTO grants (role, env, level, granted_at) VALUES (p_role, p_env, p_level, ${NOW})
+      ON CONFLICT (role, env) DO UPDATE SET level = excluded.level, granted_by = session_user, granted_at = excluded.granted_at;
+  END $$;
+  CREATE FUNCTION revoke_env(p_role TEXT, p_env TEXT) RETURNS BOOLEAN LANGUAGE plpgsql ${DEFINER} AS $$
+  BEGIN
+    IF NOT is_team_admin() THEN
+      RAISE EXCEPTION 'role % is not a team admin: only the role that ran team init and members of ${PG_ADMIN_ROLE} may revoke rights', session_user USING ERRCODE = '42501';
+    END IF;
+    DELETE FROM grants WHERE role = p_role AND env = p_env;
+    RETURN FOUND;
+  END $$;
+
+  -- Secrets per environment: the key is never readable as a table; env_key() checks the grant and
+  -- records the use. p_new: a fresh random key the caller offers, kept when the environment has none.
+  CREATE TABLE env_keys (
+    env TEXT PRIMARY KEY REFERENCES envs(name) ON DELETE CASCADE,
+    key BYTEA NOT NULL CHECK (length(key) = 32),
+    created_at TEXT NOT NULL,
+    created_by TEXT NOT NULL DEFAULT session_user
+  );
+  CREATE TABLE secret_uses (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    at TEXT NOT NULL,
+    db_role TEXT NOT NULL DEFAULT session_user,
+    env TEXT NOT NULL,
+    instance TEXT,
+    run_id INTEGER,
+    purpose TEXT NOT NULL
+  );
+  CREATE TRIGGER secret_uses_no_delete BEFORE DELETE ON secret_uses FOR EACH ROW EXECUTE FUNCTION audit_append_only();
+  CREATE TRIGGER secret_uses_no_update BEFORE UPDATE ON secret_uses FOR EACH ROW EXECUTE FUNCTION audit_append_only();
+  CREATE TRIGGER secret_uses_no_truncate BEFORE TRUNCATE ON secret_uses FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only();
+  ALTER TABLE secret_uses ENABLE ROW LEVEL SECURITY;
+  CREATE POLICY secret_uses_read ON secret_uses FOR SELECT USING (db_role = session_user::text OR level_on(env) >= 3);
+
+  CREATE FUNCTION env_key(p_env TEXT, p_instance TEXT, p_purpose TEXT, p_new BYTEA) RETURNS BYTEA LANGUAGE plpgsql ${DEFINER} AS $$
+  DECLARE
+    need INTEGER := CASE WHEN p_purpose = 'seal' THEN 3 ELSE 1 END;
+    k BYTEA;
+  BEGIN
+    IF p_purpose NOT IN ('seal', 'open') THEN
+      RAISE EXCEPTION 'a secret is used to seal or to open, not %', p_purpose USING ERRCODE = '22023';
+    END IF;
+    IF level_on(p_env) < need THEN
+      RAISE EXCEPTION 'role % has no right to % the secrets of environment %', session_user, p_purpose, p_env USING ERRCODE = '42501';
+    END IF;
+    IF p_new IS NOT NULL AND p_purpose = 'seal' THEN
+      INSERT INTO env_keys (env, key, created_at) VALUES (p_env, p_new, ${NOW}) ON CONFLICT (env) DO NOTHING;
+    END IF;
+    SELECT key INTO k FROM env_keys WHERE env = p_env;
+    -- The run: this role's newest unfinished run on the instance, as the server knows it (not the client's word).
+    INSERT INTO secret_uses (at, env, instance, run_id, purpose) VALUES (${NOW}, p_env, p_instance,
+      (SELECT id FROM runs WHERE db_role = session_user::text AND instance = p_instance AND finished_at IS NULL ORDER BY id DESC LIMIT 1), p_purpose);
+    RETURN k;
+  END $$;
+  REVOKE ALL ON FUNCTION env_key(TEXT, TEXT, TEXT, BYTEA) FROM PUBLIC;
+  REVOKE ALL ON FUNCTION grant_env(TEXT, TEXT, TEXT) FROM PUBLIC;
+  REVOKE ALL ON FUNCTION revoke_env(TEXT, TEXT) FROM PUBLIC;
+`;
+
+/** Grants the rights tables and functions need; run by every team init after PG_GRANTS. */
+export const PG_RIGHTS_GRANTS = `
+  GRANT SELECT ON grants TO ${PG_USER_ROLE};
+  REVOKE ALL ON env_keys FROM ${PG_USER_ROLE};
+  GRANT SELECT ON secret_uses TO ${PG_USER_ROLE};
+  GRANT EXECUTE ON FUNCTION is_team_admin(), level_on(TEXT), envs_at(INTEGER), max_level(), instance_allows(TEXT, INTEGER), env_protected(TEXT), host_allows(TEXT, INTEGER), host_all_admin(TEXT) TO ${PG_USER_ROLE};
+  GRANT EXECUTE ON FUNCTION grant_env(TEXT, TEXT, TEXT), revoke_env(TEXT, TEXT), env_key(TEXT, TEXT, TEXT, BYTEA) TO ${PG_USER_ROLE};
+`;
