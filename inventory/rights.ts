@@ -144,9 +144,13 @@ export class Rights {
     return !!r.gone;
   }
   listGrants(env?: string): GrantRecord[] {
-    const rows = (
-      env ? this.db.prepare('SELECT * FROM grants WHERE env = ? ORDER BY env, role').all(env) : this.db.prepare('SELECT * FROM grants ORDER BY env, role').all()
-    ) as { role: string; env: string; level: Level; granted_by: string; granted_at: string }[];
+    const rows = (env ? this.db.prepare('SELECT * FROM grants WHERE env = ? ORDER BY env, role').all(env) : this.db.prepare('SELECT * FROM grants ORDER BY env, role').all()) as {
+      role: string;
+      env: string;
+      level: Level;
+      granted_by: string;
+      granted_at: string;
+    }[];
     return rows.map((r) => ({ role: r.role, env: r.env, level: r.level, grantedBy: r.granted_by, grantedAt: r.granted_at }));
   }
 
@@ -179,7 +183,11 @@ export class Rights {
     try {
       return Buffer.concat([decipher.update(raw.subarray(28)), decipher.final()]).toString('utf8');
     } catch {
-      throw new OpsError(`cannot decrypt the secret of ${instance ?? env}: it was not sealed with environment ${env}'s key`, 1, `set it again: opsdeck instance set ${instance ?? 'NAME'} --db-password`);
+      throw new OpsError(
+        `cannot decrypt the secret of ${instance ?? env}: it was not sealed with environment ${env}'s key`,
+        1,
+        `set it again: opsdeck instance set ${instance ?? 'NAME'} --db-password`,
+      );
     }
   }
 }

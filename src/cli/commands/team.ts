@@ -92,15 +92,23 @@ export function register(program: Command, act: Act): void {
         return {
           json: { grants, teamAdmins: admins },
           text:
-            (grants.length ? table(grants.map((x) => [x.env, x.role, x.level, x.grantedBy, x.grantedAt]), ['ENV', 'ROLE', 'LEVEL', 'GRANTED BY', 'AT']) : 'no grants') +
-            `\nteam admins (admin everywhere, may grant): ${admins.join(', ') || 'none'}`,
+            (grants.length
+              ? table(
+                  grants.map((x) => [x.env, x.role, x.level, x.grantedBy, x.grantedAt]),
+                  ['ENV', 'ROLE', 'LEVEL', 'GRANTED BY', 'AT'],
+                )
+              : 'no grants') + `\nteam admins (admin everywhere, may grant): ${admins.join(', ') || 'none'}`,
         };
       }),
     );
 }
 
 function requireTeam(team: boolean): void {
-  if (!team) throw new UsageError('rights per environment are for a team inventory on PostgreSQL: on this one (SQLite, one operator) everything is allowed', 'point opsdeck at the team inventory: --inventory postgres://ROLE@HOST:PORT/DB');
+  if (!team)
+    throw new UsageError(
+      'rights per environment are for a team inventory on PostgreSQL: on this one (SQLite, one operator) everything is allowed',
+      'point opsdeck at the team inventory: --inventory postgres://ROLE@HOST:PORT/DB',
+    );
 }
 
 /** A PostgreSQL role name as opsdeck accepts it (an identifier, no quoting needed). */
