@@ -28,7 +28,7 @@ function keyName(input: string, key: Key): string {
 /** A screen's keys and its selection slot, for the route on top (one generic step keeps kind and route together). */
 function keysFor<K extends Kind>(ctx: Ctx, route: Route<K>): Binding[] {
   const def = SCREENS[route.kind];
-  return def.keys(ctx).map((b) => ({ ...b, run: () => b.run(route) }));
+  return def.keys(ctx).map((b) => ({ ...b, run: () => b.run(route), denied: b.denied ? () => b.denied?.(route) : undefined }));
 }
 function countFor<K extends Kind>(ctx: Ctx, route: Route<K>): number {
   return SCREENS[route.kind].count(ctx, route);
@@ -180,13 +180,14 @@ export function App({ model, home = 'dashboard' }: { model: UiModel; home?: Home
       return;
     }
     if (k === 'ctrl-c' && !model.running) return exit();
-    keysFor(ctx, top())
-      .find((x) => x.keys.includes(k) && (!x.when || x.when()))
-      ?.run(top());
+    const b = keysFor(ctx, top()).find((x) => x.keys.includes(k) && (!x.when || x.when()));
+    const denied = b?.denied?.(top());
+    if (denied) model.flash('error', `not allowed: ${denied}`);
+    else b?.run(top());
   }
 
   const { filter, filtering, dialog } = nav;
-  const hints: [string, string][] =
+  const hints: [string, string, boolean?][] =
     nav.command !== undefined
       ? [
           ['enter', 'run'],
@@ -196,7 +197,10 @@ export function App({ model, home = 'dashboard' }: { model: UiModel; home?: Home
         ? [['enter', 'done typing']]
         : keysFor(ctx, top())
             .filter((b) => (!b.when || b.when()) && !['G', 'pgup', 'pgdn', 'up', '?', 'q'].includes(b.keys[0]))
-            .map((b) => [b.label, b.hint]);
+            .map((b) => {
+              const denied = b.denied?.(top());
+              return denied ? [b.label, `${b.hint} (not allowed: ${denied})`, true] : [b.label, b.hint];
+            });
   const context = `${state.instances.length} instances · ${state.hostCount} hosts${state.env ? ` · env ${state.env}` : ''}${filter ? ` · filter "${filter}"` : ''}`;
   const body = dialog?.kind === 'pick' ? dialog.render(dialog.selected, bodyHeight) : dialog ? <ConfirmView {...dialog} /> : renderFor(ctx, top());
 

@@ -144,23 +144,27 @@ export function instanceActions<R>(ctx: Ctx, target: (route: R) => { inst?: Inst
       const { inst } = target(route);
       if (inst) f(ctx, inst);
     };
+  // The role's right on the instance's environment (team inventory): a key it may not use is greyed.
+  const deny = (action: string) => (route: R) => ctx.model.may(action, target(route).inst?.name);
   return [
-    { keys: ['b'], label: 'b', hint: 'backup', run: on(startBackup) },
+    { keys: ['b'], label: 'b', hint: 'backup', denied: deny('backup'), run: on(startBackup) },
     {
       keys: ['r'],
       label: 'r',
       hint: restoreHint,
+      denied: deny('restore'),
       run: (route) => {
         const { inst, backup } = target(route);
         if (inst) startRestore(ctx, inst, backup);
       },
     },
-    { keys: ['u'], label: 'u', hint: 'update', run: on(startUpdate) },
-    { keys: ['U'], label: 'U', hint: 'upgrade', run: on(startUpgrade) },
-    { keys: ['m'], label: 'm', hint: 'maintenance', run: on(toggleMaintenance) },
+    { keys: ['u'], label: 'u', hint: 'update', denied: deny('update'), run: on(startUpdate) },
+    { keys: ['U'], label: 'U', hint: 'upgrade', denied: deny('upgrade'), run: on(startUpgrade) },
+    { keys: ['m'], label: 'm', hint: 'maintenance', denied: deny('maintenance'), run: on(toggleMaintenance) },
+    // Clone and drill write to the target picked next: refused there (model.prepare), not greyed here.
     { keys: ['c'], label: 'c', hint: 'clone', run: on(startClone) },
-    { keys: ['d'], label: 'd', hint: 'compare', run: on(startCompare) },
-    { keys: ['w'], label: 'w', hint: 'watch', run: on(startWatch) },
+    { keys: ['d'], label: 'd', hint: 'compare', denied: deny('compare'), run: on(startCompare) },
+    { keys: ['w'], label: 'w', hint: 'watch', denied: deny('watch'), run: on(startWatch) },
   ];
 }
 

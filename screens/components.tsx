@@ -52,7 +52,7 @@ export function Header({ file, context, width }: { file: string; context: string
   );
 }
 
-export function Footer({ hints, flash, width }: { hints: [string, string][]; flash?: { level: string; text: string }; width: number }) {
+export function Footer({ hints, flash, width }: { hints: [string, string, boolean?][]; flash?: { level: string; text: string }; width: number }) {
   return (
     <Box flexDirection="column">
       <Text dimColor>{'─'.repeat(Math.max(0, width))}</Text>
@@ -64,9 +64,10 @@ export function Footer({ hints, flash, width }: { hints: [string, string][]; fla
       <Box width={width} justifyContent="space-between">
         <Box flexShrink={1}>
           <Text wrap="truncate-end">
-            {hints.map(([k, what], i) => (
+            {hints.map(([k, what, greyed], i) => (
               <Text key={i}>
-                <Text bold color="yellow">
+                {/* A key the role may not use: greyed, its reason after it. */}
+                <Text bold={!greyed} color={greyed ? 'gray' : 'yellow'} dimColor={greyed}>
                   {k}
                 </Text>
                 <Text dimColor> {what} </Text>

@@ -90,8 +90,20 @@ export class UiModel {
     for (const l of this.listeners) l();
   }
 
+  /**
+   * Why the session's role may not run `action` on the instance (team inventory: its level on the
+   * instance's environment); undefined: it may. The keys consult it to grey what they may not do.
+   */
+  may(action: string, instance: string | undefined): string | undefined {
+    const inst = instance ? this.index.get(instance) : undefined;
+    if (!inst) return undefined;
+    const v = this.app.inv.rights.mayOn(action, inst.env, inst.protected);
+    return v.ok ? undefined : `${v.reason}${v.who.length ? `; ask ${v.who.join(', ')}` : ''}`;
+  }
+
   reload(): void {
     const inv = this.app.inv;
+    inv.rights.refresh();
     const envs = new Map(inv.listEnvs().map((e) => [e.name, e.protected]));
     const last = inv.latestBackupTimes();
     const instances = inv.listInstances().map((i) => ({ ...i, protected: envs.get(i.env) ?? false, lastBackup: last.get(i.name) ?? null, search: `${i.name}\n${i.env}\n${i.host}`.toLowerCase() }));
@@ -202,6 +214,9 @@ export class UiModel {
   }
 
   private prepared<S, R>(plan: Plan<S, R>, instance: string, onResult?: (result: R) => void): Prepared {
+    // Team inventory: what the role may not run on the instance it changes is refused here, in words.
+    const on = plan.instance ? this.index.get(plan.instance) : undefined;
+    if (on) this.app.inv.rights.check(plan.command, on.name, on.env, on.protected);
     return { command: plan.command, steps: plan.steps.map((s) => ({ title: s.title, explain: s.explain })), start: () => this.run(plan, instance, onResult) };
   }
 

@@ -20,6 +20,8 @@ export interface Binding<R = Screen> {
   label: string;
   hint: string;
   when?: () => boolean;
+  /** Why the session's role may not use it here (team inventory): shown dim with the reason; the key only says so. */
+  denied?: (route: R) => string | undefined;
   run: (route: R) => void;
 }
 
