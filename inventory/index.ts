@@ -12,6 +12,7 @@ import { SqliteDriver } from './sqlite.js';
 import type { BackupRow, CommandRow, EnvRow, HalfRestoredRow, HostRow, InstanceRow, LockRow, NameRow, NotifyRow, RunRow, StepRow } from './rows.js';
 import { SecretBox } from './secrets.js';
 import { Rights } from './rights.js';
+import { Changes } from './changes.js';
 
 export interface Env {
   name: string;
@@ -232,6 +233,8 @@ export class Inventory {
   readonly pg: PgDriver | undefined;
   /** Rights per environment (team inventory; on SQLite everything is allowed) and its secrets per environment. */
   readonly rights: Rights;
+  /** Four-eyes change requests on protected environments (team inventory only). */
+  readonly changes: Changes;
 
   constructor(
     readonly home: string,
@@ -248,6 +251,7 @@ export class Inventory {
     this.file = this.db.where;
     this.secrets = new SecretBox(home);
     this.rights = new Rights(this.db);
+    this.changes = new Changes(this.db);
   }
   /** A password sealed for an instance: with its environment's key on a team inventory, else the home's key file. */
   private seal(env: string, instance: string, plain: string): string {

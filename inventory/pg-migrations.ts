@@ -10,7 +10,7 @@
  * alice). Rights per environment (viewer, operator, admin) are to come as row-level security on
  * instances/backups/locks keyed by env, granted to roles under opsdeck_user.
  */
-import { PG_RIGHTS_MIGRATION } from './pg-rights.js';
+import { PG_CHANGES_MIGRATION, PG_RIGHTS_MIGRATION } from './pg-rights.js';
 
 export const PG_SCHEMA = 'opsdeck';
 /** The group role every operator's login role is a member of. */
@@ -232,6 +232,8 @@ export const PG_MIGRATIONS: string[] = [
   `,
   // Rights per environment, secrets per environment (pg-rights.ts).
   PG_RIGHTS_MIGRATION,
+  // Four-eyes change requests on protected environments (pg-rights.ts).
+  PG_CHANGES_MIGRATION,
 ];
 
 /**

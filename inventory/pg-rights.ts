@@ -229,3 +229,119 @@ export const PG_RIGHTS_GRANTS = `
   GRANT EXECUTE ON FUNCTION is_team_admin(), level_on(TEXT), envs_at(INTEGER), max_level(), instance_allows(TEXT, INTEGER), env_protected(TEXT), host_allows(TEXT, INTEGER), host_all_admin(TEXT) TO ${PG_USER_ROLE};
   GRANT EXECUTE ON FUNCTION grant_env(TEXT, TEXT, TEXT), revoke_env(TEXT, TEXT), env_key(TEXT, TEXT, TEXT, BYTEA) TO ${PG_USER_ROLE};
 `;
+
+/**
+ * Four-eyes changes on protected environments: a change request (the operation, its parameters, its
+ * plan, its back-out, who asked and why) that another admin of the environment approves; a run then
+ * uses the approval once, within the window (change_settings, default 24 hours). A standing change
+ * (instance NULL) approves one command on every instance of an environment until it is rejected.
+ * Rows change only through the functions below; the CHECK keeps requester and decider apart even
+ * for the schema's owner.
+ */
+export const PG_CHANGES_MIGRATION = `
+  CREATE TABLE change_settings (
+    one BOOLEAN PRIMARY KEY DEFAULT true CHECK (one),
+    window_hours NUMERIC NOT NULL DEFAULT 24 CHECK (window_hours > 0)
+  );
+  INSERT INTO change_settings DEFAULT VALUES;
+  CREATE TABLE change_requests (
+    id INTEGER GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    command TEXT NOT NULL,
+    instance TEXT,
+    env TEXT NOT NULL REFERENCES envs(name),
+    params TEXT NOT NULL,
+    argv TEXT NOT NULL,
+    plan TEXT NOT NULL,
+    backout TEXT NOT NULL,
+    why TEXT NOT NULL CHECK (length(why) > 0),
+    standing INTEGER NOT NULL DEFAULT 0,
+    requested_by TEXT NOT NULL DEFAULT session_user,
+    requested_at TEXT NOT NULL,
+    os_user TEXT NOT NULL,
+    host TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'approved', 'rejected', 'ran')),
+    decided_by TEXT,
+    decided_at TEXT,
+    decision_why TEXT,
+    run_id INTEGER REFERENCES runs(id),
+    CONSTRAINT four_eyes CHECK (decided_by IS NULL OR decided_by <> requested_by)
+  );
+  -- Every run made under a change (a standing one has many).
+  CREATE TABLE change_runs (
+    change_id INTEGER NOT NULL REFERENCES change_requests(id),
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    PRIMARY KEY (change_id, run_id)
+  );
+  ALTER TABLE change_requests ENABLE ROW LEVEL SECURITY;
+  CREATE POLICY change_requests_read ON change_requests FOR SELECT USING (level_on(env) >= 1);
+  ALTER TABLE change_runs ENABLE ROW LEVEL SECURITY;
+  CREATE POLICY change_runs_read ON change_runs FOR SELECT USING (EXISTS (SELECT 1 FROM change_requests c WHERE c.id = change_runs.change_id));
+
+  CREATE FUNCTION change_window_ok(p_decided_at TEXT) RETURNS BOOLEAN LANGUAGE sql STABLE ${DEFINER} AS $$
+    SELECT p_decided_at::timestamptz + make_interval(secs => (SELECT window_hours FROM change_settings) * 3600) > clock_timestamp()
+  $$;
+
+  CREATE FUNCTION request_change(p_command TEXT, p_instance TEXT, p_env TEXT, p_params TEXT, p_argv TEXT, p_plan TEXT, p_backout TEXT, p_why TEXT, p_standing BOOLEAN, p_os_user TEXT, p_host TEXT)
+  RETURNS INTEGER LANGUAGE plpgsql ${DEFINER} AS $$
+  DECLARE new_id INTEGER;
+  BEGIN
+    IF level_on(p_env) < 2 THEN
+      RAISE EXCEPTION 'role % may not ask for changes on environment % (needs operator or admin there)', session_user, p_env USING ERRCODE = '42501';
+    END IF;
+    IF p_instance IS NOT NULL AND NOT EXISTS (SELECT 1 FROM instances WHERE name = p_instance AND env = p_env) THEN
+      RAISE EXCEPTION 'no instance % in environment %', p_instance, p_env USING ERRCODE = '22023';
+    END IF;
+    INSERT INTO change_requests (command, instance, env, params, argv, plan, backout, why, standing, requested_at, os_user, host)
+      VALUES (p_command, p_instance, p_env, p_params, p_argv, p_plan, p_backout, p_why, CASE WHEN p_standing THEN 1 ELSE 0 END, ${NOW}, p_os_user, p_host)
+      RETURNING id INTO new_id;
+    RETURN new_id;
+  END $$;
+
+  CREATE FUNCTION decide_change(p_id INTEGER, p_approve BOOLEAN, p_why TEXT) RETURNS TEXT LANGUAGE plpgsql ${DEFINER} AS $$
+  DECLARE r change_requests;
+  BEGIN
+    SELECT * INTO r FROM change_requests WHERE id = p_id FOR UPDATE;
+    IF NOT FOUND OR level_on(r.env) < 1 THEN
+      RAISE EXCEPTION 'no change request %', p_id USING ERRCODE = '22023';
+    END IF;
+    IF r.requested_by = session_user::text THEN
+      RAISE EXCEPTION 'change % was asked for by % itself: another admin of % must decide it (four eyes)', p_id, session_user, r.env USING ERRCODE = '42501';
+    END IF;
+    IF level_on(r.env) < 3 THEN
+      RAISE EXCEPTION 'role % may not decide changes on environment % (needs admin there)', session_user, r.env USING ERRCODE = '42501';
+    END IF;
+    IF r.status <> 'pending' AND NOT (r.standing = 1 AND r.status = 'approved' AND NOT p_approve) THEN
+      RAISE EXCEPTION 'change % is % already', p_id, r.status USING ERRCODE = '22023';
+    END IF;
+    IF NOT p_approve AND coalesce(p_why, '') = '' THEN
+      RAISE EXCEPTION 'a rejection says why' USING ERRCODE = '22023';
+    END IF;
+    UPDATE change_requests SET status = CASE WHEN p_approve THEN 'approved' ELSE 'rejected' END, decided_by = session_user, decided_at = ${NOW}, decision_why = p_why WHERE id = p_id;
+    RETURN CASE WHEN p_approve THEN 'approved' ELSE 'rejected' END;
+  END $$;
+
+  -- A run of one's own made under an approved change: used once (a standing change: each run recorded).
+  CREATE FUNCTION change_ran(p_id INTEGER, p_run INTEGER) RETURNS VOID LANGUAGE plpgsql ${DEFINER} AS $$
+  DECLARE r change_requests;
+  BEGIN
+    SELECT * INTO r FROM change_requests WHERE id = p_id FOR UPDATE;
+    IF NOT FOUND OR r.status <> 'approved' OR (r.standing = 0 AND NOT change_window_ok(r.decided_at)) THEN
+      RAISE EXCEPTION 'change % is not approved (or its approval expired)', p_id USING ERRCODE = '42501';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM runs WHERE id = p_run AND db_role = session_user::text AND instance IS NOT DISTINCT FROM coalesce(r.instance, runs.instance) AND command = r.command) THEN
+      RAISE EXCEPTION 'run % is not a run of % by %', p_run, r.command, session_user USING ERRCODE = '42501';
+    END IF;
+    INSERT INTO change_runs (change_id, run_id) VALUES (p_id, p_run);
+    IF r.standing = 0 THEN
+      UPDATE change_requests SET status = 'ran', run_id = p_run WHERE id = p_id;
+    END IF;
+  END $$;
+  REVOKE ALL ON FUNCTION request_change(TEXT, TEXT, TEXT, TEXT, TEXT, TEXT, TEXT, TEXT, BOOLEAN, TEXT, TEXT) FROM PUBLIC;
+  REVOKE ALL ON FUNCTION decide_change(INTEGER, BOOLEAN, TEXT) FROM PUBLIC;
+  REVOKE ALL ON FUNCTION change_ran(INTEGER, INTEGER) FROM PUBLIC;
+`;
+
+export const PG_CHANGES_GRANTS = `
+  GRANT SELECT ON change_settings, change_requests, change_runs TO ${PG_USER_ROLE};
+  GRANT EXECUTE ON FUNCTION change_window_ok(TEXT), request_change(TEXT, TEXT, TEXT, TEXT, TEXT, TEXT, TEXT, TEXT, BOOLEAN, TEXT, TEXT), decide_change(INTEGER, BOOLEAN, TEXT), change_ran(INTEGER, INTEGER) TO ${PG_USER_ROLE};
+`;

@@ -5,7 +5,7 @@ import { OpsError, UsageError } from '../src/core/errors.js';
 import type { Dialect, Param, RunResult, SqlDriver, Statement } from './driver.js';
 import type { Reply, Request, WorkerConfig } from './pg-worker.js';
 import { PG_GRANTS, PG_MIGRATIONS, PG_SCHEMA, PG_USER_ROLE } from './pg-migrations.js';
-import { PG_ADMIN_ROLE, PG_RIGHTS_GRANTS } from './pg-rights.js';
+import { PG_ADMIN_ROLE, PG_CHANGES_GRANTS, PG_RIGHTS_GRANTS } from './pg-rights.js';
 
 const dialect: Dialect = { name: 'postgres', insertOrder: 'id' };
 
@@ -247,6 +247,7 @@ export class PgDriver implements SqlDriver {
       }
       this.exec(PG_GRANTS);
       this.exec(PG_RIGHTS_GRANTS);
+      this.exec(PG_CHANGES_GRANTS);
       return { from, to: PG_MIGRATIONS.length };
     })();
   }

@@ -24,6 +24,8 @@ export interface GlobalOpts {
   inventory?: string;
   inventoryPasswordFile?: string;
   verbose?: boolean;
+  /** Why (a change request on a protected environment of a team inventory). */
+  why?: string;
 }
 
 export interface App extends Deps {

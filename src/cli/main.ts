@@ -3,6 +3,7 @@ import { EXIT } from '../core/errors.js';
 import { makeAct, reportError, type Act } from './action.js';
 import { useInventoryFlags } from './options.js';
 import * as backup from './commands/backup.js';
+import * as change from './commands/change.js';
 import * as completion from './commands/completion.js';
 import * as cron from './commands/cron.js';
 import * as deploy from './commands/deploy.js';
@@ -42,6 +43,7 @@ const GROUPS: { register(program: Command, act: Act): void }[] = [
   unlock,
   runs,
   team,
+  change,
   completion,
   help,
 ];
@@ -58,6 +60,7 @@ export function buildProgram(done: (exitCode: number) => void = () => {}): Comma
     .option('--dry-run', 'print the plan and change nothing')
     .option('--inventory <url>', 'a team inventory: postgres://ROLE@HOST:PORT/DB (default $OPSDECK_INVENTORY, the setting inventory, else SQLite in the home)')
     .option('--inventory-password-file <file>', 'the password of the inventory role, in a file of mode 600 (else $OPSDECK_INVENTORY_PASSWORD, ~/.pgpass or the prompt)')
+    .option('--why <text>', 'team inventory: why this change to a protected environment; asks for it as a change request (opsdeck change)')
     .option('-v, --verbose', 'print every command opsdeck runs on stderr: where, the line to run it again by hand (secrets as ***), exit status, time, bytes')
     .showHelpAfterError('(run opsdeck --help for usage)')
     .exitOverride();

@@ -3,7 +3,8 @@ import { EXIT, OpsError, UsageError, errorMessage } from '../core/errors.js';
 import type { App, GlobalOpts } from '../app/app.js';
 import { Engine } from '../engine/engine.js';
 import { changePlan } from '../actions/change.js';
-import { checkRights } from '../actions/team.js';
+import { checkRights, fourEyes } from '../actions/team.js';
+import type { ChangeRequest } from '../../inventory/changes.js';
 import { runFailedAlert, sendAlert, type Alert, type Delivery } from '../notify/notify.js';
 import { interactive } from './prompt.js';
 import { jsonLinesRenderer, textRenderer } from './render.js';
@@ -35,7 +36,15 @@ type Ended<R> = { dryRun: Output } | { result: R };
 /** Runs a plan through the engine with the renderers the flags ask for; a failure throws with its exit code. */
 async function execute<S, R>(app: App, g: GlobalOpts, plan: Plan<S, R>, o: RunOpts = {}): Promise<Ended<R>> {
   // Rights per environment (team inventory): refused before anything starts; a dry run only shows.
-  if (!g.dryRun) checkRights(app.inv, plan);
+  // A change to a protected environment runs only under an approved change request; else one is made.
+  let change: number | undefined;
+  if (!g.dryRun) {
+    checkRights(app.inv, plan);
+    const gate = fourEyes(app.inv, plan, { why: g.why, argv: process.argv.slice(2) });
+    if (!gate.go) return { dryRun: changeRequested(gate.change) };
+    change = gate.change;
+    if (change !== undefined) plan.params = { ...plan.params, change };
+  }
   // An engine per run: runs side by side (--parallel) keep their event streams apart.
   const engine = new Engine(app.inv);
   engine.subscribe(g.json ? jsonLinesRenderer() : textRenderer(process.stderr, undefined, o.prefix));
@@ -64,6 +73,8 @@ async function execute<S, R>(app: App, g: GlobalOpts, plan: Plan<S, R>, o: RunOp
   for (const s of STOP_SIGNALS) process.on(s, onSig);
   try {
     const out = await engine.run(plan, { dryRun: g.dryRun, signal: ac.signal });
+    // The approval is used once, by this run, whatever its end (a standing change: each run recorded).
+    if (change !== undefined && out.runId !== null) app.inv.changes.ran(change, out.runId);
     if (out.status === 'dry-run')
       return { dryRun: { json: { dryRun: true, command: plan.command, steps: plan.steps.map((s) => s.title), preview: out.preview }, text: (out.preview ?? []).join('\n') } };
     if (out.status !== 'ok') {
@@ -78,6 +89,20 @@ async function execute<S, R>(app: App, g: GlobalOpts, plan: Plan<S, R>, o: RunOp
   } finally {
     for (const s of STOP_SIGNALS) process.off(s, onSig);
   }
+}
+
+/** A change request made in place of a run: --json prints {"change": {...}}; exit 0. */
+function changeRequested(c: ChangeRequest): Output {
+  return {
+    json: { change: c },
+    text: [
+      `change request ${c.id}: ${c.command} of ${c.instance} on protected environment ${c.env}, asked by ${c.requestedBy}: ${c.why}`,
+      'plan:',
+      ...c.plan.map((s, i) => `  ${i + 1}. ${s}`),
+      `back-out: ${c.backout}`,
+      `another admin of ${c.env} approves it: opsdeck change approve ${c.id}; then run the same command again, or: opsdeck change run ${c.id}`,
+    ].join('\n'),
+  };
 }
 
 /** Runs a plan and describes its result for people; --json prints the result itself. */
