@@ -51,6 +51,7 @@ export function openApp(home?: string): App {
     engine,
     settings,
     close: async () => {
+      await store.settle();
       await ssh.closeAll();
       inv.close();
     },

@@ -1,5 +1,5 @@
 import { Readable, type Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { finished } from 'node:stream/promises';
 import { OpsError } from '../core/errors.js';
 import { displayArgv, recordCommand } from './command-log.js';
 import { Tail, type ExecOptions, type ExecResult } from './shell.js';
@@ -15,6 +15,7 @@ export interface Started {
   abandon?(): void;
 }
 
+const noop = () => {};
 const byteLength = (b: Buffer | string) => (typeof b === 'string' ? Buffer.byteLength(b) : b.length);
 
 /** Refuses to start a command for a run that was already cancelled. */
@@ -44,8 +45,21 @@ export async function drive(label: string, argv: readonly string[], p: Started, 
 
   let collected = '';
   const maxBuffer = opts.maxBuffer ?? 16 * 1024 * 1024;
+  // Not pipeline(): on a failure it destroys the command's stdout, and a command writing to a closed
+  // pipe dies of SIGPIPE at once, skipping its own clean-up (restic then leaves its lock in the
+  // store). The output is let go and drained instead; kill() stops the command, which ends as asked.
   const out = opts.stdout
-    ? pipeline(p.stdout, opts.stdout)
+    ? (async (dst: Writable) => {
+        p.stdout.once('error', (e) => dst.destroy(e));
+        p.stdout.pipe(dst);
+        try {
+          await finished(dst);
+        } catch (e) {
+          p.stdout.unpipe(dst);
+          p.stdout.resume();
+          throw e;
+        }
+      })(opts.stdout)
     : new Promise<void>((resolve, reject) => {
         p.stdout.setEncoding('utf8');
         p.stdout.on('data', (s: string) => {
@@ -101,11 +115,13 @@ export async function drive(label: string, argv: readonly string[], p: Started, 
   // must not hold the run: past a grace period the cancel goes on without it, so the undo can run.
   let grace: NodeJS.Timeout | undefined;
   let giveUp!: (err: Error) => void;
+  let gaveUp = false;
   const abandoned = new Promise<never>((_, reject) => (giveUp = reject));
   const onAbort = () => {
     p.kill();
     grace ??= setTimeout(() => {
       p.abandon?.();
+      gaveUp = true;
       giveUp(new OpsError(`a command on ${label} did not stop within ${KILL_GRACE_MS / 1000} s of being cancelled; going on without it`));
     }, KILL_GRACE_MS);
   };
@@ -120,6 +136,14 @@ export async function drive(label: string, argv: readonly string[], p: Started, 
     return { code: exit.code, signal: exit.signal, stdout: collected, stderr: errTail.toString() };
   } catch (err) {
     p.kill();
+    // The command ends before its step does (unless it was given up on): restic stopped with SIGINT
+    // removes its lock from the store on its way out, and opsdeck exiting meanwhile would signal it
+    // again and cut that short (a failed output or input rejects before the process has ended).
+    if (!gaveUp) {
+      let wait: NodeJS.Timeout | undefined;
+      await Promise.race([p.exited.then(noop, noop), new Promise<void>((r) => (wait = setTimeout(r, KILL_GRACE_MS)))]);
+      clearTimeout(wait);
+    }
     if (timedOut) throw new OpsError(`a command on ${label} timed out after ${Math.round(opts.timeoutMs! / 1000)} s`);
     throw err;
   } finally {

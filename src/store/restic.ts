@@ -70,6 +70,15 @@ export class Store {
     }
   }
 
+  /**
+   * On the way out: a restic stopped mid-way (a cancelled run) can die before removing its lock
+   * (a signal in its first milliseconds), and the next run would find the store locked. Stale locks
+   * only, and only when there are any: a run that ended well costs nothing.
+   */
+  async settle(): Promise<void> {
+    if (this.isLocal && this.hasLocks()) await this.unlockStale().catch(() => {});
+  }
+
   /** Removes the stale locks of restic processes that are gone; live ones stay. */
   async unlockStale(): Promise<void> {
     await this.shell.exec(['restic', 'unlock']);
