@@ -8,7 +8,7 @@ import { join, resolve } from 'node:path';
 import { inject } from 'vitest';
 import { copyFastStore } from '../fixtures/restic-fast.js';
 import { asLabUser, hostAddArgs, labInfo, makeLabInstance, pgAdmin, type Lab, type LabInstance } from '../fixtures/lab.js';
-import { makeLabMysqlInstance, mysqlAdmin, mysqlAs, mysqlState } from '../fixtures/lab/mariadb.js';
+import { makeLabMysqlInstance, mariadbMigrate, mariadbMigrateHook, mysqlAdmin, mysqlAs, mysqlState } from '../fixtures/lab/mariadb.js';
 
 export const BIN = resolve(import.meta.dirname, '..', 'bin', 'opsdeck');
 
@@ -61,22 +61,29 @@ export async function homeWithHosts(hosts = ['lab1', 'lab2'], backend?: Backend)
 /**
  * Makes an instance on a lab host and registers it. With engine 'mysql' its database is on the lab's
  * MariaDB (its own account and database, Sakila for `pagila`); the code tree is the same app's.
+ * `appSchema`: a MariaDB database without Sakila gets the app's migrations too (mariadbMigrateHook),
+ * as a PostgreSQL one always does. `via`: registered under that inventory host name (a proxy in
+ * front of the lab host, say) instead of the lab host's own.
  */
 export async function addInstance(
   home: string,
   host: string,
   name: string,
   env: string,
-  opts: { pagila?: boolean; version?: string; engine?: Engine } = {},
+  opts: { pagila?: boolean; version?: string; engine?: Engine; appSchema?: boolean; via?: string } = {},
 ): Promise<LabInstance & { engine: Engine }> {
   const i = { ...makeLabInstance(lab(), host, name, opts.engine === 'mysql' ? { version: opts.version } : opts), engine: opts.engine ?? ('postgres' as Engine) };
   if (i.engine === 'mysql') {
     const m = makeLabMysqlInstance(lab(), host, name, { sakila: opts.pagila });
+    if (opts.appSchema && !opts.pagila) mariadbMigrate(i.path, m);
     Object.assign(i, { db: m.db, role: m.user, password: m.password, dbUrl: m.dbUrl });
   }
-  await must(cli(home, ['instance', 'add', name, '--host', host, '--path', i.path, '--env', env, '--db', i.dbUrl, '--url', i.url], { OPSDECK_DB_PASSWORD: i.password }));
+  await must(cli(home, ['instance', 'add', name, '--host', opts.via ?? host, '--path', i.path, '--env', env, '--db', i.dbUrl, '--url', i.url], { OPSDECK_DB_PASSWORD: i.password }));
   return i;
 }
+
+/** The app's migrate hook for an instance's engine: the app's own (psql), or the MariaDB one. */
+export const migrateHook = (engine: Engine): string => (engine === 'mysql' ? mariadbMigrateHook() : 'bin/migrate');
 
 // ---- the database engine a test runs on
 
@@ -133,6 +140,19 @@ export function dbState(d: DbRef): string {
   const r = refOf(d);
   // MariaDB: schema with definers, each table's rows and CHECKSUM TABLE, read as the admin.
   return r.engine === 'mysql' ? JSON.stringify(mysqlState(r.db), null, 1) : pgDump(r.db);
+}
+
+/**
+ * dbState with the instance's own names (account or role, database) made placeholders: two instances'
+ * databases compared, each made by its own account.
+ */
+export function dbStateOf(i: { db: string; engine?: Engine; role: string }): string {
+  return dbState(i).split(i.role).join('<account>').split(i.db).join('<database>');
+}
+
+/** SQL as the instance's own account on either engine (PostgreSQL: the superuser SET ROLE to it first). */
+export function appSql(i: { db: string; engine?: Engine; role: string; password: string }, text: string): string {
+  return dbSqlAsApp(i, i.engine === 'mysql' ? text : `SET ROLE ${i.role}; ${text}`);
 }
 
 function pgDump(db: string): string {

@@ -2,19 +2,21 @@ import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Inventory } from '../../inventory/index.js';
-import { addInstance, cli, homeWithHosts, must, treeState } from '../helpers.js';
+import { addInstance, appSql, cli, dbStateOf, ENGINES, homeWithHosts, must, treeState } from '../helpers.js';
 
 /** Every file under dir, recursively. */
 function files(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? files(join(dir, e.name)) : [join(dir, e.name)]));
 }
 
-describe('restore drill', () => {
+describe.each(ENGINES)('restore drill (%s)', (engine) => {
   it('restores the newest backup onto a scratch instance, checks it, and reports RTO and RPO', async () => {
     const home = await homeWithHosts(['lab1', 'lab2']);
-    await addInstance(home, 'lab1', 'dr-prod', 'prod', { version: 'v2.0.0' });
-    const scratch = await addInstance(home, 'lab2', 'dr-scratch', 'dev');
-    const b = JSON.parse((await must(cli(home, ['backup', 'dr-prod', '--json']))).stdout);
+    const m = engine === 'mysql' ? '-m' : '';
+    const prod = await addInstance(home, 'lab1', `dr-prod${m}`, 'prod', { version: 'v2.0.0', engine, appSchema: true });
+    const scratch = await addInstance(home, 'lab2', `dr-scratch${m}`, 'dev', { engine, appSchema: true });
+    appSql(prod, "INSERT INTO notes (body) VALUES ('kept by the drill'), ('and this');");
+    const b = JSON.parse((await must(cli(home, ['backup', prod.name, '--json']))).stdout);
     // The backup was taken five hours ago: that is the data a real restore would lose (RPO).
     const takenAt = Date.now() - 5 * 3_600_000;
     const inv = new Inventory(home);
@@ -22,11 +24,11 @@ describe('restore drill', () => {
     inv.close();
 
     const t0 = Date.now();
-    const r = await cli(home, ['drill', 'dr-prod', '--target', 'dr-scratch', '--yes', '--json']);
+    const r = await cli(home, ['drill', prod.name, '--target', scratch.name, '--yes', '--json']);
     const wallMs = Date.now() - t0;
     expect(r.code, r.stderr).toBe(0);
     const rep = JSON.parse(r.stdout);
-    expect(rep).toMatchObject({ source: 'dr-prod', target: 'dr-scratch', backup: b.id, ok: true });
+    expect(rep).toMatchObject({ source: prod.name, target: scratch.name, backup: b.id, ok: true });
     const steps = rep.steps as { title: string; ms: number; ok: boolean }[];
     expect(steps.map((s) => s.ok)).not.toContain(false);
     expect(steps[0].title).toBe('Verify the backup against its manifest');
@@ -44,9 +46,13 @@ describe('restore drill', () => {
     expect(md).toContain(`RTO (restore to a verified, answering target): ${rep.rtoSeconds} s`);
     expect(md).toContain('RPO (age of the data restored): 5.0 h');
     expect(await fetch(scratch.url).then((x) => x.text())).toContain('version v2.0.0');
+    // The scratch holds the source's database, but for the names that are the scratch's own.
+    expect(dbStateOf(scratch)).toEqual(dbStateOf(prod));
     expect(JSON.parse((await must(cli(home, ['drills', '--json']))).stdout)[0].id).toBe(rep.id);
   });
+});
 
+describe('restore drill', () => {
   it('refuses a protected target, and fails at verification when the stored backup was tampered with', async () => {
     const home = await homeWithHosts(['lab1', 'lab2']);
     await addInstance(home, 'lab1', 'dt-prod', 'prod');
