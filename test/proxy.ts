@@ -3,7 +3,8 @@ import { createServer, connect, type Server, type Socket } from 'node:net';
 /**
  * A TCP relay on loopback in front of a real lab sshd, to play a bad network at a moment a test picks:
  * - `cutAfter`: every connection is cut once more than that many bytes came back from the host (a
- *   network dropping mid-transfer); `cuts` counts them.
+ *   network dropping mid-transfer); `cuts` counts them. `cutAfterSent`: the same, counting the bytes
+ *   sent to the host (a restore's upload).
  * - `held`: what the host sends is held back (queued, not dropped) until `release()`: a host that
  *   stops answering for a while. `holdWhen` is asked before each chunk the client sends, so a hold
  *   can start exactly after something opsdeck recorded (it writes the inventory before the bytes that
@@ -13,6 +14,7 @@ import { createServer, connect, type Server, type Socket } from 'node:net';
  */
 export class CuttingProxy {
   cutAfter: number | undefined;
+  cutAfterSent: number | undefined;
   cuts = 0;
   held = false;
   slowMs = 0;
@@ -33,6 +35,7 @@ export class CuttingProxy {
         this.sockets.delete(upstream);
       };
       let seen = 0;
+      let sent = 0;
       upstream.on('data', (d) => {
         seen += d.length;
         if (this.cutAfter !== undefined && seen > this.cutAfter) {
@@ -49,6 +52,11 @@ export class CuttingProxy {
         }, this.slowMs);
       });
       client.on('data', (d) => {
+        sent += d.length;
+        if (this.cutAfterSent !== undefined && sent > this.cutAfterSent) {
+          this.cuts++;
+          return end();
+        }
         if (!this.held && this.holdWhen?.()) {
           this.held = true;
           this.holdWhen = undefined;

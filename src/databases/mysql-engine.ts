@@ -97,7 +97,10 @@ async function loader(shell: Shell, db: Db, from: DumpSource, signal?: AbortSign
         if (wrong.length) throw stopped(shell, `the loaded database does not match the backup (${wrong.slice(0, 5).join('; ')}); ${s.t.database} was not changed`);
       } catch (err) {
         await dropDatabases(s, [scratch]).catch(() => {});
-        throw err;
+        // Nothing before the swap touches the target: a connection lost mid-load (even after the
+        // caller sent its go-ahead, which only ends the input) left it as it was.
+        if (err instanceof LoadStopped || runSignal.aborted) throw err;
+        throw stopped(shell, `${(err as Error).message}; ${s.t.database} was not changed`);
       }
       try {
         kept = await swapIn(s, runId);
