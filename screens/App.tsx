@@ -199,7 +199,8 @@ export function App({ model, home = 'dashboard' }: { model: UiModel; home?: Home
             .filter((b) => (!b.when || b.when()) && !['G', 'pgup', 'pgdn', 'up', '?', 'q'].includes(b.keys[0]))
             .map((b) => {
               const denied = b.denied?.(top());
-              return denied ? [b.label, `${b.hint} (not allowed: ${denied})`, true] : [b.label, b.hint];
+              // The footer is one line: the level needed; pressing the key says the rest (who may).
+              return denied ? [b.label, `${b.hint} (not allowed: ${/needs \w+/.exec(denied)?.[0] ?? denied})`, true] : [b.label, b.hint];
             });
   const context = `${state.instances.length} instances · ${state.hostCount} hosts${state.env ? ` · env ${state.env}` : ''}${filter ? ` · filter "${filter}"` : ''}`;
   const body = dialog?.kind === 'pick' ? dialog.render(dialog.selected, bodyHeight) : dialog ? <ConfirmView {...dialog} /> : renderFor(ctx, top());

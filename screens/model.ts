@@ -1,4 +1,7 @@
-import type { Backup, Instance, RunRecord } from '../inventory/index.js';
+import type { Backup, Instance, LockRecord, RunRecord } from '../inventory/index.js';
+import type { ChangeRequest } from '../inventory/changes.js';
+import { changePlan } from '../src/actions/change.js';
+import { fourEyes } from '../src/actions/team.js';
 import type { CompareReport } from '../src/actions/compare.js';
 import type { WatchReport } from '../src/actions/watch.js';
 import type { DrillReport } from '../src/actions/drill.js';
@@ -50,6 +53,11 @@ export interface UiState {
   lastWatch?: WatchReport;
   /** A message for the status line (an operation refused before it started, say). */
   flash?: { level: 'info' | 'error'; text: string };
+  /**
+   * The audit trail, the locks and the open change requests as last read (team inventory: re-read
+   * every refresh interval, so another operator's run shows here while it goes on).
+   */
+  shared?: { runs: RunRecord[]; locks: LockRecord[]; changes: ChangeRequest[]; key: string };
 }
 
 /**
@@ -66,9 +74,14 @@ export class UiModel {
 
   constructor(
     readonly app: App,
-    opts: { sampler?: Sampler } = {},
+    opts: { sampler?: Sampler; liveMs?: number } = {},
   ) {
     this.sampler = opts.sampler;
+    // Several operators share a team inventory: what they run shows up here within the interval.
+    if (app.inv.pg) {
+      this.live = setInterval(() => this.readShared(), opts.liveMs ?? app.settings.refreshMs);
+      this.live.unref();
+    }
     this.state = { inventoryFile: app.inv.file, instances: [], hostCount: 0, envs: [], env: '' };
     this.reload();
     app.engine.subscribe((e) => {
@@ -136,7 +149,43 @@ export class UiModel {
   /** Every command the console's runs ran this session, oldest first (:log). */
   commandLog: LoggedCommand[] = [];
 
+  private live?: NodeJS.Timeout;
+  /** Stops re-reading the shared state (the console is closing). */
+  stopLive(): void {
+    clearInterval(this.live);
+    this.live = undefined;
+  }
+  /** Re-reads runs, locks and open changes; draws again only when something changed. */
+  readShared(): void {
+    const inv = this.app.inv;
+    let shared: UiState['shared'];
+    try {
+      const runs = inv.listRuns(500);
+      const locks = inv.listLocks();
+      const changes = inv.changes.list({ open: true });
+      const key = JSON.stringify([runs.map((r) => [r.id, r.status]), locks.map((l) => [l.instance, l.runId]), changes.map((c) => [c.id, c.status])]);
+      if (key === this.state.shared?.key) return;
+      shared = { runs, locks, changes, key };
+    } catch {
+      // The inventory went away (closed, unreachable): keep what was read; the next tick tries again.
+      return;
+    }
+    this.set({ shared });
+  }
+  /** The open change request of an instance (pending or approved), if any. */
+  changeOf(instance: string): ChangeRequest | undefined {
+    return (this.state.shared?.changes ?? this.app.inv.changes.list({ open: true })).find((c) => c.instance === instance);
+  }
+  /** Who holds the instance's lock now (a run here, or on another jump box). */
+  lockOf(instance: string): LockRecord | undefined {
+    return this.state.shared ? this.state.shared.locks.find((l) => l.instance === instance) : this.app.inv.getLock(instance);
+  }
+  changes(): ChangeRequest[] {
+    return this.state.shared?.changes ?? this.app.inv.changes.list({ open: true });
+  }
+
   runs(): RunRecord[] {
+    if (this.state.shared) return this.state.shared.runs;
     return this.app.inv.listRuns(500);
   }
 
@@ -217,11 +266,18 @@ export class UiModel {
     // Team inventory: what the role may not run on the instance it changes is refused here, in words.
     const on = plan.instance ? this.index.get(plan.instance) : undefined;
     if (on) this.app.inv.rights.check(plan.command, on.name, on.env, on.protected);
-    return { command: plan.command, steps: plan.steps.map((s) => ({ title: s.title, explain: s.explain })), start: () => this.run(plan, instance, onResult) };
+    // A change to a protected environment goes ahead only under an approved change request (asked for with opsdeck ... --why).
+    const change = on ? fourEyes(this.app.inv, plan, { argv: [] }) : undefined;
+    if (change?.go && change.change !== undefined) plan.params = { ...plan.params, change: change.change };
+    return {
+      command: plan.command,
+      steps: plan.steps.map((s) => ({ title: s.title, explain: s.explain })),
+      start: () => this.run(plan, instance, onResult, change?.go ? change.change : undefined),
+    };
   }
 
   /** Runs a plan in the run view; one at a time. */
-  private run<S, R>(plan: Plan<S, R>, instance: string, onResult?: (result: R) => void): boolean {
+  private run<S, R>(plan: Plan<S, R>, instance: string, onResult?: (result: R) => void, change?: number): boolean {
     if (this.running) {
       this.flash('error', 'a run is in progress: wait for it to end');
       return false;
@@ -231,6 +287,8 @@ export class UiModel {
     void this.app.engine
       .run(plan, { signal: this.abort.signal })
       .then((out) => {
+        // The approval is used once, by this run (a standing change: each run recorded).
+        if (change !== undefined && out.runId !== null) this.app.inv.changes.ran(change, out.runId);
         if (out.status === 'ok' && out.result !== undefined) onResult?.(out.result);
       })
       .catch((err: unknown) => {
@@ -247,8 +305,21 @@ export class UiModel {
           },
         });
       })
-      .finally(() => this.reload());
+      .finally(() => {
+        this.reload();
+        if (this.live) this.readShared();
+      });
     return true;
+  }
+
+  /** Approves or rejects a change request (the database refuses one's own), as a run in the audit trail. */
+  decide(id: number, approve: boolean): boolean {
+    const inv = this.app.inv;
+    const why = approve ? null : 'rejected in the console';
+    return this.run(
+      changePlan(approve ? 'change approve' : 'change reject', { change: id, why }, () => void inv.changes.decide(id, approve, why)),
+      '',
+    );
   }
 
   cancel(): void {

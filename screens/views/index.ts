@@ -1,4 +1,5 @@
 import type { Kind, ScreenDef } from '../screen.js';
+import { changes } from './changes.js';
 import { compare } from './compare.js';
 import { dashboard } from './dashboard.js';
 import { drill } from './drill.js';
@@ -15,4 +16,4 @@ import { runs } from './runs.js';
  * Every screen of the console, by kind. A new screen is a file beside these (its route, keys and
  * render) and its line here; the type makes sure no kind is left out.
  */
-export const SCREENS: { [K in Kind]: ScreenDef<K> } = { dashboard, instances, instance, host, run, compare, drill, drills, runs, log, help };
+export const SCREENS: { [K in Kind]: ScreenDef<K> } = { dashboard, instances, instance, host, run, compare, drill, drills, runs, log, help, changes };

@@ -1,5 +1,6 @@
 import { Box, Text } from 'ink';
-import type { Backup } from '../../inventory/index.js';
+import { describeLock, type Backup, type LockRecord } from '../../inventory/index.js';
+import type { ChangeRequest } from '../../inventory/changes.js';
 import { printable } from '../../src/core/display.js';
 import { formatBytes } from '../../src/core/format.js';
 import type { Sampler } from '../../src/health/sampler.js';
@@ -32,11 +33,35 @@ export const instance: ScreenDef<'instance'> = {
     quit(ctx),
   ],
   render: (ctx, route) => (
-    <InstanceView inst={ctx.model.byName(route.name)} backups={manualBackups(ctx.model, route.name)} selected={ctx.selected()} height={ctx.bodyHeight} sampler={ctx.model.sampler} />
+    <InstanceView
+      inst={ctx.model.byName(route.name)}
+      backups={manualBackups(ctx.model, route.name)}
+      selected={ctx.selected()}
+      height={ctx.bodyHeight}
+      sampler={ctx.model.sampler}
+      lock={ctx.model.lockOf(route.name)}
+      change={ctx.model.changeOf(route.name)}
+    />
   ),
 };
 
-function InstanceView({ inst, backups, selected, height, sampler }: { inst?: InstanceRow; backups: Backup[]; selected: number; height: number; sampler?: Sampler }) {
+function InstanceView({
+  inst,
+  backups,
+  selected,
+  height,
+  sampler,
+  lock,
+  change,
+}: {
+  inst?: InstanceRow;
+  backups: Backup[];
+  selected: number;
+  height: number;
+  sampler?: Sampler;
+  lock?: LockRecord;
+  change?: ChangeRequest;
+}) {
   if (!inst) return <Text color="red">this instance is no longer in the inventory</Text>;
   const field = (k: string, v: string | null) => (
     <Text>
@@ -66,6 +91,19 @@ function InstanceView({ inst, backups, selected, height, sampler }: { inst?: Ins
         {inst.maintenanceSince ? <Text color="yellow">IN MAINTENANCE since {inst.maintenanceSince}</Text> : <Text color="green">live</Text>}
       </Text>
       {sampler ? <LiveLine sampler={sampler} name={inst.name} /> : null}
+      {/* A run going on now, here or from another jump box (re-read every refresh interval on a team inventory). */}
+      {lock ? (
+        <Text wrap="truncate-end">
+          <Text dimColor>{'running'.padEnd(10)}</Text>
+          <Text color="yellow">{printable(describeLock(lock))}</Text>
+        </Text>
+      ) : null}
+      {change ? (
+        <Text wrap="truncate-end">
+          <Text dimColor>{'change'.padEnd(10)}</Text>
+          <Text color="yellow">{printable(`#${change.id} ${change.command} ${change.status.toUpperCase()}, asked by ${change.requestedBy}: ${change.why} (:changes)`)}</Text>
+        </Text>
+      ) : null}
       <Box marginTop={1} flexDirection="column">
         <Text bold>Backups</Text>
         <Table columns={BACKUP_COLUMNS} rows={backups.map(backupCells(Date.now()))} selected={selected} height={Math.max(2, height - 10)} empty="no backups yet: press b" />
