@@ -3,8 +3,8 @@ import { createServer, connect, type Server, type Socket } from 'node:net';
 /**
  * A TCP relay on loopback in front of a real lab sshd, to play a bad network at a moment a test picks:
  * - `cutAfter`: every connection is cut once more than that many bytes came back from the host (a
- *   network dropping mid-transfer); `cuts` counts them. `cutAfterSent`: the same, counting the bytes
- *   sent to the host (a restore's upload).
+ *   network dropping mid-transfer); `cuts` counts them. `cutAfterSent`: once, counting the bytes
+ *   sent to the host (a restore's upload); it is cleared by the cut, so the undo gets through.
  * - `held`: what the host sends is held back (queued, not dropped) until `release()`: a host that
  *   stops answering for a while. `holdWhen` is asked before each chunk the client sends, so a hold
  *   can start exactly after something opsdeck recorded (it writes the inventory before the bytes that
@@ -54,6 +54,7 @@ export class CuttingProxy {
       client.on('data', (d) => {
         sent += d.length;
         if (this.cutAfterSent !== undefined && sent > this.cutAfterSent) {
+          this.cutAfterSent = undefined;
           this.cuts++;
           return end();
         }

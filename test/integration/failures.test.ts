@@ -75,10 +75,10 @@ describe.each(ENGINES)('the SSH connection cut mid-dump during a restore (%s)', 
     const files = treeState(inst.path);
     const db = dbState(inst);
 
+    // One drop of the network; what comes after (the undo) gets through.
     proxy.cutAfterSent = 1_000_000;
     const r = await cli(home, ['restore', name, '--yes']);
-    proxy.cutAfterSent = undefined;
-    expect(proxy.cuts).toBeGreaterThan(0);
+    expect(proxy.cuts).toBe(1);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/connection to host flaky was lost/);
     expect(r.stderr).toMatch(/rolled back/);
@@ -88,6 +88,12 @@ describe.each(ENGINES)('the SSH connection cut mid-dump during a restore (%s)', 
     if (engine === 'mysql') expect(mysqlDatabases(`${inst.db}_opsdeck_`)).toEqual([]);
     const run = JSON.parse((await cli(home, ['runs', '--json', '--limit', '1'])).stdout)[0];
     expect(run).toMatchObject({ command: 'restore', status: 'rolled-back', failedStep: 'data' });
+    if (engine === 'mysql') {
+      // Nothing of the target changes before the swap: the undo loads nothing back (the command log
+      // shows the one dump read from the store, the restore's).
+      const commands = (await must(cli(home, ['runs', String(run.id), '--commands']))).stdout;
+      expect(commands.match(/restic dump \S+ \S+\.db\.sql/g)).toHaveLength(1);
+    }
 
     await must(cli(home, ['restore', name, '--yes']));
     expect(dbSql(inst, "SELECT count(*) FROM notes WHERE body = 'after the backup'").trim()).toBe('0');
