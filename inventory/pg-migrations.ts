@@ -7,8 +7,8 @@
  *
  * Roles: `team init` runs as the schema's owner (a role that may create schemas and roles). Every
  * operator logs in as a role of their own that is a member of opsdeck_user (GRANT opsdeck_user TO
- * alice). Rights per environment (viewer, operator, admin) are to come as row-level security on
- * instances/backups/locks keyed by env, granted to roles under opsdeck_user.
+ * alice). Rights per environment (viewer, operator, admin: row-level security, default deny),
+ * secrets per environment and four-eyes change requests are in pg-rights.ts (migrations 3 and 4).
  */
 import { PG_CHANGES_MIGRATION, PG_RIGHTS_MIGRATION } from './pg-rights.js';
 
