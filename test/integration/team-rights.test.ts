@@ -159,6 +159,8 @@ describe('secrets per environment', () => {
 
     // From another jump box (its own home, its own key file), the viewer of prod opens it.
     expect(withInventory('viewer', (inv) => inv.dbPassword(prod))).toBe(prodPassword);
+    // Outside a run (the health panels open it at every probe) a use is recorded once an hour per role and instance.
+    expect(withInventory('viewer', (inv) => inv.dbPassword(prod))).toBe(prodPassword);
     expect(pgAdmin(`SELECT db_role, env, instance, purpose FROM opsdeck.secret_uses WHERE db_role = '${people.viewer.role}'`, db).trim()).toBe(`${people.viewer.role}|prod|${prod}|open`);
     // The operator of staging has no right on prod's key, even asking the function directly.
     withInventory('operator', (inv) =>
