@@ -144,7 +144,7 @@ describe('console keys that start runs', () => {
     const f = await until(ui.lastFrame, /DONE|FAILED/);
     expect(f).toMatch(/backup keys-cmd-b \d+ s {2}DONE/);
     expect(f).toMatch(/✓ Back up the code tree and the database/);
-    expect(f).toMatch(/code: \d+ files, \d+ bytes/);
+    expect(f).toMatch(/code: \d+ files, [\d.]+ [KMG]?B/);
     expect(app.inv.listBackups('keys-cmd-b')).toHaveLength(1);
     expect(app.inv.listBackups('keys-cmd-a')).toHaveLength(0);
     // l lists the commands the run ran, on which host, and how each ended; the password as ***.
