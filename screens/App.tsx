@@ -203,7 +203,7 @@ export function App({ model, home = 'dashboard' }: { model: UiModel; home?: Home
               return denied ? [b.label, `${b.hint} (not allowed: ${/needs \w+/.exec(denied)?.[0] ?? denied})`, true] : [b.label, b.hint];
             });
   const context = `${state.instances.length} instances · ${state.hostCount} hosts${state.env ? ` · env ${state.env}` : ''}${filter ? ` · filter "${filter}"` : ''}`;
-  const body = dialog?.kind === 'pick' ? dialog.render(dialog.selected, bodyHeight) : dialog ? <ConfirmView {...dialog} /> : renderFor(ctx, top());
+  const body = dialog?.kind === 'pick' ? dialog.render(dialog.selected, bodyHeight) : dialog ? <ConfirmView {...dialog} width={cols} height={bodyHeight} /> : renderFor(ctx, top());
 
   return (
     <Box flexDirection="column" width={cols} height={rows}>

@@ -319,10 +319,49 @@ export function RunView({ run, width, height }: { run: RunState; width: number; 
 }
 
 /** A confirmation with Cancel focused; on a protected target the name must be typed. */
-export function ConfirmView({ message, action, typeName, typed, focus }: { message: string; action: string; typeName?: string; typed: string; focus: 'cancel' | 'ok' }) {
+/**
+ * A dialog's message in at most `rows` rows of `width` columns: on a short terminal the indented
+ * explanations go first (the steps' titles stay), then the tail is cut with a count, so the choice
+ * below it is always on screen.
+ */
+export function fitMessage(message: string, width: number, rows: number): string {
+  const w = Math.max(10, width);
+  const height = (lines: string[]) => lines.reduce((n, l) => n + Math.max(1, Math.ceil(l.length / w)), 0);
+  let lines = message.split('\n');
+  if (height(lines) <= rows) return message;
+  lines = lines.filter((l) => !/^ {3}\S/.test(l));
+  if (height(lines) <= rows) return lines.join('\n');
+  const kept: string[] = [];
+  for (const l of lines) {
+    if (height([...kept, l]) > rows - 1) break;
+    kept.push(l);
+  }
+  return [...kept, `… ${lines.length - kept.length} more lines (a taller terminal shows them)`].join('\n');
+}
+
+export function ConfirmView({
+  message,
+  action,
+  typeName,
+  typed,
+  focus,
+  width = 80,
+  height = 1000,
+}: {
+  message: string;
+  action: string;
+  typeName?: string;
+  typed: string;
+  focus: 'cancel' | 'ok';
+  /** The room the dialog has: its message is fitted so the choice stays on screen. */
+  width?: number;
+  height?: number;
+}) {
+  // Border and padding take 4 columns and 2 rows; the choice below the message 2 rows (4 when protected).
+  const shown = fitMessage(message, width - 4, height - 2 - (typeName ? 4 : 2));
   return (
     <Box flexDirection="column" borderStyle="round" borderColor={typeName ? 'red' : 'yellow'} paddingX={1}>
-      <Text wrap="wrap">{message}</Text>
+      <Text wrap="wrap">{shown}</Text>
       {typeName ? (
         <Box marginTop={1} flexDirection="column">
           <Text color="red" bold>

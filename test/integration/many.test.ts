@@ -51,7 +51,9 @@ describe('many instances at once', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/update: 1 ok, 0 failed/);
     const cron = (await must(cli(home, ['cron']))).stdout;
-    expect(cron).toMatch(new RegExp(`^15 2 \\* \\* \\*  \\S*opsdeck --home ${home} backup --all --parallel 2 --yes$`, 'm'));
+    // The home reaches the jobs through the OPSDECK_HOME line cron sets for them.
+    expect(cron).toMatch(new RegExp(`^OPSDECK_HOME=${home}$`, 'm'));
+    expect(cron).toMatch(/^15 2 \* \* \* {2}\S*opsdeck backup --all --parallel 2 --yes$/m);
     expect(cron).toMatch(/backups prune --yes$/m);
     expect(cron).toMatch(/watch --all --yes$/m);
   });

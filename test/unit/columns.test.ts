@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { fitColumns, type Column } from '../../screens/components.js';
+import { fitColumns, fitMessage, type Column } from '../../screens/components.js';
 
 const cols: Column[] = [
   { title: 'NAME', width: 10 },
@@ -30,5 +30,18 @@ describe('columns on a terminal of a given width', () => {
     const f = fitColumns(cols, 20);
     expect(f.columns.map((c) => c.title)).toEqual(['NAME', 'STATE', 'WHY']);
     expect(f.columns[2].width).toBe(12);
+  });
+});
+
+describe('a dialog message on a short terminal', () => {
+  const msg = ['Restore drill of a onto b. The steps:', '1. Verify', '   Reads every stream back and compares it.', '2. Restore', '   Takes a safety backup, then loads.', '3. Check'].join('\n');
+  it('is shown whole when it fits', () => {
+    expect(fitMessage(msg, 80, 10)).toBe(msg);
+  });
+  it('drops the explanations first, keeping every step', () => {
+    expect(fitMessage(msg, 80, 5)).toBe('Restore drill of a onto b. The steps:\n1. Verify\n2. Restore\n3. Check');
+  });
+  it('then cuts the tail with a count', () => {
+    expect(fitMessage(msg, 80, 3)).toBe('Restore drill of a onto b. The steps:\n1. Verify\n… 2 more lines (a taller terminal shows them)');
   });
 });

@@ -42,6 +42,7 @@ export function register(program: Command, act: Act): void {
   change
     .command('list')
     .description('change requests, newest first (pending and approved ones; --all for every one)')
+    .addHelpText('after', examples('opsdeck change list', 'opsdeck change list --all --instance shop-prod'))
     .option('--all', 'rejected, run and expired ones too')
     .option('--instance <name>', 'only those of this instance')
     .action(
@@ -61,6 +62,7 @@ export function register(program: Command, act: Act): void {
   change
     .command('show <id>')
     .description('a change request: its plan, back-out, who asked and why, who decided, its runs')
+    .addHelpText('after', examples('opsdeck change show 12', 'opsdeck change show 12 --json'))
     .action(
       act(async (app, _g, id: string) => {
         const c = app.inv.changes.require(changeId(id));
@@ -127,6 +129,7 @@ export function register(program: Command, act: Act): void {
   change
     .command('run <id>')
     .description('run an approved change: the command line that asked for it, as you, now')
+    .addHelpText('after', examples('opsdeck change run 12', 'opsdeck change run 12 --yes --allow-protected   # from a script'))
     .action(
       act(async (app, g, id: string) => {
         const c = app.inv.changes.require(changeId(id));
