@@ -1,7 +1,7 @@
 import { startBackup, startDrill, startWatch } from './actions.js';
 import type { Ctx } from './screen.js';
 
-const USAGE = 'try :dashboard, :instances, :hosts, :runs, :drills, :changes, :log, :backup NAME, :watch NAME, :drill NAME, :open NAME, :q';
+const USAGE = 'try :backup NAME, :watch NAME, :drill NAME, :open NAME, :dashboard, :instances, :hosts, :runs, :drills, :changes, :log, :q';
 
 /** The : command line: a screen by name, or an operation on an instance by name. */
 export function runCommand(ctx: Ctx, line: string): void {
