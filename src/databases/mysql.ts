@@ -21,11 +21,11 @@
  * built on the host from the first line of stdin: never argv, never a file on disk; stdin stays
  * free for a dump.
  */
-import { isIPv6 } from 'node:net';
 import { Transform, type Readable } from 'node:stream';
 import { withSecretFromStdin } from '../remote/quote.js';
 import { run, type Shell } from '../remote/shell.js';
 import { UsageError } from '../core/errors.js';
+import { splitDbUrl, validHost } from './url.js';
 
 export interface MysqlTarget {
   kind: 'mysql';
@@ -41,40 +41,21 @@ const USER_NAME = /^[A-Za-z0-9_.$-]{1,80}$/;
 
 /** Parses mysql://USER@HOST:PORT/DB (or mariadb://); a password or parameters in it are refused. */
 export function parseMysqlUrl(url: string): MysqlTarget {
-  let u: URL;
-  try {
-    u = new URL(url);
-  } catch {
-    throw new UsageError(`invalid database URL ${JSON.stringify(url)}`, 'write it as mysql://USER@HOST:PORT/DBNAME');
-  }
-  if (u.protocol !== 'mysql:' && u.protocol !== 'mariadb:') {
-    throw new UsageError(`unsupported database kind ${JSON.stringify(u.protocol.replace(/:$/, ''))}`, 'write it as mysql://USER@HOST:PORT/DBNAME or mariadb://...');
-  }
-  if (u.password) {
-    throw new UsageError(
-      'the database URL holds a password, which would be visible in the process list and shell history',
-      'drop it from the URL and give it in OPSDECK_DB_PASSWORD, with --db-password-file FILE, or at the prompt',
-    );
-  }
-  if (u.search || u.hash || /[?#]/.test(url)) {
-    throw new UsageError(
-      `the database URL ${JSON.stringify(url)} holds connection parameters (${u.search || u.hash || '?'}), which opsdeck does not pass on`,
-      'drop them and write mysql://USER@HOST:PORT/DB; settings belong to the account or the server',
-    );
-  }
-  const user = decodeURIComponent(u.username);
-  const database = decodeURIComponent(u.pathname.replace(/^\//, ''));
-  const v6 = /^\[(.*)\]$/.exec(u.hostname);
-  const host = v6 ? v6[1] : u.hostname || '127.0.0.1';
+  const p = splitDbUrl(url, {
+    schemes: ['mysql', 'mariadb'],
+    form: 'mysql://USER@HOST:PORT/DBNAME',
+    schemeHint: 'write it as mysql://USER@HOST:PORT/DBNAME or mariadb://...',
+    paramsHint: 'drop them and write mysql://USER@HOST:PORT/DB; settings belong to the account or the server',
+  });
+  const { user, database, host } = p;
   if (!USER_NAME.test(user)) throw new UsageError(`invalid database user ${JSON.stringify(user)} in ${url}`, 'give the account as mysql://USER@HOST/DB');
   if (!DB_NAME.test(database))
     throw new UsageError(
       `invalid database name ${JSON.stringify(database)} in ${url}`,
       'give the database name as mysql://USER@HOST/DB: letters, digits, _ and $, at most 40 characters (a restore makes DB_opsdeck_RUN_new beside it, which must fit in 64)',
     );
-  if (v6 ? !isIPv6(host) : !/^[A-Za-z0-9][A-Za-z0-9.-]*$/.test(host))
-    throw new UsageError(`invalid database host ${JSON.stringify(host)}`, 'give a host name, an IPv4 address, or an IPv6 address in brackets: mysql://USER@[::1]:3306/DB');
-  const port = u.port ? Number(u.port) : 3306;
+  if (!validHost(p)) throw new UsageError(`invalid database host ${JSON.stringify(host)}`, 'give a host name, an IPv4 address, or an IPv6 address in brackets: mysql://USER@[::1]:3306/DB');
+  const port = p.port ?? 3306;
   return { kind: 'mysql', user, host, port, database };
 }
 

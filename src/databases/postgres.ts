@@ -1,6 +1,6 @@
-import { isIPv6 } from 'node:net';
 import { withSecretFromStdin } from '../remote/quote.js';
 import { UsageError } from '../core/errors.js';
+import { splitDbUrl, validHost } from './url.js';
 
 export interface PgTarget {
   kind: 'postgres';
@@ -17,39 +17,17 @@ const IDENT = /^[A-Za-z_][A-Za-z0-9_.-]{0,62}$/;
  * process's argv and in shell history. It goes in OPSDECK_DB_PASSWORD, --db-password-file or the prompt.
  */
 export function parsePgUrl(url: string): PgTarget {
-  let u: URL;
-  try {
-    u = new URL(url);
-  } catch {
-    throw new UsageError(`invalid database URL ${JSON.stringify(url)}`, 'write it as postgres://USER@HOST:PORT/DBNAME');
-  }
-  if (u.protocol !== 'postgres:' && u.protocol !== 'postgresql:') {
-    throw new UsageError(`unsupported database kind ${JSON.stringify(u.protocol.replace(/:$/, ''))}`, 'opsdeck supports postgres://USER@HOST:PORT/DBNAME');
-  }
-  if (u.password) {
-    throw new UsageError(
-      'the database URL holds a password, which would be visible in the process list and shell history',
-      'drop it from the URL and give it in OPSDECK_DB_PASSWORD, with --db-password-file FILE, or at the prompt',
-    );
-  }
-  // Connection parameters (?options=, ?sslmode=, #...) would be dropped on the way to psql and pg_dump:
-  // refused rather than silently ignored.
-  if (u.search || u.hash || /[?#]/.test(url)) {
-    throw new UsageError(
-      `the database URL ${JSON.stringify(url)} holds connection parameters (${u.search || u.hash || '?'}), which opsdeck does not pass on`,
-      'drop them and write postgres://ROLE@HOST:PORT/DB; a setting such as search_path can be set for the role instead: ALTER ROLE ROLE SET search_path = ...',
-    );
-  }
-  const user = decodeURIComponent(u.username);
-  const database = decodeURIComponent(u.pathname.replace(/^\//, ''));
-  // An IPv6 literal comes bracketed ([::1]); it reaches psql bare.
-  const v6 = /^\[(.*)\]$/.exec(u.hostname);
-  const host = v6 ? v6[1] : u.hostname || '127.0.0.1';
+  const p = splitDbUrl(url, {
+    schemes: ['postgres', 'postgresql'],
+    form: 'postgres://USER@HOST:PORT/DBNAME',
+    schemeHint: 'opsdeck supports postgres://USER@HOST:PORT/DBNAME',
+    paramsHint: 'drop them and write postgres://ROLE@HOST:PORT/DB; a setting such as search_path can be set for the role instead: ALTER ROLE ROLE SET search_path = ...',
+  });
+  const { user, database, host } = p;
   if (!IDENT.test(user)) throw new UsageError(`invalid database user ${JSON.stringify(user)} in ${url}`, 'give the role name as postgres://ROLE@HOST/DB');
   if (!IDENT.test(database)) throw new UsageError(`invalid database name ${JSON.stringify(database)} in ${url}`, 'give the database name as postgres://ROLE@HOST/DB');
-  if (v6 ? !isIPv6(host) : !/^[A-Za-z0-9][A-Za-z0-9.-]*$/.test(host))
-    throw new UsageError(`invalid database host ${JSON.stringify(host)}`, 'give a host name, an IPv4 address, or an IPv6 address in brackets: postgres://ROLE@[::1]:5432/DB');
-  const port = u.port ? Number(u.port) : 5432;
+  if (!validHost(p)) throw new UsageError(`invalid database host ${JSON.stringify(host)}`, 'give a host name, an IPv4 address, or an IPv6 address in brackets: postgres://ROLE@[::1]:5432/DB');
+  const port = p.port ?? 5432;
   return { kind: 'postgres', user, host, port, database };
 }
 
