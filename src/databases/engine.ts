@@ -43,6 +43,11 @@ export interface DumpSource {
   role: string | undefined;
   /** Rows per table the dump holds, when known (a stored backup's manifest), for a load that checks them before it commits. */
   tables?: Record<string, number>;
+  /**
+   * SQL statements (clone --redact) run on the loaded copy before it replaces anything: PostgreSQL
+   * inside the load's transaction before its COMMIT, MariaDB in the scratch database before the swap.
+   */
+  redact?: string[];
 }
 
 /**

@@ -95,6 +95,8 @@ async function loader(shell: Shell, db: Db, from: DumpSource, signal?: AbortSign
         const loaded = await rowsPerTable(s, scratch);
         const wrong = [...rowProblems(loaded, counter.tables, 'the dump'), ...(from.tables ? rowProblems(loaded, from.tables, "the backup's manifest") : [])];
         if (wrong.length) throw stopped(shell, `the loaded database does not match the backup (${wrong.slice(0, 5).join('; ')}); ${s.t.database} was not changed`);
+        // Redaction in the scratch database, after the rows were checked and before the swap.
+        if (from.redact?.length) await sql(s, from.redact.join('\n') + '\n', scratch, runSignal);
       } catch (err) {
         await dropDatabases(s, [scratch]).catch(() => {});
         // Nothing before the swap touches the target: a connection lost mid-load (even after the

@@ -60,7 +60,9 @@ async function loader(shell: Shell, db: Db, from: DumpSource, signal?: AbortSign
     // when LOAD_SUFFIX arrives: a dump cut short reaches EOF without COMMIT and changes nothing.
     head: LOAD_PREFIX,
     feed: (chunk) => rewrite.feed(chunk),
-    finish: () => rewrite.flush(),
+    // Redaction after the whole dump, in the same transaction: the unredacted copy never commits.
+    // The dump leaves search_path empty; the rules name tables as the app does.
+    finish: () => (from.redact?.length ? Buffer.concat([rewrite.flush(), Buffer.from(`\nSET search_path TO DEFAULT;\n${from.redact.join('\n')}\n`)]) : rewrite.flush()),
     commit: LOAD_SUFFIX,
     how: 'in one transaction',
     before: from.role && from.role !== t.role ? [`what ${from.role} owns in the dump, ${t.role} owns here`] : [],
