@@ -1,6 +1,5 @@
 import { gunzipSync, gzipSync } from 'node:zlib';
-import { hostname, userInfo } from 'node:os';
-import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { LockedError, UsageError } from '../src/core/errors.js';
 import type { Policy } from '../src/core/retention.js';
@@ -10,201 +9,21 @@ import type { SqlDriver } from './driver.js';
 import { PgDriver, parseInventoryUrl } from './postgres.js';
 import { SqliteDriver } from './sqlite.js';
 import type { BackupRow, CommandRow, EnvRow, HalfRestoredRow, HostRow, InstanceRow, LockRow, NameRow, NotifyRow, RunRow, StepRow } from './rows.js';
+import { rowToBackup, rowToHalf, rowToHost, rowToInstance, rowToLock, rowToRun } from './rows.js';
 import { SecretBox } from './secrets.js';
 import { Rights } from './rights.js';
 import { Changes } from './changes.js';
+import { redact, safeUser } from './audit.js';
+import { LOCK_SPACE, describeLock, lockIsStale, lockedError, procStart } from './locks.js';
+import { DEFAULT_MAX_BACKUP_AGE } from './types.js';
+import type { Backup, CommandLogRecord, DrillReport, Env, HalfRestored, Host, Instance, LockRecord, RunRecord, StepRecord } from './types.js';
 
-export interface Env {
-  name: string;
-  protected: boolean;
-  createdAt: string;
-}
-
-export interface Host {
-  name: string;
-  address: string;
-  port: number;
-  user: string;
-  keyFile: string | null;
-  jump: string | null;
-  /** Pinned host key, as OpenSSH prints it: SHA256:base64 */
-  hostKey: string | null;
-  /** The user commands on instance trees run as (sudo -n -u USER --); null: the login user. */
-  become?: string | null;
-  createdAt: string;
-}
-
-export const HOOK_KINDS = ['install', 'migrate', 'maintenance-on', 'maintenance-off'] as const;
-export type HookKind = (typeof HOOK_KINDS)[number];
-/** App hooks: argv arrays run in the instance's directory on its host. */
-export type Hooks = Partial<Record<HookKind, string[]>>;
-
-export interface HealthCheck {
-  url: string;
-  /** Expected HTTP status (default 200). */
-  status: number;
-  /** Text the page must contain. */
-  text?: string;
-}
-
-export interface Instance {
-  name: string;
-  host: string;
-  path: string;
-  env: string;
-  url: string | null;
-  /** postgres://user@host:port/db, never with a password: that is sealed in dbSecret. */
-  dbUrl: string | null;
-  hasDbPassword: boolean;
-  branch: string | null;
-  createdAt: string;
-  hooks: Hooks;
-  health: HealthCheck | null;
-  /** Paths (relative to the instance) that belong to it alone: clone and restore from another instance keep them. */
-  localPaths: string[];
-  /** The deployed git revision, as last seen by opsdeck. */
-  revision: string | null;
-  maintenanceSince: string | null;
-  /** Patterns watch leaves out (a name anywhere, or a path with a slash); null: the defaults. */
-  watchExcludes: string[] | null;
-  /** Named numbers the app's owners watch: a read-only SQL query or a command on the host. */
-  metrics: AppMetric[];
-}
-
-export interface AppMetric {
-  name: string;
-  kind: 'sql' | 'cmd';
-  source: string;
-}
-
-export interface StreamManifest {
-  snapshot: string;
-  /** The file's name inside the snapshot (a reused snapshot may be another instance's). */
-  file?: string;
-  bytes: number;
-  sha256: string;
-}
-export interface Manifest {
-  /** treeKey: sha256 of every entry's stat data (inode, ctime, mtime, size, mode, type, path) at backup time. */
-  /** owners: every "uid:gid" that owns entries of the tree, most entries first (a restore checks it can give them back). */
-  code?: StreamManifest & { files: number; dirs: number; symlinks: number; treeKey?: string; owners?: string[] };
-  /** role: the one the dump was taken as (the owner of what it holds), mapped to the target's role on a load. */
-  db?: StreamManifest & { kind: 'postgres' | 'mysql'; tables: Record<string, number>; role?: string };
-}
-
-export interface Backup {
-  id: string;
-  instance: string;
-  kind: 'manual' | 'safety';
-  createdAt: string;
-  manifest: Manifest;
-  verifiedAt: string | null;
-  /** Its last `backups verify` found it does not match its manifest (or could not read it back). */
-  verifyFailed?: boolean;
-  /** The run that took it, for the audit trail. */
-  runId: number | null;
-}
-
-/** What a restore drill proved, as stored and shown (drills, the console, the report file). */
-export interface DrillReport {
-  id: string;
-  source: string;
-  target: string;
-  backup: string;
-  backupTakenAt: string;
-  /** Recovery point: how old the data restored was. */
-  rpoSeconds: number;
-  /** Recovery time: from the start of the restore to a verified, answering target. */
-  rtoSeconds: number;
-  steps: { title: string; ms: number; ok: boolean }[];
-  file: string;
-  ok: boolean;
-  /** What failed, when the drill did not pass. */
-  error?: string;
-}
-
-export interface RunRecord {
-  id: number;
-  startedAt: string;
-  finishedAt: string | null;
-  osUser: string;
-  origin: string;
-  /** The machine (jump box) it ran on; null in runs recorded before this was kept. */
-  host: string | null;
-  /** The PostgreSQL role logged in, written by the server (team inventory); null on SQLite. */
-  dbRole: string | null;
-  command: string;
-  params: Record<string, unknown>;
-  instance: string | null;
-  /** undo-failed: a step failed and putting things back failed too; the instance is left half-changed. */
-  status: 'running' | 'ok' | 'failed' | 'rolled-back' | 'undo-failed' | 'dry-run' | 'interrupted';
-  error: string | null;
-  failedStep: string | null;
-  durationMs: number | null;
-}
-
-/** A command of a run's command log (src/remote/command-log.ts records them; the inventory keeps them). */
-export interface CommandLogRecord {
-  where: string;
-  line: string;
-  code: number | null;
-  signal: string | null;
-  ms: number;
-  bytesIn: number;
-  bytesOut: number;
-  at: number;
-}
-
-export interface StepRecord {
-  runId: number;
-  seq: number;
-  name: string;
-  title: string;
-  /** warning: a final step (a delete after success) that did not complete; the run did. */
-  status: 'done' | 'failed' | 'undone' | 'undo-failed' | 'warning';
-  startedAt: string;
-  finishedAt: string | null;
-  error: string | null;
-}
-
-export interface LockRecord {
-  instance: string;
-  runId: number | null;
-  pid: number;
-  host: string;
-  user: string;
-  command: string;
-  startedAt: string;
-  /** The holder's boot id and process start time: tells a reused pid from the holder. */
-  procStart?: string | null;
-}
+// The records and helpers live beside the class; importers keep using inventory/index.js.
+export * from './types.js';
+export { redact } from './audit.js';
+export { describeHalfRestored, describeLock, lockIsStale } from './locks.js';
 
 const now = () => new Date().toISOString();
-
-/** Keys whose values never reach the audit trail. */
-const SECRET_KEY = /pass|secret|token|key$|credential/i;
-/** The backup-age limit of an environment that sets none: a nightly backup plus two hours of slack. */
-export const DEFAULT_MAX_BACKUP_AGE = '26h';
-
-export function redact(params: Record<string, unknown>): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(params)) {
-    if (v === undefined) continue;
-    if (SECRET_KEY.test(k) && k !== 'keyFile') out[k] = '[redacted]';
-    else if (typeof v === 'string') out[k] = v.replace(/(\w+:\/\/[^:/@\s]+):[^@\s]+@/g, '$1:[redacted]@');
-    else out[k] = v;
-  }
-  return out;
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /** Where the inventory is, when not where the home's settings say (team init, tests). */
 export interface InventoryOptions {
@@ -215,9 +34,6 @@ export interface InventoryOptions {
   /** For team init only: open a database that has no (or an older) opsdeck schema. */
   forInit?: boolean;
 }
-
-/** The session advisory locks of instances live in this key space (two-int form: LOCK_SPACE, hashtext(name)). */
-const LOCK_SPACE = 0x6f707364;
 
 /**
  * The inventory: one SQLite file in the opsdeck home, or a team's PostgreSQL database. Every write is
@@ -797,143 +613,4 @@ export class Inventory {
   clearHalfRestored(instance: string, runId: number): void {
     this.sql('DELETE FROM half_restored WHERE instance = ? AND run_id = ?').run(instance, runId);
   }
-}
-
-/**
- * Where a restore stood when its process last said so. Phases: db-committing (the COMMIT is on its
- * way: the database may be the new one), db-committed, swapping (the renames of the code tree), swapped.
- */
-export interface HalfRestored {
-  instance: string;
-  runId: number;
-  command: string;
-  phase: 'db-committing' | 'db-committed' | 'swapping' | 'swapped';
-  safetyBackup: string | null;
-  staging: string;
-  old: string;
-  /** The database may hold the new data (a COMMIT was sent). */
-  dbTouched: boolean;
-  since: string;
-}
-
-function rowToHalf(r: HalfRestoredRow): HalfRestored {
-  return { instance: r.instance, runId: r.run_id, command: r.command, phase: r.phase, safetyBackup: r.safety_backup, staging: r.staging, old: r.old, dbTouched: !!r.db_touched, since: r.since };
-}
-
-function rowToLock(r: LockRow): LockRecord {
-  return { instance: r.instance, runId: r.run_id, pid: r.pid, host: r.host, user: r.user, command: r.command, startedAt: r.started_at, procStart: r.proc_start ?? null };
-}
-
-/** Who holds a lock, in words: the run, the user, the machine, the pid, since when. */
-export function describeLock(l: LockRecord): string {
-  return `${l.command}${l.runId !== null ? ` (run ${l.runId})` : ''} by user ${l.user} on ${l.host}, pid ${l.pid}, since ${l.startedAt}`;
-}
-
-/** On this machine, whether the lock's process is gone: pid dead, or reused by another process. */
-export function lockIsStale(l: LockRecord): boolean {
-  if (l.host !== hostname()) return false;
-  if (!isAlive(l.pid)) return true;
-  return !!l.procStart && procStart(l.pid) !== l.procStart;
-}
-
-function lockedError(l: LockRecord): LockedError {
-  const here = l.host === hostname();
-  return new LockedError(
-    `instance ${l.instance} is locked by another run: ${describeLock(l)}`,
-    here
-      ? `wait for it to finish (see it with: opsdeck runs${l.runId !== null ? ` ${l.runId}` : ''}); if that process is not opsdeck's run, release the lock with: opsdeck unlock ${l.instance}`
-      : `wait for it to finish on ${l.host}; if that run is gone (the machine rebooted, the process was killed), release the lock with: opsdeck unlock ${l.instance}`,
-  );
-}
-
-/**
- * When a process started: the boot's id and its start time in clock ticks (/proc/PID/stat, field 22).
- * A pid with another start time is another process: the lock's owner is gone. Null off Linux.
- */
-function procStart(pid: number): string | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const ticks = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
-    return ticks ? `${readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim()}:${ticks}` : null;
-  } catch {
-    return null;
-  }
-}
-
-function safeUser(): string {
-  try {
-    return userInfo().username;
-  } catch {
-    return String(process.getuid?.() ?? 'unknown');
-  }
-}
-
-function rowToHost(r: HostRow): Host {
-  return { name: r.name, address: r.address, port: r.port, user: r.user, keyFile: r.key_file, jump: r.jump, hostKey: r.host_key, become: r.become ?? null, createdAt: r.created_at };
-}
-/** A JSON column, skipping the parse for the empty values most rows hold (10,000 rows load in one go). */
-function json<T extends object>(v: string | null, empty: T): T {
-  return v === null || v === '{}' || v === '[]' ? (Array.isArray(empty) ? ([] as unknown as T) : ({} as T)) : JSON.parse(v);
-}
-
-function rowToInstance(r: InstanceRow): Instance {
-  return {
-    name: r.name,
-    host: r.host,
-    path: r.path,
-    env: r.env,
-    url: r.url,
-    dbUrl: r.db_url,
-    hasDbPassword: !!r.db_secret,
-    branch: r.branch,
-    createdAt: r.created_at,
-    hooks: json(r.hooks, {}),
-    health: r.health ? JSON.parse(r.health) : null,
-    localPaths: json(r.local_paths, []),
-    revision: r.revision ?? null,
-    maintenanceSince: r.maintenance_since ?? null,
-    watchExcludes: r.watch_excludes ? JSON.parse(r.watch_excludes) : null,
-    metrics: json(r.metrics, []),
-  };
-}
-function rowToBackup(r: BackupRow): Backup {
-  return {
-    id: r.id,
-    instance: r.instance,
-    kind: r.kind,
-    createdAt: r.created_at,
-    manifest: JSON.parse(r.manifest),
-    verifiedAt: r.verified_at,
-    verifyFailed: !!r.verify_failed,
-    runId: r.run_id,
-  };
-}
-function rowToRun(r: RunRow): RunRecord {
-  return {
-    id: r.id,
-    startedAt: r.started_at,
-    finishedAt: r.finished_at,
-    osUser: r.os_user,
-    origin: r.origin,
-    host: r.host ?? null,
-    dbRole: r.db_role ?? null,
-    command: r.command,
-    params: JSON.parse(r.params),
-    instance: r.instance,
-    status: r.status,
-    error: r.error,
-    failedStep: r.failed_step,
-    durationMs: r.duration_ms,
-  };
-}
-
-/** One line that says what state a half-restored instance is in and since when. */
-export function describeHalfRestored(h: HalfRestored): string {
-  const where = {
-    'db-committing': 'while its database load was committing',
-    'db-committed': 'after its database was replaced, before its code tree was',
-    swapping: 'while its code tree was being swapped',
-    swapped: 'after its code tree was swapped, before the run ended',
-  }[h.phase];
-  return `${h.instance} is HALF-RESTORED: ${h.command} run ${h.runId} stopped ${where} (${h.since})${h.safetyBackup ? `; its state before that run is safety backup ${h.safetyBackup}` : ''}`;
 }

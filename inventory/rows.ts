@@ -2,7 +2,7 @@
  * The rows SQLite and PostgreSQL hand back (the same columns: pg-migrations.ts), column by column as the migrations make them. The inventory maps
  * them to its records (Host, Instance, ...) in one place each; nothing else reads rows.
  */
-import type { Backup, HalfRestored, RunRecord, StepRecord } from './index.js';
+import type { Backup, HalfRestored, Host, Instance, LockRecord, RunRecord, StepRecord } from './types.js';
 
 type Text = string;
 type Maybe<T> = T | null;
@@ -127,4 +127,71 @@ export interface CommandRow {
   ms: number;
   bytes_in: number;
   bytes_out: number;
+}
+
+export function rowToHalf(r: HalfRestoredRow): HalfRestored {
+  return { instance: r.instance, runId: r.run_id, command: r.command, phase: r.phase, safetyBackup: r.safety_backup, staging: r.staging, old: r.old, dbTouched: !!r.db_touched, since: r.since };
+}
+
+export function rowToLock(r: LockRow): LockRecord {
+  return { instance: r.instance, runId: r.run_id, pid: r.pid, host: r.host, user: r.user, command: r.command, startedAt: r.started_at, procStart: r.proc_start ?? null };
+}
+
+export function rowToHost(r: HostRow): Host {
+  return { name: r.name, address: r.address, port: r.port, user: r.user, keyFile: r.key_file, jump: r.jump, hostKey: r.host_key, become: r.become ?? null, createdAt: r.created_at };
+}
+/** A JSON column, skipping the parse for the empty values most rows hold (10,000 rows load in one go). */
+export function json<T extends object>(v: string | null, empty: T): T {
+  return v === null || v === '{}' || v === '[]' ? (Array.isArray(empty) ? ([] as unknown as T) : ({} as T)) : JSON.parse(v);
+}
+
+export function rowToInstance(r: InstanceRow): Instance {
+  return {
+    name: r.name,
+    host: r.host,
+    path: r.path,
+    env: r.env,
+    url: r.url,
+    dbUrl: r.db_url,
+    hasDbPassword: !!r.db_secret,
+    branch: r.branch,
+    createdAt: r.created_at,
+    hooks: json(r.hooks, {}),
+    health: r.health ? JSON.parse(r.health) : null,
+    localPaths: json(r.local_paths, []),
+    revision: r.revision ?? null,
+    maintenanceSince: r.maintenance_since ?? null,
+    watchExcludes: r.watch_excludes ? JSON.parse(r.watch_excludes) : null,
+    metrics: json(r.metrics, []),
+  };
+}
+export function rowToBackup(r: BackupRow): Backup {
+  return {
+    id: r.id,
+    instance: r.instance,
+    kind: r.kind,
+    createdAt: r.created_at,
+    manifest: JSON.parse(r.manifest),
+    verifiedAt: r.verified_at,
+    verifyFailed: !!r.verify_failed,
+    runId: r.run_id,
+  };
+}
+export function rowToRun(r: RunRow): RunRecord {
+  return {
+    id: r.id,
+    startedAt: r.started_at,
+    finishedAt: r.finished_at,
+    osUser: r.os_user,
+    origin: r.origin,
+    host: r.host ?? null,
+    dbRole: r.db_role ?? null,
+    command: r.command,
+    params: JSON.parse(r.params),
+    instance: r.instance,
+    status: r.status,
+    error: r.error,
+    failedStep: r.failed_step,
+    durationMs: r.duration_ms,
+  };
 }
