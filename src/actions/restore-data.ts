@@ -1,0 +1,172 @@
+/** How a restore gets its data in: the tree staged beside the live one, the database loaded so that it commits only once checked. */
+import type { Backup, Instance } from '../../inventory/index.js';
+import { parseDbUrl, type Db, type DbLoader } from '../databases/index.js';
+import type { StepIO } from '../core/plan.js';
+import { CommandError, type Shell } from '../remote/shell.js';
+import { OpsError, UsageError } from '../core/errors.js';
+import { storedStream } from './backup.js';
+import { dbFor, loginShellFor, shellFor, type Deps } from '../deps/deps.js';
+import { Meter, TarScanner } from './meter.js';
+import { relay } from './relay.js';
+
+/**
+ * Unpacks a tar from stdin into a fresh directory $1, modes kept (-p). As root (a host's --become
+ * root) every entry also gets back its owner and group, by number as the backup stored them; any
+ * other user can only create files it owns, so there they belong to that user (checkTreeUser says
+ * so, or refuses, before anything changes).
+ */
+export const UNPACK_SCRIPT =
+  'rm -rf -- "$1" && mkdir -- "$1" && if [ "$(id -u)" = 0 ]; then exec tar -x -p --same-owner --numeric-owner -f - -C "$1"; else exec tar -x -p --no-same-owner -f - -C "$1"; fi';
+
+/** Streams a stored code tar into a fresh staging directory on the host, checking it against the manifest. */
+export async function stageCode(deps: Deps, backup: Backup, target: Instance, staging: string, ctx: StepIO): Promise<void> {
+  const m = backup.manifest.code!;
+  const shell = shellFor(deps, target);
+  const tar = new TarScanner();
+  const meter = new Meter({ tar, refuseUnsafe: true, onBytes: (n) => ctx.progress(n, m.bytes) });
+  // Modes exactly; owners too when root unpacks (UNPACK_SCRIPT).
+  const argv = ['sh', '-c', UNPACK_SCRIPT, 'sh', staging];
+  await relay(
+    meter,
+    (sink, signal) => deps.store.dump(m.snapshot, storedStream(backup, 'code').file, sink, signal),
+    async (src, signal) => {
+      const res = await shell.exec(argv, { stdin: src, signal });
+      if (res.code !== 0) throw new CommandError(shell.label, ['tar', '-x'], res);
+    },
+    { signal: ctx.signal, beforeEnd: () => checkDigest('code tree', meter, m) },
+  );
+  ctx.log(`code: ${tar.files} files unpacked and checked (sha256 ${m.sha256.slice(0, 12)}…)`);
+}
+
+/**
+ * Loads a stored dump into the target's database so that it commits only once the dump's checksum
+ * matched (how, is its engine's: PostgreSQL loads in one transaction). What the load kept aside for
+ * an undo goes to `keep`; without it, it is dropped at once.
+ */
+export async function loadDatabase(deps: Deps, backup: Backup, target: Instance, ctx: StepIO, beforeCommit?: () => Promise<void>, keep?: (kept: string) => void): Promise<void> {
+  const m = backup.manifest.db!;
+  const db = dbFor(deps, target);
+  if (!db) throw new UsageError(`backup ${backup.id} has a database but ${target.name} has none configured`, `set one with: opsdeck instance add ... --db URL`);
+  const shell = loginShellFor(deps, target);
+  // The dump's owner: the role it was taken as (older backups: their instance's role today).
+  const dumpedAs =
+    m.role ??
+    (() => {
+      const url = deps.inv.getInstance(backup.instance)?.dbUrl;
+      return url ? parseDbUrl(url).user : undefined;
+    })();
+  const loader = await db.engine.loader(shell, db, { kind: m.kind, role: dumpedAs, tables: m.tables }, ctx.signal);
+  const meter = new Meter({ onBytes: (n) => ctx.progress(n, m.bytes), rewrite: loader });
+  await runLoad(
+    loader,
+    meter,
+    (sink, signal) => deps.store.dump(m.snapshot, storedStream(backup, 'db').file, sink, signal),
+    ctx,
+    () => checkDigest('database dump', meter, m),
+    beforeCommit,
+  );
+  ctx.log(`database: ${Object.keys(m.tables).length} tables loaded ${loader.how}`);
+  logUnmapped(ctx, loader);
+  await keptAside(shell, db, loader, keep);
+}
+
+/**
+ * Drives one load: the loader's head, the dump through the Meter (hashed, then mapped by the loader),
+ * and, only once the producer ended cleanly and `check` accepted what passed, the loader's finish,
+ * the caller's go-ahead and the commit. Anything short of that never commits.
+ */
+async function runLoad(
+  loader: DbLoader,
+  meter: Meter,
+  produce: (sink: Meter, signal: AbortSignal) => Promise<void>,
+  ctx: StepIO,
+  check?: () => void,
+  beforeCommit?: () => Promise<void>,
+): Promise<void> {
+  for (const line of loader.before) ctx.log(`database: ${line}`);
+  meter.out.write(loader.head);
+  await relay(meter, produce, (input, signal) => loader.run(input, signal), {
+    signal: ctx.signal,
+    beforeEnd: async () => {
+      check?.();
+      meter.out.write(loader.finish());
+      // The load stays uncommitted until the caller lets it (the staged code tree is complete).
+      await beforeCommit?.();
+      meter.out.write(loader.commit);
+    },
+  });
+}
+
+/** What the load could not give back as the source had it: said in the run log, not a failure. */
+function logUnmapped(ctx: StepIO, loader: DbLoader): void {
+  for (const n of loader.notes()) ctx.log(`database: not as in the source: ${n}`, 'warn');
+}
+
+/** Hands what the load kept for an undo to `keep`, or drops it when the caller has no use for it. */
+async function keptAside(shell: Shell, db: Db, loader: DbLoader, keep?: (kept: string) => void): Promise<void> {
+  const kept = loader.kept();
+  if (kept === undefined) return;
+  if (keep) keep(kept);
+  else await db.engine.dropKept(shell, db, kept);
+}
+
+/** Streams a live instance's tree straight into a staging directory on another host. */
+export async function stageCodeFrom(deps: Deps, source: Instance, target: Instance, staging: string, ctx: StepIO): Promise<void> {
+  const from = shellFor(deps, source);
+  const to = shellFor(deps, target);
+  const tar = new TarScanner();
+  const meter = new Meter({ tar, refuseUnsafe: true, onBytes: (n) => ctx.progress(n) });
+  const pack = ['tar', '--numeric-owner', '-C', source.path, '-cf', '-', '.'];
+  const unpack = ['sh', '-c', UNPACK_SCRIPT, 'sh', staging];
+  await relay(
+    meter,
+    async (sink, signal) => {
+      const res = await from.exec(pack, { stdout: sink, signal });
+      if (res.code !== 0) throw new CommandError(from.label, pack, res);
+    },
+    async (src, signal) => {
+      const res = await to.exec(unpack, { stdin: src, signal });
+      if (res.code !== 0) throw new CommandError(to.label, ['tar', '-x'], res);
+    },
+    { signal: ctx.signal },
+  );
+  ctx.log(`code: ${tar.files} files copied from ${source.name}`);
+}
+
+/** The dump of a live instance straight into the target's load, which commits only once the dump ended cleanly. */
+export async function loadDatabaseFrom(deps: Deps, source: Instance, target: Instance, ctx: StepIO, beforeCommit?: () => Promise<void>, keep?: (kept: string) => void): Promise<void> {
+  const src = dbFor(deps, source)!;
+  const dst = dbFor(deps, target);
+  if (!dst) throw new UsageError(`${target.name} has no database configured`);
+  const from = loginShellFor(deps, source);
+  const to = loginShellFor(deps, target);
+  const loader = await dst.engine.loader(to, dst, { kind: src.engine.kind, role: src.target.user }, ctx.signal);
+  const meter = new Meter({ onBytes: (n) => ctx.progress(n), rewrite: loader });
+  const dump = src.engine.dumpArgv(src.target);
+  // The commit goes only after the dump exited 0 (a dump cut short never commits) and the caller let it.
+  await runLoad(
+    loader,
+    meter,
+    async (sink, signal) => {
+      const res = await from.exec(dump, { stdout: sink, secretLine: src.password, signal });
+      if (res.code !== 0) throw new CommandError(from.label, dump, res);
+    },
+    ctx,
+    undefined,
+    beforeCommit,
+  );
+  ctx.log(`database copied from ${source.name} ${loader.how}`);
+  logUnmapped(ctx, loader);
+  await keptAside(to, dst, loader, keep);
+}
+
+function checkDigest(what: string, meter: Meter, m: { bytes: number; sha256: string }): void {
+  const d = meter.digest();
+  if (d.sha256 !== m.sha256 || d.bytes !== m.bytes) {
+    throw new OpsError(
+      `the stored ${what} does not match its manifest (sha256 ${d.sha256.slice(0, 12)}…, ${d.bytes} bytes; expected ${m.sha256.slice(0, 12)}…, ${m.bytes} bytes): the store is damaged or was tampered with`,
+      1,
+      'run: opsdeck backups verify ID, and restore an older backup',
+    );
+  }
+}
