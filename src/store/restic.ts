@@ -19,19 +19,68 @@ const LOCKED = /repository is already locked|unable to create lock/i;
  * The backup store: a restic repository (a local directory in the home by default, or any restic
  * backend URL). The password always travels by file, never by argv or stdin.
  */
+export interface StoreOptions {
+  /** The password, when it comes from the team's secret store rather than the home's file. */
+  password?: () => string | undefined;
+  /** restic -o options: an sftp store's `sftp.command` (its ssh, key and known_hosts). */
+  options?: string[];
+  /** Made ready before the first restic command (an sftp store's known_hosts, checked against the pinned key). */
+  prepare?: () => Promise<void>;
+  /** Second stores each backup is copied into (settings storeCopies). */
+  copies?: Store[];
+  /** How the store is named in the command log. */
+  label?: string;
+}
+
+/** What restic says when a snapshot or the repository itself is not there: another store may have it. */
+const MISSING = /no matching ID found|does not exist|unable to open config|Is there a repository at the following location|invalid id/i;
+
+/** The result of one restic check. */
+export interface CheckResult {
+  ok: boolean;
+  /** restic's own words on what is wrong (the last lines), empty when ok. */
+  error: string;
+}
+
 export class Store {
   readonly repository: string;
   readonly passwordFile: string;
-  private readonly shell: Shell;
+  /** The second stores (settings storeCopies), filled with restic copy; restores fall back on them. */
+  readonly copies: Store[];
+  private shellCache: Shell | undefined;
   private ready: Promise<void> | undefined;
 
   constructor(
     readonly home: string,
     repository?: string,
+    private readonly opts: StoreOptions = {},
   ) {
     this.repository = repository || join(home, 'store');
     this.passwordFile = join(home, 'store.pass');
-    this.shell = new LocalShell({ RESTIC_REPOSITORY: this.repository, RESTIC_PASSWORD_FILE: this.passwordFile, RESTIC_CACHE_DIR: join(home, 'cache'), RESTIC_PROGRESS_FPS: '2' }, 'the backup store');
+    this.copies = opts.copies ?? [];
+  }
+
+  /**
+   * restic's environment, made at first use: a password kept in the team's secret store is opened
+   * only when the store is used (the inventory records each opening), and reaches restic in its
+   * environment, never argv.
+   */
+  private get shell(): Shell {
+    this.shellCache ??= new LocalShell(this.env(), this.opts.label ?? 'the backup store');
+    return this.shellCache;
+  }
+
+  private env(): Record<string, string> {
+    const password = this.opts.password?.();
+    const env: Record<string, string> = { RESTIC_REPOSITORY: this.repository, RESTIC_CACHE_DIR: join(this.home, 'cache'), RESTIC_PROGRESS_FPS: '2' };
+    if (password !== undefined) env.RESTIC_PASSWORD = password;
+    else env.RESTIC_PASSWORD_FILE = this.passwordFile;
+    return env;
+  }
+
+  /** restic with this store's extended options (an sftp store's ssh command). */
+  private restic(...args: string[]): string[] {
+    return ['restic', ...(this.opts.options ?? []).flatMap((o) => ['-o', o]), ...args];
   }
 
   get isLocal(): boolean {
@@ -47,12 +96,13 @@ export class Store {
   }
 
   private async init(): Promise<void> {
-    if (!existsSync(this.passwordFile)) {
+    await this.opts.prepare?.();
+    if (!this.opts.password && !existsSync(this.passwordFile)) {
       writeFileSync(this.passwordFile, randomBytes(33).toString('base64') + '\n', { mode: 0o600, flag: 'wx' });
     }
-    const exists = this.isLocal ? existsSync(join(this.repository.replace(/^local:/, ''), 'config')) : (await this.shell.exec(['restic', 'cat', 'config'])).code === 0;
+    const exists = this.isLocal ? existsSync(join(this.repository.replace(/^local:/, ''), 'config')) : (await this.shell.exec(this.restic('cat', 'config'))).code === 0;
     if (!exists) {
-      const res = await this.shell.exec(['restic', 'init']);
+      const res = await this.shell.exec(this.restic('init'));
       if (res.code !== 0) throw new OpsError(`cannot create the backup store at ${this.repository}: ${res.stderr.trim()}`, 1, 'check that restic is installed and the location is writable');
     } else if (this.isLocal && this.hasLocks()) {
       // A restic killed before it could clean up (kill -9, a crash) leaves its lock behind, and an
@@ -81,7 +131,7 @@ export class Store {
 
   /** Removes the stale locks of restic processes that are gone; live ones stay. */
   async unlockStale(): Promise<void> {
-    await this.shell.exec(['restic', 'unlock']);
+    await this.shell.exec(this.restic('unlock'));
   }
 
   /**
@@ -111,14 +161,14 @@ export class Store {
   /** execUnlocked, throwing unless restic exits 0. */
   private async runUnlocked(argv: string[]): Promise<ExecResult> {
     const res = await this.execUnlocked(argv);
-    if (res.code !== 0) throw new CommandError(this.shell.label, argv.slice(0, 2), res);
+    if (res.code !== 0) throw new CommandError(this.shell.label, ['restic', ...argv.slice(1 + 2 * (this.opts.options?.length ?? 0))].slice(0, 2), res);
     return res;
   }
 
   /** Stores one stream as a snapshot. The caller ends `src` only when the producer succeeded. */
   async backup(src: Readable, filename: string, tags: string[], signal?: AbortSignal): Promise<SnapshotResult> {
     await this.ensure();
-    const res = await this.shell.exec(['restic', 'backup', '--json', '--stdin', '--stdin-filename', filename, '--host', 'opsdeck', '--tag', tags.join(',')], { stdin: src, signal });
+    const res = await this.shell.exec(this.restic('backup', '--json', '--stdin', '--stdin-filename', filename, '--host', 'opsdeck', '--tag', tags.join(',')), { stdin: src, signal });
     if (res.code !== 0) throw new OpsError(`the backup store refused ${filename}: ${res.stderr.trim().split('\n').slice(-2).join(' ')}`);
     for (const line of res.stdout.split('\n').reverse()) {
       if (!line.includes('"summary"')) continue;
@@ -128,29 +178,123 @@ export class Store {
     throw new OpsError(`restic printed no summary for ${filename}`);
   }
 
-  /** Streams one stored file out of a snapshot. */
+  /**
+   * Streams one stored file out of a snapshot. When this store does not have it (the store was lost,
+   * the snapshot is gone), the copy stores are asked for their copy of it, before anything was written.
+   */
   async dump(snapshot: string, filename: string, out: Writable, signal?: AbortSignal): Promise<void> {
+    let res: ExecResult | undefined;
+    try {
+      await this.ensure();
+      res = await this.execUnlocked(this.restic('dump', snapshot, '/' + filename), { stdout: out, signal });
+    } catch (err) {
+      if (signal?.aborted || !this.copies.length) throw err;
+    }
+    if (res?.code === 0) return;
+    const why = res ? res.stderr.trim().split('\n').slice(-2).join(' ') : 'the store cannot be opened';
+    if (!signal?.aborted && (!res || MISSING.test(res.stderr))) {
+      for (const copy of this.copies) {
+        const id = await copy.copyOf(snapshot).catch(() => undefined);
+        if (!id) continue;
+        const r = await copy.execUnlocked(copy.restic('dump', id, '/' + filename), { stdout: out, signal });
+        if (r.code === 0) return;
+      }
+    }
+    throw new OpsError(`cannot read ${filename} of snapshot ${snapshot} from the store: ${why}${this.copies.length ? ' (nor from its copies)' : ''}`);
+  }
+
+  /** This store's copy of a snapshot of the first store (restic copy records the original's id), or the snapshot itself. */
+  async copyOf(snapshot: string): Promise<string | undefined> {
     await this.ensure();
-    const res = await this.execUnlocked(['restic', 'dump', snapshot, '/' + filename], { stdout: out, signal });
-    if (res.code !== 0) throw new OpsError(`cannot read ${filename} of snapshot ${snapshot} from the store: ${res.stderr.trim().split('\n').slice(-2).join(' ')}`);
+    const res = await this.execUnlocked(this.restic('snapshots', '--json'));
+    if (res.code !== 0) return undefined;
+    const list = JSON.parse(res.stdout || '[]') as { id: string; original?: string }[];
+    const match = (id: string | undefined) => !!id && (id === snapshot || (snapshot.length >= 8 && id.startsWith(snapshot)));
+    return list.find((s) => match(s.original))?.id ?? list.find((s) => match(s.id))?.id;
+  }
+
+  /**
+   * Copies snapshots of this store into a copy store (restic copy skips those it holds already).
+   * A new copy store is made with this store's chunker parameters, so copies deduplicate as well.
+   */
+  async copyInto(copy: Store, snapshots: string[], signal?: AbortSignal): Promise<void> {
+    if (!snapshots.length) return;
+    await this.ensure();
+    const { args: from, env: fromEnv } = this.copySource();
+    // The copy's restic, with this store's password beside its own when the team keeps it.
+    const sh = new LocalShell({ ...copy.env(), ...fromEnv }, copy.opts.label ?? `the copy store ${copy.repository}`);
+    if (!copy.ready) {
+      copy.ready = (async () => {
+        await copy.opts.prepare?.();
+        if (!copy.opts.password && !existsSync(copy.passwordFile)) throw new OpsError(`no password file ${copy.passwordFile}`);
+        const exists = copy.isLocal ? existsSync(join(copy.repository.replace(/^local:/, ''), 'config')) : (await sh.exec(copy.restic('cat', 'config'))).code === 0;
+        if (!exists) {
+          const res = await sh.exec(copy.restic('init', '--copy-chunker-params', ...from));
+          if (res.code !== 0) throw new OpsError(`cannot create the copy store at ${copy.repository}: ${res.stderr.trim()}`, 1, 'check that the location is writable');
+        }
+      })();
+      copy.ready.catch(() => (copy.ready = undefined));
+    }
+    await copy.ready;
+    let res = await sh.exec(copy.restic('copy', ...from, ...snapshots), { signal });
+    if (res.code !== 0 && LOCKED.test(res.stderr)) {
+      await copy.unlockStale();
+      res = await sh.exec(copy.restic('copy', ...from, ...snapshots), { signal });
+    }
+    if (res.code !== 0) throw new OpsError(`restic copy into ${copy.repository} failed: ${res.stderr.trim().split('\n').slice(-2).join(' ')}`);
+  }
+
+  /** restic copy's --from-* flags naming this store, and the environment they need. */
+  private copySource(): { args: string[]; env: Record<string, string> } {
+    const args = ['--from-repo', this.repository];
+    const password = this.opts.password?.();
+    // restic 0.14 reads no source password from its environment: a command prints it from there.
+    if (password !== undefined) return { args: [...args, '--from-password-command', 'printenv OPSDECK_FROM_STORE_PASSWORD'], env: { OPSDECK_FROM_STORE_PASSWORD: password } };
+    return { args: [...args, '--from-password-file', this.passwordFile], env: {} };
+  }
+
+  /** The ids of every snapshot in the store. */
+  async snapshotIds(): Promise<string[]> {
+    await this.ensure();
+    const res = await this.runUnlocked(this.restic('snapshots', '--json'));
+    return (JSON.parse(res.stdout || '[]') as { id: string }[]).map((s) => s.id);
+  }
+
+  /** Bytes of pack data in the store (what a full read of it reads). */
+  async size(): Promise<number> {
+    await this.ensure();
+    const res = await this.runUnlocked(this.restic('stats', '--json', '--mode', 'raw-data'));
+    return Number((JSON.parse(res.stdout || '{}') as { total_size?: number }).total_size ?? 0);
+  }
+
+  /** restic check, reading part `part` of `parts` of the data packs (each part once: the whole store). */
+  async check(part: number, parts: number, signal?: AbortSignal): Promise<CheckResult> {
+    await this.ensure();
+    const res = await this.execUnlocked(this.restic('check', '--read-data-subset', `${part}/${parts}`), { signal });
+    if (res.code === 0) return { ok: true, error: '' };
+    const said = `${res.stdout}\n${res.stderr}`
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l && !/^(using temporary cache|create exclusive lock|load indexes|check all packs|check snapshots|read group|no errors|\[)/i.test(l));
+    return { ok: false, error: said.slice(-4).join(' / ') || `restic check exited ${res.code ?? res.signal}` };
   }
 
   async snapshotsTagged(tag: string): Promise<string[]> {
     await this.ensure();
-    const res = await this.runUnlocked(['restic', 'snapshots', '--json', '--tag', tag]);
+    const res = await this.runUnlocked(this.restic('snapshots', '--json', '--tag', tag));
     return (JSON.parse(res.stdout || '[]') as { short_id: string; id: string }[]).map((s) => s.id);
   }
 
   async forget(ids: string[]): Promise<void> {
     if (ids.length === 0) return;
     await this.ensure();
-    await this.runUnlocked(['restic', 'forget', ...ids]);
+    await this.runUnlocked(this.restic('forget', ...ids));
   }
 
   /** Removes the data no snapshot uses any more (after forget). */
   async prune(): Promise<void> {
     await this.ensure();
-    await this.runUnlocked(['restic', 'prune']);
+    await this.runUnlocked(this.restic('prune'));
   }
 
   /**
@@ -162,7 +306,7 @@ export class Store {
   async orphans(instances: string[], used: Set<string>): Promise<string[]> {
     if (this.repository !== join(this.home, 'store')) return [];
     await this.ensure();
-    const res = await this.runUnlocked(['restic', 'snapshots', '--json']);
+    const res = await this.runUnlocked(this.restic('snapshots', '--json'));
     const tags = new Set(instances.map((i) => `instance=${i}`));
     // A manifest may hold a snapshot's full id or a prefix of it: a snapshot is used when either matches.
     const isUsed = (id: string) => used.has(id) || [...used].some((u) => u.length >= 8 && id.startsWith(u));
