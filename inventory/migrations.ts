@@ -196,4 +196,36 @@ export const MIGRATIONS: string[] = [
   CREATE TRIGGER run_commands_no_delete BEFORE DELETE ON run_commands BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
   CREATE TRIGGER run_commands_no_update BEFORE UPDATE ON run_commands BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
   `,
+  `
+  -- The backup store beyond one snapshot at a time. Pinned backups: prune never drops them.
+  -- Integrity checks of the store (restic check, a rotating part of the data at a time): each check's
+  -- part of its cycle and result; a cycle whose every part passed gives the full-cycle date.
+  -- A shared store's password (team inventories keep it sealed with an environment's key).
+  CREATE TABLE backup_pins (
+    backup_id TEXT PRIMARY KEY,
+    instance TEXT NOT NULL,
+    pinned_at TEXT NOT NULL,
+    why TEXT
+  );
+  CREATE TABLE store_checks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    repository TEXT NOT NULL,
+    at TEXT NOT NULL,
+    part INTEGER NOT NULL,
+    parts INTEGER NOT NULL,
+    cycle_start TEXT NOT NULL,
+    ok INTEGER NOT NULL,
+    ms INTEGER NOT NULL,
+    bytes INTEGER NOT NULL DEFAULT 0,
+    error TEXT,
+    full_cycle_at TEXT
+  );
+  CREATE INDEX store_checks_repo ON store_checks (repository, id);
+  CREATE TABLE store_secrets (
+    repository TEXT PRIMARY KEY,
+    env TEXT NOT NULL,
+    sealed TEXT NOT NULL,
+    set_at TEXT NOT NULL
+  );
+  `,
 ];

@@ -10,7 +10,7 @@
  * alice). Rights per environment (viewer, operator, admin: row-level security, default deny),
  * secrets per environment and four-eyes change requests are in pg-rights.ts (migrations 3 and 4).
  */
-import { PG_CHANGES_MIGRATION, PG_RIGHTS_MIGRATION } from './pg-rights.js';
+import { PG_CHANGES_MIGRATION, PG_RIGHTS_MIGRATION, PG_STORE_MIGRATION } from './pg-rights.js';
 
 export const PG_SCHEMA = 'opsdeck';
 /** The group role every operator's login role is a member of. */
@@ -234,6 +234,8 @@ export const PG_MIGRATIONS: string[] = [
   PG_RIGHTS_MIGRATION,
   // Four-eyes change requests on protected environments (pg-rights.ts).
   PG_CHANGES_MIGRATION,
+  // Pinned backups, store integrity checks, a shared store's password (pg-rights.ts).
+  PG_STORE_MIGRATION,
 ];
 
 /**

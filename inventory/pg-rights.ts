@@ -351,3 +351,49 @@ export const PG_CHANGES_GRANTS = `
   GRANT SELECT ON change_settings, change_requests, change_runs TO ${PG_USER_ROLE};
   GRANT EXECUTE ON FUNCTION change_window_ok(TEXT), request_change(TEXT, TEXT, TEXT, TEXT, TEXT, TEXT, TEXT, TEXT, BOOLEAN, TEXT, TEXT), decide_change(INTEGER, BOOLEAN, TEXT), change_ran(INTEGER, INTEGER) TO ${PG_USER_ROLE};
 `;
+
+/**
+ * The backup store's records (see the SQLite migration): a pin is an operator's on the backup's
+ * instance; checks of the store are appended by any operator and never changed (the store is shared,
+ * not an environment's); a shared store's password, sealed with an environment's key (env_key: only
+ * roles granted there open it), is set by team admins.
+ */
+export const PG_STORE_MIGRATION = `
+  CREATE TABLE backup_pins (
+    backup_id TEXT PRIMARY KEY,
+    instance TEXT NOT NULL,
+    pinned_at TEXT NOT NULL,
+    why TEXT
+  );
+  ALTER TABLE backup_pins ENABLE ROW LEVEL SECURITY;
+  CREATE POLICY backup_pins_read ON backup_pins FOR SELECT USING (EXISTS (SELECT 1 FROM instances i WHERE i.name = backup_pins.instance));
+  CREATE POLICY backup_pins_write ON backup_pins FOR ALL USING (instance_allows(instance, 2)) WITH CHECK (instance_allows(instance, 2));
+  CREATE TABLE store_checks (
+    id INTEGER GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    repository TEXT NOT NULL,
+    at TEXT NOT NULL,
+    part INTEGER NOT NULL,
+    parts INTEGER NOT NULL,
+    cycle_start TEXT NOT NULL,
+    ok INTEGER NOT NULL,
+    ms INTEGER NOT NULL,
+    bytes BIGINT NOT NULL DEFAULT 0,
+    error TEXT,
+    full_cycle_at TEXT,
+    db_role TEXT NOT NULL DEFAULT session_user
+  );
+  CREATE INDEX store_checks_repo ON store_checks (repository, id);
+  CREATE TRIGGER store_checks_no_delete BEFORE DELETE ON store_checks FOR EACH ROW EXECUTE FUNCTION audit_append_only();
+  CREATE TRIGGER store_checks_no_update BEFORE UPDATE ON store_checks FOR EACH ROW EXECUTE FUNCTION audit_append_only();
+  CREATE TABLE store_secrets (
+    repository TEXT PRIMARY KEY,
+    env TEXT NOT NULL REFERENCES envs(name),
+    sealed TEXT NOT NULL,
+    set_at TEXT NOT NULL
+  );
+  ALTER TABLE store_secrets ENABLE ROW LEVEL SECURITY;
+  CREATE POLICY store_secrets_read ON store_secrets FOR SELECT USING (true);
+  CREATE POLICY store_secrets_write ON store_secrets FOR ALL USING (is_team_admin()) WITH CHECK (is_team_admin());
+  GRANT SELECT, INSERT, UPDATE, DELETE ON backup_pins, store_secrets TO ${PG_USER_ROLE};
+  GRANT SELECT, INSERT ON store_checks TO ${PG_USER_ROLE};
+`;
