@@ -1,0 +1,55 @@
+import { describe, expect, it } from 'vitest';
+import { parseRedaction } from '../../src/actions/redact.js';
+import { UsageError } from '../../src/core/errors.js';
+
+const refusal = (text: string) => {
+  try {
+    parseRedaction(text, 'redact.sql');
+  } catch (err) {
+    expect(err).toBeInstanceOf(UsageError);
+    return `${(err as UsageError).message} | ${(err as UsageError).hint}`;
+  }
+  throw new Error('not refused');
+};
+
+describe('redaction rules', () => {
+  it('turns table.column = expression rules into UPDATEs and keeps SQL statements whole', () => {
+    const r = parseRedaction(
+      [
+        '# personal data',
+        "customer.email = CONCAT('user', customer_id, '@example.invalid')",
+        "public.customer.first_name = 'Anon'; -- a trailing comment",
+        '',
+        'UPDATE staff',
+        "   SET password = NULL, username = 'staff;' || staff_id;  -- ; inside quotes",
+        "DO $$ BEGIN UPDATE address SET phone = '0'; END $$;",
+        'DELETE FROM payment WHERE amount = 0; UPDATE x SET y = 1;',
+      ].join('\n'),
+      'redact.sql',
+    );
+    expect(r.statements).toEqual([
+      "UPDATE customer SET email = CONCAT('user', customer_id, '@example.invalid');",
+      "UPDATE public.customer SET first_name = 'Anon';",
+      "UPDATE staff\n   SET password = NULL, username = 'staff;' || staff_id;",
+      "DO $$ BEGIN UPDATE address SET phone = '0'; END $$;",
+      'DELETE FROM payment WHERE amount = 0;',
+      'UPDATE x SET y = 1;',
+    ]);
+  });
+
+  it.each([
+    ['UPDATE customer SET email = NULL', /line 1: the statement starting here does not end with ;/],
+    ['customer.email =', /line 1: the rule for customer.email has no expression/],
+    ["customer.email = 'x", /line 1: the expression for customer.email leaves a quote or comment open/],
+    ['\n\nCOMMIT;\nUPDATE a SET b = 1;', /line 3: COMMIT is not allowed in redaction rules/],
+    ['begin;', /line 1: BEGIN is not allowed/],
+    ['USE other;', /line 1: USE is not allowed/],
+    ['\\! rm -rf /', /line 1: a backslash outside quotes/],
+    ['system rm -rf /;', /line 1: SYSTEM is not allowed/],
+    ["UPDATE a SET b = 'x';\nUPDATE c SET d = 'y", /line 2: a quote, comment or \$\$ body opened in the statement starting here is never closed/],
+    ['customer.email = NULL; DROP TABLE customer', /line 1: a rule is one expression/],
+    ['# only a comment\n', /holds no redaction rules/],
+  ])('refuses %j, naming the line and the fix', (text, why) => {
+    expect(refusal(text)).toMatch(why);
+  });
+});
