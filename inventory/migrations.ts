@@ -228,4 +228,10 @@ export const MIGRATIONS: string[] = [
     set_at TEXT NOT NULL
   );
   `,
+  `
+  -- Release mode (update builds a release beside the live one and switches a link): how many
+  -- releases to keep (0: in place), and the directories that live across releases.
+  ALTER TABLE instances ADD COLUMN releases INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE instances ADD COLUMN shared_paths TEXT;
+  `,
 ];

@@ -236,6 +236,11 @@ export const PG_MIGRATIONS: string[] = [
   PG_CHANGES_MIGRATION,
   // Pinned backups, store integrity checks, a shared store's password (pg-rights.ts).
   PG_STORE_MIGRATION,
+  // Release mode: how many releases to keep (0: in place), and the directories that live across releases.
+  `
+  ALTER TABLE instances ADD COLUMN releases INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE instances ADD COLUMN shared_paths TEXT;
+  `,
 ];
 
 /**

@@ -44,6 +44,8 @@ export interface InstanceRow {
   maintenance_since: Maybe<Text>;
   watch_excludes: Maybe<Text>;
   metrics: Maybe<Text>;
+  releases: Maybe<number>;
+  shared_paths: Maybe<Text>;
 }
 
 export interface BackupRow {
@@ -163,6 +165,8 @@ export function rowToInstance(r: InstanceRow): Instance {
     maintenanceSince: r.maintenance_since ?? null,
     watchExcludes: r.watch_excludes ? JSON.parse(r.watch_excludes) : null,
     metrics: json(r.metrics, []),
+    releases: r.releases ?? 0,
+    sharedPaths: json(r.shared_paths, []),
   };
 }
 export function rowToBackup(r: BackupRow): Backup {

@@ -20,7 +20,7 @@ export interface Host {
   createdAt: string;
 }
 
-export const HOOK_KINDS = ['install', 'migrate', 'maintenance-on', 'maintenance-off'] as const;
+export const HOOK_KINDS = ['install', 'migrate', 'maintenance-on', 'maintenance-off', 'reload'] as const;
 export type HookKind = (typeof HOOK_KINDS)[number];
 /** App hooks: argv arrays run in the instance's directory on its host. */
 export type Hooks = Partial<Record<HookKind, string[]>>;
@@ -55,6 +55,13 @@ export interface Instance {
   watchExcludes: string[] | null;
   /** Named numbers the app's owners watch: a read-only SQL query or a command on the host. */
   metrics: AppMetric[];
+  /**
+   * Release mode: how many releases to keep (the path is a link to PATH.releases/<timestamp>-<rev>);
+   * 0 or absent: updated in place.
+   */
+  releases?: number;
+  /** Release mode: directories (relative) that live across releases in PATH.shared/, besides localPaths. */
+  sharedPaths?: string[];
 }
 
 export interface AppMetric {
