@@ -2,6 +2,7 @@ import type { Backup } from '../../inventory/index.js';
 import type { Plan } from '../core/plan.js';
 import { DEFAULT_POLICY, SAFETY_DAYS, checkPolicy, selectKept, type Policy } from '../core/retention.js';
 import type { Deps } from '../deps/deps.js';
+import { storeRecords } from '../../inventory/store-records.js';
 
 export interface PruneResult {
   kept: { id: string; instance: string; createdAt: string }[];
@@ -21,12 +22,15 @@ export function prunePlan(deps: Deps, opts: { instance?: string; policy?: Partia
   const byInstance = new Map<string, Backup[]>();
   for (const b of all) if (!opts.instance || b.instance === opts.instance) byInstance.set(b.instance, [...(byInstance.get(b.instance) ?? []), b]);
   const result: PruneResult = { kept: [], removed: [], snapshotsForgotten: 0 };
+  const pinned = storeRecords(deps.inv).pins();
   const view = (b: Backup) => ({ id: b.id, instance: b.instance, createdAt: b.createdAt });
   for (const [name, list] of byInstance) {
     const env = deps.inv.getInstance(name)?.env;
     const policy = checkPolicy(opts.policy ?? {}, (env && deps.inv.retentionOf(env)) || DEFAULT_POLICY);
     const manual = list.filter((b) => b.kind === 'manual');
     const keep = selectKept(manual, policy);
+    // Pinned backups (backups pin) are never dropped.
+    for (const b of list) if (pinned.has(b.id)) keep.add(b.id);
     const safety = list.filter((b) => b.kind === 'safety');
     safety.forEach((b, i) => (i === 0 || now - Date.parse(b.createdAt) < SAFETY_DAYS * 86_400_000 ? keep.add(b.id) : undefined));
     for (const b of list) {

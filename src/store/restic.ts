@@ -178,6 +178,17 @@ export class Store {
     throw new OpsError(`restic printed no summary for ${filename}`);
   }
 
+  /** Stores a directory as a snapshot (a tree's mirror); restic reads only files whose stat changed since its last one. */
+  async backupDir(dir: string, tags: string[], signal?: AbortSignal): Promise<SnapshotResult> {
+    await this.ensure();
+    const res = await this.shell.exec(this.restic('backup', '--json', '--host', 'opsdeck', '--tag', tags.join(','), dir), { signal });
+    if (res.code !== 0) throw new OpsError(`the backup store refused ${dir}: ${res.stderr.trim().split('\n').slice(-2).join(' ')}`);
+    const line = res.stdout.split('\n').reverse().find((l) => l.includes('"summary"'));
+    if (!line) throw new OpsError(`restic printed no summary for ${dir}`);
+    const s = JSON.parse(line);
+    return { snapshotId: s.snapshot_id, dataAdded: s.data_added ?? 0 };
+  }
+
   /**
    * Streams one stored file out of a snapshot. When this store does not have it (the store was lost,
    * the snapshot is gone), the copy stores are asked for their copy of it, before anything was written.
@@ -251,6 +262,13 @@ export class Store {
     // restic 0.14 reads no source password from its environment: a command prints it from there.
     if (password !== undefined) return { args: [...args, '--from-password-command', 'printenv OPSDECK_FROM_STORE_PASSWORD'], env: { OPSDECK_FROM_STORE_PASSWORD: password } };
     return { args: [...args, '--from-password-file', this.passwordFile], env: {} };
+  }
+
+  /** Every snapshot of the store, with the id of the one it is a copy of (restic copy records it). */
+  async snapshotsWithOriginal(): Promise<{ id: string; original?: string }[]> {
+    await this.ensure();
+    const res = await this.runUnlocked(this.restic('snapshots', '--json'));
+    return (JSON.parse(res.stdout || '[]') as { id: string; original?: string }[]).map((s) => ({ id: s.id, ...(s.original && { original: s.original }) }));
   }
 
   /** The ids of every snapshot in the store. */
