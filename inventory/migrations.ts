@@ -234,4 +234,20 @@ export const MIGRATIONS: string[] = [
   ALTER TABLE instances ADD COLUMN releases INTEGER NOT NULL DEFAULT 0;
   ALTER TABLE instances ADD COLUMN shared_paths TEXT;
   `,
+  `
+  -- How instances relate (issue 13; inventory/relations.ts): the staging or dev copy of another
+  -- (refresh, promote) or a delayed mirror of it (mirror sync), the redaction rules refresh applies,
+  -- the hold promote puts on the old production, and a mirror's last sync.
+  CREATE TABLE relations (
+    instance TEXT PRIMARY KEY,
+    kind TEXT CHECK (kind IN ('staging', 'dev', 'mirror')),
+    related_to TEXT,
+    lag_seconds INTEGER,
+    redact TEXT,
+    held TEXT,
+    synced_backup TEXT,
+    synced_at TEXT
+  );
+  CREATE INDEX relations_related_to ON relations (related_to);
+  `,
 ];

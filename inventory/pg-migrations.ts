@@ -10,7 +10,7 @@
  * alice). Rights per environment (viewer, operator, admin: row-level security, default deny),
  * secrets per environment and four-eyes change requests are in pg-rights.ts (migrations 3 and 4).
  */
-import { PG_CHANGES_MIGRATION, PG_RIGHTS_MIGRATION, PG_STORE_MIGRATION } from './pg-rights.js';
+import { PG_CHANGES_MIGRATION, PG_RELATIONS_MIGRATION, PG_RIGHTS_MIGRATION, PG_STORE_MIGRATION } from './pg-rights.js';
 
 export const PG_SCHEMA = 'opsdeck';
 /** The group role every operator's login role is a member of. */
@@ -241,6 +241,8 @@ export const PG_MIGRATIONS: string[] = [
   ALTER TABLE instances ADD COLUMN releases INTEGER NOT NULL DEFAULT 0;
   ALTER TABLE instances ADD COLUMN shared_paths TEXT;
   `,
+  // How instances relate: staging, dev copy, delayed mirror; redaction rules; holds (pg-rights.ts).
+  PG_RELATIONS_MIGRATION,
 ];
 
 /**

@@ -397,3 +397,26 @@ export const PG_STORE_MIGRATION = `
   GRANT SELECT, INSERT, UPDATE, DELETE ON backup_pins, store_secrets TO ${PG_USER_ROLE};
   GRANT SELECT, INSERT ON store_checks TO ${PG_USER_ROLE};
 `;
+
+/**
+ * How instances relate (inventory/relations.ts): seen with the instance, written by an operator of
+ * its environment (mirror sync records its sync); what may change a relation or a hold is the
+ * command's level (instance set, promote: admin), checked before the run.
+ */
+export const PG_RELATIONS_MIGRATION = `
+  CREATE TABLE relations (
+    instance TEXT PRIMARY KEY,
+    kind TEXT CHECK (kind IN ('staging', 'dev', 'mirror')),
+    related_to TEXT,
+    lag_seconds INTEGER,
+    redact TEXT,
+    held TEXT,
+    synced_backup TEXT,
+    synced_at TEXT
+  );
+  CREATE INDEX relations_related_to ON relations (related_to);
+  ALTER TABLE relations ENABLE ROW LEVEL SECURITY;
+  CREATE POLICY relations_read ON relations FOR SELECT USING (EXISTS (SELECT 1 FROM instances i WHERE i.name = relations.instance));
+  CREATE POLICY relations_write ON relations FOR ALL USING (instance_allows(instance, 2)) WITH CHECK (instance_allows(instance, 2));
+  GRANT SELECT, INSERT, UPDATE, DELETE ON relations TO ${PG_USER_ROLE};
+`;
