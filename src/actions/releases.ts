@@ -1,0 +1,265 @@
+import { createHash } from 'node:crypto';
+import { basename } from 'node:path';
+import type { Instance } from '../../inventory/index.js';
+import type { StepIO } from '../core/plan.js';
+import { OpsError, UsageError } from '../core/errors.js';
+import { CommandError, run } from '../remote/shell.js';
+import { dbFor, shellFor, type Deps } from '../deps/deps.js';
+import { runHook } from './app.js';
+
+/**
+ * Release directories (issue 13, item 1): the instance path is a symlink to one of
+ * `PATH.releases/<timestamp>-<rev>`; what lives across releases (local files, --shared dirs) is in
+ * `PATH.shared/` and linked into each release. Beside the path rather than under it, because the
+ * path itself is what the web server serves and what every other operation reads.
+ */
+export const releasesDir = (path: string) => `${path}.releases`;
+export const sharedDir = (path: string) => `${path}.shared`;
+
+/** What opsdeck records beside each release (`PATH.releases/ID.json`), read by rollback. */
+export interface ReleaseMeta {
+  id: string;
+  revision: string;
+  /** When it went live (first switch to it). */
+  at: string;
+  /** The backup taken just before this release's migrations: the database as the release before it had it. */
+  backup: string | null;
+  /** sha256 of the database schema while this release was live (after its migrations). */
+  schema: string | null;
+}
+
+export interface Release {
+  id: string;
+  meta?: ReleaseMeta;
+  live: boolean;
+}
+
+const RELEASE_ID = /^\d{8}T\d{6}Z-[0-9a-f]{4,40}$/;
+
+/** A release id: when it was built (UTC, to the second) and the revision it holds; never one already taken. */
+export function releaseId(revision: string, taken: Iterable<string>, at = Date.now()): string {
+  const used = new Set(taken);
+  for (let t = at; ; t += 1000) {
+    const stamp = new Date(t)
+      .toISOString()
+      .replace(/[-:]/g, '')
+      .replace(/\.\d+Z$/, 'Z');
+    const id = `${stamp}-${revision.slice(0, 10)}`;
+    if (!used.has(id)) return id;
+  }
+}
+
+/** Every path the instance keeps across releases: its local files and its shared directories. */
+export function sharedPathsOf(inst: Instance): string[] {
+  return [...new Set([...inst.localPaths, ...(inst.sharedPaths ?? [])])];
+}
+
+/** The link a release holds for shared path `p`: relative, so moving the parent directory keeps it right. */
+export function sharedLinkTarget(inst: Instance, p: string): string {
+  const depth = p.split('/').length - 1;
+  return `${'../'.repeat(depth + 2)}${basename(inst.path)}.shared/${p}`;
+}
+
+const sh = (deps: Deps, inst: Instance, script: string, args: string[], signal?: AbortSignal) => run(shellFor(deps, inst), ['sh', '-c', script, 'sh', ...args], { signal });
+
+/**
+ * The release the instance path points to now; undefined when the path is a plain directory (or,
+ * unless `strict`, a link opsdeck did not make: a tree kept on another disk, say).
+ */
+export async function liveRelease(deps: Deps, inst: Instance, strict = true): Promise<string | undefined> {
+  const res = await shellFor(deps, inst).exec(['readlink', '--', inst.path]);
+  if (res.code !== 0) return undefined;
+  const target = res.stdout.trim();
+  const id = basename(target);
+  const ours = RELEASE_ID.test(id) && target === `${basename(inst.path)}.releases/${id}`;
+  if (!ours && !strict) return undefined;
+  if (!ours) throw new OpsError(`${inst.path} on ${inst.host} is a link to ${target}, not to one of opsdeck's releases`, 1, `point it back at a directory in ${releasesDir(inst.path)}`);
+  return id;
+}
+
+/** The releases on the host, oldest first, each with what was recorded of it. */
+export async function listReleases(deps: Deps, inst: Instance): Promise<Release[]> {
+  const script =
+    'cd -- "$1" 2>/dev/null || exit 0; for d in *; do if [ -d "$d" ] && [ ! -L "$d" ]; then printf "D %s\\n" "$d"; fi; done; ' +
+    'for f in *.json; do if [ -f "$f" ]; then printf "M %s " "${f%.json}"; tr -d "\\n" < "$f"; printf "\\n"; fi; done';
+  const out = (await sh(deps, inst, script, [releasesDir(inst.path)])).stdout;
+  const live = await liveRelease(deps, inst).catch(() => undefined);
+  const ids: string[] = [];
+  const metas = new Map<string, ReleaseMeta>();
+  for (const line of out.split('\n')) {
+    if (line.startsWith('D ') && RELEASE_ID.test(line.slice(2))) ids.push(line.slice(2));
+    const m = /^M (\S+) (.*)$/.exec(line);
+    if (m && RELEASE_ID.test(m[1])) {
+      try {
+        metas.set(m[1], JSON.parse(m[2]) as ReleaseMeta);
+      } catch {
+        // A damaged record only loses what rollback knows of that release, not the release.
+      }
+    }
+  }
+  return ids.sort().map((id) => ({ id, meta: metas.get(id), live: id === live }));
+}
+
+export async function writeReleaseMeta(deps: Deps, inst: Instance, meta: ReleaseMeta): Promise<void> {
+  // A link planted under the name would make cat write through it: removed first, then written beside and renamed.
+  await run(shellFor(deps, inst), ['sh', '-c', 'rm -f -- "$1.tmp" && cat > "$1.tmp" && mv -f -- "$1.tmp" "$1"', 'sh', `${releasesDir(inst.path)}/${meta.id}.json`], {
+    stdin: JSON.stringify(meta) + '\n',
+  });
+}
+
+/** sha256 of the instance's database schema as its engine writes it; null without a database. */
+export async function schemaHash(deps: Deps, inst: Instance): Promise<string | null> {
+  const db = dbFor(deps, inst);
+  if (!db) return null;
+  return createHash('sha256')
+    .update(await db.engine.schema(shellFor(deps, inst), db))
+    .digest('hex');
+}
+
+/**
+ * Points the instance path at a release atomically: a new link beside it, renamed over the old one
+ * (rename(2) through `mv -T`), so every request finds either the old release or the new one.
+ */
+export async function switchTo(deps: Deps, inst: Instance, id: string, ctx: StepIO): Promise<void> {
+  await sh(deps, inst, 'rm -f -- "$1.opsdeck-link" && ln -s -- "$2" "$1.opsdeck-link" && mv -T -f -- "$1.opsdeck-link" "$1"', [inst.path, `${basename(inst.path)}.releases/${id}`], ctx.signal);
+  ctx.log(`${inst.name} now serves release ${id}`);
+}
+
+/** Links each shared path into a release (what git put there under that name gives way). */
+export async function linkShared(deps: Deps, inst: Instance, dir: string): Promise<void> {
+  const paths = sharedPathsOf(inst);
+  if (!paths.length) return;
+  const args = paths.flatMap((p) => [p, sharedLinkTarget(inst, p)]);
+  await sh(deps, inst, 'd=$1; shift; while [ $# -gt 0 ]; do rm -rf -- "$d/$1" && mkdir -p -- "$(dirname -- "$d/$1")" && ln -s -- "$2" "$d/$1" || exit 1; shift 2; done', [dir, ...args]);
+}
+
+/** What a conversion did, so its undo puts exactly that back. */
+export interface Conversion {
+  id: string;
+  /** Shared paths moved out of the tree into shared/ (a link left in their place). */
+  moved: string[];
+  /** Shared paths the tree did not have: made empty in shared/ (directories) and linked. */
+  made: string[];
+}
+
+/**
+ * Turns an in-place instance into release mode: its directory becomes the first release, its
+ * shared paths move to shared/ with links in their place, and the path becomes a link to it. Two
+ * renames (the directory away, the link in): no rename puts a link over a directory in one step.
+ */
+export async function convertToReleases(deps: Deps, inst: Instance, revision: string, ctx: StepIO): Promise<Conversion> {
+  const rel = releasesDir(inst.path);
+  const shared = sharedDir(inst.path);
+  const there = await shellFor(deps, inst).exec(['sh', '-c', 'for p in "$@"; do if [ -e "$p" ] || [ -L "$p" ]; then printf "%s\\n" "$p"; fi; done', 'sh', rel, shared]);
+  if (there.stdout.trim()) throw new UsageError(`${there.stdout.trim().split('\n').join(' and ')} already exist on ${inst.host}`, 'move them away first: the first update in release mode makes them');
+  const id = releaseId(revision, []);
+  await sh(deps, inst, 'mkdir -- "$2" "$3" && mv -T -- "$1" "$2/$4" && ln -s -- "$5" "$1"', [inst.path, rel, shared, id, `${basename(inst.path)}.releases/${id}`], ctx.signal);
+  const conv: Conversion = { id, moved: [], made: [] };
+  const local = new Set(inst.localPaths);
+  for (const p of sharedPathsOf(inst)) {
+    const from = `${rel}/${id}/${p}`;
+    const res = await sh(
+      deps,
+      inst,
+      'if [ -e "$1" ] || [ -L "$1" ]; then mkdir -p -- "$(dirname -- "$2")" && mv -T -- "$1" "$2" && ln -s -- "$3" "$1" && echo moved; ' +
+        'elif [ "$4" = dir ]; then mkdir -p -- "$2" "$(dirname -- "$1")" && ln -s -- "$3" "$1" && echo made; fi',
+      [from, `${shared}/${p}`, sharedLinkTarget(inst, p), local.has(p) ? 'file' : 'dir'],
+    );
+    if (res.stdout.includes('moved')) conv.moved.push(p);
+    if (res.stdout.includes('made')) conv.made.push(p);
+  }
+  await writeReleaseMeta(deps, inst, { id, revision, at: new Date().toISOString(), backup: null, schema: await schemaHash(deps, inst) });
+  ctx.log(`${inst.path} is now a link to release ${id}; shared: ${conv.moved.concat(conv.made).join(', ') || 'nothing'}`);
+  return conv;
+}
+
+/** The undo of convertToReleases: the release directory back at the path, shared paths back inside it. */
+export async function undoConversion(deps: Deps, inst: Instance, conv: Conversion, ctx: StepIO): Promise<void> {
+  const rel = releasesDir(inst.path);
+  const shared = sharedDir(inst.path);
+  const dir = `${rel}/${conv.id}`;
+  for (const p of conv.moved) await sh(deps, inst, 'if [ -L "$1" ]; then rm -f -- "$1"; fi && mv -T -- "$2" "$1"', [`${dir}/${p}`, `${shared}/${p}`]);
+  for (const p of conv.made) await sh(deps, inst, 'if [ -L "$1" ]; then rm -f -- "$1"; fi && rm -rf -- "$2"', [`${dir}/${p}`, `${shared}/${p}`]);
+  // Parent directories conversion made inside the release for a link (a missing config/) go again, when empty.
+  for (const p of conv.made) {
+    const parents = p
+      .split('/')
+      .slice(0, -1)
+      .map((_, n, all) => `${dir}/${all.slice(0, n + 1).join('/')}`);
+    if (parents.length) await sh(deps, inst, 'for d in "$@"; do rmdir -- "$d" 2>/dev/null || exit 0; done', parents.reverse());
+  }
+  await sh(deps, inst, 'rm -f -- "$1.json" "$4" && if [ -L "$3" ]; then rm -f -- "$3"; fi && mv -T -- "$1" "$3" && rm -rf -- "$2" && rmdir -- "$5"', [dir, shared, inst.path, `${dir}.json`, rel]);
+  ctx.log(`${inst.path} is a directory again`);
+}
+
+/**
+ * Back to in place (`--releases 0`): the live release's directory returns to the path, with its
+ * shared paths moved back inside it. The other releases and shared/ stay until the run succeeded
+ * (finishInPlace), so the undo (backToReleases) can put everything back.
+ */
+export async function convertToInPlace(deps: Deps, inst: Instance, ctx: StepIO): Promise<{ id: string; restored: string[] } | undefined> {
+  const id = await liveRelease(deps, inst, false);
+  if (!id) return undefined;
+  const dir = `${releasesDir(inst.path)}/${id}`;
+  const restored: string[] = [];
+  for (const p of sharedPathsOf(inst)) {
+    const res = await sh(deps, inst, 'if [ -L "$1" ] && { [ -e "$2" ] || [ -L "$2" ]; }; then rm -f -- "$1" && mv -T -- "$2" "$1" && echo back; fi', [`${dir}/${p}`, `${sharedDir(inst.path)}/${p}`]);
+    if (res.stdout.includes('back')) restored.push(p);
+  }
+  await sh(deps, inst, 'mv -T -- "$1" "$1.opsdeck-link" && mv -T -- "$2" "$1"', [inst.path, dir], ctx.signal);
+  ctx.log(`${inst.path} is a directory again (it was release ${id})`);
+  return { id, restored };
+}
+
+export async function backToReleases(deps: Deps, inst: Instance, back: { id: string; restored: string[] }): Promise<void> {
+  const dir = `${releasesDir(inst.path)}/${back.id}`;
+  await sh(deps, inst, 'mv -T -- "$1" "$2" && mv -T -- "$1.opsdeck-link" "$1"', [inst.path, dir]);
+  for (const p of back.restored) await sh(deps, inst, 'mv -T -- "$1" "$2" && ln -s -- "$3" "$1"', [`${dir}/${p}`, `${sharedDir(inst.path)}/${p}`, sharedLinkTarget(inst, p)]);
+}
+
+/** Once the in-place run succeeded: the other releases, shared/ (now empty of what moved back) and the old link go. */
+export async function finishInPlace(deps: Deps, inst: Instance): Promise<void> {
+  await run(shellFor(deps, inst), ['rm', '-rf', '--', releasesDir(inst.path), sharedDir(inst.path), `${inst.path}.opsdeck-link`]);
+}
+
+/**
+ * Builds a release beside the live one: a clone of origin (objects borrowed from the live release,
+ * then copied, so removing that one later breaks nothing), the revision checked out, shared paths
+ * linked, the install hook run in it. Undone by removing the directory.
+ */
+export async function buildRelease(deps: Deps, inst: Instance, id: string, live: string, revision: string, branch: string | null, ctx: StepIO): Promise<void> {
+  const shell = shellFor(deps, inst);
+  const rel = releasesDir(inst.path);
+  const dir = `${rel}/${id}`;
+  const from = `${rel}/${live}`;
+  const url = (await run(shell, ['git', '-C', from, 'remote', 'get-url', 'origin'])).stdout.trim();
+  if (!url) throw new UsageError(`release ${live} of ${inst.name} has no origin repository`, `set it on the host: git -C ${from} remote add origin URL`);
+  const clone = ['git', 'clone', '--quiet', '--no-checkout', '--reference', from, '--dissociate', '--', url, dir];
+  const res = await shell.exec(clone, { signal: ctx.signal });
+  if (res.code !== 0) throw new CommandError(shell.label, clone, res);
+  const checkout = branch ? ['git', '-C', dir, 'checkout', '--quiet', '-B', branch, revision] : ['git', '-C', dir, 'checkout', '--quiet', '--detach', revision];
+  await run(shell, checkout, { signal: ctx.signal });
+  await linkShared(deps, inst, dir);
+  if (await runHook(deps, { ...inst, path: dir }, 'install', ctx)) ctx.log(`install hook ran in release ${id}`);
+  ctx.log(`release ${id} built at ${revision.slice(0, 10)}`);
+}
+
+export async function removeRelease(deps: Deps, inst: Instance, id: string): Promise<void> {
+  if (!RELEASE_ID.test(id)) throw new OpsError(`not a release id: ${id}`);
+  const dir = `${releasesDir(inst.path)}/${id}`;
+  await run(shellFor(deps, inst), ['rm', '-rf', '--', dir, `${dir}.json`]);
+}
+
+/** Keeps the newest `keep` releases (and always the live one); returns the ids removed. */
+export async function pruneReleases(deps: Deps, inst: Instance, keep: number, ctx: StepIO): Promise<string[]> {
+  const all = await listReleases(deps, inst);
+  const old = all.slice(0, Math.max(0, all.length - keep)).filter((r) => !r.live);
+  for (const r of old) await removeRelease(deps, inst, r.id);
+  if (old.length) ctx.log(`older releases removed (keeping ${keep}): ${old.map((r) => r.id).join(', ')}`);
+  return old.map((r) => r.id);
+}
+
+/** The reload hook (PHP-FPM, opcache) after a switch; nothing when the instance has none. */
+export async function reload(deps: Deps, inst: Instance, ctx: StepIO): Promise<void> {
+  if (!(await runHook(deps, inst, 'reload', ctx))) ctx.log('no reload hook');
+}
