@@ -14,6 +14,7 @@ import { gitRemoteTags } from '../actions/app.js';
 import { comparePlan } from '../actions/compare.js';
 import { drillPlan } from '../actions/drill.js';
 import { watchPlan } from '../actions/watch.js';
+import { rollbackPlan } from '../actions/rollback.js';
 
 export interface GlobalOpts {
   home?: string;
@@ -71,4 +72,5 @@ export const operations = {
   compare: comparePlan,
   drill: drillPlan,
   watch: watchPlan,
+  rollback: rollbackPlan,
 };

@@ -16,6 +16,7 @@ import * as instance from './commands/instance.js';
 import * as inventory from './commands/inventory.js';
 import * as notify from './commands/notify.js';
 import * as restore from './commands/restore.js';
+import * as rollback from './commands/rollback.js';
 import * as runs from './commands/runs.js';
 import * as settings from './commands/settings.js';
 import * as team from './commands/team.js';
@@ -31,6 +32,7 @@ const GROUPS: { register(program: Command, act: Act): void }[] = [
   host,
   instance,
   deploy,
+  rollback,
   backup,
   restore,
   watch,

@@ -30,6 +30,12 @@ const JOBS: Job[] = [
     comment: 'weekly restore drill: put the instance to prove and a scratch instance (not protected) in place, then uncomment',
     template: true,
   },
+  {
+    when: '0 6 * * 1-5',
+    args: ['update', '--env', 'ENV', '--lag', '3d', '--yes'],
+    comment: 'automatic updates, three days behind the branch (what has been out that long): put the environment in place, then uncomment',
+    template: true,
+  },
 ];
 
 /** The directory holding an executable of that name on this PATH, if any. */

@@ -9,6 +9,7 @@ import { examples } from './help.js';
 
 interface UpdateOpts extends ManyOpts {
   allowProtected?: boolean;
+  lag?: string;
 }
 
 interface UpgradeOpts {
@@ -21,7 +22,10 @@ interface CloneCliOpts extends CloneOptions {
   allowProtected?: boolean;
 }
 
-const describeUpdate = (r: UpdateResult) => `${r.instance}: ${r.from.slice(0, 10)} -> ${r.to.slice(0, 10)} (${r.commits} commits); backup ${r.backup} was taken first`;
+const describeUpdate = (r: UpdateResult) =>
+  r.upToDate
+    ? `${r.instance}: already at ${r.from.slice(0, 10)}, the newest commit old enough for --lag; nothing changed`
+    : `${r.instance}: ${r.from.slice(0, 10)} -> ${r.to.slice(0, 10)} (${r.commits} commits)${r.release ? `; release ${r.release} is live` : ''}; backup ${r.backup} was taken first`;
 
 /** maintenance, update, upgrade, clone: the commands that change what an instance runs. */
 export function register(program: Command, act: Act): void {
@@ -33,15 +37,24 @@ export function register(program: Command, act: Act): void {
   program
     .command('update [instance...]')
     .description('update instances to the tip of their branch: backup, maintenance, checkout, migrate, health check; undone on failure')
-    .addHelpText('after', examples('opsdeck update shop-prod', 'opsdeck update --env dev --yes', 'opsdeck update --env prod --yes --allow-protected'))
+    .addHelpText(
+      'after',
+      examples(
+        'opsdeck update shop-prod',
+        'opsdeck update --env dev --yes',
+        'opsdeck update --env prod --yes --allow-protected',
+        'opsdeck update --env prod --lag 3d --yes --allow-protected   # what was on the branch 3 days ago',
+      ),
+    )
     .option('--all', 'every instance')
     .option('--env <env>', 'every instance of this environment')
     .option('--parallel <n>', 'how many at once (default 1)')
+    .option('--lag <age>', 'deploy the newest commit of the branch at least this old (e.g. 3d, 12h), never an older one than is live')
     .addOption(new Option('--allow-protected', 'with --yes: allow protected instances without a typed confirmation'))
     .action(
       act(async (app, g, names: string[], o: UpdateOpts) => {
         if (names.length === 1 && !o.all && !o.env) {
-          const plan = updatePlan(app, names[0]);
+          const plan = updatePlan(app, names[0], { lag: o.lag });
           await confirmChange(app, g, names[0], `update ${names[0]} to the tip of ${plan.state.ref}?`, o.allowProtected);
           return runPlan(app, g, plan, describeUpdate);
         }
@@ -55,7 +68,7 @@ export function register(program: Command, act: Act): void {
           (n) => {
             const inst = app.inv.requireInstance(n);
             if (app.inv.requireEnv(inst.env).protected && !o.allowProtected) throw new UsageError(`${n} is in a protected environment`, 'add --allow-protected');
-            return updatePlan(app, n);
+            return updatePlan(app, n, { lag: o.lag });
           },
           describeUpdate,
           'update',
