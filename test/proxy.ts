@@ -16,6 +16,9 @@ export class CuttingProxy {
   cutAfter: number | undefined;
   cutAfterSent: number | undefined;
   cuts = 0;
+  /** Bytes relayed each way over all connections, for tests that count what a command sent. */
+  fromHost = 0;
+  toHost = 0;
   held = false;
   slowMs = 0;
   holdWhen?: () => boolean;
@@ -38,6 +41,7 @@ export class CuttingProxy {
       let sent = 0;
       upstream.on('data', (d) => {
         seen += d.length;
+        this.fromHost += d.length;
         if (this.cutAfter !== undefined && seen > this.cutAfter) {
           this.cuts++;
           return end();
@@ -53,6 +57,7 @@ export class CuttingProxy {
       });
       client.on('data', (d) => {
         sent += d.length;
+        this.toHost += d.length;
         if (this.cutAfterSent !== undefined && sent > this.cutAfterSent) {
           this.cutAfterSent = undefined;
           this.cuts++;

@@ -7,6 +7,8 @@ import { errorMessage, OpsError } from '../core/errors.js';
 import { formatBytes } from '../core/format.js';
 import { dbFor, loginShellFor, shellFor, type Deps } from '../deps/deps.js';
 import { Meter, TarScanner } from './meter.js';
+import { mirrorBackup, treeMirrorsOn } from '../store/tree-mirror.js';
+import { NotMirrorable } from '../store/tree-index.js';
 import { progressSum, relay, together } from './relay.js';
 
 export function newBackupId(): string {
@@ -54,6 +56,14 @@ export async function backupCode(deps: Deps, inst: Instance, id: string, ctx: St
     }
   }
   const shell = shellFor(deps, inst);
+  if (treeMirrorsOn(deps.store)) {
+    try {
+      return await backupCodeByMirror(deps, inst, id, ctx, key);
+    } catch (err) {
+      if (!(err instanceof NotMirrorable)) throw err;
+      ctx.log(`code: streamed whole, not through the mirror: ${err.message}`, 'warn');
+    }
+  }
   const tar = new TarScanner();
   const meter = new Meter({ tar, onBytes: (n) => ctx.progress(n) });
   // As the host's become user when it has one (shellFor): it can read the whole tree. Owners are
@@ -84,6 +94,26 @@ export async function backupCode(deps: Deps, inst: Instance, id: string, ctx: St
     owners,
     ...(key && { treeKey: key }),
   };
+}
+
+/**
+ * The tree through the instance's mirror on the jump box (setting treeMirrors): the host lists its
+ * files, only changed ones travel, restic stores the mirror with the host's file index beside it.
+ */
+async function backupCodeByMirror(deps: Deps, inst: Instance, id: string, ctx: StepIO, key: string | undefined): Promise<NonNullable<Manifest['code']>> {
+  const r = await guardTagged(deps, id, ctx, () =>
+    mirrorBackup(deps.store, shellFor(deps, inst), {
+      instance: inst.name,
+      source: `${inst.host}:${inst.path}`,
+      path: inst.path,
+      tags: [`instance=${inst.name}`, `backup=${id}`, 'stream=code'],
+      signal: ctx.signal,
+      progress: (n) => ctx.progress(n),
+      log: (line) => ctx.log(line),
+    }),
+  );
+  ctx.log(`code: ${r.tree.files} files, ${formatBytes(r.tree.bytes)}; ${r.fetched} changed, ${formatBytes(r.wire)} over the wire, ${formatBytes(r.dataAdded)} new stored`);
+  return { ...r.tree, ...(key && { treeKey: key }) };
 }
 
 /** Streams the database's dump from the host into the store; the password reaches the dump on its stdin. */

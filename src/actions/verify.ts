@@ -10,6 +10,7 @@ import type { Deps } from '../deps/deps.js';
 import { Meter, TarScanner } from './meter.js';
 import { engineOf } from '../databases/index.js';
 import { relay } from './relay.js';
+import { dumpTree, treeMismatch } from '../store/tree-mirror.js';
 
 export interface VerifyState {
   backup: Backup;
@@ -31,14 +32,17 @@ async function readBack(deps: Deps, b: Backup, stream: 'code' | 'db', ctx: StepI
   const meter = new Meter({ tar, sql, onBytes: (n) => ctx.progress(n, m.bytes) });
   await relay(
     meter,
-    (sink, signal) => deps.store.dump(m.snapshot, storedStream(b, stream).file, sink, signal),
+    (sink, signal) => (stream === 'code' ? dumpTree(deps.store, m, storedStream(b, stream).file, sink, signal) : deps.store.dump(m.snapshot, storedStream(b, stream).file, sink, signal)),
     (src) => pipeline(src, sinkNull()),
     { signal: ctx.signal },
   );
   const d = meter.digest();
   const problems: string[] = [];
-  if (d.bytes !== m.bytes) problems.push(`${stream}: ${d.bytes} bytes stored, ${m.bytes} recorded`);
-  if (d.sha256 !== m.sha256) problems.push(`${stream}: sha256 ${d.sha256} stored, ${m.sha256} recorded`);
+  if (stream === 'code') problems.push(...treeMismatch(m, d));
+  else {
+    if (d.bytes !== m.bytes) problems.push(`${stream}: ${d.bytes} bytes stored, ${m.bytes} recorded`);
+    if (d.sha256 !== m.sha256) problems.push(`${stream}: sha256 ${d.sha256} stored, ${m.sha256} recorded`);
+  }
   if (tar && b.manifest.code && tar.files !== b.manifest.code.files) problems.push(`code: ${tar.files} files stored, ${b.manifest.code.files} recorded`);
   if (sql && b.manifest.db) {
     for (const [t, n] of Object.entries(b.manifest.db.tables)) {
@@ -151,14 +155,16 @@ export function exportPlan(deps: Deps, id: string, file: string): Plan<{ backup:
               const meter = new Meter({ onBytes: (n) => ctx.progress(n, m.bytes) });
               await relay(
                 meter,
-                (sink, signal) => deps.store.dump(m.snapshot, storedStream(backup, stream).file, sink, signal),
+                (sink, signal) =>
+                  stream === 'code' ? dumpTree(deps.store, m, storedStream(backup, stream).file, sink, signal) : deps.store.dump(m.snapshot, storedStream(backup, stream).file, sink, signal),
                 async (src) => {
                   for await (const chunk of src) await write(chunk as Buffer);
                 },
                 {
                   signal: ctx.signal,
                   beforeEnd: () => {
-                    if (meter.digest().sha256 !== m.sha256) throw new OpsError(`stored ${stream} of backup ${id} does not match its manifest`);
+                    const d = meter.digest();
+                    if (stream === 'code' ? treeMismatch(m, d).length : d.sha256 !== m.sha256) throw new OpsError(`stored ${stream} of backup ${id} does not match its manifest`);
                   },
                 },
               );

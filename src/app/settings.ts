@@ -11,9 +11,13 @@ export interface Settings {
   refreshMs: number;
   /** A team inventory, postgres://ROLE@HOST:PORT/DB; empty: the SQLite file in the home. */
   inventory: string;
+  /** Second stores (restic repositories) every backup is copied into; restores read them when the first is lost. */
+  storeCopies: string[];
+  /** Code trees back up through a mirror per instance in the home: only changed files travel (issue 15). */
+  treeMirrors: boolean;
 }
 
-const defaults: Settings = { storeRepository: '', connectTimeoutMs: 15000, refreshMs: 3000, inventory: '' };
+const defaults: Settings = { storeRepository: '', connectTimeoutMs: 15000, refreshMs: 3000, inventory: '', storeCopies: [], treeMirrors: false };
 
 /**
  * Settings that are not inventory live in settings.json in the opsdeck home. Read and written here
@@ -66,10 +70,19 @@ export function saveSetting(home: string, key: string, value: string, hasBackups
         'set it before the first backup, or keep a second opsdeck home for the new store',
       );
     settings[key] = value;
+  } else if (key === 'storeCopies') {
+    // A JSON array or a comma-separated list; empty: no copies.
+    const list = value.trim().startsWith('[') ? (JSON.parse(value) as unknown) : value.split(',').map((r) => r.trim());
+    if (!Array.isArray(list) || list.some((r) => typeof r !== 'string' || /[\0\r\n]/.test(r)))
+      throw new UsageError(`invalid storeCopies ${JSON.stringify(value)}`, 'restic repositories, comma-separated');
+    settings[key] = (list as string[]).filter(Boolean);
   } else if (key === 'inventory') {
     // Checked here (no password, no parameters); whether it can be reached shows at the next command.
     if (value) parseInventoryUrl(value);
     settings[key] = value;
+  } else if (key === 'treeMirrors') {
+    if (!['on', 'off', 'true', 'false'].includes(value)) throw new UsageError(`invalid ${key} ${JSON.stringify(value)}`, 'on or off');
+    settings[key] = value === 'on' || value === 'true';
   } else {
     throw new UsageError(`unknown setting ${JSON.stringify(key)}`, `the settings are: ${Object.keys(defaults).join(', ')}`);
   }

@@ -1,0 +1,392 @@
+import { createHash } from 'node:crypto';
+import { lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync, copyFileSync } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { gunzipSync } from 'node:zlib';
+import { OpsError } from '../core/errors.js';
+import { CommandError, type Shell } from '../remote/shell.js';
+import type { SnapshotResult, Store } from './restic.js';
+import { END_OF_ARCHIVE, entryHeader, FIND_FORMAT, FileHash, hardLinks, padding, parseFindOutput, parseIndex, serializeIndex, sortTree, TarReader, treeFacts, type TreeEntry } from './tree-index.js';
+
+/**
+ * A per-instance mirror of the code tree on the jump box (mirrors/INSTANCE in the home), so a backup
+ * sends only what changed: the host lists its tree with find (stat data, no file contents), only
+ * files whose inode, size, mtime or ctime differ from the last list travel (tar of that list over the
+ * same SSH connection), and restic then backs up the mirror directory natively, reading only the
+ * files it finds changed. Owners, modes and mtimes are the host's, kept in a file index stored beside
+ * the mirror in each snapshot, with each file's sha256; a restore rebuilds the host's tar from both.
+ */
+
+/** What a mirrored backup records of the tree (the manifest's code part). */
+export interface MirroredTree {
+  snapshot: string;
+  /** The tree's directory inside the snapshot (no leading slash, as `restic dump` takes it after one). */
+  file: string;
+  /** The exact length of the tar a restore rebuilds. */
+  bytes: number;
+  /** sha256 of the stored file index, which holds each file's sha256. */
+  sha256: string;
+  files: number;
+  dirs: number;
+  symlinks: number;
+  owners: string[];
+  mirror: { index: string };
+}
+
+interface MirrorState {
+  version: 1;
+  repository: string;
+  /** host:path the mirror is of; another one (an instance moved) starts afresh. */
+  source: string;
+  /** Per file: the host's stamp when it was fetched, its sha256, and the mirror copy's own stat after writing. */
+  files: Record<string, { stamp: string; sha256: string; size: number; local: string }>;
+}
+
+export const mirrorDir = (home: string, instance: string) => join(home, 'mirrors', instance);
+
+const toBuf = (p: string) => Buffer.from(p, 'latin1');
+/** The mirror copy's stat: any write to it (or chmod, or a copy put over it) changes its ctime, which no one can set back. */
+const localStamp = (abs: Buffer): string => {
+  const s = lstatSync(abs, { bigint: true });
+  return `${s.ino} ${s.size} ${s.mtimeNs} ${s.ctimeNs}`;
+};
+
+/** Collects a command's stdout (the file list). */
+class Collect extends Writable {
+  chunks: Buffer[] = [];
+  bytes = 0;
+  constructor(private readonly onBytes?: (n: number) => void) {
+    super();
+  }
+  override _write(chunk: Buffer, _e: BufferEncoding, cb: () => void): void {
+    this.chunks.push(chunk);
+    this.bytes += chunk.length;
+    this.onBytes?.(this.bytes);
+    cb();
+  }
+  get buffer(): Buffer {
+    return Buffer.concat(this.chunks);
+  }
+}
+
+/**
+ * The host's file list: find's stat data, NUL-separated, then find's exit status (sh has no
+ * pipefail), compressed when the host has gzip (a 2,000-file list is ~190 KB, ~50 KB gzipped).
+ */
+const LIST_SCRIPT = `cd -- "$1" || exit 1; { find . -printf '${FIND_FORMAT}'; printf 'end\\t%s\\0\\0' "$?"; } | if command -v gzip >/dev/null 2>&1; then gzip -1; else cat; fi`;
+/** The files named on stdin (NUL-separated), as one tar; owners as numbers, as the full backup stores them. */
+const SEND_SCRIPT = 'cd -- "$1" && exec tar --numeric-owner --null --no-recursion -T - -cf -';
+
+export async function listTree(shell: Shell, path: string, signal?: AbortSignal, onBytes?: (n: number) => void): Promise<{ entries: TreeEntry[]; wire: number }> {
+  const out = new Collect(onBytes);
+  const argv = ['sh', '-c', LIST_SCRIPT, 'sh', path];
+  const res = await shell.exec(argv, { stdout: out, signal });
+  if (res.code !== 0) throw new CommandError(shell.label, argv, res);
+  let buf = out.buffer;
+  if (buf[0] === 0x1f && buf[1] === 0x8b) buf = gunzipSync(buf);
+  return { entries: parseFindOutput(buf), wire: out.bytes };
+}
+
+function readState(file: string): MirrorState | undefined {
+  try {
+    const s = JSON.parse(readFileSync(file, 'utf8')) as MirrorState;
+    return s.version === 1 && typeof s.files === 'object' ? s : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export interface MirrorRun {
+  tree: MirroredTree;
+  /** Bytes that came over the wire: the file list and the changed files' tar. */
+  wire: number;
+  /** Files fetched, and of those, mirror copies that were not as written (damaged, changed by hand). */
+  fetched: number;
+  repaired: number;
+  dataAdded: number;
+}
+
+/**
+ * Brings the mirror up to the host's tree and stores it as one snapshot. A mirror copy whose stat is
+ * not what this code left (touched, truncated, replaced) is fetched again, an entry the host no longer
+ * has is removed, and anything in the mirror the list does not name goes: what is stored is the host's
+ * tree, or the backup fails.
+ */
+export async function mirrorBackup(
+  store: Store,
+  shell: Shell,
+  opts: { instance: string; source: string; path: string; tags: string[]; signal?: AbortSignal; progress?: (n: number) => void; log?: (line: string) => void },
+): Promise<MirrorRun> {
+  const dir = mirrorDir(store.home, opts.instance);
+  const snapDir = join(dir, 'snap');
+  const treeDir = join(snapDir, 'tree');
+  const stateFile = join(dir, 'state.json');
+  mkdirSync(treeDir, { recursive: true, mode: 0o700 });
+
+  const { entries, wire: listBytes } = await listTree(shell, opts.path, opts.signal, opts.progress);
+  let state = readState(stateFile);
+  if (state && (state.repository !== store.repository || state.source !== opts.source)) state = undefined;
+  if (!state) opts.log?.(`mirror: none yet for ${opts.instance} (or it was of another tree): every file is fetched`);
+  const prev = state?.files ?? {};
+  const want = new Map(entries.map((e) => [e.path, e]));
+  const keep = new Set<string>();
+  let repaired = 0;
+
+  // Walk the mirror: whatever the list does not name, or names as another kind, goes; a file copy
+  // is kept only when both the host's stamp and the copy's own stat are as last recorded.
+  const walk = (rel: string) => {
+    const abs = toBuf(rel === '' ? treeDir : join(treeDir, rel));
+    for (const d of readdirSync(abs, { withFileTypes: true, encoding: 'buffer' })) {
+      const name = d.name.toString('latin1');
+      const p = rel === '' ? name : `${rel}/${name}`;
+      const e = want.get(p);
+      const absP = Buffer.concat([abs, toBuf('/'), d.name]);
+      const kind = d.isDirectory() ? 'd' : d.isSymbolicLink() ? 'l' : d.isFile() ? 'f' : '?';
+      if (!e || e.type !== kind || (kind === 'l' && readlinkSync(absP, { encoding: 'buffer' }).toString('latin1') !== e.link)) {
+        if (kind === 'f' && prev[p]) repaired += prev[p].local === localStamp(absP) ? 0 : 1;
+        rmSync(absP, { recursive: true, force: true });
+        continue;
+      }
+      if (kind === 'd') {
+        keep.add(p);
+        walk(p);
+      } else if (kind === 'l') keep.add(p);
+      else {
+        const was = prev[p];
+        if (!was) continue;
+        if (was.local !== localStamp(absP)) {
+          repaired++;
+          continue;
+        }
+        if (was.stamp === e.stamp) {
+          e.sha256 = was.sha256;
+          keep.add(p);
+        }
+      }
+    }
+  };
+  walk('');
+  if (repaired) opts.log?.(`mirror: ${repaired} file(s) of ${opts.instance}'s mirror were not as written (changed or damaged on the jump box): fetched again`);
+
+  const fetch: TreeEntry[] = [];
+  for (const e of entries) {
+    if (e.path === '' || keep.has(e.path)) continue;
+    const abs = toBuf(join(treeDir, e.path));
+    if (e.type === 'd') mkdirSync(abs, { mode: 0o700 });
+    else if (e.type === 'l') symlinkSync(toBuf(e.link ?? ''), abs);
+    else fetch.push(e);
+  }
+
+  const fetched = fetch.length ? await fetchFiles(shell, opts.path, treeDir, fetch, opts.signal, (n) => opts.progress?.(listBytes + n)) : 0;
+  const files: MirrorState['files'] = {};
+  for (const e of entries) {
+    if (e.type !== 'f') continue;
+    if (!e.sha256) throw new OpsError(`mirror: ${JSON.stringify(e.path)} did not arrive from the host`);
+    files[e.path] = { stamp: e.stamp, sha256: e.sha256, size: e.size, local: localStamp(toBuf(join(treeDir, e.path))) };
+  }
+  const tmp = `${stateFile}.tmp`;
+  writeFileSync(tmp, JSON.stringify({ version: 1, repository: store.repository, source: opts.source, files } satisfies MirrorState), { mode: 0o600 });
+  renameSync(tmp, stateFile);
+
+  const index = serializeIndex(entries);
+  writeFileSync(join(snapDir, 'index'), index, { mode: 0o600 });
+  const snap: SnapshotResult = await store.backupDir(snapDir, opts.tags, opts.signal);
+  const facts = treeFacts(entries);
+  const base = snapDir.replace(/^\/+/, '');
+  return {
+    tree: { snapshot: snap.snapshotId, file: `${base}/tree`, sha256: createHash('sha256').update(index).digest('hex'), ...facts, mirror: { index: `${base}/index` } },
+    wire: listBytes + fetched,
+    fetched: fetch.length,
+    repaired,
+    dataAdded: snap.dataAdded,
+  };
+}
+
+/**
+ * Fetches the listed files as one tar from the host into the mirror, each written beside its place
+ * and renamed over it once whole, hashed as it arrives. Only regular files (and hard links among
+ * them) that were asked for are accepted. Returns the bytes that came over the wire.
+ */
+async function fetchFiles(shell: Shell, path: string, treeDir: string, list: TreeEntry[], signal: AbortSignal | undefined, onBytes: (n: number) => void): Promise<number> {
+  const asked = new Map(list.map((e) => [`./${e.path}`, e]));
+  const got = new Set<string>();
+  const reader = new TarReader();
+  let wire = 0;
+  let cur: { e: TreeEntry; fh: FileHandle; tmp: Buffer; hash: FileHash } | undefined;
+  // Written outside the tree and renamed in: no name of the host's can collide with a part file.
+  const partDir = join(treeDir, '..', '..', 'incoming');
+  rmSync(partDir, { recursive: true, force: true });
+  mkdirSync(partDir, { mode: 0o700 });
+  let parts = 0;
+  const partOf = () => toBuf(join(partDir, String(parts++)));
+  const sink = new Writable({
+    highWaterMark: 1 << 20,
+    write: (chunk: Buffer, _enc, cb) => {
+      wire += chunk.length;
+      onBytes(wire);
+      void (async () => {
+        for (const ev of reader.feed(chunk)) {
+          if (ev.kind === 'member') {
+            const e = asked.get(ev.member.name);
+            if (!e || got.has(ev.member.name)) throw new OpsError(`the host sent ${JSON.stringify(ev.member.name)}, which was not asked for`);
+            got.add(ev.member.name);
+            if (ev.member.type === '1') {
+              const from = asked.get(ev.member.link);
+              if (!from?.sha256) throw new OpsError(`the host sent ${JSON.stringify(ev.member.name)} as a link to a file it had not sent`);
+              copyFileSync(toBuf(join(treeDir, from.path)), toBuf(join(treeDir, e.path)));
+              e.sha256 = from.sha256;
+              continue;
+            }
+            if (ev.member.type !== '0') throw new OpsError(`the host sent ${JSON.stringify(ev.member.name)} as tar type ${ev.member.type}, not a file`);
+            if (ev.member.size !== e.size) throw new OpsError(`${e.path} changed on the host while it was read (${ev.member.size} bytes, listed with ${e.size}): run the backup again`);
+            const tmp = partOf();
+            cur = { e, tmp, fh: await open(tmp, 'w', 0o600), hash: new FileHash() };
+          } else if (ev.kind === 'data' && cur) {
+            cur.hash.update(ev.data);
+            await cur.fh.write(ev.data);
+          } else if (ev.kind === 'member-end' && cur) {
+            await cur.fh.close();
+            renameSync(cur.tmp, toBuf(join(treeDir, cur.e.path)));
+            cur.e.sha256 = cur.hash.digest();
+            cur = undefined;
+          }
+        }
+      })().then(
+        () => cb(),
+        (err: Error) => cb(err),
+      );
+    },
+  });
+  const stdin = Buffer.concat(list.map((e) => toBuf(`./${e.path}\0`)));
+  const argv = ['sh', '-c', SEND_SCRIPT, 'sh', path];
+  try {
+    const res = await shell.exec(argv, { stdin, stdout: sink, signal });
+    if (res.code !== 0) throw new CommandError(shell.label, argv, res);
+  } finally {
+    if (cur) {
+      await cur.fh.close().catch(() => {});
+      rmSync(cur.tmp, { force: true });
+    }
+    rmSync(partDir, { recursive: true, force: true });
+  }
+  if (!reader.complete) throw new OpsError('the changed files came from the host cut short');
+  const missing = list.filter((e) => !got.has(`./${e.path}`));
+  if (missing.length) throw new OpsError(`the host did not send ${missing.length} changed file(s), ${JSON.stringify(missing[0].path)} first`);
+  return wire;
+}
+
+/** Whether a manifest's tree was stored through a mirror. */
+export const isMirrored = (code: object): code is MirroredTree => 'mirror' in code && typeof (code as { mirror?: unknown }).mirror === 'object';
+
+/**
+ * Writes a mirrored backup's tree into `out` as the tar the host's tar would have made (owners,
+ * modes and mtimes from the index, each file checked against its sha256 on the way). Anything that
+ * does not match the index fails the stream: a damaged store never restores as a whole tree.
+ */
+export async function dumpMirrored(store: Store, code: MirroredTree, out: Writable, signal?: AbortSignal): Promise<void> {
+  const idx = new Collect();
+  await store.dump(code.snapshot, code.mirror.index, idx, signal);
+  const buf = idx.buffer;
+  const sha = createHash('sha256').update(buf).digest('hex');
+  if (sha !== code.sha256) throw new OpsError(`code: the stored file index has sha256 ${sha}, ${code.sha256} recorded`);
+  const entries = sortTree(parseIndex(buf));
+  const links = hardLinks(entries);
+  const prefix = `${code.file}/`;
+  const reader = new TarReader();
+  let next = 1; // entries[0] is the root, which restic dump does not list
+  let cur: { e: TreeEntry; hash: FileHash; link: boolean } | undefined;
+  const send = async (parts: Buffer[]) => {
+    for (const b of parts) {
+      if (out.destroyed) throw new OpsError('the receiving end of the stream closed early');
+      if (!out.write(b)) await new Promise<void>((res, rej) => (out.once('drain', res), out.once('close', () => rej(new OpsError('the receiving end of the stream closed early')))));
+    }
+  };
+  let started = false;
+  const rebuild = new Writable({
+    highWaterMark: 1 << 20,
+    write: (chunk: Buffer, _enc, cb) => {
+      void (async () => {
+        const parts: Buffer[] = [];
+        if (!started) {
+          started = true;
+          parts.push(entryHeader(entries[0]));
+        }
+        for (const ev of reader.feed(chunk)) {
+          if (ev.kind === 'member') {
+            const m = ev.member;
+            const e = entries[next++];
+            const name = m.name.replace(/\/$/, '');
+            const kind = m.type === '5' ? 'd' : m.type === '2' ? 'l' : m.type === '0' ? 'f' : '?';
+            if (!e || name !== prefix + e.path || kind !== e.type || (kind === 'l' && m.link !== e.link) || (kind === 'f' && m.size !== e.size)) {
+              throw new OpsError(`code: the stored tree does not match its index at ${JSON.stringify(name.slice(prefix.length))}${e ? ` (index: ${JSON.stringify(e.path)})` : ''}`);
+            }
+            const linkTo = links.get(e.path);
+            parts.push(entryHeader(e, linkTo));
+            if (kind === 'f') cur = { e, hash: new FileHash(), link: linkTo !== undefined };
+          } else if (ev.kind === 'data' && cur) {
+            cur.hash.update(ev.data);
+            if (!cur.link) parts.push(Buffer.from(ev.data));
+          } else if (ev.kind === 'member-end' && cur) {
+            const sha = cur.hash.digest();
+            if (sha !== cur.e.sha256) throw new OpsError(`code: ${JSON.stringify(cur.e.path)} has sha256 ${sha} stored, ${cur.e.sha256} recorded`);
+            if (!cur.link) parts.push(padding(cur.e.size));
+            cur = undefined;
+          }
+        }
+        await send(parts);
+      })().then(
+        () => cb(),
+        (err: Error) => cb(err),
+      );
+    },
+    final: (cb) => {
+      void (async () => {
+        if (!started) await send([entryHeader(entries[0])]);
+        if (!reader.complete || next !== entries.length) throw new OpsError(`code: the stored tree holds ${next - 1} of the ${entries.length - 1} entries its index lists`);
+        await send([END_OF_ARCHIVE]);
+      })().then(
+        () => cb(),
+        (err: Error) => cb(err),
+      );
+    },
+  });
+  await store.dump(code.snapshot, code.file, rebuild, signal);
+}
+
+const mirrored = new WeakMap<Store, boolean>();
+/**
+ * Whether this store's backups send code trees through mirrors: the setting treeMirrors (opsdeck
+ * settings treeMirrors on), read from the home's settings.json once per store. Read here, below the
+ * app's settings module in the layers, so every way a Store is opened (CLI, console, bench) agrees.
+ */
+export function treeMirrorsOn(store: Store): boolean {
+  let on = mirrored.get(store);
+  if (on === undefined) {
+    try {
+      on = (JSON.parse(readFileSync(join(store.home, 'settings.json'), 'utf8')) as { treeMirrors?: unknown }).treeMirrors === true;
+    } catch {
+      on = false;
+    }
+    mirrored.set(store, on);
+  }
+  return on;
+}
+
+/** Reads a backup's stored tree as one tar into `out`, whichever way it was stored. */
+export async function dumpTree(store: Store, code: { snapshot: string }, file: string, out: Writable, signal?: AbortSignal): Promise<void> {
+  if (isMirrored(code)) await dumpMirrored(store, code, out, signal);
+  else await store.dump(code.snapshot, file, out, signal);
+}
+
+/**
+ * What a read of a stored tree (`got`, as a Meter measured it) shows against the manifest: a tar
+ * stream by its length and sha256; a mirrored tree was checked file by file on the way (its sha256
+ * is the index's), so by the length of the tar rebuilt.
+ */
+export function treeMismatch(code: { bytes: number; sha256: string }, got: { bytes: number; sha256: string }): string[] {
+  const out: string[] = [];
+  if (got.bytes !== code.bytes) out.push(`code: ${got.bytes} bytes stored, ${code.bytes} recorded`);
+  if (!isMirrored(code) && got.sha256 !== code.sha256) out.push(`code: sha256 ${got.sha256} stored, ${code.sha256} recorded`);
+  return out;
+}

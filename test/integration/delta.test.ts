@@ -1,0 +1,126 @@
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { appendFileSync, chmodSync, existsSync, linkSync, mkdirSync, readdirSync, rmSync, symlinkSync, utimesSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CuttingProxy } from '../proxy.js';
+import { addInstance, cli, homeWithHosts, lab, must, treeState } from '../helpers.js';
+
+const FILES = 2000;
+const FILE_BYTES = 10_000;
+const BIG = 2_500_000;
+
+/** Bytes that crossed the proxy (both ways) while `f` ran. */
+async function counted<T>(proxy: CuttingProxy, f: () => Promise<T>): Promise<{ bytes: number; result: T }> {
+  const before = proxy.fromHost + proxy.toHost;
+  const result = await f();
+  return { bytes: proxy.fromHost + proxy.toHost - before, result };
+}
+
+describe('backups that send only what changed (setting treeMirrors)', () => {
+  const l = lab();
+  const proxy = new CuttingProxy({ host: l.hosts[0].address, port: l.hosts[0].port });
+  let home: string;
+  let inst: Awaited<ReturnType<typeof addInstance>>;
+  let treeBytes = 0;
+  const name = 'delta-dev';
+  const backup = async () => JSON.parse((await must(cli(home, ['backup', name, '--json']))).stdout) as { id: string; manifest: { code: { files: number } } };
+  const restoreExactly = async (id: string) => {
+    const want = treeState(inst.path);
+    // Damage: files changed, removed, added, a mode and a link changed.
+    execFileSync('sh', ['-c', 'cd "$1" && rm -rf data/uploads/d3 && echo changed > index.html && echo new > added.txt && chmod 644 data/private.txt && rm data/home.html', 'sh', inst.path]);
+    expect(treeState(inst.path)).not.toEqual(want);
+    const r = await cli(home, ['restore', name, '--backup', id, '--yes', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(treeState(inst.path)).toEqual(want);
+  };
+
+  beforeAll(async () => {
+    await proxy.start();
+    home = await homeWithHosts([]);
+    await must(cli(home, ['host', 'add', 'wire', '--address', '127.0.0.1', '--port', String(proxy.port), '--user', l.user, '--key', l.keyFile, '--fingerprint', l.hosts[0].fingerprint]));
+    await must(cli(home, ['settings', 'treeMirrors', 'on']));
+    inst = await addInstance(home, 'lab1', name, 'dev', { via: 'wire' });
+    // 2,000 files of 10 KB that do not compress, one of 2.5 MB, and what makes "exact" mean something:
+    // modes, a private directory, a symlink, an empty directory, a hard link, a name over 100 bytes,
+    // a name with a newline and a tab.
+    const up = join(inst.path, 'data', 'uploads');
+    for (let i = 0; i < FILES; i++) {
+      const d = join(up, `d${i % 20}`);
+      if (i < 20) mkdirSync(d, { recursive: true });
+      writeFileSync(join(d, `f${i}.bin`), randomBytes(FILE_BYTES));
+    }
+    writeFileSync(join(up, 'big.bin'), randomBytes(BIG));
+    const deep = join(inst.path, 'data', 'a'.repeat(60), 'b'.repeat(60));
+    mkdirSync(deep, { recursive: true });
+    writeFileSync(join(deep, 'c'.repeat(40) + '.txt'), 'deep\n');
+    writeFileSync(join(inst.path, 'data', 'odd\nname\twith tab'), 'odd\n');
+    writeFileSync(join(inst.path, 'data', 'private.txt'), 'secret\n');
+    chmodSync(join(inst.path, 'data', 'private.txt'), 0o600);
+    symlinkSync('../index.html', join(inst.path, 'data', 'home.html'));
+    mkdirSync(join(inst.path, 'data', 'empty'));
+    linkSync(join(up, 'd0', 'f0.bin'), join(inst.path, 'data', 'f0-again.bin'));
+    chmodSync(join(up, 'd1'), 0o750);
+    chmodSync(join(up, 'd2', 'f2.bin'), 0o755);
+    execFileSync('chown', ['-R', '--no-dereference', `--reference=${inst.path}`, join(inst.path, 'data')]);
+    treeBytes = Number(execFileSync('du', ['-sb', inst.path]).toString().split('\t')[0]);
+    expect(treeBytes).toBeGreaterThan(20e6);
+  });
+
+  afterAll(() => proxy.stop());
+
+  it('sends the whole tree once, then under 1% of it when nothing changed', async () => {
+    const first = await counted(proxy, backup);
+    // The first backup has no mirror to compare with: every file travels.
+    expect(first.bytes).toBeGreaterThan(treeBytes);
+    expect(first.result.manifest.code.files).toBeGreaterThan(FILES);
+    const second = await counted(proxy, backup);
+    expect(second.bytes, `${second.bytes} bytes of a ${treeBytes}-byte tree`).toBeLessThan(treeBytes / 100);
+  });
+
+  it('sends less than three times one changed 2.5 MB file', async () => {
+    writeFileSync(join(inst.path, 'data', 'uploads', 'big.bin'), randomBytes(BIG));
+    const b = await counted(proxy, backup);
+    expect(b.bytes, `${b.bytes} bytes for a ${BIG}-byte file`).toBeLessThan(3 * BIG);
+    expect(b.bytes).toBeGreaterThan(BIG);
+  });
+
+  it('restores the tree exactly (owners, modes, links, contents), and verifies and exports the backup', async () => {
+    appendFileSync(join(inst.path, 'data', 'uploads', 'd5', 'f5.bin'), 'more');
+    const b = await backup();
+    expect((await cli(home, ['backups', 'verify', b.id])).code).toBe(0);
+    const file = join(home, 'export.tar');
+    await must(cli(home, ['backups', 'export', b.id, file]));
+    const listed = execFileSync('sh', ['-c', 'tar -xOf "$1" code.tar | tar -tf - | wc -l', 'sh', file]).toString().trim();
+    expect(Number(listed)).toBe(Object.keys(treeState(inst.path)).length);
+    await restoreExactly(b.id);
+  });
+
+  it('a mirror changed on the jump box is caught: the file is fetched again, never stored as it was changed', async () => {
+    // The restore gave every file a new inode: one backup to catch up, then the mirror is changed.
+    await backup();
+    const tree = join(home, 'mirrors', name, 'snap', 'tree');
+    const victim = join(tree, 'data', 'uploads', 'd7', 'f7.bin');
+    const st = statSync(victim);
+    // Same size, same mtime: only its ctime, which no one can set back, says it changed.
+    writeFileSync(victim, randomBytes(FILE_BYTES));
+    utimesSync(victim, st.atime, st.mtime);
+    // And a file that is not the host's at all.
+    writeFileSync(join(tree, 'data', 'planted.php'), '<?php evil();');
+    const b = await counted(proxy, backup);
+    expect(b.bytes).toBeLessThan(treeBytes / 50);
+    expect((await cli(home, ['backups', 'verify', b.result.id])).code).toBe(0);
+    await restoreExactly(b.result.id);
+    expect(existsSync(join(inst.path, 'data', 'planted.php'))).toBe(false);
+  });
+
+  it('a mirror that is gone or whose record is damaged is rebuilt with a full send', async () => {
+    writeFileSync(join(home, 'mirrors', name, 'state.json'), '{ not json');
+    const b = await counted(proxy, backup);
+    expect(b.bytes).toBeGreaterThan(treeBytes);
+    rmSync(join(home, 'mirrors', name), { recursive: true });
+    const c = await backup();
+    expect(readdirSync(join(home, 'mirrors', name, 'snap', 'tree')).length).toBeGreaterThan(0);
+    await restoreExactly(c.id);
+  });
+});
