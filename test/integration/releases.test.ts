@@ -1,0 +1,241 @@
+import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { addInstance, asLabUser, cli, dbState, homeWithHosts, lab, must, sql, treeState } from '../helpers.js';
+
+// Release directories, rollback and update --lag (issue 13, items 1 and 5), against the lab through
+// bin/opsdeck. Each test has its own copy of the sample app's repository, so the commits it adds
+// (and their dates) touch no other test.
+
+const l = lab();
+const root = l.hosts[0].root;
+const RELEASE = /^\d{8}T\d{6}Z-[0-9a-f]{10}$/;
+
+/** A repository of our own (a bare copy of the lab app's) and a work tree to commit to it. */
+function ownRepo(name: string): { url: string; commit: (branch: string, from: string, files: Record<string, string | null>, date?: Date) => string } {
+  const url = join(root, `${name}.git`);
+  const work = join(root, `${name}-work`);
+  asLabUser('rm', ['-rf', url, work]);
+  asLabUser('git', ['clone', '-q', '--bare', l.appRepo, url]);
+  asLabUser('git', ['clone', '-q', url, work]);
+  const git = (...a: string[]) => asLabUser('git', ['-C', work, '-c', 'user.name=lab', '-c', 'user.email=lab@localhost', ...a]).trim();
+  return {
+    url,
+    commit: (branch, from, files, date) => {
+      git('checkout', '-q', '-B', branch, from);
+      for (const [f, text] of Object.entries(files)) {
+        if (text === null) asLabUser('rm', ['-f', join(work, f)]);
+        else asLabUser('sh', ['-c', 'printf "%s" "$2" > "$1"', 'sh', join(work, f), text]);
+      }
+      git('add', '-A');
+      // Commit dates set by hand: update --lag picks commits by them.
+      const when = date ? [`GIT_COMMITTER_DATE=${date.toISOString()}`, `GIT_AUTHOR_DATE=${date.toISOString()}`] : [];
+      asLabUser('env', [...when, 'git', '-C', work, '-c', 'user.name=lab', '-c', 'user.email=lab@localhost', 'commit', '-q', '-m', `${branch}: ${Object.keys(files).join(', ')}`]);
+      git('push', '-q', '-f', 'origin', `${branch}:${branch}`);
+      return git('rev-parse', 'HEAD');
+    },
+  };
+}
+
+const page = (v: string) => `<html><body><h1>Sample app</h1><p>${v}</p></body></html>\n`;
+const releasesOf = (path: string) =>
+  readdirSync(`${path}.releases`)
+    .filter((n) => RELEASE.test(n))
+    .sort();
+const liveOf = (path: string) => readlinkSync(path).split('/').pop()!;
+const json = async (home: string, args: string[]) => JSON.parse((await must(cli(home, [...args, '--json']))).stdout);
+/** Everything release mode keeps on the host: the link, every release (with .git), shared/. */
+const releaseState = (path: string) => ({ link: readlinkSync(path), releases: treeState(`${path}.releases`), shared: treeState(`${path}.shared`) });
+
+describe('release directories', () => {
+  let home: string;
+  let repo: ReturnType<typeof ownRepo>;
+  let i: Awaited<ReturnType<typeof addInstance>>;
+  const reloads = join(root, 'rl-up.reloads');
+  const reloadCount = () => (existsSync(reloads) ? readFileSync(reloads, 'utf8').split('\n').filter(Boolean).length : 0);
+  let v1: string;
+
+  beforeAll(async () => {
+    home = await homeWithHosts(['lab1']);
+    repo = ownRepo('rl-repo');
+    i = await addInstance(home, 'lab1', 'rl-up', 'dev');
+    asLabUser('git', ['-C', i.path, 'remote', 'set-url', 'origin', repo.url]);
+    v1 = asLabUser('git', ['-C', i.path, 'rev-parse', 'HEAD']).trim();
+    asLabUser('rm', ['-f', reloads]);
+    await must(
+      cli(home, [
+        'instance',
+        'set',
+        'rl-up',
+        '--releases',
+        '3',
+        '--local',
+        'config/local.env',
+        '--shared',
+        'uploads',
+        '--hook',
+        'migrate=bin/migrate',
+        '--hook',
+        `reload=sh -c "echo reloaded >> ${reloads}"`,
+        '--health-text',
+        'Sample app',
+      ]),
+    );
+  });
+
+  it('the first update converts the instance; a failed health check undoes it all: a directory again, tree and database exactly as before', async () => {
+    // A release that migrates, then serves nothing.
+    repo.commit('rl-broken', v1, { 'index.html': null, 'migrations/002.sql': 'CREATE TABLE before_the_crash (id int);\n' });
+    await must(cli(home, ['instance', 'set', 'rl-up', '--branch', 'rl-broken']));
+    sql(i.db, `SET ROLE ${i.role}; INSERT INTO notes (body) VALUES ('before the update');`);
+    const files = treeState(i.path);
+    const db = dbState(i.db);
+
+    const r = await cli(home, ['update', 'rl-up', '--yes']);
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toMatch(/health check of rl-up failed.*rolled back/);
+    expect(lstatSync(i.path).isDirectory()).toBe(true);
+    expect(treeState(i.path)).toEqual(files);
+    expect(dbState(i.db)).toEqual(db);
+    expect(existsSync(`${i.path}.releases`)).toBe(false);
+    expect(existsSync(`${i.path}.shared`)).toBe(false);
+    // Switched in, reloaded, switched back, reloaded again.
+    expect(reloadCount()).toBe(2);
+    const steps = (await json(home, ['runs', String((await json(home, ['runs', '--limit', '1', '--instance', 'rl-up']))[0].id)])).steps.map(
+      (s: { name: string; status: string }) => `${s.name} ${s.status}`,
+    );
+    expect(steps).toEqual(expect.arrayContaining(['convert done', 'build done', 'switch done', 'health failed', 'switch undone', 'build undone', 'convert undone']));
+  });
+
+  it('converts on the next update: the path links to a release, local and shared paths live in shared/', async () => {
+    const local = readFileSync(join(i.path, 'config', 'local.env'), 'utf8');
+    const c1 = repo.commit('rl-main', v1, { 'index.html': page('release one') });
+    await must(cli(home, ['instance', 'set', 'rl-up', '--branch', 'rl-main']));
+    const r = await json(home, ['update', 'rl-up', '--yes']);
+    expect(r).toMatchObject({ instance: 'rl-up', from: v1, to: c1, commits: 1 });
+    expect(r.release).toMatch(RELEASE);
+
+    expect(lstatSync(i.path).isSymbolicLink()).toBe(true);
+    expect(readlinkSync(i.path)).toBe(`rl-up.releases/${r.release}`);
+    // The first release is the old directory, the second the new code.
+    expect(releasesOf(i.path)).toHaveLength(2);
+    expect(lstatSync(join(i.path, 'config', 'local.env')).isSymbolicLink()).toBe(true);
+    expect(readFileSync(join(i.path, 'config', 'local.env'), 'utf8')).toBe(local);
+    expect(readFileSync(join(`${i.path}.shared`, 'config', 'local.env'), 'utf8')).toBe(local);
+    expect(lstatSync(join(`${i.path}.shared`, 'uploads')).isDirectory()).toBe(true);
+    expect(await (await fetch(i.url)).text()).toContain('release one');
+    expect(reloadCount()).toBe(3);
+  });
+
+  it('an update with no migration pending: the site answers 200 to every request, polled every 50 ms through the whole update', async () => {
+    const c2 = repo.commit('rl-main', 'rl-main', { 'index.html': page('release two') });
+    let stop = false;
+    const answers: number[] = [];
+    const poll = (async () => {
+      while (!stop) {
+        answers.push((await fetch(i.url)).status);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    })();
+    const r = await cli(home, ['update', 'rl-up', '--yes', '--json']);
+    stop = true;
+    await poll;
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ to: c2 });
+    expect(answers.length).toBeGreaterThan(5);
+    expect(answers.filter((s) => s !== 200)).toEqual([]);
+    expect(await (await fetch(i.url)).text()).toContain('release two');
+    expect(releasesOf(i.path)).toHaveLength(3);
+  });
+
+  it('a failed health check after the switch puts the old release back: the releases, shared/ and the database exactly as before', async () => {
+    repo.commit('rl-broken', 'rl-main', { 'index.html': null, 'migrations/002.sql': 'CREATE TABLE before_the_crash (id int);\n' });
+    await must(cli(home, ['instance', 'set', 'rl-up', '--branch', 'rl-broken']));
+    const before = releaseState(i.path);
+    const db = dbState(i.db);
+    const r = await cli(home, ['update', 'rl-up', '--yes']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/health check of rl-up failed.*rolled back/);
+    expect(releaseState(i.path)).toEqual(before);
+    expect(dbState(i.db)).toEqual(db);
+    expect(await (await fetch(i.url)).text()).toContain('release two');
+    await must(cli(home, ['instance', 'set', 'rl-up', '--branch', 'rl-main']));
+  });
+
+  it('rollback goes back one release in one switch, and --to goes forward again; the database stays when its schema is the same', async () => {
+    const [, one, two] = releasesOf(i.path);
+    expect(liveOf(i.path)).toBe(two);
+    const back = await json(home, ['rollback', 'rl-up', '--yes']);
+    expect(back).toMatchObject({ instance: 'rl-up', from: two, to: one, database: null });
+    expect(liveOf(i.path)).toBe(one);
+    expect(await (await fetch(i.url)).text()).toContain('release one');
+
+    const fwd = await json(home, ['rollback', 'rl-up', '--to', two, '--yes']);
+    expect(fwd).toMatchObject({ from: one, to: two, database: null });
+    expect(await (await fetch(i.url)).text()).toContain('release two');
+
+    const none = await cli(home, ['rollback', 'rl-up', '--to', '20200101T000000Z-0000000000', '--yes']);
+    expect(none.code).toBe(2);
+    expect(none.stderr).toMatch(/has no release 20200101T000000Z-0000000000[\s\S]*its releases: /);
+  });
+
+  it('keeps the newest N releases; a rollback over a migration loads the database the release ran with', async () => {
+    const before = releasesOf(i.path);
+    sql(i.db, `SET ROLE ${i.role}; INSERT INTO notes (body) VALUES ('before the migration');`);
+    const db = dbState(i.db);
+    repo.commit('rl-main', 'rl-main', { 'index.html': page('release three'), 'migrations/002.sql': 'CREATE TABLE from_three (id int);\n' });
+    const r = await json(home, ['update', 'rl-up', '--yes']);
+    // Three kept: the oldest (the converted directory) went once the switch succeeded.
+    expect(releasesOf(i.path)).toEqual([...before.slice(1), r.release]);
+    expect(sql(i.db, "SELECT count(*) FROM information_schema.tables WHERE table_name = 'from_three'").trim()).toBe('1');
+
+    const back = await json(home, ['rollback', 'rl-up', '--yes']);
+    expect(back).toMatchObject({ from: r.release, to: before[2], database: r.backup });
+    expect(back.safetyBackup).toBeTruthy();
+    expect(dbState(i.db)).toEqual(db);
+    expect(await (await fetch(i.url)).text()).toContain('release two');
+  });
+
+  it('--releases 0 makes the instance a directory again at its next update, local files back inside it', async () => {
+    const local = readFileSync(join(i.path, 'config', 'local.env'), 'utf8');
+    repo.commit('rl-main', 'rl-main', { 'index.html': page('release four') });
+    await must(cli(home, ['instance', 'set', 'rl-up', '--releases', '0']));
+    await must(cli(home, ['update', 'rl-up', '--yes']));
+    expect(lstatSync(i.path).isDirectory()).toBe(true);
+    expect(lstatSync(join(i.path, 'config', 'local.env')).isFile()).toBe(true);
+    expect(readFileSync(join(i.path, 'config', 'local.env'), 'utf8')).toBe(local);
+    expect(existsSync(`${i.path}.releases`)).toBe(false);
+    expect(existsSync(`${i.path}.shared`)).toBe(false);
+    expect(await (await fetch(i.url)).text()).toContain('release four');
+  });
+});
+
+describe('update --lag', () => {
+  it('deploys the newest commit of the branch at least that old, never goes back, and says when none is old enough', async () => {
+    const home = await homeWithHosts(['lab1']);
+    const repo = ownRepo('rl-lag-repo');
+    const i = await addInstance(home, 'lab1', 'rl-lag', 'dev');
+    asLabUser('git', ['-C', i.path, 'remote', 'set-url', 'origin', repo.url]);
+    const v1 = asLabUser('git', ['-C', i.path, 'rev-parse', 'HEAD']).trim();
+    const daysAgo = (d: number) => new Date(Date.now() - d * 86_400_000);
+    repo.commit('rl-lag', v1, { 'index.html': page('ten days old') }, daysAgo(10));
+    const five = repo.commit('rl-lag', 'rl-lag', { 'index.html': page('five days old') }, daysAgo(5));
+    repo.commit('rl-lag', 'rl-lag', { 'index.html': page('one day old') }, daysAgo(1));
+    await must(cli(home, ['instance', 'set', 'rl-lag', '--branch', 'rl-lag', '--hook', 'migrate=bin/migrate', '--health-text', 'Sample app']));
+
+    const r = await json(home, ['update', 'rl-lag', '--lag', '3d', '--yes']);
+    expect(r).toMatchObject({ from: v1, to: five, commits: 2 });
+    expect(await (await fetch(i.url)).text()).toContain('five days old');
+
+    const again = await cli(home, ['update', 'rl-lag', '--lag', '3d', '--yes']);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout).toMatch(/rl-lag: already at .*nothing changed/);
+    expect(await (await fetch(i.url)).text()).toContain('five days old');
+
+    // Older than the lab's repository itself: no commit qualifies, and nothing changes.
+    const none = await cli(home, ['update', 'rl-lag', '--lag', '1000w', '--yes']);
+    expect(none.code).toBe(2);
+    expect(none.stderr).toMatch(/no commit of rl-lag in rl-lag's repository is at least 1000w old/);
+    expect(await (await fetch(i.url)).text()).toContain('five days old');
+  });
+});
