@@ -1,4 +1,5 @@
 import { render } from 'ink';
+import { inventoryLogin } from '../src/app/inventory-login.js';
 import { openApp } from '../src/app/app.js';
 import { errorMessage } from '../src/core/errors.js';
 import { App } from './App.js';
@@ -9,6 +10,8 @@ import { Sampler } from '../src/health/sampler.js';
 export async function openTui(o: { home?: string }): Promise<number> {
   let app;
   try {
+    // A team inventory's password is asked here, on the terminal, before Ink takes it.
+    await inventoryLogin(o.home);
     app = openApp(o.home);
   } catch (err) {
     process.stderr.write(`opsdeck: ${errorMessage(err)}\n`);

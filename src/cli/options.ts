@@ -5,13 +5,8 @@ import { DEFAULT_POLICY } from '../core/retention.js';
 import { UsageError } from '../core/errors.js';
 import { splitWords } from '../core/words.js';
 import { parseDbUrl } from '../databases/index.js';
-import { interactive, readSecret } from './prompt.js';
-import { existsSync, statSync } from 'node:fs';
-import { homedir } from 'node:os';
-import { join } from 'node:path';
-import { inventoryUrlOf, setInventoryPassword } from '../../inventory/connect.js';
-import { resolveHome } from '../../inventory/home.js';
-import { parseInventoryUrl } from '../../inventory/postgres.js';
+import { readSecret } from './prompt.js';
+import { inventoryLogin } from '../app/inventory-login.js';
 
 /** A repeatable option's values, in order. */
 export function collect(value: string, previous: string[]): string[] {
@@ -102,26 +97,7 @@ export function readDbPassword(dbUrl: string, file?: string): Promise<string | u
   return readSecret(`password of database role ${parseDbUrl(dbUrl).user}`, { file, envVar: 'OPSDECK_DB_PASSWORD' });
 }
 
-/**
- * --inventory and --inventory-password-file, before any command opens the inventory: the URL goes
- * where the inventory looks (OPSDECK_INVENTORY), the password stays in memory; at a terminal, with
- * neither OPSDECK_INVENTORY_PASSWORD nor ~/.pgpass, it is asked for. Never from argv.
- */
+/** --inventory and --inventory-password-file, before any command opens the inventory (see inventoryLogin). */
 export async function useInventoryFlags(g: { home?: string; inventory?: string; inventoryPasswordFile?: string }): Promise<void> {
-  if (g.inventory !== undefined) {
-    parseInventoryUrl(g.inventory);
-    process.env.OPSDECK_INVENTORY = g.inventory;
-  }
-  const url = inventoryUrlOf(resolveHome(g.home));
-  if (g.inventoryPasswordFile) {
-    const file = g.inventoryPasswordFile;
-    if (!existsSync(file)) throw new UsageError(`no password file ${file}`);
-    const mode = statSync(file).mode & 0o777;
-    if (mode & 0o077) throw new UsageError(`the password file ${file} is readable by others (mode ${mode.toString(8)})`, `run: chmod 600 ${file}`);
-    setInventoryPassword(await readSecret('inventory password', { file, envVar: 'OPSDECK_INVENTORY_PASSWORD' }));
-    return;
-  }
-  if (!url || process.env.OPSDECK_INVENTORY_PASSWORD !== undefined || !interactive()) return;
-  if (existsSync(process.env.PGPASSFILE ?? join(homedir(), '.pgpass'))) return;
-  setInventoryPassword(await readSecret(`password of inventory role ${parseInventoryUrl(url).user}`, { envVar: 'OPSDECK_INVENTORY_PASSWORD' }));
+  await inventoryLogin(g.home, { url: g.inventory, passwordFile: g.inventoryPasswordFile });
 }

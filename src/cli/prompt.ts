@@ -1,9 +1,10 @@
-import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { UsageError, errorMessage } from '../core/errors.js';
+import { UsageError } from '../core/errors.js';
 import type { App, GlobalOpts } from '../app/app.js';
+import { interactive } from '../core/secret-prompt.js';
 
-export const interactive = () => process.stdin.isTTY === true && process.stderr.isTTY === true;
+// Shared with the console (which asks for a team inventory's password before it opens).
+export { interactive, readSecret } from '../core/secret-prompt.js';
 
 /**
  * Asks before something destructive. With --yes it goes on; with no terminal it refuses with exit 2
@@ -29,48 +30,6 @@ export async function confirm(question: string, o: { yes?: boolean; typeToConfir
   } finally {
     rl.close();
   }
-}
-
-/** A secret from a file, an environment variable, or typed with echo off. Never from argv. */
-export async function readSecret(what: string, o: { file?: string; envVar: string }): Promise<string | undefined> {
-  if (o.file) {
-    try {
-      return readFileSync(o.file, 'utf8').replace(/\r?\n$/, '');
-    } catch (err) {
-      throw new UsageError(`cannot read ${what} from ${o.file}: ${errorMessage(err)}`);
-    }
-  }
-  if (process.env[o.envVar] !== undefined) return process.env[o.envVar];
-  if (!interactive()) return undefined;
-  process.stderr.write(`${what} (empty for none): `);
-  const stdin = process.stdin;
-  stdin.setRawMode(true);
-  stdin.resume();
-  let value = '';
-  try {
-    await new Promise<void>((resolve, reject) => {
-      const onData = (buf: Buffer) => {
-        for (const ch of buf.toString('utf8')) {
-          if (ch === '\r' || ch === '\n') {
-            stdin.off('data', onData);
-            return resolve();
-          }
-          if (ch === '\u0003') {
-            stdin.off('data', onData);
-            return reject(new UsageError('cancelled'));
-          }
-          if (ch === '\u007f') value = value.slice(0, -1);
-          else value += ch;
-        }
-      };
-      stdin.on('data', onData);
-    });
-  } finally {
-    stdin.setRawMode(false);
-    stdin.pause();
-    process.stderr.write('\n');
-  }
-  return value || undefined;
 }
 
 /** Confirms a change to an instance; a protected one needs its name typed (or --yes --allow-protected). */

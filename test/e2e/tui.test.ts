@@ -1,6 +1,9 @@
 import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BIN, addInstance, homeWithHosts } from '../helpers.js';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { BIN, TEAM_ADMIN, addInstance, homeWithHosts } from '../helpers.js';
 
 /** Drives the real program in a real terminal (tmux), as a person at a keyboard would. */
 const session = `opsdeck-e2e-${process.pid}`;
@@ -138,5 +141,49 @@ describe('opsdeck in an 80x24 terminal, as on many jump boxes', () => {
     expect(d).toMatch(/\d{8}T\d{6}-[0-9a-f]{4}/);
     expect(d).toContain('esc');
     for (const line of d.split('\n')) expect(line.length).toBeLessThanOrEqual(80);
+  });
+});
+
+describe('opsdeck on a team inventory, its password typed at the prompt', () => {
+  const team = `opsdeck-e2e-team-${process.pid}`;
+  const shown = () => execFileSync('tmux', ['capture-pane', '-p', '-t', team]).toString();
+  async function show(text: string | RegExp, ms = 20_000): Promise<string> {
+    const end = Date.now() + ms;
+    for (;;) {
+      const s = shown();
+      if (typeof text === 'string' ? s.includes(text) : text.test(s)) return s;
+      if (Date.now() > end) throw new Error(`terminal never showed ${text}; screen:\n${s}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  afterAll(() => {
+    try {
+      execFileSync('tmux', ['kill-session', '-t', team]);
+    } catch {}
+  });
+
+  it('asks for the password without echoing it, then opens on the shared inventory; a wrong one is refused in words', async () => {
+    const home = await homeWithHosts(['lab1'], 'postgres');
+    await addInstance(home, 'lab1', 'team-term', 'dev');
+    // No password in the environment and no ~/.pgpass (HOME elsewhere): the console has to ask.
+    const bare = mkdtempSync(join(tmpdir(), 'opsdeck-nopgpass-'));
+    const run = `env -u OPSDECK_INVENTORY_PASSWORD HOME=${bare} ${BIN} --home ${home}; echo "opsdeck exited with $?"; sleep 60`;
+    execFileSync('tmux', ['new-session', '-d', '-s', team, '-x', '120', '-y', '32', run]);
+    await show(`password of inventory role ${TEAM_ADMIN.role}`);
+    execFileSync('tmux', ['send-keys', '-t', team, '-l', TEAM_ADMIN.password]);
+    execFileSync('tmux', ['send-keys', '-t', team, 'Enter']);
+    const s = await show(/team-term\s+dev/);
+    expect(s).not.toContain(TEAM_ADMIN.password);
+    execFileSync('tmux', ['send-keys', '-t', team, 'q']);
+    await show('opsdeck exited with 0');
+    execFileSync('tmux', ['kill-session', '-t', team]);
+
+    execFileSync('tmux', ['new-session', '-d', '-s', team, '-x', '120', '-y', '32', run]);
+    await show(`password of inventory role ${TEAM_ADMIN.role}`);
+    execFileSync('tmux', ['send-keys', '-t', team, '-l', 'not-the-password']);
+    execFileSync('tmux', ['send-keys', '-t', team, 'Enter']);
+    const bad = await show(/opsdeck exited with [1-9]/);
+    expect(bad).toMatch(/password authentication failed|password/i);
+    expect(bad).not.toContain('not-the-password');
   });
 });
