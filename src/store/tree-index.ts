@@ -30,6 +30,11 @@ export const FIND_FORMAT = '%y\\t%i\\t%s\\t%T@\\t%C@\\t%m\\t%U\\t%G\\t%n\\t%P\\0
 /** Thrown for a tree the mirror cannot hold exactly (devices, fifos, sockets): the caller streams it whole. */
 export class NotMirrorable extends Error {}
 
+const isUtf8 = (s: string) => {
+  const b = Buffer.from(s, 'latin1');
+  return Buffer.from(b.toString('utf8'), 'utf8').equals(b);
+};
+
 const seconds = (t: string): number => {
   const [int, frac] = t.split('.');
   const n = Number(int);
@@ -57,6 +62,8 @@ export function parseFindOutput(buf: Buffer): TreeEntry[] {
     const [y, ino, size, mt, ct, mode, uid, gid, nlink] = f;
     const path = f.slice(9).join('\t');
     if (y !== 'f' && y !== 'd' && y !== 'l') throw new NotMirrorable(`${path || '.'} is a special file (find type ${y})`);
+    // restic keeps names as UTF-8 text: a name that is not would not come back byte for byte.
+    if (!isUtf8(path) || !isUtf8(link)) throw new NotMirrorable(`${JSON.stringify(path)} is a name that is not UTF-8`);
     out.push({
       path,
       type: y,
