@@ -69,9 +69,12 @@ export interface DbLoader {
   readonly commit: string;
   /**
    * Runs the load, reading `input` until it ends. Rejects with LoadStopped when the load stopped
-   * before its commit (nothing changed), with another error when that is not known.
+   * before its commit (nothing changed), with another error when that is not known. An engine that
+   * keeps things aside tells `keep` what an undo needs (what kept() will say) as soon as it is known
+   * and again before the target's first change, awaiting it: a caller that records it can still
+   * undo the load from that record after a crash (opsdeck recover).
    */
-  run(input: Readable, signal: AbortSignal): Promise<void>;
+  run(input: Readable, signal: AbortSignal, keep?: (kept: string) => Promise<void>): Promise<void>;
   /** How it loaded, for the run log ("in one transaction"). */
   readonly how: string;
   /** What the load could not give back as the source had it (owners, grants), for the run log. */
@@ -131,6 +134,8 @@ export interface DbEngine {
   readonly urlForm: string;
   /** Its command-line client, for hints: "the PostgreSQL client (psql)". */
   readonly client: string;
+  /** How a restore loads the database, for a plan's explanation: "loads the database in one transaction (...)". */
+  readonly loadWords: string;
 
   /** Parses a URL of one of its schemes; a password or connection parameters in it are refused. */
   parse(url: string): DbTarget;
@@ -150,6 +155,8 @@ export interface DbEngine {
   loader(shell: Shell, db: Db, from: DumpSource, signal?: AbortSignal): Promise<DbLoader>;
   /** Puts back what a load replaced, from what its loader kept (an undo). */
   putBack(shell: Shell, db: Db, kept: string): Promise<void>;
+  /** Whether what a load kept is there whole, so putBack gives the database back exactly (else: the safety backup). */
+  canPutBack(shell: Shell, db: Db, kept: string): Promise<boolean>;
   /** Drops what a load kept for its undo, once the run no longer needs it. */
   dropKept(shell: Shell, db: Db, kept: string): Promise<void>;
 
@@ -175,6 +182,8 @@ export interface DbEngine {
    * (a tunnel on the host's SSH connection to target.host:target.port).
    */
   probe(db: Db, stream: () => Duplex, sqlMetrics: { name: string; query: string }[], timeoutMs: number): Promise<DbHealth>;
+  /** Why probe() would refuse this `sql:` metric on this engine, or null: asked when it is set, too. */
+  metricProblem(query: string): string | null;
 }
 
 /** The load stopped at a failed statement, before its commit: the database is as it was. */

@@ -60,3 +60,11 @@ export function dbAt(url: string, password: string): Db {
   const engine = engineFor(url);
   return { engine, target: engine.parse(url), password };
 }
+
+/**
+ * Why the probe of this database would refuse an `sql:` metric, by its engine's rules (MariaDB's
+ * include named locks, SLEEP, INTO OUTFILE...), or null: `instance set` asks before it saves one.
+ */
+export function sqlMetricProblem(url: string, query: string): string | null {
+  return engineFor(url).metricProblem(query);
+}

@@ -9,11 +9,11 @@
  * RENAME TABLE. The old tables are kept for the undo (kept()), dropped by the run's cleanup.
  */
 import { randomBytes } from 'node:crypto';
+import { PassThrough, type Readable } from 'node:stream';
 import { OpsError, UsageError } from '../core/errors.js';
 import { CommandError, type ExecResult, type Shell } from '../remote/shell.js';
 import { LoadStopped, type AccessProblem, type Db, type DbEngine, type DbLoader, type DbTarget, type DumpSource, type TableDigest } from './engine.js';
 import {
-  DefinerStripper,
   clientArgv,
   dropDatabases,
   dropKept,
@@ -25,7 +25,7 @@ import {
   parseMysqlUrl,
   quoteName,
   quoteString,
-  rowsPerTable,
+  keptIntact,
   schemaDumpArgv,
   sql,
   swapBack,
@@ -36,8 +36,8 @@ import {
   type MysqlSession,
   type MysqlTarget,
 } from './mysql.js';
-import { probeMysql } from './mysql-probes.js';
-import { InsertCounter } from './mysql-rows.js';
+import { mysqlMetricProblem, probeMysql } from './mysql-probes.js';
+import { InsertCounter, LoadRewriter } from './mysql-rows.js';
 
 /** The target as this engine's own; a target of another engine is a mistake of the caller's. */
 function my(t: DbTarget): MysqlTarget {
@@ -58,7 +58,8 @@ function stopped(shell: Shell, why: string, res?: ExecResult): LoadStopped {
 /** Tables whose rows differ between what loaded and what the dump (or the backup's manifest) holds. */
 function rowProblems(loaded: Map<string, number>, want: Record<string, number>, what: string): string[] {
   const names = new Set([...loaded.keys(), ...Object.keys(want)]);
-  return [...names].filter((n) => loaded.get(n) !== want[n]).map((n) => `${n}: ${loaded.get(n) ?? 'missing'} rows loaded, ${want[n] ?? 'none'} in ${what}`);
+  const got = (n: string) => (!loaded.has(n) ? 'missing' : Number.isNaN(loaded.get(n)) ? 'a table the dump does not make' : `${loaded.get(n)} rows loaded`);
+  return [...names].filter((n) => loaded.get(n) !== want[n]).map((n) => `${n}: ${got(n)}, ${want[n] ?? 'none'} in ${what}`);
 }
 
 async function loader(shell: Shell, db: Db, from: DumpSource, signal?: AbortSignal): Promise<DbLoader> {
@@ -68,44 +69,46 @@ async function loader(shell: Shell, db: Db, from: DumpSource, signal?: AbortSign
   signal?.throwIfAborted();
   const s = session(shell, db);
   const runId = newRunId();
-  const { scratch } = swapNames(s.t, runId);
-  const stripper = new DefinerStripper();
-  const counter = new InsertCounter();
+  const { scratch, old } = swapNames(s.t, runId);
+  const rewriter = new LoadRewriter();
   const marker = `opsdeck: the dump arrived whole ${randomBytes(8).toString('hex')}`;
   let kept: Kept | undefined;
   return {
-    head: '',
-    feed: (chunk) => {
-      counter.feed(chunk);
-      return stripper.feed(chunk);
-    },
-    finish: () => stripper.flush(),
+    // The scratch database is made by the load's own session: one login over SSH fewer.
+    head: `CREATE DATABASE ${quoteName(scratch)};\nUSE ${quoteName(scratch)};\n`,
+    // Definers dropped, rows counted by the server as they go in (LoadRewriter).
+    feed: (chunk) => rewriter.feed(chunk),
+    finish: () => rewriter.finish(),
     // The client prints the marker back only if it got this far: a dump cut short never does.
     commit: `\nSELECT ${quoteString(marker)};\n`,
     how: `into ${scratch}, rows checked, swapped in with one RENAME TABLE`,
     before: from.role && from.role !== s.t.user ? [`views, routines, triggers and events are defined by ${s.t.user} here (the dump's definers are dropped)`] : [],
     notes: () => [],
     kept: () => (kept ? JSON.stringify(kept) : undefined),
-    run: async (input, runSignal) => {
-      await sql(s, `CREATE DATABASE ${quoteName(scratch)};`, undefined, runSignal);
+    run: async (input, runSignal, keep) => {
+      // Said before the scratch database exists: a crash from here on leaves a record of what to drop.
+      await keep?.(JSON.stringify({ runId, scratch, old } satisfies Kept));
+      let made = true;
       try {
-        const res = await shell.exec(clientArgv(s.t, scratch), { stdin: input, secretLine: db.password, signal: runSignal });
+        const res = await shell.exec(clientArgv(s.t, undefined), { stdin: input, secretLine: db.password, signal: runSignal });
+        // ER_DB_CREATE_EXISTS: not this run's database, not this run's to drop.
+        if (res.code !== 0 && /ERROR 1007\b/.test(res.stderr)) made = false;
         if (res.code !== 0) throw stopped(shell, '', res);
         if (!res.stdout.split('\n').includes(marker)) throw stopped(shell, `the dump did not arrive whole; ${s.t.database} was not changed`);
-        const loaded = await rowsPerTable(s, scratch);
-        const wrong = [...rowProblems(loaded, counter.tables, 'the dump'), ...(from.tables ? rowProblems(loaded, from.tables, "the backup's manifest") : [])];
+        const loaded = rewriter.loaded(res.stdout);
+        const wrong = [...rowProblems(loaded, rewriter.tables, 'the dump'), ...(from.tables ? rowProblems(loaded, from.tables, "the backup's manifest") : [])];
         if (wrong.length) throw stopped(shell, `the loaded database does not match the backup (${wrong.slice(0, 5).join('; ')}); ${s.t.database} was not changed`);
         // Redaction in the scratch database, after the rows were checked and before the swap.
         if (from.redact?.length) await sql(s, from.redact.join('\n') + '\n', scratch, runSignal);
       } catch (err) {
-        await dropDatabases(s, [scratch]).catch(() => {});
+        if (made) await dropDatabases(s, [scratch]).catch(() => {});
         // Nothing before the swap touches the target: a connection lost mid-load (even after the
         // caller sent its go-ahead, which only ends the input) left it as it was.
         if (err instanceof LoadStopped || runSignal.aborted) throw err;
         throw stopped(shell, `${(err as Error).message}; ${s.t.database} was not changed`);
       }
       try {
-        kept = await swapIn(s, runId);
+        kept = await swapIn(s, runId, keep && ((k) => keep(JSON.stringify(k))));
       } catch (err) {
         // swapIn swapped back before it rejected: the target is as it was.
         await dropDatabases(s, [scratch]).catch(() => {});
@@ -115,12 +118,38 @@ async function loader(shell: Shell, db: Db, from: DumpSource, signal?: AbortSign
   };
 }
 
+/**
+ * The whole restore of a dump onto the target through the engine's own loader, as one call (tests;
+ * the operations drive the loader as steps): refused before any change without the rights; loaded
+ * beside; rows checked against the dump and `expectedRows`; swapped in. Any failure leaves the target
+ * as it was and no swap database behind. Returns what an undo needs (putBack).
+ */
+export async function restoreBySwap(shell: Shell, db: Db, dump: Readable, expectedRows: Record<string, number>): Promise<string> {
+  await mysqlEngine.checkLoad(shell, db);
+  const l = await loader(shell, db, { kind: 'mysql', role: db.target.user, tables: expectedRows });
+  const input = new PassThrough();
+  const loading = l.run(input, new AbortController().signal);
+  input.write(l.head);
+  let whole = true;
+  try {
+    for await (const chunk of dump) input.write(l.feed(chunk as Buffer));
+  } catch {
+    whole = false;
+  }
+  if (whole) input.write(l.finish());
+  input.end(whole ? l.commit : undefined);
+  await loading;
+  return l.kept()!;
+}
+
 export const mysqlEngine: DbEngine = {
   kind: 'mysql',
   name: 'MariaDB/MySQL',
   schemes: ['mysql', 'mariadb'],
   urlForm: 'mysql://USER@HOST:PORT/DB',
   client: 'the MariaDB client (mariadb, mariadb-dump: Debian package mariadb-client)',
+  loadWords:
+    "loads the database into a scratch database beside it, checks every table's rows against the backup, then swaps all tables in with one RENAME TABLE (on any error the database is not changed; the old tables are kept until the run is done)",
 
   parse: parseMysqlUrl,
   format: (t) => formatMysqlUrl(my(t)),
@@ -146,6 +175,7 @@ export const mysqlEngine: DbEngine = {
   rowCounter: () => new InsertCounter(),
   loader,
   putBack: (shell, db, kept) => swapBack(session(shell, db), JSON.parse(kept) as Kept),
+  canPutBack: (shell, db, kept) => keptIntact(session(shell, db), JSON.parse(kept) as Kept),
   dropKept: (shell, db, kept) => dropKept(session(shell, db), JSON.parse(kept) as Kept),
 
   async schema(shell, db) {
@@ -207,4 +237,5 @@ export const mysqlEngine: DbEngine = {
   }),
 
   probe: (db, stream, sqlMetrics, timeoutMs) => probeMysql(my(db.target), db.password, stream, sqlMetrics, timeoutMs),
+  metricProblem: mysqlMetricProblem,
 };

@@ -21,7 +21,6 @@
  * built on the host from the first line of stdin: never argv, never a file on disk; stdin stays
  * free for a dump.
  */
-import { Transform, type Readable } from 'node:stream';
 import { withSecretFromStdin } from '../remote/quote.js';
 import { run, type Shell } from '../remote/shell.js';
 import { UsageError } from '../core/errors.js';
@@ -128,35 +127,12 @@ export function normalizeSchema(dump: string): string {
   return dump.replace(DEFINER_RE, '').replace(/ AUTO_INCREMENT=\d+/g, '');
 }
 
-/** Where mariadb-dump writes a definer: at the start of a line of DDL (views, triggers, routines, events). */
-const DUMP_DEFINER = /^((?:\/\*!\d+ CREATE\*\/ )?\/\*!\d+ |CREATE )DEFINER=(?:`(?:[^`]|``)*`(?:@`(?:[^`]|``)*`)?|CURRENT_USER) ?/gm;
-
 /**
- * Drops the definers of a dump on its way in (see the file's comment), only where mariadb-dump
- * writes them, at the start of a line of DDL: a row (its own line, starting with `(` or INSERT, its
- * newlines escaped) is never touched, whatever its text holds.
+ * Where mariadb-dump writes a definer: at the start of a line of DDL (views, triggers, routines,
+ * events). A load drops them there (LoadRewriter), never in a row: a row's line starts with `(` or
+ * INSERT, its newlines escaped, whatever its text holds.
  */
-export class DefinerStripper {
-  private rest = '';
-  feed(chunk: Buffer): Buffer {
-    const text = this.rest + chunk.toString('utf8');
-    const cut = text.lastIndexOf('\n') + 1;
-    this.rest = text.slice(cut);
-    return Buffer.from(text.slice(0, cut).replace(DUMP_DEFINER, '$1'), 'utf8');
-  }
-  flush(): Buffer {
-    const out = this.rest.replace(DUMP_DEFINER, '$1');
-    this.rest = '';
-    return Buffer.from(out, 'utf8');
-  }
-  /** As a stream transform, for a pipeline. */
-  stream(): Transform {
-    return new Transform({
-      transform: (chunk: Buffer, _enc, cb) => cb(null, this.feed(chunk)),
-      flush: (cb) => cb(null, this.flush()),
-    });
-  }
-}
+export const DUMP_DEFINER = /^((?:\/\*!\d+ CREATE\*\/ )?\/\*!\d+ |CREATE )DEFINER=(?:`(?:[^`]|``)*`(?:@`(?:[^`]|``)*`)?|CURRENT_USER) ?/gm;
 
 /** A name quoted for MariaDB SQL. */
 export function quoteName(name: string): string {
@@ -238,68 +214,45 @@ async function xml(s: MysqlSession, query: string, db?: string): Promise<Record<
 /**
  * Why a swap-in load of run `runId` cannot go ahead, asked before anything changes; undefined when
  * it can. The account needs LOAD_PRIVILEGES on the database and on both swap databases, and must be
- * able to create and drop those (tried: created and dropped at once, both empty).
+ * able to create and drop those (tried: created and dropped at once, both empty). One session: the
+ * try is skipped (SIGNAL) when a swap database exists or a right is missing, so an account that could
+ * create but not drop one never leaves it behind.
  */
 export async function loadProblem(s: MysqlSession, runId: string): Promise<string | undefined> {
   const { scratch, old } = swapNames(s.t, runId);
   const names = [s.t.database, scratch, old];
   const wanted = LOAD_PRIVILEGES.map((p) => `SELECT ${quoteString(p)} AS p`).join(' UNION ALL ');
   // A database-level grant names a LIKE pattern (`shop\_opsdeck\_%`): matched as the server does.
-  const query = names
+  const missing = names
     .map(
       (n) =>
-        `SELECT ${quoteString(n)}, w.p FROM (${wanted}) w WHERE NOT EXISTS (SELECT 1 FROM information_schema.USER_PRIVILEGES u WHERE u.PRIVILEGE_TYPE = w.p) AND NOT EXISTS (SELECT 1 FROM information_schema.SCHEMA_PRIVILEGES g WHERE g.PRIVILEGE_TYPE = w.p AND ${quoteString(n)} LIKE g.TABLE_SCHEMA)`,
+        `SELECT 'lacks', ${quoteString(n)}, w.p FROM (${wanted}) w WHERE NOT EXISTS (SELECT 1 FROM information_schema.USER_PRIVILEGES u WHERE u.PRIVILEGE_TYPE = w.p) AND NOT EXISTS (SELECT 1 FROM information_schema.SCHEMA_PRIVILEGES g WHERE g.PRIVILEGE_TYPE = w.p AND ${quoteString(n)} LIKE g.TABLE_SCHEMA)`,
     )
     .join(' UNION ALL ');
-  let missing: string;
-  try {
-    const exists = await sql(s, `SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME IN (${[scratch, old].map(quoteString).join(', ')});`);
-    if (exists.trim() !== '0') return `databases ${scratch} or ${old} already exist (left by run ${runId}?): drop them first`;
-    missing = await sql(s, query + ';');
-  } catch (err) {
-    return (err as Error).message;
-  }
+  const exists = `SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME IN (${[scratch, old].map(quoteString).join(', ')})`;
+  const res = await s.shell.exec(clientArgv(s.t, undefined), {
+    secretLine: s.password,
+    stdin: [
+      `SELECT 'exists', (${exists});`,
+      `${missing};`,
+      `DELIMITER ${DELIM}`,
+      `BEGIN NOT ATOMIC IF (${exists}) + (SELECT COUNT(*) FROM (${missing}) m) > 0 THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'opsdeck: checked'; END IF; END${DELIM}`,
+      `CREATE DATABASE ${quoteName(scratch)}${DELIM} DROP DATABASE ${quoteName(scratch)}${DELIM} CREATE DATABASE ${quoteName(old)}${DELIM} DROP DATABASE ${quoteName(old)}${DELIM}`,
+      '',
+    ].join('\n'),
+  });
+  const lines = res.stdout.split('\n').map((l) => l.split('\t'));
+  const found = lines.find((l) => l[0] === 'exists');
+  const why = res.stderr.trim().split('\n').pop() ?? `mariadb exited ${res.code}`;
+  if (!found) return why;
+  if (found[1] !== '0') return `databases ${scratch} or ${old} already exist (left by run ${runId}?): drop them first`;
   const lacks = new Map<string, string[]>();
-  for (const line of missing.split('\n').filter(Boolean)) {
-    const [db, p] = line.split('\t');
-    lacks.set(db, [...(lacks.get(db) ?? []), p]);
-  }
+  for (const [tag, db, p] of lines) if (tag === 'lacks') lacks.set(db, [...(lacks.get(db) ?? []), p]);
   if (lacks.size) {
     return `account ${s.t.user} lacks ${[...lacks].map(([db, ps]) => `${ps.join(', ')} on ${db}`).join('; ')}: a restore loads into a database beside ${s.t.database} and swaps it in; give it ${grantsHint(s.t)}; nothing was changed`;
   }
-  try {
-    await sql(s, `CREATE DATABASE ${quoteName(scratch)}; DROP DATABASE ${quoteName(scratch)}; CREATE DATABASE ${quoteName(old)}; DROP DATABASE ${quoteName(old)};`);
-  } catch (err) {
-    return `account ${s.t.user} cannot create the databases a restore loads into (${(err as Error).message}); give it ${grantsHint(s.t)}`;
-  }
+  if (res.code !== 0) return `account ${s.t.user} cannot create the databases a restore loads into (${why}); give it ${grantsHint(s.t)}`;
   return undefined;
-}
-
-/** The marker a load's input ends with once the dump arrived whole; the client prints it back. */
-const LOADED = 'opsdeck: the dump arrived whole';
-
-/**
- * Loads a dump into the run's scratch database (created here, empty). Resolves once the whole dump
- * loaded; on any failure (a statement, a dump cut short: no marker at its end) the scratch database
- * is dropped and it rejects. Nothing of the target is touched.
- */
-export async function loadScratch(s: MysqlSession, runId: string, dump: Readable, signal?: AbortSignal): Promise<void> {
-  const { scratch } = swapNames(s.t, runId);
-  await sql(s, `CREATE DATABASE ${quoteName(scratch)};`, undefined, signal);
-  try {
-    const stripper = new DefinerStripper();
-    const input = dump.pipe(stripper.stream());
-    // The marker goes in only once the dump's stream ended: a dump cut short never prints it.
-    const marked = new Transform({ transform: (c: Buffer, _e, cb) => cb(null, c), flush: (cb) => cb(null, `\nSELECT ${quoteString(LOADED)};\n`) });
-    dump.once('error', (err) => marked.destroy(err));
-    const res = await s.shell.exec(clientArgv(s.t, scratch), { secretLine: s.password, stdin: input.pipe(marked), signal });
-    if (res.code !== 0 || !res.stdout.split('\n').includes(LOADED)) {
-      throw new Error(`the load into ${scratch} stopped${res.code !== 0 ? ` (exit ${res.code}): ${res.stderr.trim().split('\n').slice(-2).join(' | ')}` : ': the dump did not arrive whole'}`);
-    }
-  } catch (err) {
-    await dropDatabases(s, [scratch]);
-    throw err;
-  }
 }
 
 export async function dropDatabases(s: MysqlSession, dbs: string[]): Promise<void> {
@@ -340,52 +293,63 @@ interface ObjectDef {
   collation: string;
 }
 
-/** What an undo needs: the swap databases, and the target's objects as they were before the swap. */
+/**
+ * What an undo needs: the swap databases and, from just before the swap's first change, the target's
+ * base tables and its other objects as they were (undefined: the swap had not begun, so the target
+ * was never touched and only the swap databases are left to drop).
+ */
 export interface Kept {
   runId: string;
   scratch: string;
   old: string;
-  objects: ObjectDef[];
+  tables?: string[];
+  objects?: ObjectDef[];
 }
 
-/** Base tables and the other objects of `db`, with their definitions (definers dropped). */
-async function readObjects(s: MysqlSession, db: string): Promise<{ tables: string[]; objects: ObjectDef[] }> {
-  const q = quoteString(db);
-  const [tables, views, routines, triggers, events] = await xml(
-    s,
-    `SELECT TABLE_NAME n FROM information_schema.TABLES WHERE TABLE_SCHEMA = ${q} AND TABLE_TYPE = 'BASE TABLE' ORDER BY 1;
+const LIST = (q: string) => `SELECT TABLE_NAME n FROM information_schema.TABLES WHERE TABLE_SCHEMA = ${q} AND TABLE_TYPE = 'BASE TABLE' ORDER BY 1;
 SELECT TABLE_NAME n FROM information_schema.VIEWS WHERE TABLE_SCHEMA = ${q} ORDER BY 1;
 SELECT ROUTINE_NAME n, ROUTINE_TYPE k FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ${q} ORDER BY 2, 1;
 SELECT TRIGGER_NAME n FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ${q} ORDER BY EVENT_OBJECT_TABLE, EVENT_MANIPULATION, ACTION_TIMING, ACTION_ORDER;
-SELECT EVENT_NAME n FROM information_schema.EVENTS WHERE EVENT_SCHEMA = ${q} ORDER BY 1;`,
-  );
-  const wanted: { kind: ObjectDef['kind']; name: string }[] = [
-    ...views.map((r) => ({ kind: 'VIEW' as const, name: r.n! })),
-    ...routines.map((r) => ({ kind: r.k as 'PROCEDURE' | 'FUNCTION', name: r.n! })),
-    ...triggers.map((r) => ({ kind: 'TRIGGER' as const, name: r.n! })),
-    ...events.map((r) => ({ kind: 'EVENT' as const, name: r.n! })),
-  ];
-  const objects: ObjectDef[] = [];
-  if (wanted.length) {
-    // With the database as the session's own, SHOW CREATE names its tables without the database,
-    // so a definition reads the same created in another database.
-    const shown = await xml(s, wanted.map((w) => `SHOW CREATE ${w.kind} ${quoteName(w.name)};`).join('\n'), db);
-    wanted.forEach((w, i) => {
-      const r = shown[i][0];
+SELECT EVENT_NAME n FROM information_schema.EVENTS WHERE EVENT_SCHEMA = ${q} ORDER BY 1;`;
+
+/**
+ * Base tables and the other objects of each database named, with their definitions (definers
+ * dropped): two sessions for all of them, whatever their number (each costs a login over SSH).
+ */
+async function readObjects(s: MysqlSession, dbs: string[]): Promise<{ tables: string[]; objects: ObjectDef[] }[]> {
+  const sets = await xml(s, dbs.map((db) => LIST(quoteString(db))).join('\n'));
+  const listed = dbs.map((db, i) => {
+    const [tables, views, routines, triggers, events] = sets.slice(i * 5, i * 5 + 5);
+    const wanted: { kind: ObjectDef['kind']; name: string }[] = [
+      ...views.map((r) => ({ kind: 'VIEW' as const, name: r.n! })),
+      ...routines.map((r) => ({ kind: r.k as 'PROCEDURE' | 'FUNCTION', name: r.n! })),
+      ...triggers.map((r) => ({ kind: 'TRIGGER' as const, name: r.n! })),
+      ...events.map((r) => ({ kind: 'EVENT' as const, name: r.n! })),
+    ];
+    return { db, tables: tables.map((r) => r.n!), wanted };
+  });
+  // With each database in turn the session's own (USE, which answers nothing), SHOW CREATE names
+  // its tables without the database, so a definition reads the same created in another database.
+  const shows = listed.filter((l) => l.wanted.length).map((l) => [`USE ${quoteName(l.db)};`, ...l.wanted.map((w) => `SHOW CREATE ${w.kind} ${quoteName(w.name)};`)].join('\n'));
+  const shown = shows.length ? await xml(s, shows.join('\n')) : [];
+  let at = 0;
+  return listed.map(({ db, tables, wanted }) => {
+    const objects = wanted.map((w): ObjectDef => {
+      const r = shown[at++]?.[0] ?? {};
       const create =
         r[w.kind === 'VIEW' ? 'Create View' : w.kind === 'EVENT' ? 'Create Event' : w.kind === 'TRIGGER' ? 'SQL Original Statement' : w.kind === 'PROCEDURE' ? 'Create Procedure' : 'Create Function'];
       if (create === null || create === undefined) throw new Error(`account ${s.t.user} cannot read the definition of ${w.kind.toLowerCase()} ${db}.${w.name}`);
-      objects.push({
+      return {
         kind: w.kind,
         name: w.name,
         create: create.replace(DEFINER_RE, ''),
         sqlMode: r.sql_mode ?? '',
         charset: r.character_set_client ?? 'utf8mb4',
         collation: r.collation_connection ?? 'utf8mb4_general_ci',
-      });
+      };
     });
-  }
-  return { tables: tables.map((r) => r.n!), objects: orderViews(objects) };
+    return { tables, objects: orderViews(objects) };
+  });
 }
 
 /** Views after the views they name, so each is created after what it reads. */
@@ -423,15 +387,16 @@ async function script(s: MysqlSession, db: string, lines: string[]): Promise<voi
 /**
  * Swaps the loaded scratch database in: every table at once (one RENAME TABLE: the target's tables
  * to the old-table database, the scratch's into the target), then the views, routines, triggers and
- * events of the load in place of the target's. Returns what an undo needs (swapBack); a failure
- * part-way is swapped back before it rejects.
+ * events of the load in place of the target's, and the scratch database dropped; one session.
+ * `keep` is told what an undo needs before the first change is sent (awaited: a crash from then on
+ * can still be swapped back). Returns the same; a failure part-way is swapped back before it rejects.
  */
-export async function swapIn(s: MysqlSession, runId: string): Promise<Kept> {
+export async function swapIn(s: MysqlSession, runId: string, keep?: (kept: Kept) => Promise<void>): Promise<Kept> {
   const { scratch, old } = swapNames(s.t, runId);
   const T = quoteName(s.t.database);
-  const before = await readObjects(s, s.t.database);
-  const loaded = await readObjects(s, scratch);
-  const kept: Kept = { runId, scratch, old, objects: before.objects };
+  const [before, loaded] = await readObjects(s, [s.t.database, scratch]);
+  const kept: Kept = { runId, scratch, old, tables: before.tables, objects: before.objects };
+  await keep?.(kept);
   try {
     await script(s, s.t.database, [
       `CREATE DATABASE ${quoteName(old)}${DELIM}`,
@@ -444,68 +409,70 @@ export async function swapIn(s: MysqlSession, runId: string): Promise<Kept> {
       ]),
       ...before.objects.filter((o) => o.kind !== 'TRIGGER').map((o) => dropSql(s.t.database, o)),
       ...loaded.objects.map(createSql),
+      // What is left there is the load's views and routines, now the target's: only the old tables stay.
+      `DROP DATABASE ${quoteName(scratch)}${DELIM}`,
     ]);
   } catch (err) {
     await swapBack(s, kept);
     throw err;
   }
-  // What is left there is the load's views and routines, now the target's: only the old tables stay.
-  await dropDatabases(s, [scratch]);
   return kept;
+}
+
+/**
+ * Whether swapBack can put the target back exactly from what the swap kept: the old tables all in
+ * the old-table database (the RENAME happened), or all still in the target and none moved (it did
+ * not). False when some are missing from both, or the record is from before the swap began.
+ */
+export async function keptIntact(s: MysqlSession, kept: Kept): Promise<boolean> {
+  if (!kept.tables) return true;
+  const q = `SELECT TABLE_SCHEMA, HEX(TABLE_NAME) FROM information_schema.TABLES WHERE TABLE_SCHEMA IN (${[s.t.database, kept.old].map(quoteString).join(', ')}) AND TABLE_TYPE = 'BASE TABLE';`;
+  const where = new Map<string, string[]>([
+    [s.t.database, []],
+    [kept.old, []],
+  ]);
+  for (const line of (await sql(s, q)).split('\n').filter(Boolean)) {
+    const [db, hex] = line.split('\t');
+    where.get(db)?.push(Buffer.from(hex, 'hex').toString('utf8'));
+  }
+  const old = new Set(where.get(kept.old));
+  const inTarget = new Set(where.get(s.t.database));
+  if (old.size) return old.size === kept.tables.length && kept.tables.every((t) => old.has(t));
+  return kept.tables.every((t) => inTarget.has(t));
 }
 
 /**
  * Puts the target back as it was before swapIn (an undo): its current tables out to the scratch
  * database, the old tables back, in one RENAME TABLE; its objects as they were; both swap databases
- * dropped. Safe to run again, and after a swap that failed anywhere (even before its RENAME).
+ * dropped. Safe to run again, and after a swap that stopped anywhere (even before its RENAME, or
+ * before it began: then only the swap databases go).
  */
 export async function swapBack(s: MysqlSession, kept: Kept): Promise<void> {
+  if (!kept.objects) return dropKept(s, kept);
   const T = quoteName(s.t.database);
-  const now = await readObjects(s, s.t.database);
-  const exists = (await sql(s, `SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ${quoteString(kept.old)};`)).trim() !== '';
-  const oldTables = exists ? (await readObjects(s, kept.old)).tables : [];
-  const out = new Set(now.tables);
+  const [now, atOld] = await readObjects(s, [s.t.database, kept.old]);
+  // The old tables went out whole in one statement: when there are any (or the target had none),
+  // every table now here is the load's.
+  const swapped = atOld.tables.length > 0 || kept.tables?.length === 0;
   await script(s, s.t.database, [
     `CREATE DATABASE IF NOT EXISTS ${quoteName(kept.scratch)}${DELIM}`,
     ...now.objects.map((o) => dropSql(s.t.database, o)),
-    // The old tables went out whole in one statement: when there are any, every table now here is the load's.
-    ...(oldTables.length
+    ...(swapped
       ? [
           rename([
-            ...[...out].map((t): [string, string] => [`${T}.${quoteName(t)}`, `${quoteName(kept.scratch)}.${quoteName(t)}`]),
-            ...oldTables.map((t): [string, string] => [`${quoteName(kept.old)}.${quoteName(t)}`, `${T}.${quoteName(t)}`]),
+            ...now.tables.map((t): [string, string] => [`${T}.${quoteName(t)}`, `${quoteName(kept.scratch)}.${quoteName(t)}`]),
+            ...atOld.tables.map((t): [string, string] => [`${quoteName(kept.old)}.${quoteName(t)}`, `${T}.${quoteName(t)}`]),
           ]),
         ]
       : []),
     ...kept.objects.map((o) => dropSql(s.t.database, o)),
     ...kept.objects.map(createSql),
+    `DROP DATABASE IF EXISTS ${quoteName(kept.scratch)}${DELIM}`,
+    `DROP DATABASE IF EXISTS ${quoteName(kept.old)}${DELIM}`,
   ]);
-  await dropDatabases(s, [kept.scratch, kept.old]);
 }
 
 /** Drops what a swap kept for its undo (the old tables), once the run no longer needs them. */
 export async function dropKept(s: MysqlSession, kept: Kept): Promise<void> {
   await dropDatabases(s, [kept.scratch, kept.old]);
-}
-
-/**
- * The whole restore of a dump onto the target, as one call (tests; the operations compose the parts
- * as steps): refused before any change without the rights; loaded beside; rows checked against
- * `expectedRows`; swapped in. Any failure leaves the target as it was and no swap database behind.
- */
-export async function restoreBySwap(s: MysqlSession, runId: string, dump: Readable, expectedRows: Record<string, number>): Promise<Kept> {
-  const problem = await loadProblem(s, runId);
-  if (problem) throw new Error(problem);
-  const { scratch } = swapNames(s.t, runId);
-  await loadScratch(s, runId, dump);
-  try {
-    const rows = await rowsPerTable(s, scratch);
-    const names = new Set([...rows.keys(), ...Object.keys(expectedRows)]);
-    const wrong = [...names].filter((n) => rows.get(n) !== expectedRows[n]).map((n) => `${n}: ${rows.get(n) ?? 'missing'} rows loaded, ${expectedRows[n] ?? 'none'} in the backup`);
-    if (wrong.length) throw new Error(`the loaded database does not match the backup's manifest (${wrong.slice(0, 5).join('; ')}); ${s.t.database} was not changed`);
-  } catch (err) {
-    await dropDatabases(s, [scratch]);
-    throw err;
-  }
-  return swapIn(s, runId);
 }

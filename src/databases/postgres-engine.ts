@@ -21,6 +21,7 @@ import {
   withSchemaOnly,
   type PgTarget,
 } from './postgres.js';
+import { metricSqlProblem } from '../core/metricsql.js';
 import { probePostgres } from './postgres-probes.js';
 import { CopyCounter } from './postgres-rows.js';
 
@@ -84,6 +85,7 @@ export const postgresEngine: DbEngine = {
   schemes: ['postgres', 'postgresql'],
   urlForm: 'postgres://ROLE@HOST:PORT/DB',
   client: 'the PostgreSQL client (psql)',
+  loadWords: 'loads the database in one transaction (on any error nothing changes)',
 
   parse: parsePgUrl,
   format: (t) => formatPgUrl(pg(t)),
@@ -108,6 +110,7 @@ export const postgresEngine: DbEngine = {
   putBack: async () => {
     throw new OpsError('internal: a PostgreSQL load keeps nothing to put back');
   },
+  canPutBack: async () => false,
   dropKept: async () => {},
 
   async schema(shell, db) {
@@ -182,4 +185,5 @@ export const postgresEngine: DbEngine = {
   hookEnv: (t) => ({ env: [`PGHOST=${t.host}`, `PGPORT=${t.port}`, `PGUSER=${t.user}`, `PGDATABASE=${t.database}`], passwordVar: 'PGPASSWORD' }),
 
   probe: (db, stream, sqlMetrics, timeoutMs) => probePostgres(pg(db.target), db.password, stream, sqlMetrics, timeoutMs),
+  metricProblem: metricSqlProblem,
 };

@@ -2,13 +2,16 @@ import { PassThrough, Readable } from 'node:stream';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { labInfo } from '../../fixtures/lab.js';
 import { makeLabMysqlInstance, mysqlAdmin, mysqlAs, mysqlDatabases, mysqlState, type LabMysqlInstance } from '../../fixtures/lab/mariadb.js';
-import { dropKept, dumpArgv, formatMysqlUrl, parseMysqlUrl, restoreBySwap, rowsPerTable, sql, swapBack, type MysqlSession } from '../../src/databases/mysql.js';
+import { LoadStopped, dbAt, type Db } from '../../src/databases/index.js';
+import { dumpArgv, formatMysqlUrl, parseMysqlUrl, rowsPerTable, sql, type MysqlSession } from '../../src/databases/mysql.js';
+import { mysqlEngine, restoreBySwap } from '../../src/databases/mysql-engine.js';
 import { LocalShell } from '../../src/remote/local.js';
 import { run } from '../../src/remote/shell.js';
 
 const lab = labInfo();
 const shell = new LocalShell();
 const session = (i: LabMysqlInstance): MysqlSession => ({ shell, t: parseMysqlUrl(i.dbUrl), password: i.password });
+const dbOf = (i: LabMysqlInstance): Db => dbAt(i.dbUrl, i.password);
 
 async function dump(s: MysqlSession): Promise<Buffer> {
   const chunks: Buffer[] = [];
@@ -54,7 +57,7 @@ describe.skipIf(!lab.mysql)('MariaDB: a restore loads beside the database and sw
     changeEverything(prod);
     const changed = mysqlState(prod.db);
     expect(changed).not.toEqual(before);
-    const kept = await restoreBySwap(session(prod), 'r1', Readable.from([backup]), rows);
+    const kept = await restoreBySwap(shell, dbOf(prod), Readable.from([backup]), rows);
     expect(mysqlState(prod.db)).toEqual(before);
     // The triggers fire again on the swapped-in tables.
     mysqlAs(prod.user, prod.password, "INSERT INTO film (title, language_id) VALUES ('TRIGGERED', 1);", prod.db);
@@ -62,13 +65,13 @@ describe.skipIf(!lab.mysql)('MariaDB: a restore loads beside the database and sw
     mysqlAs(prod.user, prod.password, "DELETE FROM film WHERE title = 'TRIGGERED'; ALTER TABLE film AUTO_INCREMENT = 1001;", prod.db);
     expect(mysqlState(prod.db)).toEqual(before);
     // The old tables are kept beside until the run is done: the undo swaps them back.
-    expect(mysqlDatabases(`${prod.db}_opsdeck_`)).toEqual([`${prod.db}_opsdeck_r1_old`]);
-    await swapBack(session(prod), kept);
+    expect(mysqlDatabases(`${prod.db}_opsdeck_`)).toEqual([`${prod.db}_opsdeck_${(JSON.parse(kept) as { runId: string }).runId}_old`]);
+    await mysqlEngine.putBack(shell, dbOf(prod), kept);
     expect(mysqlState(prod.db)).toEqual(changed);
     expect(mysqlDatabases(`${prod.db}_opsdeck_`)).toEqual([]);
     // Again, and this time the run ends: the old tables are dropped.
-    const kept2 = await restoreBySwap(session(prod), 'r2', Readable.from([backup]), rows);
-    await dropKept(session(prod), kept2);
+    const kept2 = await restoreBySwap(shell, dbOf(prod), Readable.from([backup]), rows);
+    await mysqlEngine.dropKept(shell, dbOf(prod), kept2);
     expect(mysqlState(prod.db)).toEqual(before);
     expect(mysqlDatabases(`${prod.db}_opsdeck_`)).toEqual([]);
   });
@@ -82,7 +85,8 @@ describe.skipIf(!lab.mysql)('MariaDB: a restore loads beside the database and sw
   ];
   it.each(faults)('%s leaves the database exactly as before and no swap database behind', async (_what, bad) => {
     const now = mysqlState(prod.db);
-    await expect(restoreBySwap(session(prod), 'f1', Readable.from([bad()]), rows)).rejects.toThrow(/stopped|does not match/);
+    // LoadStopped: what the restore's undo takes for "the database was not changed".
+    await expect(restoreBySwap(shell, dbOf(prod), Readable.from([bad()]), rows)).rejects.toBeInstanceOf(LoadStopped);
     expect(mysqlState(prod.db)).toEqual(now);
     expect(mysqlDatabases(`${prod.db}_opsdeck_`)).toEqual([]);
   });
@@ -91,8 +95,8 @@ describe.skipIf(!lab.mysql)('MariaDB: a restore loads beside the database and sw
     const small = makeLabMysqlInstance(lab, 'lab1', 'mnorights', { grants: 'database-only' });
     mysqlAs(small.user, small.password, 'CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1);', small.db);
     const now = mysqlState(small.db);
-    const err = await restoreBySwap(session(small), 'n1', Readable.from([backup]), rows).catch((e: Error) => e);
-    expect(String(err)).toMatch(/lacks .*CREATE.* on m_mnorights_opsdeck_n1_new.*GRANT ALL ON `m\\_mnorights\\_opsdeck\\_%`/);
+    const err = await restoreBySwap(shell, dbOf(small), Readable.from([backup]), rows).catch((e: Error) => e);
+    expect(String(err)).toMatch(/lacks .*CREATE.* on m_mnorights_opsdeck_[0-9a-f]+_new.*GRANT ALL ON `m\\_mnorights\\_opsdeck\\_%`/);
     expect(mysqlState(small.db)).toEqual(now);
     expect(mysqlDatabases(`${small.db}_opsdeck_`)).toEqual([]);
   });
