@@ -12,16 +12,19 @@
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { asLabUser, hostAddArgs, labSsh, makeLabInstance, opsdeckSync, startLab, type Lab, type LabInstance } from '../fixtures/lab.js';
 import { Store } from '../src/store/restic.js';
 import { makeLabMysqlInstance, MYSQL_PORT } from '../fixtures/lab/mariadb.js';
+import { benchDelta, deltaTable } from './delta.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const FILES = Number(process.env.BENCH_FILES ?? 20_000);
 const BYTES = Number(process.env.BENCH_BYTES ?? 300e6);
 const ONLY = process.env.BENCH_ONLY;
+/** BENCH_ONLY=pg,watch,mysql (any of them, comma-separated) runs only those parts; unset, all. */
+const want = (part: 'pg' | 'watch' | 'mysql' | 'delta') => !ONLY || ONLY.split(',').includes(part);
 
 function sh(cmd: string, env: NodeJS.ProcessEnv = {}): void {
   const r = spawnSync('bash', ['-o', 'pipefail', '-c', cmd], { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
@@ -132,13 +135,51 @@ async function benchMysql(lab: Lab, sshTo: (h: Lab['hosts'][number]) => string):
   ];
 }
 
+/**
+ * watch over WATCH_FILES files against find | xargs sha256sum run on the host itself. The tree is
+ * kept in the lab between runs (a marker says how many files it holds): making it takes a minute.
+ */
+function benchWatch(lab: Lab, sshTo: (h: Lab['hosts'][number]) => string): { what: string; baseline: number; opsdeck: number } {
+  const WATCH_FILES = Number(process.env.BENCH_WATCH_FILES ?? 100_000);
+  const h = lab.hosts[0];
+  const ssh = sshTo(h);
+  const path = join(h.root, 'bench-watch');
+  const marker = join(path, '.bench-watch-tree');
+  if (!existsSync(marker) || readFileSync(marker, 'utf8').trim() !== String(WATCH_FILES)) {
+    process.stderr.write(`bench: making a ${WATCH_FILES}-file tree for watch...\n`);
+    makeLabInstance(lab, h.name, 'bench-watch', {});
+    asLabUser('sh', [
+      '-c',
+      `cd "$1" && mkdir -p w && cd w && i=0; while [ $i -lt ${WATCH_FILES / 1000} ]; do mkdir d$i; i=$((i+1)); done; ` +
+        `find . -maxdepth 1 -name 'd*' -type d | xargs -P 2 -I{} sh -c 'cd {} && seq 1 1000 | while read n; do echo "file $n of {}" > f$n.php; done'`,
+      'sh',
+      path,
+    ]);
+    asLabUser('sh', ['-c', 'echo "$2" > "$1"', 'sh', marker, String(WATCH_FILES)]);
+  }
+  const whome = mkdtempSync(join(lab.dir, 'bench-watch-'));
+  const wops = (args: string[]) => opsdeckSync(whome, args);
+  wops(['env', 'add', 'dev']);
+  wops(hostAddArgs(lab, h));
+  wops(['instance', 'add', 'bench-watch', '--host', h.name, '--path', path, '--env', 'dev']);
+  wops(['watch', 'bench-watch']);
+  const watchBase: number[] = [];
+  const watchOps: number[] = [];
+  for (let run = 0; run < RUNS; run++) {
+    watchBase.push(timed(() => sh(`${ssh} 'cd ${path} && find . -type f -print0 | xargs -0 sha256sum' > /dev/null`)));
+    watchOps.push(timed(() => wops(['watch', 'bench-watch'])));
+  }
+  execFileSync('rm', ['-rf', whome]);
+  return { what: `watch, ${WATCH_FILES} files (vs find | xargs sha256sum on the host)`, baseline: median(watchBase), opsdeck: median(watchOps) };
+}
+
 async function main() {
   return startLab().then(async (lab: Lab) => {
     const inst: LabInstance = makeLabInstance(lab, 'lab1', 'bench-prod', { pagila: true });
     const staging: LabInstance = makeLabInstance(lab, 'lab2', 'bench-staging', {});
     if (process.getuid?.() !== 0) process.env.BENCH_OWNER = lab.user;
     process.stderr.write(`bench: making the code tree (${FILES} files, ${(BYTES / 1e6).toFixed(0)} MB)...\n`);
-    if (ONLY !== 'mysql') makeTree(inst.path);
+    if (want('pg') || want('delta')) makeTree(inst.path);
     settleDir = lab.hosts[0].root;
     const treeBytes = Number(asLabUser('du', ['-sb', inst.path]).split('\t')[0]);
     const h = lab.hosts[0];
@@ -160,7 +201,7 @@ async function main() {
     const cloneOps: number[] = [];
     let growth = { base: 0, ops: 0, first: 0, baseFirst: 0 };
 
-    for (let run = 0; run < (ONLY === 'mysql' ? 0 : RUNS); run++) {
+    for (let run = 0; run < (want('pg') ? RUNS : 0); run++) {
       process.stderr.write(`bench: run ${run + 1} of ${RUNS}\n`);
       // Baseline: a fresh restic repository and the two pipelines, one after the other.
       const repo = mkdtempSync(join(lab.dir, 'bench-restic-'));
@@ -227,7 +268,7 @@ async function main() {
     }
 
     // watch over 100,000 files against find | xargs sha256sum run on the host itself.
-    const mysqlRows = await benchMysql(lab, sshTo);
+    const mysqlRows = want('mysql') ? await benchMysql(lab, sshTo) : [];
     if (ONLY === 'mysql') {
       process.stdout.write(
         [
@@ -238,35 +279,18 @@ async function main() {
       );
       return;
     }
-    const WATCH_FILES = Number(process.env.BENCH_WATCH_FILES ?? 100_000);
-    const wi = makeLabInstance(lab, 'lab1', 'bench-watch', {});
-    process.stderr.write(`bench: making a ${WATCH_FILES}-file tree for watch...\n`);
-    asLabUser('sh', [
-      '-c',
-      `cd "$1" && mkdir -p w && cd w && i=0; while [ $i -lt ${WATCH_FILES / 1000} ]; do mkdir d$i; i=$((i+1)); done; ` +
-        `find . -maxdepth 1 -name 'd*' -type d | xargs -P 2 -I{} sh -c 'cd {} && seq 1 1000 | while read n; do echo "file $n of {}" > f$n.php; done'`,
-      'sh',
-      wi.path,
-    ]);
-    const whome = mkdtempSync(join(lab.dir, 'bench-watch-'));
-    const wops = (args: string[]) => opsdeckSync(whome, args);
-    wops(['env', 'add', 'dev']);
-    wops(hostAddArgs(lab, h));
-    wops(['instance', 'add', wi.name, '--host', h.name, '--path', wi.path, '--env', 'dev']);
-    wops(['watch', wi.name]);
-    const watchBase: number[] = [];
-    const watchOps: number[] = [];
-    for (let run = 0; run < RUNS; run++) {
-      watchBase.push(timed(() => sh(`${ssh} 'cd ${wi.path} && find . -type f -print0 | xargs -0 sha256sum' > /dev/null`)));
-      watchOps.push(timed(() => wops(['watch', wi.name])));
-    }
-    execFileSync('rm', ['-rf', whome]);
+    const watchRow = want('watch') ? benchWatch(lab, sshTo) : undefined;
+    // BENCH_ONLY=delta: second backups through a byte-counting, optionally throttled relay (bench/delta.ts).
+    const deltaRows = want('delta') ? deltaTable(await benchDelta(lab, inst, treeBytes, RUNS), treeBytes) : [];
+    if (ONLY === 'delta') return void process.stdout.write(deltaRows.join('\n') + '\n');
 
-    results.push({ what: 'backup (code + database)', baseline: median(backupBase), opsdeck: median(backupOps) });
-    results.push({ what: 'restore (code + database)', baseline: median(restoreBase), opsdeck: median(restoreOps) });
-    results.push({ what: 'clone to another host (code + database)', baseline: median(cloneBase), opsdeck: median(cloneOps) });
+    if (want('pg')) {
+      results.push({ what: 'backup (code + database)', baseline: median(backupBase), opsdeck: median(backupOps) });
+      results.push({ what: 'restore (code + database)', baseline: median(restoreBase), opsdeck: median(restoreOps) });
+      results.push({ what: 'clone to another host (code + database)', baseline: median(cloneBase), opsdeck: median(cloneOps) });
+    }
     results.push(...mysqlRows);
-    results.push({ what: `watch, ${WATCH_FILES} files (vs find | xargs sha256sum on the host)`, baseline: median(watchBase), opsdeck: median(watchOps) });
+    if (watchRow) results.push(watchRow);
     const lines = [
       `# opsdeck benchmark, ${new Date().toISOString()}`,
       '',
@@ -276,10 +300,12 @@ async function main() {
       '|---|---|---|---|',
       ...results.map((r) => `| ${r.what} | ${r.baseline.toFixed(2)} s | ${r.opsdeck.toFixed(2)} s | ${(r.opsdeck / r.baseline).toFixed(2)}x |`),
       '',
+      ...(want('pg') ? [] : ['(some parts only: BENCH_ONLY=' + ONLY + ')']),
+      ...(deltaRows.length ? [...deltaRows, ''] : []),
       `second backup of the unchanged instance: store grew ${(growth.ops / 1e6).toFixed(2)} MB = ${((growth.ops / growth.first) * 100).toFixed(2)}% of the first backup's ${(growth.first / 1e6).toFixed(0)} MB (plain restic pipeline: ${(growth.base / 1e6).toFixed(2)} MB = ${((growth.base / growth.baseFirst) * 100).toFixed(2)}%)`,
       '',
       'opsdeck restore includes what the pipeline does not: a safety backup of the target, checksum checks of both streams, a staged tree swapped in atomically.',
-      'opsdeck clone also goes through the store (a backup of the source, checked), keeps the target in maintenance, takes a safety backup of it and keeps its local files.',
+      'opsdeck clone streams host to host as the pipeline does, and also keeps the target in maintenance, takes a safety backup of its database beside the copy, checks it and keeps its local files.',
     ];
     process.stdout.write(lines.join('\n') + '\n');
   });
