@@ -12,6 +12,8 @@ export async function openTui(o: { home?: string }): Promise<number> {
   try {
     // A team inventory's password is asked here, on the terminal, before Ink takes it.
     await inventoryLogin(o.home);
+    // The prompt pauses stdin (so a CLI command can exit); Ink's reader gets nothing from a paused stream.
+    if (process.stdin.isPaused()) process.stdin.resume();
     app = openApp(o.home);
   } catch (err) {
     process.stderr.write(`opsdeck: ${errorMessage(err)}\n`);
