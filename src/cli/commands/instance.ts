@@ -3,7 +3,7 @@ import { HOOK_KINDS, type Inventory } from '../../../inventory/index.js';
 import { checkLocalPath, checkName, checkRef, checkRemotePath, checkUrl, checkWatchExclude } from '../../../inventory/validate.js';
 import { UsageError } from '../../core/errors.js';
 import { age } from '../../core/format.js';
-import { dbUrlForms, normalizeDbUrl } from '../../databases/index.js';
+import { dbUrlForms, normalizeDbUrl, sqlMetricProblem } from '../../databases/index.js';
 import { makePlan, purgePlan } from '../../actions/make.js';
 import { MAINTENANCE_FILE } from '../../actions/app.js';
 import { DEFAULT_EXCLUDES } from '../../actions/watch.js';
@@ -291,6 +291,11 @@ export function register(program: Command, act: Act): void {
         if (o.metric.length) {
           patch.metrics = parseMetrics(o.metric, i.metrics);
           if (patch.metrics.some((m) => m.kind === 'sql') && !i.dbUrl) throw new UsageError(`${name} has no database for an sql: metric`, 'use a cmd: metric, or give the instance a database');
+          // By the rules of the instance's own engine, as its probe will check it.
+          for (const m of patch.metrics) {
+            const problem = m.kind === 'sql' && i.dbUrl ? sqlMetricProblem(i.dbUrl, m.source) : null;
+            if (problem) throw new UsageError(`metric ${m.name} is refused: ${problem}`, 'an sql: metric only reads, in one statement; use a cmd: metric for anything else');
+          }
         }
         let pw: string | undefined;
         if (o.dbPassword || o.dbPasswordFile) {
