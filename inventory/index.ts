@@ -259,7 +259,10 @@ export class Inventory {
     return r.db_secret.startsWith('e1:') ? this.rights.open(r.env, name, r.db_secret) : this.secrets.open(r.db_secret);
   }
   /** Changes an instance's settings in one transaction; only the fields given change. */
-  updateInstance(name: string, patch: Partial<Pick<Instance, 'url' | 'branch' | 'hooks' | 'health' | 'localPaths' | 'revision' | 'maintenanceSince' | 'watchExcludes' | 'metrics'>>): Instance {
+  updateInstance(
+    name: string,
+    patch: Partial<Pick<Instance, 'url' | 'branch' | 'hooks' | 'health' | 'localPaths' | 'revision' | 'maintenanceSince' | 'watchExcludes' | 'metrics' | 'releases' | 'sharedPaths'>>,
+  ): Instance {
     this.requireInstance(name);
     const cols: Record<string, string> = {
       url: 'url',
@@ -271,13 +274,15 @@ export class Inventory {
       maintenanceSince: 'maintenance_since',
       watchExcludes: 'watch_excludes',
       metrics: 'metrics',
+      releases: 'releases',
+      sharedPaths: 'shared_paths',
     };
-    const json = new Set(['hooks', 'health', 'localPaths', 'watchExcludes', 'metrics']);
+    const json = new Set(['hooks', 'health', 'localPaths', 'watchExcludes', 'metrics', 'sharedPaths']);
     this.transaction(() => {
       for (const [k, v] of Object.entries(patch)) {
         if (v === undefined || !cols[k]) continue;
         const value = json.has(k) && v !== null ? JSON.stringify(v) : v;
-        this.sql(`UPDATE instances SET ${cols[k]} = ? WHERE name = ?`).run(value as string | null, name);
+        this.sql(`UPDATE instances SET ${cols[k]} = ? WHERE name = ?`).run(value as string | number | null, name);
       }
     });
     return this.requireInstance(name);

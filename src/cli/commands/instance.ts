@@ -60,9 +60,20 @@ interface InstanceSetOpts extends HealthOpts {
   dbPassword?: boolean;
   dbPasswordFile?: string;
   metric: string[];
+  releases?: string;
+  /** The directories given, or false with --no-shared. */
+  shared: string[] | false;
 }
 
 type InstancePatch = Parameters<Inventory['updateInstance']>[1];
+
+/** --releases N: how many releases to keep, 1 to 100; 0 or off turns release mode off. */
+function checkReleases(v: string): number {
+  const n = v === 'off' ? 0 : Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > 100)
+    throw new UsageError(`invalid --releases ${JSON.stringify(v)}`, 'a number of releases to keep, 1 to 100 (at least 2 to roll back), or 0/off for in place');
+  return n;
+}
 
 /** An argv word as a person would type it back: bare when it is plain, else quoted. */
 const shownWord = (a: string) => (/^[\w./=:@%+-]+$/.test(a) ? a : JSON.stringify(a));
@@ -215,6 +226,7 @@ export function register(program: Command, act: Act): void {
             HOOK_KINDS.map((k) => `  hook ${k.padEnd(16)}${i.hooks[k]?.map(shownWord).join(' ') ?? (k.startsWith('maintenance') ? `(default: ${MAINTENANCE_FILE})` : '-')}\n`).join('') +
             `  local     ${i.localPaths.join(', ') || '-'}\n` +
             i.metrics.map((m) => `  metric    ${m.name} = ${m.kind}:${m.source}\n`).join('') +
+            `  releases  ${i.releases ? `${i.releases} kept in ${i.path}.releases, shared: ${[...i.localPaths, ...(i.sharedPaths ?? [])].join(', ') || '-'}` : 'off (updated in place)'}\n` +
             `  backups   ${backups.length}, last ${age(backups[0]?.createdAt)}`,
         };
       }),
@@ -267,6 +279,9 @@ export function register(program: Command, act: Act): void {
     .option('--health-text <text>', 'text the page must contain')
     .option('--local <path>', 'a file or directory (relative) that belongs to this instance alone; repeatable', collect, [])
     .option('--no-local', 'forget every local path')
+    .option('--releases <n>', 'release mode: updates build a new release beside the live one and switch a link to it; keep the newest N (0 or off: back to in place at the next update)')
+    .option('--shared <dir>', 'release mode: a directory (relative) that lives across releases, like uploads; repeatable', collect, [])
+    .option('--no-shared', 'forget every shared directory')
     .option('--watch-exclude <pattern>', `what watch leaves out: a name anywhere, or a path with a slash; repeatable (default ${DEFAULT_EXCLUDES.join(' ')})`, collect, [])
     .option('--db-password', 'store the database password again: from OPSDECK_DB_PASSWORD, --db-password-file or the prompt')
     .option('--db-password-file <file>', 'with --db-password: read it from this file')
@@ -288,6 +303,9 @@ export function register(program: Command, act: Act): void {
         if (o.local === false) patch.localPaths = [];
         else if (o.local.length) patch.localPaths = [...new Set([...i.localPaths, ...o.local.map(checkLocalPath)])];
         if (o.watchExclude.length) patch.watchExcludes = o.watchExclude.map(checkWatchExclude);
+        if (o.releases !== undefined) patch.releases = checkReleases(o.releases);
+        if (o.shared === false) patch.sharedPaths = [];
+        else if (o.shared.length) patch.sharedPaths = [...new Set([...(i.sharedPaths ?? []), ...o.shared.map(checkLocalPath)])];
         if (o.metric.length) {
           patch.metrics = parseMetrics(o.metric, i.metrics);
           if (patch.metrics.some((m) => m.kind === 'sql') && !i.dbUrl) throw new UsageError(`${name} has no database for an sql: metric`, 'use a cmd: metric, or give the instance a database');
