@@ -133,6 +133,32 @@ export async function linkShared(deps: Deps, inst: Instance, dir: string): Promi
   await sh(deps, inst, 'd=$1; shift; while [ $# -gt 0 ]; do rm -rf -- "$d/$1" && mkdir -p -- "$(dirname -- "$d/$1")" && ln -s -- "$2" "$d/$1" || exit 1; shift 2; done', [dir, ...args]);
 }
 
+/**
+ * Shared paths set after the conversion are not in shared/ yet: a local file the live release holds
+ * is copied there (copied, not moved: the live release keeps serving with its own), a shared
+ * directory nobody has is made empty. Returns what it added, for the undo (unshare).
+ */
+export async function adoptShared(deps: Deps, inst: Instance, live: string): Promise<string[]> {
+  const local = new Set(inst.localPaths);
+  const adopted: string[] = [];
+  for (const p of sharedPathsOf(inst)) {
+    const res = await sh(
+      deps,
+      inst,
+      'if [ -e "$1" ] || [ -L "$1" ]; then exit 0; fi; ' +
+        'if [ -e "$2" ] && [ ! -L "$2" ]; then mkdir -p -- "$(dirname -- "$1")" && cp -a -- "$2" "$1" && echo added; ' +
+        'elif [ "$3" = dir ]; then mkdir -p -- "$1" && echo added; fi',
+      [`${sharedDir(inst.path)}/${p}`, `${releasesDir(inst.path)}/${live}/${p}`, local.has(p) ? 'file' : 'dir'],
+    );
+    if (res.stdout.includes('added')) adopted.push(p);
+  }
+  return adopted;
+}
+
+export async function unshare(deps: Deps, inst: Instance, paths: string[]): Promise<void> {
+  if (paths.length) await run(shellFor(deps, inst), ['rm', '-rf', '--', ...paths.map((p) => `${sharedDir(inst.path)}/${p}`)]);
+}
+
 /** What a conversion did, so its undo puts exactly that back. */
 export interface Conversion {
   id: string;

@@ -9,6 +9,7 @@ import { shellFor, type Deps } from '../deps/deps.js';
 import { loadDatabase, putCodeBack } from './restore.js';
 import { rebaselineStep } from './watch.js';
 import {
+  adoptShared,
   backToReleases,
   buildRelease,
   convertToInPlace,
@@ -25,6 +26,7 @@ import {
   writeReleaseMeta,
   releasesDir,
   undoConversion,
+  unshare,
   type Conversion,
 } from './releases.js';
 
@@ -43,7 +45,7 @@ export interface UpdateState {
   /** With --lag, when the commit it names is already deployed (or older): nothing changes. */
   upToDate?: boolean;
   /** Release mode: the release live before, the one built, what converting did. */
-  release?: { live?: string; next?: string; conversion?: Conversion; switched?: boolean; schema?: string | null; removed?: string[] };
+  release?: { live?: string; next?: string; conversion?: Conversion; adopted?: string[]; switched?: boolean; schema?: string | null; removed?: string[] };
   /** Back to in place (--releases 0 on a release-mode instance): the release whose directory came back to the path. */
   inPlace?: { id: string; restored: string[] };
 }
@@ -210,6 +212,7 @@ export function updatePlan(deps: Deps, name: string, opts: { to?: string; lag?: 
         const rel = ctx.state.release!;
         const taken = (await listReleases(deps, inst)).map((r) => r.id);
         rel.next = releaseId(ctx.state.to!, taken);
+        rel.adopted = await adoptShared(deps, inst, rel.live!);
         await buildRelease(deps, inst, rel.next, rel.live!, ctx.state.to!, ctx.state.branch, ctx);
         const dir = { ...inst, path: `${releasesDir(inst.path)}/${rel.next}` };
         ctx.state.to = await gitResolve(deps, dir, ctx.state.to!);
@@ -219,6 +222,7 @@ export function updatePlan(deps: Deps, name: string, opts: { to?: string; lag?: 
       undo: async (ctx) => {
         const next = ctx.state.release?.next;
         if (next) await removeRelease(deps, inst, next);
+        await unshare(deps, inst, ctx.state.release?.adopted ?? []);
       },
     },
     {

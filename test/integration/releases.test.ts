@@ -1,4 +1,5 @@
 import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { get } from 'node:http';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { addInstance, asLabUser, cli, dbState, homeWithHosts, lab, must, sql, treeState } from '../helpers.js';
@@ -36,6 +37,18 @@ function ownRepo(name: string): { url: string; commit: (branch: string, from: st
     },
   };
 }
+
+/**
+ * One request on a connection of its own (no keep-alive: a reused socket the server just closed is
+ * a client race, not an answer): the status, or the error in words, which counts as not 200.
+ */
+const answer = (url: string) =>
+  new Promise<number | string>((resolve) => {
+    get(url, { agent: false }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 'no status'));
+    }).on('error', (e) => resolve(`error: ${e.message}`));
+  });
 
 const page = (v: string) => `<html><body><h1>Sample app</h1><p>${v}</p></body></html>\n`;
 const releasesOf = (path: string) =>
@@ -130,10 +143,10 @@ describe('release directories', () => {
   it('an update with no migration pending: the site answers 200 to every request, polled every 50 ms through the whole update', async () => {
     const c2 = repo.commit('rl-main', 'rl-main', { 'index.html': page('release two') });
     let stop = false;
-    const answers: number[] = [];
+    const answers: (number | string)[] = [];
     const poll = (async () => {
       while (!stop) {
-        answers.push((await fetch(i.url)).status);
+        answers.push(await answer(i.url));
         await new Promise((r) => setTimeout(r, 50));
       }
     })();
@@ -181,6 +194,9 @@ describe('release directories', () => {
 
   it('keeps the newest N releases; a rollback over a migration loads the database the release ran with', async () => {
     const before = releasesOf(i.path);
+    // A local file declared after the conversion: the new release finds it in shared/, copied from the live one.
+    asLabUser('sh', ['-c', 'echo "SECRET=kept" > "$1/config/extra.env"', 'sh', i.path]);
+    await must(cli(home, ['instance', 'set', 'rl-up', '--local', 'config/extra.env']));
     sql(i.db, `SET ROLE ${i.role}; INSERT INTO notes (body) VALUES ('before the migration');`);
     const db = dbState(i.db);
     repo.commit('rl-main', 'rl-main', { 'index.html': page('release three'), 'migrations/002.sql': 'CREATE TABLE from_three (id int);\n' });
@@ -188,6 +204,8 @@ describe('release directories', () => {
     // Three kept: the oldest (the converted directory) went once the switch succeeded.
     expect(releasesOf(i.path)).toEqual([...before.slice(1), r.release]);
     expect(sql(i.db, "SELECT count(*) FROM information_schema.tables WHERE table_name = 'from_three'").trim()).toBe('1');
+    expect(lstatSync(join(i.path, 'config', 'extra.env')).isSymbolicLink()).toBe(true);
+    expect(readFileSync(join(i.path, 'config', 'extra.env'), 'utf8')).toBe('SECRET=kept\n');
 
     const back = await json(home, ['rollback', 'rl-up', '--yes']);
     expect(back).toMatchObject({ from: r.release, to: before[2], database: r.backup });
