@@ -4,8 +4,12 @@ import { fullestDisk, memoryUsed, probeHost, probeInstance, type HostSample, typ
 
 /** How many samples each sparkline keeps. */
 export const HISTORY = 60;
-/** Results are handed to screens at most this often: a redraw per probe result would be wasted work. */
-const NOTIFY_MS = 200;
+/**
+ * Results are handed to screens at most this often (longer for a large scope, whose snapshot costs
+ * more to copy): a redraw per probe result would be wasted work, and every redraw is one a key
+ * pressed at that moment waits for.
+ */
+const NOTIFY_MS = 500;
 
 export interface Tracked<S> {
   sample?: S;
@@ -27,7 +31,10 @@ export interface SamplerOptions {
   intervalMs: number;
   /** Probes running at once, across hosts and instances. */
   parallel?: number;
-  /** Probes started per second at most: 10,000 instances must not turn the jump box into a load test. */
+  /**
+   * Probes started per second at most, whatever the count: 10,000 instances must not turn the jump
+   * box into a load test. A larger scope takes longer rounds (and isStale allows for them).
+   */
   maxPerSecond?: number;
   timeoutMs?: number;
 }
@@ -54,9 +61,14 @@ export class Sampler {
   private listeners = new Set<() => void>();
   private timer?: NodeJS.Timeout;
   private running = 0;
+  /** Probes waiting for the budget: never more than about two seconds' worth (see tick). */
   private queue: (() => Promise<void>)[] = [];
   private notifyPending = false;
-  private scope: Instance[] = [];
+  /** Every host and instance in scope, probed round-robin from `cursor`. */
+  private targets: ({ host: string; paths: string[] } | { instance: Instance })[] = [];
+  private cursor = 0;
+  /** Probes started so far (for the budget's test and the benchmark). */
+  probesStarted = 0;
   // The live records; snapshots handed to screens are copies, so a snapshot never changes under them.
   private hosts = new Map<string, Tracked<HostSample>>();
   private instances = new Map<string, Tracked<InstanceSample>>();
@@ -78,11 +90,18 @@ export class Sampler {
 
   /** Which instances (and so which hosts) to watch; the dashboard narrows it to its filter. */
   setScope(instances: Instance[]): void {
-    this.scope = instances;
+    const hosts = new Map<string, string[]>();
+    for (const i of instances) {
+      const paths = hosts.get(i.host);
+      if (paths) paths.push(i.path);
+      else hosts.set(i.host, [i.path]);
+    }
+    this.targets = [...[...hosts].map(([host, paths]) => ({ host, paths })), ...instances.map((instance) => ({ instance }))];
+    this.cursor = 0;
     // The time one round of every target takes: the interval, or longer when the targets are more
     // than the probe budget covers in one interval. Kept: isStale asks for it once per row drawn.
-    const targets = instances.length + new Set(instances.map((i) => i.host)).size;
-    this.cycle = Math.max(this.opts.intervalMs, (targets / (this.opts.maxPerSecond ?? 100)) * 1000);
+    this.cycle = Math.max(this.opts.intervalMs, (this.targets.length / this.perSecond) * 1000);
+    this.notifyMs = Math.max(NOTIFY_MS, this.targets.length / 100);
     // After the current frame: queueing thousands of probes must not hold up the first one drawn.
     setImmediate(() => this.tick());
   }
@@ -113,17 +132,28 @@ export class Sampler {
     return !t || (t.since === undefined && (t.at === undefined || now - t.at >= this.opts.intervalMs));
   }
 
+  private get perSecond(): number {
+    return this.opts.maxPerSecond ?? 100;
+  }
+  private notifyMs = NOTIFY_MS;
+
+  /**
+   * Queues the targets that are due, round-robin from where the last tick stopped, up to what the
+   * budget starts before the next tick: the queue never holds the whole fleet (100,000 waiting
+   * probes, each marked as probing long before it starts), and every target gets its turn.
+   */
   private tick(): void {
     const now = Date.now();
-    const hosts = new Map<string, string[]>();
-    for (const i of this.scope) {
-      const paths = hosts.get(i.host);
-      if (paths) paths.push(i.path);
-      else hosts.set(i.host, [i.path]);
-    }
-    for (const [name, paths] of hosts) {
-      const t = this.hosts.get(name);
-      if (this.due(t, now))
+    let room = this.perSecond + (this.opts.parallel ?? 16) - this.queue.length;
+    let newest: Map<string, string> | undefined;
+    const n = this.targets.length;
+    for (let seen = 0; seen < n && room > 0; seen++) {
+      const target = this.targets[this.cursor];
+      this.cursor = (this.cursor + 1) % n;
+      if ('host' in target) {
+        const { host: name, paths } = target;
+        if (!this.due(this.hosts.get(name), now)) continue;
+        room--;
         this.enqueue(
           this.hosts,
           name,
@@ -136,18 +166,18 @@ export class Sampler {
             mark(this.bad.hosts, name, !s.ok);
           },
         );
-    }
-    const due = this.scope.filter((i) => this.due(this.instances.get(i.name), now));
-    if (!due.length) return;
-    // The newest backup of every instance in one query per tick, not one per instance.
-    const newest = this.deps.inv.latestBackupTimes();
-    for (const inst of due) {
+        continue;
+      }
+      const inst = target.instance;
+      if (!this.due(this.instances.get(inst.name), now)) continue;
+      room--;
+      // The newest backup of every instance in one query per tick, not one per instance.
+      newest ??= this.deps.inv.latestBackupTimes();
+      const backups = newest;
       this.enqueue(
         this.instances,
         inst.name,
-        async () => {
-          return probeInstance(this.deps, inst, Date.now(), newest, this.hosts.get(inst.host)?.sample);
-        },
+        async () => probeInstance(this.deps, inst, Date.now(), backups, this.hosts.get(inst.host)?.sample),
         (s, h) => {
           push(h, 'http', s.http?.ms);
           push(h, 'connections', s.db?.connections);
@@ -181,7 +211,7 @@ export class Sampler {
 
   private pump(): void {
     const limit = this.opts.parallel ?? 16;
-    const perSecond = this.opts.maxPerSecond ?? 100;
+    const perSecond = this.perSecond;
     while (this.running < limit && this.queue.length) {
       const now = Date.now();
       while (this.started.length && now - this.started[0] >= 1000) this.started.shift();
@@ -200,6 +230,7 @@ export class Sampler {
         return;
       }
       this.started.push(now);
+      this.probesStarted++;
       const job = this.queue.shift()!;
       this.running++;
       void job().finally(() => {
@@ -218,6 +249,6 @@ export class Sampler {
       const bad = { hosts: new Set(this.bad.hosts), instances: new Set(this.bad.instances), databases: new Set(this.bad.databases) };
       this.state = { hosts: new Map(this.hosts), instances: new Map(this.instances), bad };
       for (const l of this.listeners) l();
-    }, NOTIFY_MS).unref();
+    }, this.notifyMs).unref();
   }
 }
