@@ -65,8 +65,12 @@ export function App({ model, home = 'dashboard' }: { model: UiModel; home?: Home
       const narrowed = memo.rows === st.instances && memo.env === st.env && memo.filter !== undefined && nav.filter.startsWith(memo.filter);
       const f = nav.filter.toLowerCase();
       const base = narrowed ? memo.visible : st.instances;
-      const visible = st.env || f ? base.filter((i) => matches(i, st.env, f)) : base;
-      filtered.current = { rows: st.instances, env: st.env, filter: nav.filter, visible, dash: dashboardData(visible) };
+      const kept = st.env || f ? base.filter((i) => matches(i, st.env, f)) : base;
+      // A key that hides nothing ("a" of 10,000 app names) keeps the same rows, and so the same
+      // panels: nothing to work out again or to draw differently.
+      const same = kept.length === base.length && base === memo.visible;
+      const visible = same ? memo.visible : kept;
+      filtered.current = { rows: st.instances, env: st.env, filter: nav.filter, visible, dash: same ? memo.dash : dashboardData(visible) };
     }
     return filtered.current;
   };

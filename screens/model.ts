@@ -119,7 +119,14 @@ export class UiModel {
     inv.rights.refresh();
     const envs = new Map(inv.listEnvs().map((e) => [e.name, e.protected]));
     const last = inv.latestBackupTimes();
-    const instances = inv.listInstances().map((i) => ({ ...i, protected: envs.get(i.env) ?? false, lastBackup: last.get(i.name) ?? null, search: `${i.name}\n${i.env}\n${i.host}`.toLowerCase() }));
+    // The rows are this read's own: filled in place, not copied (a spread of 100,000 rows costs
+    // more than reading them).
+    const instances = inv.listInstances() as InstanceRow[];
+    for (const i of instances) {
+      i.protected = envs.get(i.env) ?? false;
+      i.lastBackup = last.get(i.name) ?? null;
+      i.search = `${i.name}\n${i.env}\n${i.host}`.toLowerCase();
+    }
     this.index = new Map(instances.map((i) => [i.name, i]));
     this.set({ instances, hostCount: inv.listHosts().length, envs: [...envs.keys()].sort() });
     this.rescope();

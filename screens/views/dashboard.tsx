@@ -1,4 +1,5 @@
 import { Box, Text } from 'ink';
+import { useMemo } from 'react';
 import { fullestDisk, memoryUsed, type HostSample, type InstanceSample } from '../../src/health/probes.js';
 import type { Sampler, SamplerState, Tracked } from '../../src/health/sampler.js';
 import { duration, formatBytes, percent } from '../../src/core/format.js';
@@ -146,6 +147,21 @@ function databaseRow(i: InstanceRow, snap: SamplerState, isStale: (t?: Tracked<u
   ];
 }
 
+/**
+ * How many of the rows shown are bad: walks the bad ones (usually a few) or the rows shown, whichever
+ * is fewer (on a fleet that is all down, the bad are every row).
+ */
+function countShown(bad: ReadonlySet<string>, rows: readonly (string | { name: string })[], shown: (name: string) => boolean): number {
+  if (bad.size <= rows.length) {
+    let n = 0;
+    for (const name of bad) if (shown(name)) n++;
+    return n;
+  }
+  let n = 0;
+  for (const r of rows) if (bad.has(typeof r === 'string' ? r : r.name)) n++;
+  return n;
+}
+
 function DashboardView({
   data,
   sampler,
@@ -165,11 +181,18 @@ function DashboardView({
   width: number;
 }) {
   const { snap, isStale } = useLive(sampler);
-  // The sampler keeps the bad ones; count those shown (a few), not every row (thousands).
-  const count = (bad: ReadonlySet<string> | undefined, shown: ReadonlySet<string>) => [...(bad ?? [])].filter((n) => shown.has(n)).length;
-  const hostDown = count(snap?.bad.hosts, data.hostSet);
-  const instBad = [...(snap?.bad.instances ?? [])].filter(shown).length;
-  const dbBad = [...(snap?.bad.databases ?? [])].filter(shown).length;
+  // Worked out again only when the sampler's findings or the rows shown change, not at each key
+  // that moves the selection.
+  const bad = snap?.bad;
+  const { hostDown, instBad, dbBad } = useMemo(() => {
+    if (!bad) return { hostDown: 0, instBad: 0, dbBad: 0 };
+    return {
+      hostDown: countShown(bad.hosts, data.hosts, (n) => data.hostSet.has(n)),
+      instBad: countShown(bad.instances, data.instances, shown),
+      dbBad: countShown(bad.databases, data.databases, shown),
+    };
+    // shown is made at each render; what it answers changes only with data (the filters).
+  }, [bad, data]);
   if (!snap) return <Text dimColor>live health is off in this console</Text>;
   const now = Date.now();
   const spark = sparkWidth(width);
