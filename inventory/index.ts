@@ -385,7 +385,7 @@ export class Inventory {
   }
 
   // ---- notification channels
-  setNotify(kind: 'email' | 'webhook', config: Record<string, string>, secret: string | null): void {
+  setNotify(kind: 'email' | 'webhook' | 'ping', config: Record<string, string>, secret: string | null): void {
     this.sql('INSERT INTO notify (kind, config, secret) VALUES (?, ?, ?) ON CONFLICT (kind) DO UPDATE SET config = excluded.config, secret = excluded.secret').run(
       kind,
       JSON.stringify(config),
@@ -393,9 +393,9 @@ export class Inventory {
     );
   }
   /** Channels with their secrets opened, for the notifier only. */
-  notifyChannels(): { kind: 'email' | 'webhook'; config: Record<string, string>; secret: string | null }[] {
+  notifyChannels(): { kind: 'email' | 'webhook' | 'ping'; config: Record<string, string>; secret: string | null }[] {
     return (this.sql('SELECT * FROM notify ORDER BY kind').all() as NotifyRow[]).map((r) => ({
-      kind: r.kind as 'email' | 'webhook',
+      kind: r.kind as 'email' | 'webhook' | 'ping',
       config: JSON.parse(r.config),
       secret: r.secret ? this.secrets.open(r.secret) : null,
     }));
@@ -601,11 +601,11 @@ export class Inventory {
   /** Records (or moves on) the critical section of run `runId` on an instance. */
   setHalfRestored(r: Omit<HalfRestored, 'since'>): void {
     this.sql(
-      `INSERT INTO half_restored (instance, run_id, command, phase, safety_backup, staging, old, db_touched, since) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT (instance) DO UPDATE SET phase = excluded.phase,
+      `INSERT INTO half_restored (instance, run_id, command, phase, safety_backup, staging, old, db_touched, db_kept, since) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (instance) DO UPDATE SET phase = excluded.phase, db_kept = excluded.db_kept,
          db_touched = CASE WHEN excluded.db_touched > half_restored.db_touched THEN excluded.db_touched ELSE half_restored.db_touched END
        WHERE half_restored.run_id = excluded.run_id`,
-    ).run(r.instance, r.runId, r.command, r.phase, r.safetyBackup, r.staging, r.old, r.dbTouched ? 1 : 0, now());
+    ).run(r.instance, r.runId, r.command, r.phase, r.safetyBackup, r.staging, r.old, r.dbTouched ? 1 : 0, r.dbKept, now());
   }
   getHalfRestored(instance: string): HalfRestored | undefined {
     const r = this.sql('SELECT * FROM half_restored WHERE instance = ?').get(instance) as HalfRestoredRow | undefined;

@@ -18,6 +18,8 @@ const NEEDS: Record<string, Level | { protectedEnv: Level; otherwise: Level }> =
   'backups verify': 'operator',
   'backups export': 'operator',
   'backups prune': 'operator',
+  'backups pin': 'operator',
+  'backups unpin': 'operator',
   watch: 'operator',
   drill: 'operator',
   unlock: 'operator',

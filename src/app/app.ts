@@ -3,7 +3,7 @@ import { resolveHome } from '../../inventory/home.js';
 import type { Deps } from '../deps/deps.js';
 import { Engine } from '../engine/engine.js';
 import { SshPool } from '../remote/ssh.js';
-import { Store } from '../store/restic.js';
+import { openStore } from '../store/open.js';
 import { loadSettings, type Settings } from './settings.js';
 import { backupPlan } from '../actions/backup.js';
 import { restorePlan } from '../actions/restore.js';
@@ -42,7 +42,7 @@ export function openApp(home?: string): App {
   const inv = new Inventory(dir);
   const settings = loadSettings(dir);
   const ssh = new SshPool(inv, { connectTimeoutMs: settings.connectTimeoutMs });
-  const store = new Store(dir, settings.storeRepository || process.env.OPSDECK_STORE);
+  const store = openStore(dir, inv, { repository: settings.storeRepository || process.env.OPSDECK_STORE, copies: settings.storeCopies });
   const engine = new Engine(inv);
   return {
     home: dir,

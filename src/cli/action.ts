@@ -4,6 +4,7 @@ import { printableText } from '../core/display.js';
 import { openApp, type App, type GlobalOpts } from '../app/app.js';
 import { commandText } from '../present/commands.js';
 import { withCommandSink, type CommandRecord } from '../remote/command-log.js';
+import { pingEnd } from './run.js';
 
 /** Output of a command: what --json prints, and the text for people. */
 export interface Output {
@@ -41,9 +42,14 @@ export function makeAct(done: (exitCode: number) => void): Act {
         app = openApp(g.home);
         const opened = app;
         const body = () => fn(opened, g, ...params);
-        done(printOutput(await (g.verbose ? withCommandSink(printCommand, body) : body()), g));
+        const out = await (g.verbose ? withCommandSink(printCommand, body) : body());
+        const code = printOutput(out, g);
+        await pingEnd(opened, code, out.text);
+        done(code);
       } catch (err) {
-        done(reportError(err, g));
+        const code = reportError(err, g);
+        if (app) await pingEnd(app, code, errorMessage(err));
+        done(code);
       } finally {
         await app?.close().catch(() => {});
       }

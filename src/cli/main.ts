@@ -19,6 +19,7 @@ import * as restore from './commands/restore.js';
 import * as rollback from './commands/rollback.js';
 import * as runs from './commands/runs.js';
 import * as settings from './commands/settings.js';
+import * as store from './commands/store.js';
 import * as team from './commands/team.js';
 import * as unlock from './commands/unlock.js';
 import * as watch from './commands/watch.js';
@@ -34,6 +35,7 @@ const GROUPS: { register(program: Command, act: Act): void }[] = [
   deploy,
   rollback,
   backup,
+  store,
   restore,
   watch,
   cron,

@@ -6,6 +6,7 @@ import { changePlan } from '../actions/change.js';
 import { checkRights, fourEyes } from '../actions/team.js';
 import type { ChangeRequest } from '../../inventory/changes.js';
 import { runFailedAlert, sendAlert, type Alert, type Delivery } from '../notify/notify.js';
+import { sendPing, type PingKind } from '../notify/ping.js';
 import { interactive } from './prompt.js';
 import { jsonLinesRenderer, textRenderer } from './render.js';
 import type { Output } from './action.js';
@@ -23,6 +24,34 @@ export async function alert(app: App, a: Alert): Promise<Delivery[]> {
   return sent;
 }
 
+/** The apps whose command sent its start ping: only those send an end ping. */
+const pinged = new WeakSet<App>();
+
+async function ping(app: App, kind: PingKind, body: string): Promise<void> {
+  const url = app.inv.notifyChannels().find((c) => c.kind === 'ping')?.config.url;
+  if (!url) return;
+  const r = await sendPing(url, kind, body);
+  if (!r.ok) process.stderr.write(`opsdeck: could not send the ${kind} ping to the monitor: ${r.error}\n`);
+}
+
+/**
+ * An unattended command that does work (an operation, a check) pings the monitor's URL/start once,
+ * before its first run; pingEnd then sends success or fail. A ping that fails is said on stderr and
+ * never changes the run.
+ */
+export async function pingStart(app: App, g: GlobalOpts, what: string): Promise<void> {
+  if (g.dryRun || !unattended(g) || pinged.has(app)) return;
+  pinged.add(app);
+  await ping(app, 'start', `${what} started`);
+}
+
+/** The end of a command (from makeAct): URL when it ended well, URL/fail when not; body = its summary. */
+export async function pingEnd(app: App, exitCode: number, summary: string): Promise<void> {
+  if (!pinged.has(app)) return;
+  pinged.delete(app);
+  await ping(app, exitCode === EXIT.OK ? 'success' : 'fail', summary);
+}
+
 interface RunOpts {
   /** Written before each line of the run's log (runs side by side). */
   prefix?: string;
@@ -38,6 +67,7 @@ async function execute<S, R>(app: App, g: GlobalOpts, plan: Plan<S, R>, o: RunOp
   // Rights per environment (team inventory): refused before anything starts; a dry run only shows.
   // A change to a protected environment runs only under an approved change request; else one is made.
   let change: number | undefined;
+  if (o.alertOnFailure !== false) await pingStart(app, g, plan.command);
   if (!g.dryRun) {
     checkRights(app.inv, plan);
     const gate = fourEyes(app.inv, plan, { why: g.why, argv: process.argv.slice(2) });

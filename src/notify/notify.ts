@@ -31,6 +31,8 @@ export function signWebhook(secret: string, timestamp: string, body: string): st
 export async function sendAlert(inv: Inventory, alert: Alert, timeoutMs = 10_000): Promise<Delivery[]> {
   const out: Delivery[] = [];
   for (const ch of inv.notifyChannels()) {
+    // A monitoring ping is no alert channel: it hears of every unattended run (cli/run.ts).
+    if (ch.kind === 'ping') continue;
     try {
       if (ch.kind === 'email') {
         const url = new URL(ch.config.smtp);

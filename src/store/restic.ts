@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Readable, Writable } from 'node:stream';
+import { Writable, type Readable } from 'node:stream';
 import { LocalShell } from '../remote/local.js';
 import { CommandError, type ExecOptions, type ExecResult, type Shell } from '../remote/shell.js';
 import { OpsError } from '../core/errors.js';
@@ -34,6 +34,16 @@ export interface StoreOptions {
 
 /** What restic says when a snapshot or the repository itself is not there: another store may have it. */
 const MISSING = /no matching ID found|does not exist|unable to open config|Is there a repository at the following location|invalid id/i;
+
+/** Passes writes on to `out` but never ends it: the caller ends it once a command has succeeded. */
+function unending(out: Writable): Writable {
+  return new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      if (out.write(chunk)) cb();
+      else out.once('drain', () => cb());
+    },
+  });
+}
 
 /** The result of one restic check. */
 export interface CheckResult {
@@ -183,7 +193,10 @@ export class Store {
     await this.ensure();
     const res = await this.shell.exec(this.restic('backup', '--json', '--host', 'opsdeck', '--tag', tags.join(','), dir), { signal });
     if (res.code !== 0) throw new OpsError(`the backup store refused ${dir}: ${res.stderr.trim().split('\n').slice(-2).join(' ')}`);
-    const line = res.stdout.split('\n').reverse().find((l) => l.includes('"summary"'));
+    const line = res.stdout
+      .split('\n')
+      .reverse()
+      .find((l) => l.includes('"summary"'));
     if (!line) throw new OpsError(`restic printed no summary for ${dir}`);
     const s = JSON.parse(line);
     return { snapshotId: s.snapshot_id, dataAdded: s.data_added ?? 0 };
@@ -194,21 +207,30 @@ export class Store {
    * the snapshot is gone), the copy stores are asked for their copy of it, before anything was written.
    */
   async dump(snapshot: string, filename: string, out: Writable, signal?: AbortSignal): Promise<void> {
+    // With copies to fall back on, a restic that fails must not end `out`: the next one writes to it.
+    const sink = this.copies.length ? unending(out) : out;
     let res: ExecResult | undefined;
     try {
       await this.ensure();
-      res = await this.execUnlocked(this.restic('dump', snapshot, '/' + filename), { stdout: out, signal });
+      res = await this.execUnlocked(this.restic('dump', snapshot, '/' + filename), { stdout: sink, signal });
     } catch (err) {
       if (signal?.aborted || !this.copies.length) throw err;
     }
-    if (res?.code === 0) return;
+    if (res?.code === 0) {
+      if (sink !== out) out.end();
+      return;
+    }
     const why = res ? res.stderr.trim().split('\n').slice(-2).join(' ') : 'the store cannot be opened';
+    // Only when this store lacks it (said before any byte of it): a stream cut half-way is no case for a copy.
     if (!signal?.aborted && (!res || MISSING.test(res.stderr))) {
       for (const copy of this.copies) {
         const id = await copy.copyOf(snapshot).catch(() => undefined);
         if (!id) continue;
-        const r = await copy.execUnlocked(copy.restic('dump', id, '/' + filename), { stdout: out, signal });
-        if (r.code === 0) return;
+        const r = await copy.execUnlocked(copy.restic('dump', id, '/' + filename), { stdout: unending(out), signal });
+        if (r.code === 0) {
+          out.end();
+          return;
+        }
       }
     }
     throw new OpsError(`cannot read ${filename} of snapshot ${snapshot} from the store: ${why}${this.copies.length ? ' (nor from its copies)' : ''}`);

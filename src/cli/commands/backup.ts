@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { EXIT } from '../../core/errors.js';
+import { EXIT, UsageError } from '../../core/errors.js';
 import { backupPlan } from '../../actions/backup.js';
 import { prunePlan } from '../../actions/retention.js';
 import { exportPlan, verifyPlan } from '../../actions/verify.js';
@@ -7,9 +7,10 @@ import { DEFAULT_MAX_BACKUP_AGE } from '../../../inventory/index.js';
 import { BACKUP_CHECK_HEADERS, BACKUP_HEADERS, backupCells, backupCheckCells, backupCheckRows, backupRow, describeBackup, lateBackupWords } from '../../present/backups.js';
 import type { Act } from '../action.js';
 import { anyKeep, keepOptions, policyOf, type KeepOpts } from '../options.js';
-import { alert, forEachInstance, runPlan, unattended, type ManyOpts } from '../run.js';
+import { alert, forEachInstance, pingStart, runPlan, unattended, type ManyOpts } from '../run.js';
 import { table } from '../render.js';
 import { examples } from './help.js';
+import { storeCheck, type StoreCheckFlags } from './store.js';
 
 /** backup, backups (list, check, prune, verify, export). */
 export function register(program: Command, act: Act): void {
@@ -43,9 +44,27 @@ export function register(program: Command, act: Act): void {
   backups
     .command('check [instance...]')
     .description(`is every instance's newest good backup younger than its environment's limit (default ${DEFAULT_MAX_BACKUP_AGE})? exit 1, and alerts when unattended, if not`)
-    .addHelpText('after', examples('opsdeck backups check', 'opsdeck backups check shop-prod --yes   # alerts when its newest good backup is too old'))
+    .addHelpText(
+      'after',
+      examples(
+        'opsdeck backups check',
+        'opsdeck backups check shop-prod --yes   # alerts when its newest good backup is too old',
+        'opsdeck backups check --read-data-subset auto --max-duration 10m --yes   # the store: one part of it read back per run',
+      ),
+    )
+    .option(
+      '--read-data-subset <auto|T>',
+      'check the store instead: restic check reading the next part of a cycle that reads the whole store once (auto: parts sized to --max-duration; T: a cycle of T runs)',
+    )
+    .option('--max-duration <d>', 'with --read-data-subset: the time limit of one check (default 10m)')
     .action(
-      act(async (app, g, names: string[]) => {
+      act(async (app, g, names: string[], o: StoreCheckFlags) => {
+        if (o.readDataSubset !== undefined) {
+          if (names.length) throw new UsageError('--read-data-subset checks the store, not instances', 'run it without instance names');
+          return storeCheck(app, g, o);
+        }
+        if (o.maxDuration !== undefined) throw new UsageError('--max-duration goes with --read-data-subset', 'opsdeck backups check --read-data-subset auto --max-duration 10m');
+        await pingStart(app, g, 'backups check');
         const insts = names.length ? names.map((n) => app.inv.requireInstance(n)) : app.inv.listInstances();
         const rows = backupCheckRows(app.inv, insts);
         const late = rows.filter((r) => !r.ok);

@@ -23,7 +23,13 @@ const JOBS: Job[] = [
   { when: '15 2 * * *', args: ['backup', '--all', '--parallel', '2', '--yes'], comment: 'nightly backup of every instance, two at a time' },
   { when: '45 3 * * *', args: ['backups', 'prune', '--yes'], comment: 'then drop what the retention policy does not keep' },
   { when: '5 * * * *', args: ['watch', '--all', '--yes'], comment: 'hourly file-integrity check, and an alert for any instance without a recent backup' },
+  { when: '30 3 * * *', args: ['mirror', 'sync', '--all', '--yes'], comment: 'delayed mirrors: each brought to the newest backup of its source at least its lag old (none: nothing to do)' },
   { when: '35 * * * *', args: ['backups', 'check', '--yes'], comment: '' },
+  {
+    when: '15 5 * * *',
+    args: ['backups', 'check', '--read-data-subset', 'auto', '--max-duration', '30m', '--yes'],
+    comment: 'daily integrity check of the store: one part of its data read back per night, the whole store once per cycle',
+  },
   {
     when: '30 4 * * 0',
     args: ['drill', 'INSTANCE', '--target', 'SCRATCH', '--yes'],
@@ -37,6 +43,18 @@ const JOBS: Job[] = [
     template: true,
   },
 ];
+
+/** The copy stores' job: on when settings storeCopies names any, else a template to uncomment once it does. */
+function withCopies(jobs: Job[], copies: boolean): Job[] {
+  const copy: Job = {
+    when: '15 4 * * *',
+    args: ['backups', 'copy', '--yes'],
+    comment: copies ? 'then whatever the copy stores lack (each backup is copied as it is taken)' : 'copy stores: set opsdeck settings storeCopies REPO,..., then uncomment',
+    template: !copies,
+  };
+  const at = jobs.findIndex((j) => j.args[1] === 'prune');
+  return [...jobs.slice(0, at + 1), copy, ...jobs.slice(at + 1)];
+}
 
 /** The directory holding an executable of that name on this PATH, if any. */
 function whereIs(name: string, path = process.env.PATH ?? ''): string | undefined {
@@ -90,7 +108,8 @@ export function register(program: Command, act: Act): void {
       act(async (app, _g, o: CronOpts) => {
         const bin = binary();
         const { vars, missing } = cronEnv(app.home);
-        const jobs = JOBS.filter((j) => !j.template);
+        const all = withCopies(JOBS, app.store.copies.length > 0);
+        const jobs = all.filter((j) => !j.template);
         if (o.check) {
           const results = [
             ...missing.map((m) => ({ job: m, ok: false, why: `${m} is not on this PATH (${process.env.PATH ?? ''}): install it, or run opsdeck cron from a shell that finds it` })),
@@ -114,7 +133,7 @@ export function register(program: Command, act: Act): void {
           '# give them the node and restic found now, and this home. Try them with: opsdeck cron --check',
           ...missing.map((m) => `# WARNING: ${m} is not on this PATH: install it, or the jobs will fail`),
           ...Object.entries(vars).map(([k, v]) => `${k}=${v}`),
-          ...JOBS.flatMap((j) => [...(j.comment ? [`# ${j.comment}`] : []), `${j.template ? '# ' : ''}${j.when.padEnd(11)} ${jobLine(bin, j)}`]),
+          ...all.flatMap((j) => [...(j.comment ? [`# ${j.comment}`] : []), `${j.template ? '# ' : ''}${j.when.padEnd(11)} ${jobLine(bin, j)}`]),
         ];
         return { json: { env: vars, lines }, text: lines.join('\n') };
       }),

@@ -5,6 +5,7 @@ import { EXIT, UsageError } from '../../core/errors.js';
 import type { Act } from '../action.js';
 import { readSecret } from '../prompt.js';
 import { alert, runChange } from '../run.js';
+import { sendPing } from '../../notify/ping.js';
 import { examples } from './help.js';
 
 interface EmailOpts {
@@ -31,6 +32,7 @@ export function register(program: Command, act: Act): void {
       examples(
         'opsdeck notify email --smtp smtp://alerts@mail.example:587 --to oncall@example.com',
         'opsdeck notify webhook --url https://hooks.example/opsdeck --secret-file ~/webhook.secret',
+        'opsdeck notify ping --url https://hc-ping.com/UUID',
         'opsdeck notify test',
       ),
     );
@@ -105,19 +107,36 @@ export function register(program: Command, act: Act): void {
       }),
     );
   notify
+    .command('ping')
+    .description('monitoring pings (Healthchecks.io conventions): every unattended run POSTs URL/start, then URL when it ended well or URL/fail, with its summary as the body')
+    .addHelpText('after', examples('opsdeck notify ping --url https://hc-ping.com/0f3c...-uuid', 'opsdeck notify remove ping', 'opsdeck notify test   # sends a start and a success ping'))
+    .requiredOption('--url <url>', "the check's ping URL (http or https)")
+    .action(
+      act(async (app, g, o: { url: string }) => {
+        const url = checkUrl(o.url).replace(/\/+$/, '');
+        // Only the host in the audit trail: the path of a ping URL is what lets anyone ping it.
+        return runChange(app, g, 'notify ping', { kind: 'ping', urlHost: new URL(url).host }, () => {
+          app.inv.setNotify('ping', { url }, null);
+          return { json: { kind: 'ping', url }, text: `every unattended run will ping ${new URL(url).host}: start, then success or fail` };
+        });
+      }),
+    );
+  notify
     .command('list')
     .description('the alert channels (no secrets)')
     .addHelpText('after', examples('opsdeck notify list', 'opsdeck notify list --json'))
     .action(
       act(async (app) => {
-        const list = app.inv.notifyChannels().map((c) => ({ kind: c.kind, ...c.config, secret: c.secret ? '[stored encrypted]' : null }));
+        const list = app.inv
+          .notifyChannels()
+          .map((c) => ({ kind: c.kind, ...c.config, ...(c.kind === 'ping' && { url: `${new URL(c.config.url).origin}/...` }), secret: c.secret ? '[stored encrypted]' : null }));
         return { json: list, text: list.length ? list.map((c) => `${c.kind}: ${JSON.stringify({ ...c, kind: undefined })}`).join('\n') : 'no alert channels: opsdeck notify email|webhook ...' };
       }),
     );
   notify
     .command('remove <kind>')
-    .description('stop sending alerts that way (email or webhook)')
-    .addHelpText('after', examples('opsdeck notify remove email', 'opsdeck notify remove webhook'))
+    .description('stop sending alerts that way (email, webhook or ping)')
+    .addHelpText('after', examples('opsdeck notify remove email', 'opsdeck notify remove webhook', 'opsdeck notify remove ping'))
     .action(
       act(async (app, g, kind: string) => {
         if (!app.inv.notifyChannels().some((c) => c.kind === kind)) throw new UsageError(`no ${kind} alert channel`, 'see them with: opsdeck notify list');
@@ -133,8 +152,16 @@ export function register(program: Command, act: Act): void {
     .addHelpText('after', examples('opsdeck notify test', 'opsdeck notify test --json'))
     .action(
       act(async (app) => {
-        if (!app.inv.notifyChannels().length) throw new UsageError('no alert channels to test', 'add one with: opsdeck notify email ... or notify webhook ...');
+        if (!app.inv.notifyChannels().length) throw new UsageError('no alert channels to test', 'add one with: opsdeck notify email ... or notify webhook ... or notify ping ...');
         const sent = await alert(app, { subject: 'test alert', body: `This is a test alert from opsdeck on ${hostname()} (${app.home}).`, fields: { event: 'test' } });
+        const monitor = app.inv.notifyChannels().find((c) => c.kind === 'ping');
+        if (monitor) {
+          // A start and a success: the monitor shows the check up, with its duration.
+          for (const kind of ['start', 'success'] as const) {
+            const r = await sendPing(monitor.config.url, kind, `test ping from opsdeck on ${hostname()} (${app.home})`);
+            sent.push({ channel: `ping ${kind}`, ok: r.ok, ...(r.error && { error: r.error }) });
+          }
+        }
         const bad = sent.filter((d) => !d.ok);
         return { json: sent, text: sent.map((d) => `${d.channel}: ${d.ok ? 'sent' : `FAILED: ${d.error}`}`).join('\n'), exitCode: bad.length ? EXIT.FAILED : EXIT.OK };
       }),
