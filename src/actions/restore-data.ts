@@ -8,6 +8,7 @@ import { storedStream } from './backup.js';
 import { dbFor, loginShellFor, shellFor, type Deps } from '../deps/deps.js';
 import { Meter, TarScanner } from './meter.js';
 import { relay } from './relay.js';
+import { dumpTree, isMirrored } from '../store/tree-mirror.js';
 
 /**
  * Unpacks a tar from stdin into a fresh directory $1, modes kept (-p). As root (a host's --become
@@ -28,12 +29,13 @@ export async function stageCode(deps: Deps, backup: Backup, target: Instance, st
   const argv = ['sh', '-c', UNPACK_SCRIPT, 'sh', staging];
   await relay(
     meter,
-    (sink, signal) => deps.store.dump(m.snapshot, storedStream(backup, 'code').file, sink, signal),
+    // A tree stored through a mirror is rebuilt as the host's tar, each file checked on the way (tree-mirror.ts).
+    (sink, signal) => dumpTree(deps.store, m, storedStream(backup, 'code').file, sink, signal),
     async (src, signal) => {
       const res = await shell.exec(argv, { stdin: src, signal });
       if (res.code !== 0) throw new CommandError(shell.label, ['tar', '-x'], res);
     },
-    { signal: ctx.signal, beforeEnd: () => checkDigest('code tree', meter, m) },
+    { signal: ctx.signal, beforeEnd: () => checkDigest('code tree', meter, m, isMirrored(m)) },
   );
   ctx.log(`code: ${tar.files} files unpacked and checked (sha256 ${m.sha256.slice(0, 12)}…)`);
 }
@@ -160,9 +162,9 @@ export async function loadDatabaseFrom(deps: Deps, source: Instance, target: Ins
   await keptAside(to, dst, loader, keep);
 }
 
-function checkDigest(what: string, meter: Meter, m: { bytes: number; sha256: string }): void {
+function checkDigest(what: string, meter: Meter, m: { bytes: number; sha256: string }, byLength = false): void {
   const d = meter.digest();
-  if (d.sha256 !== m.sha256 || d.bytes !== m.bytes) {
+  if ((!byLength && d.sha256 !== m.sha256) || d.bytes !== m.bytes) {
     throw new OpsError(
       `the stored ${what} does not match its manifest (sha256 ${d.sha256.slice(0, 12)}…, ${d.bytes} bytes; expected ${m.sha256.slice(0, 12)}…, ${m.bytes} bytes): the store is damaged or was tampered with`,
       1,
