@@ -69,6 +69,10 @@ export class Sampler {
   private cursor = 0;
   /** Probes started so far (for the budget's test and the benchmark). */
   probesStarted = 0;
+  /** Probes queued and not yet started. */
+  get waiting(): number {
+    return this.queue.length;
+  }
   // The live records; snapshots handed to screens are copies, so a snapshot never changes under them.
   private hosts = new Map<string, Tracked<HostSample>>();
   private instances = new Map<string, Tracked<InstanceSample>>();
