@@ -1,0 +1,220 @@
+/**
+ * npm run bench (third part), or node dist/bench/sweep.js alone: one health sweep at the scale of a
+ * real fleet. sshd, started here and stopped at the end (never by tests), listens on 200 loopback
+ * addresses (127.0.2.1-200, port 2222; 13 daemons, as one listens on at most 16), each a host in
+ * the inventory with an instance of
+ * its own (a directory there, and a site served by the lab's web server). For 20, 50, 100 and 200
+ * hosts: the sweep's wall time in-process and as `opsdeck health` from start, the SSH connections
+ * it opened, counted by sshd itself (its log names the address each one came to) and by opsdeck's
+ * pool, and the resident memory of `opsdeck health` at its peak.
+ *
+ * The hosts share this machine's two cores with opsdeck: each sshd session, its login and the
+ * probe's commands run here too, where a real fleet runs them on 200 machines.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { join, resolve } from 'node:path';
+import { asLabUser, startLab, type Lab } from '../fixtures/lab.js';
+import { openApp } from '../src/app/app.js';
+import { sweep } from '../src/health/probes.js';
+
+const RUNS = Number(process.env.BENCH_RUNS ?? 3);
+const SIZES = (process.env.BENCH_SWEEP_SIZES ?? '20,50,100,200').split(',').map(Number);
+const MAX = Math.max(...SIZES);
+const PORT = 2222;
+const BIN = resolve(import.meta.dirname, '..', '..', 'bin', 'opsdeck');
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const address = (n: number) => `127.0.2.${n}`;
+const hostName = (n: number) => `fleet${String(n).padStart(3, '0')}`;
+const instName = (n: number) => `bench-sweep-${n}`;
+
+/** OpenSSH's sshd listens on at most 16 addresses (MAX_LISTEN_SOCKS): one daemon per 16 hosts. */
+const PER_SSHD = 16;
+
+/**
+ * The fleet's sshds: one host key for all, configs beside the lab's hosts; the pids, to stop them,
+ * and their logs.
+ */
+async function startFleet(lab: Lab): Promise<{ pids: number[]; logs: string[]; fingerprint: string }> {
+  if (MAX > 250) throw new Error('bench: at most 250 hosts (127.0.2.1-250)');
+  const dir = join(lab.dir, 'sweep-fleet');
+  mkdirSync(dir, { recursive: true });
+  const key = join(dir, 'ssh_host_ed25519_key');
+  if (!existsSync(key)) spawnSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'fleet', '-f', key]);
+  const pids: number[] = [];
+  const logs: string[] = [];
+  for (let first = 1; first <= MAX; first += PER_SSHD) {
+    const tag = `sshd-${first}`;
+    const log = join(dir, `${tag}.log`);
+    const conf = join(dir, `${tag}_config`);
+    writeFileSync(
+      conf,
+      [
+        ...Array.from({ length: Math.min(PER_SSHD, MAX - first + 1) }, (_, i) => `ListenAddress ${address(first + i)}:${PORT}`),
+        `HostKey ${key}`,
+        `PidFile ${join(dir, `${tag}.pid`)}`,
+        `AuthorizedKeysFile ${join(lab.dir, 'keys', 'authorized_keys')}`,
+        `AllowUsers ${lab.user}`,
+        'UsePAM no',
+        'PasswordAuthentication no',
+        'KbdInteractiveAuthentication no',
+        'PubkeyAuthentication yes',
+        'StrictModes no',
+        'AllowTcpForwarding yes',
+        // VERBOSE: one "Connection from ... on ADDRESS port 2222" line per connection, to count them.
+        // MaxStartups stays at its default (10 unauthenticated at once per daemon).
+        'LogLevel VERBOSE',
+        '',
+      ].join('\n'),
+    );
+    writeFileSync(log, '');
+    const child = spawn('/usr/sbin/sshd', ['-D', '-f', conf, '-E', log], { stdio: 'ignore' });
+    pids.push(child.pid!);
+    logs.push(log);
+    const last = address(Math.min(first + PER_SSHD - 1, MAX));
+    // Up once its last address answers (sshd binds them all before it accepts).
+    for (let i = 0; i < 300 && !(await answers(last, PORT)); i++) await new Promise((r) => setTimeout(r, 50));
+  }
+  const fingerprint = spawnSync('ssh-keygen', ['-lf', `${key}.pub`], { encoding: 'utf8' }).stdout.split(' ')[1];
+  return { pids, logs, fingerprint };
+}
+
+function answers(host: string, port: number): Promise<boolean> {
+  return new Promise((res) => {
+    const s = connect({ host, port });
+    s.once('connect', () => (s.destroy(), res(true)));
+    s.once('error', () => res(false));
+  });
+}
+
+/** Where each log ends now. */
+const logSizes = (logs: string[]) => logs.map((l) => statSync(l).size);
+
+/** Connections the sshds logged since `from` (byte offsets of their logs), by the address they came to. */
+function connectionsSince(logs: string[], from: number[]): Map<string, number> {
+  const by = new Map<string, number>();
+  logs.forEach((log, i) => {
+    const text = readFileSync(log).subarray(from[i]).toString('utf8');
+    for (const m of text.matchAll(/Connection from \S+ port \d+ on (\S+) port \d+/g)) by.set(m[1], (by.get(m[1]) ?? 0) + 1);
+  });
+  return by;
+}
+
+/** A home whose inventory holds the first n hosts of the fleet, each with its instance. */
+function fleetHome(lab: Lab, n: number, fingerprint: string): string {
+  const home = mkdtempSync(join(lab.dir, `bench-sweep-${n}-`));
+  const app = openApp(home);
+  app.inv.addEnv('dev', false);
+  const web = lab.hosts[0];
+  for (let i = 1; i <= n; i++) {
+    app.inv.addHost({ name: hostName(i), address: address(i), port: PORT, user: lab.user, keyFile: lab.keyFile, jump: null, hostKey: fingerprint });
+    app.inv.addInstance({
+      name: instName(i),
+      host: hostName(i),
+      path: join(web.root, instName(i)),
+      env: 'dev',
+      url: `http://${web.address}:${web.httpPort}/${instName(i)}/`,
+      dbUrl: null,
+      branch: null,
+    });
+  }
+  void app.close();
+  return home;
+}
+
+interface Row {
+  hosts: number;
+  inProcess: number;
+  cli: number;
+  rssMb: number;
+  opened: number;
+  logged: number;
+  perHost: string;
+}
+
+export async function sweepBench(): Promise<string[]> {
+  const lab = await startLab();
+  const web = lab.hosts[0];
+  // Each instance's directory, on the one filesystem every fleet host shares, and its site.
+  for (let i = 1; i <= MAX; i++) {
+    asLabUser('sh', ['-c', 'mkdir -p "$1" && echo "<html>ok</html>" > "$1/index.html"', 'sh', join(web.root, instName(i))]);
+  }
+  const fleet = await startFleet(lab);
+  const rows: Row[] = [];
+  try {
+    for (const n of SIZES) {
+      process.stderr.write(`bench: sweep of ${n} hosts...\n`);
+      const home = fleetHome(lab, n, fleet.fingerprint);
+      const inProcess: number[] = [];
+      const cli: number[] = [];
+      const rss: number[] = [];
+      let opened = 0;
+      let logged = new Map<string, number>();
+      for (let run = 0; run < RUNS; run++) {
+        const from = logSizes(fleet.logs);
+        // In a process of its own: nothing of an earlier run (kept-alive sockets, warm caches) helps it.
+        const one = JSON.parse(spawnSync(process.execPath, [process.argv[1], '--one', home], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).stdout) as {
+          ms: number;
+          opened: number;
+          bad: string[];
+        };
+        if (one.bad.length) throw new Error(`bench: ${one.bad.length} probes failed, first: ${one.bad[0]}`);
+        inProcess.push(one.ms);
+        opened = one.opened;
+        logged = connectionsSince(fleet.logs, from);
+        // From start, as cron runs it: GNU time gives the peak resident memory.
+        const fromCli = logSizes(fleet.logs);
+        const t2 = performance.now();
+        const c = spawnSync('/usr/bin/time', ['-f', '%M', BIN, '--home', home, 'health', '--json'], { encoding: 'utf8', maxBuffer: 64 << 20 });
+        cli.push(performance.now() - t2);
+        const json = JSON.parse(c.stdout) as { hosts: { ok: boolean }[] };
+        if (json.hosts.length !== n || json.hosts.some((h) => !h.ok)) throw new Error(`bench: opsdeck health found hosts down: ${c.stderr}`);
+        rss.push(Number(c.stderr.trim().split('\n').pop()) / 1024);
+        const byCli = connectionsSince(fleet.logs, fromCli);
+        if (byCli.size !== n || [...byCli.values()].some((k) => k !== 1)) throw new Error(`bench: opsdeck health opened other than one connection per host: ${JSON.stringify([...byCli])}`);
+      }
+      const counts = [...logged.values()];
+      rows.push({
+        hosts: n,
+        inProcess: median(inProcess),
+        cli: median(cli),
+        rssMb: median(rss),
+        opened,
+        logged: counts.reduce((a, b) => a + b, 0),
+        perHost: logged.size === n && counts.every((c) => c === 1) ? 'exactly 1 each' : `NOT one each: ${logged.size} hosts, ${Math.min(...counts)}-${Math.max(...counts)}`,
+      });
+      spawnSync('rm', ['-rf', home]);
+    }
+  } finally {
+    for (const pid of fleet.pids) process.kill(pid, 'SIGTERM');
+    for (let i = 1; i <= MAX; i++) spawnSync('rm', ['-rf', join(web.root, instName(i))]);
+  }
+  const ms = (t: number) => `${t.toFixed(0)} ms`;
+  return [
+    `## One health sweep of a fleet: N hosts (sshd on N loopback addresses), an instance each (median of ${RUNS})`,
+    '',
+    '| hosts | in-process sweep | `opsdeck health` from start | its peak RSS | SSH connections (sshd log / opsdeck) | per host | goal |',
+    '|---|---|---|---|---|---|---|',
+    ...rows.map((r) => `| ${r.hosts} | ${ms(r.inProcess)} | ${ms(r.cli)} | ${r.rssMb.toFixed(0)} MB | ${r.logged} / ${r.opened} | ${r.perHost} | < 3 s, one per host |`),
+    '',
+    'Every sshd session, login and probe command of the fleet runs on this machine too, beside opsdeck.',
+  ];
+}
+
+/** --one HOME: one sweep of every instance of HOME, timed in-process; prints its figures as JSON. */
+async function oneSweep(home: string): Promise<void> {
+  const app = openApp(home);
+  const insts = app.inv.listInstances();
+  const t = performance.now();
+  const r = await sweep(app, insts);
+  const ms = performance.now() - t;
+  await app.close();
+  const bad = [...r.hosts.filter((h) => !h.ok).map((h) => `${h.host}: ${h.reason}`), ...r.instances.filter((i) => !i.http?.ok).map((i) => `${i.instance}: ${i.http?.reason}`)];
+  process.stdout.write(JSON.stringify({ ms, opened: app.ssh.opened, bad }) + '\n');
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  if (process.argv[2] === '--one') await oneSweep(process.argv[3]);
+  else process.stdout.write((await sweepBench()).join('\n') + '\n');
+}
