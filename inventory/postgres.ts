@@ -130,6 +130,8 @@ export class PgDriver implements SqlDriver {
   }
 
   private call(m: Request, limitMs = 300_000): Reply {
+    // A port that is closed never answers: without this a late caller would block the thread for limitMs.
+    if (this.stopped) throw new OpsError(`the inventory at ${this.where} is closed`);
     const before = Atomics.load(this.flag, 0);
     this.port.postMessage(m);
     const deadline = Date.now() + limitMs;
@@ -193,7 +195,9 @@ export class PgDriver implements SqlDriver {
     this.stop();
   }
 
+  private stopped = false;
   private stop(): void {
+    this.stopped = true;
     this.port.close();
     void this.worker.terminate();
   }

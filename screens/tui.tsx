@@ -31,7 +31,10 @@ export async function openTui(o: { home?: string }): Promise<number> {
     const ink = render(<App model={model} />, { exitOnCtrlC: false, patchConsole: true });
     await ink.waitUntilExit();
   } finally {
+    // Paused again, as before the prompt resumed it: a reading stdin keeps the process alive.
+    process.stdin.pause();
     sampler.stop();
+    model.stopLive();
     restore();
     process.off('exit', restore);
     await app.close();
