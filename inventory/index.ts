@@ -13,6 +13,7 @@ import { rowToBackup, rowToHalf, rowToHost, rowToInstance, rowToLock, rowToRun }
 import { SecretBox } from './secrets.js';
 import { Rights } from './rights.js';
 import { Changes } from './changes.js';
+import { Relations } from './relations.js';
 import { redact, safeUser } from './audit.js';
 import { LOCK_SPACE, describeLock, lockIsStale, lockedError, procStart } from './locks.js';
 import { DEFAULT_MAX_BACKUP_AGE } from './types.js';
@@ -51,6 +52,8 @@ export class Inventory {
   readonly rights: Rights;
   /** Four-eyes change requests on protected environments (team inventory only). */
   readonly changes: Changes;
+  /** How instances relate: staging, dev copy, delayed mirror; redaction rules; holds. */
+  readonly relations: Relations;
 
   constructor(
     readonly home: string,
@@ -68,6 +71,7 @@ export class Inventory {
     this.secrets = new SecretBox(home);
     this.rights = new Rights(this.db);
     this.changes = new Changes(this.db);
+    this.relations = new Relations(this.db);
   }
   /** A password sealed for an instance: with its environment's key on a team inventory, else the home's key file. */
   private seal(env: string, instance: string, plain: string): string {

@@ -20,7 +20,7 @@ export interface Host {
   createdAt: string;
 }
 
-export const HOOK_KINDS = ['install', 'migrate', 'maintenance-on', 'maintenance-off', 'reload'] as const;
+export const HOOK_KINDS = ['install', 'migrate', 'maintenance-on', 'maintenance-off', 'reload', 'promote'] as const;
 export type HookKind = (typeof HOOK_KINDS)[number];
 /** App hooks: argv arrays run in the instance's directory on its host. */
 export type Hooks = Partial<Record<HookKind, string[]>>;

@@ -97,6 +97,38 @@ export function startClone(ctx: Ctx, inst: InstanceRow): void {
   });
 }
 
+/** f: a staging or dev instance gets the data of the one it copies (redacted with its rules); M: a mirror is synced; P: promote. */
+export function startRefresh(ctx: Ctx, inst: InstanceRow): void {
+  const p = ctx.model.prepare('refresh', inst.name);
+  const rel = ctx.model.app.inv.relations.get(inst.name);
+  if (p)
+    askChange(
+      ctx,
+      inst,
+      `Refresh ${inst.name}'s data from ${rel.of}${rel.redact ? `, redacted by ${rel.redact.statements.length} rule(s)` : ''}?\nIts code stays; its current database is saved first.`,
+      'Refresh',
+      p.start,
+    );
+}
+
+export function startMirrorSync(ctx: Ctx, inst: InstanceRow): void {
+  // A mirror is a copy by definition (never protected): no confirmation.
+  if (ctx.model.start('mirror sync', inst.name)) ctx.push({ kind: 'run' });
+}
+
+export function startPromote(ctx: Ctx, inst: InstanceRow): void {
+  const p = ctx.model.prepare('promote', inst.name);
+  const prod = p && ctx.model.getState().instances.find((i) => i.name === ctx.model.app.inv.relations.get(inst.name).of);
+  if (p && prod)
+    askChange(
+      ctx,
+      prod,
+      `Promote ${inst.name} over ${prod.name}?\n${inst.name} takes ${prod.name}'s environment and URL, with its data from the newest backup; ${prod.name} is kept, held.`,
+      'Promote',
+      p.start,
+    );
+}
+
 export function startCompare(ctx: Ctx, inst: InstanceRow): void {
   const choices = others(ctx, inst, (t) => `${t.name}  (${t.env}, ${t.host})`);
   if (!choices.length) return ctx.model.flash('error', 'there is no other instance to compare with');
@@ -165,6 +197,10 @@ export function instanceActions<R>(ctx: Ctx, target: (route: R) => { inst?: Inst
     { keys: ['c'], label: 'c', hint: 'clone', run: on(startClone) },
     { keys: ['d'], label: 'd', hint: 'compare', denied: deny('compare'), run: on(startCompare) },
     { keys: ['w'], label: 'w', hint: 'watch', denied: deny('watch'), run: on(startWatch) },
+    { keys: ['f'], label: 'f', hint: 'refresh data', denied: deny('refresh'), run: on(startRefresh) },
+    { keys: ['M'], label: 'M', hint: 'mirror sync', denied: deny('mirror sync'), run: on(startMirrorSync) },
+    // Promote changes production's environment: refused there (model.prepare), not greyed here.
+    { keys: ['P'], label: 'P', hint: 'promote', run: on(startPromote) },
   ];
 }
 

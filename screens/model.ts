@@ -18,7 +18,7 @@ export interface InstanceRow extends Instance {
   search: string;
 }
 
-export type Operation = 'backup' | 'restore' | 'update' | 'upgrade' | 'maintenance' | 'clone' | 'compare' | 'drill' | 'watch';
+export type Operation = 'backup' | 'restore' | 'update' | 'upgrade' | 'maintenance' | 'clone' | 'compare' | 'drill' | 'watch' | 'refresh' | 'promote' | 'mirror sync';
 
 export interface OperationOptions {
   backup?: string;
@@ -266,6 +266,12 @@ export class UiModel {
         return this.prepared(operations.drill(a, instance, { target: to(), backup: opts.backup }), instance);
       case 'watch':
         return this.prepared(operations.watch(a, instance), instance, (report) => this.set({ lastWatch: report }));
+      case 'refresh':
+        return this.prepared(operations.refresh(a, instance), instance);
+      case 'promote':
+        return this.prepared(operations.promote(a, instance), instance);
+      case 'mirror sync':
+        return this.prepared(operations.mirrorSync(a, instance), instance);
     }
   }
 

@@ -3,6 +3,7 @@ import { describeLock, type Backup, type LockRecord } from '../../inventory/inde
 import type { ChangeRequest } from '../../inventory/changes.js';
 import { printable } from '../../src/core/display.js';
 import { formatBytes } from '../../src/core/format.js';
+import { relationWords } from '../../src/present/relations.js';
 import type { Sampler } from '../../src/health/sampler.js';
 import { drillKey, instanceActions } from '../actions.js';
 import { BACKUP_COLUMNS, backupCells, manualBackups } from '../backups.js';
@@ -41,6 +42,7 @@ export const instance: ScreenDef<'instance'> = {
       sampler={ctx.model.sampler}
       lock={ctx.model.lockOf(route.name)}
       change={ctx.model.changeOf(route.name)}
+      relation={relationWords(ctx.model.app, route.name)}
     />
   ),
 };
@@ -53,6 +55,7 @@ function InstanceView({
   sampler,
   lock,
   change,
+  relation,
 }: {
   inst?: InstanceRow;
   backups: Backup[];
@@ -61,6 +64,8 @@ function InstanceView({
   sampler?: Sampler;
   lock?: LockRecord;
   change?: ChangeRequest;
+  /** Staging, dev copy or mirror of which instance (a mirror: how old its data really is), a hold. */
+  relation: string | null;
 }) {
   if (!inst) return <Text color="red">this instance is no longer in the inventory</Text>;
   const field = (k: string, v: string | null) => (
@@ -90,6 +95,12 @@ function InstanceView({
         <Text dimColor>{'state'.padEnd(10)}</Text>
         {inst.maintenanceSince ? <Text color="yellow">IN MAINTENANCE since {inst.maintenanceSince}</Text> : <Text color="green">live</Text>}
       </Text>
+      {relation ? (
+        <Text wrap="truncate-end">
+          <Text dimColor>{'relation'.padEnd(10)}</Text>
+          <Text color={relation.includes('HELD') || relation.includes('sync due') ? 'yellow' : undefined}>{printable(relation)}</Text>
+        </Text>
+      ) : null}
       {sampler ? <LiveLine sampler={sampler} name={inst.name} /> : null}
       {/* A run going on now, here or from another jump box (re-read every refresh interval on a team inventory). */}
       {lock ? (

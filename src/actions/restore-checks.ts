@@ -6,6 +6,8 @@ import { OpsError, UsageError } from '../core/errors.js';
 import { shellFor, type Deps } from '../deps/deps.js';
 
 export interface RestoreState {
+  /** Redaction statements run on the loaded copy before it commits (clone --redact, refresh). */
+  redact?: string[];
   /** What is put in place: a stored backup, or (a live clone) another instance as it is now, streamed host to host. */
   from: { backup: Backup; live?: undefined } | { live: Instance; backup?: undefined };
   target: Instance;

@@ -45,7 +45,7 @@ export async function stageCode(deps: Deps, backup: Backup, target: Instance, st
  * matched (how, is its engine's: PostgreSQL loads in one transaction). What the load kept aside for
  * an undo goes to `keep`; without it, it is dropped at once.
  */
-export async function loadDatabase(deps: Deps, backup: Backup, target: Instance, ctx: StepIO, beforeCommit?: () => Promise<void>, keep?: (kept: string) => void): Promise<void> {
+export async function loadDatabase(deps: Deps, backup: Backup, target: Instance, ctx: StepIO, beforeCommit?: () => Promise<void>, keep?: (kept: string) => void, redact?: string[]): Promise<void> {
   const m = backup.manifest.db!;
   const db = dbFor(deps, target);
   if (!db) throw new UsageError(`backup ${backup.id} has a database but ${target.name} has none configured`, `set one with: opsdeck instance add ... --db URL`);
@@ -57,7 +57,7 @@ export async function loadDatabase(deps: Deps, backup: Backup, target: Instance,
       const url = deps.inv.getInstance(backup.instance)?.dbUrl;
       return url ? parseDbUrl(url).user : undefined;
     })();
-  const loader = await db.engine.loader(shell, db, { kind: m.kind, role: dumpedAs, tables: m.tables }, ctx.signal);
+  const loader = await db.engine.loader(shell, db, { kind: m.kind, role: dumpedAs, tables: m.tables, redact }, ctx.signal);
   const meter = new Meter({ onBytes: (n) => ctx.progress(n, m.bytes), rewrite: loader });
   await runLoad(
     loader,
@@ -136,13 +136,21 @@ export async function stageCodeFrom(deps: Deps, source: Instance, target: Instan
 }
 
 /** The dump of a live instance straight into the target's load, which commits only once the dump ended cleanly. */
-export async function loadDatabaseFrom(deps: Deps, source: Instance, target: Instance, ctx: StepIO, beforeCommit?: () => Promise<void>, keep?: (kept: string) => void): Promise<void> {
+export async function loadDatabaseFrom(
+  deps: Deps,
+  source: Instance,
+  target: Instance,
+  ctx: StepIO,
+  beforeCommit?: () => Promise<void>,
+  keep?: (kept: string) => void,
+  redact?: string[],
+): Promise<void> {
   const src = dbFor(deps, source)!;
   const dst = dbFor(deps, target);
   if (!dst) throw new UsageError(`${target.name} has no database configured`);
   const from = loginShellFor(deps, source);
   const to = loginShellFor(deps, target);
-  const loader = await dst.engine.loader(to, dst, { kind: src.engine.kind, role: src.target.user }, ctx.signal);
+  const loader = await dst.engine.loader(to, dst, { kind: src.engine.kind, role: src.target.user, redact }, ctx.signal);
   const meter = new Meter({ onBytes: (n) => ctx.progress(n), rewrite: loader });
   const dump = src.engine.dumpArgv(src.target);
   // The commit goes only after the dump exited 0 (a dump cut short never commits) and the caller let it.

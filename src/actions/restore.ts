@@ -142,8 +142,8 @@ export function restoreSteps(deps: Deps): RestoreSteps {
             if (!hasDb(ctx.state)) return;
             try {
               const keep = (kept: string) => (ctx.state.dbKept = kept);
-              if (from.live) await loadDatabaseFrom(deps, from.live, target, sub(2, signal), () => beforeCommit(signal), keep);
-              else await loadDatabase(deps, from.backup, target, sub(2, signal), () => beforeCommit(signal), keep);
+              if (from.live) await loadDatabaseFrom(deps, from.live, target, sub(2, signal), () => beforeCommit(signal), keep, ctx.state.redact);
+              else await loadDatabase(deps, from.backup, target, sub(2, signal), () => beforeCommit(signal), keep, ctx.state.redact);
             } catch (err) {
               // Stopped at a failed statement: the COMMIT never ran, there is nothing to put back.
               if (err instanceof LoadStopped) ctx.state.commitSent = false;

@@ -17,7 +17,7 @@ export function checkRights(inv: Inventory, plan: { command: string; instance: s
 }
 
 /** What a change to a protected environment is, on a team inventory: these go to the change board first. */
-export const FOUR_EYES = new Set(['update', 'upgrade', 'restore', 'clone', 'instance remove', 'instance remove --purge']);
+export const FOUR_EYES = new Set(['update', 'upgrade', 'restore', 'clone', 'refresh', 'promote', 'instance remove', 'instance remove --purge']);
 
 /** Flags of the asking command line that are not the operation's (change run gives its own). */
 const NOT_THE_OPERATION = new Set(['--why', '--home', '--inventory', '--inventory-password-file']);

@@ -14,6 +14,9 @@ import { gitRemoteTags } from '../actions/app.js';
 import { comparePlan } from '../actions/compare.js';
 import { drillPlan } from '../actions/drill.js';
 import { watchPlan } from '../actions/watch.js';
+import { refreshPlan } from '../actions/refresh.js';
+import { promotePlan } from '../actions/promote.js';
+import { mirrorSyncPlan } from '../actions/mirror.js';
 import { rollbackPlan } from '../actions/rollback.js';
 
 export interface GlobalOpts {
@@ -72,5 +75,8 @@ export const operations = {
   compare: comparePlan,
   drill: drillPlan,
   watch: watchPlan,
+  refresh: refreshPlan,
+  promote: promotePlan,
+  mirrorSync: mirrorSyncPlan,
   rollback: rollbackPlan,
 };

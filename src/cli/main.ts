@@ -13,6 +13,9 @@ import * as health from './commands/health.js';
 import * as help from './commands/help.js';
 import * as host from './commands/host.js';
 import * as instance from './commands/instance.js';
+import * as mirror from './commands/mirror.js';
+import * as promote from './commands/promote.js';
+import * as refresh from './commands/refresh.js';
 import * as inventory from './commands/inventory.js';
 import * as notify from './commands/notify.js';
 import * as restore from './commands/restore.js';
@@ -33,10 +36,13 @@ const GROUPS: { register(program: Command, act: Act): void }[] = [
   host,
   instance,
   deploy,
+  refresh,
+  promote,
   rollback,
   backup,
   store,
   restore,
+  mirror,
   watch,
   cron,
   health,

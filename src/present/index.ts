@@ -4,3 +4,4 @@ export * from './commands.js';
 export * from './drills.js';
 export * from './health.js';
 export * from './watch.js';
+export * from './relations.js';

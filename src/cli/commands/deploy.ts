@@ -94,12 +94,18 @@ export function register(program: Command, act: Act): void {
     .description("make the target a copy of the source (files and database), keeping the target's URL, credentials, hooks and local files")
     .addHelpText(
       'after',
-      examples('opsdeck clone shop-prod shop-uat', 'opsdeck clone shop-prod shop-uat --data-only --as-of 7d', 'opsdeck clone shop-prod shop-uat --upgrade-to v3.0   # try an upgrade on real data'),
+      examples(
+        'opsdeck clone shop-prod shop-uat',
+        'opsdeck clone shop-prod shop-uat --data-only --as-of 7d',
+        "opsdeck clone shop-prod shop-uat --data-only --redact redact.sql   # e.g. customer.email = 'user' || customer_id || '@example.invalid'",
+        'opsdeck clone shop-prod shop-uat --upgrade-to v3.0   # try an upgrade on real data',
+      ),
     )
     .option('--data-only', "copy the database only; the target's code stays")
     .option('--code-only', "copy the code tree only; the target's database stays")
     .option('--from-backup', "copy the source's newest backup instead of its live state")
     .option('--as-of <age>', 'copy the newest backup at least this old (e.g. 7d, 12h)')
+    .option('--redact <file>', 'redaction rules (table.column = expression, or SQL statements ending with ;) run on the copy before it commits on the target')
     .option('--upgrade-to <ref>', 'then upgrade the copy to this tag (try an upgrade on real data)')
     .addOption(new Option('--allow-protected', 'with --yes: allow a protected target without a typed confirmation'))
     .action(

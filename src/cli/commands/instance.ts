@@ -1,13 +1,15 @@
 import { Option, type Command } from 'commander';
 import { HOOK_KINDS, type Inventory } from '../../../inventory/index.js';
+import type { Relation } from '../../../inventory/relations.js';
 import { checkLocalPath, checkName, checkRef, checkRemotePath, checkUrl, checkWatchExclude } from '../../../inventory/validate.js';
 import { UsageError } from '../../core/errors.js';
-import { age } from '../../core/format.js';
+import { age, duration } from '../../core/format.js';
 import { dbUrlForms, normalizeDbUrl, sqlMetricProblem } from '../../databases/index.js';
 import { makePlan, purgePlan } from '../../actions/make.js';
 import { MAINTENANCE_FILE } from '../../actions/app.js';
 import { DEFAULT_EXCLUDES } from '../../actions/watch.js';
 import { checkTakeOver } from '../../actions/takeover.js';
+import { readRedaction, redactionDigest } from '../../actions/redact.js';
 import { instancesWithLastBackup } from '../../present/backups.js';
 import type { Act } from '../action.js';
 import { collect, parseHealth, parseHooks, parseMetrics, readDbPassword, type HealthOpts } from '../options.js';
@@ -63,6 +65,12 @@ interface InstanceSetOpts extends HealthOpts {
   releases?: string;
   /** The directories given, or false with --no-shared. */
   shared: string[] | false;
+  stagingOf?: string;
+  devOf?: string;
+  standalone?: boolean;
+  /** A rules file, or false with --no-redact. */
+  redact?: string | false;
+  releaseHold?: boolean;
 }
 
 type InstancePatch = Parameters<Inventory['updateInstance']>[1];
@@ -217,7 +225,7 @@ export function register(program: Command, act: Act): void {
         const backups = app.inv.listBackups(name);
         const e = app.inv.requireEnv(i.env);
         return {
-          json: { ...i, protected: e.protected, backups: backups.length, lastBackup: backups[0]?.createdAt ?? null },
+          json: { ...i, protected: e.protected, backups: backups.length, lastBackup: backups[0]?.createdAt ?? null, relation: app.inv.relations.get(name) },
           text:
             `instance ${i.name}\n  env       ${i.env}${e.protected ? ' (protected)' : ''}\n  host      ${i.host}\n  path      ${i.path}\n  url       ${i.url ?? '-'}\n` +
             `  database  ${i.dbUrl ?? '-'}${i.dbUrl ? (i.hasDbPassword ? ' (password stored, encrypted)' : ' (no password stored)') : ''}\n  branch    ${i.branch ?? '-'}\n` +
@@ -227,6 +235,7 @@ export function register(program: Command, act: Act): void {
             `  local     ${i.localPaths.join(', ') || '-'}\n` +
             i.metrics.map((m) => `  metric    ${m.name} = ${m.kind}:${m.source}\n`).join('') +
             `  releases  ${i.releases ? `${i.releases} kept in ${i.path}.releases, shared: ${[...i.localPaths, ...(i.sharedPaths ?? [])].join(', ') || '-'}` : 'off (updated in place)'}\n` +
+            relationLines(app.inv, name) +
             `  backups   ${backups.length}, last ${age(backups[0]?.createdAt)}`,
         };
       }),
@@ -240,6 +249,8 @@ export function register(program: Command, act: Act): void {
     .action(
       act(async (app, g, name: string, o: InstanceRemoveOpts) => {
         const i = app.inv.requireInstance(name);
+        const held = app.inv.relations.get(name).held;
+        if (held) throw new UsageError(`${name} is held: ${held}`, `release it first: opsdeck instance set ${name} --release-hold`);
         if (o.purge) {
           const plan = purgePlan(app, name);
           await confirmChange(app, g, name, `DELETE ${i.host}:${i.path} and its database, and remove ${name}? A last backup is taken first.`, o.allowProtected);
@@ -253,6 +264,7 @@ export function register(program: Command, act: Act): void {
           { instance: name, host: i.host, path: i.path },
           () => {
             app.inv.removeInstance(name);
+            app.inv.relations.forget(name);
             return { json: { removed: name }, text: `instance ${name} removed from the inventory (nothing on ${i.host} was touched)` };
           },
           { instance: name },
@@ -269,6 +281,7 @@ export function register(program: Command, act: Act): void {
         'opsdeck instance set shop-prod --health-url https://shop.example/health --health-text OK',
         'opsdeck instance set shop-prod --metric orders=sql:"SELECT count(*) FROM orders"',
         'OPSDECK_DB_PASSWORD=... opsdeck instance set shop-prod --db-password',
+        'opsdeck instance set shop-uat --staging-of shop-prod --redact redact.sql   # then: opsdeck refresh shop-uat',
       ),
     )
     .option('--url <url>', 'its public URL')
@@ -291,9 +304,16 @@ export function register(program: Command, act: Act): void {
       collect,
       [],
     )
+    .option('--staging-of <instance>', 'it is the staging instance of this one (refresh copies its data; promote makes it production)')
+    .option('--dev-of <instance>', 'it is a development copy of this one (refresh copies its data)')
+    .option('--standalone', 'forget its staging or dev relation')
+    .option('--redact <file>', 'store redaction rules refresh applies (table.column = expression, or SQL statements ending with ;)')
+    .option('--no-redact', 'forget its stored redaction rules')
+    .option('--release-hold', 'release the hold a promote put on it (the old production): it may be copied onto and removed again')
     .action(
       act(async (app, g, name: string, o: InstanceSetOpts) => {
         const i = app.inv.requireInstance(name);
+        const rel = relationPatch(app.inv, name, o);
         const patch: InstancePatch = {};
         if (o.url !== undefined) patch.url = checkUrl(o.url);
         if (o.branch !== undefined) patch.branch = checkRef(o.branch);
@@ -322,25 +342,83 @@ export function register(program: Command, act: Act): void {
           if (!pw) throw new UsageError('no database password given', 'put it in OPSDECK_DB_PASSWORD, give --db-password-file FILE, or run at a terminal to be asked');
         }
         const changed = Object.keys(patch);
-        if (!changed.length && pw === undefined) throw new UsageError('nothing to change', 'give at least one option; see opsdeck instance set --help');
+        if (!changed.length && pw === undefined && !rel) throw new UsageError('nothing to change', 'give at least one option; see opsdeck instance set --help');
         const password = pw;
         // The password is recorded as a fact, never its value.
-        const params = { instance: name, ...patch, ...(password !== undefined && { dbLogin: 'password set' }) };
+        const params = { instance: name, ...patch, ...(password !== undefined && { dbLogin: 'password set' }), ...rel?.params };
         return runChange(
           app,
           g,
           'instance set',
           params,
           () => {
-            if (password !== undefined) {
-              app.inv.setDbPassword(name, password);
-              if (!changed.length) return { json: app.inv.requireInstance(name), text: `instance ${name}: database password stored (encrypted)` };
+            if (rel) app.inv.relations.set(name, rel.set);
+            if (password !== undefined) app.inv.setDbPassword(name, password);
+            if (!changed.length) {
+              const said = [...(password !== undefined ? ['database password stored (encrypted)'] : []), ...(rel ? [rel.said] : [])];
+              return { json: { ...app.inv.requireInstance(name), relation: app.inv.relations.get(name) }, text: `instance ${name}: ${said.join('; ')}` };
             }
             const after = app.inv.updateInstance(name, patch);
-            return { json: after, text: `instance ${name} updated: ${changed.join(', ')}` };
+            return { json: after, text: `instance ${name} updated: ${[...changed, ...(rel ? [rel.said] : [])].join(', ')}` };
           },
           { instance: name },
         );
       }),
     );
+}
+
+/** instance show's lines on relations: whose copy it is, its redaction rules, a hold, the copies of it. */
+function relationLines(inv: Inventory, name: string): string {
+  const r = inv.relations.get(name);
+  const lines: string[] = [];
+  if (r.kind === 'mirror') lines.push(`mirror of ${r.of}, ${duration(r.lagSeconds ?? 0)} behind${r.syncedBackup ? ` (holds backup ${r.syncedBackup}, synced ${age(r.syncedAt)})` : ' (never synced)'}`);
+  else if (r.kind) lines.push(`${r.kind} of ${r.of}`);
+  const copies = inv.relations.relatedTo(name);
+  if (copies.length) lines.push(`copies    ${copies.map((c) => `${c.instance} (${c.kind})`).join(', ')}`);
+  const out = lines.map((l) => (l.startsWith('copies') ? `  ${l}\n` : `  relation  ${l}\n`));
+  if (r.redact) out.push(`  redact    ${r.redact.statements.length} rule(s) from ${r.redact.source}\n`);
+  if (r.held) out.push(`  HELD      ${r.held} (release: opsdeck instance set ${name} --release-hold)\n`);
+  return out.join('');
+}
+
+/** What instance set changes of an instance's relations, checked before anything is written. */
+function relationPatch(inv: Inventory, name: string, o: InstanceSetOpts): { set: Partial<Relation>; params: Record<string, unknown>; said: string } | undefined {
+  const given = [o.stagingOf && '--staging-of', o.devOf && '--dev-of', o.standalone && '--standalone'].filter(Boolean);
+  if (given.length > 1) throw new UsageError(`${given.join(' and ')} exclude each other`, 'give one of them');
+  const set: Partial<Relation> = {};
+  const params: Record<string, unknown> = {};
+  const said: string[] = [];
+  const of = o.stagingOf ?? o.devOf;
+  if (of !== undefined) {
+    inv.requireInstance(of);
+    if (of === name) throw new UsageError(`${name} cannot be a copy of itself`, 'name the instance it copies');
+    const kind = o.stagingOf ? 'staging' : 'dev';
+    if (inv.relations.get(name).kind === 'mirror') throw new UsageError(`${name} is a mirror`, `stop that first: opsdeck mirror remove ${name}`);
+    Object.assign(set, { kind, of, lagSeconds: null, syncedBackup: null, syncedAt: null });
+    params[`${kind}Of`] = of;
+    said.push(`${kind} of ${of}`);
+  }
+  if (o.standalone) {
+    Object.assign(set, { kind: null, of: null });
+    params.standalone = true;
+    said.push('no longer a copy of another');
+  }
+  if (typeof o.redact === 'string') {
+    const r = readRedaction(o.redact);
+    set.redact = { source: r.source, statements: r.statements };
+    params.redact = r.source;
+    params.redactDigest = redactionDigest(r);
+    said.push(`${r.statements.length} redaction rule(s) from ${r.source} stored`);
+  } else if (o.redact === false) {
+    set.redact = null;
+    params.redact = null;
+    said.push('redaction rules forgotten');
+  }
+  if (o.releaseHold) {
+    if (!inv.relations.get(name).held) throw new UsageError(`${name} is not held`, 'nothing to release');
+    set.held = null;
+    params.release = true;
+    said.push('released');
+  }
+  return said.length ? { set, params, said: said.join('; ') } : undefined;
 }
