@@ -179,3 +179,20 @@ describe('secrets per environment', () => {
     withInventory('admin', (inv) => expect(() => inv.db.prepare('DELETE FROM secret_uses').run()).toThrow(/permission denied for table secret_uses/));
   });
 });
+
+describe('shell completion on the team inventory', () => {
+  it('offers each operator the instances their role may see, never a password', async () => {
+    const viewer = (await must(as('viewer', ['__complete', 'instances']))).stdout.split('\n').filter(Boolean);
+    expect(viewer).toEqual([prod]);
+    const operator = (await must(as('operator', ['__complete', 'instances']))).stdout.split('\n').filter(Boolean);
+    expect(operator).toEqual([stg]);
+    // The names are kept a moment in the operator's home for the next tab; the password is not.
+    const cached = readFileSync(join(homes.viewer, 'cache', 'names-instances'), 'utf8');
+    expect(cached.trim()).toBe(prod);
+    expect(cached).not.toContain(people.viewer.password);
+    // Without a password to connect with, a tab offers nothing rather than an error or a prompt.
+    const none = await cli(homes.admin, ['__complete', 'instances'], { OPSDECK_INVENTORY_PASSWORD: 'wrong' });
+    expect(none.code).toBe(0);
+    expect(none.stdout).toBe('');
+  });
+});

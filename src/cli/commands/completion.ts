@@ -1,5 +1,5 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import type { Command } from 'commander';
 import { resolveHome } from '../../../inventory/home.js';
 import { quoteArg } from '../../remote/quote.js';
@@ -30,8 +30,9 @@ export async function completionNames(kind: string, home?: string): Promise<stri
   const queries = NAME_QUERIES[kind];
   const dir = resolveHome(home);
   const file = join(dir, 'inventory.sqlite');
-  // A team inventory (PostgreSQL) is not read here: its names would cost a connection per tab.
-  if (!queries || !existsSync(file) || teamInventory(dir)) return [];
+  if (!queries) return [];
+  if (teamInventory(dir)) return teamNames(kind, dir, queries);
+  if (!existsSync(file)) return [];
   const { default: Database } = await import('better-sqlite3');
   const db = new Database(file, { readonly: true, fileMustExist: true });
   try {
@@ -41,6 +42,42 @@ export async function completionNames(kind: string, home?: string): Promise<stri
   } finally {
     db.close();
   }
+}
+
+/** How long a team inventory's names are reused: the tabs of one command line cost one connection, and a name just added (here or by another operator) shows after this. */
+const TEAM_NAMES_TTL_MS = 15_000;
+
+/**
+ * A team inventory's names (PostgreSQL, only those the role may see), kept a minute in the home's
+ * cache: a connection per tab would make every tab wait on the network. With no password at hand
+ * (OPSDECK_INVENTORY_PASSWORD or ~/.pgpass; a tab cannot prompt), no names.
+ */
+async function teamNames(kind: string, dir: string, queries: string[]): Promise<string[]> {
+  const cache = join(dir, 'cache', `names-${kind}`);
+  try {
+    if (Date.now() - statSync(cache).mtimeMs < TEAM_NAMES_TTL_MS) return readFileSync(cache, 'utf8').split('\n').filter(Boolean);
+  } catch {}
+  let names: string[];
+  try {
+    const { Inventory } = await import('../../../inventory/index.js');
+    const inv = new Inventory(dir, { connectTimeoutMs: 3000 });
+    try {
+      names = queries.flatMap((q) =>
+        inv.db
+          .prepare(q)
+          .all()
+          .map((r) => String(Object.values(r as Record<string, unknown>)[0])),
+      );
+    } finally {
+      inv.close();
+    }
+  } catch {
+    return [];
+  }
+  mkdirSync(dirname(cache), { recursive: true, mode: 0o700 });
+  writeFileSync(cache + '.tmp', names.join('\n') + '\n', { mode: 0o600 });
+  renameSync(cache + '.tmp', cache);
+  return names;
 }
 
 /** Whether the inventory is a team one (OPSDECK_INVENTORY, or the setting), not the home's file. */
