@@ -6,7 +6,6 @@ import { errorMessage } from '../core/errors.js';
 import type { DbHealth } from '../databases/index.js';
 import { dbFor, shellFor } from '../deps/deps.js';
 import { TunnelSocket } from '../remote/tunnel.js';
-import { bounded } from '../core/concurrency.js';
 
 export interface HostSample {
   host: string;
@@ -74,18 +73,30 @@ export const HOST_SCRIPT = [
   'read up rest < /proc/uptime; echo "uptime $up"',
 ].join('\n');
 
-export async function probeHost(deps: Deps, host: Host, paths: string[], timeoutMs = 10_000): Promise<HostSample> {
+/**
+ * `setUp`, when given, is a slot of the sweep's: held while the connection is set up (the handshake
+ * costs CPU at both ends) and given back before the probe's command, which mostly waits.
+ */
+export async function probeHost(deps: Deps, host: Host, paths: string[], timeoutMs = 10_000, setUp?: () => void): Promise<HostSample> {
   const t0 = Date.now();
-  return withTimeout(probeHostNow(deps, host, paths, timeoutMs), timeoutMs + 1000, () => {
+  return withTimeout(probeHostNow(deps, host, paths, timeoutMs, setUp), timeoutMs + 1000, () => {
+    setUp?.();
     // A connection that hangs would hang the next probe too: start afresh next time.
     deps.ssh.drop(host.name);
     return { host: host.name, ok: false, reason: `no answer within ${Math.round((timeoutMs + 1000) / 1000)} s`, ms: Date.now() - t0 };
   });
 }
 
-async function probeHostNow(deps: Deps, host: Host, paths: string[], timeoutMs: number): Promise<HostSample> {
+async function probeHostNow(deps: Deps, host: Host, paths: string[], timeoutMs: number, setUp?: () => void): Promise<HostSample> {
   const t0 = Date.now();
   try {
+    if (setUp) {
+      try {
+        await deps.ssh.connection(host);
+      } finally {
+        setUp();
+      }
+    }
     const shell = deps.ssh.shell(host);
     const res = await shell.exec(['sh', '-c', HOST_SCRIPT, 'sh', ...paths], { timeoutMs });
     if (res.code !== 0) return { host: host.name, ok: false, reason: `probe exited ${res.code}: ${res.stderr.trim()}`, ms: Date.now() - t0 };
@@ -158,15 +169,19 @@ export const memoryUsed = (s: HostSample | undefined): number | undefined => (s?
  * An instance's probes. `host` is its host's newest sample: when that host is down, the database
  * and command metrics are not tried and the instance is down too, whatever its URL said.
  */
-export async function probeInstance(deps: Deps, inst: Instance, now = Date.now(), newest = deps.inv.latestBackupTimes(), host?: HostSample): Promise<InstanceSample> {
-  const hostDown = host !== undefined && !host.ok;
-  const reasons: string[] = hostDown ? [`host ${host.host} down: ${host.reason}`] : [];
+export async function probeInstance(deps: Deps, inst: Instance, now = Date.now(), newest = deps.inv.latestBackupTimes(), hostSample?: HostSample | Promise<HostSample>): Promise<InstanceSample> {
   const hc = inst.health ?? (inst.url ? { url: inst.url, status: 200 } : null);
   let http: InstanceSample['http'];
-  // The site, the database and the metrics side by side: a slow one does not delay the others.
+  // The site needs nothing from the host: asked at once, while the host's probe may still run. The
+  // database and the metrics side by side once the host is known to be up: a slow one does not
+  // delay the others.
+  const site = hc ? checkHealth(inst.maintenanceSince ? { ...inst, health: { url: hc.url, status: 503 } } : inst) : undefined;
+  const host = await hostSample;
+  const hostDown = host !== undefined && !host.ok;
+  const reasons: string[] = hostDown ? [`host ${host.host} down: ${host.reason}`] : [];
   const [r, db, cmdMetrics] = await Promise.all([
     // In maintenance the site is meant to answer 503: that is not "down".
-    hc ? checkHealth(inst.maintenanceSince ? { ...inst, health: { url: hc.url, status: 503 } } : inst) : undefined,
+    site,
     hostDown ? undefined : probeDatabase(deps, inst),
     hostDown ? {} : probeCommandMetrics(deps, inst),
   ]);
@@ -205,21 +220,60 @@ export async function probeInstance(deps: Deps, inst: Instance, now = Date.now()
   };
 }
 
-/** One sweep: every host of the chosen instances once (one connection each), then the instances. */
+/** Slots for a sweep: acquire() waits for one and gives the function that frees it (once). */
+function slots(n: number): () => Promise<() => void> {
+  let free = n;
+  const waiting: (() => void)[] = [];
+  return async () => {
+    if (free > 0) free--;
+    else await new Promise<void>((r) => waiting.push(r));
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      const next = waiting.shift();
+      if (next) next();
+      else free++;
+    };
+  };
+}
+
+/**
+ * One sweep: every host of the chosen instances once (one connection each), and the instances.
+ * `parallel` bounds the connection set-ups in flight and, apart, the instance probes; a connected
+ * host's probe (a quarter second of CPU sampling, mostly waiting) holds no slot, so a fleet of
+ * hundreds is not probed eight quarter-seconds at a time. An instance's site is asked at once; its
+ * database and metrics as soon as its own host's sample is in, not after the slowest host's.
+ */
 export async function sweep(deps: Deps, insts: Instance[], parallel = 8): Promise<{ hosts: HostSample[]; instances: InstanceSample[] }> {
   const hostNames = [...new Set(insts.map((i) => i.host))];
-  const hosts = await bounded(hostNames, parallel, (h) =>
-    probeHost(
-      deps,
-      deps.inv.requireHost(h),
-      insts.filter((i) => i.host === h).map((i) => i.path),
-    ),
+  const pathsOf = new Map<string, string[]>();
+  for (const i of insts) pathsOf.set(i.host, [...(pathsOf.get(i.host) ?? []), i.path]);
+  const setUp = slots(parallel);
+  const probing = new Map(
+    hostNames.map((h) => {
+      const host = deps.inv.requireHost(h);
+      return [h, setUp().then((release) => probeHost(deps, host, pathsOf.get(h) ?? [], undefined, release))] as const;
+    }),
   );
   // Newest backup of every instance in one query, not one per instance.
   const newest = deps.inv.latestBackupTimes();
   const now = Date.now();
-  const byName = new Map(hosts.map((h) => [h.host, h]));
-  const instances = await bounded(insts, parallel, (i) => probeInstance(deps, i, now, newest, byName.get(i.host)));
+  const instanceSlot = slots(parallel);
+  const [hosts, instances] = await Promise.all([
+    Promise.all(hostNames.map((h) => probing.get(h)!)),
+    Promise.all(
+      // In the order of the instances, so slots go first to those whose hosts connect first.
+      insts.map(async (i) => {
+        const release = await instanceSlot();
+        try {
+          return await probeInstance(deps, i, now, newest, probing.get(i.host)!);
+        } finally {
+          release();
+        }
+      }),
+    ),
+  ]);
   return { hosts, instances };
 }
 
