@@ -250,4 +250,9 @@ export const MIGRATIONS: string[] = [
   );
   CREATE INDEX relations_related_to ON relations (related_to);
   `,
+  `
+  -- What a restore's database load kept aside for its undo (an engine that swaps tables in keeps
+  -- the old ones), recorded with its critical section: recover swaps them back after a crash.
+  ALTER TABLE half_restored ADD COLUMN db_kept TEXT;
+  `,
 ];

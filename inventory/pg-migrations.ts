@@ -243,6 +243,10 @@ export const PG_MIGRATIONS: string[] = [
   `,
   // How instances relate: staging, dev copy, delayed mirror; redaction rules; holds (pg-rights.ts).
   PG_RELATIONS_MIGRATION,
+  // What a restore's database load kept aside for its undo, recorded with its critical section.
+  `
+  ALTER TABLE half_restored ADD COLUMN db_kept TEXT;
+  `,
 ];
 
 /**

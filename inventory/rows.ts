@@ -107,6 +107,7 @@ export interface HalfRestoredRow {
   staging: Text;
   old: Text;
   db_touched: number;
+  db_kept: Maybe<Text>;
   since: Text;
 }
 
@@ -132,7 +133,18 @@ export interface CommandRow {
 }
 
 export function rowToHalf(r: HalfRestoredRow): HalfRestored {
-  return { instance: r.instance, runId: r.run_id, command: r.command, phase: r.phase, safetyBackup: r.safety_backup, staging: r.staging, old: r.old, dbTouched: !!r.db_touched, since: r.since };
+  return {
+    instance: r.instance,
+    runId: r.run_id,
+    command: r.command,
+    phase: r.phase,
+    safetyBackup: r.safety_backup,
+    staging: r.staging,
+    old: r.old,
+    dbTouched: !!r.db_touched,
+    dbKept: r.db_kept ?? null,
+    since: r.since,
+  };
 }
 
 export function rowToLock(r: LockRow): LockRecord {

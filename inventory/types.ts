@@ -189,5 +189,7 @@ export interface HalfRestored {
   old: string;
   /** The database may hold the new data (a COMMIT was sent). */
   dbTouched: boolean;
+  /** What the database load kept aside for an undo, as its engine says (DbLoader.kept); null: nothing. */
+  dbKept: string | null;
   since: string;
 }

@@ -2,7 +2,7 @@ import { describeHalfRestored, type Backup, type HalfRestored, type Instance } f
 import type { Plan, StepContext } from '../core/plan.js';
 import { run } from '../remote/shell.js';
 import { OpsError, UsageError } from '../core/errors.js';
-import { shellFor, type Deps } from '../deps/deps.js';
+import { dbFor, loginShellFor, shellFor, type Deps } from '../deps/deps.js';
 import { loadDatabase, removeLater } from './restore.js';
 import { rebaselineStep } from './watch.js';
 
@@ -10,6 +10,8 @@ export interface RecoverState {
   record: HalfRestored;
   inst: Instance;
   action: 'finish' | 'undo';
+  /** Where the database came back from: what the load kept aside, the safety backup, or nowhere (unchanged, or finished). */
+  databaseFrom: 'kept' | 'safety' | null;
 }
 
 export interface RecoverResult {
@@ -17,6 +19,7 @@ export interface RecoverResult {
   run: number;
   action: 'finish' | 'undo';
   safetyBackup: string | null;
+  databaseFrom: 'kept' | 'safety' | null;
 }
 
 /**
@@ -35,6 +38,12 @@ const CODE_BACK = [
   'fi',
 ].join('\n');
 
+/** Drops what the interrupted run's load kept aside for its undo, if anything is left of it. */
+async function dropKept(deps: Deps, inst: Instance, record: HalfRestored): Promise<void> {
+  const db = record.dbKept ? dbFor(deps, inst) : undefined;
+  if (db && record.dbKept) await db.engine.dropKept(loginShellFor(deps, inst), db, record.dbKept);
+}
+
 /** An interrupted clone leaves its target in maintenance: said, not changed (the site may need a look first). */
 function stillInMaintenance(deps: Deps, name: string, ctx: StepContext<RecoverState>): void {
   const now = deps.inv.requireInstance(name);
@@ -44,9 +53,11 @@ function stillInMaintenance(deps: Deps, name: string, ctx: StepContext<RecoverSt
 /**
  * recover INSTANCE: a restore (or clone, drill) was stopped inside its critical section (kill -9, a
  * crash, an undo that could not reach the host) and left a record of where it stood. A run that had
- * swapped its code tree in is finished (only the previous tree's delete was left); any other is
- * undone: the code tree as it was, and the database from the run's safety backup when its COMMIT may
- * have gone out. Audited as its own run; the record goes only when it succeeded.
+ * swapped its code tree in is finished (only the previous tree's delete, and the drop of what its
+ * load kept aside, were left); any other is undone: the code tree as it was, and, when its COMMIT may
+ * have gone out, the database from what the load kept aside (an engine that swaps tables in keeps the
+ * old ones) when that is there whole, else from the run's safety backup. Audited as its own run; the
+ * record goes only when it succeeded.
  */
 export function recoverPlan(deps: Deps, name: string): Plan<RecoverState, RecoverResult> {
   const inst = deps.inv.requireInstance(name);
@@ -56,7 +67,8 @@ export function recoverPlan(deps: Deps, name: string): Plan<RecoverState, Recove
   let safety: Backup | undefined;
   if (action === 'undo' && record.dbTouched) {
     safety = record.safetyBackup ? deps.inv.getBackup(record.safetyBackup) : undefined;
-    if (!safety?.manifest.db) {
+    // What the load kept aside may do without it; whether it is whole is known only on the host.
+    if (!safety?.manifest.db && !record.dbKept) {
       throw new OpsError(
         `${name}'s database may hold what run ${record.runId} loaded, and its safety backup ${record.safetyBackup ?? '(none recorded)'} ${safety ? 'has no database' : 'is not in the inventory'}`,
         1,
@@ -85,9 +97,12 @@ export function recoverPlan(deps: Deps, name: string): Plan<RecoverState, Recove
           clear,
           {
             name: 'cleanup',
-            title: 'Remove the previous code tree',
+            title: record.dbKept ? 'Remove the previous code tree and the tables the load kept aside' : 'Remove the previous code tree',
             final: true,
-            run: async () => removeLater(deps, inst, record.old),
+            run: async () => {
+              await dropKept(deps, inst, record);
+              await removeLater(deps, inst, record.old);
+            },
           },
         ]
       : [
@@ -105,9 +120,35 @@ export function recoverPlan(deps: Deps, name: string): Plan<RecoverState, Recove
           },
           {
             name: 'database',
-            title: record.dbTouched ? `Load the database of safety backup ${record.safetyBackup}` : 'The database was not changed',
+            title: !record.dbTouched
+              ? 'The database was not changed'
+              : record.dbKept
+                ? `Put the database back from what run ${record.runId} kept aside (else from safety backup ${record.safetyBackup})`
+                : `Load the database of safety backup ${record.safetyBackup}`,
             run: async (ctx) => {
-              if (safety) await loadDatabase(deps, safety, inst, ctx);
+              if (!record.dbTouched) return;
+              const kept = record.dbKept;
+              const db = dbFor(deps, inst);
+              if (kept && db) {
+                const shell = loginShellFor(deps, inst);
+                if (await db.engine.canPutBack(shell, db, kept)) {
+                  await db.engine.putBack(shell, db, kept);
+                  ctx.state.databaseFrom = 'kept';
+                  ctx.log(`database: put back from what run ${record.runId} kept aside`);
+                  return;
+                }
+                ctx.log(`database: what run ${record.runId} kept aside is not whole; loading safety backup ${record.safetyBackup} instead`, 'warn');
+              }
+              if (!safety?.manifest.db)
+                throw new OpsError(
+                  `${name}'s database cannot be put back: what run ${record.runId} kept aside is not whole, and there is no safety backup of it`,
+                  1,
+                  `restore a backup of ${name} by hand (opsdeck backups ${name}); the record stays until then`,
+                );
+              await loadDatabase(deps, safety, inst, ctx);
+              ctx.state.databaseFrom = 'safety';
+              // Loaded over: what is left of the kept tables is of no use now.
+              await dropKept(deps, inst, record);
             },
           },
           rebaselineStep<RecoverState>(deps, name),
@@ -118,14 +159,20 @@ export function recoverPlan(deps: Deps, name: string): Plan<RecoverState, Recove
     params: { instance: name, run: record.runId, phase: record.phase, action },
     instance: name,
     whileHalfRestored: true,
-    state: { record, inst, action },
+    state: { record, inst, action, databaseFrom: null },
     steps,
-    result: (s) => ({ instance: name, run: s.record.runId, action: s.action, safetyBackup: s.record.safetyBackup }),
+    result: (s) => ({ instance: name, run: s.record.runId, action: s.action, safetyBackup: s.record.safetyBackup, databaseFrom: s.databaseFrom }),
     preview: async () => [
       describeHalfRestored(record),
       action === 'finish'
         ? `would finish run ${record.runId}: its new code tree and database are both in place; the previous tree ${record.old} would be removed`
-        : `would undo run ${record.runId}: the previous code tree back in place${record.dbTouched ? `, and the database of safety backup ${record.safetyBackup} loaded` : ''}`,
+        : `would undo run ${record.runId}: the previous code tree back in place${
+            !record.dbTouched
+              ? ''
+              : record.dbKept
+                ? `, and the database put back from what the run kept aside (else from safety backup ${record.safetyBackup})`
+                : `, and the database of safety backup ${record.safetyBackup} loaded`
+          }`,
     ],
   };
 }

@@ -43,9 +43,10 @@ export async function stageCode(deps: Deps, backup: Backup, target: Instance, st
 /**
  * Loads a stored dump into the target's database so that it commits only once the dump's checksum
  * matched (how, is its engine's: PostgreSQL loads in one transaction). What the load kept aside for
- * an undo goes to `keep`; without it, it is dropped at once.
+ * an undo goes to `keep` (as soon as the engine knows it, and before it changes the target: see
+ * DbLoader.run); without it, it is dropped at once.
  */
-export async function loadDatabase(deps: Deps, backup: Backup, target: Instance, ctx: StepIO, beforeCommit?: () => Promise<void>, keep?: (kept: string) => void, redact?: string[]): Promise<void> {
+export async function loadDatabase(deps: Deps, backup: Backup, target: Instance, ctx: StepIO, beforeCommit?: () => Promise<void>, keep?: Keep, redact?: string[]): Promise<void> {
   const m = backup.manifest.db!;
   const db = dbFor(deps, target);
   if (!db) throw new UsageError(`backup ${backup.id} has a database but ${target.name} has none configured`, `set one with: opsdeck instance add ... --db URL`);
@@ -66,6 +67,7 @@ export async function loadDatabase(deps: Deps, backup: Backup, target: Instance,
     ctx,
     () => checkDigest('database dump', meter, m),
     beforeCommit,
+    keep,
   );
   ctx.log(`database: ${Object.keys(m.tables).length} tables loaded ${loader.how}`);
   logUnmapped(ctx, loader);
@@ -84,10 +86,11 @@ async function runLoad(
   ctx: StepIO,
   check?: () => void,
   beforeCommit?: () => Promise<void>,
+  keep?: Keep,
 ): Promise<void> {
   for (const line of loader.before) ctx.log(`database: ${line}`);
   meter.out.write(loader.head);
-  await relay(meter, produce, (input, signal) => loader.run(input, signal), {
+  await relay(meter, produce, (input, signal) => loader.run(input, signal, keep && (async (k) => keep(k))), {
     signal: ctx.signal,
     beforeEnd: async () => {
       check?.();
@@ -104,11 +107,14 @@ function logUnmapped(ctx: StepIO, loader: DbLoader): void {
   for (const n of loader.notes()) ctx.log(`database: not as in the source: ${n}`, 'warn');
 }
 
+/** Where a load's caller keeps what the load kept aside for an undo (the run's state, the half-restored record). */
+export type Keep = (kept: string) => void | Promise<void>;
+
 /** Hands what the load kept for an undo to `keep`, or drops it when the caller has no use for it. */
-async function keptAside(shell: Shell, db: Db, loader: DbLoader, keep?: (kept: string) => void): Promise<void> {
+async function keptAside(shell: Shell, db: Db, loader: DbLoader, keep?: Keep): Promise<void> {
   const kept = loader.kept();
   if (kept === undefined) return;
-  if (keep) keep(kept);
+  if (keep) await keep(kept);
   else await db.engine.dropKept(shell, db, kept);
 }
 
@@ -136,15 +142,7 @@ export async function stageCodeFrom(deps: Deps, source: Instance, target: Instan
 }
 
 /** The dump of a live instance straight into the target's load, which commits only once the dump ended cleanly. */
-export async function loadDatabaseFrom(
-  deps: Deps,
-  source: Instance,
-  target: Instance,
-  ctx: StepIO,
-  beforeCommit?: () => Promise<void>,
-  keep?: (kept: string) => void,
-  redact?: string[],
-): Promise<void> {
+export async function loadDatabaseFrom(deps: Deps, source: Instance, target: Instance, ctx: StepIO, beforeCommit?: () => Promise<void>, keep?: Keep, redact?: string[]): Promise<void> {
   const src = dbFor(deps, source)!;
   const dst = dbFor(deps, target);
   if (!dst) throw new UsageError(`${target.name} has no database configured`);
@@ -164,6 +162,7 @@ export async function loadDatabaseFrom(
     ctx,
     undefined,
     beforeCommit,
+    keep,
   );
   ctx.log(`database copied from ${source.name} ${loader.how}`);
   logUnmapped(ctx, loader);

@@ -1,6 +1,6 @@
 import { dirname } from 'node:path';
 import type { Backup, HalfRestored, Instance } from '../../inventory/index.js';
-import { LoadStopped } from '../databases/index.js';
+import { LoadStopped, engineFor } from '../databases/index.js';
 import { formatBytes } from '../core/events.js';
 import type { Plan, Step, StepContext, StepIO } from '../core/plan.js';
 import { run } from '../remote/shell.js';
@@ -64,7 +64,21 @@ export function restoreState<F extends RestoreState['from']>(from: F, target: In
   return { from, target, staging: stagingOf(target.path), old: oldOf(target.path), dbCommitted: false, swapped: false, parts: opts.parts ?? { code: true, db: true }, safetyCode: opts.safetyCode };
 }
 
-export function restoreSteps(deps: Deps): RestoreSteps {
+/**
+ * The data step's explanation, in the words of the target's database engine (how it loads; whether
+ * that goes beside the safety backup or after it); neutral words without a target.
+ */
+function dataExplain(target?: Instance): string {
+  const engine = target?.dbUrl ? engineFor(target.dbUrl) : undefined;
+  const load = engine ? `${engine.loadsBeside ? 'meanwhile' : 'then'} ${engine.loadWords}` : 'then loads the database so that nothing changes unless all of it loaded';
+  return (
+    `Saves the target as it is now, so it can be put back if anything after this fails; ${load}, while the stored code tree streams into a scratch ` +
+    'directory next to the target and its checksum is checked. The code tree in place is not touched yet.'
+  );
+}
+
+/** A restore's steps; `target` (when known) words the explanations for its database engine. */
+export function restoreSteps(deps: Deps, target?: Instance): RestoreSteps {
   return {
     check: {
       name: 'check',
@@ -108,40 +122,59 @@ export function restoreSteps(deps: Deps): RestoreSteps {
     data: {
       name: 'data',
       title: 'Take a safety backup, load the database, unpack the code tree beside the target',
-      explain:
-        'Saves the target as it is now, so it can be put back if anything after this fails; then loads the database in one ' +
-        'transaction (on any error nothing changes), while the stored code tree streams into a scratch directory next to ' +
-        'the target and its checksum is checked. The code tree in place is not touched yet.',
+      explain: dataExplain(target),
       run: async (ctx) => {
         const { target, from, staging } = ctx.state;
         const exists = (await shellFor(deps, target).exec(['test', '-d', target.path])).code === 0;
         const id = newBackupId();
         const slot = progressSum(ctx.progress, (from.backup?.manifest.code?.bytes ?? 0) + (from.backup?.manifest.db?.bytes ?? 0));
         const sub = (i: number, signal: AbortSignal): StepIO => ({ ...ctx, signal, progress: slot(i) });
-        // The code tree unpacks beside the target the whole time; the database, which must be saved
-        // before it is replaced, goes safety dump then load. Side by side, the restore costs about
-        // what the unpacking does.
-        // The load's COMMIT waits until the code tree is staged and checked: a staging that fails
-        // means the load never commits, and a crash leaves the database and the code apart only for
-        // the commit and the two renames of the swap.
-        let staged!: { ok: () => void; failed: (err: unknown) => void };
-        const stagedCode = new Promise<void>((ok, failed) => (staged = { ok, failed }));
-        stagedCode.catch(() => {});
+        // The code tree unpacks beside the target the whole time. The database must be saved before
+        // it is replaced: an engine whose load goes beside the target and changes it only after the
+        // go-ahead (MariaDB: a scratch database, swapped in) loads while the safety backup reads the
+        // target; one that replaces in place (PostgreSQL's one transaction) loads after it.
+        // The load's COMMIT (the swap) waits until the code tree is staged and checked and the safety
+        // backup is taken: a staging or safety backup that fails means the load never commits, and a
+        // crash leaves the database and the code apart only for the commit and the two renames of the swap.
+        const deferred = () => {
+          let settle!: { ok: () => void; failed: (err: unknown) => void };
+          const done = new Promise<void>((ok, failed) => (settle = { ok, failed }));
+          done.catch(() => {});
+          return { done, ...settle };
+        };
+        const staged = deferred();
+        const saved = deferred();
+        const beside = hasDb(ctx.state) && !!target.dbUrl && engineFor(target.dbUrl).loadsBeside;
         const beforeCommit = async (signal: AbortSignal) => {
-          await stagedCode;
+          await staged.done;
+          await saved.done;
           if (signal.aborted) throw new OpsError('cancelled before the database load committed');
           // Recorded before the COMMIT leaves: a crash from here on is noticed by the next run.
           enterCriticalSection(deps, ctx, 'db-committing', true);
           ctx.state.commitSent = true;
         };
-        await together<[void, void]>(ctx.signal, [
+        // What the load keeps aside for its undo: in the state, and in the record of the critical
+        // section once there is one (the loader waits for it before its swap's first change).
+        const keep = (kept: string) => {
+          ctx.state.dbKept = kept;
+          if (ctx.state.runId !== undefined && !ctx.state.dbCommitted) deps.inv.setHalfRestored({ ...criticalRecord(ctx), phase: 'db-committing' });
+        };
+        await together<[void, void, void]>(ctx.signal, [
           async (signal) => {
-            const manifest = await snapshotInstance(deps, target, id, sub(0, signal), undefined, exists && ctx.state.safetyCode, true);
-            ctx.state.safety = recordBackup(deps, target.name, 'safety', id, manifest);
-            ctx.log(`safety backup ${id} taken${manifest.code ? '' : ' (database; the code tree is kept aside until the new one is in place)'}`);
-            if (!hasDb(ctx.state)) return;
             try {
-              const keep = (kept: string) => (ctx.state.dbKept = kept);
+              const manifest = await snapshotInstance(deps, target, id, sub(0, signal), undefined, exists && ctx.state.safetyCode, true);
+              ctx.state.safety = recordBackup(deps, target.name, 'safety', id, manifest);
+              ctx.log(`safety backup ${id} taken${manifest.code ? '' : ' (database; the code tree is kept aside until the new one is in place)'}`);
+              saved.ok();
+            } catch (err) {
+              saved.failed(err);
+              throw err;
+            }
+          },
+          async (signal) => {
+            if (!hasDb(ctx.state)) return;
+            if (!beside) await saved.done;
+            try {
               if (from.live) await loadDatabaseFrom(deps, from.live, target, sub(2, signal), () => beforeCommit(signal), keep, ctx.state.redact);
               else await loadDatabase(deps, from.backup, target, sub(2, signal), () => beforeCommit(signal), keep, ctx.state.redact);
             } catch (err) {
@@ -270,7 +303,7 @@ export function restorePlan(deps: Deps, instance: string, opts: { backup?: strin
     params: { instance, backup: backup.id, to: target.name },
     instance: target.name,
     state,
-    steps: [...inOrder(restoreSteps(deps)), rebaselineStep<RestoreState>(deps, target.name)],
+    steps: [...inOrder(restoreSteps(deps, target)), rebaselineStep<RestoreState>(deps, target.name)],
     undoFailed: (s) => restoreUndoFailed(deps, s),
     finally: async (s, status) => leaveCriticalSection(deps, s, status),
     result: (s) => ({ backup: backup.id, instance, target: s.target.name, safetyBackup: s.safety?.id ?? null }),
@@ -292,6 +325,7 @@ function criticalRecord(ctx: StepContext<RestoreState>) {
     staging: s.staging,
     old: s.old,
     dbTouched: !!(s.commitSent || s.dbCommitted),
+    dbKept: s.dbKept ?? null,
   };
 }
 

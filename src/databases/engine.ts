@@ -136,6 +136,12 @@ export interface DbEngine {
   readonly client: string;
   /** How a restore loads the database, for a plan's explanation: "loads the database in one transaction (...)". */
   readonly loadWords: string;
+  /**
+   * Its load goes beside the target and changes nothing of it before the caller's go-ahead (the
+   * commit): it may run while the safety backup still reads the target. False: it replaces in place
+   * (PostgreSQL's one transaction), so the safety backup comes first.
+   */
+  readonly loadsBeside: boolean;
 
   /** Parses a URL of one of its schemes; a password or connection parameters in it are refused. */
   parse(url: string): DbTarget;

@@ -151,6 +151,7 @@ export const mysqlEngine: DbEngine = {
   loadWords:
     "loads the database into a scratch database beside it, checks every table's rows against the backup, then swaps all tables in with one RENAME TABLE (on any error the database is not changed; the old tables are kept until the run is done)",
 
+  loadsBeside: true,
   parse: parseMysqlUrl,
   format: (t) => formatMysqlUrl(my(t)),
 

@@ -87,6 +87,7 @@ export const postgresEngine: DbEngine = {
   client: 'the PostgreSQL client (psql)',
   loadWords: 'loads the database in one transaction (on any error nothing changes)',
 
+  loadsBeside: false,
   parse: parsePgUrl,
   format: (t) => formatPgUrl(pg(t)),
 

@@ -51,7 +51,9 @@ export function register(program: Command, act: Act): void {
         runPlan(app, g, recoverPlan(app, name), (r) =>
           r.action === 'finish'
             ? `${r.instance} recovered: run ${r.run} finished (its restored code tree and database are in place)`
-            : `${r.instance} recovered: run ${r.run} undone, ${r.instance} is as it was before it${r.safetyBackup ? ` (database from safety backup ${r.safetyBackup})` : ''}`,
+            : `${r.instance} recovered: run ${r.run} undone, ${r.instance} is as it was before it${
+                r.databaseFrom === 'kept' ? ' (database put back from what the run kept aside)' : r.safetyBackup ? ` (database from safety backup ${r.safetyBackup})` : ''
+              }`,
         ),
       ),
     );
