@@ -88,6 +88,17 @@ function answers(host: string, port: number): Promise<boolean> {
   });
 }
 
+/** CPU seconds the fleet's sshds and their sessions (reaped by them) have used so far. */
+function fleetCpu(pids: number[]): number {
+  let ticks = 0;
+  for (const pid of pids) {
+    // Fields after the command's closing parenthesis: utime, stime, cutime, cstime are 12-15 there.
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    ticks += Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]);
+  }
+  return ticks / 100;
+}
+
 /** Where each log ends now. */
 const logSizes = (logs: string[]) => logs.map((l) => statSync(l).size);
 
@@ -131,6 +142,9 @@ interface Row {
   opened: number;
   logged: number;
   perHost: string;
+  /** CPU seconds of the in-process sweep: opsdeck's, and the fleet's (sshd, logins, probe commands). */
+  opsCpu: number;
+  hostCpu: number;
 }
 
 export async function sweepBench(): Promise<string[]> {
@@ -149,16 +163,22 @@ export async function sweepBench(): Promise<string[]> {
       const inProcess: number[] = [];
       const cli: number[] = [];
       const rss: number[] = [];
+      const opsCpu: number[] = [];
+      const hostCpu: number[] = [];
       let opened = 0;
       let logged = new Map<string, number>();
       for (let run = 0; run < RUNS; run++) {
         const from = logSizes(fleet.logs);
+        const cpu0 = fleetCpu(fleet.pids);
         // In a process of its own: nothing of an earlier run (kept-alive sockets, warm caches) helps it.
         const one = JSON.parse(spawnSync(process.execPath, [process.argv[1], '--one', home], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).stdout) as {
           ms: number;
           opened: number;
           bad: string[];
+          cpu: number;
         };
+        opsCpu.push(one.cpu);
+        hostCpu.push(fleetCpu(fleet.pids) - cpu0);
         if (one.bad.length) throw new Error(`bench: ${one.bad.length} probes failed, first: ${one.bad[0]}`);
         inProcess.push(one.ms);
         opened = one.opened;
@@ -182,6 +202,8 @@ export async function sweepBench(): Promise<string[]> {
         rssMb: median(rss),
         opened,
         logged: counts.reduce((a, b) => a + b, 0),
+        opsCpu: median(opsCpu),
+        hostCpu: median(hostCpu),
         perHost: logged.size === n && counts.every((c) => c === 1) ? 'exactly 1 each' : `NOT one each: ${logged.size} hosts, ${Math.min(...counts)}-${Math.max(...counts)}`,
       });
       spawnSync('rm', ['-rf', home]);
@@ -194,9 +216,12 @@ export async function sweepBench(): Promise<string[]> {
   return [
     `## One health sweep of a fleet: N hosts (sshd on N loopback addresses), an instance each (median of ${RUNS})`,
     '',
-    '| hosts | in-process sweep | `opsdeck health` from start | its peak RSS | SSH connections (sshd log / opsdeck) | per host | goal |',
-    '|---|---|---|---|---|---|---|',
-    ...rows.map((r) => `| ${r.hosts} | ${ms(r.inProcess)} | ${ms(r.cli)} | ${r.rssMb.toFixed(0)} MB | ${r.logged} / ${r.opened} | ${r.perHost} | < 3 s, one per host |`),
+    '| hosts | in-process sweep | its CPU: opsdeck / the fleet | `opsdeck health` from start | its peak RSS | SSH connections (sshd log / opsdeck) | per host | goal |',
+    '|---|---|---|---|---|---|---|---|',
+    ...rows.map(
+      (r) =>
+        `| ${r.hosts} | ${ms(r.inProcess)} | ${r.opsCpu.toFixed(2)} s / ${r.hostCpu.toFixed(2)} s | ${ms(r.cli)} | ${r.rssMb.toFixed(0)} MB | ${r.logged} / ${r.opened} | ${r.perHost} | < 3 s, one per host |`,
+    ),
     '',
     'Every sshd session, login and probe command of the fleet runs on this machine too, beside opsdeck.',
   ];
@@ -211,7 +236,8 @@ async function oneSweep(home: string): Promise<void> {
   const ms = performance.now() - t;
   await app.close();
   const bad = [...r.hosts.filter((h) => !h.ok).map((h) => `${h.host}: ${h.reason}`), ...r.instances.filter((i) => !i.http?.ok).map((i) => `${i.instance}: ${i.http?.reason}`)];
-  process.stdout.write(JSON.stringify({ ms, opened: app.ssh.opened, bad }) + '\n');
+  const cpu = process.cpuUsage();
+  process.stdout.write(JSON.stringify({ ms, opened: app.ssh.opened, bad, cpu: (cpu.user + cpu.system) / 1e6 }) + '\n');
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
