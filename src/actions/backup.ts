@@ -7,8 +7,8 @@ import { errorMessage, OpsError } from '../core/errors.js';
 import { formatBytes } from '../core/format.js';
 import { dbFor, loginShellFor, shellFor, type Deps } from '../deps/deps.js';
 import { Meter, TarScanner } from './meter.js';
-import { mirrorBackup, treeMirrorsOn } from '../store/tree-mirror.js';
-import { NotMirrorable } from '../store/tree-index.js';
+import { listTree, mirrorBackup, treeMirrorsOn } from '../store/tree-mirror.js';
+import { NotMirrorable, treeKeyOf } from '../store/tree-index.js';
 import { progressSum, relay, together } from './relay.js';
 
 export function newBackupId(): string {
@@ -47,7 +47,19 @@ export async function treeKey(deps: Deps, inst: Instance, signal?: AbortSignal):
  * (restic skips unchanged files by the same kind of stat data).
  */
 export async function backupCode(deps: Deps, inst: Instance, id: string, ctx: StepIO, reuse = false): Promise<NonNullable<Manifest['code']>> {
-  const key = await treeKey(deps, inst, ctx.signal);
+  const shell = shellFor(deps, inst);
+  let list: Awaited<ReturnType<typeof listTree>> | undefined;
+  if (treeMirrorsOn(deps.store)) {
+    try {
+      list = await listTree(shell, inst.path, ctx.signal, (n) => ctx.progress(n));
+    } catch (err) {
+      if (!(err instanceof NotMirrorable)) throw err;
+      ctx.log(`code: streamed whole, not through the mirror: ${err.message}`, 'warn');
+    }
+  }
+  // Through a mirror, the fingerprint comes from the host's list: no second pass over the tree.
+  const listed = list && treeKeyOf(list.entries);
+  const key = listed ?? (await treeKey(deps, inst, ctx.signal));
   if (reuse && key) {
     const same = deps.inv.backupForTree(inst.name, key);
     if (same) {
@@ -55,15 +67,7 @@ export async function backupCode(deps: Deps, inst: Instance, id: string, ctx: St
       return same.manifest.code!;
     }
   }
-  const shell = shellFor(deps, inst);
-  if (treeMirrorsOn(deps.store)) {
-    try {
-      return await backupCodeByMirror(deps, inst, id, ctx, key);
-    } catch (err) {
-      if (!(err instanceof NotMirrorable)) throw err;
-      ctx.log(`code: streamed whole, not through the mirror: ${err.message}`, 'warn');
-    }
-  }
+  if (list && listed) return await backupCodeByMirror(deps, inst, id, ctx, listed, list);
   const tar = new TarScanner();
   const meter = new Meter({ tar, onBytes: (n) => ctx.progress(n) });
   // As the host's become user when it has one (shellFor): it can read the whole tree. Owners are
@@ -100,20 +104,21 @@ export async function backupCode(deps: Deps, inst: Instance, id: string, ctx: St
  * The tree through the instance's mirror on the jump box (setting treeMirrors): the host lists its
  * files, only changed ones travel, restic stores the mirror with the host's file index beside it.
  */
-async function backupCodeByMirror(deps: Deps, inst: Instance, id: string, ctx: StepIO, key: string | undefined): Promise<NonNullable<Manifest['code']>> {
+async function backupCodeByMirror(deps: Deps, inst: Instance, id: string, ctx: StepIO, key: string, list: Awaited<ReturnType<typeof listTree>>): Promise<NonNullable<Manifest['code']>> {
   const r = await guardTagged(deps, id, ctx, () =>
     mirrorBackup(deps.store, shellFor(deps, inst), {
       instance: inst.name,
       source: `${inst.host}:${inst.path}`,
       path: inst.path,
       tags: [`instance=${inst.name}`, `backup=${id}`, 'stream=code'],
+      list,
       signal: ctx.signal,
       progress: (n) => ctx.progress(n),
       log: (line) => ctx.log(line),
     }),
   );
   ctx.log(`code: ${r.tree.files} files, ${formatBytes(r.tree.bytes)}; ${r.fetched} changed, ${formatBytes(r.wire)} over the wire, ${formatBytes(r.dataAdded)} new stored`);
-  return { ...r.tree, ...(key && { treeKey: key }) };
+  return { ...r.tree, treeKey: key };
 }
 
 /** Streams the database's dump from the host into the store; the password reaches the dump on its stdin. */

@@ -188,6 +188,30 @@ export function entryHeader(e: TreeEntry, linkTo?: string): Buffer {
   return Buffer.concat(parts);
 }
 
+/** entryHeader(e, linkTo).length, without making it: a header, and a long name's or link's blocks. */
+function headerLength(e: TreeEntry, linkTo?: string): number {
+  const long = (v: string | undefined) => (v !== undefined && v.length > 100 ? BLOCK + pad(v.length + 1) : 0);
+  return BLOCK + long(tarName(e)) + long(linkTo !== undefined ? `./${linkTo}` : e.link);
+}
+
+/**
+ * The tree's stat fingerprint as the host's treeKey (backup.ts) computes it from find, made from the
+ * list instead of a second pass over the host: "%i %C@ %T@ %s %m %y %P" lines, sorted by bytes, hashed.
+ */
+export function treeKeyOf(entries: TreeEntry[]): string {
+  const lines = entries
+    .map((e) => {
+      const [ino, size, mt, ct] = e.stamp.split(' ');
+      return `${ino} ${ct} ${mt} ${size} ${e.mode.toString(8)} ${e.type} ${e.path}`;
+    })
+    .join('\n')
+    .split('\n')
+    .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  return createHash('sha256')
+    .update(lines.join('\n') + '\n', 'latin1')
+    .digest('hex');
+}
+
 /** For each entry in order, the earlier path it is a hard link of (same inode, a file linked more than once). */
 export function hardLinks(entries: TreeEntry[]): Map<string, string> {
   const first = new Map<number, string>();
@@ -211,7 +235,7 @@ export function treeFacts(entries: TreeEntry[]): { bytes: number; files: number;
   const owners = new Map<string, number>();
   for (const e of entries) {
     const linkTo = links.get(e.path);
-    bytes += entryHeader(e, linkTo).length + (e.type === 'f' && linkTo === undefined ? pad(e.size) : 0);
+    bytes += headerLength(e, linkTo) + (e.type === 'f' && linkTo === undefined ? pad(e.size) : 0);
     if (e.type === 'f' && linkTo === undefined) files++;
     else if (e.type === 'd') dirs++;
     else if (e.type === 'l') symlinks++;

@@ -116,7 +116,17 @@ export interface MirrorRun {
 export async function mirrorBackup(
   store: Store,
   shell: Shell,
-  opts: { instance: string; source: string; path: string; tags: string[]; signal?: AbortSignal; progress?: (n: number) => void; log?: (line: string) => void },
+  opts: {
+    instance: string;
+    source: string;
+    path: string;
+    tags: string[];
+    /** The host's list, when the caller took it already (listTree). */
+    list?: { entries: TreeEntry[]; wire: number };
+    signal?: AbortSignal;
+    progress?: (n: number) => void;
+    log?: (line: string) => void;
+  },
 ): Promise<MirrorRun> {
   const dir = mirrorDir(store.home, opts.instance);
   const snapDir = join(dir, 'snap');
@@ -124,13 +134,15 @@ export async function mirrorBackup(
   const stateFile = join(dir, 'state.json');
   mkdirSync(treeDir, { recursive: true, mode: 0o700 });
 
-  const { entries, wire: listBytes } = await listTree(shell, opts.path, opts.signal, opts.progress);
+  const { entries, wire: listBytes } = opts.list ?? (await listTree(shell, opts.path, opts.signal, opts.progress));
   let state = readState(stateFile);
   if (state && (state.repository !== store.repository || state.source !== opts.source)) state = undefined;
   if (!state) opts.log?.(`mirror: none yet for ${opts.instance} (or it was of another tree): every file is fetched`);
   const prev = state?.files ?? {};
   const want = new Map(entries.map((e) => [e.path, e]));
   const keep = new Set<string>();
+  /** The kept copies' stat, read once in the walk. */
+  const seen = new Map<string, string>();
   let repaired = 0;
 
   // Walk the mirror: whatever the list does not name, or names as another kind, goes; a file copy
@@ -155,13 +167,15 @@ export async function mirrorBackup(
       else {
         const was = prev[p];
         if (!was) continue;
-        if (was.local !== localStamp(absP)) {
+        const local = localStamp(absP);
+        if (was.local !== local) {
           repaired++;
           continue;
         }
         if (was.stamp === e.stamp) {
           e.sha256 = was.sha256;
           keep.add(p);
+          seen.set(p, local);
         }
       }
     }
@@ -183,7 +197,7 @@ export async function mirrorBackup(
   for (const e of entries) {
     if (e.type !== 'f') continue;
     if (!e.sha256) throw new OpsError(`mirror: ${JSON.stringify(e.path)} did not arrive from the host`);
-    files[e.path] = { stamp: e.stamp, sha256: e.sha256, size: e.size, local: localStamp(toBuf(join(treeDir, e.path))) };
+    files[e.path] = { stamp: e.stamp, sha256: e.sha256, size: e.size, local: seen.get(e.path) ?? localStamp(toBuf(join(treeDir, e.path))) };
   }
   const tmp = `${stateFile}.tmp`;
   writeFileSync(tmp, JSON.stringify({ version: 1, repository: store.repository, source: opts.source, files } satisfies MirrorState), { mode: 0o600 });

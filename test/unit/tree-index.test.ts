@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync, chmodSync, linkSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { END_OF_ARCHIVE, FIND_FORMAT, NotMirrorable, TarReader, entryHeader, hardLinks, padding, parseFindOutput, treeFacts, type TreeEntry } from '../../src/store/tree-index.js';
+import { END_OF_ARCHIVE, FIND_FORMAT, NotMirrorable, TarReader, entryHeader, hardLinks, padding, parseFindOutput, treeFacts, treeKeyOf, type TreeEntry } from '../../src/store/tree-index.js';
 
 /** find's list of a directory, as the host sends it (without the gzip). */
 const listOf = (dir: string) => execFileSync('sh', ['-c', `cd -- "$1" && { find . -printf '${FIND_FORMAT}'; printf 'end\\t%s\\0\\0' "$?"; }`, 'sh', dir]);
@@ -40,6 +40,11 @@ describe('tree index and the tar rebuilt from it', () => {
     // Depth first, names by their bytes: a directory's entries come right after it.
     const deep = entries.findIndex((e) => e.path.endsWith('deep.txt'));
     expect(entries[deep - 1].path).toBe(`${'a'.repeat(70)}/${'b'.repeat(70)}`);
+  });
+
+  it("gives the same tree fingerprint as the host's find | sort | sha256sum (backup.ts treeKey)", () => {
+    const host = execFileSync('sh', ['-c', 'cd -- "$1" && list=$(find . -printf "%i %C@ %T@ %s %m %y %P\\n") && printf "%s" "$list" | LC_ALL=C sort | sha256sum', 'sh', dir]).toString().split(' ')[0];
+    expect(treeKeyOf(parseFindOutput(listOf(dir)))).toBe(host);
   });
 
   it('GNU tar reads the rebuilt tar as the tree it was, hard link and long names included, and its length is known beforehand', () => {
