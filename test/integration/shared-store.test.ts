@@ -48,41 +48,53 @@ afterAll(() => {
 });
 
 describe('a shared store', () => {
-  it('a backup from one jump box restores from another; the password is only in the team inventory; a role without a right there cannot open it', async () => {
-    const a = jumpBox('alice');
-    const b = jumpBox('bob');
-    const c = jumpBox('carol');
+  let a: string;
+  let backupId: string;
+  let i: ReturnType<typeof makeLabInstance>;
+  let tree: Record<string, string>;
+  let db: string;
+
+  beforeAll(async () => {
+    a = jumpBox('alice');
     await must(as('alice', a, ['env', 'add', 'stage']));
     await must(as('alice', a, hostAddArgs(l, lab1)));
     await must(as('alice', a, ['team', 'grant', ops.bob.role, '--env', 'stage', '--as', 'operator']));
     await must(as('alice', a, ['store', 'secret', '--env', 'stage']));
-    const i = makeLabInstance(l, 'lab1', `shared-${tag}`);
+    i = makeLabInstance(l, 'lab1', `shared-${tag}`);
     await must(as('alice', a, ['instance', 'add', i.name, '--host', 'lab1', '--path', i.path, '--env', 'stage', '--db', i.dbUrl, '--url', i.url], { OPSDECK_DB_PASSWORD: i.password }));
     appSql(i, "INSERT INTO notes (body) VALUES ('from jump box a');");
+  });
 
-    const backup = JSON.parse((await must(as('alice', a, ['backup', i.name, '--json']))).stdout);
-    const tree = treeState(i.path);
-    const db = dbStateOf(i);
-    // The store is on lab1, over sftp, and no home holds its password.
+  it('a backup from one jump box goes into the sftp store, its password from the team inventory, none in the home', async () => {
+    backupId = JSON.parse((await must(as('alice', a, ['backup', i.name, '--json']))).stdout).id;
+    tree = treeState(i.path);
+    db = dbStateOf(i);
     expect(asLabUser('ls', [storeDir]).split('\n')).toEqual(expect.arrayContaining(['config', 'data', 'keys', 'snapshots']));
+    // ssh checks the host against the one key pinned in the inventory.
     expect(readFileSync(join(a, `store_known_hosts.lab1`), 'utf8')).toMatch(new RegExp(`^\\[${lab1.address}\\]:${lab1.port} ssh-`));
     expect(existsSync(join(a, 'store.pass'))).toBe(false);
+  });
 
+  it('another jump box restores it, as an operator of the environment', async () => {
+    const b = jumpBox('bob');
     appSql(i, "DELETE FROM notes; INSERT INTO notes (body) VALUES ('changed after the backup');");
     asLabUser('sh', ['-c', 'echo changed > "$1/README.changed"', 'sh', i.path]);
-    const r = await as('bob', b, ['restore', i.name, '--backup', backup.id, '--yes']);
+    const r = await as('bob', b, ['restore', i.name, '--backup', backupId, '--yes']);
     expect(r.code, r.stderr).toBe(0);
     expect(treeState(i.path)).toEqual(tree);
     expect(dbStateOf(i)).toEqual(db);
     expect(existsSync(join(b, 'store.pass'))).toBe(false);
-
-    // carol has no right on stage: the store's password is not hers to open, so the store is not hers to read.
-    const refused = await as('carol', c, ['backups', 'check', '--read-data-subset', 'auto']);
-    expect(refused.code).toBe(1);
-    expect(refused.stderr).toContain(`role ${ops.carol.role} has no right to open the secrets of environment stage`);
-    // Every opening of the store's password is recorded, with the run of bob's restore among them.
+    // Every opening of the store's password is recorded.
     const uses = pgAdmin(`SELECT count(*) FROM opsdeck.secret_uses WHERE db_role = '${ops.bob.role}' AND instance IS NULL AND env = 'stage';`, team.db);
     expect(Number(uses.trim())).toBeGreaterThan(0);
+  });
+
+  it('a role without a right on the environment cannot open the store', async () => {
+    const c = jumpBox('carol');
+    const refused = await as('carol', c, ['backups', 'check', '--read-data-subset', 'auto']);
+    // Refused as any right the role lacks is: exit 2.
+    expect(refused.code, refused.stderr).toBe(2);
+    expect(refused.stderr).toContain(`role ${ops.carol.role} has no right to open the secrets of environment stage`);
   });
 
   it('refuses a store host that presents another key than the pinned one', async () => {
@@ -91,7 +103,8 @@ describe('a shared store', () => {
     const lab2 = l.hosts.find((h) => h.name === 'lab2')!;
     pgAdmin(`UPDATE opsdeck.hosts SET host_key = '${lab2.fingerprint}' WHERE name = 'lab1';`, team.db);
     try {
-      const b = await as('alice', a, ['backup', `shared-${tag}`]);
+      // The store's check talks to the store alone.
+      const b = await as('alice', a, ['backups', 'check', '--read-data-subset', 'auto']);
       expect(b.code).toBe(1);
       expect(b.stderr).toContain(`the store's host lab1 (${`[${lab1.address}]:${lab1.port}`}) did not offer its pinned key ${lab2.fingerprint}`);
     } finally {
