@@ -8,16 +8,22 @@ import { BIN, TEAM_ADMIN, addInstance, homeWithHosts } from '../helpers.js';
 /** Drives the real program in a real terminal (tmux), as a person at a keyboard would. */
 const session = `opsdeck-e2e-${process.pid}`;
 const tmux = (...a: string[]) => execFileSync('tmux', a).toString();
-const screen = () => tmux('capture-pane', '-p', '-t', session);
-async function until(text: string | RegExp, ms = 20_000): Promise<string> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const s = screen();
-    if (typeof text === 'string' ? s.includes(text) : text.test(s)) return s;
-    if (Date.now() > end) throw new Error(`terminal never showed ${text}; screen:\n${s}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+/** What a tmux session's pane shows now. */
+const paneOf = (name: string) => () => tmux('capture-pane', '-p', '-t', name);
+/** Waits until a session's pane shows `text`; the pane then, or an error that shows it. */
+const waiterOf =
+  (name: string) =>
+  async (text: string | RegExp, ms = 20_000): Promise<string> => {
+    const end = Date.now() + ms;
+    for (;;) {
+      const s = paneOf(name)();
+      if (typeof text === 'string' ? s.includes(text) : text.test(s)) return s;
+      if (Date.now() > end) throw new Error(`terminal never showed ${text}; screen:\n${s}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+const screen = paneOf(session);
+const until = waiterOf(session);
 
 describe('opsdeck in a real terminal', () => {
   let home: string;
@@ -94,17 +100,8 @@ describe('opsdeck in a real terminal', () => {
 
 describe('opsdeck in an 80x24 terminal, as on many jump boxes', () => {
   const narrow = `opsdeck-e2e-80-${process.pid}`;
-  const shown = () => execFileSync('tmux', ['capture-pane', '-p', '-t', narrow]).toString();
   const keys = (...k: string[]) => execFileSync('tmux', ['send-keys', '-t', narrow, ...k]);
-  async function show(text: string | RegExp, ms = 20_000): Promise<string> {
-    const end = Date.now() + ms;
-    for (;;) {
-      const s = shown();
-      if (typeof text === 'string' ? s.includes(text) : text.test(s)) return s;
-      if (Date.now() > end) throw new Error(`terminal never showed ${text}; screen:\n${s}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
+  const show = waiterOf(narrow);
   let home: string;
   beforeAll(async () => {
     home = await homeWithHosts(['lab1']);
@@ -146,16 +143,7 @@ describe('opsdeck in an 80x24 terminal, as on many jump boxes', () => {
 
 describe('opsdeck on a team inventory, its password typed at the prompt', () => {
   const team = `opsdeck-e2e-team-${process.pid}`;
-  const shown = () => execFileSync('tmux', ['capture-pane', '-p', '-t', team]).toString();
-  async function show(text: string | RegExp, ms = 20_000): Promise<string> {
-    const end = Date.now() + ms;
-    for (;;) {
-      const s = shown();
-      if (typeof text === 'string' ? s.includes(text) : text.test(s)) return s;
-      if (Date.now() > end) throw new Error(`terminal never showed ${text}; screen:\n${s}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
+  const show = waiterOf(team);
   afterAll(() => {
     try {
       execFileSync('tmux', ['kill-session', '-t', team]);
