@@ -216,24 +216,3 @@ export function copyPlan(deps: Deps, instance?: string): Plan<CopyResult, CopyRe
     preview: async () => deps.store.copies.map((c) => `would copy ${snapshots.length} snapshots of ${instance ?? 'every instance'} into ${c.repository}`),
   };
 }
-
-/**
- * The copy stores' own retention: a copy keeps the snapshots of the backups the inventory still
- * records (pinned ones included) and of those a `--keep-*` policy of its own keeps; the others are
- * forgotten in the copy and its space reclaimed. Backups dropped from the first store by its prune
- * live on in a copy only until this runs.
- */
-export async function pruneCopies(store: Store, keep: Set<string>, ctx: StepIO): Promise<number> {
-  let forgotten = 0;
-  for (const copy of store.copies) {
-    const ids = await copy.snapshotsWithOriginal();
-    const drop = ids.filter((s) => !keep.has(s.original ?? s.id)).map((s) => s.id);
-    if (drop.length) {
-      await copy.forget(drop);
-      await copy.prune();
-    }
-    forgotten += drop.length;
-    ctx.log(`${copy.repository}: ${drop.length} snapshots no kept backup uses forgotten`);
-  }
-  return forgotten;
-}

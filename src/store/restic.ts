@@ -286,20 +286,6 @@ export class Store {
     return { args: [...args, '--from-password-file', this.passwordFile], env: {} };
   }
 
-  /** Every snapshot of the store, with the id of the one it is a copy of (restic copy records it). */
-  async snapshotsWithOriginal(): Promise<{ id: string; original?: string }[]> {
-    await this.ensure();
-    const res = await this.runUnlocked(this.restic('snapshots', '--json'));
-    return (JSON.parse(res.stdout || '[]') as { id: string; original?: string }[]).map((s) => ({ id: s.id, ...(s.original && { original: s.original }) }));
-  }
-
-  /** The ids of every snapshot in the store. */
-  async snapshotIds(): Promise<string[]> {
-    await this.ensure();
-    const res = await this.runUnlocked(this.restic('snapshots', '--json'));
-    return (JSON.parse(res.stdout || '[]') as { id: string }[]).map((s) => s.id);
-  }
-
   /** Bytes of pack data in the store (what a full read of it reads). */
   async size(): Promise<number> {
     await this.ensure();
