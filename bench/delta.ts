@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
-import type { Lab, LabInstance } from '../fixtures/lab.js';
+import { asLabUser, makeLabInstance, type Lab, type LabInstance } from '../fixtures/lab.js';
 
 const BIN = join(import.meta.dirname, '..', '..', 'bin', 'opsdeck');
 
@@ -95,7 +95,12 @@ export interface DeltaRow {
 }
 
 /** The rows: per link speed, the pipeline against opsdeck whole and opsdeck through its mirror. */
-export async function benchDelta(lab: Lab, inst: LabInstance, treeBytes: number, runs: number): Promise<DeltaRow[]> {
+export async function benchDelta(lab: Lab, makeTree: (path: string) => void, runs: number): Promise<{ rows: DeltaRow[]; treeBytes: number }> {
+  // An instance of its own, shaped as the bench's (pagila, the same tree): other parts of the bench
+  // remake theirs, and a tree remade under a backup fails it.
+  const inst: LabInstance = makeLabInstance(lab, 'lab1', 'bench-delta', { pagila: true });
+  makeTree(inst.path);
+  const treeBytes = Number(asLabUser('du', ['-sb', inst.path]).split('\t')[0]);
   const h = lab.hosts[0];
   const wire = new Wire({ host: h.address, port: h.port });
   await wire.start();
@@ -168,7 +173,7 @@ export async function benchDelta(lab: Lab, inst: LabInstance, treeBytes: number,
   await wire.stop();
   process.stderr.write(`bench: delta, the tree is ${(treeBytes / 1e6).toFixed(0)} MB\n`);
   rmSync(dir, { recursive: true, force: true });
-  return rows;
+  return { rows, treeBytes };
 }
 
 /** The rows as the README's table: time and bytes over the wire, each against the pipeline. */

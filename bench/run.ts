@@ -179,7 +179,7 @@ async function main() {
     const staging: LabInstance = makeLabInstance(lab, 'lab2', 'bench-staging', {});
     if (process.getuid?.() !== 0) process.env.BENCH_OWNER = lab.user;
     process.stderr.write(`bench: making the code tree (${FILES} files, ${(BYTES / 1e6).toFixed(0)} MB)...\n`);
-    if (want('pg') || want('delta')) makeTree(inst.path);
+    if (want('pg')) makeTree(inst.path);
     settleDir = lab.hosts[0].root;
     const treeBytes = Number(asLabUser('du', ['-sb', inst.path]).split('\t')[0]);
     const h = lab.hosts[0];
@@ -281,7 +281,8 @@ async function main() {
     }
     const watchRow = want('watch') ? benchWatch(lab, sshTo) : undefined;
     // BENCH_ONLY=delta: second backups through a byte-counting, optionally throttled relay (bench/delta.ts).
-    const deltaRows = want('delta') ? deltaTable(await benchDelta(lab, inst, treeBytes, RUNS), treeBytes) : [];
+    const delta = want('delta') ? await benchDelta(lab, makeTree, RUNS) : undefined;
+    const deltaRows = delta ? deltaTable(delta.rows, delta.treeBytes) : [];
     if (ONLY === 'delta') return void process.stdout.write(deltaRows.join('\n') + '\n');
 
     if (want('pg')) {

@@ -181,7 +181,8 @@ export async function mirrorBackup(
     }
   };
   walk('');
-  if (repaired) opts.log?.(`mirror: ${repaired} file(s) of ${opts.instance}'s mirror were not as written (changed or damaged on the jump box): fetched again`);
+  if (repaired)
+    opts.log?.(`mirror: ${repaired} file(s) of ${opts.instance}'s mirror were not as last recorded (a backup interrupted while fetching, or changed or damaged on the jump box): fetched again`);
 
   const fetch: TreeEntry[] = [];
   for (const e of entries) {
