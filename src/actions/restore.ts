@@ -10,6 +10,7 @@ import { dbFor, loginShellFor, shellFor, type Deps } from '../deps/deps.js';
 import { progressSum, together } from './relay.js';
 import { MAINTENANCE_FILE } from './app.js';
 import { rebaselineStep } from './watch.js';
+import { liveRelease, releasesDir } from './releases.js';
 import { backupChoiceNotes, checkTreeUser, freeSpace, hasCode, hasDb, keepsLocal, pickBackup, treeSize, type RestoreState } from './restore-checks.js';
 import { loadDatabase, loadDatabaseFrom, stageCode, stageCodeFrom } from './restore-data.js';
 
@@ -92,6 +93,14 @@ export function restoreSteps(deps: Deps, target?: Instance): RestoreSteps {
         const p = await shell.exec(['test', '-d', parent]);
         if (p.code !== 0) throw new UsageError(`the parent directory ${parent} of ${target.path} does not exist on ${target.host}`, 'create it on the host first');
         await checkTreeUser(deps, ctx.state, (line, level) => ctx.log(line, level));
+        // A release-mode path is a link: the swap would put a plain tree in its place, whose links
+        // to the shared files no longer resolve. Until restores build a release, they refuse.
+        if (hasCode(ctx.state) && (await liveRelease(deps, target, false))) {
+          throw new UsageError(
+            `${target.name} is in release mode (${target.path} is a link into ${releasesDir(target.path)}): a restore of its code tree would replace the link with a plain tree`,
+            `go back to an earlier release with: opsdeck rollback ${target.name}; for the database alone: opsdeck clone SOURCE ${target.name} --data-only; or leave release mode first: opsdeck instance set ${target.name} --releases 0, then opsdeck update ${target.name}`,
+          );
+        }
         const db = hasDb(ctx.state) ? dbFor(deps, target) : undefined;
         if (db) await db.engine.checkLoad(loginShellFor(deps, target), db, ctx.signal);
         const m = from.backup?.manifest.code;

@@ -175,6 +175,18 @@ describe('release directories', () => {
     await must(cli(home, ['instance', 'set', 'rl-up', '--branch', 'rl-main']));
   });
 
+  it('a restore of the code tree onto a release-mode instance is refused before anything changes, naming rollback and the ways out', async () => {
+    await must(cli(home, ['backup', 'rl-up']));
+    const before = releaseState(i.path);
+    const db = dbState(i.db);
+    const r = await cli(home, ['restore', 'rl-up', '--yes']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/rl-up is in release mode .* a restore of its code tree would replace the link/);
+    expect(r.stderr).toContain('opsdeck rollback rl-up');
+    expect(releaseState(i.path)).toEqual(before);
+    expect(dbState(i.db)).toEqual(db);
+  });
+
   it('rollback goes back one release in one switch, and --to goes forward again; the database stays when its schema is the same', async () => {
     const [, one, two] = releasesOf(i.path);
     expect(liveOf(i.path)).toBe(two);
