@@ -29,6 +29,8 @@ const NEEDS: Record<string, Level | { protectedEnv: Level; otherwise: Level }> =
   update: 'admin',
   upgrade: 'admin',
   clone: 'admin',
+  // Onto an unprotected copy only (mirror add refuses a protected one): an operator's restore.
+  'mirror sync': 'operator',
 };
 
 export function levelNeeded(action: string, protectedEnv: boolean): Level {
