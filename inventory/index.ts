@@ -603,13 +603,13 @@ export class Inventory {
 
   // ---- half-restored instances: a restore's critical section, recorded so a crash inside it is noticed
   /** Records (or moves on) the critical section of run `runId` on an instance. */
-  setHalfRestored(r: Omit<HalfRestored, 'since'>): void {
+  setHalfRestored(r: Omit<HalfRestored, 'since' | 'dbKept'> & { dbKept?: string | null }): void {
     this.sql(
       `INSERT INTO half_restored (instance, run_id, command, phase, safety_backup, staging, old, db_touched, db_kept, since) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (instance) DO UPDATE SET phase = excluded.phase, db_kept = excluded.db_kept,
          db_touched = CASE WHEN excluded.db_touched > half_restored.db_touched THEN excluded.db_touched ELSE half_restored.db_touched END
        WHERE half_restored.run_id = excluded.run_id`,
-    ).run(r.instance, r.runId, r.command, r.phase, r.safetyBackup, r.staging, r.old, r.dbTouched ? 1 : 0, r.dbKept, now());
+    ).run(r.instance, r.runId, r.command, r.phase, r.safetyBackup, r.staging, r.old, r.dbTouched ? 1 : 0, r.dbKept ?? null, now());
   }
   getHalfRestored(instance: string): HalfRestored | undefined {
     const r = this.sql('SELECT * FROM half_restored WHERE instance = ?').get(instance) as HalfRestoredRow | undefined;
