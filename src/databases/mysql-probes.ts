@@ -45,7 +45,8 @@ const num = (v: unknown): number | null => (v === null || v === undefined || !Nu
  */
 export async function probeMysql(t: MysqlTarget, password: string, stream: () => Duplex, sqlMetrics: { name: string; query: string }[] = [], timeoutMs = 8000): Promise<DbHealth> {
   const t0 = Date.now();
-  const { createConnection } = await import('mysql2/promise');
+  // A CommonJS module: its exports are `default` once bundled (esbuild), and also named under plain Node.
+  const { createConnection } = (await import('mysql2/promise')).default;
   const healthMs = Math.max(1000, timeoutMs - 1000);
   const metricMs = Math.max(500, Math.floor(healthMs / (sqlMetrics.length + 1)));
   let conn: Connection | undefined;
