@@ -1,3 +1,4 @@
+import { forgetMirror } from '../store/tree-mirror.js';
 import { dirname } from 'node:path';
 import type { Backup, HealthCheck, Hooks, Instance } from '../../inventory/index.js';
 import { dbAt } from '../databases/index.js';
@@ -187,7 +188,10 @@ export function purgePlan(deps: Deps, name: string): Plan<{ backup?: Backup }, {
       {
         name: 'forget',
         title: 'Remove it from the inventory',
-        run: async () => deps.inv.removeInstance(name),
+        run: async () => {
+          deps.inv.removeInstance(name);
+          forgetMirror(deps.store.home, name);
+        },
       },
     ],
     result: (s) => ({ removed: name, finalBackup: s.backup!.id }),

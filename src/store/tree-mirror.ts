@@ -44,6 +44,8 @@ interface MirrorState {
 }
 
 export const mirrorDir = (home: string, instance: string) => join(home, 'mirrors', instance);
+/** An instance gone from the inventory leaves no copy of its tree on the jump box (its backups hold what it was). */
+export const forgetMirror = (home: string, instance: string) => rmSync(mirrorDir(home, instance), { recursive: true, force: true });
 
 const toBuf = (p: string) => Buffer.from(p, 'latin1');
 /** The mirror copy's stat: any write to it (or chmod, or a copy put over it) changes its ctime, which no one can set back. */

@@ -126,4 +126,9 @@ describe('backups that send only what changed (setting treeMirrors)', () => {
     expect(readdirSync(join(home, 'mirrors', name, 'snap', 'tree')).length).toBeGreaterThan(0);
     await restoreExactly(c.id);
   });
+
+  it('an instance removed from the inventory leaves no copy of its tree on the jump box', async () => {
+    await must(cli(home, ['instance', 'remove', name, '--yes']));
+    expect(existsSync(join(home, 'mirrors', name))).toBe(false);
+  });
 });

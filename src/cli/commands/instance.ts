@@ -1,3 +1,4 @@
+import { forgetMirror } from '../../store/tree-mirror.js';
 import { Option, type Command } from 'commander';
 import { HOOK_KINDS, type Inventory } from '../../../inventory/index.js';
 import type { Relation } from '../../../inventory/relations.js';
@@ -265,6 +266,7 @@ export function register(program: Command, act: Act): void {
           () => {
             app.inv.removeInstance(name);
             app.inv.relations.forget(name);
+            forgetMirror(app.home, name);
             return { json: { removed: name }, text: `instance ${name} removed from the inventory (nothing on ${i.host} was touched)` };
           },
           { instance: name },
