@@ -101,7 +101,7 @@ describe('staging relations, refresh and promote', () => {
     await must(cli(home, ['instance', 'set', prod.name, '--release-hold']));
     expect((await show(home, prod.name)).relation.held).toBeNull();
     // Its audit record is on the production it took over.
-    const run = JSON.parse((await must(cli(home, ['runs', '--json', '--limit', '5']))).stdout).find((x: { command: string }) => x.command === 'promote' && x.status === 'ok');
+    const run = JSON.parse((await must(cli(home, ['runs', '--json', '--limit', '5']))).stdout).find((x: { command: string; status: string }) => x.command === 'promote' && x.status === 'ok');
     expect(run).toMatchObject({ instance: prod.name });
   });
 });
