@@ -182,16 +182,17 @@ describe('secrets per environment', () => {
 
 describe('shell completion on the team inventory', () => {
   it('offers each operator the instances their role may see, never a password', async () => {
-    const viewer = (await must(as('viewer', ['__complete', 'instances']))).stdout.split('\n').filter(Boolean);
-    expect(viewer).toEqual([prod]);
+    // The admin is granted prod only, the operator staging only (the viewer was revoked above).
+    const admin = (await must(as('admin', ['__complete', 'instances']))).stdout.split('\n').filter(Boolean);
+    expect(admin).toEqual([prod]);
     const operator = (await must(as('operator', ['__complete', 'instances']))).stdout.split('\n').filter(Boolean);
     expect(operator).toEqual([stg]);
     // The names are kept a moment in the operator's home for the next tab; the password is not.
-    const cached = readFileSync(join(homes.viewer, 'cache', 'names-instances'), 'utf8');
+    const cached = readFileSync(join(homes.admin, 'cache', 'names-instances'), 'utf8');
     expect(cached.trim()).toBe(prod);
-    expect(cached).not.toContain(people.viewer.password);
+    expect(cached).not.toContain(people.admin.password);
     // Without a password to connect with, a tab offers nothing rather than an error or a prompt.
-    const none = await cli(homes.admin, ['__complete', 'instances'], { OPSDECK_INVENTORY_PASSWORD: 'wrong' });
+    const none = await cli(homes.viewer, ['__complete', 'instances'], { OPSDECK_INVENTORY_PASSWORD: 'wrong' });
     expect(none.code).toBe(0);
     expect(none.stdout).toBe('');
   });

@@ -20,7 +20,8 @@ const describeSync = (r: MirrorSyncResult) =>
 export function register(program: Command, act: Act): void {
   const mirror = program
     .command('mirror')
-    .description('delayed mirrors: an instance kept a copy of another as it was a day, a week, a month ago (from its backups), so users can find what they deleted');
+    .description('delayed mirrors: an instance kept a copy of another as it was a day, a week, a month ago (from its backups), so users can find what they deleted')
+    .addHelpText('after', examples('opsdeck mirror add shop-prod shop-aweekago --lag 7d', 'opsdeck mirror sync --all --yes   # cron', 'opsdeck mirror list'));
   mirror
     .command('add <source> <mirror>')
     .description('make an instance a delayed mirror of another (refused onto a protected instance); mirror sync fills it')
