@@ -90,6 +90,10 @@ export class StoreRecords {
     const r = this.db.prepare('SELECT env, sealed FROM store_secrets WHERE repository = ?').get(repository) as { env: string; sealed: string } | undefined;
     return r && { env: r.env, password: this.rights.open(r.env, null, r.sealed) };
   }
+  /** The environment whose key seals the store's password, if one is kept (without opening it). */
+  storePasswordEnv(repository: string): string | undefined {
+    return (this.db.prepare('SELECT env FROM store_secrets WHERE repository = ?').get(repository) as { env: string } | undefined)?.env;
+  }
   setStorePassword(repository: string, env: string, password: string): void {
     const sealed = this.rights.seal(env, null, password);
     this.db

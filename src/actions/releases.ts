@@ -243,9 +243,16 @@ export async function backToReleases(deps: Deps, inst: Instance, back: { id: str
   for (const p of back.restored) await sh(deps, inst, 'mv -T -- "$1" "$2" && ln -s -- "$3" "$1"', [`${dir}/${p}`, `${sharedDir(inst.path)}/${p}`, sharedLinkTarget(inst, p)]);
 }
 
-/** Once the in-place run succeeded: the other releases, shared/ (now empty of what moved back) and the old link go. */
-export async function finishInPlace(deps: Deps, inst: Instance): Promise<void> {
-  await run(shellFor(deps, inst), ['rm', '-rf', '--', releasesDir(inst.path), sharedDir(inst.path), `${inst.path}.opsdeck-link`]);
+/**
+ * Once the in-place run succeeded: the other releases and the old link go, and shared/ once empty of
+ * what moved back. Anything still in it (a path no longer listed as shared, say) is kept and said:
+ * those are uploads, and backups of release mode did not hold them.
+ */
+export async function finishInPlace(deps: Deps, inst: Instance, ctx?: StepIO): Promise<void> {
+  await run(shellFor(deps, inst), ['rm', '-rf', '--', releasesDir(inst.path), `${inst.path}.opsdeck-link`]);
+  const shared = sharedDir(inst.path);
+  const res = await sh(deps, inst, 'if [ -d "$1" ]; then find "$1" -depth -type d -empty -delete; fi; if [ -e "$1" ]; then echo kept; fi', [shared]);
+  if (res.stdout.includes('kept')) ctx?.log(`${shared} still holds files no shared path names any more; they are kept: move them where they belong, then delete it`, 'warn');
 }
 
 /**
@@ -258,9 +265,11 @@ export async function buildRelease(deps: Deps, inst: Instance, id: string, live:
   const rel = releasesDir(inst.path);
   const dir = `${rel}/${id}`;
   const from = `${rel}/${live}`;
-  const url = (await run(shell, ['git', '-C', from, 'remote', 'get-url', 'origin'])).stdout.trim();
-  if (!url) throw new UsageError(`release ${live} of ${inst.name} has no origin repository`, `set it on the host: git -C ${from} remote add origin URL`);
-  const clone = ['git', 'clone', '--quiet', '--no-checkout', '--reference', from, '--dissociate', '--', url, dir];
+  const has = await shell.exec(['git', '-C', from, 'remote', 'get-url', 'origin']);
+  if (has.code !== 0 || !has.stdout.trim()) throw new UsageError(`release ${live} of ${inst.name} has no origin repository`, `set it on the host: git -C ${from} remote add origin URL`);
+  // The URL is read on the host, never put in argv: deploy URLs often carry a token, and argv is
+  // logged (the command log, --verbose) and seen in ps.
+  const clone = ['sh', '-c', 'exec git clone --quiet --no-checkout --reference "$1" --dissociate -- "$(git -C "$1" remote get-url origin)" "$2"', 'sh', from, dir];
   const res = await shell.exec(clone, { signal: ctx.signal });
   if (res.code !== 0) throw new CommandError(shell.label, clone, res);
   const checkout = branch ? ['git', '-C', dir, 'checkout', '--quiet', '-B', branch, revision] : ['git', '-C', dir, 'checkout', '--quiet', '--detach', revision];

@@ -71,6 +71,8 @@ export async function decideRollback(deps: Deps, inst: Instance, to?: string): P
  */
 export function rollbackPlan(deps: Deps, name: string, opts: { to?: string } = {}): Plan<RollbackState, RollbackResult> {
   const inst = deps.inv.requireInstance(name);
+  if (inst.maintenanceSince)
+    throw new UsageError(`${name} is in maintenance (since ${inst.maintenanceSince}): another release would switch the site live`, `turn it off first: opsdeck maintenance ${name} off`);
   if (opts.to !== undefined && !/^\d{8}T\d{6}Z-[0-9a-f]{4,40}$/.test(opts.to))
     throw new UsageError(`invalid release ${JSON.stringify(opts.to)}`, `a release id like 20261130T001500Z-1a2b3c4d5e; list them with: opsdeck instance show ${name}`);
   return {

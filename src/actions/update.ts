@@ -79,6 +79,12 @@ export function updatePlan(deps: Deps, name: string, opts: { to?: string; lag?: 
   const ref = upgrade ? checkRef(opts.to!) : checkRef(branch!);
   const state: UpdateState = { inst, ref, branch, commits: [], migrated: false, ...(opts.lag !== undefined && { lag: opts.lag }) };
   const releases = (inst.releases ?? 0) > 0;
+  // The maintenance page lives in the live release's tree: a new release would go live without it.
+  if (releases && inst.maintenanceSince)
+    throw new UsageError(
+      `${name} is in maintenance (since ${inst.maintenanceSince}): in release mode the new release would switch the site live`,
+      `turn it off first: opsdeck maintenance ${name} off`,
+    );
 
   /** Read-only: what is deployed, and what the ref names in origin (no fetch, so dry runs change nothing). */
   const resolveTarget = async () => {
@@ -163,7 +169,9 @@ export function updatePlan(deps: Deps, name: string, opts: { to?: string; lag?: 
         if (!(await runHook(deps, inst, 'migrate', ctx))) ctx.log('no migrate hook: nothing to run');
       },
       undo: async (ctx) => {
-        if (ctx.state.migrated && ctx.state.backup?.manifest.db) await loadDatabase(deps, ctx.state.backup, inst, ctx);
+        if (!ctx.state.migrated || !ctx.state.backup?.manifest.db) return;
+        ctx.log(`the site kept serving during the migrations: what it wrote after backup ${ctx.state.backup.id} (${ctx.state.backup.createdAt}) is not in the database loaded back`, 'warn');
+        await loadDatabase(deps, ctx.state.backup, inst, ctx);
       },
     },
     {
@@ -180,7 +188,7 @@ export function updatePlan(deps: Deps, name: string, opts: { to?: string; lag?: 
       title: 'Remove the releases left from release mode',
       final: true,
       run: async (ctx) => {
-        if (ctx.state.inPlace) await finishInPlace(deps, inst);
+        if (ctx.state.inPlace) await finishInPlace(deps, inst, ctx);
       },
     },
   ];
@@ -230,13 +238,17 @@ export function updatePlan(deps: Deps, name: string, opts: { to?: string; lag?: 
       title: 'Run the migrations of the new release',
       explain: "Runs the migrate hook in the new release's directory while the live one keeps serving; undone by loading the backup.",
       run: async (ctx) => {
-        ctx.state.migrated = true;
+        // Without a migrate hook nothing here changes the database: an undo then leaves it alone,
+        // and the writes the live site took meanwhile stay.
+        ctx.state.migrated = !!inst.hooks.migrate?.length;
         const dir = { ...inst, path: `${releasesDir(inst.path)}/${ctx.state.release!.next}` };
         if (!(await runHook(deps, dir, 'migrate', ctx))) ctx.log('no migrate hook: nothing to run');
         ctx.state.release!.schema = await schemaHash(deps, inst);
       },
       undo: async (ctx) => {
-        if (ctx.state.migrated && ctx.state.backup?.manifest.db) await loadDatabase(deps, ctx.state.backup, inst, ctx);
+        if (!ctx.state.migrated || !ctx.state.backup?.manifest.db) return;
+        ctx.log(`the site kept serving during the migrations: what it wrote after backup ${ctx.state.backup.id} (${ctx.state.backup.createdAt}) is not in the database loaded back`, 'warn');
+        await loadDatabase(deps, ctx.state.backup, inst, ctx);
       },
     },
     {
@@ -305,7 +317,11 @@ export function updatePlan(deps: Deps, name: string, opts: { to?: string; lag?: 
     params: { instance: name, to: ref, ...(opts.lag !== undefined && { lag: opts.lag }) },
     instance: name,
     state,
-    steps: [resolveStep, ...(releases ? [] : [backToInPlaceStep]), backupStep, ...(releases ? releaseSteps : inPlaceSteps)].map((step) => (step.name === 'resolve' ? step : unlessUpToDate(step))),
+    // In release mode the backup comes right before the migrations: the site serves (and writes) until
+    // then, so the database an undo loads back is as close to the live one as it can be.
+    steps: [resolveStep, ...(releases ? [...releaseSteps.slice(0, 2), backupStep, ...releaseSteps.slice(2)] : [backToInPlaceStep, backupStep, ...inPlaceSteps])].map((step) =>
+      step.name === 'resolve' ? step : unlessUpToDate(step),
+    ),
     result: (s) => ({
       instance: name,
       from: s.from!,

@@ -60,6 +60,10 @@ describe('a shared store', () => {
     await must(as('alice', a, hostAddArgs(l, lab1)));
     await must(as('alice', a, ['team', 'grant', ops.bob.role, '--env', 'stage', '--as', 'operator']));
     await must(as('alice', a, ['store', 'secret', '--env', 'stage']));
+    // Asked again without the password: refused, not a new random one that would lock everyone out.
+    const again = await as('alice', a, ['store', 'secret', '--env', 'stage']);
+    expect(again.code).toBe(2);
+    expect(again.stderr).toMatch(/already kept in the team inventory[\s\S]*--password-file/);
     i = makeLabInstance(l, 'lab1', `shared-${tag}`);
     await must(as('alice', a, ['instance', 'add', i.name, '--host', 'lab1', '--path', i.path, '--env', 'stage', '--db', i.dbUrl, '--url', i.url], { OPSDECK_DB_PASSWORD: i.password }));
     appSql(i, "INSERT INTO notes (body) VALUES ('from jump box a');");

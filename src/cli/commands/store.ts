@@ -144,6 +144,13 @@ export function register(program: Command, act: Act): void {
         app.inv.requireEnv(o.env);
         const repository = app.store.repository;
         const given = await readSecret("the store's password", { file: o.passwordFile, envVar: 'OPSDECK_STORE_PASSWORD' });
+        const kept = storeRecords(app.inv).storePasswordEnv(repository);
+        // A new random password over a kept one would lock every jump box out of the store's backups.
+        if (!given && kept)
+          throw new UsageError(
+            `the password of ${repository} is already kept in the team inventory (sealed with ${kept}'s key)`,
+            `to move it to another environment, give the store's current password: --password-file FILE or OPSDECK_STORE_PASSWORD`,
+          );
         const password = given || randomBytes(33).toString('base64');
         // The fact, never the value.
         return runChange(app, g, 'store secret', { repository, env: o.env, password: given ? 'given' : 'generated' }, () => {
