@@ -53,7 +53,14 @@ export function checkMirror(deps: Deps, source: string, target: string, lag: str
     throw new UsageError(`${t.name} is in protected environment ${t.env}: a mirror is overwritten at every sync`, 'make the mirror an instance of an environment that is not protected');
   }
   if (s.dbUrl && !t.dbUrl) throw new UsageError(`${t.name} has no database to hold ${s.name}'s`, 'give it one first');
-  const held = deps.inv.relations.get(t.name).held;
+  const rel = deps.inv.relations.get(t.name);
+  // A mirror is an unredacted copy: an instance set up to hold redacted data must not silently become one.
+  if (rel.redact || rel.kind === 'staging' || rel.kind === 'dev')
+    throw new UsageError(
+      `${t.name} is ${rel.kind ? `the ${rel.kind} copy of ${rel.of}` : 'an instance'}${rel.redact ? ' with redaction rules' : ''}: a mirror holds the source's data unredacted`,
+      `if that is meant, first: opsdeck instance set ${t.name} --standalone --no-redact`,
+    );
+  const held = rel.held;
   if (held) throw new UsageError(`${t.name} is held: ${held}`, `release it first: opsdeck instance set ${t.name} --release-hold`);
   const seconds = parseAge(lag) / 1000;
   return seconds;

@@ -39,6 +39,12 @@ describe('delayed mirrors', () => {
     expect(r.stderr).toContain(`${guarded.name} is in protected environment prod`);
     expect((await cli(home, ['mirror', 'add', prod.name, prod.name, '--lag', '7d'])).code).toBe(2);
     expect((await cli(home, ['mirror', 'add', prod.name, mirror.name, '--lag', 'a week'])).code).toBe(2);
+    // A staging copy (redacted, say) does not silently become an unredacted mirror.
+    await must(cli(home, ['instance', 'set', mirror.name, '--staging-of', prod.name]));
+    const staged = await cli(home, ['mirror', 'add', prod.name, mirror.name, '--lag', '7d']);
+    expect(staged.code).toBe(2);
+    expect(staged.stderr).toContain(`--standalone --no-redact`);
+    await must(cli(home, ['instance', 'set', mirror.name, '--standalone']));
     expect(JSON.parse((await must(cli(home, ['mirror', 'list', '--json']))).stdout)).toEqual([]);
   });
 
