@@ -29,7 +29,7 @@ describe('the commands a run ran, visible and redoable by hand', () => {
     expect(dump, r.stderr).toBeDefined();
     expect(dump).toMatch(/# exit 0 · \d+\.\d s · [\d.]+ [KM]?B out$/);
     expect(
-      lines.some((l) => /^store\$ RESTIC_REPOSITORY=\S+ RESTIC_PASSWORD_FILE=\S+ .*restic backup .*# exit 0/.test(l)),
+      lines.some((l) => /^store\$ RESTIC_REPOSITORY=\S+ (?:\w+=\S+ )*RESTIC_PASSWORD_FILE=\S+ .*restic backup .*# exit 0/.test(l)),
       r.stderr,
     ).toBe(true);
     // The password is nowhere in what was printed.
