@@ -229,7 +229,14 @@ export async function convertToInPlace(deps: Deps, inst: Instance, ctx: StepIO):
   const dir = `${releasesDir(inst.path)}/${id}`;
   const restored: string[] = [];
   for (const p of sharedPathsOf(inst)) {
-    const res = await sh(deps, inst, 'if [ -L "$1" ] && { [ -e "$2" ] || [ -L "$2" ]; }; then rm -f -- "$1" && mv -T -- "$2" "$1" && echo back; fi', [`${dir}/${p}`, `${sharedDir(inst.path)}/${p}`]);
+    // Linked from the release, or not there at all (a path shared after that release was built, live
+    // again after a rollback): either way its one copy in shared/ moves back.
+    const res = await sh(
+      deps,
+      inst,
+      'if ! { [ -e "$2" ] || [ -L "$2" ]; }; then exit 0; fi; if [ -L "$1" ]; then rm -f -- "$1" && mv -T -- "$2" "$1" && echo back; elif ! [ -e "$1" ]; then mkdir -p -- "$(dirname -- "$1")" && mv -T -- "$2" "$1" && echo back; fi',
+      [`${dir}/${p}`, `${sharedDir(inst.path)}/${p}`],
+    );
     if (res.stdout.includes('back')) restored.push(p);
   }
   await sh(deps, inst, 'mv -T -- "$1" "$1.opsdeck-link" && mv -T -- "$2" "$1"', [inst.path, dir], ctx.signal);
