@@ -71,6 +71,8 @@ describe('release directories', () => {
   beforeAll(async () => {
     home = await homeWithHosts(['lab1']);
     repo = ownRepo('rl-repo');
+    // What an earlier run on this lab left beside the path would be refused by the conversion.
+    asLabUser('rm', ['-rf', join(root, 'rl-up.releases'), join(root, 'rl-up.shared')]);
     i = await addInstance(home, 'lab1', 'rl-up', 'dev');
     asLabUser('git', ['-C', i.path, 'remote', 'set-url', 'origin', repo.url]);
     v1 = asLabUser('git', ['-C', i.path, 'rev-parse', 'HEAD']).trim();
