@@ -259,7 +259,11 @@ export async function finishInPlace(deps: Deps, inst: Instance, ctx?: StepIO): P
   await run(shellFor(deps, inst), ['rm', '-rf', '--', releasesDir(inst.path), `${inst.path}.opsdeck-link`]);
   const shared = sharedDir(inst.path);
   const res = await sh(deps, inst, 'if [ -d "$1" ]; then find "$1" -depth -type d -empty -delete; fi; if [ -e "$1" ]; then echo kept; fi', [shared]);
-  if (res.stdout.includes('kept')) ctx?.log(`${shared} still holds files no shared path names any more; they are kept: move them where they belong, then delete it`, 'warn');
+  if (res.stdout.includes('kept'))
+    ctx?.log(
+      `${shared} still holds files (paths no longer shared, or ones the live release has its own copy of); they are kept: compare them with the tree, move what belongs, then delete it`,
+      'warn',
+    );
 }
 
 /**
