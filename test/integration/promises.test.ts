@@ -176,7 +176,14 @@ describe('settings', () => {
 
     const set = await must(cli(home, ['settings', 'refreshMs', '5000']));
     expect(set.stdout).toMatch(/^refreshMs\s+5000$/m);
-    expect(JSON.parse((await must(cli(home, ['settings', '--json']))).stdout)).toEqual({ storeRepository: '', connectTimeoutMs: 15000, refreshMs: 5000, inventory: '', storeCopies: [], treeMirrors: false });
+    expect(JSON.parse((await must(cli(home, ['settings', '--json']))).stdout)).toEqual({
+      storeRepository: '',
+      connectTimeoutMs: 15000,
+      refreshMs: 5000,
+      inventory: '',
+      storeCopies: [],
+      treeMirrors: false,
+    });
 
     for (const [args, message, fix] of [
       [['refreshMs', 'fast'], /invalid refreshMs "fast"/, /fix: a whole number of milliseconds from 500 to 600000/],
