@@ -197,7 +197,14 @@ describe('settings', () => {
       expect(r.stderr).toMatch(fix);
     }
     // Nothing the refusals touched changed.
-    expect(JSON.parse((await must(cli(home, ['settings', '--json']))).stdout)).toEqual({ storeRepository: '', connectTimeoutMs: 15000, refreshMs: 5000, inventory: '' });
+    expect(JSON.parse((await must(cli(home, ['settings', '--json']))).stdout)).toEqual({
+      storeRepository: '',
+      connectTimeoutMs: 15000,
+      refreshMs: 5000,
+      inventory: '',
+      storeCopies: [],
+      treeMirrors: false,
+    });
   });
 
   it('refuses to move the store once backups are recorded in it', async () => {
