@@ -1,19 +1,13 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { quoteArg, toCommandLine } from './quote.js';
+import type { CommandLogRecord } from '../../inventory/types.js';
 
-/** One command opsdeck ran, as a person would type it again (secrets as ***), and how it ended. */
-export interface CommandRecord {
-  /** Where it ran: `host lab1`, `this machine`, `the backup store`. */
-  where: string;
-  line: string;
-  code: number | null;
-  signal: string | null;
-  ms: number;
-  /** Bytes the command read from us (its stdin) and wrote to us (its stdout). */
-  bytesIn: number;
-  bytesOut: number;
-  at: number;
-}
+/**
+ * One command opsdeck ran, as a person would type it again (secrets as ***), and how it ended: the
+ * record the inventory keeps (`where`: `host lab1`, `this machine`, `the backup store`; bytes read
+ * from us and written to us).
+ */
+export type CommandRecord = CommandLogRecord;
 
 export type CommandSink = (c: CommandRecord) => void;
 
