@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable, type Readable } from 'node:stream';
 import { LocalShell } from '../remote/local.js';
@@ -14,6 +14,8 @@ export interface SnapshotResult {
 
 /** restic's words for a store another process holds locked. */
 const LOCKED = /repository is already locked|unable to create lock/i;
+/** How long a temporary lock file must stay to be taken for a dead restic's (see removeStaleTempLocks). */
+const TEMP_LOCK_PAUSE_MS = 1000;
 
 /**
  * The backup store: a restic repository (a local directory in the home by default, or any restic
@@ -142,6 +144,29 @@ export class Store {
   /** Removes the stale locks of restic processes that are gone; live ones stay. */
   async unlockStale(): Promise<void> {
     await this.shell.exec(this.restic('unlock'));
+    if (this.isLocal) await this.removeStaleTempLocks();
+  }
+
+  /**
+   * restic's local backend writes a lock to `<id>-tmp-<n>` and then renames it; a restic stopped
+   * between the two (a signal exits it while its lock is being written) leaves that file, which
+   * restic never lists nor removes. A live restic holds such a name for the milliseconds of one
+   * write, so a name still there after a pause is stale. Removing one a live restic was about to
+   * rename would only make that restic fail to lock, never lose data.
+   */
+  private async removeStaleTempLocks(): Promise<void> {
+    const dir = join(this.repository.replace(/^local:/, ''), 'locks');
+    const temps = (): string[] => {
+      try {
+        return readdirSync(dir).filter((n) => n.includes('-tmp-'));
+      } catch {
+        return [];
+      }
+    };
+    const seen = temps();
+    if (seen.length === 0) return;
+    await new Promise((r) => setTimeout(r, TEMP_LOCK_PAUSE_MS));
+    for (const name of temps()) if (seen.includes(name)) rmSync(join(dir, name), { force: true });
   }
 
   /**
