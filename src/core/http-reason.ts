@@ -1,6 +1,6 @@
-// Why a site did not answer as expected, in words an on-call person acts on. Node's fetch rejects
-// with "fetch failed" whatever happened; what happened is in err.cause (a system error's code, a
-// TLS error's code, undici's own codes), sometimes an AggregateError of one per address tried.
+// Why a site did not answer as expected, in words an on-call person acts on, from the error of
+// http-request.ts: Node's own (a system error's code, a TLS error's code, with address and port),
+// sometimes an AggregateError of one per address tried, or its timeouts.
 
 interface Cause {
   code?: string;
@@ -26,8 +26,8 @@ function rootCause(err: unknown): Cause | undefined {
 
 const TLS = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER|ERR_TLS|ERR_SSL/;
 
-/** Why a request to `url` failed: connection refused, name not found, TLS certificate, timeout after N s, ... */
-export function fetchFailureReason(err: unknown, url: string, timeoutMs: number): string {
+/** Why a request to `url` failed (the error httpCall rejected with): connection refused, name not found, TLS certificate, timeout after N s, ... */
+export function requestFailureReason(err: unknown, url: string, timeoutMs: number): string {
   const secs = Math.round(timeoutMs / 100) / 10;
   if ((err as { name?: string } | undefined)?.name === 'TimeoutError') return `timeout after ${secs} s: no answer from ${url}`;
   let where = url;
@@ -35,7 +35,7 @@ export function fetchFailureReason(err: unknown, url: string, timeoutMs: number)
     const u = new URL(url);
     where = u.host;
   } catch {
-    // a URL fetch refused to parse: said as given
+    // a URL that does not parse: said as given
   }
   const c = rootCause(err);
   const code = c?.code ?? '';
@@ -47,7 +47,6 @@ export function fetchFailureReason(err: unknown, url: string, timeoutMs: number)
       return `name not found: ${c?.hostname ?? where} does not resolve (DNS)`;
     case 'EAI_AGAIN':
       return `name lookup of ${c?.hostname ?? where} failed for now (DNS server not answering)`;
-    case 'UND_ERR_CONNECT_TIMEOUT':
     case 'ETIMEDOUT':
       return `connection to ${at} timed out (a firewall dropping packets, or the host is down)`;
     case 'EHOSTUNREACH':
@@ -55,11 +54,9 @@ export function fetchFailureReason(err: unknown, url: string, timeoutMs: number)
     case 'ENETUNREACH':
       return `network unreachable on the way to ${at}`;
     case 'ECONNRESET':
-    case 'UND_ERR_SOCKET':
       return `connection to ${at} closed before an answer`;
-    case 'UND_ERR_HEADERS_TIMEOUT':
-    case 'UND_ERR_BODY_TIMEOUT':
-      return `timeout: ${where} accepted the connection but sent no answer`;
+    case 'ANSWER_TIMEOUT':
+      return `timeout after ${secs} s: ${where} accepted the connection but sent no answer`;
   }
   if (TLS.test(code)) return `TLS certificate problem at ${where}: ${c?.message ?? code}`;
   const message = c?.message ?? (err instanceof Error ? err.message : String(err));

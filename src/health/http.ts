@@ -1,5 +1,6 @@
 import type { Instance } from '../../inventory/index.js';
-import { fetchFailureReason, statusReason } from '../core/http-reason.js';
+import { requestFailureReason, statusReason } from '../core/http-reason.js';
+import { httpCall } from '../core/http-request.js';
 
 export interface HealthResult {
   ok: boolean;
@@ -15,13 +16,13 @@ export async function checkHealth(inst: Instance, timeoutMs = 10_000): Promise<H
   if (!hc) return { ok: true, url: '', ms: 0, reason: 'no health check configured' };
   const t0 = Date.now();
   try {
-    const res = await fetch(hc.url, { signal: AbortSignal.timeout(timeoutMs), redirect: 'manual', headers: { 'user-agent': 'opsdeck-health' } });
-    const body = await res.text();
+    const res = await httpCall(hc.url, { timeoutMs, headers: { 'user-agent': 'opsdeck-health' } });
+    const body = res.body;
     const ms = Date.now() - t0;
     if (res.status !== hc.status) return { ok: false, url: hc.url, status: res.status, ms, reason: statusReason(res.status, hc.status, body, inst.maintenanceSince ? inst.name : undefined) };
     if (hc.text && !body.includes(hc.text)) return { ok: false, url: hc.url, status: res.status, ms, reason: `the page does not contain ${JSON.stringify(hc.text)}` };
     return { ok: true, url: hc.url, status: res.status, ms };
   } catch (err) {
-    return { ok: false, url: hc.url, ms: Date.now() - t0, reason: fetchFailureReason(err, hc.url, timeoutMs) };
+    return { ok: false, url: hc.url, ms: Date.now() - t0, reason: requestFailureReason(err, hc.url, timeoutMs) };
   }
 }

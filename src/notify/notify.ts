@@ -1,4 +1,5 @@
-import { fetchFailureReason } from '../core/http-reason.js';
+import { requestFailureReason } from '../core/http-reason.js';
+import { httpCall } from '../core/http-request.js';
 import { createHmac } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Inventory } from '../../inventory/index.js';
@@ -50,17 +51,18 @@ export async function sendAlert(inv: Inventory, alert: Alert, timeoutMs = 10_000
       } else {
         const body = JSON.stringify({ subject: alert.subject, text: alert.body, ...alert.fields });
         const ts = String(Math.floor(Date.now() / 1000));
-        // "fetch failed" hides why: the cause is named (refused, no such name, TLS, timeout).
-        const res = await fetch(ch.config.url, {
+        // The cause is named (refused, no such name, TLS, timeout), never only "failed".
+        const res = await httpCall(ch.config.url, {
           method: 'POST',
           headers: { 'content-type': 'application/json', 'x-opsdeck-timestamp': ts, 'x-opsdeck-signature': signWebhook(ch.secret ?? '', ts, body) },
           body,
-          signal: AbortSignal.timeout(timeoutMs),
+          timeoutMs,
+          maxBody: 0,
         }).catch((err: unknown) => {
           // The origin only: a webhook's path often holds its secret token.
-          throw new Error(fetchFailureReason(err, new URL(ch.config.url).origin, timeoutMs));
+          throw new Error(requestFailureReason(err, new URL(ch.config.url).origin, timeoutMs));
         });
-        if (!res.ok) throw new Error(`the receiver answered ${res.status}`);
+        if (res.status < 200 || res.status > 299) throw new Error(`the receiver answered ${res.status}`);
       }
       out.push({ channel: ch.kind, ok: true });
     } catch (err) {

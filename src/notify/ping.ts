@@ -1,4 +1,5 @@
-import { fetchFailureReason } from '../core/http-reason.js';
+import { requestFailureReason } from '../core/http-reason.js';
+import { httpCall } from '../core/http-request.js';
 
 /** Healthchecks.io conventions: URL/start when a job starts, URL when it ended well, URL/fail when not. */
 export type PingKind = 'start' | 'success' | 'fail';
@@ -24,18 +25,17 @@ export function pingUrl(base: string, kind: PingKind): string {
 export async function sendPing(base: string, kind: PingKind, body: string, timeoutMs = 10_000): Promise<PingResult> {
   const url = pingUrl(base, kind);
   try {
-    const res = await fetch(url, {
+    const res = await httpCall(url, {
       method: 'POST',
       headers: { 'content-type': 'text/plain; charset=utf-8', 'user-agent': 'opsdeck' },
       body: body.length > MAX_BODY ? body.slice(0, MAX_BODY) + '\n[cut]' : body,
-      signal: AbortSignal.timeout(timeoutMs),
+      timeoutMs,
+      maxBody: 0,
     }).catch((err: unknown) => {
       // The origin only: the path of a ping URL is its secret (Healthchecks' UUID).
-      throw new Error(fetchFailureReason(err, new URL(url).origin, timeoutMs));
+      throw new Error(requestFailureReason(err, new URL(url).origin, timeoutMs));
     });
-    // The body is not needed; reading it lets the connection go.
-    await res.arrayBuffer().catch(() => undefined);
-    if (!res.ok) throw new Error(`the monitor at ${new URL(url).origin} answered ${res.status}`);
+    if (res.status < 200 || res.status > 299) throw new Error(`the monitor at ${new URL(url).origin} answered ${res.status}`);
     return { kind, ok: true };
   } catch (err) {
     return { kind, ok: false, error: (err as Error).message };
