@@ -1,21 +1,21 @@
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { LockedError, UsageError } from '../src/core/errors.js';
+import { UsageError } from '../src/core/errors.js';
 import type { Policy } from '../src/core/retention.js';
 import { ensureHome } from './home.js';
 import { inventoryPassword, inventoryUrlOf } from './connect.js';
 import type { SqlDriver } from './driver.js';
 import { PgDriver, parseInventoryUrl } from './postgres.js';
 import { SqliteDriver } from './sqlite.js';
-import type { BackupRow, CommandRow, EnvRow, HalfRestoredRow, HostRow, InstanceRow, LockRow, NameRow, NotifyRow, RunRow, StepRow } from './rows.js';
-import { rowToBackup, rowToHalf, rowToHost, rowToInstance, rowToLock, rowToRun } from './rows.js';
+import type { BackupRow, CommandRow, EnvRow, HostRow, InstanceRow, NameRow, NotifyRow, RunRow, StepRow } from './rows.js';
+import { rowToBackup, rowToHost, rowToInstance, rowToRun } from './rows.js';
 import { SecretBox } from './secrets.js';
 import { Rights } from './rights.js';
 import { Changes } from './changes.js';
 import { Relations } from './relations.js';
 import { redact, safeUser } from './audit.js';
-import { LOCK_SPACE, describeLock, lockIsStale, lockedError, procStart } from './locks.js';
+import { InstanceLocks } from './locks.js';
 import { DEFAULT_MAX_BACKUP_AGE } from './types.js';
 import type { Backup, CommandLogRecord, DrillReport, Env, HalfRestored, Host, Instance, LockRecord, RunRecord, StepRecord } from './types.js';
 
@@ -54,6 +54,8 @@ export class Inventory {
   readonly changes: Changes;
   /** How instances relate: staging, dev copy, delayed mirror; redaction rules; holds. */
   readonly relations: Relations;
+  /** Run locks and half-restored records; the methods below delegate to it. */
+  private readonly locks: InstanceLocks;
 
   constructor(
     readonly home: string,
@@ -72,6 +74,7 @@ export class Inventory {
     this.rights = new Rights(this.db);
     this.changes = new Changes(this.db);
     this.relations = new Relations(this.db);
+    this.locks = new InstanceLocks(this.db, !!this.pg);
   }
   /** A password sealed for an instance: with its environment's key on a team inventory, else the home's key file. */
   private seal(env: string, instance: string, plain: string): string {
@@ -219,17 +222,18 @@ export class Inventory {
    */
   nestedWith(host: string, path: string, except?: string): { name: string; host: string; path: string; inside: boolean } | undefined {
     const h = this.getHost(host);
-    const same = new Set(
-      this.listHosts()
-        .filter((x) => x.name === host || (h && x.address === h.address && x.port === h.port && x.jump === h.jump))
-        .map((x) => x.name),
-    );
-    for (const r of this.sql('SELECT name, host, path FROM instances').all() as { name: string; host: string; path: string }[]) {
-      if (r.name === except || !same.has(r.host)) continue;
-      if (path.startsWith(r.path + '/')) return { ...r, inside: true };
-      if (r.path.startsWith(path + '/') || r.path === path) return { ...r, inside: false };
-    }
-    return undefined;
+    // One query, not a scan of every instance in JS (an add into thousands was quadratic): the trees
+    // holding `path` are its prefixes ending before a '/', exact matches on the (host, path) index;
+    // the trees inside it start with `path/`. Lengths in code points, as substr counts them.
+    const outer = [...path].flatMap((c, i, cs) => (c === '/' ? [cs.slice(0, i).join('')] : []));
+    const below = path + '/';
+    const rows = this.sql(
+      `SELECT name, host, path FROM instances
+       WHERE name <> ? AND (host = ? OR host IN (SELECT name FROM hosts WHERE address = ? AND port = ? AND COALESCE(jump, '') = ?))
+         AND (path IN (${['?', ...outer.map(() => '?')].join(', ')}) OR substr(path, 1, ?) = ?)`,
+    ).all(except ?? '', host, h?.address ?? null, h?.port ?? null, h?.jump ?? '', path, ...outer, [...below].length, below) as { name: string; host: string; path: string }[];
+    const r = rows[0];
+    return r && { ...r, inside: path.startsWith(r.path + '/') };
   }
   /** Refuses (exit 2) a tree inside another instance's, or one that holds another instance. */
   refuseNested(name: string, host: string, path: string): void {
@@ -481,10 +485,6 @@ export class Inventory {
     const r = this.sql('SELECT * FROM runs WHERE id = ?').get(id) as RunRow | undefined;
     return r ? this.alive(rowToRun(r)) : undefined;
   }
-  /** Ties the instance's lock to its run, so a run whose process died can be told from one still going. */
-  attachRunToLock(instance: string, runId: number): void {
-    this.sql('UPDATE locks SET run_id = ? WHERE instance = ? AND pid = ? AND host = ?').run(runId, instance, process.pid, hostname());
-  }
   /**
    * A run still marked running whose process is gone (killed, machine rebooted) never finished: it
    * is shown as interrupted. Known only for runs on an instance (they hold its lock) on this machine.
@@ -510,116 +510,47 @@ export class Inventory {
     }));
   }
 
-  // ---- locks: one operation per instance at a time, across processes
+  // ---- locks and half-restored records (locks.ts): one operation per instance at a time, across processes
   acquireLock(instance: string, command: string, runId: number | null): void {
-    this.acquireLocks([{ instance, command }], runId);
+    this.locks.acquire([{ instance, command }], runId);
   }
-  /**
-   * Several locks at once, all or none (a clone locks its target and the source it reads; a prune
-   * every instance whose backups it decides on). A lock whose process is gone is taken over: on this
-   * machine, when its pid is dead or now belongs to another process (its start time differs).
-   */
+  /** Several locks at once, all or none; a lock whose process is gone is taken over. */
   acquireLocks(wanted: { instance: string; command: string }[], runId: number | null): void {
-    if (this.pg) return this.acquirePgLocks(wanted, runId);
-    this.db.transaction(() => {
-      for (const { instance, command } of wanted) {
-        const held = this.sql('SELECT * FROM locks WHERE instance = ?').get(instance) as LockRow | undefined;
-        if (held) {
-          const lock = rowToLock(held);
-          if (!lockIsStale(lock)) throw lockedError(lock);
-          this.sql('DELETE FROM locks WHERE instance = ?').run(instance);
-        }
-        this.insertLock(instance, command, runId);
-      }
-    }, 'immediate')();
+    this.locks.acquire(wanted, runId);
   }
-  private insertLock(instance: string, command: string, runId: number | null): void {
-    this.sql('INSERT INTO locks (instance, run_id, pid, host, "user", command, started_at, proc_start) VALUES (?, ?, ?, ?, ?, ?, ?, ?)').run(
-      instance,
-      runId,
-      process.pid,
-      hostname(),
-      safeUser(),
-      command,
-      now(),
-      procStart(process.pid),
-    );
-  }
-  /**
-   * PostgreSQL: the lock is a session advisory lock held by this process's connection, so it holds
-   * across jump boxes and the server drops it with the session of a killed holder. The row says who
-   * holds it; a row whose advisory lock nobody holds is a dead holder's, taken over.
-   */
-  private acquirePgLocks(wanted: { instance: string; command: string }[], runId: number | null): void {
-    const taken: string[] = [];
-    try {
-      for (const { instance, command } of wanted) {
-        const got = (this.sql('SELECT pg_try_advisory_lock(?, hashtext(?)) AS ok').get(LOCK_SPACE, instance) as { ok: boolean }).ok;
-        const held = this.getLock(instance);
-        if (!got) throw lockedError(held ?? { instance, runId: null, pid: 0, host: 'another session', user: 'unknown', command: 'a run', startedAt: 'unknown' });
-        taken.push(instance);
-        // Advisory locks stack within a session: a second lock of this process on the same instance.
-        if (held && held.host === hostname() && held.pid === process.pid) throw lockedError(held);
-        this.transaction(() => {
-          this.sql('DELETE FROM locks WHERE instance = ?').run(instance);
-          this.insertLock(instance, command, runId);
-        });
-      }
-    } catch (err) {
-      for (const instance of taken) this.sql('SELECT pg_advisory_unlock(?, hashtext(?))').get(LOCK_SPACE, instance);
-      throw err;
-    }
+  /** Ties the instance's lock to its run, so a run whose process died can be told from one still going. */
+  attachRunToLock(instance: string, runId: number): void {
+    this.locks.attachRun(instance, runId);
   }
   releaseLock(instance: string): void {
-    const gone = this.sql('DELETE FROM locks WHERE instance = ? AND pid = ? AND host = ?').run(instance, process.pid, hostname()).changes > 0;
-    if (gone && this.pg) this.sql('SELECT pg_advisory_unlock(?, hashtext(?))').get(LOCK_SPACE, instance);
+    this.locks.release(instance);
   }
   getLock(instance: string): LockRecord | undefined {
-    const r = this.sql('SELECT * FROM locks WHERE instance = ?').get(instance) as LockRow | undefined;
-    return r ? rowToLock(r) : undefined;
+    return this.locks.get(instance);
   }
-  /**
-   * Whether the lock's holder is gone. SQLite: on this machine, its pid is dead or reused (elsewhere,
-   * unknown: not stale). PostgreSQL: no session holds the instance's advisory lock any more.
-   */
+  /** Whether the lock's holder is gone (its process, or on PostgreSQL its session). */
   lockIsStale(l: LockRecord): boolean {
-    if (!this.pg) return lockIsStale(l);
-    const r = this.sql("SELECT NOT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = ?::int4::oid AND objid = hashtext(?)::oid AND objsubid = 2) AS stale").get(
-      LOCK_SPACE,
-      l.instance,
-    ) as { stale: boolean };
-    return r.stale;
+    return this.locks.isStale(l);
   }
   /** Removes exactly this lock (not one taken since by another run): for opsdeck unlock. */
   breakLock(l: LockRecord): boolean {
-    // A live session's advisory lock cannot be broken from here; only its row could, which would hide the holder.
-    if (this.pg && !this.lockIsStale(l))
-      throw new LockedError(`instance ${l.instance} is locked by a live run: ${describeLock(l)}`, `wait for it to finish on ${l.host}; the lock goes when that process ends, even if it is killed`);
-    return this.sql('DELETE FROM locks WHERE instance = ? AND pid = ? AND host = ? AND started_at = ?').run(l.instance, l.pid, l.host, l.startedAt).changes > 0;
+    return this.locks.break(l);
   }
   listLocks(): LockRecord[] {
-    return (this.sql('SELECT * FROM locks').all() as LockRow[]).map(rowToLock);
+    return this.locks.list();
   }
-
-  // ---- half-restored instances: a restore's critical section, recorded so a crash inside it is noticed
   /** Records (or moves on) the critical section of run `runId` on an instance. */
   setHalfRestored(r: Omit<HalfRestored, 'since' | 'dbKept'> & { dbKept?: string | null }): void {
-    this.sql(
-      `INSERT INTO half_restored (instance, run_id, command, phase, safety_backup, staging, old, db_touched, db_kept, since) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT (instance) DO UPDATE SET phase = excluded.phase, db_kept = excluded.db_kept,
-         db_touched = CASE WHEN excluded.db_touched > half_restored.db_touched THEN excluded.db_touched ELSE half_restored.db_touched END
-       WHERE half_restored.run_id = excluded.run_id`,
-    ).run(r.instance, r.runId, r.command, r.phase, r.safetyBackup, r.staging, r.old, r.dbTouched ? 1 : 0, r.dbKept ?? null, now());
+    this.locks.setHalfRestored(r);
   }
   getHalfRestored(instance: string): HalfRestored | undefined {
-    const r = this.sql('SELECT * FROM half_restored WHERE instance = ?').get(instance) as HalfRestoredRow | undefined;
-    return r && rowToHalf(r);
+    return this.locks.getHalfRestored(instance);
   }
   listHalfRestored(): HalfRestored[] {
-    return (this.sql('SELECT * FROM half_restored ORDER BY instance').all() as HalfRestoredRow[]).map(rowToHalf);
+    return this.locks.listHalfRestored();
   }
   /** Clears the record of this run only (a later run's record is not this one's to clear). */
   clearHalfRestored(instance: string, runId: number): void {
-    this.sql('DELETE FROM half_restored WHERE instance = ? AND run_id = ?').run(instance, runId);
+    this.locks.clearHalfRestored(instance, runId);
   }
 }
