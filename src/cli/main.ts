@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { EXIT } from '../core/errors.js';
 import { makeAct, reportError, type Act } from './action.js';
@@ -58,6 +59,23 @@ const GROUPS: { register(program: Command, act: Act): void }[] = [
   help,
 ];
 
+/**
+ * opsdeck's version, from its package.json: the nearest one above this module (dist/src/cli/ when run
+ * from tsc's output, dist/ from the bundle). bin/opsdeck answers a bare --version itself; this one
+ * answers it after global options (opsdeck --home X --version).
+ */
+function version(): string {
+  for (let up = '../'; up.length < 16; up += '../') {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL(`${up}package.json`, import.meta.url), 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'opsdeck' && pkg.version) return pkg.version;
+    } catch {
+      // not here: one folder up
+    }
+  }
+  return 'unknown';
+}
+
 /** The program with its global options and every command; each command's exit code goes to `done`. */
 export function buildProgram(done: (exitCode: number) => void = () => {}): Command {
   const program = new Command('opsdeck')
@@ -72,6 +90,7 @@ export function buildProgram(done: (exitCode: number) => void = () => {}): Comma
     .option('--inventory-password-file <file>', 'the password of the inventory role, in a file of mode 600 (else $OPSDECK_INVENTORY_PASSWORD, ~/.pgpass or the prompt)')
     .option('--why <text>', 'team inventory: why this change to a protected environment; asks for it as a change request (opsdeck change)')
     .option('-v, --verbose', 'print every command opsdeck runs on stderr: where, the line to run it again by hand (secrets as ***), exit status, time, bytes')
+    .version(version(), '-V, --version', 'print the version of opsdeck')
     .showHelpAfterError('(run opsdeck --help for usage)')
     .exitOverride();
   program.configureOutput({ writeErr: (s) => process.stderr.write(s) });

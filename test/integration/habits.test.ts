@@ -66,6 +66,16 @@ describe('habits of the command line', () => {
     expect(out.trim()).toBe('habits-shop');
   });
 
+  it('--version prints the version alone, also after global options', async () => {
+    const { version } = JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', 'package.json'), 'utf8')) as { version: string };
+    for (const flag of ['--version', '-V']) {
+      // Alone (bin/opsdeck answers it before loading anything), and after a global option.
+      const bare = spawnSync(BIN, [flag], { encoding: 'utf8' });
+      expect({ code: bare.status, stdout: bare.stdout, stderr: bare.stderr }, flag).toEqual({ code: 0, stdout: `${version}\n`, stderr: '' });
+      expect(await cli(home, [flag]), `--home ${flag}`).toMatchObject({ code: 0, stdout: `${version}\n`, stderr: '' });
+    }
+  });
+
   it('every command and subcommand ends its --help with an Examples: block', () => {
     const missing: string[] = [];
     const help = buildProgram().createHelp();
