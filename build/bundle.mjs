@@ -7,6 +7,7 @@
 import { build } from 'esbuild';
 import { readdirSync, rmSync } from 'node:fs';
 import { inkCaches } from './ink-caches.mjs';
+import { pgNodeOnly } from './pg-node-only.mjs';
 
 // Chunks are named by their content's hash: those of an earlier build go first.
 for (const f of readdirSync('dist')) if (/^(chunk-.*|cli\.bundle|tui\.bundle)\.mjs$/.test(f)) rmSync(`dist/${f}`);
@@ -28,7 +29,7 @@ await build({
   define: { 'process.env.NODE_ENV': '"production"' },
   // Bundled CommonJS (React, pg) still calls require for Node's built-ins.
   banner: { js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);" },
-  plugins: [inkCaches],
+  plugins: [inkCaches, pgNodeOnly],
   logLevel: 'warning',
   legalComments: 'none',
 });
