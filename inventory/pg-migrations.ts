@@ -6,15 +6,17 @@
  * Each entry moves the schema one version up (opsdeck.schema_version). Never edit a shipped entry.
  *
  * Roles: `team init` runs as the schema's owner (a role that may create schemas and roles). Every
- * operator logs in as a role of their own that is a member of opsdeck_user (GRANT opsdeck_user TO
- * alice). Rights per environment (viewer, operator, admin: row-level security, default deny),
- * secrets per environment and four-eyes change requests are in pg-rights.ts (migrations 3 and 4).
+ * operator logs in as a role of their own that is a member of the inventory's user role, named after
+ * its database (GRANT opsdeck_ops_user TO alice, for database ops: teamRoleNames in pg-rights.ts).
+ * The SQL names the two group roles by tokens (PG_USER_ROLE, PG_ADMIN_ROLE) that team init replaces
+ * with this inventory's names (withRoles): an entry that ran before (with the cluster-wide
+ * opsdeck_user and opsdeck_admin of then) is moved over by migration 9. Rights per environment
+ * (viewer, operator, admin: row-level security, default deny), secrets per environment and four-eyes
+ * change requests are in pg-rights.ts (migrations 3 and 4).
  */
-import { PG_CHANGES_MIGRATION, PG_RELATIONS_MIGRATION, PG_RIGHTS_MIGRATION, PG_STORE_MIGRATION } from './pg-rights.js';
+import { PG_CHANGES_MIGRATION, PG_RELATIONS_MIGRATION, PG_RIGHTS_MIGRATION, PG_STORE_MIGRATION, PG_TEAM_ROLES_MIGRATION, PG_USER_ROLE } from './pg-rights.js';
 
 export const PG_SCHEMA = 'opsdeck';
-/** The group role every operator's login role is a member of. */
-export const PG_USER_ROLE = 'opsdeck_user';
 
 /** The time as the inventory writes it everywhere (ISO 8601, UTC, milliseconds), from the server's clock. */
 const NOW = `to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
@@ -247,10 +249,12 @@ export const PG_MIGRATIONS: string[] = [
   `
   ALTER TABLE half_restored ADD COLUMN db_kept TEXT;
   `,
+  // The group roles per inventory instead of the cluster's (pg-rights.ts).
+  PG_TEAM_ROLES_MIGRATION,
 ];
 
 /**
- * What operators (members of opsdeck_user) may do; run by every team init, so tables a migration
+ * What operators (members of the inventory's user role) may do; run by every team init, so tables a migration
  * adds get their grants too. The inventory tables: read and write (rights per environment will narrow
  * this with row-level security). The audit trail: read and append only.
  */

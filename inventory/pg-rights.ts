@@ -6,9 +6,9 @@
  *   instances), admin (3: update, upgrade, clone, restore onto protected instances, change the
  *   inventory). A grant (role, env, level) applies to that role and every role that is a member
  *   of it (a group role `oncall` granted operator on prod gives it to each member).
- * - Team admins: the role that ran `team init` (the schema's owner) and members of the group role
- *   opsdeck_admin (`GRANT opsdeck_admin TO carol`). They alone write grants (grant_env/revoke_env),
- *   add environments, alert channels, and have admin everywhere.
+ * - Team admins: the role that ran `team init` (the schema's owner) and members of the inventory's
+ *   admin group role (`GRANT opsdeck_DB_admin TO carol`, see teamRoleNames). They alone write grants
+ *   (grant_env/revoke_env), add environments, alert channels, and have admin everywhere.
  * - Row-level security, default deny: a row of an environment the session's role has no grant on is
  *   invisible; writes need the level above. Hosts are shared between environments: a host is seen
  *   by whoever sees one of its instances (and by admins, who add instances to hosts), changed only
@@ -23,12 +23,53 @@
  *   decide_change() and change_ran(); the requester may not approve their own (checked against
  *   session_user inside decide_change, and by a CHECK on the row).
  */
-// The names of pg-migrations.ts (which imports this file, so they are not imported from there).
-const PG_SCHEMA = 'opsdeck';
-const PG_USER_ROLE = 'opsdeck_user';
+import { UsageError } from '../src/core/errors.js';
 
+// The name of pg-migrations.ts (which imports this file, so it is not imported from there).
+const PG_SCHEMA = 'opsdeck';
+
+/**
+ * The inventory's two group roles, in the SQL below as these tokens: team init puts in the names of
+ * this inventory's roles (teamRoleNames), so two inventories on one cluster never share them.
+ */
+export const PG_USER_ROLE = '@opsdeck_user_role@';
 /** Members of this group role are team admins (besides the schema's owner). */
-export const PG_ADMIN_ROLE = 'opsdeck_admin';
+export const PG_ADMIN_ROLE = '@opsdeck_admin_role@';
+/** The roles of every inventory made before they were per inventory: the cluster's, shared by all. */
+export const LEGACY_ROLES: TeamRoles = { user: 'opsdeck_user', admin: 'opsdeck_admin' };
+
+export interface TeamRoles {
+  user: string;
+  admin: string;
+}
+
+/**
+ * An inventory's group roles, named after its database (roles are the cluster's, databases share
+ * them): opsdeck_<db>_user, whose members are its operators, and opsdeck_<db>_admin, its team admins.
+ * Only lower-case letters, digits and _ (others become _), so the names need no quoting anywhere;
+ * PostgreSQL would cut a name past 63 bytes, and two long names could then meet: refused.
+ */
+export function teamRoleNames(database: string): TeamRoles {
+  const base = database.toLowerCase().replace(/[^a-z0-9_]/g, '_');
+  const roles = { user: `opsdeck_${base}_user`, admin: `opsdeck_${base}_admin` };
+  if (roles.admin.length > 63)
+    throw new UsageError(
+      `the database name ${JSON.stringify(database)} is too long for the inventory's roles (${roles.admin} is over PostgreSQL's 63 bytes)`,
+      'keep the team inventory in a database whose name has at most 49 characters',
+    );
+  return roles;
+}
+
+/** Names that go into SQL unquoted: plain identifiers only (a team_roles row is read back, not trusted). */
+export function checkRoleNames(roles: TeamRoles): void {
+  for (const r of [roles.user, roles.admin]) if (!/^[a-z_][a-z0-9_]{0,62}$/.test(r)) throw new UsageError(`invalid role name ${JSON.stringify(r)}`);
+}
+
+/** SQL of the migrations and grants with this inventory's role names in place of the tokens. */
+export function withRoles(sql: string, roles: TeamRoles): string {
+  checkRoleNames(roles);
+  return sql.replaceAll(PG_USER_ROLE, roles.user).replaceAll(PG_ADMIN_ROLE, roles.admin);
+}
 
 export const LEVELS = ['viewer', 'operator', 'admin'] as const;
 export type Level = (typeof LEVELS)[number];
@@ -419,4 +460,77 @@ export const PG_RELATIONS_MIGRATION = `
   CREATE POLICY relations_read ON relations FOR SELECT USING (EXISTS (SELECT 1 FROM instances i WHERE i.name = relations.instance));
   CREATE POLICY relations_write ON relations FOR ALL USING (instance_allows(instance, 2)) WITH CHECK (instance_allows(instance, 2));
   GRANT SELECT, INSERT, UPDATE, DELETE ON relations TO ${PG_USER_ROLE};
+`;
+
+/**
+ * The group roles per inventory (team init makes them: teamRoleNames). An inventory made before
+ * this had its operators and admins in the cluster's opsdeck_user and opsdeck_admin, which every
+ * inventory on the cluster shared (an admin of one was an admin of all): their members become
+ * members of this inventory's roles, grants named after them are renamed, and the cluster's roles
+ * lose every right on this schema (other inventories keep theirs until their own upgrade). Who was
+ * a member before keeps what they had here; `team who` shows it, for a team admin to prune.
+ */
+export const PG_TEAM_ROLES_MIGRATION = `
+  CREATE TABLE team_roles (
+    one BOOLEAN PRIMARY KEY DEFAULT true CHECK (one),
+    user_role TEXT NOT NULL,
+    admin_role TEXT NOT NULL
+  );
+  INSERT INTO team_roles (user_role, admin_role) VALUES ('${PG_USER_ROLE}', '${PG_ADMIN_ROLE}');
+  DO $$
+  DECLARE m RECORD;
+  BEGIN
+    -- The schema's rights were granted to the cluster's role: an inventory of before.
+    IF to_regrole('${LEGACY_ROLES.user}') IS NOT NULL AND has_schema_privilege('${LEGACY_ROLES.user}', '${PG_SCHEMA}', 'USAGE') THEN
+      FOR m IN SELECT a.member::regrole::text AS member FROM pg_auth_members a WHERE a.roleid = to_regrole('${LEGACY_ROLES.user}') LOOP
+        EXECUTE format('GRANT %I TO %s', '${PG_USER_ROLE}', m.member);
+      END LOOP;
+      DELETE FROM grants g WHERE g.role = '${LEGACY_ROLES.user}' AND EXISTS (SELECT 1 FROM grants o WHERE o.role = '${PG_USER_ROLE}' AND o.env = g.env);
+      UPDATE grants SET role = '${PG_USER_ROLE}' WHERE role = '${LEGACY_ROLES.user}';
+      EXECUTE format('REVOKE ALL ON ALL TABLES IN SCHEMA %I FROM %I', '${PG_SCHEMA}', '${LEGACY_ROLES.user}');
+      EXECUTE format('REVOKE ALL ON ALL SEQUENCES IN SCHEMA %I FROM %I', '${PG_SCHEMA}', '${LEGACY_ROLES.user}');
+      EXECUTE format('REVOKE ALL ON ALL FUNCTIONS IN SCHEMA %I FROM %I', '${PG_SCHEMA}', '${LEGACY_ROLES.user}');
+      EXECUTE format('REVOKE ALL ON SCHEMA %I FROM %I', '${PG_SCHEMA}', '${LEGACY_ROLES.user}');
+    END IF;
+    -- Team admins were the members of the cluster's admin role when is_team_admin() named it.
+    IF to_regrole('${LEGACY_ROLES.admin}') IS NOT NULL AND strpos((SELECT prosrc FROM pg_proc WHERE oid = '${PG_SCHEMA}.is_team_admin'::regproc), '''${LEGACY_ROLES.admin}''') > 0 THEN
+      FOR m IN SELECT a.member::regrole::text AS member FROM pg_auth_members a WHERE a.roleid = to_regrole('${LEGACY_ROLES.admin}') LOOP
+        EXECUTE format('GRANT %I TO %s', '${PG_ADMIN_ROLE}', m.member);
+      END LOOP;
+      DELETE FROM grants g WHERE g.role = '${LEGACY_ROLES.admin}' AND EXISTS (SELECT 1 FROM grants o WHERE o.role = '${PG_ADMIN_ROLE}' AND o.env = g.env);
+      UPDATE grants SET role = '${PG_ADMIN_ROLE}' WHERE role = '${LEGACY_ROLES.admin}';
+    END IF;
+  END $$;
+  -- What named the admin role: this inventory's own from now on.
+  CREATE OR REPLACE FUNCTION is_team_admin() RETURNS BOOLEAN LANGUAGE sql STABLE ${DEFINER} AS $$
+    SELECT session_user::text = (SELECT r.rolname::text FROM pg_namespace n JOIN pg_roles r ON r.oid = n.nspowner WHERE n.nspname = '${PG_SCHEMA}')
+        OR pg_has_role(session_user, '${PG_ADMIN_ROLE}', 'MEMBER')
+  $$;
+  CREATE OR REPLACE FUNCTION grant_env(p_role TEXT, p_env TEXT, p_level TEXT) RETURNS VOID LANGUAGE plpgsql ${DEFINER} AS $$
+  BEGIN
+    IF NOT is_team_admin() THEN
+      RAISE EXCEPTION 'role % is not a team admin of this inventory: only the role that ran team init and members of ${PG_ADMIN_ROLE} may grant rights', session_user USING ERRCODE = '42501';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = p_role) THEN
+      RAISE EXCEPTION 'no PostgreSQL role named %', p_role USING ERRCODE = '22023';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM envs WHERE name = p_env) THEN
+      RAISE EXCEPTION 'no environment named %', p_env USING ERRCODE = '22023';
+    END IF;
+    INSERT INTO grants (role, env, level, granted_at) VALUES (p_role, p_env, p_level, ${NOW})
+      ON CONFLICT (role, env) DO UPDATE SET level = excluded.level, granted_by = session_user, granted_at = excluded.granted_at;
+  END $$;
+  CREATE OR REPLACE FUNCTION revoke_env(p_role TEXT, p_env TEXT) RETURNS BOOLEAN LANGUAGE plpgsql ${DEFINER} AS $$
+  BEGIN
+    IF NOT is_team_admin() THEN
+      RAISE EXCEPTION 'role % is not a team admin of this inventory: only the role that ran team init and members of ${PG_ADMIN_ROLE} may revoke rights', session_user USING ERRCODE = '42501';
+    END IF;
+    DELETE FROM grants WHERE role = p_role AND env = p_env;
+    RETURN FOUND;
+  END $$;
+`;
+
+/** Run by every team init after the other grants. */
+export const PG_TEAM_ROLES_GRANTS = `
+  GRANT SELECT ON team_roles TO ${PG_USER_ROLE};
 `;

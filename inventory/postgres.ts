@@ -4,8 +4,8 @@ import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from '
 import { OpsError, UsageError } from '../src/core/errors.js';
 import type { Dialect, Param, RunResult, SqlDriver, Statement } from './driver.js';
 import type { Reply, Request, WorkerConfig } from './pg-worker.js';
-import { PG_GRANTS, PG_MIGRATIONS, PG_SCHEMA, PG_USER_ROLE } from './pg-migrations.js';
-import { PG_ADMIN_ROLE, PG_CHANGES_GRANTS, PG_RIGHTS_GRANTS } from './pg-rights.js';
+import { PG_GRANTS, PG_MIGRATIONS, PG_SCHEMA } from './pg-migrations.js';
+import { checkRoleNames, PG_CHANGES_GRANTS, PG_RIGHTS_GRANTS, PG_TEAM_ROLES_GRANTS, teamRoleNames, withRoles, type TeamRoles } from './pg-rights.js';
 
 const dialect: Dialect = { name: 'postgres', insertOrder: 'id' };
 
@@ -210,7 +210,20 @@ export class PgDriver implements SqlDriver {
   }
 
   private checkSchema(t: PgTarget): void {
-    const v = this.schemaVersion();
+    let v: number | null;
+    try {
+      v = this.schemaVersion();
+    } catch (err) {
+      this.stop();
+      // No USAGE on the schema: the role is not one of this inventory's operators.
+      if (err instanceof PgError && err.code === '42501')
+        throw new OpsError(
+          `role ${t.user} may not use the inventory at ${this.where}: ${err.message}`,
+          2,
+          `ask its team admin to make it an operator there: GRANT ${teamRoleNames(t.database).user} TO ${t.user};`,
+        );
+      throw err;
+    }
     if (v === null) {
       this.stop();
       throw new OpsError(
@@ -231,28 +244,47 @@ export class PgDriver implements SqlDriver {
     }
   }
 
+  /** This inventory's group roles (team_roles), or null before team init made them. */
+  teamRoles(): TeamRoles | null {
+    const has = this.prepare(`SELECT to_regclass('${PG_SCHEMA}.team_roles') IS NOT NULL AS ok`).get() as { ok: boolean };
+    if (!has.ok) return null;
+    const r = this.prepare(`SELECT user_role, admin_role FROM ${PG_SCHEMA}.team_roles`).get() as { user_role: string; admin_role: string } | undefined;
+    return r ? { user: r.user_role, admin: r.admin_role } : null;
+  }
+
   /**
-   * team init: the schema, its migrations and the grants to opsdeck_user, in one transaction; two
-   * running at once take turns (an advisory lock), the second finding nothing to do.
-   * Returns the versions before and after.
+   * team init: the inventory's group roles, the schema, its migrations and the grants to the user
+   * role, in one transaction; two running at once take turns (an advisory lock), the second finding
+   * nothing to do. Returns the versions before and after, and the roles.
    */
-  init(): { from: number; to: number } {
+  init(): { from: number; to: number; roles: TeamRoles } {
     return this.transaction(() => {
       this.exec(`SELECT pg_advisory_xact_lock(hashtext('opsdeck team init'))`);
-      // Roles are the cluster's, not the database's: another inventory on the same server may have made it.
-      this.exec(`DO $$ BEGIN CREATE ROLE ${PG_USER_ROLE} NOLOGIN; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$`);
-      this.exec(`DO $$ BEGIN CREATE ROLE ${PG_ADMIN_ROLE} NOLOGIN; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$`);
+      const made = this.teamRoles();
+      const roles = made ?? teamRoleNames((this.prepare('SELECT current_database() AS db').get() as { db: string }).db);
+      checkRoleNames(roles);
+      for (const role of [roles.user, roles.admin]) {
+        const found = this.prepare('SELECT (SELECT count(*) FROM pg_auth_members m WHERE m.roleid = r.oid) AS members FROM pg_roles r WHERE r.rolname = ?').get(role) as
+          { members: number } | undefined;
+        // Roles are the cluster's: one with members that this inventory did not make belongs to another
+        // database of a name that maps to the same (or one dropped since); its members must not get in here.
+        if (found && !made && Number(found.members) > 0)
+          throw new OpsError(
+            `the role ${role} exists already, with members, and is not this inventory's: another inventory's (a database whose name gives the same role names), or one dropped since`,
+            1,
+            `if no inventory uses it: DROP ROLE ${role}; then run team init again`,
+          );
+        if (!found) this.exec(`CREATE ROLE ${role} NOLOGIN`);
+      }
       this.exec(`CREATE SCHEMA IF NOT EXISTS ${PG_SCHEMA}`);
       this.exec(`CREATE TABLE IF NOT EXISTS ${PG_SCHEMA}.schema_version (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now(), applied_by TEXT NOT NULL DEFAULT session_user)`);
       const from = this.schemaVersion() ?? 0;
       for (let v = from; v < PG_MIGRATIONS.length; v++) {
-        this.exec(PG_MIGRATIONS[v]);
+        this.exec(withRoles(PG_MIGRATIONS[v], roles));
         this.prepare('INSERT INTO schema_version (version) VALUES (?)').run(v + 1);
       }
-      this.exec(PG_GRANTS);
-      this.exec(PG_RIGHTS_GRANTS);
-      this.exec(PG_CHANGES_GRANTS);
-      return { from, to: PG_MIGRATIONS.length };
+      for (const grants of [PG_GRANTS, PG_RIGHTS_GRANTS, PG_CHANGES_GRANTS, PG_TEAM_ROLES_GRANTS]) this.exec(withRoles(grants, roles));
+      return { from, to: PG_MIGRATIONS.length, roles };
     })();
   }
 }

@@ -1,7 +1,7 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { OpsError, UsageError } from '../src/core/errors.js';
 import type { SqlDriver } from './driver.js';
-import { LEVELS, PG_ADMIN_ROLE, type Level } from './pg-rights.js';
+import { LEVELS, type Level } from './pg-rights.js';
 
 export { LEVELS, type Level } from './pg-rights.js';
 
@@ -124,14 +124,14 @@ export class Rights {
     return [...granted, ...this.teamAdmins().map((r) => `${r} (team admin)`)];
   }
 
-  /** The schema's owner and the members of opsdeck_admin (superusers left out: they are everything). */
+  /** The schema's owner and the members of this inventory's admin role (superusers left out: they are everything). */
   teamAdmins(): string[] {
     const rows = this.db
       .prepare(
-        `SELECT r.rolname AS name FROM pg_roles r
-          WHERE NOT r.rolsuper AND r.rolname <> '${PG_ADMIN_ROLE}'
+        `SELECT r.rolname AS name FROM pg_roles r, team_roles t
+          WHERE NOT r.rolsuper AND r.rolname <> t.admin_role
             AND (r.oid = (SELECT nspowner FROM pg_namespace WHERE nspname = current_schema())
-                 OR (r.rolcanlogin AND pg_has_role(r.oid, '${PG_ADMIN_ROLE}', 'MEMBER')))
+                 OR (r.rolcanlogin AND pg_has_role(r.oid, t.admin_role, 'MEMBER')))
           ORDER BY 1`,
       )
       .all() as { name: string }[];

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { asLabUser, hostAddArgs } from '../../fixtures/lab.js';
 import { appSql, cli, dbStateOf, lab, must, newHome, pgAdmin, TEAM_ADMIN, teamDatabase, treeState, type CliResult } from '../helpers.js';
 import { makeLabInstance } from '../../fixtures/lab.js';
+import { teamRoleNames } from '../../inventory/pg-rights.js';
 
 // Issue 11 item 7: a shared store. The restic repository lives on a remote backend (sftp through the
 // lab's sshd, its host key checked against the inventory's pinned one), its password in the team
@@ -37,12 +38,13 @@ const as = (who: keyof typeof ops, home: string, args: string[], env: Record<str
 
 beforeAll(() => {
   team = teamDatabase();
-  for (const o of Object.values(ops)) pgAdmin(`CREATE ROLE ${o.role} LOGIN PASSWORD '${o.password}'; GRANT opsdeck_user TO ${o.role};`);
-  pgAdmin(`GRANT opsdeck_admin TO ${ops.alice.role};`);
+  for (const o of Object.values(ops)) pgAdmin(`CREATE ROLE ${o.role} LOGIN PASSWORD '${o.password}'; GRANT ${teamRoleNames(team.db).user} TO ${o.role};`);
+  pgAdmin(`GRANT ${teamRoleNames(team.db).admin} TO ${ops.alice.role};`);
   asLabUser('mkdir', ['-p', storeDir]);
 });
 afterAll(() => {
   pgAdmin(`DROP DATABASE IF EXISTS ${team.db} WITH (FORCE);`);
+  pgAdmin(`DROP ROLE IF EXISTS ${teamRoleNames(team.db).user}, ${teamRoleNames(team.db).admin};`);
   for (const o of Object.values(ops)) pgAdmin(`DROP ROLE IF EXISTS ${o.role};`);
   asLabUser('rm', ['-rf', storeDir]);
 });

@@ -3,6 +3,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Inventory } from '../../inventory/index.js';
+import { teamRoleNames } from '../../inventory/pg-rights.js';
 import { addInstance, asLabUser, cli, homeWithHosts, lab, must, newHome, pgAdmin, TEAM_ADMIN, type CliResult } from '../helpers.js';
 
 // Issue 11, item 5: four-eyes changes on a protected environment of a team inventory. Two admins of
@@ -32,7 +33,7 @@ beforeAll(async () => {
   const url: string = JSON.parse(readFileSync(join(adminHome, 'settings.json'), 'utf8')).inventory;
   db = url.slice(url.lastIndexOf('/') + 1);
   for (const [who, p] of Object.entries(people) as [Who, { role: string; password: string }][]) {
-    pgAdmin(`CREATE ROLE ${p.role} LOGIN PASSWORD '${p.password}'; GRANT opsdeck_user TO ${p.role};`);
+    pgAdmin(`CREATE ROLE ${p.role} LOGIN PASSWORD '${p.password}'; GRANT ${teamRoleNames(db).user} TO ${p.role};`);
     homes[who] = newHome('sqlite');
     writeFileSync(join(homes[who], 'settings.json'), JSON.stringify({ inventory: url.replace(`//${TEAM_ADMIN.role}@`, `//${p.role}@`) }));
     await must(cli(adminHome, ['team', 'grant', p.role, '--env', 'prod', '--as', 'admin']));
@@ -41,6 +42,7 @@ beforeAll(async () => {
 });
 afterAll(() => {
   pgAdmin(`DROP DATABASE IF EXISTS ${db} WITH (FORCE);`);
+  pgAdmin(`DROP ROLE IF EXISTS ${teamRoleNames(db).user}, ${teamRoleNames(db).admin};`);
   for (const p of Object.values(people)) pgAdmin(`DROP ROLE IF EXISTS ${p.role};`);
 });
 

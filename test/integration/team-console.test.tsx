@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { render } from 'ink-testing-library';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Inventory } from '../../inventory/index.js';
+import { teamRoleNames } from '../../inventory/pg-rights.js';
 import { setInventoryPassword } from '../../inventory/connect.js';
 import { openApp, type App as OpsApp } from '../../src/app/app.js';
 import { App } from '../../screens/App.js';
@@ -45,7 +46,7 @@ beforeAll(async () => {
   adminHome = await homeWithHosts(['lab1'], 'postgres');
   url = JSON.parse(readFileSync(join(adminHome, 'settings.json'), 'utf8')).inventory;
   db = url.slice(url.lastIndexOf('/') + 1);
-  for (const p of [bob, vera]) pgAdmin(`CREATE ROLE ${p.role} LOGIN PASSWORD '${p.password}'; GRANT opsdeck_user TO ${p.role};`);
+  for (const p of [bob, vera]) pgAdmin(`CREATE ROLE ${p.role} LOGIN PASSWORD '${p.password}'; GRANT ${teamRoleNames(db).user} TO ${p.role};`);
   const path = join(lab().hosts[0].root, inst);
   asLabUser('sh', ['-c', 'mkdir -p -- "$1"', 'sh', path]);
   await must(cli(adminHome, ['instance', 'add', inst, '--host', 'lab1', '--path', path, '--env', 'prod']));
@@ -55,6 +56,7 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const a of apps) await a.close().catch(() => {});
   pgAdmin(`DROP DATABASE IF EXISTS ${db} WITH (FORCE);`);
+  pgAdmin(`DROP ROLE IF EXISTS ${teamRoleNames(db).user}, ${teamRoleNames(db).admin};`);
   for (const p of [bob, vera]) pgAdmin(`DROP ROLE IF EXISTS ${p.role};`);
 });
 

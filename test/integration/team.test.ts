@@ -6,6 +6,7 @@ import { hostname, userInfo } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Inventory } from '../../inventory/index.js';
+import { teamRoleNames } from '../../inventory/pg-rights.js';
 import { asLabUser, BACKENDS, cli, homeWithHosts, lab, must, newHome, pgAdmin, TEAM_ADMIN, teamDatabase, treeState, until, type CliResult } from '../helpers.js';
 
 // Issue 11, items 1, 2 and 6: the inventory on PostgreSQL (team init), who ran what written by the
@@ -29,12 +30,13 @@ const inventoryAs = (who: keyof typeof ops, home: string) => new Inventory(home,
 
 beforeAll(() => {
   team = teamDatabase();
-  for (const o of Object.values(ops)) pgAdmin(`CREATE ROLE ${o.role} LOGIN PASSWORD '${o.password}'; GRANT opsdeck_user TO ${o.role};`);
+  for (const o of Object.values(ops)) pgAdmin(`CREATE ROLE ${o.role} LOGIN PASSWORD '${o.password}'; GRANT ${teamRoleNames(team.db).user} TO ${o.role};`);
   // alice is a team admin (admin on every environment; see team-rights.test.ts for the levels).
-  pgAdmin(`GRANT opsdeck_admin TO ${ops.alice.role};`);
+  pgAdmin(`GRANT ${teamRoleNames(team.db).admin} TO ${ops.alice.role};`);
 });
 afterAll(() => {
   pgAdmin(`DROP DATABASE IF EXISTS ${team.db} WITH (FORCE);`);
+  pgAdmin(`DROP ROLE IF EXISTS ${teamRoleNames(team.db).user}, ${teamRoleNames(team.db).admin};`);
   for (const o of Object.values(ops)) pgAdmin(`DROP ROLE IF EXISTS ${o.role};`);
 });
 
@@ -54,12 +56,20 @@ describe('team init', () => {
     const first = await must(cli(home, ['--inventory', url, 'team', 'init'], env));
     expect(first.stdout).toContain(`created the inventory at ${url} (schema opsdeck, version 0 -> ${PG_MIGRATIONS.length})`);
     const again = await must(cli(home, ['--inventory', url, 'team', 'init', '--json'], env));
-    expect(JSON.parse(again.stdout)).toMatchObject({ inventory: url, from: PG_MIGRATIONS.length, to: PG_MIGRATIONS.length, upToDate: true });
+    expect(JSON.parse(again.stdout)).toMatchObject({
+      inventory: url,
+      from: PG_MIGRATIONS.length,
+      to: PG_MIGRATIONS.length,
+      upToDate: true,
+      role: `opsdeck_${db}_user`,
+      adminRole: `opsdeck_${db}_admin`,
+    });
     await must(cli(home, ['--inventory', url, 'env', 'add', 'prod', '--protected'], env));
     expect(JSON.parse((await must(cli(home, ['--inventory', url, 'env', 'list', '--json'], env))).stdout)).toMatchObject([{ name: 'prod', protected: true }]);
     // The SQLite inventory of that home was never touched.
     expect(JSON.parse((await must(cli(home, ['env', 'list', '--json']))).stdout)).toEqual([]);
     pgAdmin(`DROP DATABASE ${db} WITH (FORCE);`);
+    pgAdmin(`DROP ROLE ${teamRoleNames(db).user}, ${teamRoleNames(db).admin};`);
   });
 
   it('refuses a password in the URL, a password file others can read, a wrong password; each naming the fix', async () => {

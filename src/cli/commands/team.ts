@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { Inventory } from '../../../inventory/index.js';
 import { inventoryUrlOf } from '../../../inventory/connect.js';
-import { PG_SCHEMA, PG_USER_ROLE } from '../../../inventory/pg-migrations.js';
+import { PG_SCHEMA } from '../../../inventory/pg-migrations.js';
 import { resolveHome } from '../../../inventory/home.js';
 import { UsageError } from '../../core/errors.js';
 import { LEVELS, type Level } from '../../../inventory/rights.js';
@@ -21,7 +21,9 @@ export function register(program: Command, act: Act): void {
     .addHelpText('after', examples('opsdeck team init --inventory postgres://admin@db.example:5432/ops', 'opsdeck settings inventory postgres://me@db.example:5432/ops'));
   team
     .command('init')
-    .description(`create or upgrade the inventory schema (${PG_SCHEMA}) and the role ${PG_USER_ROLE} operators are granted; run it as a role that may create schemas and roles`)
+    .description(
+      `create or upgrade the inventory schema (${PG_SCHEMA}) and its two group roles, named after the database: opsdeck_DB_user (operators) and opsdeck_DB_admin (team admins); run it as a role that may create schemas and roles`,
+    )
     .addHelpText('after', examples('opsdeck team init --inventory postgres://admin@db.example:5432/ops', 'opsdeck team init --inventory postgres://admin@db.example:5432/ops --json'))
     .action(async (_o: unknown, cmd: Command) => {
       const g = globals(cmd);
@@ -30,15 +32,15 @@ export function register(program: Command, act: Act): void {
       if (!url) throw new UsageError('team init needs the PostgreSQL inventory to set up', 'give it: opsdeck team init --inventory postgres://ROLE@HOST:PORT/DB');
       const inv = new Inventory(home, { url, forInit: true });
       try {
-        const { from, to } = inv.pg!.init();
-        const doc = { inventory: inv.file, schema: PG_SCHEMA, role: PG_USER_ROLE, from, to, upToDate: from === to };
+        const { from, to, roles } = inv.pg!.init();
+        const doc = { inventory: inv.file, schema: PG_SCHEMA, role: roles.user, adminRole: roles.admin, from, to, upToDate: from === to };
         if (g.json) process.stdout.write(JSON.stringify(doc, null, 2) + '\n');
         else
           process.stdout.write(
             from === to
               ? `the inventory at ${inv.file} is up to date (schema ${PG_SCHEMA}, version ${to})\n`
               : `${from === 0 ? 'created' : 'upgraded'} the inventory at ${inv.file} (schema ${PG_SCHEMA}, version ${from} -> ${to})\n` +
-                  `give each operator a login role of their own and: GRANT ${PG_USER_ROLE} TO ROLE;\n` +
+                  `give each operator a login role of their own and: GRANT ${roles.user} TO ROLE; (a team admin: GRANT ${roles.admin} TO ROLE;)\n` +
                   `then, on each jump box: opsdeck settings inventory ${inv.file}\n`,
           );
       } finally {
@@ -89,15 +91,18 @@ export function register(program: Command, act: Act): void {
         requireTeam(app.inv.rights.team);
         const grants = app.inv.rights.listGrants(o.env);
         const admins = app.inv.rights.teamAdmins();
+        const roles = app.inv.pg?.teamRoles() ?? null;
         return {
-          json: { grants, teamAdmins: admins },
+          json: { grants, teamAdmins: admins, roles },
           text:
             (grants.length
               ? table(
                   grants.map((x) => [x.env, x.role, x.level, x.grantedBy, x.grantedAt]),
                   ['ENV', 'ROLE', 'LEVEL', 'GRANTED BY', 'AT'],
                 )
-              : 'no grants') + `\nteam admins (admin everywhere, may grant): ${admins.join(', ') || 'none'}`,
+              : 'no grants') +
+            `\nteam admins (admin everywhere, may grant): ${admins.join(', ') || 'none'}` +
+            (roles ? `\nthis inventory's roles: operators are members of ${roles.user}, team admins of ${roles.admin}` : ''),
         };
       }),
     );
