@@ -4,6 +4,8 @@ import type { Deps } from '../deps/deps.js';
 import { Engine } from '../engine/engine.js';
 import { SshPool } from '../remote/ssh.js';
 import { openStore } from '../store/open.js';
+import { LOCK_WAIT_INTERACTIVE_MS } from '../store/restic.js';
+import { parseDuration } from '../actions/store.js';
 import { loadSettings, type Settings } from './settings.js';
 import { backupPlan } from '../actions/backup.js';
 import { restorePlan } from '../actions/restore.js';
@@ -45,7 +47,9 @@ export function openApp(home?: string): App {
   const inv = new Inventory(dir);
   const settings = loadSettings(dir);
   const ssh = new SshPool(inv, { connectTimeoutMs: settings.connectTimeoutMs });
-  const store = openStore(dir, inv, { repository: settings.storeRepository || process.env.OPSDECK_STORE, copies: settings.storeCopies });
+  // Someone at the console waits for another restic's lock a minute at most; unattended runs longer (makeAct).
+  const lockWaitMs = Math.min(parseDuration(settings.storeLockWait), LOCK_WAIT_INTERACTIVE_MS);
+  const store = openStore(dir, inv, { repository: settings.storeRepository || process.env.OPSDECK_STORE, copies: settings.storeCopies, lockWaitMs });
   const engine = new Engine(inv);
   return {
     home: dir,

@@ -2,6 +2,8 @@ import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { OpsError, UsageError } from '../core/errors.js';
 import { parseInventoryUrl } from '../../inventory/postgres.js';
+import { checkPolicy, type Policy } from '../core/retention.js';
+import { parseDuration } from '../actions/store.js';
 
 export interface Settings {
   /** Where backups go: a path or any restic backend URL (default: store/ in the home). */
@@ -15,9 +17,13 @@ export interface Settings {
   storeCopies: string[];
   /** Code trees back up through a mirror per instance in the home: only changed files travel (issue 15). */
   treeMirrors: boolean;
+  /** How long a run waits for another restic's lock on a store (unattended; at a terminal at most a minute). */
+  storeLockWait: string;
+  /** A copy store's own retention, by repository (the tiers given); a copy not named keeps what the store keeps. */
+  storeCopyRetention: Record<string, Partial<Policy>>;
 }
 
-const defaults: Settings = { storeRepository: '', connectTimeoutMs: 15000, refreshMs: 3000, inventory: '', storeCopies: [], treeMirrors: false };
+const defaults: Settings = { storeRepository: '', connectTimeoutMs: 15000, refreshMs: 3000, inventory: '', storeCopies: [], treeMirrors: false, storeLockWait: '10m', storeCopyRetention: {} };
 
 /**
  * Settings that are not inventory live in settings.json in the opsdeck home. Read and written here
@@ -83,9 +89,52 @@ export function saveSetting(home: string, key: string, value: string, hasBackups
   } else if (key === 'treeMirrors') {
     if (!['on', 'off', 'true', 'false'].includes(value)) throw new UsageError(`invalid ${key} ${JSON.stringify(value)}`, 'on or off');
     settings[key] = value === 'on' || value === 'true';
+  } else if (key === 'storeLockWait') {
+    parseDuration(value);
+    settings[key] = value.trim();
+  } else if (key === 'storeCopyRetention') {
+    settings[key] = { ...settings[key], ...parseCopyRetention(value, settings.storeCopies) };
+    for (const [repo, p] of Object.entries(settings[key])) if (!Object.keys(p).length) delete settings[key][repo];
   } else {
     throw new UsageError(`unknown setting ${JSON.stringify(key)}`, `the settings are: ${Object.keys(defaults).join(', ')}`);
   }
   store(home, settings);
   return settings;
+}
+
+/**
+ * storeCopyRetention: "REPO daily=30,weekly=8,monthly=12,yearly=5" (the tiers given; the others as the
+ * store keeps), "REPO default" (as the store keeps), or a JSON object of them by repository.
+ */
+function parseCopyRetention(value: string, copies: string[]): Record<string, Partial<Policy>> {
+  const hint = 'REPO daily=30,weekly=8,monthly=12,yearly=5 (a copy store of storeCopies), or REPO default';
+  let given: Record<string, unknown>;
+  if (value.trim().startsWith('{')) {
+    try {
+      given = JSON.parse(value) as Record<string, unknown>;
+    } catch {
+      throw new UsageError(`invalid storeCopyRetention ${JSON.stringify(value)}`, hint);
+    }
+  } else {
+    const m = /^\s*(\S+)\s+(\S+)\s*$/.exec(value);
+    if (!m) throw new UsageError(`invalid storeCopyRetention ${JSON.stringify(value)}`, hint);
+    const tiers: Record<string, string> = {};
+    if (m[2] !== 'default')
+      for (const part of m[2].split(',')) {
+        const [k, v] = part.split('=');
+        if (!['daily', 'weekly', 'monthly', 'yearly'].includes(k) || v === undefined) throw new UsageError(`invalid storeCopyRetention tier ${JSON.stringify(part)}`, hint);
+        tiers[k] = v;
+      }
+    given = { [m[1]]: tiers };
+  }
+  const out: Record<string, Partial<Policy>> = {};
+  for (const [repo, tiers] of Object.entries(given)) {
+    if (!copies.includes(repo)) throw new UsageError(`${repo} is not a copy store`, `the copy stores (settings storeCopies): ${copies.join(', ') || 'none yet'}`);
+    if (typeof tiers !== 'object' || tiers === null) throw new UsageError(`invalid storeCopyRetention for ${repo}`, hint);
+    const unknown = Object.keys(tiers).filter((k) => !['daily', 'weekly', 'monthly', 'yearly'].includes(k));
+    if (unknown.length) throw new UsageError(`invalid storeCopyRetention tier ${JSON.stringify(unknown[0])}`, hint);
+    const full = checkPolicy(tiers as Record<string, unknown>);
+    out[repo] = Object.fromEntries(Object.keys(tiers).map((k) => [k, full[k as keyof Policy]]));
+  }
+  return out;
 }

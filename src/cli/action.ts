@@ -4,7 +4,8 @@ import { printableText } from '../core/display.js';
 import { openApp, type App, type GlobalOpts } from '../app/app.js';
 import { commandText } from '../present/commands.js';
 import { withCommandSink, type CommandRecord } from '../remote/command-log.js';
-import { pingEnd } from './run.js';
+import { parseDuration } from '../actions/store.js';
+import { pingEnd, unattended } from './run.js';
 
 /** Output of a command: what --json prints, and the text for people. */
 export interface Output {
@@ -41,6 +42,8 @@ export function makeAct(done: (exitCode: number) => void): Act {
       try {
         app = openApp(g.home);
         const opened = app;
+        // cron's jobs collide on the store's lock (prune, check, copy, backup): unattended, wait the setting's time.
+        if (unattended(g)) opened.store.setLockWait(parseDuration(opened.settings.storeLockWait));
         const body = () => fn(opened, g, ...params);
         const out = await (g.verbose ? withCommandSink(printCommand, body) : body());
         const code = printOutput(out, g);

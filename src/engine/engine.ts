@@ -3,6 +3,7 @@ import { EXIT, LockedError, OpsError, errorMessage } from '../core/errors.js';
 import type { Listener, RunEvent } from '../core/events.js';
 import type { Plan, StepContext } from '../core/plan.js';
 import { withCommandSink } from '../remote/command-log.js';
+import { withStoreNotices } from '../store/notices.js';
 
 export interface RunOutcome<R> {
   status: 'ok' | 'failed' | 'rolled-back' | 'dry-run';
@@ -236,10 +237,14 @@ export class Engine {
 
   /** Runs a step's work with the commands it runs reported as events of that step and kept in the run's command log. */
   private commandsOf<T>(runId: number, index: number | null, fn: () => Promise<T>): Promise<T> {
-    return withCommandSink((c) => {
-      this.emit({ type: 'command', index, ...c });
-      this.inv.addCommand(runId, index, c);
-    }, fn);
+    return withCommandSink(
+      (c) => {
+        this.emit({ type: 'command', index, ...c });
+        this.inv.addCommand(runId, index, c);
+      },
+      // What the store says while it waits (another restic's lock) is a line of this step's log.
+      () => withStoreNotices((message) => this.emit({ type: 'log', index, level: 'warn', message, at: Date.now() }), fn),
+    );
   }
 
   private context<S>(plan: Plan<S, unknown>, index: number, signal: AbortSignal, runId: number | null): StepContext<S> {

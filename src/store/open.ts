@@ -86,11 +86,12 @@ const isInHome = (repository: string) => !/^[a-z0-9]+:/i.test(repository) || rep
  * team keeps for it (opsdeck store secret), sealed with an environment's key: only roles granted
  * there open it, and each opening is recorded. Otherwise the password is store.pass in the home.
  */
-export function openStore(home: string, inv: Inventory, o: { repository?: string; copies?: string[] }): Store {
+export function openStore(home: string, inv: Inventory, o: { repository?: string; copies?: string[]; lockWaitMs?: number }): Store {
   const team = !!inv.pg;
   const options = (repository: string, label: string): StoreOptions => ({
     ...sftpOptions(home, inv, repository),
     label,
+    lockWaitMs: o.lockWaitMs,
     ...(team &&
       !isInHome(repository) && {
         password: () => {

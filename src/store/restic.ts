@@ -1,10 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Writable, type Readable } from 'node:stream';
+import { PassThrough, Writable, type Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { LocalShell } from '../remote/local.js';
 import { CommandError, type ExecOptions, type ExecResult, type Shell } from '../remote/shell.js';
 import { OpsError } from '../core/errors.js';
+import { storeNotice } from './notices.js';
 
 export interface SnapshotResult {
   snapshotId: string;
@@ -12,8 +14,83 @@ export interface SnapshotResult {
   dataAdded: number;
 }
 
-/** restic's words for a store another process holds locked. */
-const LOCKED = /repository is already locked|unable to create lock/i;
+/** restic's words for a lock another process holds: what waiting can outlast (not a lock it cannot write). */
+const HELD = /repository is already locked/i;
+
+/** How long a command waits for another restic's lock by default: cron's jobs (a prune, a check, a copy) collide. */
+export const LOCK_WAIT_MS = 10 * 60_000;
+/** At a terminal someone is waiting too: at most this long, unless the setting is shorter. */
+export const LOCK_WAIT_INTERACTIVE_MS = 60_000;
+
+/** The lines of restic's complaint that name the lock's holder. */
+const holderOf = (stderr: string) =>
+  stderr
+    .trim()
+    .split('\n')
+    .filter((l) => /locked|lock was created|PID/i.test(l))
+    .map((l) => l.replace(/^.*?(repository is already locked)/i, '$1').trim())
+    .join('; ') || 'another restic process';
+
+const minutes = (ms: number) => (ms >= 60_000 ? `${Math.round(ms / 6000) / 10} min` : `${Math.round(ms / 1000)} s`);
+
+/** Whether this machine's restic can wait for a lock itself (--retry-lock, restic 0.16 on); asked once. */
+let retriesLocks: Promise<boolean> | undefined;
+function resticRetriesLocks(sh: Shell): Promise<boolean> {
+  retriesLocks ??= sh.exec(['restic', 'version']).then(
+    (r) => {
+      const m = /restic (\d+)\.(\d+)/.exec(r.stdout);
+      return !!m && (Number(m[1]) > 0 || Number(m[2]) >= 16);
+    },
+    () => false,
+  );
+  return retriesLocks;
+}
+
+/**
+ * A stream backup's input, given again to a restic that stopped at a lock. restic takes its lock
+ * before it reads a byte of stdin, so what it was given then is all still here to give the next one;
+ * past LIMIT bytes restic has been reading (the pipe holds far less), so nothing is kept after that.
+ */
+class Replay {
+  private static readonly LIMIT = 4 * 1024 * 1024;
+  private kept: Buffer[] = [];
+  private size = 0;
+  private current: PassThrough | undefined;
+  private ended = false;
+
+  constructor(private readonly src: Readable) {
+    src.on('data', (b: Buffer) => {
+      this.size += b.length;
+      if (this.size <= Replay.LIMIT) this.kept.push(b);
+      else this.kept = [];
+      if (this.current && !this.current.write(b)) src.pause();
+    });
+    src.on('end', () => {
+      this.ended = true;
+      this.current?.end();
+    });
+    src.on('error', (e) => this.current?.destroy(e));
+    src.pause();
+  }
+
+  /** Whether everything read so far can be given again. */
+  get whole(): boolean {
+    return this.size <= Replay.LIMIT;
+  }
+
+  /** The input of the next attempt: what earlier ones were given, then the rest as it comes. */
+  attempt(): Readable {
+    this.current?.destroy();
+    const p = new PassThrough();
+    this.current = p;
+    p.on('drain', () => this.src.resume());
+    p.on('close', () => this.current === p && this.src.pause());
+    for (const b of this.kept) p.write(b);
+    if (this.ended) p.end();
+    else this.src.resume();
+    return p;
+  }
+}
 /** How long a temporary lock file must stay to be taken for a dead restic's (see removeStaleTempLocks). */
 const TEMP_LOCK_PAUSE_MS = 1000;
 
@@ -32,6 +109,8 @@ export interface StoreOptions {
   copies?: Store[];
   /** How the store is named in the command log. */
   label?: string;
+  /** How long a command waits for a lock another restic holds (settings storeLockWait). */
+  lockWaitMs?: number;
 }
 
 /** What restic says when a snapshot or the repository itself is not there: another store may have it. */
@@ -59,6 +138,8 @@ export class Store {
   readonly passwordFile: string;
   /** The second stores (settings storeCopies), filled with restic copy; restores fall back on them. */
   readonly copies: Store[];
+  /** How long a command waits for a lock another restic holds before it gives up. */
+  private lockWaitMs: number;
   private shellCache: Shell | undefined;
   private ready: Promise<void> | undefined;
 
@@ -70,6 +151,17 @@ export class Store {
     this.repository = repository || join(home, 'store');
     this.passwordFile = join(home, 'store.pass');
     this.copies = opts.copies ?? [];
+    this.lockWaitMs = opts.lockWaitMs ?? LOCK_WAIT_MS;
+  }
+
+  /** How long this store and its copies wait for another restic's lock (unattended runs: longer). */
+  setLockWait(ms: number): void {
+    this.lockWaitMs = ms;
+    for (const c of this.copies) c.setLockWait(ms);
+  }
+
+  private get label(): string {
+    return this.opts.label ?? 'the backup store';
   }
 
   /**
@@ -170,27 +262,48 @@ export class Store {
   }
 
   /**
-   * Runs a restic command that reads no stream; when the store is locked, removes stale locks (of
-   * dead restic processes) and tries once more. A live lock still fails, naming its holder.
+   * Runs a restic command, waiting out a lock another restic holds (cron's prune, check and copy
+   * collide with backups). Stale locks of dead restic processes are removed at once (never a live
+   * one); then the command is tried again with a growing pause until the wait's limit, saying what
+   * it waits for. A restic that can wait itself (--retry-lock) is given what is left of the limit.
+   * `attempt` runs the command once, with extra global flags.
    */
-  private async execUnlocked(argv: string[], opts: ExecOptions = {}): Promise<ExecResult> {
-    let res = await this.shell.exec(argv, opts);
-    if (res.code !== 0 && LOCKED.test(res.stderr)) {
-      await this.unlockStale();
-      res = await this.shell.exec(argv, opts);
-      if (res.code !== 0 && LOCKED.test(res.stderr)) {
-        throw new OpsError(
-          `the backup store is locked by another restic process: ${res.stderr
-            .trim()
-            .split('\n')
-            .filter((l) => /lock|PID|created/i.test(l))
-            .join(' ')}`,
-          1,
-          'wait for that operation to finish; if it is gone from another machine, remove its lock with: restic unlock (with the store settings of opsdeck settings)',
-        );
+  private async waitingForLock(attempt: (flags: string[]) => Promise<ExecResult>, signal?: AbortSignal, canRetry: () => boolean = () => true): Promise<ExecResult> {
+    let res = await attempt([]);
+    if (res.code === 0 || !HELD.test(res.stderr) || !canRetry()) return res;
+    const t0 = Date.now();
+    await this.unlockStale().catch(() => {});
+    res = await attempt([]);
+    if (res.code === 0 || !HELD.test(res.stderr) || !canRetry()) return res;
+    const own = await resticRetriesLocks(this.shell);
+    storeNotice(`${this.label} is locked: ${holderOf(res.stderr)}. Waiting up to ${minutes(this.lockWaitMs)} for it to be released${own ? ' (restic --retry-lock)' : ''}`);
+    for (let pause = 1000; ; pause = Math.min(pause * 2, 30_000)) {
+      const left = this.lockWaitMs - (Date.now() - t0);
+      if (left <= 0 || !canRetry()) break;
+      if (!own) await sleep(Math.min(pause, left), undefined, { signal });
+      res = await attempt(own ? ['--retry-lock', `${Math.max(1, Math.ceil(left / 1000))}s`] : []);
+      if (res.code === 0 || !HELD.test(res.stderr)) {
+        storeNotice(`${this.label}: the lock was released after ${minutes(Date.now() - t0)}; going on`);
+        return res;
       }
+      if (own) break;
     }
-    return res;
+    throw new OpsError(
+      `${this.label} (${this.repository}) stayed locked by another restic process for ${minutes(Date.now() - t0)}, longer than this run waits: ${holderOf(res.stderr)}`,
+      1,
+      'that operation (a prune, check or copy) is still running: try again once it has ended, or let runs wait longer (opsdeck settings storeLockWait 30m). A lock left by a process gone from another machine: restic unlock, with the store settings of opsdeck settings',
+    );
+  }
+
+  /** A restic command that reads no stream, waiting for another restic's lock (waitingForLock). */
+  private execUnlocked(argv: string[], opts: ExecOptions = {}): Promise<ExecResult> {
+    // Output goes on to the caller's stream only once: an attempt stopped at the lock wrote nothing.
+    const out = opts.stdout;
+    return this.waitingForLock(async (flags) => {
+      const res = await this.shell.exec([argv[0], ...flags, ...argv.slice(1)], { ...opts, stdout: out && unending(out) });
+      if (res.code === 0) out?.end();
+      return res;
+    }, opts.signal);
   }
 
   /** execUnlocked, throwing unless restic exits 0. */
@@ -203,7 +316,15 @@ export class Store {
   /** Stores one stream as a snapshot. The caller ends `src` only when the producer succeeded. */
   async backup(src: Readable, filename: string, tags: string[], signal?: AbortSignal): Promise<SnapshotResult> {
     await this.ensure();
-    const res = await this.shell.exec(this.restic('backup', '--json', '--stdin', '--stdin-filename', filename, '--host', 'opsdeck', '--tag', tags.join(',')), { stdin: src, signal });
+    const argv = this.restic('backup', '--json', '--stdin', '--stdin-filename', filename, '--host', 'opsdeck', '--tag', tags.join(','));
+    // A restic stopped at another's lock read nothing of the stream: the next attempt gets it all.
+    const input = new Replay(src);
+    const res = await this.waitingForLock(
+      (flags) => this.shell.exec([argv[0], ...flags, ...argv.slice(1)], { stdin: input.attempt(), signal }),
+      signal,
+      () => input.whole,
+    );
+    if (res.code !== 0 && HELD.test(res.stderr)) throw new OpsError(`${this.label} is locked by another restic process: ${holderOf(res.stderr)}`, 1, 'try again once it has ended');
     if (res.code !== 0) throw new OpsError(`the backup store refused ${filename}: ${res.stderr.trim().split('\n').slice(-2).join(' ')}`);
     for (const line of res.stdout.split('\n').reverse()) {
       if (!line.includes('"summary"')) continue;
@@ -216,7 +337,8 @@ export class Store {
   /** Stores a directory as a snapshot (a tree's mirror); restic reads only files whose stat changed since its last one. */
   async backupDir(dir: string, tags: string[], signal?: AbortSignal): Promise<SnapshotResult> {
     await this.ensure();
-    const res = await this.shell.exec(this.restic('backup', '--json', '--host', 'opsdeck', '--tag', tags.join(','), dir), { signal });
+    const argv = this.restic('backup', '--json', '--host', 'opsdeck', '--tag', tags.join(','), dir);
+    const res = await this.waitingForLock((flags) => this.shell.exec([argv[0], ...flags, ...argv.slice(1)], { signal }), signal);
     if (res.code !== 0) throw new OpsError(`the backup store refused ${dir}: ${res.stderr.trim().split('\n').slice(-2).join(' ')}`);
     const line = res.stdout
       .split('\n')
@@ -294,11 +416,13 @@ export class Store {
       copy.ready.catch(() => (copy.ready = undefined));
     }
     await copy.ready;
-    let res = await sh.exec(copy.restic('copy', ...from, ...snapshots), { signal });
-    if (res.code !== 0 && LOCKED.test(res.stderr)) {
-      await copy.unlockStale();
-      res = await sh.exec(copy.restic('copy', ...from, ...snapshots), { signal });
-    }
+    // Either store may be locked by another restic (a prune of one, a check of the other): both wait.
+    const argv = copy.restic('copy', ...from, ...snapshots);
+    const res = await copy.waitingForLock(async (flags) => {
+      const r = await sh.exec([argv[0], ...flags, ...argv.slice(1)], { signal });
+      if (r.code !== 0 && HELD.test(r.stderr)) await this.unlockStale().catch(() => {});
+      return r;
+    }, signal);
     if (res.code !== 0) throw new OpsError(`restic copy into ${copy.repository} failed: ${res.stderr.trim().split('\n').slice(-2).join(' ')}`);
   }
 

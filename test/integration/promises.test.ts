@@ -168,7 +168,7 @@ describe('runs ID', () => {
 
 describe('settings', () => {
   it('lists the settings, changes one, and refuses a bad key or value naming the fix', async () => {
-    const DEFAULTS = { storeRepository: '', connectTimeoutMs: 15000, refreshMs: 3000, inventory: '', storeCopies: [], treeMirrors: false };
+    const DEFAULTS = { storeRepository: '', connectTimeoutMs: 15000, refreshMs: 3000, inventory: '', storeCopies: [], treeMirrors: false, storeLockWait: '10m', storeCopyRetention: {} };
     const home = newHome();
     const list = await must(cli(home, ['settings']));
     expect(list.stdout).toMatch(/^storeRepository\s+\(default\)$/m);

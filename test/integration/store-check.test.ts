@@ -1,8 +1,9 @@
 import { openSync, readdirSync, readSync, statSync, writeSync, closeSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
+import { execa, type ResultPromise } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { addInstance, cli, homeWithHosts, must } from '../helpers.js';
+import { addInstance, BIN, cli, homeWithHosts, must, until } from '../helpers.js';
 
 // Issue 13 item 7: integrity checks of the store with a time limit. Each run reads one part of the
 // store's data (restic check --read-data-subset n/t), the next run the next part, so a cycle of t runs
@@ -108,5 +109,76 @@ describe('store integrity checks', () => {
     expect(dur.stderr).toContain('invalid duration "soon"');
     const dry = await must(cli(home, ['backups', 'check', '--read-data-subset', 'auto', '--dry-run']));
     expect(dry.stdout).toContain('would check');
+  });
+});
+
+// cron's jobs collide on restic's lock: a prune, a check or a copy holds it exclusively while a
+// backup wants it. The store waits for a live lock (bounded, saying what it waits for), never removes it.
+describe('store lock collisions', () => {
+  let home: string;
+  const storeEnv = () => ({ RESTIC_REPOSITORY: join(home, 'store'), RESTIC_PASSWORD_FILE: join(home, 'store.pass') });
+  const locks = () => readdirSync(join(home, 'store', 'locks'));
+
+  /**
+   * A real restic holding the store's exclusive lock for as long as the test wants: `restic key passwd`
+   * takes it, then waits for the new password on stdin, which never comes. SIGINT ends it; restic
+   * removes its lock on the way out and the password stays as it was.
+   */
+  async function holdLock(): Promise<{ holder: ResultPromise }> {
+    const before = locks().length;
+    const holder = execa('restic', ['key', 'passwd'], { env: storeEnv(), stdin: 'pipe', reject: false });
+    await until('restic holds the lock', () => locks().length > before);
+    // Wrapped: an async function returning the process itself (a thenable) would wait for its end.
+    return { holder };
+  }
+
+  beforeAll(async () => {
+    home = await homeWithHosts(['lab1']);
+    await addInstance(home, 'lab1', 'lock-prod', 'dev', { appSchema: true });
+  });
+
+  it('a backup waits for a live lock, saying what it waits for, and goes on once it is released', async () => {
+    const { holder } = await holdLock();
+    let said = '';
+    const backup = execa(BIN, ['--home', home, 'backup', 'lock-prod', '--yes'], { reject: false, env: { OPSDECK_KNOWN_HOSTS: '' }, stdin: 'ignore' });
+    backup.stderr!.on('data', (b: Buffer) => (said += b.toString()));
+    try {
+      await until('the backup says it waits', () => /is locked: .*locked exclusively by PID \d+.*Waiting up to 10 min/.test(said), 60_000, 50).catch((e: Error) => {
+        throw new Error(`${e.message}; it said: ${said}`);
+      });
+      // Still waiting: the lock is the holder's, untouched.
+      expect(locks()).toHaveLength(1);
+    } finally {
+      holder.kill('SIGINT');
+    }
+    await holder;
+    const r = await backup;
+    expect(r.exitCode, said).toBe(0);
+    expect(said).toMatch(/the lock was released after .*; going on/);
+    const list = JSON.parse((await must(cli(home, ['backups', 'lock-prod', '--json']))).stdout) as { id: string }[];
+    expect(list).toHaveLength(1);
+    expect(JSON.parse((await must(cli(home, ['backups', 'verify', list[0].id, '--json']))).stdout)).toMatchObject({ verified: true });
+    // The audit trail keeps each try: the backup run's commands hold restic backup tried again after the wait.
+    const runs = JSON.parse((await must(cli(home, ['runs', '--json', '--limit', '5']))).stdout) as { id: number; command: string }[];
+    const commands = (await must(cli(home, ['runs', String(runs.find((x) => x.command === 'backup')!.id), '--commands']))).stdout;
+    expect(commands.match(/restic backup .*--stdin-filename lock-prod\.db\.sql/g)?.length ?? 0, commands).toBeGreaterThan(1);
+  });
+
+  it('gives up after storeLockWait with a clear error, leaving the live lock where it is', async () => {
+    await must(cli(home, ['settings', 'storeLockWait', '3s']));
+    const { holder } = await holdLock();
+    try {
+      const r = await cli(home, ['backup', 'lock-prod', '--yes']);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/the backup store \(.*\) stayed locked by another restic process for \d+ s, longer than this run waits: repository is already locked exclusively by PID \d+/);
+      expect(r.stderr).toMatch(/fix: .*opsdeck settings storeLockWait 30m/);
+      // Never a live lock removed; the failed backup left nothing in the inventory.
+      expect(locks()).toHaveLength(1);
+      expect(JSON.parse((await must(cli(home, ['backups', 'lock-prod', '--json']))).stdout)).toHaveLength(1);
+    } finally {
+      holder.kill('SIGINT');
+      await holder;
+    }
+    expect(locks()).toHaveLength(0);
   });
 });

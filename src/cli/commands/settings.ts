@@ -8,7 +8,7 @@ import { examples } from './help.js';
 const show = (s: Settings): Output => ({
   json: s,
   text: Object.entries(s)
-    .map(([k, v]) => `${k.padEnd(18)} ${v === '' ? '(default)' : v}`)
+    .map(([k, v]) => `${k.padEnd(18)} ${v === '' ? '(default)' : typeof v === 'object' && !Array.isArray(v) ? JSON.stringify(v) : v}`)
     .join('\n'),
 });
 
