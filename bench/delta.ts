@@ -7,64 +7,11 @@
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { connect, createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { asLabUser, makeLabInstance, type Lab, type LabInstance } from '../fixtures/lab.js';
+import { CuttingProxy } from '../fixtures/proxy.js';
 
 const BIN = join(import.meta.dirname, '..', '..', 'bin', 'opsdeck');
-
-/** A TCP relay that counts what passes and, with `rate` (bytes/s), holds each direction to it. */
-class Wire {
-  bytes = 0;
-  rate = 0;
-  port = 0;
-  private server: Server;
-  private sockets = new Set<Socket>();
-
-  constructor(target: { host: string; port: number }) {
-    this.server = createServer((client) => {
-      const upstream = connect(target);
-      this.sockets.add(client).add(upstream);
-      const end = () => {
-        client.destroy();
-        upstream.destroy();
-      };
-      this.pipe(upstream, client);
-      this.pipe(client, upstream);
-      client.on('error', end).on('close', end);
-      upstream.on('error', end).on('close', end);
-    });
-  }
-
-  /** One direction: each chunk leaves when the link would have carried the ones before it. */
-  private pipe(from: Socket, to: Socket): void {
-    let free = 0;
-    from.on('data', (d: Buffer) => {
-      this.bytes += d.length;
-      if (!this.rate) return void to.write(d);
-      const now = Date.now();
-      free = Math.max(free, now) + (d.length / this.rate) * 1000;
-      from.pause();
-      setTimeout(
-        () => {
-          if (!to.destroyed) to.write(d);
-          from.resume();
-        },
-        Math.max(0, free - now),
-      );
-    });
-  }
-
-  async start(): Promise<void> {
-    await new Promise<void>((r) => this.server.listen(0, '127.0.0.1', r));
-    this.port = (this.server.address() as { port: number }).port;
-  }
-
-  async stop(): Promise<void> {
-    for (const s of this.sockets) s.destroy();
-    await new Promise((r) => this.server.close(r));
-  }
-}
 
 /** Runs a command without blocking this process (the relay lives in it); rejects on a non-zero exit. */
 function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<void> {
@@ -77,7 +24,7 @@ function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<
   });
 }
 
-async function measured(wire: Wire, f: () => Promise<void>): Promise<{ s: number; bytes: number }> {
+async function measured(wire: CuttingProxy, f: () => Promise<void>): Promise<{ s: number; bytes: number }> {
   const b = wire.bytes;
   const t = process.hrtime.bigint();
   await f();
@@ -102,7 +49,7 @@ export async function benchDelta(lab: Lab, makeTree: (path: string) => void, run
   makeTree(inst.path);
   const treeBytes = Number(asLabUser('du', ['-sb', inst.path]).split('\t')[0]);
   const h = lab.hosts[0];
-  const wire = new Wire({ host: h.address, port: h.port });
+  const wire = new CuttingProxy({ host: h.address, port: h.port });
   await wire.start();
   const dir = mkdtempSync(join(lab.dir, 'bench-delta-'));
   const known = join(dir, 'known_hosts');

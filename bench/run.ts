@@ -14,7 +14,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { asLabUser, hostAddArgs, labSsh, makeLabInstance, opsdeckSync, startLab, type Lab, type LabInstance } from '../fixtures/lab.js';
+import { asLabUser, hostAddArgs, labSsh, makeLabInstance, opsdeckSync, startLab, type Lab } from '../fixtures/lab.js';
 import { Store } from '../src/store/restic.js';
 import { makeLabMysqlInstance, MYSQL_PORT } from '../fixtures/lab/mariadb.js';
 import { benchDelta, deltaTable } from './delta.js';
@@ -175,22 +175,13 @@ function benchWatch(lab: Lab, sshTo: (h: Lab['hosts'][number]) => string): { wha
 
 async function main() {
   return startLab().then(async (lab: Lab) => {
-    const inst: LabInstance = makeLabInstance(lab, 'lab1', 'bench-prod', { pagila: true });
-    const staging: LabInstance = makeLabInstance(lab, 'lab2', 'bench-staging', {});
     if (process.getuid?.() !== 0) process.env.BENCH_OWNER = lab.user;
-    process.stderr.write(`bench: making the code tree (${FILES} files, ${(BYTES / 1e6).toFixed(0)} MB)...\n`);
-    if (want('pg')) makeTree(inst.path);
     settleDir = lab.hosts[0].root;
-    const treeBytes = Number(asLabUser('du', ['-sb', inst.path]).split('\t')[0]);
     const h = lab.hosts[0];
     const h2 = lab.hosts[1];
     const sshTo = labSsh(lab, join(lab.dir, 'bench_known_hosts'));
     const ssh = sshTo(h);
     const ssh2 = sshTo(h2);
-    const stagingConn = `-h 127.0.0.1 -p ${lab.pg.port} -U ${staging.role} ${staging.db}`;
-    const pgConn = `-h 127.0.0.1 -p ${lab.pg.port} -U ${inst.role} ${inst.db}`;
-    // The password reaches pg_dump the way a careful admin would pass it: on stdin, not in argv.
-    const withPw = (cmd: string) => `{ echo ${inst.password}; } | ${ssh} 'read -r PGPASSWORD; export PGPASSWORD; exec ${cmd}'`;
 
     const results: { what: string; baseline: number; opsdeck: number }[] = [];
     const backupBase: number[] = [];
@@ -200,8 +191,21 @@ async function main() {
     const cloneBase: number[] = [];
     const cloneOps: number[] = [];
     let growth = { base: 0, ops: 0, first: 0, baseFirst: 0 };
+    // bench-prod (pagila, the big tree) and bench-staging are the PostgreSQL rows' alone, remade only
+    // when those run: the other parts have instances of their own.
+    const pg = want('pg') ? { inst: makeLabInstance(lab, 'lab1', 'bench-prod', { pagila: true }), staging: makeLabInstance(lab, 'lab2', 'bench-staging', {}) } : undefined;
+    if (pg) {
+      process.stderr.write(`bench: making the code tree (${FILES} files, ${(BYTES / 1e6).toFixed(0)} MB)...\n`);
+      makeTree(pg.inst.path);
+    }
+    const treeBytes = pg ? Number(asLabUser('du', ['-sb', pg.inst.path]).split('\t')[0]) : 0;
 
-    for (let run = 0; run < (want('pg') ? RUNS : 0); run++) {
+    for (let run = 0; pg && run < RUNS; run++) {
+      const { inst, staging } = pg;
+      const stagingConn = `-h 127.0.0.1 -p ${lab.pg.port} -U ${staging.role} ${staging.db}`;
+      const pgConn = `-h 127.0.0.1 -p ${lab.pg.port} -U ${inst.role} ${inst.db}`;
+      // The password reaches pg_dump the way a careful admin would pass it: on stdin, not in argv.
+      const withPw = (cmd: string) => `{ echo ${inst.password}; } | ${ssh} 'read -r PGPASSWORD; export PGPASSWORD; exec ${cmd}'`;
       process.stderr.write(`bench: run ${run + 1} of ${RUNS}\n`);
       // Baseline: a fresh restic repository and the two pipelines, one after the other.
       const repo = mkdtempSync(join(lab.dir, 'bench-restic-'));
@@ -295,16 +299,19 @@ async function main() {
     const lines = [
       `# opsdeck benchmark, ${new Date().toISOString()}`,
       '',
-      `instance: pagila database + ${FILES} files, ${(treeBytes / 1e6).toFixed(0)} MB code tree, over ssh on loopback; median of ${RUNS} runs`,
-      '',
+      ...(pg ? [`instance: pagila database + ${FILES} files, ${(treeBytes / 1e6).toFixed(0)} MB code tree, over ssh on loopback; median of ${RUNS} runs`, ''] : []),
       '| operation | shell pipeline | opsdeck | ratio (opsdeck / pipeline) |',
       '|---|---|---|---|',
       ...results.map((r) => `| ${r.what} | ${r.baseline.toFixed(2)} s | ${r.opsdeck.toFixed(2)} s | ${(r.opsdeck / r.baseline).toFixed(2)}x |`),
       '',
       ...(want('pg') ? [] : ['(some parts only: BENCH_ONLY=' + ONLY + ')']),
       ...(deltaRows.length ? [...deltaRows, ''] : []),
-      `second backup of the unchanged instance: store grew ${(growth.ops / 1e6).toFixed(2)} MB = ${((growth.ops / growth.first) * 100).toFixed(2)}% of the first backup's ${(growth.first / 1e6).toFixed(0)} MB (plain restic pipeline: ${(growth.base / 1e6).toFixed(2)} MB = ${((growth.base / growth.baseFirst) * 100).toFixed(2)}%)`,
-      '',
+      ...(pg
+        ? [
+            `second backup of the unchanged instance: store grew ${(growth.ops / 1e6).toFixed(2)} MB = ${((growth.ops / growth.first) * 100).toFixed(2)}% of the first backup's ${(growth.first / 1e6).toFixed(0)} MB (plain restic pipeline: ${(growth.base / 1e6).toFixed(2)} MB = ${((growth.base / growth.baseFirst) * 100).toFixed(2)}%)`,
+            '',
+          ]
+        : []),
       'opsdeck restore includes what the pipeline does not: a safety backup of the target, checksum checks of both streams, a staged tree swapped in atomically.',
       'opsdeck clone streams host to host as the pipeline does, and also keeps the target in maintenance, takes a safety backup of its database beside the copy, checks it and keeps its local files.',
     ];

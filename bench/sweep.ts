@@ -13,9 +13,11 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
+import { constants } from 'node:os';
 import { join, resolve } from 'node:path';
 import { asLabUser, startLab, type Lab } from '../fixtures/lab.js';
+import { waitPort } from '../fixtures/lab/common.js';
+import { sshdConfig } from '../fixtures/lab/hosts.js';
 import { openApp } from '../src/app/app.js';
 import { sweep } from '../src/health/probes.js';
 
@@ -33,59 +35,33 @@ const instName = (n: number) => `bench-sweep-${n}`;
 const PER_SSHD = 16;
 
 /**
- * The fleet's sshds: one host key for all, configs beside the lab's hosts; the pids, to stop them,
- * and their logs.
+ * The fleet's sshds: one host key for all, configs beside the lab's hosts; each pid goes into `pids`
+ * as it starts (to stop them, even when interrupted halfway), and their logs.
  */
-async function startFleet(lab: Lab): Promise<{ pids: number[]; logs: string[]; fingerprint: string }> {
+async function startFleet(lab: Lab, pids: number[]): Promise<{ logs: string[]; fingerprint: string }> {
   if (MAX > 250) throw new Error('bench: at most 250 hosts (127.0.2.1-250)');
   const dir = join(lab.dir, 'sweep-fleet');
   mkdirSync(dir, { recursive: true });
   const key = join(dir, 'ssh_host_ed25519_key');
   if (!existsSync(key)) spawnSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'fleet', '-f', key]);
-  const pids: number[] = [];
   const logs: string[] = [];
   for (let first = 1; first <= MAX; first += PER_SSHD) {
     const tag = `sshd-${first}`;
     const log = join(dir, `${tag}.log`);
     const conf = join(dir, `${tag}_config`);
-    writeFileSync(
-      conf,
-      [
-        ...Array.from({ length: Math.min(PER_SSHD, MAX - first + 1) }, (_, i) => `ListenAddress ${address(first + i)}:${PORT}`),
-        `HostKey ${key}`,
-        `PidFile ${join(dir, `${tag}.pid`)}`,
-        `AuthorizedKeysFile ${join(lab.dir, 'keys', 'authorized_keys')}`,
-        `AllowUsers ${lab.user}`,
-        'UsePAM no',
-        'PasswordAuthentication no',
-        'KbdInteractiveAuthentication no',
-        'PubkeyAuthentication yes',
-        'StrictModes no',
-        'AllowTcpForwarding yes',
-        // VERBOSE: one "Connection from ... on ADDRESS port 2222" line per connection, to count them.
-        // MaxStartups stays at its default (10 unauthenticated at once per daemon).
-        'LogLevel VERBOSE',
-        '',
-      ].join('\n'),
-    );
+    // VERBOSE: one "Connection from ... on ADDRESS port 2222" line per connection, to count them.
+    // MaxStartups stays at its default (10 unauthenticated at once per daemon).
+    const listen = Array.from({ length: Math.min(PER_SSHD, MAX - first + 1) }, (_, i) => `${address(first + i)}:${PORT}`);
+    writeFileSync(conf, sshdConfig({ listen, hostKey: key, pidFile: join(dir, `${tag}.pid`), allowUsers: [lab.user], logLevel: 'VERBOSE' }));
     writeFileSync(log, '');
     const child = spawn('/usr/sbin/sshd', ['-D', '-f', conf, '-E', log], { stdio: 'ignore' });
     pids.push(child.pid!);
     logs.push(log);
-    const last = address(Math.min(first + PER_SSHD - 1, MAX));
     // Up once its last address answers (sshd binds them all before it accepts).
-    for (let i = 0; i < 300 && !(await answers(last, PORT)); i++) await new Promise((r) => setTimeout(r, 50));
+    await waitPort(address(Math.min(first + PER_SSHD - 1, MAX)), PORT);
   }
   const fingerprint = spawnSync('ssh-keygen', ['-lf', `${key}.pub`], { encoding: 'utf8' }).stdout.split(' ')[1];
-  return { pids, logs, fingerprint };
-}
-
-function answers(host: string, port: number): Promise<boolean> {
-  return new Promise((res) => {
-    const s = connect({ host, port });
-    s.once('connect', () => (s.destroy(), res(true)));
-    s.once('error', () => res(false));
-  });
+  return { logs, fingerprint };
 }
 
 /** CPU seconds the fleet's sshds and their sessions (reaped by them) have used so far. */
@@ -150,13 +126,28 @@ interface Row {
 export async function sweepBench(): Promise<string[]> {
   const lab = await startLab();
   const web = lab.hosts[0];
-  // Each instance's directory, on the one filesystem every fleet host shares, and its site.
-  for (let i = 1; i <= MAX; i++) {
-    asLabUser('sh', ['-c', 'mkdir -p "$1" && echo "<html>ok</html>" > "$1/index.html"', 'sh', join(web.root, instName(i))]);
-  }
-  const fleet = await startFleet(lab);
+  const dirs = Array.from({ length: MAX }, (_, i) => join(web.root, instName(i + 1)));
+  const pids: number[] = [];
+  // The fleet is the bench's own (the lab never stops it): it goes at the end, and when the bench is
+  // interrupted (Ctrl-C, kill) too, with the instances' directories.
+  const stopFleet = () => {
+    for (const pid of pids.splice(0)) {
+      try {
+        process.kill(pid, 'SIGTERM');
+      } catch {}
+    }
+    spawnSync('rm', ['-rf', ...dirs]);
+  };
+  const onSignal = (sig: NodeJS.Signals) => {
+    stopFleet();
+    process.exit(128 + constants.signals[sig]);
+  };
+  process.once('SIGINT', onSignal).once('SIGTERM', onSignal);
   const rows: Row[] = [];
   try {
+    // Each instance's directory, on the one filesystem every fleet host shares, and its site.
+    for (const d of dirs) asLabUser('sh', ['-c', 'mkdir -p "$1" && echo "<html>ok</html>" > "$1/index.html"', 'sh', d]);
+    const fleet = await startFleet(lab, pids);
     for (const n of SIZES) {
       process.stderr.write(`bench: sweep of ${n} hosts...\n`);
       const home = fleetHome(lab, n, fleet.fingerprint);
@@ -169,7 +160,7 @@ export async function sweepBench(): Promise<string[]> {
       let logged = new Map<string, number>();
       for (let run = 0; run < RUNS; run++) {
         const from = logSizes(fleet.logs);
-        const cpu0 = fleetCpu(fleet.pids);
+        const cpu0 = fleetCpu(pids);
         // In a process of its own: nothing of an earlier run (kept-alive sockets, warm caches) helps it.
         const one = JSON.parse(spawnSync(process.execPath, [process.argv[1], '--one', home], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).stdout) as {
           ms: number;
@@ -178,7 +169,7 @@ export async function sweepBench(): Promise<string[]> {
           cpu: number;
         };
         opsCpu.push(one.cpu);
-        hostCpu.push(fleetCpu(fleet.pids) - cpu0);
+        hostCpu.push(fleetCpu(pids) - cpu0);
         if (one.bad.length) throw new Error(`bench: ${one.bad.length} probes failed, first: ${one.bad[0]}`);
         inProcess.push(one.ms);
         opened = one.opened;
@@ -209,8 +200,8 @@ export async function sweepBench(): Promise<string[]> {
       spawnSync('rm', ['-rf', home]);
     }
   } finally {
-    for (const pid of fleet.pids) process.kill(pid, 'SIGTERM');
-    for (let i = 1; i <= MAX; i++) spawnSync('rm', ['-rf', join(web.root, instName(i))]);
+    process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
+    stopFleet();
   }
   const ms = (t: number) => `${t.toFixed(0)} ms`;
   return [

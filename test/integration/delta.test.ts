@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { appendFileSync, chmodSync, existsSync, linkSync, mkdirSync, readdirSync, rmSync, symlinkSync, utimesSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CuttingProxy } from '../proxy.js';
+import { CuttingProxy } from '../../fixtures/proxy.js';
 import { addInstance, cli, homeWithHosts, lab, must, treeState } from '../helpers.js';
 
 const FILES = 2000;

@@ -6,7 +6,7 @@ import { Inventory } from '../../inventory/index.js';
 import { makeLabInstance } from '../../fixtures/lab.js';
 import { addInstance, appSql, asLabUser, cli, dbSql, dbSqlAsApp, dbState, ENGINES, homeWithHosts, lab, local, must, sql, repinHostKey, treeState } from '../helpers.js';
 import { mysqlAdmin, mysqlDatabases } from '../../fixtures/lab/mariadb.js';
-import { CuttingProxy } from '../proxy.js';
+import { CuttingProxy } from '../../fixtures/proxy.js';
 
 async function storeSnapshots(home: string): Promise<unknown[]> {
   if (!existsSync(join(home, 'store', 'config'))) return [];

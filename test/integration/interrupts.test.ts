@@ -7,7 +7,7 @@ import { createServer as createHttpServer, type Server as HttpServer } from 'nod
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeLabInstance, type LabInstance } from '../../fixtures/lab.js';
-import { CuttingProxy } from '../proxy.js';
+import { CuttingProxy } from '../../fixtures/proxy.js';
 import { BIN, addInstance, asLabUser, cli, dbState, homeWithHosts, lab, must, sql, treeState, until } from '../helpers.js';
 
 const storeEnv = (home: string) => ({ RESTIC_REPOSITORY: join(home, 'store'), RESTIC_PASSWORD_FILE: join(home, 'store.pass') });

@@ -6,7 +6,7 @@ import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { mysqlAdmin, mysqlDatabases } from '../../fixtures/lab/mariadb.js';
-import { CuttingProxy } from '../proxy.js';
+import { CuttingProxy } from '../../fixtures/proxy.js';
 import { BIN, ENGINES, addInstance, appSql, asLabUser, cli, dbState, homeWithHosts, lab, must, treeState, until, type Engine } from '../helpers.js';
 
 /** The instance's half-restored record, as the killed run left it (read from the inventory file). */
