@@ -10,6 +10,7 @@ import { Meter, TarScanner } from './meter.js';
 import { listTree, mirrorBackup, treeMirrorsOn } from '../store/tree-mirror.js';
 import { NotMirrorable, treeKeyOf } from '../store/tree-index.js';
 import { progressSum, relay, together } from './relay.js';
+import { codeTarArgv, hasSharedDir, sharedDir } from './releases.js';
 
 export function newBackupId(): string {
   const t = new Date()
@@ -32,11 +33,12 @@ export function storedStream(b: Backup, stream: 'code' | 'db'): { snapshot: stri
  * A fingerprint of the tree's stat data, computed on the host: any change to a file's content, mode,
  * name or link changes its ctime, which no user can set back. Undefined where find lacks -printf.
  */
-export async function treeKey(deps: Deps, inst: Instance, signal?: AbortSignal): Promise<string | undefined> {
-  // No pipefail in sh: the listing is captured first so a failing find cannot yield a hash.
-  const res = await shellFor(deps, inst).exec(['sh', '-c', 'cd -- "$1" && list=$(find . -printf "%i %C@ %T@ %s %m %y %P\\n") && printf "%s" "$list" | LC_ALL=C sort | sha256sum', 'sh', inst.path], {
-    signal,
-  });
+export async function treeKey(deps: Deps, inst: Instance, signal?: AbortSignal, withShared = false): Promise<string | undefined> {
+  // No pipefail in sh: the listing is captured first so a failing find cannot yield a hash. In release
+  // mode shared/ is in the backup too, so it is in the fingerprint (its lines marked apart).
+  const script =
+    'cd -- "$1" && list=$(find . -printf "%i %C@ %T@ %s %m %y %P\\n") && if [ -n "$2" ]; then cd -- "$2" && list="$list\n$(find . -printf "S %i %C@ %T@ %s %m %y %P\\n")" || exit 1; fi && printf "%s" "$list" | LC_ALL=C sort | sha256sum';
+  const res = await shellFor(deps, inst).exec(['sh', '-c', script, 'sh', inst.path, withShared ? sharedDir(inst.path) : ''], { signal });
   const key = res.stdout.split(' ')[0];
   return res.code === 0 && /^[0-9a-f]{64}$/.test(key) ? key : undefined;
 }
@@ -48,8 +50,11 @@ export async function treeKey(deps: Deps, inst: Instance, signal?: AbortSignal):
  */
 export async function backupCode(deps: Deps, inst: Instance, id: string, ctx: StepIO, reuse = false): Promise<NonNullable<Manifest['code']>> {
   const shell = shellFor(deps, inst);
+  // Release mode: the live release and shared/ in one tar (SHARED_IN_TAR); a mirror holds one tree only.
+  const withShared = await hasSharedDir(deps, inst, ctx.signal);
   let list: Awaited<ReturnType<typeof listTree>> | undefined;
-  if (treeMirrorsOn(deps.store)) {
+  if (withShared && treeMirrorsOn(deps.store)) ctx.log('code: streamed whole, not through the mirror: a release and its shared/ are two trees');
+  else if (treeMirrorsOn(deps.store)) {
     try {
       list = await listTree(shell, inst.path, ctx.signal, (n) => ctx.progress(n));
     } catch (err) {
@@ -59,7 +64,7 @@ export async function backupCode(deps: Deps, inst: Instance, id: string, ctx: St
   }
   // Through a mirror, the fingerprint comes from the host's list: no second pass over the tree.
   const listed = list && treeKeyOf(list.entries);
-  const key = listed ?? (await treeKey(deps, inst, ctx.signal));
+  const key = listed ?? (await treeKey(deps, inst, ctx.signal, withShared));
   if (reuse && key) {
     const same = deps.inv.backupForTree(inst.name, key);
     if (same) {
@@ -70,9 +75,8 @@ export async function backupCode(deps: Deps, inst: Instance, id: string, ctx: St
   if (list && listed) return await backupCodeByMirror(deps, inst, id, ctx, listed, list);
   const tar = new TarScanner();
   const meter = new Meter({ tar, onBytes: (n) => ctx.progress(n) });
-  // As the host's become user when it has one (shellFor): it can read the whole tree. Owners are
-  // stored as numbers: a restore as root gives back exactly these.
-  const argv = ['tar', '--numeric-owner', '-C', inst.path, '-cf', '-', '.'];
+  // As the host's become user when it has one (shellFor): it can read the whole tree.
+  const argv = codeTarArgv(inst.path, withShared);
   const snap = await guardTagged(deps, id, ctx, () =>
     relay(
       meter,
@@ -189,7 +193,8 @@ export async function inspectInstance(deps: Deps, inst: Instance, signal?: Abort
   const shell = shellFor(deps, inst);
   // Into /dev/null GNU tar reads no file's data, yet counts exactly the bytes the backup's tar will send
   // (LC_ALL=C: the count is read from its English words).
-  const res = await shell.exec(['env', 'LC_ALL=C', 'tar', '--numeric-owner', '--totals', '-C', inst.path, '-cf', '/dev/null', '.'], { signal });
+  const [, ...tar] = codeTarArgv(inst.path, await hasSharedDir(deps, inst, signal), '/dev/null');
+  const res = await shell.exec(['env', 'LC_ALL=C', 'tar', '--totals', ...tar], { signal });
   if (res.code !== 0) {
     throw new OpsError(`the code tree ${inst.path} of ${inst.name} cannot be read on host ${inst.host}: ${res.stderr.trim()}`, 1, `check the path with: opsdeck instance show ${inst.name}`);
   }

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { basename } from 'node:path';
+import { basename, dirname } from 'node:path';
 import type { Instance } from '../../inventory/index.js';
 import type { StepIO } from '../core/plan.js';
 import { OpsError, UsageError } from '../core/errors.js';
@@ -26,6 +26,8 @@ export interface ReleaseMeta {
   backup: string | null;
   /** sha256 of the database schema while this release was live (after its migrations). */
   schema: string | null;
+  /** The release live when this one was built (its `backup` holds the database as that one ran with it). */
+  from?: string;
 }
 
 export interface Release {
@@ -34,7 +36,17 @@ export interface Release {
   live: boolean;
 }
 
-const RELEASE_ID = /^\d{8}T\d{6}Z-[0-9a-f]{4,40}$/;
+/** `<timestamp>-<rev>`, or `<timestamp>-restored` for a tree a restore put back as a release. */
+export const RELEASE_ID = /^\d{8}T\d{6}Z-(?:[0-9a-f]{4,40}|restored)$/;
+
+/**
+ * The top-level name a backup's code tar holds `PATH.shared/` under, beside the live release's tree
+ * (`./`): one stream, so the manifest's sha256, size and file count cover the shared files too.
+ */
+export const SHARED_IN_TAR = '.opsdeck-shared';
+
+/** The file beside the releases naming the release that was live before the current one (rollback's default). */
+export const previousFile = (path: string) => `${releasesDir(path)}/.previous`;
 
 /** A release id: when it was built (UTC, to the second) and the revision it holds; never one already taken. */
 export function releaseId(revision: string, taken: Iterable<string>, at = Date.now()): string {
@@ -120,9 +132,28 @@ export async function schemaHash(deps: Deps, inst: Instance): Promise<string | n
  * Points the instance path at a release atomically: a new link beside it, renamed over the old one
  * (rename(2) through `mv -T`), so every request finds either the old release or the new one.
  */
-export async function switchTo(deps: Deps, inst: Instance, id: string, ctx: StepIO): Promise<void> {
-  await sh(deps, inst, 'rm -f -- "$1.opsdeck-link" && ln -s -- "$2" "$1.opsdeck-link" && mv -T -f -- "$1.opsdeck-link" "$1"', [inst.path, `${basename(inst.path)}.releases/${id}`], ctx.signal);
+export async function switchTo(deps: Deps, inst: Instance, id: string, ctx: StepIO, previous?: string | null): Promise<string | null> {
+  // The release live until now is recorded as the previous one (rollback goes back to it), unless the
+  // caller names what to record: an undo puts back the record it found. Written before the switch, so
+  // a switch that fails leaves at worst a record naming the live release, which rollback skips.
+  const res = await sh(
+    deps,
+    inst,
+    'old=$(cat -- "$3" 2>/dev/null); if [ "$4" = keep ]; then prev=$(basename -- "$(readlink -- "$1")"); else prev=$5; fi; ' +
+      'if [ -n "$prev" ]; then printf "%s\\n" "$prev" > "$3.tmp" && mv -f -- "$3.tmp" "$3" || exit 1; else rm -f -- "$3"; fi; printf "%s\\n" "$old"; ' +
+      'rm -f -- "$1.opsdeck-link" && ln -s -- "$2" "$1.opsdeck-link" && mv -T -f -- "$1.opsdeck-link" "$1"',
+    [inst.path, `${basename(inst.path)}.releases/${id}`, previousFile(inst.path), previous === undefined ? 'keep' : 'set', previous ?? ''],
+    ctx.signal,
+  );
   ctx.log(`${inst.name} now serves release ${id}`);
+  return res.stdout.trim() || null;
+}
+
+/** The release recorded as live before the current one, if any. */
+export async function previousRelease(deps: Deps, inst: Instance): Promise<string | undefined> {
+  const res = await shellFor(deps, inst).exec(['cat', '--', previousFile(inst.path)]);
+  const id = res.code === 0 ? res.stdout.trim() : '';
+  return RELEASE_ID.test(id) ? id : undefined;
 }
 
 /** Links each shared path into a release (what git put there under that name gives way). */
@@ -159,7 +190,11 @@ export async function unshare(deps: Deps, inst: Instance, paths: string[]): Prom
   if (paths.length) await run(shellFor(deps, inst), ['rm', '-rf', '--', ...paths.map((p) => `${sharedDir(inst.path)}/${p}`)]);
 }
 
-/** What a conversion did, so its undo puts exactly that back. */
+/**
+ * What a conversion did (or was about to do), so its undo puts exactly that back. Each step is added
+ * before it runs and every undo command checks what is there, so a conversion cut short anywhere is
+ * undone by the same code: in the run (the step's own undo), or from the journal on the host.
+ */
 export interface Conversion {
   id: string;
   /** Shared paths moved out of the tree into shared/ (a link left in their place). */
@@ -168,54 +203,101 @@ export interface Conversion {
   made: string[];
 }
 
+/** The journal of a conversion under way on the host: removed once it is whole, read by the next run. */
+export const conversionJournal = (path: string) => `${releasesDir(path)}/.converting`;
+
 /**
  * Turns an in-place instance into release mode: its directory becomes the first release, its
  * shared paths move to shared/ with links in their place, and the path becomes a link to it. Two
  * renames (the directory away, the link in): no rename puts a link over a directory in one step.
+ * What it did is filled in as it goes (`started`): when a step fails the caller's undo (undoConversion) finds each step
+ * that may have run, and a journal on the host says the same to the next run if this one is killed.
  */
-export async function convertToReleases(deps: Deps, inst: Instance, revision: string, ctx: StepIO): Promise<Conversion> {
+export async function convertToReleases(deps: Deps, inst: Instance, revision: string, ctx: StepIO, started?: (conv: Conversion) => void): Promise<Conversion> {
   const rel = releasesDir(inst.path);
   const shared = sharedDir(inst.path);
   const there = await shellFor(deps, inst).exec(['sh', '-c', 'for p in "$@"; do if [ -e "$p" ] || [ -L "$p" ]; then printf "%s\\n" "$p"; fi; done', 'sh', rel, shared]);
   if (there.stdout.trim()) throw new UsageError(`${there.stdout.trim().split('\n').join(' and ')} already exist on ${inst.host}`, 'move them away first: the first update in release mode makes them');
-  const id = releaseId(revision, []);
-  await sh(deps, inst, 'mkdir -- "$2" "$3" && mv -T -- "$1" "$2/$4" && ln -s -- "$5" "$1"', [inst.path, rel, shared, id, `${basename(inst.path)}.releases/${id}`], ctx.signal);
-  const conv: Conversion = { id, moved: [], made: [] };
+  // Handed over before the first change (and only once nothing refused it): the caller's undo then
+  // sees each step as it is added.
+  const conv: Conversion = { id: releaseId(revision, []), moved: [], made: [] };
+  started?.(conv);
+  const { id } = conv;
+  const journal = (c: Conversion) => run(shellFor(deps, inst), ['sh', '-c', 'cat > "$1.tmp" && mv -f -- "$1.tmp" "$1"', 'sh', conversionJournal(inst.path)], { stdin: JSON.stringify(c) + '\n' });
+  await sh(deps, inst, 'mkdir -- "$1" "$2"', [rel, shared], ctx.signal);
+  await journal(conv);
+  await sh(deps, inst, 'mv -T -- "$1" "$2/$3" && ln -s -- "$4" "$1"', [inst.path, rel, id, `${basename(inst.path)}.releases/${id}`], ctx.signal);
   const local = new Set(inst.localPaths);
   for (const p of sharedPathsOf(inst)) {
     const from = `${rel}/${id}/${p}`;
-    const res = await sh(
+    const has = (await shellFor(deps, inst).exec(['sh', '-c', 'if [ -e "$1" ] || [ -L "$1" ]; then echo yes; fi', 'sh', from])).stdout.includes('yes');
+    if (!has && local.has(p)) continue;
+    // In the journal before it happens: an undo of a step that did not run finds nothing to put back.
+    (has ? conv.moved : conv.made).push(p);
+    await journal(conv);
+    await sh(
       deps,
       inst,
-      'if [ -e "$1" ] || [ -L "$1" ]; then mkdir -p -- "$(dirname -- "$2")" && mv -T -- "$1" "$2" && ln -s -- "$3" "$1" && echo moved; ' +
-        'elif [ "$4" = dir ]; then mkdir -p -- "$2" "$(dirname -- "$1")" && ln -s -- "$3" "$1" && echo made; fi',
-      [from, `${shared}/${p}`, sharedLinkTarget(inst, p), local.has(p) ? 'file' : 'dir'],
+      'if [ "$4" = move ]; then mkdir -p -- "$(dirname -- "$2")" && mv -T -- "$1" "$2" && ln -s -- "$3" "$1"; ' + 'else mkdir -p -- "$2" "$(dirname -- "$1")" && ln -s -- "$3" "$1"; fi',
+      [from, `${shared}/${p}`, sharedLinkTarget(inst, p), has ? 'move' : 'make'],
+      ctx.signal,
     );
-    if (res.stdout.includes('moved')) conv.moved.push(p);
-    if (res.stdout.includes('made')) conv.made.push(p);
   }
   await writeReleaseMeta(deps, inst, { id, revision, at: new Date().toISOString(), backup: null, schema: await schemaHash(deps, inst) });
+  await run(shellFor(deps, inst), ['rm', '-f', '--', conversionJournal(inst.path)]);
   ctx.log(`${inst.path} is now a link to release ${id}; shared: ${conv.moved.concat(conv.made).join(', ') || 'nothing'}`);
   return conv;
 }
 
-/** The undo of convertToReleases: the release directory back at the path, shared paths back inside it. */
+/**
+ * The undo of convertToReleases, from any point it reached: the release directory back at the path,
+ * shared paths back inside it, shared/ and the releases directory gone. Each command first checks
+ * what is there, so it is right for a conversion cut short anywhere, and safe to run again.
+ */
 export async function undoConversion(deps: Deps, inst: Instance, conv: Conversion, ctx: StepIO): Promise<void> {
   const rel = releasesDir(inst.path);
   const shared = sharedDir(inst.path);
   const dir = `${rel}/${conv.id}`;
-  for (const p of conv.moved) await sh(deps, inst, 'if [ -L "$1" ]; then rm -f -- "$1"; fi && mv -T -- "$2" "$1"', [`${dir}/${p}`, `${shared}/${p}`]);
-  for (const p of conv.made) await sh(deps, inst, 'if [ -L "$1" ]; then rm -f -- "$1"; fi && rm -rf -- "$2"', [`${dir}/${p}`, `${shared}/${p}`]);
+  // The tree back at the path first (if it moved): the shared paths then go back into it there.
+  await sh(deps, inst, 'if [ -d "$2" ] && ! [ -L "$2" ]; then if [ -L "$1" ]; then rm -f -- "$1"; fi; if ! [ -e "$1" ]; then mv -T -- "$2" "$1"; fi; fi', [inst.path, dir]);
+  const tree = inst.path;
+  for (const p of conv.moved)
+    await sh(deps, inst, 'if [ -e "$2" ] || [ -L "$2" ]; then if [ -L "$1" ]; then rm -f -- "$1"; fi; if ! [ -e "$1" ]; then mv -T -- "$2" "$1"; fi; fi', [`${tree}/${p}`, `${shared}/${p}`]);
+  for (const p of conv.made) await sh(deps, inst, 'if [ -L "$1" ]; then rm -f -- "$1"; fi', [`${tree}/${p}`]);
   // Parent directories conversion made inside the release for a link (a missing config/) go again, when empty.
   for (const p of conv.made) {
     const parents = p
       .split('/')
       .slice(0, -1)
-      .map((_, n, all) => `${dir}/${all.slice(0, n + 1).join('/')}`);
+      .map((_, n, all) => `${tree}/${all.slice(0, n + 1).join('/')}`);
     if (parents.length) await sh(deps, inst, 'for d in "$@"; do rmdir -- "$d" 2>/dev/null || exit 0; done', parents.reverse());
   }
-  await sh(deps, inst, 'rm -f -- "$1.json" "$4" && if [ -L "$3" ]; then rm -f -- "$3"; fi && mv -T -- "$1" "$3" && rm -rf -- "$2" && rmdir -- "$5"', [dir, shared, inst.path, `${dir}.json`, rel]);
+  // What is left in shared/ is only what conversion made (moved paths went back): removed with it.
+  await sh(deps, inst, 'if [ -d "$1" ] && ! [ -L "$1" ]; then rm -rf -- "$2" "$3" "$4"; fi', [tree, shared, rel, `${tree}.opsdeck-link`]);
   ctx.log(`${inst.path} is a directory again`);
+}
+
+/**
+ * A conversion the last run left half-done (killed between its steps): undone from its journal, so
+ * the tree is as it was before that run, and the caller converts afresh. False when there is none.
+ */
+export async function revertHalfConversion(deps: Deps, inst: Instance, ctx: StepIO): Promise<boolean> {
+  const res = await shellFor(deps, inst).exec(['cat', '--', conversionJournal(inst.path)]);
+  if (res.code !== 0) return false;
+  let conv: Conversion;
+  try {
+    conv = JSON.parse(res.stdout) as Conversion;
+  } catch {
+    throw new OpsError(
+      `${conversionJournal(inst.path)} on ${inst.host} is damaged: a conversion to release mode was cut short`,
+      1,
+      `look at ${inst.path} and ${releasesDir(inst.path)} on the host and put the tree back by hand`,
+    );
+  }
+  if (!RELEASE_ID.test(conv.id) || !Array.isArray(conv.moved) || !Array.isArray(conv.made)) throw new OpsError(`${conversionJournal(inst.path)} on ${inst.host} is not a conversion journal`);
+  ctx.log(`a conversion to release mode was cut short (release ${conv.id}): undoing it first`, 'warn');
+  await undoConversion(deps, inst, conv, ctx);
+  return true;
 }
 
 /**
@@ -296,10 +378,14 @@ export async function removeRelease(deps: Deps, inst: Instance, id: string): Pro
   await run(shellFor(deps, inst), ['rm', '-rf', '--', dir, `${dir}.json`]);
 }
 
-/** Keeps the newest `keep` releases (and always the live one); returns the ids removed. */
+/**
+ * Keeps the newest `keep` releases, and always the live one and the one live before it (what a plain
+ * rollback goes back to, however old); returns the ids removed.
+ */
 export async function pruneReleases(deps: Deps, inst: Instance, keep: number, ctx: StepIO): Promise<string[]> {
   const all = await listReleases(deps, inst);
-  const old = all.slice(0, Math.max(0, all.length - keep)).filter((r) => !r.live);
+  const previous = await previousRelease(deps, inst);
+  const old = all.filter((r) => !r.live && r.id !== previous).slice(0, Math.max(0, all.length - keep));
   for (const r of old) await removeRelease(deps, inst, r.id);
   if (old.length) ctx.log(`older releases removed (keeping ${keep}): ${old.map((r) => r.id).join(', ')}`);
   return old.map((r) => r.id);
@@ -308,4 +394,115 @@ export async function pruneReleases(deps: Deps, inst: Instance, keep: number, ct
 /** The reload hook (PHP-FPM, opcache) after a switch; nothing when the instance has none. */
 export async function reload(deps: Deps, inst: Instance, ctx: StepIO): Promise<void> {
   if (!(await runHook(deps, inst, 'reload', ctx))) ctx.log('no reload hook');
+}
+
+/** A sed regex matching `s` literally (GNU basic regular expressions; `,` is the delimiter used). */
+const literal = (s: string) => s.replace(/[.[*^$\\,]/g, '\\$&');
+
+/**
+ * The tar of an instance's code as its backups store it: the tree at the path and, in release mode,
+ * `PATH.shared/` under SHARED_IN_TAR (the live release alone holds only links into it). `out` is
+ * where tar writes (`-` for stdout). Owners as numbers: a restore as root gives back exactly these.
+ */
+export function codeTarArgv(path: string, withShared: boolean, out = '-'): string[] {
+  const argv = ['tar', '--numeric-owner', '-C', path, '-cf', out, '.'];
+  if (!withShared) return argv;
+  const shared = basename(sharedDir(path));
+  // Named without ./ (unlike the tree's members), so the anchored rename touches only them; S: link targets stay.
+  return [...argv, '-C', dirname(path), `--transform=s,^${literal(shared)},./${SHARED_IN_TAR},S`, shared];
+}
+
+/** Whether the instance is in release mode on the host with a shared/ directory its backups must hold. */
+export async function hasSharedDir(deps: Deps, inst: Instance, signal?: AbortSignal): Promise<boolean> {
+  if (!(await liveRelease(deps, inst, false))) return false;
+  return (await shellFor(deps, inst).exec(['test', '-d', sharedDir(inst.path)], { signal })).code === 0;
+}
+
+/**
+ * A tree unpacked from a release-mode instance's backup (or copied live from one) onto an instance in
+ * place: each of the source's shared paths the tree holds as a link (or not at all) gets the shared
+ * content instead, and SHARED_IN_TAR goes. Without this the copy keeps links into the source's
+ * shared/ (`../../src.shared/...`), which resolve to nothing, or to another instance's files.
+ * Returns the paths filled in.
+ */
+export async function materializeShared(deps: Deps, target: Instance, dir: string, sourcePaths: string[]): Promise<string[]> {
+  const res = await sh(
+    deps,
+    target,
+    'd=$1; s=$1/' +
+      SHARED_IN_TAR +
+      '; shift; [ -d "$s" ] || exit 0; ' +
+      // A path with a link on the way (config -> /etc) is not followed out of the tree.
+      'linked() { r=$1; rest=$2; while :; do case $rest in */*) c=${rest%%/*}; rest=${rest#*/}; r=$r/$c; if [ -L "$r" ]; then return 0; fi ;; *) return 1 ;; esac; done; }; ' +
+      'for p; do if linked "$d" "$p" || linked "$s" "$p"; then continue; fi; ' +
+      'if { [ -e "$s/$p" ] || [ -L "$s/$p" ]; } && { [ -L "$d/$p" ] || ! [ -e "$d/$p" ]; }; then rm -f -- "$d/$p" && mkdir -p -- "$(dirname -- "$d/$p")" && mv -T -- "$s/$p" "$d/$p" && printf "%s\\n" "$p" || exit 1; fi; done; ' +
+      'rm -rf -- "$s"',
+    [dir, ...sourcePaths],
+  );
+  return res.stdout.split('\n').filter(Boolean);
+}
+
+/** What a restore onto a release-mode instance did, for its undo and its cleanup. */
+export interface RestoredRelease {
+  live: string;
+  id?: string;
+  /** Where shared/ as it was waits until the run is done (undefined: shared/ was not replaced). */
+  oldShared?: string;
+  /** The previous-release record the switch found, put back by the undo. */
+  previous?: string | null;
+  switched?: boolean;
+}
+
+/**
+ * Puts a staged tree (a restore of this instance's backup) in as a new release, `<timestamp>-restored`:
+ * shared/ becomes the backup's (SHARED_IN_TAR; from a backup without it, the tree's own copies of the
+ * shared paths, the rest copied from shared/ as it is), the tree gets links to it, then one switch of
+ * the link. `st` is filled as it goes, so the undo (undoRestoredRelease) puts back exactly what was done.
+ */
+export async function restoreAsRelease(deps: Deps, inst: Instance, staging: string, st: RestoredRelease, meta: Pick<ReleaseMeta, 'backup' | 'schema'>, ctx: StepIO): Promise<void> {
+  const shared = sharedDir(inst.path);
+  const incoming = `${shared}.opsdeck-incoming`;
+  const fromTar = await sh(deps, inst, 'rm -rf -- "$2" && if [ -d "$1/' + SHARED_IN_TAR + '" ]; then mv -T -- "$1/' + SHARED_IN_TAR + '" "$2" && echo tar; fi', [staging, incoming]);
+  if (!fromTar.stdout.includes('tar')) {
+    const res = await sh(
+      deps,
+      inst,
+      'd=$1; n=$2; c=$3; shift 3; mkdir -- "$n" || exit 1; ' +
+        'linked() { r=$1; rest=$2; while :; do case $rest in */*) c2=${rest%%/*}; rest=${rest#*/}; r=$r/$c2; if [ -L "$r" ]; then return 0; fi ;; *) return 1 ;; esac; done; }; ' +
+        'for p; do if linked "$d" "$p"; then continue; fi; ' +
+        'if [ -e "$d/$p" ] && ! [ -L "$d/$p" ]; then mkdir -p -- "$(dirname -- "$n/$p")" && mv -T -- "$d/$p" "$n/$p" && printf "tree %s\\n" "$p" || exit 1; ' +
+        'elif [ -e "$c/$p" ] || [ -L "$c/$p" ]; then mkdir -p -- "$(dirname -- "$n/$p")" && cp -a -- "$c/$p" "$n/$p" && printf "kept %s\\n" "$p" || exit 1; fi; done',
+      [staging, incoming, shared, ...sharedPathsOf(inst)],
+    );
+    const kept = res.stdout
+      .split('\n')
+      .filter((l) => l.startsWith('kept '))
+      .map((l) => l.slice(5));
+    if (kept.length) ctx.log(`the backup holds no shared/ (taken before backups held it): ${kept.join(', ')} kept as ${shared} has them now`, 'warn');
+    // Its own copies moved out: links in their place. (A tree from the tar keeps its links exactly as backed up.)
+    await linkShared(deps, inst, staging);
+  }
+  const taken = (await listReleases(deps, inst)).map((r) => r.id);
+  const id = releaseId('restored', taken);
+  await sh(deps, inst, 'mv -T -- "$1" "$2"', [staging, `${releasesDir(inst.path)}/${id}`]);
+  st.id = id;
+  const rev = await shellFor(deps, inst).exec(['git', '-C', `${releasesDir(inst.path)}/${id}`, 'rev-parse', 'HEAD']);
+  await writeReleaseMeta(deps, inst, { id, revision: rev.code === 0 ? rev.stdout.trim() : '', at: new Date().toISOString(), from: st.live, ...meta });
+  await sh(deps, inst, 'rm -rf -- "$3" && mv -T -- "$1" "$3" && mv -T -- "$2" "$1"', [shared, incoming, `${shared}.opsdeck-previous`]);
+  st.oldShared = `${shared}.opsdeck-previous`;
+  st.previous = (await previousRelease(deps, inst)) ?? null;
+  st.switched = true;
+  await switchTo(deps, inst, id, ctx);
+  ctx.log(`restored as release ${id}; ${shared} is the backup's (the one before waits in ${st.oldShared} until the run is done)`);
+}
+
+/** The undo of restoreAsRelease: the link back to the release live before, shared/ as it was, the restored release gone. */
+export async function undoRestoredRelease(deps: Deps, inst: Instance, st: RestoredRelease, ctx: StepIO): Promise<void> {
+  const shared = sharedDir(inst.path);
+  if (st.switched) await switchTo(deps, inst, st.live, ctx, st.previous ?? null);
+  st.switched = false;
+  if (st.oldShared) await sh(deps, inst, 'if [ -e "$2" ]; then rm -rf -- "$1" && mv -T -- "$2" "$1"; fi', [shared, st.oldShared]);
+  st.oldShared = undefined;
+  await run(shellFor(deps, inst), ['rm', '-rf', '--', `${shared}.opsdeck-incoming`, ...(st.id ? [`${releasesDir(inst.path)}/${st.id}`, `${releasesDir(inst.path)}/${st.id}.json`] : [])]);
+  st.id = undefined;
 }

@@ -4,6 +4,7 @@ import type { Backup, Instance } from '../../inventory/index.js';
 import { run } from '../remote/shell.js';
 import { OpsError, UsageError } from '../core/errors.js';
 import { shellFor, type Deps } from '../deps/deps.js';
+import type { RestoredRelease } from './releases.js';
 
 export interface RestoreState {
   /** Redaction statements run on the loaded copy before it commits (clone --redact, refresh). */
@@ -35,6 +36,8 @@ export interface RestoreState {
    * targets skip it: a staging tree of 300 MB need not be stored each time it is refreshed.
    */
   safetyCode: boolean;
+  /** A restore onto a release-mode instance: the tree comes back as a new release (restoreAsRelease). */
+  release?: RestoredRelease;
 }
 
 export const hasCode = (s: RestoreState) => s.parts.code && (s.from.live ? true : !!s.from.backup.manifest.code);

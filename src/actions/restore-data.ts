@@ -8,6 +8,7 @@ import { storedStream } from './backup.js';
 import { dbFor, loginShellFor, shellFor, type Deps } from '../deps/deps.js';
 import { Meter, TarScanner } from './meter.js';
 import { relay } from './relay.js';
+import { codeTarArgv, hasSharedDir } from './releases.js';
 import { dumpTree, isMirrored } from '../store/tree-mirror.js';
 
 /**
@@ -124,7 +125,8 @@ export async function stageCodeFrom(deps: Deps, source: Instance, target: Instan
   const to = shellFor(deps, target);
   const tar = new TarScanner();
   const meter = new Meter({ tar, refuseUnsafe: true, onBytes: (n) => ctx.progress(n) });
-  const pack = ['tar', '--numeric-owner', '-C', source.path, '-cf', '-', '.'];
+  // A release-mode source sends its shared/ too (SHARED_IN_TAR): the swap puts it in place of the links.
+  const pack = codeTarArgv(source.path, await hasSharedDir(deps, source, ctx.signal));
   const unpack = ['sh', '-c', UNPACK_SCRIPT, 'sh', staging];
   await relay(
     meter,

@@ -10,7 +10,7 @@ import { dbFor, loginShellFor, shellFor, type Deps } from '../deps/deps.js';
 import { progressSum, together } from './relay.js';
 import { MAINTENANCE_FILE } from './app.js';
 import { rebaselineStep } from './watch.js';
-import { liveRelease, releasesDir } from './releases.js';
+import { liveRelease, materializeShared, releasesDir, restoreAsRelease, schemaHash, sharedPathsOf, undoRestoredRelease } from './releases.js';
 import { backupChoiceNotes, checkTreeUser, freeSpace, hasCode, hasDb, keepsLocal, pickBackup, treeSize, type RestoreState } from './restore-checks.js';
 import { loadDatabase, loadDatabaseFrom, stageCode, stageCodeFrom } from './restore-data.js';
 
@@ -93,11 +93,14 @@ export function restoreSteps(deps: Deps, target?: Instance): RestoreSteps {
         const p = await shell.exec(['test', '-d', parent]);
         if (p.code !== 0) throw new UsageError(`the parent directory ${parent} of ${target.path} does not exist on ${target.host}`, 'create it on the host first');
         await checkTreeUser(deps, ctx.state, (line, level) => ctx.log(line, level));
-        // A release-mode path is a link: the swap would put a plain tree in its place, whose links
-        // to the shared files no longer resolve. Until restores build a release, they refuse.
-        if (hasCode(ctx.state) && (await liveRelease(deps, target, false))) {
+        // A release-mode path is a link: a restore of the instance's own backup comes back as a new
+        // release (restoreAsRelease); another instance's tree (a clone, a drill) is refused, as the
+        // swap would put a plain tree in place of the link.
+        const live = hasCode(ctx.state) ? await liveRelease(deps, target, false) : undefined;
+        if (live && from.backup?.instance === target.name) ctx.state.release = { live };
+        else if (live) {
           throw new UsageError(
-            `${target.name} is in release mode (${target.path} is a link into ${releasesDir(target.path)}): a restore of its code tree would replace the link with a plain tree`,
+            `${target.name} is in release mode (${target.path} is a link into ${releasesDir(target.path)}): a copy of another instance's code tree would replace the link with a plain tree`,
             `go back to an earlier release with: opsdeck rollback ${target.name}; for the database alone: opsdeck clone SOURCE ${target.name} --data-only; or leave release mode first: opsdeck instance set ${target.name} --releases 0, then opsdeck update ${target.name}`,
           );
         }
@@ -244,6 +247,16 @@ export function restoreSteps(deps: Deps, target?: Instance): RestoreSteps {
           }
         }
         if (carried.length) ctx.log(`kept ${target.name}'s own ${carried.join(', ')}`);
+        if (ctx.state.release) {
+          // Release mode: no rename of trees, a new release and one switch of the link (recover then
+          // only has the database to put right: the staged tree, once moved, is a release like any other).
+          await restoreAsRelease(deps, target, staging, ctx.state.release, { backup: ctx.state.safety?.manifest.db ? ctx.state.safety.id : null, schema: await schemaHash(deps, target) }, ctx);
+          return;
+        }
+        // From a release-mode source: real files in place of the links into its shared/.
+        const src = ctx.state.from.live ?? deps.inv.getInstance(ctx.state.from.backup.instance);
+        const filled = await materializeShared(deps, target, staging, src ? sharedPathsOf(src) : []);
+        if (filled.length) ctx.log(`the source's shared ${filled.join(', ')} copied in place of its links`);
         enterCriticalSection(deps, ctx, 'swapping', false);
         await swapIn(deps, target, staging, old);
         ctx.state.swapped = true;
@@ -251,11 +264,12 @@ export function restoreSteps(deps: Deps, target?: Instance): RestoreSteps {
         // The tree in place is now exactly the backup's (its checksum was checked on the way in):
         // remember its fingerprint, so the next safety backup of this target need not stream it.
         const stored = ctx.state.from.backup;
-        const key = carried.length || !stored ? undefined : await treeKey(deps, target, ctx.signal);
+        const key = carried.length || filled.length || !stored ? undefined : await treeKey(deps, target, ctx.signal);
         if (key && stored) deps.inv.rememberTree(target.name, key, stored.id);
       },
       undo: async (ctx) => {
         const { target, old } = ctx.state;
+        if (ctx.state.release) return undoRestoredRelease(deps, target, ctx.state.release, ctx);
         if (!ctx.state.swapped) return;
         // Moving back a tree that is being deleted would leave the instance empty.
         if (ctx.state.oldDeleting)
@@ -286,6 +300,8 @@ export function restoreSteps(deps: Deps, target?: Instance): RestoreSteps {
           await db.engine.dropKept(loginShellFor(deps, ctx.state.target), db, kept);
           ctx.state.dbKept = undefined;
         }
+        const oldShared = ctx.state.release?.oldShared;
+        if (oldShared) await removeLater(deps, ctx.state.target, oldShared);
         if (!ctx.state.swapped) return;
         ctx.state.oldDeleting = true;
         // Detached: deleting 20,000 files takes seconds and decides nothing. The next restore's swap

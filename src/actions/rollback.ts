@@ -4,7 +4,7 @@ import { UsageError } from '../core/errors.js';
 import type { Deps } from '../deps/deps.js';
 import { requireHealthy } from './app.js';
 import { takeBackup } from './backup.js';
-import { listReleases, reload, schemaHash, switchTo, type Release } from './releases.js';
+import { listReleases, previousRelease, RELEASE_ID, reload, schemaHash, switchTo, type Release } from './releases.js';
 import { loadDatabase } from './restore.js';
 import { rebaselineStep } from './watch.js';
 
@@ -16,6 +16,8 @@ export interface RollbackState {
   restoreFrom?: Backup;
   safety?: Backup;
   switched: boolean;
+  /** The previous-release record before the switch, put back by its undo. */
+  previous?: string | null;
   loaded: boolean;
 }
 
@@ -30,7 +32,7 @@ export interface RollbackResult {
 }
 
 /**
- * What a rollback to `to` (default: the release before the live one) would do: which release, and
+ * What a rollback to `to` (default: the release live before the current one) would do: which release, and
  * whether the database goes back too. The database a release ran with is the backup taken just before
  * the release after it migrated; it is loaded only when the schema now differs from the one recorded
  * for the target, so a rollback over releases that changed no schema loses no data.
@@ -43,18 +45,24 @@ export async function decideRollback(deps: Deps, inst: Instance, to?: string): P
       `${inst.name} is not in release mode (its path is not a link to a release)`,
       `turn it on with: opsdeck instance set ${inst.name} --releases 5; it converts at the next update`,
     );
-  const i = to === undefined ? all.indexOf(live) - 1 : all.findIndex((r) => r.id === to);
+  // By default the release that was live before this one (recorded at each switch); without a record
+  // (releases made before it was kept), the one built before it.
+  const previous = to === undefined ? await previousRelease(deps, inst) : undefined;
+  const back = previous !== undefined && previous !== live.id ? all.findIndex((r) => r.id === previous) : -1;
+  const i = to !== undefined ? all.findIndex((r) => r.id === to) : back >= 0 ? back : all.indexOf(live) - 1;
   const target = all[i];
   if (!target) {
     const ids = all.map((r) => `${r.id}${r.live ? ' (live)' : ''}`).join(', ');
-    throw new UsageError(to === undefined ? `${inst.name} has no release older than the live one (${live.id})` : `${inst.name} has no release ${to}`, `its releases: ${ids}; pick one with --to`);
+    throw new UsageError(to === undefined ? `${inst.name} has no release live before the current one (${live.id})` : `${inst.name} has no release ${to}`, `its releases: ${ids}; pick one with --to`);
   }
   if (target.live) throw new UsageError(`release ${target.id} is the live one already`, 'pick another with --to');
   if (!inst.dbUrl) return { live, target, note: 'no database: only the code changes' };
   const now = await schemaHash(deps, inst);
   if (target.meta?.schema && target.meta.schema === now) return { live, target, note: 'the database schema is the one this release ran with: the database stays as it is' };
-  const after = all[i + 1];
-  const id = after?.meta?.backup;
+  // The database it ran with: the newest backup taken while it was live, before a release built on
+  // it migrated; for releases recorded without `from`, the one built right after it.
+  const builtOn = all.filter((r) => r.meta?.from === target.id && r.meta.backup).pop();
+  const id = (builtOn ?? all[i + 1])?.meta?.backup;
   const backup = id ? deps.inv.getBackup(id) : undefined;
   if (!backup?.manifest.db)
     throw new UsageError(
@@ -73,7 +81,7 @@ export function rollbackPlan(deps: Deps, name: string, opts: { to?: string } = {
   const inst = deps.inv.requireInstance(name);
   if (inst.maintenanceSince)
     throw new UsageError(`${name} is in maintenance (since ${inst.maintenanceSince}): another release would switch the site live`, `turn it off first: opsdeck maintenance ${name} off`);
-  if (opts.to !== undefined && !/^\d{8}T\d{6}Z-[0-9a-f]{4,40}$/.test(opts.to))
+  if (opts.to !== undefined && !RELEASE_ID.test(opts.to))
     throw new UsageError(`invalid release ${JSON.stringify(opts.to)}`, `a release id like 20261130T001500Z-1a2b3c4d5e; list them with: opsdeck instance show ${name}`);
   return {
     command: 'rollback',
@@ -83,7 +91,7 @@ export function rollbackPlan(deps: Deps, name: string, opts: { to?: string } = {
     steps: [
       {
         name: 'check',
-        title: opts.to ? `Find release ${opts.to}` : 'Find the release before the live one',
+        title: opts.to ? `Find release ${opts.to}` : 'Find the release live before the current one',
         explain: 'Reads the releases on the host and compares the database schema with the one the target release ran with; nothing changes yet.',
         run: async (ctx) => {
           const d = await decideRollback(deps, inst, opts.to);
@@ -106,6 +114,7 @@ export function rollbackPlan(deps: Deps, name: string, opts: { to?: string } = {
         title: 'Switch the instance back to the release',
         explain: 'A new link renamed over the old one, in one step.',
         run: async (ctx) => {
+          ctx.state.previous = (await previousRelease(deps, inst)) ?? null;
           ctx.state.switched = true;
           await switchTo(deps, inst, ctx.state.target!.id, ctx);
           const rev = ctx.state.target!.meta?.revision;
@@ -113,7 +122,7 @@ export function rollbackPlan(deps: Deps, name: string, opts: { to?: string } = {
         },
         undo: async (ctx) => {
           if (!ctx.state.switched) return;
-          await switchTo(deps, inst, ctx.state.live!.id, ctx);
+          await switchTo(deps, inst, ctx.state.live!.id, ctx, ctx.state.previous ?? null);
           const rev = ctx.state.live!.meta?.revision;
           if (rev) deps.inv.updateInstance(name, { revision: rev });
           await reload(deps, inst, ctx);

@@ -17,10 +17,12 @@ import {
   finishInPlace,
   listReleases,
   liveRelease,
+  previousRelease,
   pruneReleases,
   releaseId,
   reload,
   removeRelease,
+  revertHalfConversion,
   schemaHash,
   switchTo,
   writeReleaseMeta,
@@ -45,7 +47,17 @@ export interface UpdateState {
   /** With --lag, when the commit it names is already deployed (or older): nothing changes. */
   upToDate?: boolean;
   /** Release mode: the release live before, the one built, what converting did. */
-  release?: { live?: string; next?: string; conversion?: Conversion; adopted?: string[]; switched?: boolean; schema?: string | null; removed?: string[] };
+  release?: {
+    live?: string;
+    next?: string;
+    conversion?: Conversion;
+    adopted?: string[];
+    switched?: boolean;
+    /** The previous-release record before the switch, put back by its undo. */
+    previous?: string | null;
+    schema?: string | null;
+    removed?: string[];
+  };
   /** Back to in place (--releases 0 on a release-mode instance): the release whose directory came back to the path. */
   inPlace?: { id: string; restored: string[] };
 }
@@ -201,11 +213,14 @@ export function updatePlan(deps: Deps, name: string, opts: { to?: string; lag?: 
       title: 'Make the instance path a link to its first release',
       explain: 'Only on the first update in release mode: the directory becomes the first release, its local and shared paths move to shared/.',
       run: async (ctx) => {
-        const rel = (ctx.state.release = {});
+        const rel: NonNullable<UpdateState['release']> = (ctx.state.release = {});
+        // A conversion an earlier run left half-done is undone first: the tree is then as before it.
+        await revertHalfConversion(deps, inst, ctx);
         const live = await liveRelease(deps, inst);
         if (live) return void Object.assign(rel, { live });
-        const conversion = await convertToReleases(deps, inst, ctx.state.from!, ctx);
-        Object.assign(rel, { live: conversion.id, conversion });
+        // In the state as it goes: if a step of it fails, this step's undo finds what it did.
+        const conversion = await convertToReleases(deps, inst, ctx.state.from!, ctx, (c) => (rel.conversion = c));
+        rel.live = conversion.id;
       },
       undo: async (ctx) => {
         const c = ctx.state.release?.conversion;
@@ -257,7 +272,8 @@ export function updatePlan(deps: Deps, name: string, opts: { to?: string; lag?: 
       explain: 'A new link renamed over the old one: every request is answered by the old release or the new one, never neither.',
       run: async (ctx) => {
         const rel = ctx.state.release!;
-        await writeReleaseMeta(deps, inst, { id: rel.next!, revision: ctx.state.to!, at: new Date().toISOString(), backup: ctx.state.backup?.id ?? null, schema: rel.schema ?? null });
+        await writeReleaseMeta(deps, inst, { id: rel.next!, revision: ctx.state.to!, at: new Date().toISOString(), backup: ctx.state.backup?.id ?? null, schema: rel.schema ?? null, from: rel.live! });
+        rel.previous = (await previousRelease(deps, inst)) ?? null;
         rel.switched = true;
         await switchTo(deps, inst, rel.next!, ctx);
         deps.inv.updateInstance(inst.name, { revision: ctx.state.to! });
@@ -265,7 +281,7 @@ export function updatePlan(deps: Deps, name: string, opts: { to?: string; lag?: 
       undo: async (ctx) => {
         const rel = ctx.state.release;
         if (!rel?.switched) return;
-        await switchTo(deps, inst, rel.live!, ctx);
+        await switchTo(deps, inst, rel.live!, ctx, rel.previous ?? null);
         deps.inv.updateInstance(inst.name, { revision: ctx.state.from! });
         // The old code is served again: caches of the new one (opcache) must go too.
         await reload(deps, inst, ctx);

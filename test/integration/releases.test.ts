@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { get } from 'node:http';
 import { join } from 'node:path';
@@ -177,18 +178,6 @@ describe('release directories', () => {
     await must(cli(home, ['instance', 'set', 'rl-up', '--branch', 'rl-main']));
   });
 
-  it('a restore of the code tree onto a release-mode instance is refused before anything changes, naming rollback and the ways out', async () => {
-    await must(cli(home, ['backup', 'rl-up']));
-    const before = releaseState(i.path);
-    const db = dbState(i.db);
-    const r = await cli(home, ['restore', 'rl-up', '--yes']);
-    expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/rl-up is in release mode .* a restore of its code tree would replace the link/);
-    expect(r.stderr).toContain('opsdeck rollback rl-up');
-    expect(releaseState(i.path)).toEqual(before);
-    expect(dbState(i.db)).toEqual(db);
-  });
-
   it('rollback goes back one release in one switch, and --to goes forward again; the database stays when its schema is the same', async () => {
     const [, one, two] = releasesOf(i.path);
     expect(liveOf(i.path)).toBe(two);
@@ -228,6 +217,79 @@ describe('release directories', () => {
     expect(await (await fetch(i.url)).text()).toContain('release two');
   });
 
+  it('after a rollback and an update, a plain rollback goes back to the release live just before the update; pruning never drops that one', async () => {
+    const [, two] = releasesOf(i.path);
+    expect(liveOf(i.path)).toBe(two);
+    sql(i.db, `SET ROLE ${i.role}; INSERT INTO notes (body) VALUES ('before release 4a');`);
+    const db = dbState(i.db);
+    repo.commit('rl-main', 'rl-main', { 'index.html': page('release 4a') });
+    const four = await json(home, ['update', 'rl-up', '--yes']);
+    // Not the release built before four (three): the one that was live when four went live.
+    const back = await json(home, ['rollback', 'rl-up', '--yes']);
+    expect(back).toMatchObject({ from: four.release, to: two, database: four.backup });
+    expect(dbState(i.db)).toEqual(db);
+    expect(await (await fetch(i.url)).text()).toContain('release two');
+
+    // Two is the oldest release now, and live before the next one: pruning to 3 keeps it and drops three.
+    repo.commit('rl-main', 'rl-main', { 'index.html': page('release 5a') });
+    const five = await json(home, ['update', 'rl-up', '--yes']);
+    expect(releasesOf(i.path)).toEqual([two, four.release, five.release]);
+    const again = await json(home, ['rollback', 'rl-up', '--yes']);
+    expect(again).toMatchObject({ from: five.release, to: two, database: five.backup });
+    expect(await (await fetch(i.url)).text()).toContain('release two');
+  });
+
+  it('a backup holds the live release and shared/: a restore brings both back exactly, as a new release; verify and export hold shared/ too', async () => {
+    const shared = `${i.path}.shared`;
+    asLabUser('sh', ['-c', 'mkdir -p "$1/uploads/2026" && printf photo > "$1/uploads/2026/cat.jpg"', 'sh', shared]);
+    const b = await json(home, ['backup', 'rl-up']);
+    const was = liveOf(i.path);
+    const before = { tree: treeState(i.path), shared: treeState(shared), db: dbState(i.db) };
+    // The host loses the upload, the local file changes, a stray file lands in the release, a row is added.
+    asLabUser('rm', ['-rf', join(shared, 'uploads', '2026')]);
+    asLabUser('sh', ['-c', 'echo changed > "$1"', 'sh', join(shared, 'config', 'local.env')]);
+    asLabUser('sh', ['-c', 'echo stray > "$1/stray.txt"', 'sh', i.path]);
+    sql(i.db, `SET ROLE ${i.role}; INSERT INTO notes (body) VALUES ('after the backup');`);
+
+    const r = await json(home, ['restore', 'rl-up', '--backup', b.id, '--yes']);
+    expect(r).toMatchObject({ backup: b.id, target: 'rl-up' });
+    expect(liveOf(i.path)).toMatch(/^\d{8}T\d{6}Z-restored$/);
+    expect(treeState(i.path)).toEqual(before.tree);
+    expect(treeState(shared)).toEqual(before.shared);
+    expect(readFileSync(join(i.path, 'uploads', '2026', 'cat.jpg'), 'utf8')).toBe('photo');
+    expect(dbState(i.db)).toEqual(before.db);
+    expect(await (await fetch(i.url)).text()).toContain('release two');
+
+    await must(cli(home, ['backups', 'verify', b.id]));
+    const file = join(home, 'rl-up-export.tar');
+    await must(cli(home, ['backups', 'export', b.id, file]));
+    const member = execFileSync('tar', ['-tf', file])
+      .toString()
+      .split('\n')
+      .find((n) => n.endsWith('code.tar'))!;
+    const inCode = execFileSync('tar', ['-tf', '-'], { input: execFileSync('tar', ['-xOf', file, member], { maxBuffer: 256 << 20 }), maxBuffer: 64 << 20 })
+      .toString()
+      .split('\n');
+    expect(inCode).toEqual(expect.arrayContaining(['./.opsdeck-shared/uploads/2026/cat.jpg', './.opsdeck-shared/config/local.env', './index.html']));
+
+    // The release live before the restore is one plain rollback away, with the database as it is.
+    const back = await json(home, ['rollback', 'rl-up', '--yes']);
+    expect(back).toMatchObject({ to: was, database: null });
+  });
+
+  it("a copy of a release-mode instance onto one in place gets the shared files themselves, not links into the source's shared/", async () => {
+    const c = await addInstance(home, 'lab1', 'rl-copy', 'dev');
+    await must(cli(home, ['clone', 'rl-up', 'rl-copy', '--yes']));
+    expect(lstatSync(c.path).isDirectory()).toBe(true);
+    expect(lstatSync(join(c.path, 'uploads')).isDirectory()).toBe(true);
+    expect(readFileSync(join(c.path, 'uploads', '2026', 'cat.jpg'), 'utf8')).toBe('photo');
+    expect(lstatSync(join(c.path, 'config', 'local.env')).isFile()).toBe(true);
+    expect(readFileSync(join(c.path, 'config', 'local.env'), 'utf8')).toBe(readFileSync(join(`${i.path}.shared`, 'config', 'local.env'), 'utf8'));
+    expect(existsSync(join(c.path, '.opsdeck-shared'))).toBe(false);
+    expect(Object.entries(treeState(c.path)).filter(([, v]) => v.includes('rl-up.shared'))).toEqual([]);
+    expect(await (await fetch(c.url)).text()).toContain('release two');
+  });
+
   it('--releases 0 makes the instance a directory again at its next update, local files back inside it', async () => {
     const local = readFileSync(join(i.path, 'config', 'local.env'), 'utf8');
     repo.commit('rl-main', 'rl-main', { 'index.html': page('release four') });
@@ -242,6 +304,51 @@ describe('release directories', () => {
     expect(readdirSync(`${i.path}.shared`, { recursive: true }).sort()).toEqual(['config', 'config/extra.env']);
     expect(up.stderr).toMatch(/still holds files .* they are kept/);
     expect(await (await fetch(i.url)).text()).toContain('release four');
+  });
+});
+
+describe('a conversion to release mode cut short', () => {
+  it('a step that fails undoes the steps before it, and a conversion a killed run left half-done is undone by the next run: the tree exactly as before', async () => {
+    const home = await homeWithHosts(['lab1']);
+    const repo = ownRepo('rl-cut-repo');
+    asLabUser('rm', ['-rf', join(root, 'rl-cut.releases'), join(root, 'rl-cut.shared')]);
+    const i = await addInstance(home, 'lab1', 'rl-cut', 'dev');
+    asLabUser('git', ['-C', i.path, 'remote', 'set-url', 'origin', repo.url]);
+    const v1 = asLabUser('git', ['-C', i.path, 'rev-parse', 'HEAD']).trim();
+    repo.commit('rl-cut', v1, { 'index.html': page('converted') });
+    // uploads/ cannot move out of the tree: renaming a directory into another one needs write permission on it (its ..).
+    asLabUser('sh', ['-c', 'mkdir -p "$1/uploads" && echo photo > "$1/uploads/cat.jpg" && chmod 555 "$1/uploads"', 'sh', i.path]);
+    await must(cli(home, ['instance', 'set', 'rl-cut', '--releases', '2', '--local', 'config/local.env', '--shared', 'uploads', '--branch', 'rl-cut']));
+    const files = treeState(i.path);
+    const gone = () => ({ releases: existsSync(`${i.path}.releases`), shared: existsSync(`${i.path}.shared`) });
+    try {
+      // config/local.env has moved to shared/ and the path is a link when uploads/ fails to move.
+      const r = await cli(home, ['update', 'rl-cut', '--yes']);
+      expect(r.code).toBe(1);
+      expect(lstatSync(i.path).isDirectory()).toBe(true);
+      expect(treeState(i.path)).toEqual(files);
+      expect(gone()).toEqual({ releases: false, shared: false });
+
+      // As a run killed inside the conversion leaves it: the tree moved and linked, config/local.env in shared/, the journal beside.
+      const id = `20260101T000000Z-${v1.slice(0, 10)}`;
+      asLabUser('sh', [
+        '-c',
+        'b=$(basename "$1") && mkdir "$1.releases" "$1.shared" "$1.shared/config" && printf "%s" "$3" > "$1.releases/.converting" && mv -T "$1" "$1.releases/$2" && ln -s "$b.releases/$2" "$1" && ' +
+          'mv "$1.releases/$2/config/local.env" "$1.shared/config/local.env" && ln -s "../../../$b.shared/config/local.env" "$1.releases/$2/config/local.env"',
+        'sh',
+        i.path,
+        id,
+        JSON.stringify({ id, moved: ['config/local.env'], made: [] }),
+      ]);
+      const again = await cli(home, ['update', 'rl-cut', '--yes']);
+      expect(again.code).toBe(1);
+      expect(again.stderr).toMatch(/a conversion to release mode was cut short \(release 20260101T000000Z-[0-9a-f]+\): undoing it first/);
+      expect(lstatSync(i.path).isDirectory()).toBe(true);
+      expect(treeState(i.path)).toEqual(files);
+      expect(gone()).toEqual({ releases: false, shared: false });
+    } finally {
+      asLabUser('chmod', ['755', join(i.path, 'uploads')]);
+    }
   });
 });
 

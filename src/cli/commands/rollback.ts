@@ -21,12 +21,12 @@ export function register(program: Command, act: Act): void {
     .addHelpText(
       'after',
       examples(
-        'opsdeck rollback shop-prod                                  # the release before the live one',
+        'opsdeck rollback shop-prod                                  # the release live before the current one',
         'opsdeck rollback shop-prod --to 20261130T001500Z-1a2b3c4d5e',
         'opsdeck --dry-run rollback shop-prod',
       ),
     )
-    .option('--to <release>', 'the release to go back to (default: the one before the live one)')
+    .option('--to <release>', 'the release to go back to (default: the one live before the current one)')
     .addOption(new Option('--allow-protected', 'with --yes: allow a protected instance without a typed confirmation'))
     .action(
       act(async (app, g, name: string, o: RollbackOpts) => {
@@ -35,7 +35,7 @@ export function register(program: Command, act: Act): void {
           app,
           g,
           name,
-          `roll ${name} back to ${o.to ? `release ${o.to}` : 'the release before the live one'}? When the schema differs, its database goes back too.`,
+          `roll ${name} back to ${o.to ? `release ${o.to}` : 'the release live before the current one'}? When the schema differs, its database goes back too.`,
           o.allowProtected,
         );
         return runPlan(app, g, plan, describe);
