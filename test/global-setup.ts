@@ -9,6 +9,8 @@ declare module 'vitest' {
   export interface ProvidedContext {
     /** A directory holding store/ and store.pass with a low-cost restic key, copied into each test home (see fixtures/restic-fast.ts). */
     resticTemplate: string;
+    /** A directory, empty at the start of the run, where homeWithHosts keeps the homes it copies (test/helpers.ts). */
+    homeTemplates: string;
   }
 }
 
@@ -19,5 +21,10 @@ export default async function setup(project: TestProject) {
   const template = mkdtempSync(join(tmpdir(), 'opsdeck-restic-template-'));
   makeFastStoreTemplate(template);
   project.provide('resticTemplate', template);
-  return () => rmSync(template, { recursive: true, force: true });
+  const homes = mkdtempSync(join(tmpdir(), 'opsdeck-home-templates-'));
+  project.provide('homeTemplates', homes);
+  return () => {
+    rmSync(template, { recursive: true, force: true });
+    rmSync(homes, { recursive: true, force: true });
+  };
 }

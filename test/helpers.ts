@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { Inventory } from '../inventory/index.js';
 import { execa } from 'execa';
 import { createHash, randomBytes } from 'node:crypto';
-import { lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { inject } from 'vitest';
@@ -45,8 +45,23 @@ export function lab(): Lab {
   return labInfo();
 }
 
-/** A home with environments and the lab hosts registered (keys pinned by fingerprint). */
-export async function homeWithHosts(hosts = ['lab1', 'lab2'], backend?: Backend): Promise<string> {
+/**
+ * A home with environments and the lab hosts registered (keys pinned by fingerprint): prod
+ * (protected) and dev, then each host, by the CLI. The CLI builds that home once per run for each
+ * list of hosts (4 commands and an SSH login per host, ~2 s of CPU) and each call gets a copy of it:
+ * the same files those commands leave, in a home of its own. A team inventory (postgres) is a
+ * database, not files: built by the CLI each time.
+ */
+export async function homeWithHosts(hosts = ['lab1', 'lab2'], backend: Backend = defaultBackend()): Promise<string> {
+  const templates = inject('homeTemplates');
+  if (backend === 'postgres' || !templates) return buildHomeWithHosts(hosts, backend);
+  const template = await homeTemplate(templates, hosts);
+  const home = mkdtempSync(join(tmpdir(), 'opsdeck-test-'));
+  cpSync(template, home, { recursive: true, preserveTimestamps: true });
+  return home;
+}
+
+async function buildHomeWithHosts(hosts: string[], backend: Backend): Promise<string> {
   const home = newHome(backend);
   const l = lab();
   await must(cli(home, ['env', 'add', 'prod', '--protected']));
@@ -56,6 +71,33 @@ export async function homeWithHosts(hosts = ['lab1', 'lab2'], backend?: Backend)
     await must(cli(home, hostAddArgs(l, h)));
   }
   return home;
+}
+
+const homeTemplates = new Map<string, Promise<string>>();
+/**
+ * The run's template home for `hosts` under `dir` (made by global setup, empty at the start of a
+ * run): the first test file to ask builds it beside and renames it into place, so another file
+ * never copies a half-built one; when two build at once, the second rename fails and that file
+ * takes the first one's.
+ */
+function homeTemplate(dir: string, hosts: string[]): Promise<string> {
+  const path = join(dir, hosts.length ? hosts.join('+') : 'no-hosts');
+  let made = homeTemplates.get(path);
+  if (!made) {
+    made = (async () => {
+      if (existsSync(path)) return path;
+      const home = await buildHomeWithHosts(hosts, 'sqlite');
+      try {
+        renameSync(home, path);
+      } catch (err) {
+        if (!existsSync(path)) throw err;
+        rmSync(home, { recursive: true, force: true });
+      }
+      return path;
+    })();
+    homeTemplates.set(path, made);
+  }
+  return made;
 }
 
 /**
@@ -210,7 +252,8 @@ export function teamDatabase(): { db: string; url: string } {
   // Roles are the cluster's: made once, by whichever test file comes first (a second CREATE fails, harmlessly).
   pgAdmin(`DO $$ BEGIN CREATE ROLE ${TEAM_ADMIN.role} LOGIN CREATEROLE PASSWORD '${TEAM_ADMIN.password}'; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$;`);
   const db = `opsdeck_t_${randomBytes(6).toString('hex')}`;
-  pgAdmin(`CREATE DATABASE ${db} OWNER ${TEAM_ADMIN.role};`);
+  // FILE_COPY: a copy of template1's files, not each block through the WAL (a fraction of the CPU).
+  pgAdmin(`CREATE DATABASE ${db} OWNER ${TEAM_ADMIN.role} STRATEGY FILE_COPY;`);
   const url = `postgres://${TEAM_ADMIN.role}@127.0.0.1:${l.pg.port}/${db}`;
   const inv = new Inventory(newHome('sqlite'), { url, password: TEAM_ADMIN.password, forInit: true });
   try {
