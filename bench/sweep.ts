@@ -11,7 +11,7 @@
  * The hosts share this machine's two cores with opsdeck: each sshd session, its login and the
  * probe's commands run here too, where a real fleet runs them on 200 machines.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { constants } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -62,6 +62,25 @@ async function startFleet(lab: Lab, pids: number[]): Promise<{ logs: string[]; f
   }
   const fingerprint = spawnSync('ssh-keygen', ['-lf', `${key}.pub`], { encoding: 'utf8' }).stdout.split(' ')[1];
   return { logs, fingerprint };
+}
+
+/**
+ * A child's output, without blocking this process: a SIGINT or SIGTERM meanwhile is handled at once
+ * (the fleet stopped, the child too). The child is in `running` while it runs.
+ */
+function output(running: Set<ChildProcess>, cmd: string, args: string[], stderr: 'pipe' | 'inherit' = 'pipe'): Promise<{ stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(cmd, args, { stdio: ['ignore', 'pipe', stderr] });
+    running.add(p);
+    const out = { stdout: '', stderr: '' };
+    p.stdout!.on('data', (d: Buffer) => (out.stdout += d.toString()));
+    p.stderr?.on('data', (d: Buffer) => (out.stderr += d.toString()));
+    p.on('error', reject);
+    p.on('close', () => {
+      running.delete(p);
+      resolve(out);
+    });
+  });
 }
 
 /** CPU seconds the fleet's sshds and their sessions (reaped by them) have used so far. */
@@ -128,9 +147,11 @@ export async function sweepBench(): Promise<string[]> {
   const web = lab.hosts[0];
   const dirs = Array.from({ length: MAX }, (_, i) => join(web.root, instName(i + 1)));
   const pids: number[] = [];
+  const running = new Set<ChildProcess>();
   // The fleet is the bench's own (the lab never stops it): it goes at the end, and when the bench is
-  // interrupted (Ctrl-C, kill) too, with the instances' directories.
+  // interrupted (Ctrl-C, kill) too, with the instances' directories and whatever sweep is running.
   const stopFleet = () => {
+    for (const p of running) p.kill('SIGTERM');
     for (const pid of pids.splice(0)) {
       try {
         process.kill(pid, 'SIGTERM');
@@ -151,6 +172,7 @@ export async function sweepBench(): Promise<string[]> {
     for (const n of SIZES) {
       process.stderr.write(`bench: sweep of ${n} hosts...\n`);
       const home = fleetHome(lab, n, fleet.fingerprint);
+      dirs.push(home); // removed with the rest if the bench is interrupted
       const inProcess: number[] = [];
       const cli: number[] = [];
       const rss: number[] = [];
@@ -162,7 +184,7 @@ export async function sweepBench(): Promise<string[]> {
         const from = logSizes(fleet.logs);
         const cpu0 = fleetCpu(pids);
         // In a process of its own: nothing of an earlier run (kept-alive sockets, warm caches) helps it.
-        const one = JSON.parse(spawnSync(process.execPath, [process.argv[1], '--one', home], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).stdout) as {
+        const one = JSON.parse((await output(running, process.execPath, [process.argv[1], '--one', home], 'inherit')).stdout) as {
           ms: number;
           opened: number;
           bad: string[];
@@ -177,7 +199,7 @@ export async function sweepBench(): Promise<string[]> {
         // From start, as cron runs it: GNU time gives the peak resident memory.
         const fromCli = logSizes(fleet.logs);
         const t2 = performance.now();
-        const c = spawnSync('/usr/bin/time', ['-f', '%M', BIN, '--home', home, 'health', '--json'], { encoding: 'utf8', maxBuffer: 64 << 20 });
+        const c = await output(running, '/usr/bin/time', ['-f', '%M', BIN, '--home', home, 'health', '--json']);
         cli.push(performance.now() - t2);
         const json = JSON.parse(c.stdout) as { hosts: { ok: boolean }[] };
         if (json.hosts.length !== n || json.hosts.some((h) => !h.ok)) throw new Error(`bench: opsdeck health found hosts down: ${c.stderr}`);
