@@ -414,8 +414,10 @@ export function codeTarArgv(path: string, withShared: boolean, out = '-'): strin
 
 /** Whether the instance is in release mode on the host with a shared/ directory its backups must hold. */
 export async function hasSharedDir(deps: Deps, inst: Instance, signal?: AbortSignal): Promise<boolean> {
-  if (!(await liveRelease(deps, inst, false))) return false;
-  return (await shellFor(deps, inst).exec(['test', '-d', sharedDir(inst.path)], { signal })).code === 0;
+  // One round trip: every backup asks.
+  const res = await shellFor(deps, inst).exec(['sh', '-c', 't=$(readlink -- "$1") && [ -d "$2" ] && printf "%s" "$t"', 'sh', inst.path, sharedDir(inst.path)], { signal });
+  const target = res.code === 0 ? res.stdout : '';
+  return RELEASE_ID.test(basename(target)) && target === `${basename(inst.path)}.releases/${basename(target)}`;
 }
 
 /**

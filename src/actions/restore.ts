@@ -251,6 +251,8 @@ export function restoreSteps(deps: Deps, target?: Instance): RestoreSteps {
           // Release mode: no rename of trees, a new release and one switch of the link (recover then
           // only has the database to put right: the staged tree, once moved, is a release like any other).
           await restoreAsRelease(deps, target, staging, ctx.state.release, { backup: ctx.state.safety?.manifest.db ? ctx.state.safety.id : null, schema: await schemaHash(deps, target) }, ctx);
+          // Switched: a run killed from here on is finished by recover (code and database both new).
+          enterCriticalSection(deps, ctx, 'swapped', false);
           return;
         }
         // From a release-mode source: real files in place of the links into its shared/.
@@ -269,7 +271,11 @@ export function restoreSteps(deps: Deps, target?: Instance): RestoreSteps {
       },
       undo: async (ctx) => {
         const { target, old } = ctx.state;
-        if (ctx.state.release) return undoRestoredRelease(deps, target, ctx.state.release, ctx);
+        if (ctx.state.release) {
+          await undoRestoredRelease(deps, target, ctx.state.release, ctx);
+          if (ctx.state.runId !== undefined) deps.inv.setHalfRestored({ ...criticalRecord(ctx), phase: 'db-committed' });
+          return;
+        }
         if (!ctx.state.swapped) return;
         // Moving back a tree that is being deleted would leave the instance empty.
         if (ctx.state.oldDeleting)
