@@ -12,7 +12,7 @@ import { MAINTENANCE_FILE } from './app.js';
 import { rebaselineStep } from './watch.js';
 import { liveRelease, materializeShared, releasesDir, restoreAsRelease, schemaHash, sharedPathsOf, undoRestoredRelease } from './releases.js';
 import { backupChoiceNotes, checkTreeUser, freeSpace, hasCode, hasDb, keepsLocal, pickBackup, treeSize, type RestoreState } from './restore-checks.js';
-import { loadDatabase, loadDatabaseFrom, stageCode, stageCodeFrom } from './restore-data.js';
+import { loadDatabase, loadDatabaseFrom, prefetch, stageCode, stageCodeFrom } from './restore-data.js';
 
 // The checks and the data path live beside the steps; importers keep using restore.js.
 export { backupChoiceNotes, freeSpace, pickBackup, type RestoreState } from './restore-checks.js';
@@ -78,6 +78,55 @@ function dataExplain(target?: Instance): string {
   );
 }
 
+/**
+ * The check step's run, with restic started meanwhile on the stored streams the data step will load:
+ * its start-up goes beside the checks' round trips. It reads nothing of the store until the data step
+ * takes the streams, and is stopped if a check fails (or the run is cancelled: see Prefetched).
+ * `ask` starts a check that is judged later: a failure is thrown where it is awaited, and when the
+ * step fails, every check asked has ended before it does (MariaDB's tries its rights by creating
+ * and dropping two empty databases, which must not be cut half-way).
+ */
+function startingAhead(deps: Deps, check: (ctx: StepContext<RestoreState>, ask: <T>(p: Promise<T>) => Promise<T>) => Promise<void>): (ctx: StepContext<RestoreState>) => Promise<void> {
+  return async (ctx) => {
+    const { from, target } = ctx.state;
+    // The dump only where the load starts with the data step (beside the safety backup): a load
+    // that waits for the safety backup has restic's start-up behind it anyway.
+    const beside = hasDb(ctx.state) && !!target.dbUrl && engineFor(target.dbUrl).loadsBeside;
+    ctx.state.ahead = from.backup ? prefetch(deps, from.backup, { code: hasCode(ctx.state), db: beside }, ctx.signal) : undefined;
+    const asked: Promise<unknown>[] = [];
+    const ask = <T>(p: Promise<T>): Promise<T> => {
+      p.catch(() => {});
+      asked.push(p);
+      return p;
+    };
+    try {
+      await check(ctx, ask);
+    } catch (err) {
+      dropAhead(ctx.state);
+      await Promise.allSettled(asked);
+      throw err;
+    }
+  };
+}
+
+/** The data step's run; restic on any stream started ahead that it did not load is stopped after it. */
+function releasingAhead(data: (ctx: StepContext<RestoreState>) => Promise<void>): (ctx: StepContext<RestoreState>) => Promise<void> {
+  return async (ctx) => {
+    try {
+      await data(ctx);
+    } finally {
+      dropAhead(ctx.state);
+    }
+  };
+}
+
+/** Stops restic on streams started ahead that no load took. */
+function dropAhead(s: RestoreState): void {
+  s.ahead?.code?.cancel();
+  s.ahead?.db?.cancel();
+  s.ahead = undefined;
+}
+
 /** A restore's steps; `target` (when known) words the explanations for its database engine. */
 export function restoreSteps(deps: Deps, target?: Instance): RestoreSteps {
   return {
@@ -85,18 +134,28 @@ export function restoreSteps(deps: Deps, target?: Instance): RestoreSteps {
       name: 'check',
       title: 'Check the target and its free disk space',
       explain: 'Logs in to the target host and makes sure the restore fits on its disk. If it fails, free some space or pick another target.',
-      run: async (ctx) => {
+      run: startingAhead(deps, async (ctx, ask) => {
         const { from, target } = ctx.state;
         if (from.backup) for (const note of backupChoiceNotes(deps, from.backup)) ctx.log(note, 'warn');
         const parent = dirname(target.path);
         const shell = shellFor(deps, target);
-        const p = await shell.exec(['test', '-d', parent]);
+        const db = hasDb(ctx.state) ? dbFor(deps, target) : undefined;
+        // Each check is a round trip to the host: all are asked at once, and judged in this order.
+        const asked = {
+          parent: ask(shell.exec(['test', '-d', parent])),
+          user: ask(checkTreeUser(deps, ctx.state, (line, level) => ctx.log(line, level))),
+          live: hasCode(ctx.state) ? ask(liveRelease(deps, target, false)) : undefined,
+          load: db ? ask(db.engine.checkLoad(loginShellFor(deps, target), db, ctx.signal)) : undefined,
+          tree: from.live ? ask(treeSize(deps, from.live)) : undefined,
+          free: ask(freeSpace(deps, target, parent)),
+        };
+        const p = await asked.parent;
         if (p.code !== 0) throw new UsageError(`the parent directory ${parent} of ${target.path} does not exist on ${target.host}`, 'create it on the host first');
-        await checkTreeUser(deps, ctx.state, (line, level) => ctx.log(line, level));
+        await asked.user;
         // A release-mode path is a link: a restore of the instance's own backup comes back as a new
         // release (restoreAsRelease); another instance's tree (a clone, a drill) is refused, as the
         // swap would put a plain tree in place of the link.
-        const live = hasCode(ctx.state) ? await liveRelease(deps, target, false) : undefined;
+        const live = await asked.live;
         if (live && from.backup?.instance === target.name) ctx.state.release = { live };
         else if (live) {
           throw new UsageError(
@@ -104,12 +163,11 @@ export function restoreSteps(deps: Deps, target?: Instance): RestoreSteps {
             `go back to an earlier release with: opsdeck rollback ${target.name}; for the database alone: opsdeck clone SOURCE ${target.name} --data-only; or leave release mode first: opsdeck instance set ${target.name} --releases 0, then opsdeck update ${target.name}`,
           );
         }
-        const db = hasDb(ctx.state) ? dbFor(deps, target) : undefined;
-        if (db) await db.engine.checkLoad(loginShellFor(deps, target), db, ctx.signal);
+        await asked.load;
         const m = from.backup?.manifest.code;
-        const tree = from.live ? await treeSize(deps, from.live) : { bytes: m?.bytes ?? 0, entries: m ? (m.files ?? 0) + (m.dirs ?? 0) + (m.symlinks ?? 0) : 0 };
+        const tree = asked.tree ? await asked.tree : { bytes: m?.bytes ?? 0, entries: m ? (m.files ?? 0) + (m.dirs ?? 0) + (m.symlinks ?? 0) : 0 };
         const code = hasCode(ctx.state) ? tree : { bytes: 0, entries: 0 };
-        const free = await freeSpace(deps, target, parent);
+        const free = await asked.free;
         // Every file, directory and link takes an inode and up to one block more than its bytes (a
         // 1 KB file takes a 4 KB block): 3,000 small files need 12 MB, not the 4.6 MB of their tar.
         const need = Math.ceil((code.bytes + code.entries * free.blockSize + (hasDb(ctx.state) ? (from.backup?.manifest.db?.bytes ?? 0) : 0)) * 1.1);
@@ -129,13 +187,13 @@ export function restoreSteps(deps: Deps, target?: Instance): RestoreSteps {
             'remove files on that filesystem (or give it more inodes), then run the restore again',
           );
         }
-      },
+      }),
     },
     data: {
       name: 'data',
       title: 'Take a safety backup, load the database, unpack the code tree beside the target',
       explain: dataExplain(target),
-      run: async (ctx) => {
+      run: releasingAhead(async (ctx) => {
         const { target, from, staging } = ctx.state;
         const exists = (await shellFor(deps, target).exec(['test', '-d', target.path])).code === 0;
         const id = newBackupId();
@@ -188,7 +246,7 @@ export function restoreSteps(deps: Deps, target?: Instance): RestoreSteps {
             if (!beside) await saved.done;
             try {
               if (from.live) await loadDatabaseFrom(deps, from.live, target, sub(2, signal), () => beforeCommit(signal), keep, ctx.state.redact);
-              else await loadDatabase(deps, from.backup, target, sub(2, signal), () => beforeCommit(signal), keep, ctx.state.redact);
+              else await loadDatabase(deps, from.backup, target, sub(2, signal), () => beforeCommit(signal), keep, ctx.state.redact, ctx.state.ahead?.db);
             } catch (err) {
               // Stopped at a failed statement: the COMMIT never ran, there is nothing to put back.
               if (err instanceof LoadStopped) ctx.state.commitSent = false;
@@ -199,7 +257,8 @@ export function restoreSteps(deps: Deps, target?: Instance): RestoreSteps {
           },
           async (signal) => {
             try {
-              if (hasCode(ctx.state)) await (from.live ? stageCodeFrom(deps, from.live, target, staging, sub(1, signal)) : stageCode(deps, from.backup, target, staging, sub(1, signal)));
+              if (hasCode(ctx.state))
+                await (from.live ? stageCodeFrom(deps, from.live, target, staging, sub(1, signal)) : stageCode(deps, from.backup, target, staging, sub(1, signal), ctx.state.ahead?.code));
               staged.ok();
             } catch (err) {
               staged.failed(err);
@@ -207,7 +266,7 @@ export function restoreSteps(deps: Deps, target?: Instance): RestoreSteps {
             }
           },
         ]);
-      },
+      }),
       undo: async (ctx) => {
         const { safety, target, staging } = ctx.state;
         await run(shellFor(deps, target), ['rm', '-rf', '--', staging]);
