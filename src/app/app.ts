@@ -49,7 +49,7 @@ export function openApp(home?: string): App {
   const ssh = new SshPool(inv, { connectTimeoutMs: settings.connectTimeoutMs });
   // Someone at the console waits for another restic's lock a minute at most; unattended runs longer (makeAct).
   const lockWaitMs = Math.min(parseDuration(settings.storeLockWait), LOCK_WAIT_INTERACTIVE_MS);
-  const store = openStore(dir, inv, { repository: settings.storeRepository || process.env.OPSDECK_STORE, copies: settings.storeCopies, lockWaitMs });
+  const store = openStore(dir, inv, { repository: settings.storeRepository || process.env.OPSDECK_STORE, copies: settings.storeCopies, lockWaitMs, copyRetention: settings.storeCopyRetention });
   const engine = new Engine(inv);
   return {
     home: dir,

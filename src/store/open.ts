@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { Inventory } from '../../inventory/index.js';
 import { storeRecords } from '../../inventory/store-records.js';
 import { OpsError, UsageError } from '../core/errors.js';
+import type { Policy } from '../core/retention.js';
 import { fingerprint } from '../remote/hostkeys.js';
 import { LocalShell } from '../remote/local.js';
 import { Store, type StoreOptions } from './restic.js';
@@ -86,7 +87,7 @@ const isInHome = (repository: string) => !/^[a-z0-9]+:/i.test(repository) || rep
  * team keeps for it (opsdeck store secret), sealed with an environment's key: only roles granted
  * there open it, and each opening is recorded. Otherwise the password is store.pass in the home.
  */
-export function openStore(home: string, inv: Inventory, o: { repository?: string; copies?: string[]; lockWaitMs?: number }): Store {
+export function openStore(home: string, inv: Inventory, o: { repository?: string; copies?: string[]; lockWaitMs?: number; copyRetention?: Record<string, Partial<Policy>> }): Store {
   const team = !!inv.pg;
   const options = (repository: string, label: string): StoreOptions => ({
     ...sftpOptions(home, inv, repository),
@@ -106,7 +107,7 @@ export function openStore(home: string, inv: Inventory, o: { repository?: string
         },
       }),
   });
-  const copies = (o.copies ?? []).map((r) => new Store(home, r, options(r, `the copy store ${r}`)));
+  const copies = (o.copies ?? []).map((r) => new Store(home, r, { ...options(r, `the copy store ${r}`), retention: o.copyRetention?.[r] }));
   const repository = o.repository || join(home, 'store');
   return new Store(home, repository, { ...options(repository, 'the backup store'), copies });
 }

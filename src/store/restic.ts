@@ -6,6 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { LocalShell } from '../remote/local.js';
 import { CommandError, type ExecOptions, type ExecResult, type Shell } from '../remote/shell.js';
 import { OpsError } from '../core/errors.js';
+import type { Policy } from '../core/retention.js';
 import { storeNotice } from './notices.js';
 
 export interface SnapshotResult {
@@ -111,6 +112,17 @@ export interface StoreOptions {
   label?: string;
   /** How long a command waits for a lock another restic holds (settings storeLockWait). */
   lockWaitMs?: number;
+  /** A copy store's own retention (settings storeCopyRetention): the tiers it sets; the others as the store keeps. */
+  retention?: Partial<Policy>;
+}
+
+/** One snapshot as restic lists it. */
+export interface SnapshotInfo {
+  id: string;
+  time: string;
+  tags: string[];
+  /** In a copy store: the id of the snapshot it is a copy of. */
+  original?: string;
 }
 
 /** What restic says when a snapshot or the repository itself is not there: another store may have it. */
@@ -162,6 +174,30 @@ export class Store {
 
   private get label(): string {
     return this.opts.label ?? 'the backup store';
+  }
+
+  /** A copy store's own retention (settings storeCopyRetention); undefined: as the store keeps. */
+  get retention(): Partial<Policy> | undefined {
+    return this.opts.retention;
+  }
+
+  /** Whether the repository has been made (a copy store is made by its first copy, never by a reader). */
+  async exists(): Promise<boolean> {
+    await this.opts.prepare?.();
+    if (this.isLocal) return existsSync(join(this.repository.replace(/^local:/, ''), 'config'));
+    return (await this.shell.exec(this.restic('cat', 'config'))).code === 0;
+  }
+
+  /** Every snapshot of the store. */
+  async snapshots(): Promise<SnapshotInfo[]> {
+    await this.ensure();
+    const res = await this.runUnlocked(this.restic('snapshots', '--json'));
+    return (JSON.parse(res.stdout || '[]') as { id: string; time: string; tags?: string[]; original?: string }[]).map((s) => ({
+      id: s.id,
+      time: s.time,
+      tags: s.tags ?? [],
+      original: s.original,
+    }));
   }
 
   /**

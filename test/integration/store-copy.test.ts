@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { execa } from 'execa';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { Inventory } from '../../inventory/index.js';
 import { addInstance, appSql, cli, dbStateOf, homeWithHosts, must, treeState } from '../helpers.js';
@@ -88,5 +89,55 @@ describe('pinned backups', () => {
     }
     const runs = JSON.parse((await must(cli(home, ['runs', '--json']))).stdout) as { command: string }[];
     expect(runs.map((x) => x.command)).toEqual(expect.arrayContaining(['backups pin', 'backups unpin']));
+  });
+});
+
+describe('a copy store keeps by its own retention', () => {
+  it('backups prune drops from the copy what its retention does not keep; the store untouched, a pinned backup kept', async () => {
+    const home = await homeWithHosts(['lab1']);
+    const offsite = join(mkdtempSync(join(tmpdir(), 'opsdeck-offsite-')), 'restic');
+    await must(cli(home, ['settings', 'storeCopies', offsite]));
+    await addInstance(home, 'lab1', 'ret-prod', 'dev');
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) ids.push(JSON.parse((await must(cli(home, ['backup', 'ret-prod', '--json']))).stdout).id);
+    // Recorded a day apart (oldest first): the store's retention (daily 3 by default) keeps all three.
+    const inv = new Inventory(home);
+    try {
+      ids.forEach((id, i) => inv.db.prepare('UPDATE backups SET created_at = ? WHERE id = ?').run(new Date(Date.now() - (2 - i) * 86_400_000).toISOString(), id));
+    } finally {
+      inv.close();
+    }
+    const bad = await cli(home, ['settings', 'storeCopyRetention', '/elsewhere daily=1']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('/elsewhere is not a copy store');
+    await must(cli(home, ['settings', 'storeCopyRetention', `${offsite} daily=1,weekly=0,monthly=0,yearly=0`]));
+    await must(cli(home, ['backups', 'pin', ids[0], '--why', 'before the migration']));
+    const env = { RESTIC_REPOSITORY: offsite, RESTIC_PASSWORD_FILE: join(home, 'store.pass') };
+    const held = async (repo: string) =>
+      (JSON.parse((await execa('restic', ['snapshots', '--json'], { env: { ...env, RESTIC_REPOSITORY: repo } })).stdout) as { tags: string[] }[]).map((s) =>
+        s.tags.find((t) => t.startsWith('backup='))!.slice('backup='.length),
+      );
+    const storeBefore = (await held(join(home, 'store'))).sort();
+
+    // --dry-run lists what would go from the copy, and nothing of the store.
+    const dry = await must(cli(home, ['backups', 'prune', '--dry-run']));
+    expect(dry.stdout).toMatch(new RegExp(`would drop manual backup ${ids[1]} of ret-prod \\(.*\\) from copy store ${offsite}`));
+    expect(dry.stdout.match(/would drop/g)).toHaveLength(1);
+    expect(new Set(await held(offsite))).toEqual(new Set(ids));
+
+    const pruned = JSON.parse((await must(cli(home, ['backups', 'prune', '--yes', '--json']))).stdout);
+    expect(pruned.removed).toEqual([]);
+    expect(pruned.copies).toEqual([
+      expect.objectContaining({ repository: offsite, retention: { daily: 1, weekly: 0, monthly: 0, yearly: 0 }, removed: [expect.objectContaining({ id: ids[1], kind: 'manual' })] }),
+    ]);
+    expect(pruned.copies[0].kept.map((b: { id: string }) => b.id).sort()).toEqual([ids[0], ids[2]].sort());
+    // The copy: the middle backup gone, the newest and the pinned one there. The store: as it was.
+    expect(new Set(await held(offsite))).toEqual(new Set([ids[0], ids[2]]));
+    expect((await held(join(home, 'store'))).sort()).toEqual(storeBefore);
+    for (const id of ids) expect(JSON.parse((await must(cli(home, ['backups', 'verify', id, '--json']))).stdout)).toMatchObject({ verified: true });
+    // In the audit trail: the copy's retention in the run's parameters, its step done.
+    const run = JSON.parse((await must(cli(home, ['runs', '--json', '--limit', '5']))).stdout).find((r: { command: string }) => r.command === 'backups prune');
+    expect(run.params.copies).toEqual({ [offsite]: { daily: 1, weekly: 0, monthly: 0, yearly: 0 } });
+    expect((await must(cli(home, ['runs', String(run.id)]))).stdout).toMatch(/done\s+Prune the copy store by its own retention/);
   });
 });

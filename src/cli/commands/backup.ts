@@ -102,7 +102,11 @@ export function register(program: Command, act: Act): void {
       );
       try {
         return await runPlan(app, g, prunePlan(app, { instance: name, policy: anyKeep(o) ? policyOf(o) : undefined }), (r) =>
-          [...r.removed.map((b) => `dropped ${b.kind} backup ${b.id} of ${b.instance} (${b.createdAt})`), `${r.removed.length} dropped, ${r.kept.length} kept`].join('\n'),
+          [
+            ...r.removed.map((b) => `dropped ${b.kind} backup ${b.id} of ${b.instance} (${b.createdAt})`),
+            `${r.removed.length} dropped, ${r.kept.length} kept`,
+            ...r.copies.map((c) => `copy store ${c.repository}: ${c.removed.length} dropped (${c.removed.map((b) => b.id).join(', ') || 'none'}), ${c.kept.length} kept`),
+          ].join('\n'),
         );
       } finally {
         for (const l of locked) app.inv.releaseLock(l);

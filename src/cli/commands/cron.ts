@@ -21,7 +21,7 @@ interface Job {
 
 const JOBS: Job[] = [
   { when: '15 2 * * *', args: ['backup', '--all', '--parallel', '2', '--yes'], comment: 'nightly backup of every instance, two at a time' },
-  { when: '45 3 * * *', args: ['backups', 'prune', '--yes'], comment: 'then drop what the retention policy does not keep' },
+  { when: '45 3 * * *', args: ['backups', 'prune', '--yes'], comment: "then drop what the retention policy does not keep: the store's, and each copy store's own (settings storeCopyRetention)" },
   { when: '5 * * * *', args: ['watch', '--all', '--yes'], comment: 'hourly file-integrity check, and an alert for any instance without a recent backup' },
   { when: '30 3 * * *', args: ['mirror', 'sync', '--all', '--yes'], comment: 'delayed mirrors: each brought to the newest backup of its source at least its lag old (none: nothing to do)' },
   { when: '35 * * * *', args: ['backups', 'check', '--yes'], comment: '' },
