@@ -1,5 +1,6 @@
 import type { Backup, Instance, LockRecord, RunRecord } from '../inventory/index.js';
 import type { ChangeRequest } from '../inventory/changes.js';
+import { storeRecords } from '../inventory/store-records.js';
 import { changePlan } from '../src/actions/change.js';
 import { fourEyes } from '../src/actions/team.js';
 import type { CompareReport } from '../src/actions/compare.js';
@@ -46,6 +47,8 @@ export interface UiState {
   envs: string[];
   /** The dashboard's environment filter ('' for all): the sampler probes only these. */
   env: string;
+  /** When the store was last read whole (the end of a backups check cycle whose every part passed); null: never. */
+  storeReadWhole?: string | null;
   run?: RunState;
   /** What the last run handed back when it was a comparison that finished well (the compare screen draws it). */
   lastCompare?: CompareReport;
@@ -128,7 +131,7 @@ export class UiModel {
       i.search = `${i.name}\n${i.env}\n${i.host}`.toLowerCase();
     }
     this.index = new Map(instances.map((i) => [i.name, i]));
-    this.set({ instances, hostCount: inv.listHosts().length, envs: [...envs.keys()].sort() });
+    this.set({ instances, hostCount: inv.listHosts().length, envs: [...envs.keys()].sort(), storeReadWhole: storeRecords(inv).lastFullCycle(this.app.store.repository) });
     this.rescope();
   }
 

@@ -77,6 +77,7 @@ export const dashboard: ScreenDef<'dashboard'> = {
           focus={nav.focus}
           height={ctx.bodyHeight - (nav.filtering ? 1 : 0)}
           width={ctx.cols}
+          readWhole={model.getState().storeReadWhole}
         />
       </Box>
     );
@@ -170,8 +171,11 @@ function DashboardView({
   height,
   width,
   shown,
+  readWhole,
 }: {
   data: DashboardData;
+  /** When the store was last read whole (backups check --read-data-subset); null: never. */
+  readWhole?: string | null;
   /** Whether an instance passes the filters: counts the bad ones shown without a set of every row. */
   shown: (instance: string) => boolean;
   sampler?: Sampler;
@@ -266,7 +270,16 @@ function DashboardView({
         focused={focus === 'hosts'}
         empty="no hosts: add one with opsdeck host add NAME --address ADDR"
       />
-      {title('instances', 'INSTANCES', data.instances.length, instBad, 'with a problem')}
+      <Text wrap="truncate-end">
+        {title('instances', 'INSTANCES', data.instances.length, instBad, 'with a problem')}
+        {/* On the panel's title line: no line of the 24 taken. The date a check cycle last read every pack. */}
+        {readWhole !== undefined ? (
+          <Text color={readWhole ? undefined : 'yellow'} dimColor={!!readWhole}>
+            {'   store read whole '}
+            {readWhole ? `${readWhole.slice(0, 16).replace('T', ' ')}Z` : 'never'}
+          </Text>
+        ) : null}
+      </Text>
       <Table
         columns={instCols}
         width={width}

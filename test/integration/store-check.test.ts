@@ -2,8 +2,15 @@ import { openSync, readdirSync, readSync, statSync, writeSync, closeSync } from 
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
+import { render } from 'ink-testing-library';
+import { createElement } from 'react';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addInstance, BIN, cli, homeWithHosts, must, until } from '../helpers.js';
+import { until as onScreen } from '../screens/frames.js';
+import { openApp } from '../../src/app/app.js';
+import { Sampler } from '../../src/health/sampler.js';
+import { App } from '../../screens/App.js';
+import { UiModel } from '../../screens/model.js';
 
 // Issue 13 item 7: integrity checks of the store with a time limit. Each run reads one part of the
 // store's data (restic check --read-data-subset n/t), the next run the next part, so a cycle of t runs
@@ -59,6 +66,25 @@ describe('store integrity checks', () => {
   });
   afterAll(async () => {
     await new Promise((r) => http.close(r));
+  });
+
+  it("the console's dashboard says when the store was last read whole: never, then the cycle's end", async () => {
+    const app = openApp(home);
+    const sampler = new Sampler(app, { intervalMs: 500, timeoutMs: 5000 });
+    const model = new UiModel(app, { sampler });
+    sampler.start();
+    const ui = render(createElement(App, { model }));
+    try {
+      await onScreen(ui.lastFrame, /INSTANCES\s+1\b.*store read whole never/);
+      const r = JSON.parse((await must(cli(home, ['backups', 'check', '--read-data-subset', 'auto', '--yes', '--json']))).stdout);
+      expect(r).toMatchObject({ part: 1, parts: 1, ok: true });
+      model.reload();
+      await onScreen(ui.lastFrame, `store read whole ${r.lastFullCycle.slice(0, 16).replace('T', ' ')}Z`);
+    } finally {
+      ui.unmount();
+      sampler.stop();
+      await app.close();
+    }
   });
 
   it('auto sizes the part to the time limit: a small store is read whole in one run', async () => {
