@@ -11,9 +11,11 @@ import { pgNodeOnly } from './pg-node-only.mjs';
 
 // Chunks are named by their content's hash: those of an earlier build go first.
 for (const f of readdirSync('dist')) if (/^(chunk-.*|cli\.bundle|tui\.bundle)\.mjs$/.test(f)) rmSync(`dist/${f}`);
+rmSync('dist/inventory/pg-worker.bundle.mjs', { force: true });
 
 await build({
-  entryPoints: { 'cli.bundle': 'dist/src/cli/main.js', 'tui.bundle': 'dist/screens/tui.js' },
+  // The team inventory's worker thread too: it loads pg (some 40 modules) before it can connect.
+  entryPoints: { 'cli.bundle': 'dist/src/cli/main.js', 'tui.bundle': 'dist/screens/tui.js', 'inventory/pg-worker.bundle': 'dist/inventory/pg-worker.js' },
   // In dist/ itself, so that paths found from import.meta.url (the inventory's worker) are the same
   // from every chunk.
   outdir: 'dist',

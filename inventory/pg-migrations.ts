@@ -14,7 +14,7 @@
  * (viewer, operator, admin: row-level security, default deny), secrets per environment and four-eyes
  * change requests are in pg-rights.ts (migrations 3 and 4).
  */
-import { PG_CHANGES_MIGRATION, PG_RELATIONS_MIGRATION, PG_RIGHTS_MIGRATION, PG_STORE_MIGRATION, PG_TEAM_ROLES_MIGRATION, PG_USER_ROLE } from './pg-rights.js';
+import { PG_CHANGES_MIGRATION, PG_POLICIES_MIGRATION, PG_RELATIONS_MIGRATION, PG_RIGHTS_MIGRATION, PG_STORE_MIGRATION, PG_TEAM_ROLES_MIGRATION, PG_USER_ROLE } from './pg-rights.js';
 
 export const PG_SCHEMA = 'opsdeck';
 
@@ -251,6 +251,8 @@ export const PG_MIGRATIONS: string[] = [
   `,
   // The group roles per inventory instead of the cluster's (pg-rights.ts).
   PG_TEAM_ROLES_MIGRATION,
+  // Row-level security evaluated once per query where it was once per row (pg-rights.ts).
+  PG_POLICIES_MIGRATION,
 ];
 
 /**

@@ -481,7 +481,8 @@ export const PG_TEAM_ROLES_MIGRATION = `
   DECLARE m RECORD;
   BEGIN
     -- The schema's rights were granted to the cluster's role: an inventory of before.
-    IF to_regrole('${LEGACY_ROLES.user}') IS NOT NULL AND has_schema_privilege('${LEGACY_ROLES.user}', '${PG_SCHEMA}', 'USAGE') THEN
+    -- (Nested: has_schema_privilege fails on a role that does not exist, as on a cluster that never had it.)
+    IF to_regrole('${LEGACY_ROLES.user}') IS NOT NULL THEN IF has_schema_privilege('${LEGACY_ROLES.user}', '${PG_SCHEMA}', 'USAGE') THEN
       FOR m IN SELECT a.member::regrole::text AS member FROM pg_auth_members a WHERE a.roleid = to_regrole('${LEGACY_ROLES.user}') LOOP
         EXECUTE format('GRANT %I TO %s', '${PG_USER_ROLE}', m.member);
       END LOOP;
@@ -491,7 +492,7 @@ export const PG_TEAM_ROLES_MIGRATION = `
       EXECUTE format('REVOKE ALL ON ALL SEQUENCES IN SCHEMA %I FROM %I', '${PG_SCHEMA}', '${LEGACY_ROLES.user}');
       EXECUTE format('REVOKE ALL ON ALL FUNCTIONS IN SCHEMA %I FROM %I', '${PG_SCHEMA}', '${LEGACY_ROLES.user}');
       EXECUTE format('REVOKE ALL ON SCHEMA %I FROM %I', '${PG_SCHEMA}', '${LEGACY_ROLES.user}');
-    END IF;
+    END IF; END IF;
     -- Team admins were the members of the cluster's admin role when is_team_admin() named it.
     IF to_regrole('${LEGACY_ROLES.admin}') IS NOT NULL AND strpos((SELECT prosrc FROM pg_proc WHERE oid = '${PG_SCHEMA}.is_team_admin'::regproc), '''${LEGACY_ROLES.admin}''') > 0 THEN
       FOR m IN SELECT a.member::regrole::text AS member FROM pg_auth_members a WHERE a.roleid = to_regrole('${LEGACY_ROLES.admin}') LOOP
@@ -533,4 +534,25 @@ export const PG_TEAM_ROLES_MIGRATION = `
 /** Run by every team init after the other grants. */
 export const PG_TEAM_ROLES_GRANTS = `
   GRANT SELECT ON team_roles TO ${PG_USER_ROLE};
+`;
+
+/**
+ * Policies PostgreSQL evaluates once per query instead of once per row. A host was visible through
+ * host_allows(name, 1) on each row: for a role below admin, its instances scanned and a level
+ * computed per instance, for every host (500 hosts of 10,000 instances: seconds for the console's
+ * first read). Now the set of visible hosts, like the set of environments, is an InitPlan computed
+ * once, and each row an array lookup. Change requests and secret uses alike.
+ */
+export const PG_POLICIES_MIGRATION = `
+  CREATE FUNCTION hosts_at(p_min INTEGER) RETURNS TEXT[] LANGUAGE sql STABLE ${DEFINER} AS $$
+    SELECT COALESCE(array_agg(DISTINCT host), '{}') FROM instances WHERE env = ANY (envs_at(p_min))
+  $$;
+  REVOKE ALL ON FUNCTION hosts_at(INTEGER) FROM PUBLIC;
+  ALTER POLICY hosts_read ON hosts USING ((SELECT max_level()) >= 3 OR name = ANY ((SELECT hosts_at(1))::text[]));
+  ALTER POLICY change_requests_read ON change_requests USING (env = ANY ((SELECT envs_at(1))::text[]));
+  ALTER POLICY secret_uses_read ON secret_uses USING (db_role = session_user::text OR env = ANY ((SELECT envs_at(3))::text[]));
+`;
+
+export const PG_POLICIES_GRANTS = `
+  GRANT EXECUTE ON FUNCTION hosts_at(INTEGER) TO ${PG_USER_ROLE};
 `;

@@ -1,11 +1,11 @@
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import { OpsError, UsageError } from '../src/core/errors.js';
 import type { Dialect, Param, RunResult, SqlDriver, Statement } from './driver.js';
 import type { Reply, Request, WorkerConfig } from './pg-worker.js';
 import { PG_GRANTS, PG_MIGRATIONS, PG_SCHEMA } from './pg-migrations.js';
-import { checkRoleNames, PG_CHANGES_GRANTS, PG_RIGHTS_GRANTS, PG_TEAM_ROLES_GRANTS, teamRoleNames, withRoles, type TeamRoles } from './pg-rights.js';
+import { checkRoleNames, PG_CHANGES_GRANTS, PG_POLICIES_GRANTS, PG_RIGHTS_GRANTS, PG_TEAM_ROLES_GRANTS, teamRoleNames, withRoles, type TeamRoles } from './pg-rights.js';
 
 const dialect: Dialect = { name: 'postgres', insertOrder: 'id' };
 
@@ -62,12 +62,21 @@ export function numberPlaceholders(sql: string): string {
 
 /**
  * The worker's compiled file: beside this one; under inventory/ when this code is in the console's
- * bundle; in dist/ when this is the TypeScript source (the tests import it).
+ * bundle; in dist/ when this is the TypeScript source (the tests import it). Its bundle
+ * (build/bundle.mjs) while that is newer than tsc's output, as bin/opsdeck chooses: pg as one file,
+ * without the Cloudflare probe that loads Node's HTTP client, is most of the worker's start-up.
  */
 function workerFile(): string {
   for (const rel of ['./pg-worker.js', './inventory/pg-worker.js', '../dist/inventory/pg-worker.js']) {
     const f = fileURLToPath(new URL(rel, import.meta.url));
-    if (existsSync(f)) return f;
+    if (!existsSync(f)) continue;
+    const bundle = f.replace(/\.js$/, '.bundle.mjs');
+    try {
+      if (statSync(bundle).mtimeMs >= statSync(f).mtimeMs) return bundle;
+    } catch {
+      // No bundle built: the module.
+    }
+    return f;
   }
   throw new OpsError('the PostgreSQL inventory worker (dist/inventory/pg-worker.js) is missing', 1, 'build opsdeck again: npm run build');
 }
@@ -283,7 +292,7 @@ export class PgDriver implements SqlDriver {
         this.exec(withRoles(PG_MIGRATIONS[v], roles));
         this.prepare('INSERT INTO schema_version (version) VALUES (?)').run(v + 1);
       }
-      for (const grants of [PG_GRANTS, PG_RIGHTS_GRANTS, PG_CHANGES_GRANTS, PG_TEAM_ROLES_GRANTS]) this.exec(withRoles(grants, roles));
+      for (const grants of [PG_GRANTS, PG_RIGHTS_GRANTS, PG_CHANGES_GRANTS, PG_TEAM_ROLES_GRANTS, PG_POLICIES_GRANTS]) this.exec(withRoles(grants, roles));
       return { from, to: PG_MIGRATIONS.length, roles };
     })();
   }

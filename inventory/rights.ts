@@ -68,7 +68,10 @@ export class Rights {
   /** Forgets what was read (a grant changed; the console re-reads now and then). */
   refresh(): void {
     this.levels = undefined;
+    this.who.clear();
   }
+  /** whoMay's answers: the console asks for each greyed key at each frame. */
+  private readonly who = new Map<string, string[]>();
 
   /** The session's role's level on each environment it has a right on (team admins: admin on all). */
   private levelMap(): Map<string, number> {
@@ -117,11 +120,16 @@ export class Rights {
 
   /** The roles that hold at least `need` on env, team admins included. */
   whoMay(env: string, need: Level): string[] {
+    const key = `${env}\n${need}`;
+    const known = this.who.get(key);
+    if (known) return known;
     const levels = LEVELS.slice(LEVELS.indexOf(need));
     const granted = (this.db.prepare('SELECT role, level FROM grants WHERE env = ? ORDER BY role').all(env) as { role: string; level: Level }[])
       .filter((g) => levels.includes(g.level))
       .map((g) => `${g.role} (${g.level})`);
-    return [...granted, ...this.teamAdmins().map((r) => `${r} (team admin)`)];
+    const who = [...granted, ...this.teamAdmins().map((r) => `${r} (team admin)`)];
+    this.who.set(key, who);
+    return who;
   }
 
   /** The schema's owner and the members of this inventory's admin role (superusers left out: they are everything). */

@@ -97,7 +97,7 @@ describe('each role sees and does only what it was granted', () => {
     expect(v.code, v.stderr).toBe(2);
     expect(v.stderr).toContain(`not allowed: backup on prod (protected) needs operator; you are viewer (instance ${prod})`);
     // Only this inventory's team admins: those other test files' inventories make are not named.
-    expect(v.stderr).toContain(`fix: ask one who may: ${people.admin.role} (admin), ${TEAM_ADMIN.role} (team admin)\n`);
+    expect(v.stderr.trimEnd().split('\n').pop()).toBe(`  fix: ask one who may: ${people.admin.role} (admin), ${TEAM_ADMIN.role} (team admin)`);
 
     const u = await as('operator', ['upgrade', stg, '--to', 'v2.0.0', '--yes']);
     expect(u.code, u.stderr).toBe(2);

@@ -111,6 +111,34 @@ describe('two inventories on one cluster', () => {
   });
 });
 
+describe('row-level security evaluated once per query', () => {
+  let c: { db: string; url: string };
+  beforeAll(async () => {
+    c = teamDatabase();
+    dbs.push(c.db);
+    pgAdmin(`GRANT ${teamRoleNames(c.db).user} TO ${people.cara.role};`);
+    // Two hosts, each with an instance of its own environment (rows written as the owner would).
+    pgAdmin(
+      `SET search_path = opsdeck;
+       INSERT INTO envs (name, protected, created_at) VALUES ('e1', 0, 'now'), ('e2', 0, 'now');
+       INSERT INTO hosts (name, address, "user", created_at) VALUES ('h1', '127.0.0.1', 'ops', 'now'), ('h2', '127.0.0.2', 'ops', 'now');
+       INSERT INTO instances (name, host, path, env, created_at) VALUES ('i1', 'h1', '/srv/i1', 'e1', 'now'), ('i2', 'h2', '/srv/i2', 'e2', 'now');`,
+      c.db,
+    );
+    await must(asAdmin(c.url, ['team', 'grant', people.cara.role, '--env', 'e1', '--as', 'viewer']));
+  });
+
+  it('a host is seen by who sees one of its instances, and only by them', async () => {
+    expect((await rawSql('cara', c.db, 'SELECT name FROM hosts ORDER BY name')).rows.map((r) => r.name)).toEqual(['h1']);
+    expect(JSON.parse((await must(as('cara', c.url, ['host', 'list', '--json']))).stdout).map((h: { name: string }) => h.name)).toEqual(['h1']);
+    expect(JSON.parse((await must(as('cara', c.url, ['instance', 'list', '--json']))).stdout).map((h: { name: string }) => h.name)).toEqual(['i1']);
+    // The owner (team admin) sees both.
+    expect(JSON.parse((await must(asAdmin(c.url, ['host', 'list', '--json']))).stdout).map((h: { name: string }) => h.name)).toEqual(['h1', 'h2']);
+    await must(asAdmin(c.url, ['team', 'grant', people.cara.role, '--env', 'e2', '--as', 'viewer']));
+    expect((await rawSql('cara', c.db, 'SELECT name FROM hosts ORDER BY name')).rows.map((r) => r.name)).toEqual(['h1', 'h2']);
+  });
+});
+
 describe('upgrade of an inventory made when the roles were the cluster-wide opsdeck_user and opsdeck_admin', () => {
   const db = `opsdeck_t_up_${tag}`;
   const url = () => `postgres://${TEAM_ADMIN.role}@127.0.0.1:${lab().pg.port}/${db}`;
