@@ -7,7 +7,7 @@ import { maintenanceOff, maintenanceOn } from './app.js';
 import type { Deps } from '../deps/deps.js';
 import { leaveCriticalSection, restoreState, restoreSteps, restoreUndoFailed, type RestoreResult, type RestoreState } from './restore.js';
 import { rebaselineStep } from './watch.js';
-import { readRedaction, redactionDigest, type Redaction } from './redact.js';
+import { checkRedactionScope, readRedaction, redactionDigest, type Redaction } from './redact.js';
 
 export interface CloneOptions {
   dataOnly?: boolean;
@@ -42,6 +42,8 @@ export function clonePlan(deps: Deps, sourceName: string, targetName: string, op
   const redaction = opts.redaction ?? (opts.redact !== undefined ? readRedaction(opts.redact) : undefined);
   if (redaction && !parts.db) throw new UsageError('--redact applies to the database, and --code-only copies none', 'drop one of them');
   if (redaction && !source.dbUrl) throw new UsageError(`${source.name} has no database to redact`, 'drop --redact');
+  // Rules that could reach outside the copy (another database, the server) are refused here, before anything runs.
+  if (redaction) checkRedactionScope(redaction, target, deps.inv.listInstances());
 
   let chosen: Backup | undefined;
   if (opts.backup !== undefined) {

@@ -46,6 +46,36 @@ describe.each(ENGINES)('clone --redact (%s)', (engine) => {
     expect(dbState(uat)).toBe(before);
   });
 
+  it('rules that could reach outside the copy are refused before anything changes, naming the rule and the fix', async () => {
+    const before = dbState(uat);
+    const esc = (t: string) => t.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    // MariaDB runs the rules in a scratch copy, where a database-qualified name reaches that database
+    // instead; PostgreSQL's names stay in the target database, but roles, files and dblink do not.
+    const cases: [string, RegExp][] =
+      engine === 'mysql'
+        ? [
+            ["mysql.user.password = 'x'", /\(UPDATE mysql\.user SET password = 'x';\) names mysql\.user: mysql is a database/],
+            [`UPDATE \`${prod.db}\`.customer SET email = 'x';`, new RegExp(`names ${esc(prod.db)}\\.customer: ${esc(prod.db)} is a database on this server`)],
+            [`UPDATE customer SET email = (SELECT email FROM ${uat.db}.customer LIMIT 1);`, new RegExp(`names ${esc(uat.db)}\\.customer: ${esc(uat.db)} is a database on this server`)],
+            ["/*!50000 UPDATE mysql.user SET plugin = '' */;", /MariaDB executable comment/],
+          ]
+        : [
+            ['SET ROLE postgres;', /acts outside the copied data/],
+            ["SELECT dblink_exec('dbname=postgres', 'DROP TABLE customer');", /calls dblink_exec, which reaches outside the database/],
+            ["COPY customer TO PROGRAM 'cat > /tmp/leak';", /acts outside the copied data/],
+          ];
+    for (const [rule, said] of cases) {
+      const file = join(home, 'outside.sql');
+      writeFileSync(file, `# line 1 is a comment\n${rule}\n`);
+      const r = await cli(home, ['clone', prod.name, uat.name, '--data-only', '--redact', file, '--yes']);
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toContain(`${file} line 2 (`);
+      expect(r.stderr).toMatch(said);
+      expect(r.stderr).toMatch(/fix: /);
+    }
+    expect(dbState(uat)).toBe(before);
+  });
+
   it('copies the data with every customer e-mail and name redacted; row counts equal; the source untouched', async () => {
     const sourceBefore = dbState(prod);
     const sourceEmails = emails(prod);
