@@ -103,17 +103,7 @@ export class Changes {
       );
   }
 
-  request(c: {
-    command: string;
-    instance: string | null;
-    env: string;
-    params: Record<string, unknown>;
-    argv: string[];
-    plan: string[];
-    backout: string;
-    why: string;
-    standing?: boolean;
-  }): ChangeRequest {
+  request(c: Pick<ChangeRequest, 'command' | 'instance' | 'env' | 'params' | 'argv' | 'plan' | 'backout' | 'why'> & { standing?: boolean }): ChangeRequest {
     this.need();
     let user: string;
     try {
