@@ -53,6 +53,16 @@ function dirBytes(dir: string): number {
   return n;
 }
 
+/** A fresh restic repository for the pipeline, made as an admin would (restic init): its environment, and what to remove after. */
+function pipelineRepo(lab: Lab): { renv: { RESTIC_REPOSITORY: string; RESTIC_PASSWORD_FILE: string; RESTIC_CACHE_DIR: string }; files: string[] } {
+  const repo = mkdtempSync(join(lab.dir, 'bench-restic-'));
+  const pw = `${repo}.pass`;
+  writeFileSync(pw, 'bench-password\n', { mode: 0o600 });
+  const renv = { RESTIC_REPOSITORY: join(repo, 'r'), RESTIC_PASSWORD_FILE: pw, RESTIC_CACHE_DIR: join(repo, 'cache') };
+  sh('restic init -q', renv);
+  return { renv, files: [repo, pw] };
+}
+
 /** A code tree like a real app's: many small text files, some larger assets that do not compress. */
 function makeTree(path: string): void {
   const marker = join(path, '.bench-tree');
@@ -96,11 +106,7 @@ async function benchMysql(lab: Lab, sshTo: (h: Lab['hosts'][number]) => string):
   const restoreOps: number[] = [];
   for (let run = 0; run < RUNS; run++) {
     process.stderr.write(`bench: MariaDB run ${run + 1} of ${RUNS}\n`);
-    const repo = mkdtempSync(join(lab.dir, 'bench-restic-'));
-    const pw = join(repo, '..', `${repo.split('/').pop()}.pass`);
-    writeFileSync(pw, 'bench-password\n', { mode: 0o600 });
-    const renv = { RESTIC_REPOSITORY: join(repo, 'r'), RESTIC_PASSWORD_FILE: pw, RESTIC_CACHE_DIR: join(repo, 'cache') };
-    sh('restic init -q', renv);
+    const { renv, files } = pipelineRepo(lab);
     backupBase.push(
       timed(() => {
         sh(`${ssh} tar -C ${code.path} -cf - . | restic backup -q --stdin --stdin-filename code.tar --host bench`, renv);
@@ -127,7 +133,7 @@ async function benchMysql(lab: Lab, sshTo: (h: Lab['hosts'][number]) => string):
     );
     asLabUser('rm', ['-rf', target]);
     restoreOps.push(timed(() => ops(['restore', 'bench-maria', '--yes', '--allow-protected'])));
-    execFileSync('rm', ['-rf', repo, pw, home]);
+    execFileSync('rm', ['-rf', ...files, home]);
   }
   return [
     { what: 'MariaDB backup (Sakila + small tree; vs tar and mariadb-dump into restic backup --stdin)', baseline: median(backupBase), opsdeck: median(backupOps) },
@@ -208,11 +214,7 @@ async function main() {
       const withPw = (cmd: string) => `{ echo ${inst.password}; } | ${ssh} 'read -r PGPASSWORD; export PGPASSWORD; exec ${cmd}'`;
       process.stderr.write(`bench: run ${run + 1} of ${RUNS}\n`);
       // Baseline: a fresh restic repository and the two pipelines, one after the other.
-      const repo = mkdtempSync(join(lab.dir, 'bench-restic-'));
-      const pw = join(repo, '..', `${repo.split('/').pop()}.pass`);
-      writeFileSync(pw, 'bench-password\n', { mode: 0o600 });
-      const renv = { RESTIC_REPOSITORY: join(repo, 'r'), RESTIC_PASSWORD_FILE: pw, RESTIC_CACHE_DIR: join(repo, 'cache') };
-      sh('restic init -q', renv);
+      const { renv, files } = pipelineRepo(lab);
       const baseBackup = () => {
         sh(`${ssh} tar -C ${inst.path} -cf - . | restic backup -q --stdin --stdin-filename code.tar --host bench`, renv);
         sh(`${withPw(`pg_dump --no-owner --no-privileges ${pgConn}`)} | restic backup -q --stdin --stdin-filename db.sql --host bench`, renv);
@@ -234,11 +236,11 @@ async function main() {
 
       if (run === 0) {
         // A second backup of the unchanged instance: how much the store grows.
-        const baseBefore = dirBytes(join(repo, 'r'));
+        const baseBefore = dirBytes(renv.RESTIC_REPOSITORY);
         baseBackup();
         const opsBefore = dirBytes(join(home, 'store'));
         ops(['backup', inst.name]);
-        growth = { base: dirBytes(join(repo, 'r')) - baseBefore, ops: dirBytes(join(home, 'store')) - opsBefore, first: opsBefore, baseFirst: baseBefore };
+        growth = { base: dirBytes(renv.RESTIC_REPOSITORY) - baseBefore, ops: dirBytes(join(home, 'store')) - opsBefore, first: opsBefore, baseFirst: baseBefore };
       }
 
       // Restore. Baseline: into a fresh directory beside the instance, and the dump into the database.
@@ -268,7 +270,7 @@ async function main() {
       );
       asLabUser('rm', ['-rf', pipeDir]);
       cloneOps.push(timed(() => ops(['clone', inst.name, staging.name, '--yes'])));
-      execFileSync('rm', ['-rf', repo, pw, home]);
+      execFileSync('rm', ['-rf', ...files, home]);
     }
 
     // watch over 100,000 files against find | xargs sha256sum run on the host itself.
