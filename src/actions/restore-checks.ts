@@ -5,7 +5,6 @@ import { run } from '../remote/shell.js';
 import { OpsError, UsageError } from '../core/errors.js';
 import { shellFor, type Deps } from '../deps/deps.js';
 import type { RestoredRelease } from './releases.js';
-import type { Prefetched } from './restore-data.js';
 
 export interface RestoreState {
   /** Redaction statements run on the loaded copy before it commits (clone --redact, refresh). */
@@ -37,8 +36,6 @@ export interface RestoreState {
    * targets skip it: a staging tree of 300 MB need not be stored each time it is refreshed.
    */
   safetyCode: boolean;
-  /** The stored streams whose restic started during the checks, for the data step to load (see Prefetched). */
-  ahead?: { code?: Prefetched; db?: Prefetched };
   /** A restore onto a release-mode instance: the tree comes back as a new release (restoreAsRelease). */
   release?: RestoredRelease;
 }

@@ -1,5 +1,4 @@
 /** How a restore gets its data in: the tree staged beside the live one, the database loaded so that it commits only once checked. */
-import { PassThrough, type Writable } from 'node:stream';
 import type { Backup, Instance } from '../../inventory/index.js';
 import { parseDbUrl, type Db, type DbLoader } from '../databases/index.js';
 import type { StepIO } from '../core/plan.js';
@@ -13,66 +12,6 @@ import { codeTarArgv, hasSharedDir } from './releases.js';
 import { dumpTree, isMirrored } from '../store/tree-mirror.js';
 
 /**
- * A stored stream whose restic was started ahead of its load (during the restore's checks), so that
- * restic's start-up (opening the store's key costs it about half a second of CPU, then its index)
- * overlaps the checks' round trips. Nothing is read until a load takes it: restic waits on the pipe.
- * Cancelled (restic stopped) when the run is, or when the load it was for never starts.
- */
-export class Prefetched {
-  private readonly out = new PassThrough();
-  private readonly ac = new AbortController();
-  private readonly done: Promise<void>;
-  private taken = false;
-
-  constructor(start: (out: Writable, signal: AbortSignal) => Promise<void>, signal: AbortSignal) {
-    this.done = start(this.out, this.ac.signal);
-    // A restic that failed never ends the stream: its error ends it, for the load to report.
-    this.done.catch((err: Error) => this.out.destroy(err));
-    this.out.on('error', () => {});
-    if (signal.aborted) this.cancel();
-    else signal.addEventListener('abort', () => this.cancel(), { once: true });
-  }
-
-  /** Stops restic unless a load took the stream (the load's own cancellation covers it then). */
-  cancel(): void {
-    if (this.taken) return;
-    this.taken = true;
-    this.stop();
-  }
-
-  private stop(): void {
-    this.ac.abort();
-    this.out.destroy();
-  }
-
-  /** A relay's producer: the stream into `sink`, each chunk written through before the next, then restic's exit status. */
-  async produce(sink: Writable, signal: AbortSignal): Promise<void> {
-    if (this.taken) throw new OpsError('internal: a prefetched stream taken twice, or after it was cancelled');
-    this.taken = true;
-    const stop = () => this.stop();
-    if (signal.aborted) stop();
-    signal.addEventListener('abort', stop, { once: true });
-    try {
-      // Awaiting each write's callback: when the stream ends, the sink has taken (hashed) every byte.
-      for await (const chunk of this.out) await new Promise<void>((ok, fail) => sink.write(chunk as Buffer, (err) => (err ? fail(err) : ok())));
-      await this.done;
-    } finally {
-      signal.removeEventListener('abort', stop);
-    }
-  }
-}
-
-/** Starts restic on the stored streams a restore will load (see Prefetched). */
-export function prefetch(deps: Deps, backup: Backup, parts: { code: boolean; db: boolean }, signal: AbortSignal): { code?: Prefetched; db?: Prefetched } {
-  const code = backup.manifest.code;
-  const db = backup.manifest.db;
-  return {
-    ...(parts.code && code && { code: new Prefetched((out, s) => dumpTree(deps.store, code, storedStream(backup, 'code').file, out, s), signal) }),
-    ...(parts.db && db && { db: new Prefetched((out, s) => deps.store.dump(db.snapshot, storedStream(backup, 'db').file, out, s), signal) }),
-  };
-}
-
-/**
  * Unpacks a tar from stdin into a fresh directory $1, modes kept (-p). As root (a host's --become
  * root) every entry also gets back its owner and group, by number as the backup stored them; any
  * other user can only create files it owns, so there they belong to that user (checkTreeUser says
@@ -82,7 +21,7 @@ export const UNPACK_SCRIPT =
   'rm -rf -- "$1" && mkdir -- "$1" && if [ "$(id -u)" = 0 ]; then exec tar -x -p --same-owner --numeric-owner -f - -C "$1"; else exec tar -x -p --no-same-owner -f - -C "$1"; fi';
 
 /** Streams a stored code tar into a fresh staging directory on the host, checking it against the manifest. */
-export async function stageCode(deps: Deps, backup: Backup, target: Instance, staging: string, ctx: StepIO, ahead?: Prefetched): Promise<void> {
+export async function stageCode(deps: Deps, backup: Backup, target: Instance, staging: string, ctx: StepIO): Promise<void> {
   const m = backup.manifest.code!;
   const shell = shellFor(deps, target);
   const tar = new TarScanner();
@@ -92,7 +31,7 @@ export async function stageCode(deps: Deps, backup: Backup, target: Instance, st
   await relay(
     meter,
     // A tree stored through a mirror is rebuilt as the host's tar, each file checked on the way (tree-mirror.ts).
-    (sink, signal) => (ahead ? ahead.produce(sink, signal) : dumpTree(deps.store, m, storedStream(backup, 'code').file, sink, signal)),
+    (sink, signal) => dumpTree(deps.store, m, storedStream(backup, 'code').file, sink, signal),
     async (src, signal) => {
       const res = await shell.exec(argv, { stdin: src, signal });
       if (res.code !== 0) throw new CommandError(shell.label, ['tar', '-x'], res);
@@ -108,7 +47,7 @@ export async function stageCode(deps: Deps, backup: Backup, target: Instance, st
  * an undo goes to `keep` (as soon as the engine knows it, and before it changes the target: see
  * DbLoader.run); without it, it is dropped at once.
  */
-export async function loadDatabase(deps: Deps, backup: Backup, target: Instance, ctx: StepIO, beforeCommit?: () => Promise<void>, keep?: Keep, redact?: string[], ahead?: Prefetched): Promise<void> {
+export async function loadDatabase(deps: Deps, backup: Backup, target: Instance, ctx: StepIO, beforeCommit?: () => Promise<void>, keep?: Keep, redact?: string[]): Promise<void> {
   const m = backup.manifest.db!;
   const db = dbFor(deps, target);
   if (!db) throw new UsageError(`backup ${backup.id} has a database but ${target.name} has none configured`, `set one with: opsdeck instance add ... --db URL`);
@@ -125,7 +64,7 @@ export async function loadDatabase(deps: Deps, backup: Backup, target: Instance,
   await runLoad(
     loader,
     meter,
-    (sink, signal) => (ahead ? ahead.produce(sink, signal) : deps.store.dump(m.snapshot, storedStream(backup, 'db').file, sink, signal)),
+    (sink, signal) => deps.store.dump(m.snapshot, storedStream(backup, 'db').file, sink, signal),
     ctx,
     () => checkDigest('database dump', meter, m),
     beforeCommit,

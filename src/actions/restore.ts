@@ -12,7 +12,7 @@ import { MAINTENANCE_FILE } from './app.js';
 import { rebaselineStep } from './watch.js';
 import { liveRelease, materializeShared, releasesDir, restoreAsRelease, schemaHash, sharedPathsOf, undoRestoredRelease } from './releases.js';
 import { backupChoiceNotes, checkTreeUser, freeSpace, hasCode, hasDb, keepsLocal, pickBackup, treeSize, type RestoreState } from './restore-checks.js';
-import { loadDatabase, loadDatabaseFrom, prefetch, stageCode, stageCodeFrom } from './restore-data.js';
+import { loadDatabase, loadDatabaseFrom, stageCode, stageCodeFrom } from './restore-data.js';
 
 // The checks and the data path live beside the steps; importers keep using restore.js.
 export { backupChoiceNotes, freeSpace, pickBackup, type RestoreState } from './restore-checks.js';
@@ -79,20 +79,13 @@ function dataExplain(target?: Instance): string {
 }
 
 /**
- * The check step's run, with restic started meanwhile on the stored streams the data step will load:
- * its start-up goes beside the checks' round trips. It reads nothing of the store until the data step
- * takes the streams, and is stopped if a check fails (or the run is cancelled: see Prefetched).
- * `ask` starts a check that is judged later: a failure is thrown where it is awaited, and when the
- * step fails, every check asked has ended before it does (MariaDB's tries its rights by creating
- * and dropping two empty databases, which must not be cut half-way).
+ * The check step's run with `ask`, which starts a check whose answer is judged later (each is a round
+ * trip to the host: asked side by side, they cost one round trip's wait). A failure is thrown where
+ * it is awaited, and when the step fails, every check asked has ended before it does (MariaDB's tries
+ * its rights by creating and dropping two empty databases, which must not be cut half-way).
  */
-function startingAhead(deps: Deps, check: (ctx: StepContext<RestoreState>, ask: <T>(p: Promise<T>) => Promise<T>) => Promise<void>): (ctx: StepContext<RestoreState>) => Promise<void> {
+function askingAhead(check: (ctx: StepContext<RestoreState>, ask: <T>(p: Promise<T>) => Promise<T>) => Promise<void>): (ctx: StepContext<RestoreState>) => Promise<void> {
   return async (ctx) => {
-    const { from, target } = ctx.state;
-    // The dump only where the load starts with the data step (beside the safety backup): a load
-    // that waits for the safety backup has restic's start-up behind it anyway.
-    const beside = hasDb(ctx.state) && !!target.dbUrl && engineFor(target.dbUrl).loadsBeside;
-    ctx.state.ahead = from.backup ? prefetch(deps, from.backup, { code: hasCode(ctx.state), db: beside }, ctx.signal) : undefined;
     const asked: Promise<unknown>[] = [];
     const ask = <T>(p: Promise<T>): Promise<T> => {
       p.catch(() => {});
@@ -102,29 +95,10 @@ function startingAhead(deps: Deps, check: (ctx: StepContext<RestoreState>, ask: 
     try {
       await check(ctx, ask);
     } catch (err) {
-      dropAhead(ctx.state);
       await Promise.allSettled(asked);
       throw err;
     }
   };
-}
-
-/** The data step's run; restic on any stream started ahead that it did not load is stopped after it. */
-function releasingAhead(data: (ctx: StepContext<RestoreState>) => Promise<void>): (ctx: StepContext<RestoreState>) => Promise<void> {
-  return async (ctx) => {
-    try {
-      await data(ctx);
-    } finally {
-      dropAhead(ctx.state);
-    }
-  };
-}
-
-/** Stops restic on streams started ahead that no load took. */
-function dropAhead(s: RestoreState): void {
-  s.ahead?.code?.cancel();
-  s.ahead?.db?.cancel();
-  s.ahead = undefined;
 }
 
 /** A restore's steps; `target` (when known) words the explanations for its database engine. */
@@ -134,7 +108,7 @@ export function restoreSteps(deps: Deps, target?: Instance): RestoreSteps {
       name: 'check',
       title: 'Check the target and its free disk space',
       explain: 'Logs in to the target host and makes sure the restore fits on its disk. If it fails, free some space or pick another target.',
-      run: startingAhead(deps, async (ctx, ask) => {
+      run: askingAhead(async (ctx, ask) => {
         const { from, target } = ctx.state;
         if (from.backup) for (const note of backupChoiceNotes(deps, from.backup)) ctx.log(note, 'warn');
         const parent = dirname(target.path);
@@ -193,7 +167,7 @@ export function restoreSteps(deps: Deps, target?: Instance): RestoreSteps {
       name: 'data',
       title: 'Take a safety backup, load the database, unpack the code tree beside the target',
       explain: dataExplain(target),
-      run: releasingAhead(async (ctx) => {
+      run: async (ctx) => {
         const { target, from, staging } = ctx.state;
         const exists = (await shellFor(deps, target).exec(['test', '-d', target.path])).code === 0;
         const id = newBackupId();
@@ -246,7 +220,7 @@ export function restoreSteps(deps: Deps, target?: Instance): RestoreSteps {
             if (!beside) await saved.done;
             try {
               if (from.live) await loadDatabaseFrom(deps, from.live, target, sub(2, signal), () => beforeCommit(signal), keep, ctx.state.redact);
-              else await loadDatabase(deps, from.backup, target, sub(2, signal), () => beforeCommit(signal), keep, ctx.state.redact, ctx.state.ahead?.db);
+              else await loadDatabase(deps, from.backup, target, sub(2, signal), () => beforeCommit(signal), keep, ctx.state.redact);
             } catch (err) {
               // Stopped at a failed statement: the COMMIT never ran, there is nothing to put back.
               if (err instanceof LoadStopped) ctx.state.commitSent = false;
@@ -257,8 +231,7 @@ export function restoreSteps(deps: Deps, target?: Instance): RestoreSteps {
           },
           async (signal) => {
             try {
-              if (hasCode(ctx.state))
-                await (from.live ? stageCodeFrom(deps, from.live, target, staging, sub(1, signal)) : stageCode(deps, from.backup, target, staging, sub(1, signal), ctx.state.ahead?.code));
+              if (hasCode(ctx.state)) await (from.live ? stageCodeFrom(deps, from.live, target, staging, sub(1, signal)) : stageCode(deps, from.backup, target, staging, sub(1, signal)));
               staged.ok();
             } catch (err) {
               staged.failed(err);
@@ -266,7 +239,7 @@ export function restoreSteps(deps: Deps, target?: Instance): RestoreSteps {
             }
           },
         ]);
-      }),
+      },
       undo: async (ctx) => {
         const { safety, target, staging } = ctx.state;
         await run(shellFor(deps, target), ['rm', '-rf', '--', staging]);
@@ -359,19 +332,28 @@ export function restoreSteps(deps: Deps, target?: Instance): RestoreSteps {
       final: true,
       run: async (ctx) => {
         const kept = ctx.state.dbKept;
-        if (kept !== undefined) {
-          // The run is done: what the load kept for an undo goes.
-          const db = dbFor(deps, ctx.state.target)!;
-          await db.engine.dropKept(loginShellFor(deps, ctx.state.target), db, kept);
-          ctx.state.dbKept = undefined;
+        // The run is done: what the load kept for an undo goes, beside the deletes of the old trees
+        // (each is a round trip to the host, and neither decides anything for the other).
+        const dropped =
+          kept === undefined
+            ? undefined
+            : (async () => {
+                const db = dbFor(deps, ctx.state.target)!;
+                await db.engine.dropKept(loginShellFor(deps, ctx.state.target), db, kept);
+                ctx.state.dbKept = undefined;
+              })();
+        dropped?.catch(() => {});
+        try {
+          const oldShared = ctx.state.release?.oldShared;
+          if (oldShared) await removeLater(deps, ctx.state.target, oldShared);
+          if (!ctx.state.swapped) return;
+          ctx.state.oldDeleting = true;
+          // Detached: deleting 20,000 files takes seconds and decides nothing. The next restore's swap
+          // removes any leftover first.
+          await removeLater(deps, ctx.state.target, ctx.state.old);
+        } finally {
+          await dropped;
         }
-        const oldShared = ctx.state.release?.oldShared;
-        if (oldShared) await removeLater(deps, ctx.state.target, oldShared);
-        if (!ctx.state.swapped) return;
-        ctx.state.oldDeleting = true;
-        // Detached: deleting 20,000 files takes seconds and decides nothing. The next restore's swap
-        // removes any leftover first.
-        await removeLater(deps, ctx.state.target, ctx.state.old);
       },
     },
   };
