@@ -537,22 +537,16 @@ export const PG_TEAM_ROLES_GRANTS = `
 `;
 
 /**
- * Policies PostgreSQL evaluates once per query instead of once per row. A host was visible through
+ * Policies PostgreSQL can plan instead of calling a function per row. A host was visible through
  * host_allows(name, 1) on each row: for a role below admin, its instances scanned and a level
  * computed per instance, for every host (500 hosts of 10,000 instances: seconds for the console's
- * first read). Now the set of visible hosts, like the set of environments, is an InitPlan computed
- * once, and each row an array lookup. Change requests and secret uses alike.
+ * first read). Now a host is visible when one of its instances is (the instances' own policy, an
+ * InitPlan of the environments): for the whole table a hashed subplan (one pass over instances),
+ * for one host (each health probe looks its host up) the index on instances (host, path).
+ * Change requests and secret uses: the environments as one InitPlan, not a level per row.
  */
 export const PG_POLICIES_MIGRATION = `
-  CREATE FUNCTION hosts_at(p_min INTEGER) RETURNS TEXT[] LANGUAGE sql STABLE ${DEFINER} AS $$
-    SELECT COALESCE(array_agg(DISTINCT host), '{}') FROM instances WHERE env = ANY (envs_at(p_min))
-  $$;
-  REVOKE ALL ON FUNCTION hosts_at(INTEGER) FROM PUBLIC;
-  ALTER POLICY hosts_read ON hosts USING ((SELECT max_level()) >= 3 OR name = ANY ((SELECT hosts_at(1))::text[]));
+  ALTER POLICY hosts_read ON hosts USING ((SELECT max_level()) >= 3 OR EXISTS (SELECT 1 FROM instances i WHERE i.host = hosts.name));
   ALTER POLICY change_requests_read ON change_requests USING (env = ANY ((SELECT envs_at(1))::text[]));
   ALTER POLICY secret_uses_read ON secret_uses USING (db_role = session_user::text OR env = ANY ((SELECT envs_at(3))::text[]));
-`;
-
-export const PG_POLICIES_GRANTS = `
-  GRANT EXECUTE ON FUNCTION hosts_at(INTEGER) TO ${PG_USER_ROLE};
 `;

@@ -5,7 +5,7 @@ import { OpsError, UsageError } from '../src/core/errors.js';
 import type { Dialect, Param, RunResult, SqlDriver, Statement } from './driver.js';
 import type { Reply, Request, WorkerConfig } from './pg-worker.js';
 import { PG_GRANTS, PG_MIGRATIONS, PG_SCHEMA } from './pg-migrations.js';
-import { checkRoleNames, PG_CHANGES_GRANTS, PG_POLICIES_GRANTS, PG_RIGHTS_GRANTS, PG_TEAM_ROLES_GRANTS, teamRoleNames, withRoles, type TeamRoles } from './pg-rights.js';
+import { checkRoleNames, PG_CHANGES_GRANTS, PG_RIGHTS_GRANTS, PG_TEAM_ROLES_GRANTS, teamRoleNames, withRoles, type TeamRoles } from './pg-rights.js';
 
 const dialect: Dialect = { name: 'postgres', insertOrder: 'id' };
 
@@ -292,7 +292,7 @@ export class PgDriver implements SqlDriver {
         this.exec(withRoles(PG_MIGRATIONS[v], roles));
         this.prepare('INSERT INTO schema_version (version) VALUES (?)').run(v + 1);
       }
-      for (const grants of [PG_GRANTS, PG_RIGHTS_GRANTS, PG_CHANGES_GRANTS, PG_TEAM_ROLES_GRANTS, PG_POLICIES_GRANTS]) this.exec(withRoles(grants, roles));
+      for (const grants of [PG_GRANTS, PG_RIGHTS_GRANTS, PG_CHANGES_GRANTS, PG_TEAM_ROLES_GRANTS]) this.exec(withRoles(grants, roles));
       return { from, to: PG_MIGRATIONS.length, roles };
     })();
   }
