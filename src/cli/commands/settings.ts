@@ -17,7 +17,16 @@ export function register(program: Command, act: Act): void {
   program
     .command('settings [key] [value]')
     .description('show the settings, or change one: refreshMs (health panels), connectTimeoutMs, storeRepository (before the first backup)')
-    .addHelpText('after', examples('opsdeck settings', 'opsdeck settings refreshMs 5000', 'opsdeck settings storeRepository sftp:backup@vault:/srv/restic'))
+    .addHelpText(
+      'after',
+      examples(
+        'opsdeck settings',
+        'opsdeck settings refreshMs 5000',
+        'opsdeck settings storeRepository sftp:backup@vault:/srv/restic',
+        'opsdeck settings storeLockWait 30m   # how long unattended runs wait for another restic lock (at a terminal: 1 min at most)',
+        'opsdeck settings storeCopyRetention "/mnt/offsite/restic daily=30,weekly=8,monthly=12,yearly=5"   # a copy store keeps by its own retention',
+      ),
+    )
     .action(
       act(async (app, g, key?: string, value?: string) => {
         if (key === undefined) return show(app.settings);
