@@ -64,43 +64,55 @@ const REFUSED = new Set([
   'resetconnection',
 ]);
 
-/** Scans SQL text outside quotes and comments; calls `at` with each character that is code. */
+/**
+ * Scans SQL text outside quotes and comments; calls `at` with each character that is code.
+ *
+ * The rules go to the database's own client (psql, mariadb), which splits them into statements and
+ * runs client commands itself, and the two read some text differently: `#` is a comment to MariaDB
+ * and an operator to PostgreSQL, `--1` a comment to PostgreSQL only, `$$` a quote to PostgreSQL only,
+ * a backslash an escape in MariaDB's strings only (and, outside them, a client command such as \!
+ * that runs a shell). Where this scanner and a client could disagree on where a statement ends, a rule
+ * could hide a second one from the checks, so `ambiguous` is called for each such spelling and the
+ * caller refuses it: what is left means the same to both.
+ */
 class Scanner {
-  private mode: 'code' | "'" | '"' | '`' | 'line' | 'block' | 'dollar' = 'code';
-  private tag = '';
+  private mode: 'code' | "'" | '"' | '`' | 'line' | 'block' = 'code';
+
+  /** Where the last line fed starts its -- comment, or -1. */
+  commentAt = -1;
+
+  constructor(private readonly ambiguous: (what: string) => never) {}
 
   get open(): boolean {
-    return this.mode === "'" || this.mode === '"' || this.mode === '`' || this.mode === 'block' || this.mode === 'dollar';
+    return this.mode === "'" || this.mode === '"' || this.mode === '`' || this.mode === 'block';
   }
 
   /** Feeds one line (without its newline); returns the offsets of code characters. */
   line(text: string, at: (i: number, c: string) => void): void {
     if (this.mode === 'line') this.mode = 'code';
+    this.commentAt = -1;
     for (let i = 0; i < text.length; i++) {
       const c = text[i];
+      if (c === '\\') this.ambiguous('a backslash (a client command such as \\! or \\c outside quotes, an escape inside MariaDB strings only)');
       switch (this.mode) {
         case 'code':
           if (c === "'" || c === '"' || c === '`') this.mode = c;
-          else if (c === '-' && text[i + 1] === '-') this.mode = 'line';
-          else if (c === '#') this.mode = 'line';
+          else if (c === '-' && text[i + 1] === '-') {
+            if (i + 2 < text.length && !/\s/.test(text[i + 2])) this.ambiguous('-- without a space after it (a comment to PostgreSQL, a minus sign to MariaDB)');
+            this.mode = 'line';
+            this.commentAt = i;
+          } else if (c === '#') this.ambiguous('# inside a statement (a comment to MariaDB, an operator to PostgreSQL)');
           else if (c === '/' && text[i + 1] === '*') {
             this.mode = 'block';
             i++;
-          } else if (c === '$') {
-            const m = /^\$([A-Za-z_][A-Za-z0-9_]*)?\$/.exec(text.slice(i));
-            if (m) {
-              this.mode = 'dollar';
-              this.tag = m[0];
-              i += m[0].length - 1;
-            } else at(i, c);
-          } else at(i, c);
+          } else if (c === '$' && /^\$([A-Za-z_][A-Za-z0-9_]*)?\$/.test(text.slice(i))) this.ambiguous('a $$ quote (a string to PostgreSQL, not to MariaDB)');
+          else at(i, c);
           break;
         case "'":
         case '"':
         case '`':
-          // A doubled quote stays inside; a backslash escapes the next character (MariaDB's strings).
-          if (c === '\\') i++;
-          else if (c === this.mode) {
+          // A doubled quote stays inside (backslashes are refused above).
+          if (c === this.mode) {
             if (text[i + 1] === c) i++;
             else this.mode = 'code';
           }
@@ -109,12 +121,6 @@ class Scanner {
           if (c === '*' && text[i + 1] === '/') {
             this.mode = 'code';
             i++;
-          }
-          break;
-        case 'dollar':
-          if (text.startsWith(this.tag, i)) {
-            i += this.tag.length - 1;
-            this.mode = 'code';
           }
           break;
         case 'line':
@@ -140,7 +146,16 @@ function firstWord(stmt: string): string {
 export function parseRedaction(text: string, file: string): Redaction {
   const statements: string[] = [];
   const starts: number[] = [];
-  const scan = new Scanner();
+  let n = 0;
+  const ambiguous = (what: string): never => {
+    throw refuse(
+      file,
+      n,
+      `${what} is not allowed in redaction rules`,
+      'write plain SQL: comments with "-- " on lines of their own or after a statement, no backslashes (CHR(92) or CHAR(92) for one), no $$ quotes',
+    );
+  };
+  const scan = new Scanner(ambiguous);
   let buf: string[] = [];
   let startLine = 0;
   const lines = text.split(/\r?\n/);
@@ -158,28 +173,23 @@ export function parseRedaction(text: string, file: string): Redaction {
     starts.push(line);
   };
   lines.forEach((raw, idx) => {
-    const n = idx + 1;
+    n = idx + 1;
     if (!buf.length && !scan.open) {
       if (!raw.trim() || /^\s*(--|#)/.test(raw)) return;
       const rule = RULE.exec(raw);
       if (rule) {
         const [, table, column, rest] = rule;
         let expr = '';
-        const ruleScan = new Scanner();
+        const ruleScan = new Scanner(ambiguous);
         let semicolonAt = -1;
         ruleScan.line(rest, (i, c) => {
           if (c === ';' && semicolonAt < 0) semicolonAt = i;
-          if (c === '\\') throw refuse(file, n, 'a backslash outside quotes (a client command) is not allowed', 'write the expression in plain SQL');
         });
         if (ruleScan.open) throw refuse(file, n, `the expression for ${table}.${column} leaves a quote or comment open`, 'close it on the same line: a rule is one line');
-        expr = (semicolonAt >= 0 ? rest.slice(0, semicolonAt) : rest).replace(/\s*(--|#).*$/, '').trim();
-        if (
-          semicolonAt >= 0 &&
-          rest
-            .slice(semicolonAt + 1)
-            .replace(/(--|#).*$/, '')
-            .trim()
-        ) {
+        // The expression ends at its ; or its comment, whichever comes first (a -- inside quotes is text).
+        const end = ruleScan.commentAt >= 0 ? ruleScan.commentAt : rest.length;
+        expr = rest.slice(0, semicolonAt >= 0 ? Math.min(semicolonAt, end) : end).trim();
+        if (semicolonAt >= 0 && rest.slice(semicolonAt + 1, end).trim()) {
           throw refuse(file, n, 'a rule is one expression: there is more after its ;', `write one rule a line: ${table}.${column} = EXPRESSION`);
         }
         if (!expr) throw refuse(file, n, `the rule for ${table}.${column} has no expression after =`, `write it as ${table}.${column} = EXPRESSION (e.g. NULL, or 'x' || id)`);
@@ -193,7 +203,6 @@ export function parseRedaction(text: string, file: string): Redaction {
     // Whether the line holds code after its last ; (a trailing comment starts no statement).
     let code = scan.open;
     scan.line(raw, (i, c) => {
-      if (c === '\\') throw refuse(file, n, 'a backslash outside quotes (a client command such as \\! or \\c) is not allowed', 'write plain SQL statements');
       if (c === ';') {
         buf.push(raw.slice(from, i + 1));
         close(buf.join('\n'), startLine);
@@ -244,8 +253,21 @@ const OUTSIDE: Record<'mysql' | 'postgres' | 'any', RegExp> = {
   mysql: /^rename\b/i,
 };
 
-/** Function calls that reach outside the database: another database's connection, the server's files. */
-const OUTSIDE_CALLS = /\b(dblink\w*|lo_import|lo_export|pg_file_write|pg_read_file|pg_read_binary_file|load_file|sys_exec|sys_eval)\s*\(/i;
+/**
+ * Function calls that reach outside the copied data: another database's connection, the server's
+ * files and processes, settings of the session (set_config('role', ...)), SQL given as a string
+ * (query_to_xml runs it). Matched on the statement's whole text, quoted names too ("pg_read_file"(...)):
+ * a string that merely mentions one is refused as well, which costs a rewording at worst.
+ */
+const OUTSIDE_CALLS =
+  /["`]?\b(dblink\w*|lo_\w+|pg_file_\w+|pg_read_file|pg_read_binary_file|pg_ls_\w+|pg_stat_file|pg_logdir_ls|pg_terminate_backend|pg_cancel_backend|pg_reload_conf|pg_rotate_logfile|pg_promote|set_config|query_to_xml\w*|cursor_to_xml\w*|load_file|sys_exec|sys_eval)["`]?\s*\(/i;
+
+/**
+ * What a redaction statement may begin with: changes to the copied rows, and the session settings a
+ * load may need. Anything else (CREATE FUNCTION or TRIGGER, whose body is SQL in a string; SELECT of a
+ * function with side effects; EVENT, PREPARE, ...) is refused rather than judged.
+ */
+const ALLOWED_START = /^(update|delete|insert|replace|truncate|with)\b|^set\s+((local|session)\s+)?(search_path|foreign_key_checks|unique_checks)\b/i;
 
 interface Token {
   t: 'ident' | 'dot' | 'other';
@@ -351,6 +373,8 @@ function qualified(list: Token[]): { chains: string[][]; alone: Set<string> } {
  */
 export function checkRedactionScope(r: Redaction, target: Instance, instances: Instance[]): void {
   if (!target.dbUrl) return;
+  // Rules stored by an earlier opsdeck were read by its rules: read again by today's.
+  parseRedaction(r.statements.join('\n'), r.source);
   const kind = parseDbUrl(target.dbUrl).kind;
   const databases = new Set([
     ...SYSTEM_DATABASES,
@@ -381,10 +405,15 @@ export function checkRedactionScope(r: Redaction, target: Instance, instances: I
         'keep to statements on the copied tables: UPDATE, DELETE, INSERT, TRUNCATE, and table.column = expression rules',
       );
     if (/\binto\s+(outfile|dumpfile)\b/i.test(list.map((t) => t.text).join(' '))) refuse('writes a file on the database server', 'keep to statements on the copied tables');
-    const call = OUTSIDE_CALLS.exec(list.map((t) => t.text).join(' '));
-    if (call) refuse(`calls ${call[1]}, which reaches outside the database`, 'keep to statements on the copied tables');
+    const call = OUTSIDE_CALLS.exec(stmt);
+    if (call) refuse(`calls ${call[1]}, which reaches outside the copied data`, 'keep to statements on the copied tables');
+    if (kind === 'mysql' && executableComment) refuse('holds a MariaDB executable comment (/*! ... */), which the server runs as code', 'write it as plain SQL, or drop the comment');
+    if (words && !ALLOWED_START.test(words))
+      refuse(
+        `starts with ${words.split(' ')[0].toUpperCase()}, and redaction rules may only change the copied rows`,
+        'keep to UPDATE, DELETE, INSERT, TRUNCATE (or WITH ... UPDATE) statements and table.column = expression rules',
+      );
     if (kind !== 'mysql') return;
-    if (executableComment) refuse('holds a MariaDB executable comment (/*! ... */), which the server runs as code', 'write it as plain SQL, or drop the comment');
     const { chains, alone } = qualified(list);
     for (const chain of chains) {
       const [q] = chain;
