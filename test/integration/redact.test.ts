@@ -59,7 +59,7 @@ describe.each(ENGINES)('clone --redact (%s)', (engine) => {
             [`UPDATE customer SET email = (SELECT email FROM ${uat.db}.customer LIMIT 1);`, new RegExp(`names ${esc(uat.db)}\\.customer: ${esc(uat.db)} is a database on this server`)],
             ["/*!50000 UPDATE mysql.user SET plugin = '' */;", /MariaDB executable comment/],
             ['CREATE DEFINER=root EVENT wipe ON SCHEDULE EVERY 1 DAY DO DELETE FROM customer;', /starts with CREATE, and redaction rules may only change the copied rows/],
-            ['UPDATE customer SET email = 1 --1;', /line 2: -- without a space after it is not allowed/],
+            ['UPDATE customer SET email = 1 --1;', /line 2: -- without a space after it .* is not allowed in redaction rules/],
           ]
         : [
             ['SET ROLE postgres;', /acts outside the copied data/],
@@ -68,7 +68,7 @@ describe.each(ENGINES)('clone --redact (%s)', (engine) => {
             ["UPDATE customer SET email = set_config('role', 'postgres', true);", /calls set_config/],
             ['UPDATE customer SET email = "pg_read_file"(\'/etc/passwd\');', /calls pg_read_file/],
             ['CREATE TRIGGER t BEFORE UPDATE ON customer FOR EACH ROW EXECUTE FUNCTION f();', /starts with CREATE/],
-            ["UPDATE customer SET email = 'x' # 1;", /line 2: # inside a statement is not allowed/],
+            ["UPDATE customer SET email = 'x' # 1;", /line 2: # inside a statement .* is not allowed in redaction rules/],
             ["UPDATE customer SET email = 'x\\'; \\! touch /tmp/pwned; --';", /line 2: a backslash/],
           ];
     for (const [rule, said] of cases) {
