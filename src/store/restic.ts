@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PassThrough, Writable, type Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -92,6 +92,33 @@ class Replay {
     return p;
   }
 }
+/**
+ * Whether a restic process on this machine may be using the local repository at `dir` (Linux: /proc;
+ * its argv or RESTIC_REPOSITORY names it). When unsure (no /proc, another user's process), yes.
+ */
+function resticUsesHere(dir: string): boolean {
+  let pids: string[];
+  try {
+    pids = readdirSync('/proc').filter((p) => /^\d+$/.test(p));
+  } catch {
+    return true;
+  }
+  const names = [dir, `local:${dir}`];
+  return pids.some((p) => {
+    try {
+      if (readFileSync(`/proc/${p}/comm`, 'utf8').trim() !== 'restic') return false;
+      const argv = readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0');
+      if (names.some((n) => argv.includes(n))) return true;
+      return readFileSync(`/proc/${p}/environ`, 'utf8')
+        .split('\0')
+        .some((e) => names.some((n) => e === `RESTIC_REPOSITORY=${n}`));
+    } catch (err) {
+      // Gone meanwhile: not using it; not ours to read: it may be.
+      return (err as NodeJS.ErrnoException).code !== 'ENOENT' && (err as NodeJS.ErrnoException).code !== 'ESRCH';
+    }
+  });
+}
+
 /** How long a temporary lock file must stay to be taken for a dead restic's (see removeStaleTempLocks). */
 const TEMP_LOCK_PAUSE_MS = 1000;
 
@@ -278,12 +305,15 @@ export class Store {
   /**
    * restic's local backend writes a lock to `<id>-tmp-<n>` and then renames it; a restic stopped
    * between the two (a signal exits it while its lock is being written) leaves that file, which
-   * restic never lists nor removes. A live restic holds such a name for the milliseconds of one
-   * write, so a name still there after a pause is stale. Removing one a live restic was about to
+   * restic never lists nor removes. Only a restic on this machine writes a local store's locks: while
+   * none here uses this store, such a file is stale; and one still there after a pause (a live restic
+   * holds the name for one write) is too. Both must hold. Removing one a live restic was about to
    * rename would only make that restic fail to lock, never lose data.
    */
   private async removeStaleTempLocks(): Promise<void> {
-    const dir = join(this.repository.replace(/^local:/, ''), 'locks');
+    const repo = this.repository.replace(/^local:/, '');
+    if (resticUsesHere(repo)) return;
+    const dir = join(repo, 'locks');
     const temps = (): string[] => {
       try {
         return readdirSync(dir).filter((n) => n.includes('-tmp-'));
