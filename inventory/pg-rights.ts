@@ -468,7 +468,9 @@ export const PG_RELATIONS_MIGRATION = `
  * inventory on the cluster shared (an admin of one was an admin of all): their members become
  * members of this inventory's roles, grants named after them are renamed, and the cluster's roles
  * lose every right on this schema (other inventories keep theirs until their own upgrade). Who was
- * a member before keeps what they had here; `team who` shows it, for a team admin to prune.
+ * a member before keeps what they had here; `team who` shows it, for a team admin to prune. Group
+ * roles of opsdeck's own (the cluster's two, other inventories' own) are not carried over: through
+ * them, whoever is added to another inventory later would reach this one too.
  */
 export const PG_TEAM_ROLES_MIGRATION = `
   CREATE TABLE team_roles (
@@ -483,7 +485,7 @@ export const PG_TEAM_ROLES_MIGRATION = `
     -- The schema's rights were granted to the cluster's role: an inventory of before.
     -- (Nested: has_schema_privilege fails on a role that does not exist, as on a cluster that never had it.)
     IF to_regrole('${LEGACY_ROLES.user}') IS NOT NULL THEN IF has_schema_privilege('${LEGACY_ROLES.user}', '${PG_SCHEMA}', 'USAGE') THEN
-      FOR m IN SELECT a.member::regrole::text AS member FROM pg_auth_members a WHERE a.roleid = to_regrole('${LEGACY_ROLES.user}') LOOP
+      FOR m IN SELECT a.member::regrole::text AS member FROM pg_auth_members a WHERE a.roleid = to_regrole('${LEGACY_ROLES.user}') AND left(a.member::regrole::text, 8) <> 'opsdeck_' LOOP
         EXECUTE format('GRANT %I TO %s', '${PG_USER_ROLE}', m.member);
       END LOOP;
       DELETE FROM grants g WHERE g.role = '${LEGACY_ROLES.user}' AND EXISTS (SELECT 1 FROM grants o WHERE o.role = '${PG_USER_ROLE}' AND o.env = g.env);
@@ -495,7 +497,7 @@ export const PG_TEAM_ROLES_MIGRATION = `
     END IF; END IF;
     -- Team admins were the members of the cluster's admin role when is_team_admin() named it.
     IF to_regrole('${LEGACY_ROLES.admin}') IS NOT NULL AND strpos((SELECT prosrc FROM pg_proc WHERE oid = '${PG_SCHEMA}.is_team_admin'::regproc), '''${LEGACY_ROLES.admin}''') > 0 THEN
-      FOR m IN SELECT a.member::regrole::text AS member FROM pg_auth_members a WHERE a.roleid = to_regrole('${LEGACY_ROLES.admin}') LOOP
+      FOR m IN SELECT a.member::regrole::text AS member FROM pg_auth_members a WHERE a.roleid = to_regrole('${LEGACY_ROLES.admin}') AND left(a.member::regrole::text, 8) <> 'opsdeck_' LOOP
         EXECUTE format('GRANT %I TO %s', '${PG_ADMIN_ROLE}', m.member);
       END LOOP;
       DELETE FROM grants g WHERE g.role = '${LEGACY_ROLES.admin}' AND EXISTS (SELECT 1 FROM grants o WHERE o.role = '${PG_ADMIN_ROLE}' AND o.env = g.env);
