@@ -80,7 +80,7 @@ export interface StreamManifest {
 export interface Manifest {
   /** treeKey: sha256 of every entry's stat data (inode, ctime, mtime, size, mode, type, path) at backup time. */
   /** owners: every "uid:gid" that owns entries of the tree, most entries first (a restore checks it can give them back). */
-  code?: StreamManifest & { files: number; dirs: number; symlinks: number; treeKey?: string; owners?: string[] };
+  code?: StreamManifest & { files: number; dirs: number; symlinks: number; treeKey?: string; owners?: string[]; sharedDir?: boolean };
   /** role: the one the dump was taken as (the owner of what it holds), mapped to the target's role on a load. */
   db?: StreamManifest & { kind: 'postgres' | 'mysql'; tables: Record<string, number>; role?: string };
 }

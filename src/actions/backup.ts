@@ -69,7 +69,8 @@ export async function backupCode(deps: Deps, inst: Instance, id: string, ctx: St
     const same = deps.inv.backupForTree(inst.name, key);
     if (same) {
       ctx.log(`code tree unchanged since backup ${same.id}: its snapshot is reused`);
-      return same.manifest.code!;
+      // Its key covered shared/ only if its tar held it too (both follow withShared): said for backups from before the flag.
+      return { ...same.manifest.code!, ...(withShared && { sharedDir: true }) };
     }
   }
   if (list && listed) return await backupCodeByMirror(deps, inst, id, ctx, listed, list);
@@ -101,6 +102,8 @@ export async function backupCode(deps: Deps, inst: Instance, id: string, ctx: St
     symlinks: tar.symlinks,
     owners,
     ...(key && { treeKey: key }),
+    // The tar holds shared/ as SHARED_IN_TAR: what a restore takes for shared files (old backups: none).
+    ...(withShared && { sharedDir: true }),
   };
 }
 

@@ -252,18 +252,63 @@ export async function convertToReleases(deps: Deps, inst: Instance, revision: st
 /**
  * The undo of convertToReleases, from any point it reached: the release directory back at the path,
  * shared paths back inside it, shared/ and the releases directory gone. Each command first checks
- * what is there, so it is right for a conversion cut short anywhere, and safe to run again.
+ * what is there, so it is right for a conversion cut short anywhere, and safe to run again. Nothing
+ * is deleted that may hold data: a half-converted instance serves normally until the next run undoes
+ * it (maybe days later), so shared/ may hold new uploads by then; they move back into the tree, and
+ * when they cannot the undo refuses, saying what to do, and its journal stays for the next run.
  */
 export async function undoConversion(deps: Deps, inst: Instance, conv: Conversion, ctx: StepIO): Promise<void> {
   const rel = releasesDir(inst.path);
   const shared = sharedDir(inst.path);
   const dir = `${rel}/${conv.id}`;
+  const journalHint = `then remove ${conversionJournal(inst.path)} on the host`;
+  // Only an instance still as the conversion left it: a release switched in since (by hand) would
+  // lose its link, and the tree moved back would no longer be what serves.
+  const seen = await sh(
+    deps,
+    inst,
+    'if [ -L "$1" ] && [ "$(readlink -- "$1")" != "$2" ]; then printf "link %s\n" "$(readlink -- "$1")"; fi; ' +
+      'for d in "$3"/*; do if [ -d "$d" ] && ! [ -L "$d" ] && [ "$d" != "$3/$4" ]; then printf "other %s\n" "${d##*/}"; fi; done',
+    [inst.path, `${basename(inst.path)}.releases/${conv.id}`, rel, conv.id],
+  );
+  const link = /^link (.*)$/m.exec(seen.stdout)?.[1];
+  if (link !== undefined)
+    throw new OpsError(
+      `${inst.path} on ${inst.host} links to ${link}, not to release ${conv.id} the cut-short conversion to release mode made: it is not undone`,
+      1,
+      `the instance changed since: check what ${inst.path} serves, put it right by hand (${dir} is the tree before the conversion, ${shared} its shared files), ${journalHint}`,
+    );
+  const others = [...seen.stdout.matchAll(/^other (.*)$/gm)].map((m) => m[1]);
+  if (others.length)
+    throw new OpsError(
+      `${rel} on ${inst.host} holds ${others.join(', ')} besides release ${conv.id} of the cut-short conversion to release mode: it is not undone`,
+      1,
+      `move them out of ${rel} if they are not needed (${dir} is the tree before the conversion), ${journalHint}; or keep release mode and remove the journal`,
+    );
   // The tree back at the path first (if it moved): the shared paths then go back into it there.
   await sh(deps, inst, 'if [ -d "$2" ] && ! [ -L "$2" ]; then if [ -L "$1" ]; then rm -f -- "$1"; fi; if ! [ -e "$1" ]; then mv -T -- "$2" "$1"; fi; fi', [inst.path, dir]);
   const tree = inst.path;
-  for (const p of conv.moved)
-    await sh(deps, inst, 'if [ -e "$2" ] || [ -L "$2" ]; then if [ -L "$1" ]; then rm -f -- "$1"; fi; if ! [ -e "$1" ]; then mv -T -- "$2" "$1"; fi; fi', [`${tree}/${p}`, `${shared}/${p}`]);
-  for (const p of conv.made) await sh(deps, inst, 'if [ -L "$1" ]; then rm -f -- "$1"; fi', [`${tree}/${p}`]);
+  // Each shared path back into the tree in place of its link: moved ones always, made ones when
+  // something was written there since (an empty one just goes). A tree location with a real entry of
+  // its own stops the undo: the two copies are for a person to compare.
+  for (const p of [...conv.moved, ...conv.made]) {
+    const res = await sh(
+      deps,
+      inst,
+      'if ! { [ -e "$2" ] || [ -L "$2" ]; }; then if [ -L "$1" ]; then rm -f -- "$1"; fi; exit 0; fi; ' +
+        'if [ "$3" = made ] && [ -d "$2" ] && ! [ -L "$2" ] && rmdir -- "$2" 2>/dev/null; then if [ -L "$1" ]; then rm -f -- "$1"; fi; exit 0; fi; ' +
+        'if [ -L "$1" ]; then rm -f -- "$1"; fi; ' +
+        'if [ -e "$1" ]; then if [ -d "$2" ] && ! [ -L "$2" ] && rmdir -- "$2" 2>/dev/null; then exit 0; fi; echo taken; exit 0; fi; ' +
+        'mkdir -p -- "$(dirname -- "$1")" && mv -T -- "$2" "$1"',
+      [`${tree}/${p}`, `${shared}/${p}`, conv.moved.includes(p) ? 'moved' : 'made'],
+    );
+    if (res.stdout.includes('taken'))
+      throw new OpsError(
+        `${tree}/${p} and ${shared}/${p} on ${inst.host} both exist: undoing the cut-short conversion to release mode would lose one of them`,
+        1,
+        `keep what belongs in ${tree}/${p} and remove ${shared}/${p}, then run again (the conversion's journal is kept until it is undone)`,
+      );
+  }
   // Parent directories conversion made inside the release for a link (a missing config/) go again, when empty.
   for (const p of conv.made) {
     const parents = p
@@ -272,8 +317,18 @@ export async function undoConversion(deps: Deps, inst: Instance, conv: Conversio
       .map((_, n, all) => `${tree}/${all.slice(0, n + 1).join('/')}`);
     if (parents.length) await sh(deps, inst, 'for d in "$@"; do rmdir -- "$d" 2>/dev/null || exit 0; done', parents.reverse());
   }
-  // What is left in shared/ is only what conversion made (moved paths went back): removed with it.
-  await sh(deps, inst, 'if [ -d "$1" ] && ! [ -L "$1" ]; then rm -rf -- "$2" "$3" "$4"; fi', [tree, shared, rel, `${tree}.opsdeck-link`]);
+  // Left in shared/ now are only empty directories (rmdir, never rm -rf: anything else is kept and
+  // said); the releases directory holds only the conversion's record and journal, the journal last.
+  const left = await sh(
+    deps,
+    inst,
+    'if ! [ -d "$1" ] || [ -L "$1" ]; then exit 0; fi; if [ -L "$5" ]; then rm -f -- "$5"; fi; ' +
+      'if [ -d "$2" ] && ! [ -L "$2" ]; then find "$2" -depth -type d -empty -delete; fi; if [ -e "$2" ]; then echo kept; fi; ' +
+      'if [ -d "$3" ] && ! [ -L "$3" ]; then rm -f -- "$3/$4.json" "$3/.previous" && rm -f -- "$3/.converting" && { rmdir -- "$3" 2>/dev/null || echo relkept; }; fi',
+    [tree, shared, rel, conv.id, `${tree}.opsdeck-link`],
+  );
+  if (left.stdout.includes('kept')) ctx.log(`${shared} still holds files the conversion did not put there; they are kept: move what belongs into ${tree}, then delete it`, 'warn');
+  if (left.stdout.includes('relkept')) ctx.log(`${rel} still holds files the conversion did not put there; they are kept: look at them, then delete it`, 'warn');
   ctx.log(`${inst.path} is a directory again`);
 }
 
@@ -412,10 +467,22 @@ export function codeTarArgv(path: string, withShared: boolean, out = '-'): strin
   return [...argv, '-C', dirname(path), `--transform=s,^${literal(shared)},./${SHARED_IN_TAR},S`, shared];
 }
 
-/** Whether the instance is in release mode on the host with a shared/ directory its backups must hold. */
+/**
+ * Whether the instance is in release mode on the host with a shared/ directory its backups must hold.
+ * Refuses a tree with its own SHARED_IN_TAR entry (a git commit can add a link named so): a restore
+ * would take it for the backup's shared/ and follow it out of the instance.
+ */
 export async function hasSharedDir(deps: Deps, inst: Instance, signal?: AbortSignal): Promise<boolean> {
   // One round trip: every backup asks.
-  const res = await shellFor(deps, inst).exec(['sh', '-c', 't=$(readlink -- "$1") && [ -d "$2" ] && printf "%s" "$t"', 'sh', inst.path, sharedDir(inst.path)], { signal });
+  const res = await shellFor(deps, inst).exec(
+    ['sh', '-c', 'if [ -e "$1/$3" ] || [ -L "$1/$3" ]; then echo own; exit 3; fi; t=$(readlink -- "$1") && [ -d "$2" ] && printf "%s" "$t"', 'sh', inst.path, sharedDir(inst.path), SHARED_IN_TAR],
+    { signal },
+  );
+  if (res.code === 3 && res.stdout.trim() === 'own')
+    throw new UsageError(
+      `${inst.path}/${SHARED_IN_TAR} on ${inst.host} is in ${inst.name}'s tree: opsdeck's backups use that name for shared/, so a restore would take it for shared files`,
+      `remove it from the tree (and from the repository, if a commit added it), then back up again`,
+    );
   const target = res.code === 0 ? res.stdout : '';
   return RELEASE_ID.test(basename(target)) && target === `${basename(inst.path)}.releases/${basename(target)}`;
 }
@@ -427,13 +494,16 @@ export async function hasSharedDir(deps: Deps, inst: Instance, signal?: AbortSig
  * shared/ (`../../src.shared/...`), which resolve to nothing, or to another instance's files.
  * Returns the paths filled in.
  */
-export async function materializeShared(deps: Deps, target: Instance, dir: string, sourcePaths: string[]): Promise<string[]> {
+export async function materializeShared(deps: Deps, target: Instance, dir: string, sourcePaths: string[], withShared: boolean): Promise<string[]> {
+  // Only a tar that holds shared/ (its manifest says so) has one: anything else by that name is the tree's own.
+  if (!withShared) return [];
   const res = await sh(
     deps,
     target,
     'd=$1; s=$1/' +
       SHARED_IN_TAR +
-      '; shift; [ -d "$s" ] || exit 0; ' +
+      // A link by that name is never shared/: following it would take another directory's files.
+      '; shift; { [ -d "$s" ] && ! [ -L "$s" ]; } || exit 0; ' +
       // A path with a link on the way (config -> /etc) is not followed out of the tree.
       'linked() { r=$1; rest=$2; while :; do case $rest in */*) c=${rest%%/*}; rest=${rest#*/}; r=$r/$c; if [ -L "$r" ]; then return 0; fi ;; *) return 1 ;; esac; done; }; ' +
       'for p; do if linked "$d" "$p" || linked "$s" "$p"; then continue; fi; ' +
@@ -461,10 +531,24 @@ export interface RestoredRelease {
  * shared paths, the rest copied from shared/ as it is), the tree gets links to it, then one switch of
  * the link. `st` is filled as it goes, so the undo (undoRestoredRelease) puts back exactly what was done.
  */
-export async function restoreAsRelease(deps: Deps, inst: Instance, staging: string, st: RestoredRelease, meta: Pick<ReleaseMeta, 'backup' | 'schema'>, ctx: StepIO): Promise<void> {
+export async function restoreAsRelease(
+  deps: Deps,
+  inst: Instance,
+  staging: string,
+  st: RestoredRelease,
+  meta: Pick<ReleaseMeta, 'backup' | 'schema'>,
+  withShared: boolean,
+  ctx: StepIO,
+): Promise<void> {
   const shared = sharedDir(inst.path);
   const incoming = `${shared}.opsdeck-incoming`;
-  const fromTar = await sh(deps, inst, 'rm -rf -- "$2" && if [ -d "$1/' + SHARED_IN_TAR + '" ]; then mv -T -- "$1/' + SHARED_IN_TAR + '" "$2" && echo tar; fi', [staging, incoming]);
+  // shared/ from the tar only when the backup's manifest says the tar holds it, and never through a link.
+  const fromTar = await sh(
+    deps,
+    inst,
+    'rm -rf -- "$2" && if [ "$3" = yes ] && [ -d "$1/' + SHARED_IN_TAR + '" ] && ! [ -L "$1/' + SHARED_IN_TAR + '" ]; then mv -T -- "$1/' + SHARED_IN_TAR + '" "$2" && echo tar; fi',
+    [staging, incoming, withShared ? 'yes' : 'no'],
+  );
   if (!fromTar.stdout.includes('tar')) {
     const res = await sh(
       deps,
@@ -490,8 +574,14 @@ export async function restoreAsRelease(deps: Deps, inst: Instance, staging: stri
   st.id = id;
   const rev = await shellFor(deps, inst).exec(['git', '-C', `${releasesDir(inst.path)}/${id}`, 'rev-parse', 'HEAD']);
   await writeReleaseMeta(deps, inst, { id, revision: rev.code === 0 ? rev.stdout.trim() : '', at: new Date().toISOString(), from: st.live, ...meta });
-  await sh(deps, inst, 'rm -rf -- "$3" && mv -T -- "$1" "$3" && mv -T -- "$2" "$1"', [shared, incoming, `${shared}.opsdeck-previous`]);
-  st.oldShared = `${shared}.opsdeck-previous`;
+  // Named for this restore, never an earlier one's: a kept .opsdeck-previous may be the only copy of
+  // shared/ as it was (a run killed after the rename), so nothing here deletes one.
+  const old = `${shared}.opsdeck-previous-${id}`;
+  const free = await sh(deps, inst, 'if [ -e "$1" ] || [ -L "$1" ]; then echo taken; fi', [old]);
+  if (free.stdout.includes('taken')) throw new OpsError(`${old} already exists on ${inst.host}`, 1, `it may be the only copy of ${shared} as it was: look at it, move it away, then run again`);
+  // Recorded before the renames: a run killed between them is put back by the undo (shared/ missing, the old one waiting).
+  st.oldShared = old;
+  await sh(deps, inst, 'mv -T -- "$1" "$3" && mv -T -- "$2" "$1"', [shared, incoming, old]);
   st.previous = (await previousRelease(deps, inst)) ?? null;
   st.switched = true;
   await switchTo(deps, inst, id, ctx);

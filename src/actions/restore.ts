@@ -279,17 +279,27 @@ export function restoreSteps(deps: Deps, target?: Instance): RestoreSteps {
           }
         }
         if (carried.length) ctx.log(`kept ${target.name}'s own ${carried.join(', ')}`);
+        // The tar holds shared/ only when its manifest says so (a live source's is sent when it has one).
+        const withShared = ctx.state.from.backup ? ctx.state.from.backup.manifest.code?.sharedDir === true : true;
         if (ctx.state.release) {
           // Release mode: no rename of trees, a new release and one switch of the link (recover then
           // only has the database to put right: the staged tree, once moved, is a release like any other).
-          await restoreAsRelease(deps, target, staging, ctx.state.release, { backup: ctx.state.safety?.manifest.db ? ctx.state.safety.id : null, schema: await schemaHash(deps, target) }, ctx);
+          await restoreAsRelease(
+            deps,
+            target,
+            staging,
+            ctx.state.release,
+            { backup: ctx.state.safety?.manifest.db ? ctx.state.safety.id : null, schema: await schemaHash(deps, target) },
+            withShared,
+            ctx,
+          );
           // Switched: a run killed from here on is finished by recover (code and database both new).
           enterCriticalSection(deps, ctx, 'swapped', false);
           return;
         }
         // From a release-mode source: real files in place of the links into its shared/.
         const src = ctx.state.from.live ?? deps.inv.getInstance(ctx.state.from.backup.instance);
-        const filled = await materializeShared(deps, target, staging, src ? sharedPathsOf(src) : []);
+        const filled = await materializeShared(deps, target, staging, src ? sharedPathsOf(src) : [], withShared);
         if (filled.length) ctx.log(`the source's shared ${filled.join(', ')} copied in place of its links`);
         enterCriticalSection(deps, ctx, 'swapping', false);
         await swapIn(deps, target, staging, old);
