@@ -48,10 +48,10 @@ export async function treeKey(deps: Deps, inst: Instance, signal?: AbortSignal, 
  * stat fingerprint matches a stored backup's is not streamed again: that snapshot already holds it
  * (restic skips unchanged files by the same kind of stat data).
  */
-export async function backupCode(deps: Deps, inst: Instance, id: string, ctx: StepIO, reuse = false): Promise<NonNullable<Manifest['code']>> {
+export async function backupCode(deps: Deps, inst: Instance, id: string, ctx: StepIO, reuse = false, shared?: boolean): Promise<NonNullable<Manifest['code']>> {
   const shell = shellFor(deps, inst);
   // Release mode: the live release and shared/ in one tar (SHARED_IN_TAR); a mirror holds one tree only.
-  const withShared = await hasSharedDir(deps, inst, ctx.signal);
+  const withShared = shared ?? (await hasSharedDir(deps, inst, ctx.signal));
   let list: Awaited<ReturnType<typeof listTree>> | undefined;
   if (withShared && treeMirrorsOn(deps.store)) ctx.log('code: streamed whole, not through the mirror: a release and its shared/ are two trees');
   else if (treeMirrorsOn(deps.store)) {
@@ -78,6 +78,8 @@ export async function backupCode(deps: Deps, inst: Instance, id: string, ctx: St
   const meter = new Meter({ tar, onBytes: (n) => ctx.progress(n) });
   // As the host's become user when it has one (shellFor): it can read the whole tree.
   const argv = codeTarArgv(inst.path, withShared);
+  // The tar starts only once restic can lock the store: held back on its stdout it would hold the host's ssh channel.
+  await deps.store.waitUntilUnlocked(ctx.signal);
   const snap = await guardTagged(deps, id, ctx, () =>
     relay(
       meter,
@@ -135,6 +137,9 @@ export async function backupDatabase(deps: Deps, inst: Instance, id: string, ctx
   const rows = db.engine.rowCounter();
   const meter = new Meter({ sql: rows, onBytes: (n) => ctx.progress(n) });
   const argv = db.engine.dumpArgv(db.target);
+  // The dump starts only once restic can lock the store: held back on its stdout, mariadb-dump loses
+  // its server (net_write_timeout) and pg_dump holds its snapshot and locks meanwhile.
+  await deps.store.waitUntilUnlocked(ctx.signal);
   const snap = await guardTagged(deps, id, ctx, () =>
     relay(
       meter,
@@ -171,8 +176,10 @@ async function guardTagged<T>(deps: Deps, id: string, ctx: StepIO, fn: () => Pro
 export async function snapshotInstance(deps: Deps, inst: Instance, id: string, ctx: StepIO, sizeHint?: number, withCode = true, reuse = false): Promise<Manifest> {
   const slot = progressSum(ctx.progress, sizeHint);
   const sub = (i: number, signal: AbortSignal): StepIO => ({ ...ctx, signal, progress: slot(i) });
+  // Asked before the streams start: its refusal (a tree with its own .opsdeck-shared) then stops nothing half-way.
+  const shared = withCode ? await hasSharedDir(deps, inst, ctx.signal) : false;
   const [code, db] = await together<[Manifest['code'] | undefined, Manifest['db'] | undefined]>(ctx.signal, [
-    async (signal) => (withCode ? backupCode(deps, inst, id, sub(0, signal), reuse) : undefined),
+    async (signal) => (withCode ? backupCode(deps, inst, id, sub(0, signal), reuse, shared) : undefined),
     async (signal) => (inst.dbUrl ? backupDatabase(deps, inst, id, sub(1, signal)) : undefined),
   ]);
   return { ...(code && { code }), ...(db && { db }) };

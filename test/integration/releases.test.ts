@@ -352,6 +352,63 @@ describe('a conversion to release mode cut short', () => {
   });
 });
 
+describe('a .opsdeck-shared entry in a tree', () => {
+  it('is never taken for shared/: a backup or a copy of a tree whose commit planted a link by that name is refused, and the directory it names is left untouched', async () => {
+    const home = await homeWithHosts(['lab1']);
+    const i = await addInstance(home, 'lab1', 'rl-planted', 'dev');
+    const c = await addInstance(home, 'lab1', 'rl-planted-copy', 'dev');
+    // Another instance's shared files, and a link to them the way a commit could add it.
+    const victim = join(root, 'rl-victim.shared');
+    asLabUser('rm', ['-rf', victim]);
+    asLabUser('sh', ['-c', 'mkdir -p "$1/uploads" && printf photo > "$1/uploads/cat.jpg" && ln -s ../rl-victim.shared "$2/.opsdeck-shared"', 'sh', victim, i.path]);
+    const before = { victim: treeState(victim), copy: treeState(c.path) };
+
+    const b = await cli(home, ['backup', 'rl-planted']);
+    expect(b.code).not.toBe(0);
+    expect(b.stderr).toMatch(/rl-planted\/\.opsdeck-shared .* is in rl-planted's tree/);
+    const copy = await cli(home, ['clone', 'rl-planted', 'rl-planted-copy', '--yes']);
+    expect(copy.code).not.toBe(0);
+    expect(copy.stderr).toMatch(/\.opsdeck-shared .* is in rl-planted's tree/);
+    expect(treeState(victim)).toEqual(before.victim);
+    expect(treeState(c.path)).toEqual(before.copy);
+  });
+});
+
+describe('a conversion cut short, then used for days', () => {
+  it('the next update undoes it without losing what was written into shared/ since: the upload is in the tree afterwards', async () => {
+    const home = await homeWithHosts(['lab1']);
+    const repo = ownRepo('rl-used-repo');
+    asLabUser('rm', ['-rf', join(root, 'rl-used.releases'), join(root, 'rl-used.shared')]);
+    const i = await addInstance(home, 'lab1', 'rl-used', 'dev');
+    asLabUser('git', ['-C', i.path, 'remote', 'set-url', 'origin', repo.url]);
+    const v1 = asLabUser('git', ['-C', i.path, 'rev-parse', 'HEAD']).trim();
+    repo.commit('rl-used', v1, { 'index.html': page('converted') });
+    await must(cli(home, ['instance', 'set', 'rl-used', '--releases', '2', '--local', 'config/local.env', '--shared', 'uploads', '--branch', 'rl-used']));
+    const local = readFileSync(join(i.path, 'config', 'local.env'), 'utf8');
+    // As a killed run leaves it: the tree moved and linked, config/local.env moved and uploads/ made in shared/, the journal beside.
+    const id = `20260101T000000Z-${v1.slice(0, 10)}`;
+    asLabUser('sh', [
+      '-c',
+      'b=$(basename "$1") && mkdir "$1.releases" "$1.shared" "$1.shared/config" "$1.shared/uploads" && printf "%s" "$3" > "$1.releases/.converting" && mv -T "$1" "$1.releases/$2" && ln -s "$b.releases/$2" "$1" && ' +
+        'mv "$1.releases/$2/config/local.env" "$1.shared/config/local.env" && ln -s "../../../$b.shared/config/local.env" "$1.releases/$2/config/local.env" && ' +
+        'ln -s "../../$b.shared/uploads" "$1.releases/$2/uploads"',
+      'sh',
+      i.path,
+      id,
+      JSON.stringify({ id, moved: ['config/local.env'], made: ['uploads'] }),
+    ]);
+    // The site serves on meanwhile: an upload lands in shared/ through the link.
+    asLabUser('sh', ['-c', 'printf photo > "$1/uploads/cat.jpg"', 'sh', i.path]);
+
+    const up = await must(cli(home, ['update', 'rl-used', '--yes']));
+    expect(up.stderr).toMatch(/a conversion to release mode was cut short \(release 20260101T000000Z-[0-9a-f]+\): undoing it first/);
+    expect(readFileSync(join(i.path, 'uploads', 'cat.jpg'), 'utf8')).toBe('photo');
+    expect(readFileSync(join(i.path, 'config', 'local.env'), 'utf8')).toBe(local);
+    expect(liveOf(i.path)).not.toBe(id);
+    expect(await (await fetch(i.url)).text()).toContain('converted');
+  });
+});
+
 describe('update --lag', () => {
   it('deploys the newest commit of the branch at least that old, never goes back, and says when none is old enough', async () => {
     const home = await homeWithHosts(['lab1']);
