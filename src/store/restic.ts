@@ -32,6 +32,10 @@ const holderOf = (stderr: string) =>
     .map((l) => l.replace(/^.*?(repository is already locked)/i, '$1').trim())
     .join('; ') || 'another restic process';
 
+/** What to do about a store that stayed locked past the wait. */
+const STAYED_LOCKED_FIX =
+  'that operation (a prune, check or copy) is still running: try again once it has ended, or let runs wait longer (opsdeck settings storeLockWait 30m). A lock left by a process gone from another machine: restic unlock, with the store settings of opsdeck settings';
+
 const minutes = (ms: number) => (ms >= 60_000 ? `${Math.round(ms / 6000) / 10} min` : `${Math.round(ms / 1000)} s`);
 
 /** Whether this machine's restic can wait for a lock itself (--retry-lock, restic 0.16 on); asked once. */
@@ -58,6 +62,8 @@ class Replay {
   private size = 0;
   private current: PassThrough | undefined;
   private ended = false;
+  /** The producer's failure, kept: an attempt started after it must end with it too, not wait for more input. */
+  private failed: Error | undefined;
 
   constructor(private readonly src: Readable) {
     src.on('data', (b: Buffer) => {
@@ -70,7 +76,10 @@ class Replay {
       this.ended = true;
       this.current?.end();
     });
-    src.on('error', (e) => this.current?.destroy(e));
+    src.on('error', (e) => {
+      this.failed = e;
+      this.current?.destroy(e);
+    });
     src.pause();
   }
 
@@ -86,6 +95,10 @@ class Replay {
     this.current = p;
     p.on('drain', () => this.src.resume());
     p.on('close', () => this.current === p && this.src.pause());
+    if (this.failed) {
+      p.destroy(this.failed);
+      return p;
+    }
     for (const b of this.kept) p.write(b);
     if (this.ended) p.end();
     else this.src.resume();
@@ -357,8 +370,65 @@ export class Store {
     throw new OpsError(
       `${this.label} (${this.repository}) stayed locked by another restic process for ${minutes(Date.now() - t0)}, longer than this run waits: ${holderOf(res.stderr)}`,
       1,
-      'that operation (a prune, check or copy) is still running: try again once it has ended, or let runs wait longer (opsdeck settings storeLockWait 30m). A lock left by a process gone from another machine: restic unlock, with the store settings of opsdeck settings',
+      STAYED_LOCKED_FIX,
     );
+  }
+
+  /**
+   * Who holds an exclusive lock on the store, in restic's words, or undefined when none does (a
+   * backup shares the store with other non-exclusive locks). Read without locking; a lock removed
+   * between the listing and its reading is gone, not held.
+   */
+  private async exclusiveHolder(signal?: AbortSignal): Promise<string | undefined> {
+    // A local store with nothing in locks/ is free: no restic needs asking.
+    if (this.isLocal && !this.hasLocks()) return undefined;
+    const list = await this.shell.exec(this.restic('--no-lock', 'list', 'locks'), { signal });
+    if (list.code !== 0) return undefined;
+    for (const id of list.stdout
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => /^[0-9a-f]{64}$/.test(l))) {
+      const res = await this.shell.exec(this.restic('--no-lock', 'cat', 'lock', id), { signal });
+      if (res.code !== 0) continue;
+      let lock: { exclusive?: boolean; pid?: number; hostname?: string; username?: string; time?: string };
+      try {
+        lock = JSON.parse(res.stdout) as typeof lock;
+      } catch {
+        continue;
+      }
+      if (!lock.exclusive) continue;
+      return `repository is already locked exclusively by PID ${lock.pid ?? '?'} on ${lock.hostname ?? '?'} by ${lock.username ?? '?'}; lock was created at ${lock.time ?? '?'}`;
+    }
+    return undefined;
+  }
+
+  /**
+   * Waits until no other restic holds the store exclusively (a prune, check or copy), with the same
+   * limit, pauses and notices as waitingForLock. For a stream backup, before its producer starts: a
+   * dump held back on its stdout while restic waits loses its server (mariadb-dump's net_write_timeout)
+   * or holds its snapshot. A lock taken right after this still meets backup's own wait (Replay).
+   */
+  async waitUntilUnlocked(signal?: AbortSignal): Promise<void> {
+    await this.ensure();
+    let holder = await this.exclusiveHolder(signal);
+    if (!holder) return;
+    const t0 = Date.now();
+    // A dead restic's lock goes at once (never a live one's).
+    await this.unlockStale().catch(() => {});
+    holder = await this.exclusiveHolder(signal);
+    if (!holder) return;
+    storeNotice(`${this.label} is locked: ${holder}. Waiting up to ${minutes(this.lockWaitMs)} for it to be released`);
+    for (let pause = 1000; ; pause = Math.min(pause * 2, 30_000)) {
+      const left = this.lockWaitMs - (Date.now() - t0);
+      if (left <= 0) break;
+      await sleep(Math.min(pause, left), undefined, { signal });
+      holder = await this.exclusiveHolder(signal);
+      if (!holder) {
+        storeNotice(`${this.label}: the lock was released after ${minutes(Date.now() - t0)}; going on`);
+        return;
+      }
+    }
+    throw new OpsError(`${this.label} (${this.repository}) stayed locked by another restic process for ${minutes(Date.now() - t0)}, longer than this run waits: ${holder}`, 1, STAYED_LOCKED_FIX);
   }
 
   /** A restic command that reads no stream, waiting for another restic's lock (waitingForLock). */
