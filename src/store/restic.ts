@@ -92,6 +92,9 @@ class Replay {
   attempt(): Readable {
     this.current?.destroy();
     const p = new PassThrough();
+    // Its failure is the producer's, judged by the command that reads it (drive); an attempt whose
+    // restic is gone has no listener left, and an unheard 'error' would end the process.
+    p.on('error', () => {});
     this.current = p;
     p.on('drain', () => this.src.resume());
     p.on('close', () => this.current === p && this.src.pause());
