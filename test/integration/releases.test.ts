@@ -251,8 +251,15 @@ describe('release directories', () => {
     asLabUser('sh', ['-c', 'echo stray > "$1/stray.txt"', 'sh', i.path]);
     sql(i.db, `SET ROLE ${i.role}; INSERT INTO notes (body) VALUES ('after the backup');`);
 
+    // What a restore killed after moving shared/ aside left: maybe the only copy of it, never deleted by the next restore.
+    const aside = `${shared}.opsdeck-previous`;
+    asLabUser('sh', ['-c', 'rm -rf "$1" && mkdir -p "$1/uploads" && printf only > "$1/uploads/only.jpg"', 'sh', aside]);
+    const asideBefore = treeState(aside);
+
     const r = await json(home, ['restore', 'rl-up', '--backup', b.id, '--yes']);
     expect(r).toMatchObject({ backup: b.id, target: 'rl-up' });
+    expect(treeState(aside)).toEqual(asideBefore);
+    asLabUser('rm', ['-rf', aside]);
     expect(liveOf(i.path)).toMatch(/^\d{8}T\d{6}Z-restored$/);
     expect(treeState(i.path)).toEqual(before.tree);
     expect(treeState(shared)).toEqual(before.shared);
@@ -406,6 +413,37 @@ describe('a conversion cut short, then used for days', () => {
     expect(readFileSync(join(i.path, 'config', 'local.env'), 'utf8')).toBe(local);
     expect(liveOf(i.path)).not.toBe(id);
     expect(await (await fetch(i.url)).text()).toContain('converted');
+  });
+
+  it('refuses to undo when a shared path is both in the tree and in shared/: both kept, the journal too, and it says what to do', async () => {
+    const home = await homeWithHosts(['lab1']);
+    asLabUser('rm', ['-rf', join(root, 'rl-taken.releases'), join(root, 'rl-taken.shared')]);
+    const repo = ownRepo('rl-taken-repo');
+    const i = await addInstance(home, 'lab1', 'rl-taken', 'dev');
+    asLabUser('git', ['-C', i.path, 'remote', 'set-url', 'origin', repo.url]);
+    const v1 = asLabUser('git', ['-C', i.path, 'rev-parse', 'HEAD']).trim();
+    repo.commit('rl-taken', v1, { 'index.html': page('converted') });
+    await must(cli(home, ['instance', 'set', 'rl-taken', '--releases', '2', '--local', 'config/local.env', '--branch', 'rl-taken']));
+    // Cut short after config/local.env moved; since then a real file took the link's place in the tree.
+    const id = `20260101T000000Z-${v1.slice(0, 10)}`;
+    asLabUser('sh', [
+      '-c',
+      'b=$(basename "$1") && mkdir "$1.releases" "$1.shared" "$1.shared/config" && printf "%s" "$3" > "$1.releases/.converting" && mv -T "$1" "$1.releases/$2" && ln -s "$b.releases/$2" "$1" && ' +
+        'mv "$1.releases/$2/config/local.env" "$1.shared/config/local.env" && echo newer > "$1.releases/$2/config/local.env"',
+      'sh',
+      i.path,
+      id,
+      JSON.stringify({ id, moved: ['config/local.env'], made: [] }),
+    ]);
+    const shared = readFileSync(join(`${i.path}.shared`, 'config', 'local.env'), 'utf8');
+
+    const r = await cli(home, ['update', 'rl-taken', '--yes']);
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toMatch(/rl-taken\/config\/local\.env and .*rl-taken\.shared\/config\/local\.env on lab1 both exist/);
+    expect(r.stderr).toMatch(/keep what belongs in .*then run again/);
+    expect(readFileSync(join(i.path, 'config', 'local.env'), 'utf8')).toBe('newer\n');
+    expect(readFileSync(join(`${i.path}.shared`, 'config', 'local.env'), 'utf8')).toBe(shared);
+    expect(existsSync(join(`${i.path}.releases`, '.converting'))).toBe(true);
   });
 });
 
