@@ -1,4 +1,4 @@
-import { openSync, readdirSync, readSync, statSync, writeSync, closeSync } from 'node:fs';
+import { openSync, readdirSync, readFileSync, readSync, statSync, writeSync, closeSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
@@ -146,6 +146,7 @@ describe('store integrity checks', () => {
 describe('store lock collisions', () => {
   let home: string;
   let db: string;
+  let path: string;
   const storeEnv = () => ({ RESTIC_REPOSITORY: join(home, 'store'), RESTIC_PASSWORD_FILE: join(home, 'store.pass') });
   const locks = () => readdirSync(join(home, 'store', 'locks'));
 
@@ -164,11 +165,23 @@ describe('store lock collisions', () => {
 
   beforeAll(async () => {
     home = await homeWithHosts(['lab1']);
-    ({ db } = await addInstance(home, 'lab1', 'lock-prod', 'dev', { appSchema: true }));
+    ({ db, path } = await addInstance(home, 'lab1', 'lock-prod', 'dev', { appSchema: true }));
   });
 
   /** pg_dump sessions on the instance's database: a dump that has started. */
   const dumps = () => Number(pgAdmin(`SELECT count(*) FROM pg_stat_activity WHERE datname = '${db}' AND application_name = 'pg_dump'`, 'postgres').trim());
+
+  /** tar processes reading the instance's tree (the lab's hosts are sshd on this machine): a code stream that has started. */
+  const tars = () =>
+    readdirSync('/proc')
+      .filter((p) => /^\d+$/.test(p))
+      .filter((p) => {
+        try {
+          return readFileSync(`/proc/${p}/comm`, 'utf8').trim() === 'tar' && readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(path);
+        } catch {
+          return false;
+        }
+      }).length;
 
   it('a backup waits for a live lock before the dump starts, saying what it waits for, and goes on once it is released', async () => {
     const { holder } = await holdLock();
@@ -183,6 +196,7 @@ describe('store lock collisions', () => {
       // back on its stdout, mariadb-dump would lose its server and pg_dump hold its snapshot).
       expect(locks()).toHaveLength(1);
       expect(dumps()).toBe(0);
+      expect(tars()).toBe(0);
     } finally {
       holder.kill('SIGINT');
     }
