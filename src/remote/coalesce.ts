@@ -2,9 +2,8 @@ import { Socket } from 'node:net';
 
 /**
  * A TCP socket that hands the writes of one event-loop turn to the kernel as one writev. ssh2 writes
- * every SSH packet (at most 32 KB: the host's limit) with its own sock.write, one syscall each (about
- * five times fewer with this; on loopback the kernel's per-byte work dominates, so the CPU saved was
- * within noise there). The socket is corked at the first write of a turn and
+ * every SSH packet (at most 32 KB: the host's limit) with its own sock.write, one syscall each, which
+ * was most of opsdeck's CPU in a relay. The socket is corked at the first write of a turn and
  * uncorked in that turn's check phase (setImmediate: after the whole chain of nextTick writes a batch
  * of incoming data causes), so nothing waits longer than the turn that wrote it.
  *
