@@ -2,7 +2,6 @@ import { readFileSync } from 'node:fs';
 import type { CipherAlgorithm, Client, ClientChannel, ConnectConfig } from 'ssh2';
 import type { Host } from '../../inventory/index.js';
 import { OpsError, UsageError } from '../core/errors.js';
-import { connectCoalescing } from './coalesce.js';
 import { checkNotAborted, drive, KILL_GRACE_MS } from './drive.js';
 import { checkKnownHosts, fingerprint, keyType } from './hostkeys.js';
 import { toCommandLine } from './quote.js';
@@ -145,14 +144,6 @@ export class SshPool {
         if (keyProblem) return reject(keyProblem);
         reject(connectError(host, err));
       });
-      // Our own socket (batched writes, see coalesce.ts), connected here so that ssh2 listens to it
-      // before it can emit anything. A hop through a jump host writes into the jump's connection,
-      // whose socket batches those writes already.
-      if (!cfg.sock) {
-        const sock = connectCoalescing(host.address, host.port);
-        sock.setMaxListeners(0);
-        cfg.sock = sock;
-      }
       client.connect(cfg);
     });
     client.on('error', (err) => {
