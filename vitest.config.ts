@@ -18,9 +18,7 @@ const shared = {
 export default defineConfig({
   test: {
     reporters: ['default'],
-    // A full run from a clean clone used 1.2 of the 2 cores at three files at a time (its files wait on
-    // SSH, restic and the databases more than they compute): five keep both busy.
-    maxWorkers: 5,
+    maxWorkers: 3,
     minWorkers: 1,
     projects: [
       { test: { ...shared, name: 'lab', include: ['test/**/*.test.ts', 'test/**/*.test.tsx'], exclude: [...LAB3, ...UNIT] } },
