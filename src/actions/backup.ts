@@ -173,11 +173,21 @@ async function guardTagged<T>(deps: Deps, id: string, ctx: StepIO, fn: () => Pro
  * Streams the code tree and the database into the store side by side: they share nothing but the
  * SSH connection, so together they take about as long as the code tree alone.
  */
-export async function snapshotInstance(deps: Deps, inst: Instance, id: string, ctx: StepIO, sizeHint?: number, withCode = true, reuse = false): Promise<Manifest> {
+export async function snapshotInstance(
+  deps: Deps,
+  inst: Instance,
+  id: string,
+  ctx: StepIO,
+  sizeHint?: number,
+  withCode = true,
+  reuse = false,
+  /** Whether the tree has shared/ beside it, when the caller asked already (hasSharedDir). */
+  knownShared?: boolean,
+): Promise<Manifest> {
   const slot = progressSum(ctx.progress, sizeHint);
   const sub = (i: number, signal: AbortSignal): StepIO => ({ ...ctx, signal, progress: slot(i) });
   // Asked before the streams start: its refusal (a tree with its own .opsdeck-shared) then stops nothing half-way.
-  const shared = withCode ? await hasSharedDir(deps, inst, ctx.signal) : false;
+  const shared = withCode ? (knownShared ?? (await hasSharedDir(deps, inst, ctx.signal))) : false;
   const [code, db] = await together<[Manifest['code'] | undefined, Manifest['db'] | undefined]>(ctx.signal, [
     async (signal) => (withCode ? backupCode(deps, inst, id, sub(0, signal), reuse, shared) : undefined),
     async (signal) => (inst.dbUrl ? backupDatabase(deps, inst, id, sub(1, signal)) : undefined),
@@ -198,23 +208,26 @@ export async function takeBackup(deps: Deps, inst: Instance, ctx: StepIO, kind: 
   return recordBackup(deps, inst.name, kind, id, await snapshotInstance(deps, inst, id, ctx, undefined, true, true));
 }
 
-/** Sizes the tree's tar stream (for the progress bar) and checks the instance is there. */
-export async function inspectInstance(deps: Deps, inst: Instance, signal?: AbortSignal): Promise<{ bytes: number }> {
+/** Sizes the tree's tar stream (for the progress bar) and checks the instance is there; says whether shared/ goes with it. */
+export async function inspectInstance(deps: Deps, inst: Instance, signal?: AbortSignal): Promise<{ bytes: number; shared: boolean }> {
   const shell = shellFor(deps, inst);
+  const shared = await hasSharedDir(deps, inst, signal);
   // Into /dev/null GNU tar reads no file's data, yet counts exactly the bytes the backup's tar will send
   // (LC_ALL=C: the count is read from its English words).
-  const [, ...tar] = codeTarArgv(inst.path, await hasSharedDir(deps, inst, signal), '/dev/null');
+  const [, ...tar] = codeTarArgv(inst.path, shared, '/dev/null');
   const res = await shell.exec(['env', 'LC_ALL=C', 'tar', '--totals', ...tar], { signal });
   if (res.code !== 0) {
     throw new OpsError(`the code tree ${inst.path} of ${inst.name} cannot be read on host ${inst.host}: ${res.stderr.trim()}`, 1, `check the path with: opsdeck instance show ${inst.name}`);
   }
-  return { bytes: Number(/Total bytes written: (\d+)/.exec(res.stderr)?.[1] ?? 0) };
+  return { bytes: Number(/Total bytes written: (\d+)/.exec(res.stderr)?.[1] ?? 0), shared };
 }
 
 export interface BackupState {
   id: string;
   manifest: Manifest;
   sizeHint?: number;
+  /** Whether shared/ goes with the tree (release mode), as the inspect step found. */
+  shared?: boolean;
   backup?: Backup;
 }
 
@@ -226,7 +239,8 @@ export function backupSteps(deps: Deps, inst: Instance, kind: Backup['kind']) {
       title: `Connect to ${inst.host} and size ${inst.path}`,
       explain: 'Checks the host key, logs in and measures the code tree. If it fails, check the host with `opsdeck host check`.',
       run: async (ctx) => {
-        const tree = (await inspectInstance(deps, inst, ctx.signal)).bytes;
+        const { bytes: tree, shared } = await inspectInstance(deps, inst, ctx.signal);
+        ctx.state.shared = shared;
         // The bar's total is all that will flow: the tree, and a dump the size of the last one; without one it is unknown.
         const dump = inst.dbUrl ? deps.inv.listBackups(inst.name).find((b) => b.manifest.db)?.manifest.db?.bytes : 0;
         ctx.state.sizeHint = dump === undefined ? undefined : tree + dump;
@@ -237,7 +251,7 @@ export function backupSteps(deps: Deps, inst: Instance, kind: Backup['kind']) {
       title: inst.dbUrl ? 'Back up the code tree and the database' : 'Back up the code tree',
       explain: 'Streams a tar of the code tree and a dump of the database into the store side by side, hashing both and counting rows.',
       run: async (ctx) => {
-        ctx.state.manifest = await snapshotInstance(deps, inst, ctx.state.id, ctx, ctx.state.sizeHint);
+        ctx.state.manifest = await snapshotInstance(deps, inst, ctx.state.id, ctx, ctx.state.sizeHint, true, false, ctx.state.shared);
       },
       undo: async (ctx) => deps.store.discardTagged(`backup=${ctx.state.id}`),
     },
