@@ -1,5 +1,4 @@
 import { gunzipSync, gzipSync } from 'node:zlib';
-import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { UsageError } from '../src/core/errors.js';
 import type { Policy } from '../src/core/retention.js';
@@ -8,14 +7,14 @@ import { inventoryPassword, inventoryUrlOf } from './connect.js';
 import type { SqlDriver } from './driver.js';
 import { PgDriver, parseInventoryUrl } from './postgres.js';
 import { SqliteDriver } from './sqlite.js';
-import type { BackupRow, CommandRow, EnvRow, HostRow, InstanceRow, NameRow, NotifyRow, RunRow, StepRow } from './rows.js';
-import { rowToBackup, rowToHost, rowToInstance, rowToRun } from './rows.js';
+import type { BackupRow, EnvRow, HostRow, InstanceRow, NameRow, NotifyRow } from './rows.js';
+import { rowToBackup, rowToHost, rowToInstance } from './rows.js';
 import { SecretBox } from './secrets.js';
 import { Rights } from './rights.js';
 import { Changes } from './changes.js';
 import { Relations } from './relations.js';
-import { redact, safeUser } from './audit.js';
 import { InstanceLocks } from './locks.js';
+import { RunLog } from './runs.js';
 import { DEFAULT_MAX_BACKUP_AGE } from './types.js';
 import type { Backup, CommandLogRecord, DrillReport, Env, HalfRestored, Host, Instance, LockRecord, RunRecord, StepRecord } from './types.js';
 
@@ -56,6 +55,8 @@ export class Inventory {
   readonly relations: Relations;
   /** Run locks and half-restored records; the methods below delegate to it. */
   private readonly locks: InstanceLocks;
+  /** Runs, their steps and commands; the methods below delegate to it. */
+  private readonly runs: RunLog;
 
   constructor(
     readonly home: string,
@@ -75,6 +76,7 @@ export class Inventory {
     this.changes = new Changes(this.db);
     this.relations = new Relations(this.db);
     this.locks = new InstanceLocks(this.db, !!this.pg);
+    this.runs = new RunLog(this.db, !!this.pg, this.locks);
   }
   /** A password sealed for an instance: with its environment's key on a team inventory, else the home's key file. */
   private seal(env: string, instance: string, plain: string): string {
@@ -412,102 +414,33 @@ export class Inventory {
     return this.sql('DELETE FROM notify WHERE kind = ?').run(kind).changes > 0;
   }
 
-  // ---- runs (append-only audit trail)
+  // ---- runs (append-only audit trail; runs.ts)
   startRun(command: string, params: Record<string, unknown>, instance: string | null, dryRun: boolean): number {
-    const origin = process.env.SSH_CLIENT ? process.env.SSH_CLIENT.split(' ')[0] : 'local';
-    // On PostgreSQL the server overwrites started_at and sets db_role and client_addr itself (pg-migrations.ts).
-    const res = this.sql('INSERT INTO runs (started_at, os_user, origin, host, command, params, instance, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id').get(
-      now(),
-      safeUser(),
-      origin,
-      hostname(),
-      command,
-      JSON.stringify(redact(params)),
-      instance,
-      dryRun ? 'dry-run' : 'running',
-    ) as { id: number };
-    return Number(res.id);
+    return this.runs.start(command, params, instance, dryRun);
   }
   finishRun(id: number, status: RunRecord['status'], error: string | null, failedStep: string | null, durationMs: number): void {
-    // PostgreSQL: operators may not UPDATE the audit trail; finish_run() ends a run of their own role, once.
-    if (this.pg) this.sql('SELECT finish_run(?, ?, ?, ?, ?)').get(id, status, error, failedStep, Math.round(durationMs));
-    else
-      this.sql('UPDATE runs SET finished_at = ?, status = ?, error = ?, failed_step = ?, duration_ms = ? WHERE id = ? AND finished_at IS NULL').run(now(), status, error, failedStep, durationMs, id);
+    this.runs.finish(id, status, error, failedStep, durationMs);
   }
   /** A command a run ran, for its command log (opsdeck runs ID --commands). */
   addCommand(runId: number, seq: number | null, c: CommandLogRecord): void {
-    this.sql('INSERT INTO run_commands (run_id, seq, at, place, line, code, signal, ms, bytes_in, bytes_out) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)').run(
-      runId,
-      seq,
-      new Date(c.at).toISOString(),
-      c.where,
-      c.line,
-      c.code,
-      c.signal,
-      c.ms,
-      c.bytesIn,
-      c.bytesOut,
-    );
+    this.runs.addCommand(runId, seq, c);
   }
-
   /** The commands a run ran, in the order they ended. */
   runCommands(runId: number): (CommandLogRecord & { seq: number | null })[] {
-    return (this.sql(`SELECT * FROM run_commands WHERE run_id = ? ORDER BY ${this.db.dialect.insertOrder}`).all(runId) as CommandRow[]).map((r) => ({
-      seq: r.seq,
-      at: Date.parse(r.at),
-      where: r.place,
-      line: r.line,
-      code: r.code,
-      signal: r.signal,
-      ms: r.ms,
-      bytesIn: r.bytes_in,
-      bytesOut: r.bytes_out,
-    }));
+    return this.runs.commands(runId);
   }
-
   addStep(s: StepRecord): void {
-    this.sql('INSERT INTO run_steps (run_id, seq, name, title, status, started_at, finished_at, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?)').run(
-      s.runId,
-      s.seq,
-      s.name,
-      s.title,
-      s.status,
-      s.startedAt,
-      s.finishedAt,
-      s.error,
-    );
+    this.runs.addStep(s);
   }
   listRuns(limit = 20, instance?: string): RunRecord[] {
-    const rows = instance ? this.sql('SELECT * FROM runs WHERE instance = ? ORDER BY id DESC LIMIT ?').all(instance, limit) : this.sql('SELECT * FROM runs ORDER BY id DESC LIMIT ?').all(limit);
-    return (rows as RunRow[]).map((r) => this.alive(rowToRun(r)));
+    return this.runs.list(limit, instance);
   }
   getRun(id: number): RunRecord | undefined {
-    const r = this.sql('SELECT * FROM runs WHERE id = ?').get(id) as RunRow | undefined;
-    return r ? this.alive(rowToRun(r)) : undefined;
-  }
-  /**
-   * A run still marked running whose process is gone (killed, machine rebooted) never finished: it
-   * is shown as interrupted. Known only for runs on an instance (they hold its lock) on this machine.
-   */
-  private alive(r: RunRecord): RunRecord {
-    if (r.status !== 'running' || !r.instance) return r;
-    const l = this.getLock(r.instance);
-    // Stale: its process died, or its pid now belongs to another process (told by start time).
-    const holds = l && (l.runId === r.id || l.runId === null) && !this.lockIsStale(l);
-    return holds ? r : { ...r, status: 'interrupted' };
+    return this.runs.get(id);
   }
   /** A run's steps and undos in the order they happened (an undo after the failure that caused it). */
   runSteps(runId: number): StepRecord[] {
-    return (this.sql(`SELECT * FROM run_steps WHERE run_id = ? ORDER BY ${this.db.dialect.insertOrder}`).all(runId) as StepRow[]).map((r) => ({
-      runId: r.run_id,
-      seq: r.seq,
-      name: r.name,
-      title: r.title,
-      status: r.status,
-      startedAt: r.started_at,
-      finishedAt: r.finished_at,
-      error: r.error,
-    }));
+    return this.runs.steps(runId);
   }
 
   // ---- locks and half-restored records (locks.ts): one operation per instance at a time, across processes
