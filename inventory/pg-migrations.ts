@@ -14,7 +14,8 @@
  * (viewer, operator, admin: row-level security, default deny), secrets per environment and four-eyes
  * change requests are in pg-rights.ts (migrations 3 and 4).
  */
-import { PG_CHANGES_MIGRATION, PG_POLICIES_MIGRATION, PG_RELATIONS_MIGRATION, PG_RIGHTS_MIGRATION, PG_STORE_MIGRATION, PG_TEAM_ROLES_MIGRATION, PG_USER_ROLE } from './pg-rights.js';
+import { PG_CHANGES_MIGRATION, PG_POLICIES_MIGRATION, PG_RELATIONS_MIGRATION, PG_RIGHTS_MIGRATION, PG_STORE_MIGRATION, PG_USER_ROLE } from './pg-rights.js';
+import { PG_TEAM_ROLES_MIGRATION } from './pg-team-roles.js';
 
 export const PG_SCHEMA = 'opsdeck';
 

@@ -5,7 +5,8 @@ import { OpsError, UsageError } from '../src/core/errors.js';
 import type { Dialect, Param, RunResult, SqlDriver, Statement } from './driver.js';
 import type { Reply, Request, WorkerConfig } from './pg-worker.js';
 import { PG_GRANTS, PG_MIGRATIONS, PG_SCHEMA } from './pg-migrations.js';
-import { checkRoleNames, PG_CHANGES_GRANTS, PG_RIGHTS_GRANTS, PG_TEAM_ROLES_GRANTS, teamRoleNames, withRoles, type TeamRoles } from './pg-rights.js';
+import { PG_CHANGES_GRANTS, PG_RIGHTS_GRANTS } from './pg-rights.js';
+import { checkRoleNames, PG_TEAM_ROLES_GRANTS, teamRoleNames, withRoles, type TeamRoles } from './pg-team-roles.js';
 
 const dialect: Dialect = { name: 'postgres', insertOrder: 'id' };
 

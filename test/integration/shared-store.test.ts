@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { asLabUser, hostAddArgs } from '../../fixtures/lab.js';
 import { appSql, cli, dbStateOf, lab, must, newHome, pgAdmin, TEAM_ADMIN, teamDatabase, treeState, type CliResult } from '../helpers.js';
 import { makeLabInstance } from '../../fixtures/lab.js';
-import { teamRoleNames } from '../../inventory/pg-rights.js';
+import { teamRoleNames } from '../../inventory/pg-team-roles.js';
 
 // Issue 11 item 7: a shared store. The restic repository lives on a remote backend (sftp through the
 // lab's sshd, its host key checked against the inventory's pinned one), its password in the team

@@ -3,7 +3,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Inventory } from '../../inventory/index.js';
-import { teamRoleNames } from '../../inventory/pg-rights.js';
+import { teamRoleNames } from '../../inventory/pg-team-roles.js';
 import { addInstance, asLabUser, cli, homeWithHosts, lab, must, newHome, pgAdmin, TEAM_ADMIN, type CliResult } from '../helpers.js';
 
 // Issue 11, item 5: four-eyes changes on a protected environment of a team inventory. Two admins of

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { render } from 'ink-testing-library';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Inventory } from '../../inventory/index.js';
-import { teamRoleNames } from '../../inventory/pg-rights.js';
+import { teamRoleNames } from '../../inventory/pg-team-roles.js';
 import { setInventoryPassword } from '../../inventory/connect.js';
 import { openApp, type App as OpsApp } from '../../src/app/app.js';
 import { App } from '../../screens/App.js';

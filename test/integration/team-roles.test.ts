@@ -2,7 +2,8 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PG_GRANTS, PG_MIGRATIONS } from '../../inventory/pg-migrations.js';
-import { LEGACY_ROLES, PG_CHANGES_GRANTS, PG_RIGHTS_GRANTS, teamRoleNames, withRoles } from '../../inventory/pg-rights.js';
+import { PG_CHANGES_GRANTS, PG_RIGHTS_GRANTS } from '../../inventory/pg-rights.js';
+import { LEGACY_ROLES, teamRoleNames, withRoles } from '../../inventory/pg-team-roles.js';
 import { PgDriver, parseInventoryUrl } from '../../inventory/postgres.js';
 import { cli, lab, must, newHome, pgAdmin, TEAM_ADMIN, teamDatabase, type CliResult } from '../helpers.js';
 

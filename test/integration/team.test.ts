@@ -6,7 +6,7 @@ import { hostname, userInfo } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Inventory } from '../../inventory/index.js';
-import { teamRoleNames } from '../../inventory/pg-rights.js';
+import { teamRoleNames } from '../../inventory/pg-team-roles.js';
 import { asLabUser, BACKENDS, cli, homeWithHosts, lab, must, newHome, pgAdmin, TEAM_ADMIN, teamDatabase, treeState, until, type CliResult } from '../helpers.js';
 
 // Issue 11, items 1, 2 and 6: the inventory on PostgreSQL (team init), who ran what written by the
