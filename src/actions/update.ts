@@ -10,11 +10,7 @@ import { loadDatabase, putCodeBack } from './restore.js';
 import { rebaselineStep } from './watch.js';
 import {
   adoptShared,
-  backToReleases,
   buildRelease,
-  convertToInPlace,
-  convertToReleases,
-  finishInPlace,
   listReleases,
   liveRelease,
   previousRelease,
@@ -22,15 +18,13 @@ import {
   releaseId,
   reload,
   removeRelease,
-  revertHalfConversion,
   schemaHash,
   switchTo,
   writeReleaseMeta,
   releasesDir,
-  undoConversion,
   unshare,
-  type Conversion,
 } from './releases.js';
+import { backToReleases, convertToInPlace, convertToReleases, finishInPlace, revertHalfConversion, undoConversion, type Conversion } from './release-conversion.js';
 
 export interface UpdateState {
   inst: Instance;
