@@ -10,6 +10,8 @@ export const HELD = /repository is already locked/i;
 export const LOCK_WAIT_MS = 10 * 60_000;
 /** At a terminal someone is waiting too: at most this long, unless the setting is shorter. */
 export const LOCK_WAIT_INTERACTIVE_MS = 60_000;
+/** Reading one lock of a remote store: a few round trips; longer is restic retrying a lock that went. */
+export const LOCK_READ_MS = 20_000;
 
 /** The lines of restic's complaint that name the lock's holder. */
 export const holderOf = (stderr: string) =>

@@ -8,7 +8,7 @@ import { CommandError, type ExecOptions, type ExecResult, type Shell } from '../
 import { OpsError } from '../core/errors.js';
 import type { Policy } from '../core/retention.js';
 import { storeNotice } from './notices.js';
-import { HELD, LOCK_WAIT_MS, Replay, STAYED_LOCKED_FIX, holderOf, minutes, removeStaleTempLocks, resticRetriesLocks } from './restic-locks.js';
+import { HELD, LOCK_READ_MS, LOCK_WAIT_MS, Replay, STAYED_LOCKED_FIX, holderOf, minutes, removeStaleTempLocks, resticRetriesLocks } from './restic-locks.js';
 
 export { LOCK_WAIT_INTERACTIVE_MS, LOCK_WAIT_MS } from './restic-locks.js';
 
@@ -107,8 +107,12 @@ export class Store {
   /** Whether the repository has been made (a copy store is made by its first copy, never by a reader). */
   async exists(): Promise<boolean> {
     await this.opts.prepare?.();
-    if (this.isLocal) return existsSync(join(this.repository.replace(/^local:/, ''), 'config'));
-    return (await this.shell.exec(this.restic('cat', 'config'))).code === 0;
+    return this.hasConfig(this.shell);
+  }
+
+  /** Whether the repository's config is there: the file for a local store, restic's answer for another. */
+  private async hasConfig(shell: Shell): Promise<boolean> {
+    return this.isLocal ? existsSync(join(this.localPath, 'config')) : (await shell.exec(this.restic('cat', 'config'))).code === 0;
   }
 
   /** Every snapshot of the store. */
@@ -150,6 +154,11 @@ export class Store {
     return !/^[a-z0-9]+:/i.test(this.repository) || this.repository.startsWith('local:');
   }
 
+  /** A local store's directory. */
+  private get localPath(): string {
+    return this.repository.replace(/^local:/, '');
+  }
+
   /** Makes the repository on first use, with a random password kept in a 0600 file. */
   ensure(): Promise<void> {
     // One promise for every caller: streams that start side by side must not both run restic init.
@@ -163,8 +172,7 @@ export class Store {
     if (!this.opts.password && !existsSync(this.passwordFile)) {
       writeFileSync(this.passwordFile, randomBytes(33).toString('base64') + '\n', { mode: 0o600, flag: 'wx' });
     }
-    const exists = this.isLocal ? existsSync(join(this.repository.replace(/^local:/, ''), 'config')) : (await this.shell.exec(this.restic('cat', 'config'))).code === 0;
-    if (!exists) {
+    if (!(await this.hasConfig(this.shell))) {
       const res = await this.shell.exec(this.restic('init'));
       if (res.code !== 0) throw new OpsError(`cannot create the backup store at ${this.repository}: ${res.stderr.trim()}`, 1, 'check that restic is installed and the location is writable');
     } else if (this.isLocal && this.hasLocks()) {
@@ -177,7 +185,7 @@ export class Store {
 
   private hasLocks(): boolean {
     try {
-      return readdirSync(join(this.repository.replace(/^local:/, ''), 'locks')).length > 0;
+      return readdirSync(join(this.localPath, 'locks')).length > 0;
     } catch {
       return false;
     }
@@ -195,7 +203,7 @@ export class Store {
   /** Removes the stale locks of restic processes that are gone; live ones stay. */
   async unlockStale(): Promise<void> {
     await this.shell.exec(this.restic('unlock'));
-    if (this.isLocal) await removeStaleTempLocks(this.repository.replace(/^local:/, ''));
+    if (this.isLocal) await removeStaleTempLocks(this.localPath);
   }
 
   /**
@@ -246,11 +254,11 @@ export class Store {
       .split('\n')
       .map((l) => l.trim())
       .filter((l) => /^[0-9a-f]{64}$/.test(l))) {
-      const res = await this.shell.exec(this.restic('--no-lock', 'cat', 'lock', id), { signal });
-      if (res.code !== 0) continue;
+      const text = await this.readLock(id, signal);
+      if (text === undefined) continue;
       let lock: { exclusive?: boolean; pid?: number; hostname?: string; username?: string; time?: string };
       try {
-        lock = JSON.parse(res.stdout) as typeof lock;
+        lock = JSON.parse(text) as typeof lock;
       } catch {
         continue;
       }
@@ -258,6 +266,26 @@ export class Store {
       return `repository is already locked exclusively by PID ${lock.pid ?? '?'} on ${lock.hostname ?? '?'} by ${lock.username ?? '?'}; lock was created at ${lock.time ?? '?'}`;
     }
     return undefined;
+  }
+
+  /**
+   * One lock's content, or undefined when it cannot be read. restic 0.14 retries a missing file for
+   * minutes, and a lock often goes between the listing and its reading (backups side by side): the
+   * reading stops once the file is gone (a local store), or after LOCK_READ_MS (another store).
+   */
+  private async readLock(id: string, signal?: AbortSignal): Promise<string | undefined> {
+    const gone = new AbortController();
+    const file = this.isLocal ? join(this.localPath, 'locks', id) : undefined;
+    const timer = file ? setInterval(() => existsSync(file) || gone.abort(), 200) : setTimeout(() => gone.abort(), LOCK_READ_MS);
+    try {
+      const res = await this.shell.exec(this.restic('--no-lock', 'cat', 'lock', id), { signal: signal ? AbortSignal.any([signal, gone.signal]) : gone.signal });
+      return res.code === 0 ? res.stdout : undefined;
+    } catch (e) {
+      if (gone.signal.aborted && !signal?.aborted) return undefined;
+      throw e;
+    } finally {
+      clearInterval(timer);
+    }
   }
 
   /**
@@ -401,8 +429,7 @@ export class Store {
       copy.ready = (async () => {
         await copy.opts.prepare?.();
         if (!copy.opts.password && !existsSync(copy.passwordFile)) throw new OpsError(`no password file ${copy.passwordFile}`);
-        const exists = copy.isLocal ? existsSync(join(copy.repository.replace(/^local:/, ''), 'config')) : (await sh.exec(copy.restic('cat', 'config'))).code === 0;
-        if (!exists) {
+        if (!(await copy.hasConfig(sh))) {
           const res = await sh.exec(copy.restic('init', '--copy-chunker-params', ...from));
           if (res.code !== 0) throw new OpsError(`cannot create the copy store at ${copy.repository}: ${res.stderr.trim()}`, 1, 'check that the location is writable');
         }

@@ -1,4 +1,4 @@
-import { openSync, readdirSync, readFileSync, readSync, statSync, writeSync, closeSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
@@ -237,6 +237,31 @@ describe('store lock collisions', () => {
     }
     expect(await store.snapshotsTagged('test=producer-fails')).toEqual([]);
   });
+
+  it('a lock that goes between its listing and its reading is not waited for (backups side by side)', async () => {
+    // restic 0.14 retries reading a missing file for 90 s before it gives up, and a backup waited all
+    // that time (more with more locks): this test's 30 s limit is that wait, not a speed goal. The
+    // race is made certain by a restic in front of the real one on PATH, which removes the lock just
+    // before restic reads it.
+    const bin = mkdtempSync(join(home, 'bin-'));
+    const marker = join(bin, 'removed');
+    const real = (await execa('sh', ['-c', 'command -v restic'])).stdout.trim();
+    writeFileSync(join(bin, 'restic'), `#!/bin/sh\nif [ "$2" = cat ] && [ "$3" = lock ]; then rm -f -- "$RESTIC_REPOSITORY/locks/$4" && echo "$4" >> ${marker}; fi\nexec ${real} "$@"\n`, {
+      mode: 0o755,
+    });
+    const { holder } = await holdLock();
+    const path0 = process.env.PATH;
+    process.env.PATH = `${bin}:${path0}`;
+    try {
+      await new Store(home).waitUntilUnlocked();
+    } finally {
+      process.env.PATH = path0;
+      // Its lock file is gone already; on SIGINT restic would retry removing it for those 90 s too.
+      holder.kill('SIGKILL');
+      await holder;
+    }
+    expect(readFileSync(marker, 'utf8')).toMatch(/^[0-9a-f]{64}\n$/);
+  }, 30_000);
 
   it('gives up after storeLockWait with a clear error, leaving the live lock where it is', async () => {
     await must(cli(home, ['settings', 'storeLockWait', '3s']));
