@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import type { Instance } from '../../inventory/index.js';
 import { UsageError } from '../core/errors.js';
-import { parseDbUrl } from '../databases/index.js';
+import { engineFor } from '../databases/index.js';
 
 /**
  * Redaction rules for a clone (clone --redact FILE, an instance's stored rules for refresh): run on
@@ -242,190 +242,33 @@ export function redactionDigest(r: Redaction): string {
 
 // ---- what a rule may reach: the copy, nothing else
 
-/** Databases every MariaDB/MySQL server has. */
-const SYSTEM_DATABASES = ['mysql', 'information_schema', 'performance_schema', 'sys'];
-
-/** Statements (first words) that act outside the copied data: the server's users and rights, files, other databases. */
-const OUTSIDE: Record<'mysql' | 'postgres' | 'any', RegExp> = {
-  any: /^(grant|revoke|copy|call|execute|load|handler|lock|unlock|flush|kill|shutdown|install|uninstall|checkpoint|listen|notify|(create|drop|alter)\s+(database|schema|user|role|server|tablespace|extension|subscription|publication)\b|alter\s+system\b|set\s+(global|persist|password|role|default\s+role|session\s+authorization|@@global)\b|rename\s+user\b)/i,
-  // A DO block or dynamic SQL says in a string what it runs: nothing here could check it.
-  postgres: /^do\b/i,
-  mysql: /^rename\b/i,
-};
-
 /**
- * Function calls that reach outside the copied data: another database's connection, the server's
- * files and processes, settings of the session (set_config('role', ...)), SQL given as a string
- * (query_to_xml runs it). Matched on the statement's whole text, quoted names too ("pg_read_file"(...)):
- * a string that merely mentions one is refused as well, which costs a rewording at worst.
- */
-const OUTSIDE_CALLS =
-  /["`]?\b(dblink\w*|lo_\w+|pg_file_\w+|pg_read_file|pg_read_binary_file|pg_ls_\w+|pg_stat_file|pg_logdir_ls|pg_terminate_backend|pg_cancel_backend|pg_reload_conf|pg_rotate_logfile|pg_promote|set_config|query_to_xml\w*|cursor_to_xml\w*|load_file|sys_exec|sys_eval)["`]?\s*\(/i;
-
-/**
- * What a redaction statement may begin with: changes to the copied rows, and the session settings a
- * load may need. Anything else (CREATE FUNCTION or TRIGGER, whose body is SQL in a string; SELECT of a
- * function with side effects; EVENT, PREPARE, ...) is refused rather than judged.
- */
-const ALLOWED_START = /^(update|delete|insert|replace|truncate|with)\b|^set\s+((local|session)\s+)?(search_path|foreign_key_checks|unique_checks)\b/i;
-
-interface Token {
-  t: 'ident' | 'dot' | 'other';
-  text: string;
-}
-
-/**
- * The statement's tokens outside strings and comments: identifiers (bare or `quoted`), dots, the
- * rest. A MariaDB executable comment (/*! ... * /) is code the server runs: refused by the caller.
- */
-function tokens(stmt: string): { list: Token[]; executableComment: boolean } {
-  const list: Token[] = [];
-  let executableComment = false;
-  for (let i = 0; i < stmt.length;) {
-    const c = stmt[i];
-    if (/\s/.test(c)) i++;
-    else if (c === "'" || c === '"') {
-      // A string (MariaDB's "..." too): doubled quotes and backslashes stay inside.
-      for (i++; i < stmt.length; i++) {
-        if (stmt[i] === '\\') i++;
-        else if (stmt[i] === c) {
-          if (stmt[i + 1] === c) i++;
-          else break;
-        }
-      }
-      i++;
-      list.push({ t: 'other', text: 'string' });
-    } else if (c === '`') {
-      let name = '';
-      for (i++; i < stmt.length; i++) {
-        if (stmt[i] === '`') {
-          if (stmt[i + 1] === '`') {
-            name += '`';
-            i++;
-          } else break;
-        } else name += stmt[i];
-      }
-      i++;
-      list.push({ t: 'ident', text: name });
-    } else if ((c === '-' && stmt[i + 1] === '-') || c === '#') {
-      while (i < stmt.length && stmt[i] !== '\n') i++;
-    } else if (c === '/' && stmt[i + 1] === '*') {
-      if (/^\/\*M?!/.test(stmt.slice(i, i + 4))) executableComment = true;
-      const end = stmt.indexOf('*/', i + 2);
-      i = end < 0 ? stmt.length : end + 2;
-    } else if (c === '$' && /^\$([A-Za-z_][A-Za-z0-9_]*)?\$/.test(stmt.slice(i))) {
-      const tag = /^\$([A-Za-z_][A-Za-z0-9_]*)?\$/.exec(stmt.slice(i))![0];
-      const end = stmt.indexOf(tag, i + tag.length);
-      i = end < 0 ? stmt.length : end + tag.length;
-      list.push({ t: 'other', text: 'string' });
-    } else if (c === '.') {
-      list.push({ t: 'dot', text: '.' });
-      i++;
-    } else if (/[A-Za-z0-9_$]/.test(c)) {
-      const m = /^[A-Za-z0-9_$]+/.exec(stmt.slice(i))![0];
-      i += m.length;
-      // A number (1, 2.5) is no name.
-      list.push({ t: /^\d+$/.test(m) ? 'other' : 'ident', text: m });
-    } else {
-      list.push({ t: 'other', text: c });
-      i++;
-    }
-  }
-  return { list, executableComment };
-}
-
-/**
- * The names a statement qualifies: each chain a.b[.c...] as its parts; and the names it uses alone
- * (tables and aliases it declares, columns).
- */
-function qualified(list: Token[]): { chains: string[][]; alone: Set<string> } {
-  const chains: string[][] = [];
-  const alone = new Set<string>();
-  for (let i = 0; i < list.length; i++) {
-    if (list[i].t !== 'ident') continue;
-    const chain = [list[i].text];
-    while (list[i + 1]?.t === 'dot' && list[i + 2]?.t === 'ident') {
-      chain.push(list[i + 2].text);
-      i += 2;
-    }
-    if (chain.length > 1) chains.push(chain);
-    else alone.add(chain[0].toLowerCase());
-  }
-  return { chains, alone };
-}
-
-/**
- * Refuses, before anything changes, redaction rules that could act outside the copy they redact.
- *
- * MariaDB/MySQL runs the rules in the scratch database the copy loaded into, and there a name
- * qualified by a database (db.table.column, db.table, a rule like mysql.user.password = ...) reaches
- * that database instead: the live target before its swap, the server's own mysql schema, another
- * instance's database. So a qualifier must be a table or alias the statement itself names, and never
- * the name of a database (the server's own, or one of the inventory's instances).
- *
- * PostgreSQL runs them in the load's transaction on the target database, and a name there cannot
- * leave it (schema.table is in this database; another database's name is refused by the server). What
- * could reach out is refused on both: \connect and other client commands (parseRedaction), statements
- * on roles, databases, the server or files (GRANT, CREATE DATABASE, ALTER SYSTEM, COPY, SET ROLE),
- * dblink and file functions, DO blocks (their SQL is a string nothing can check). SET search_path is
- * let be: it changes which schema of this database the later rules' unqualified names mean, inside the
- * load's transaction and session, which end with the load.
+ * Refuses, before anything changes, redaction rules that could act outside the copy they redact, by
+ * the rules of the target's engine (DbEngine.redactionProblem: on MariaDB no database-qualified table,
+ * on both no statement on the server, its users, files or other databases). Clone and refresh ask
+ * before each run, `instance set --redact` before it stores rules; the refusal names the rule's line
+ * and the fix.
  */
 export function checkRedactionScope(r: Redaction, target: Instance, instances: Instance[]): void {
   if (!target.dbUrl) return;
   // Rules stored by an earlier opsdeck were read by its rules: read again by today's.
   parseRedaction(r.statements.join('\n'), r.source);
-  const kind = parseDbUrl(target.dbUrl).kind;
-  const databases = new Set([
-    ...SYSTEM_DATABASES,
-    ...instances.flatMap((i) => {
+  const engine = engineFor(target.dbUrl);
+  // The inventory's other databases on the same kind of server, which a qualifier must never name.
+  const databases = new Set(
+    instances.flatMap((i) => {
       try {
-        const t = i.dbUrl ? parseDbUrl(i.dbUrl) : undefined;
-        return t && t.kind === kind ? [t.database.toLowerCase()] : [];
+        return i.dbUrl && engineFor(i.dbUrl) === engine ? [engine.parse(i.dbUrl).database] : [];
       } catch {
         return [];
       }
     }),
-  ]);
+  );
   r.statements.forEach((stmt, n) => {
+    const problem = engine.redactionProblem(stmt, databases);
+    if (!problem) return;
     const where = r.lines?.[n] !== undefined ? `${r.source} line ${r.lines[n]}` : `${r.source}, rule ${n + 1}`;
     const shown = stmt.length > 80 ? `${stmt.slice(0, 77)}...` : stmt;
-    const refuse = (why: string, fix: string) => {
-      throw new UsageError(`${where} (${shown}) ${why}`, fix);
-    };
-    const { list, executableComment } = tokens(stmt);
-    const words = list
-      .filter((t) => t.t === 'ident')
-      .slice(0, 3)
-      .map((t) => t.text)
-      .join(' ');
-    if (OUTSIDE.any.test(words) || (kind === 'postgres' && OUTSIDE.postgres.test(words)) || (kind === 'mysql' && OUTSIDE.mysql.test(words)))
-      refuse(
-        'acts outside the copied data (on the server, its users and rights, files or other databases), which redaction rules must not',
-        'keep to statements on the copied tables: UPDATE, DELETE, INSERT, TRUNCATE, and table.column = expression rules',
-      );
-    if (/\binto\s+(outfile|dumpfile)\b/i.test(list.map((t) => t.text).join(' '))) refuse('writes a file on the database server', 'keep to statements on the copied tables');
-    const call = OUTSIDE_CALLS.exec(stmt);
-    if (call) refuse(`calls ${call[1]}, which reaches outside the copied data`, 'keep to statements on the copied tables');
-    if (kind === 'mysql' && executableComment) refuse('holds a MariaDB executable comment (/*! ... */), which the server runs as code', 'write it as plain SQL, or drop the comment');
-    if (words && !ALLOWED_START.test(words))
-      refuse(
-        `starts with ${words.split(' ')[0].toUpperCase()}, and redaction rules may only change the copied rows`,
-        'keep to UPDATE, DELETE, INSERT, TRUNCATE (or WITH ... UPDATE) statements and table.column = expression rules',
-      );
-    if (kind !== 'mysql') return;
-    const { chains, alone } = qualified(list);
-    for (const chain of chains) {
-      const [q] = chain;
-      const name = chain.join('.');
-      const fix = `name the copy's tables without a database: the rules run in the copy (e.g. ${chain.slice(-2).join('.')} = ... as a rule, or UPDATE ${chain.length > 2 ? chain[chain.length - 2] : chain[1]} ... as a statement)`;
-      if (chain.length > 2) refuse(`names ${name}: ${q} is a database, and on MariaDB that reaches database ${q} instead of the copy being redacted`, fix);
-      if (databases.has(q.toLowerCase())) refuse(`names ${name}: ${q} is a database on this server, and on MariaDB that reaches it instead of the copy being redacted`, fix);
-      if (!alone.has(q.toLowerCase()))
-        refuse(
-          `names ${name}, and ${q} is no table or alias the statement names: on MariaDB it would be read as a database, outside the copy being redacted`,
-          `${fix}; or name ${q} in the statement (UPDATE ${q} ... or an alias)`,
-        );
-    }
+    throw new UsageError(`${where} (${shown}) ${problem.why}`, problem.fix);
   });
 }

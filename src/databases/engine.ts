@@ -113,6 +113,12 @@ export interface DbHealth {
   metrics?: Record<string, number | { error: string }>;
 }
 
+/** Why a redaction rule could act outside the copy it redacts, and what to write instead. */
+export interface RedactionProblem {
+  why: string;
+  fix: string;
+}
+
 /** Rows and an order-independent checksum of one table, for compare. */
 export interface TableDigest {
   rows: number;
@@ -190,6 +196,12 @@ export interface DbEngine {
   probe(db: Db, stream: () => Duplex, sqlMetrics: { name: string; query: string }[], timeoutMs: number): Promise<DbHealth>;
   /** Why probe() would refuse this `sql:` metric on this engine, or null: asked when it is set, too. */
   metricProblem(query: string): string | null;
+  /**
+   * Why this engine's load would let a redaction statement (one, ending with ;) act outside the copy
+   * it redacts, or null: clone and refresh ask before a run starts, `instance set --redact` before it
+   * stores rules. `databases`: the other databases known on the server (the inventory's instances').
+   */
+  redactionProblem(statement: string, databases: ReadonlySet<string>): RedactionProblem | null;
 }
 
 /** The load stopped at a failed statement, before its commit: the database is as it was. */

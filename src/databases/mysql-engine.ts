@@ -38,6 +38,7 @@ import {
 } from './mysql.js';
 import { mysqlMetricProblem, probeMysql } from './mysql-probes.js';
 import { InsertCounter, LoadRewriter } from './mysql-rows.js';
+import { mysqlRedactionProblem } from './redaction.js';
 
 /** The target as this engine's own; a target of another engine is a mistake of the caller's. */
 function my(t: DbTarget): MysqlTarget {
@@ -239,4 +240,5 @@ export const mysqlEngine: DbEngine = {
 
   probe: (db, stream, sqlMetrics, timeoutMs) => probeMysql(my(db.target), db.password, stream, sqlMetrics, timeoutMs),
   metricProblem: mysqlMetricProblem,
+  redactionProblem: mysqlRedactionProblem,
 };

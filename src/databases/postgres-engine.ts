@@ -24,6 +24,7 @@ import {
 import { metricSqlProblem } from '../core/metricsql.js';
 import { probePostgres } from './postgres-probes.js';
 import { CopyCounter } from './postgres-rows.js';
+import { postgresRedactionProblem } from './redaction.js';
 
 /** The target as this engine's own; a target of another engine is a mistake of the caller's. */
 function pg(t: DbTarget): PgTarget {
@@ -187,4 +188,5 @@ export const postgresEngine: DbEngine = {
 
   probe: (db, stream, sqlMetrics, timeoutMs) => probePostgres(pg(db.target), db.password, stream, sqlMetrics, timeoutMs),
   metricProblem: metricSqlProblem,
+  redactionProblem: postgresRedactionProblem,
 };
