@@ -1,6 +1,7 @@
 import { readFileSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Shell } from '../remote/shell.js';
 
 /** restic's words for a lock another process holds: what waiting can outlast (not a lock it cannot write). */
@@ -148,6 +149,6 @@ export async function removeStaleTempLocks(repo: string): Promise<void> {
   };
   const seen = temps();
   if (seen.length === 0) return;
-  await new Promise((r) => setTimeout(r, TEMP_LOCK_PAUSE_MS));
+  await sleep(TEMP_LOCK_PAUSE_MS);
   for (const name of temps()) if (seen.includes(name)) rmSync(join(dir, name), { force: true });
 }

@@ -208,36 +208,50 @@ export class Store {
 
   /**
    * Runs a restic command, waiting out a lock another restic holds (cron's prune, check and copy
-   * collide with backups). Stale locks of dead restic processes are removed at once (never a live
-   * one); then the command is tried again with a growing pause until the wait's limit, saying what
-   * it waits for. A restic that can wait itself (--retry-lock) is given what is left of the limit.
-   * `attempt` runs the command once, with extra global flags.
+   * collide with backups). `run` runs it once, given its argv with any extra global flags.
    */
-  private async waitingForLock(attempt: (flags: string[]) => Promise<ExecResult>, signal?: AbortSignal, canRetry: () => boolean = () => true): Promise<ExecResult> {
-    let res = await attempt([]);
-    if (res.code === 0 || !HELD.test(res.stderr) || !canRetry()) return res;
+  private waitingForLock(argv: string[], run: (argv: string[]) => Promise<ExecResult>, signal?: AbortSignal, canRetry?: () => boolean): Promise<ExecResult> {
+    return this.lockWait(
+      async (retrySeconds) => {
+        const res = await run(retrySeconds === undefined ? argv : [argv[0], '--retry-lock', `${retrySeconds}s`, ...argv.slice(1)]);
+        return { value: res, held: res.code !== 0 && HELD.test(res.stderr) ? holderOf(res.stderr) : undefined };
+      },
+      { signal, canRetry, selfRetry: () => resticRetriesLocks(this.shell) },
+    );
+  }
+
+  /**
+   * The wait for another restic's lock: `probe` tries (a command, or a look at the locks) and says
+   * who still holds it. Stale locks of dead restic processes go at once (never a live one); then a
+   * growing pause until the wait's limit, saying what it waits for. A restic that can wait itself
+   * (--retry-lock, `selfRetry`) is given what is left of the limit in one try.
+   */
+  private async lockWait<T>(
+    probe: (retrySeconds?: number) => Promise<{ value: T; held?: string }>,
+    o: { signal?: AbortSignal; canRetry?: () => boolean; selfRetry?: () => Promise<boolean> },
+  ): Promise<T> {
+    const canRetry = o.canRetry ?? (() => true);
+    let r = await probe();
+    if (r.held === undefined || !canRetry()) return r.value;
     const t0 = Date.now();
     await this.unlockStale().catch(() => {});
-    res = await attempt([]);
-    if (res.code === 0 || !HELD.test(res.stderr) || !canRetry()) return res;
-    const own = await resticRetriesLocks(this.shell);
-    storeNotice(`${this.label} is locked: ${holderOf(res.stderr)}. Waiting up to ${minutes(this.lockWaitMs)} for it to be released${own ? ' (restic --retry-lock)' : ''}`);
+    r = await probe();
+    if (r.held === undefined || !canRetry()) return r.value;
+    const own = (await o.selfRetry?.()) ?? false;
+    storeNotice(`${this.label} is locked: ${r.held}. Waiting up to ${minutes(this.lockWaitMs)} for it to be released${own ? ' (restic --retry-lock)' : ''}`);
     for (let pause = 1000; ; pause = Math.min(pause * 2, 30_000)) {
       const left = this.lockWaitMs - (Date.now() - t0);
       if (left <= 0 || !canRetry()) break;
-      if (!own) await sleep(Math.min(pause, left), undefined, { signal });
-      res = await attempt(own ? ['--retry-lock', `${Math.max(1, Math.ceil(left / 1000))}s`] : []);
-      if (res.code === 0 || !HELD.test(res.stderr)) {
+      if (!own) await sleep(Math.min(pause, left), undefined, { signal: o.signal });
+      const next = await probe(own ? Math.max(1, Math.ceil(left / 1000)) : undefined);
+      if (next.held === undefined) {
         storeNotice(`${this.label}: the lock was released after ${minutes(Date.now() - t0)}; going on`);
-        return res;
+        return next.value;
       }
+      r = next;
       if (own) break;
     }
-    throw new OpsError(
-      `${this.label} (${this.repository}) stayed locked by another restic process for ${minutes(Date.now() - t0)}, longer than this run waits: ${holderOf(res.stderr)}`,
-      1,
-      STAYED_LOCKED_FIX,
-    );
+    throw new OpsError(`${this.label} (${this.repository}) stayed locked by another restic process for ${minutes(Date.now() - t0)}, longer than this run waits: ${r.held}`, 1, STAYED_LOCKED_FIX);
   }
 
   /**
@@ -296,36 +310,22 @@ export class Store {
    */
   async waitUntilUnlocked(signal?: AbortSignal): Promise<void> {
     await this.ensure();
-    let holder = await this.exclusiveHolder(signal);
-    if (!holder) return;
-    const t0 = Date.now();
-    // A dead restic's lock goes at once (never a live one's).
-    await this.unlockStale().catch(() => {});
-    holder = await this.exclusiveHolder(signal);
-    if (!holder) return;
-    storeNotice(`${this.label} is locked: ${holder}. Waiting up to ${minutes(this.lockWaitMs)} for it to be released`);
-    for (let pause = 1000; ; pause = Math.min(pause * 2, 30_000)) {
-      const left = this.lockWaitMs - (Date.now() - t0);
-      if (left <= 0) break;
-      await sleep(Math.min(pause, left), undefined, { signal });
-      holder = await this.exclusiveHolder(signal);
-      if (!holder) {
-        storeNotice(`${this.label}: the lock was released after ${minutes(Date.now() - t0)}; going on`);
-        return;
-      }
-    }
-    throw new OpsError(`${this.label} (${this.repository}) stayed locked by another restic process for ${minutes(Date.now() - t0)}, longer than this run waits: ${holder}`, 1, STAYED_LOCKED_FIX);
+    await this.lockWait(async () => ({ value: undefined, held: await this.exclusiveHolder(signal) }), { signal });
   }
 
   /** A restic command that reads no stream, waiting for another restic's lock (waitingForLock). */
   private execUnlocked(argv: string[], opts: ExecOptions = {}): Promise<ExecResult> {
     // Output goes on to the caller's stream only once: an attempt stopped at the lock wrote nothing.
     const out = opts.stdout;
-    return this.waitingForLock(async (flags) => {
-      const res = await this.shell.exec([argv[0], ...flags, ...argv.slice(1)], { ...opts, stdout: out && unending(out) });
-      if (res.code === 0) out?.end();
-      return res;
-    }, opts.signal);
+    return this.waitingForLock(
+      argv,
+      async (a) => {
+        const res = await this.shell.exec(a, { ...opts, stdout: out && unending(out) });
+        if (res.code === 0) out?.end();
+        return res;
+      },
+      opts.signal,
+    );
   }
 
   /** execUnlocked, throwing unless restic exits 0. */
@@ -342,7 +342,8 @@ export class Store {
     // A restic stopped at another's lock read nothing of the stream: the next attempt gets it all.
     const input = new Replay(src);
     const res = await this.waitingForLock(
-      (flags) => this.shell.exec([argv[0], ...flags, ...argv.slice(1)], { stdin: input.attempt(), signal }),
+      argv,
+      (a) => this.shell.exec(a, { stdin: input.attempt(), signal }),
       signal,
       () => input.whole,
     );
@@ -360,7 +361,7 @@ export class Store {
   async backupDir(dir: string, tags: string[], signal?: AbortSignal): Promise<SnapshotResult> {
     await this.ensure();
     const argv = this.restic('backup', '--json', '--host', 'opsdeck', '--tag', tags.join(','), dir);
-    const res = await this.waitingForLock((flags) => this.shell.exec([argv[0], ...flags, ...argv.slice(1)], { signal }), signal);
+    const res = await this.waitingForLock(argv, (a) => this.shell.exec(a, { signal }), signal);
     if (res.code !== 0) throw new OpsError(`the backup store refused ${dir}: ${res.stderr.trim().split('\n').slice(-2).join(' ')}`);
     const line = res.stdout
       .split('\n')
@@ -439,11 +440,15 @@ export class Store {
     await copy.ready;
     // Either store may be locked by another restic (a prune of one, a check of the other): both wait.
     const argv = copy.restic('copy', ...from, ...snapshots);
-    const res = await copy.waitingForLock(async (flags) => {
-      const r = await sh.exec([argv[0], ...flags, ...argv.slice(1)], { signal });
-      if (r.code !== 0 && HELD.test(r.stderr)) await this.unlockStale().catch(() => {});
-      return r;
-    }, signal);
+    const res = await copy.waitingForLock(
+      argv,
+      async (a) => {
+        const r = await sh.exec(a, { signal });
+        if (r.code !== 0 && HELD.test(r.stderr)) await this.unlockStale().catch(() => {});
+        return r;
+      },
+      signal,
+    );
     if (res.code !== 0) throw new OpsError(`restic copy into ${copy.repository} failed: ${res.stderr.trim().split('\n').slice(-2).join(' ')}`);
   }
 
