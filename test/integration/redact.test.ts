@@ -2,7 +2,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { pagilaAvailable } from '../../fixtures/lab.js';
-import { addInstance, cli, dbSql, dbState, homeWithHosts, must, treeState, ENGINES, type Engine } from '../helpers.js';
+import { addInstance, cli, dbSql, dbSqlAsApp, dbState, homeWithHosts, must, treeState, ENGINES, type Engine } from '../helpers.js';
 
 // clone --redact (issue 13, item 4), on pagila's customers (PostgreSQL) and sakila's (MariaDB).
 
@@ -83,6 +83,49 @@ describe.each(ENGINES)('clone --redact (%s)', (engine) => {
     expect(dbState(uat)).toBe(before);
   });
 
+  it.runIf(engine === 'mysql')("MariaDB: rules that reach another application's database on the server are refused whatever their spelling; that database stays byte-identical", async () => {
+    // A database outside the inventory that the copy's account may write: what a qualified name
+    // in a rule would reach, the copy being its default database.
+    const other = 'rd_otherapp';
+    dbSql(
+      { db: '', engine },
+      [
+        `DROP DATABASE IF EXISTS ${other};`,
+        `CREATE DATABASE ${other};`,
+        `CREATE TABLE ${other}.users (id INT PRIMARY KEY, email VARCHAR(100), staff_id INT);`,
+        `INSERT INTO ${other}.users VALUES (1, 'ann@example.org', 1), (2, 'bob@example.org', 2);`,
+        `GRANT ALL ON ${other}.* TO '${uat.role}'@'127.0.0.1';`,
+      ].join('\n'),
+    );
+    const otherState = () => dbState({ db: other, engine });
+    const otherBefore = otherState();
+    expect(otherBefore).toContain('checksum users');
+    // The account does reach it: only the check stands between these rules and its rows.
+    expect(dbSqlAsApp(uat, `SELECT COUNT(*) FROM ${other}.users;`).trim()).toBe('2');
+    const before = dbState(uat);
+    const tricks = [
+      // The review's case: the qualifier is also an alias of the statement's.
+      `UPDATE ${other}.users u, staff ${other} SET u.email = 'x';`,
+      `UPDATE \`${other}\`.\`users\` SET email = 'x';`,
+      `UPDATE staff s, ${other}.users u SET u.email = s.email;`,
+      `DELETE u FROM staff ${other} JOIN ${other}.users u ON u.staff_id = ${other}.staff_id;`,
+      `INSERT INTO ${other}.users (id, email) SELECT customer_id + 100, email FROM customer;`,
+      `INSERT INTO customer (store_id, first_name, last_name, address_id) SELECT 1, email, email, 1 FROM ${other}.users;`,
+    ];
+    for (const trick of tricks) {
+      const file = join(home, 'other.sql');
+      writeFileSync(file, `${RULES}\n${trick}\n`);
+      const r = await cli(home, ['clone', prod.name, uat.name, '--data-only', '--redact', file, '--yes']);
+      expect(r.code, `${trick}\n${r.stderr}`).toBe(2);
+      expect(r.stderr).toContain(`${file} line 5 (`);
+      expect(r.stderr).toContain(`names table ${other}.users: a table's name qualified by a database reaches database ${other}`);
+      expect(r.stderr).toContain('fix: write users alone: the rules run with the copy as the default database');
+    }
+    expect(otherState()).toBe(otherBefore);
+    expect(dbState(uat)).toBe(before);
+    dbSql({ db: '', engine }, `DROP DATABASE ${other};`);
+  });
+
   it('copies the data with every customer e-mail and name redacted; row counts equal; the source untouched', async () => {
     const sourceBefore = dbState(prod);
     const sourceEmails = emails(prod);
@@ -125,5 +168,20 @@ describe.each(ENGINES)('clone --redact (%s)', (engine) => {
     const r = await must(cli(home, ['--dry-run', 'clone', prod.name, uat.name, '--data-only', '--redact', rules]));
     expect(r.stdout).toContain(`redacted with 3 statement(s) from ${rules}`);
     expect(dbState(uat)).toBe(before);
+  });
+
+  it('instance set --redact checks the rules as clone does: a file that could reach outside the copy is refused, the stored rules stay', async () => {
+    await must(cli(home, ['instance', 'set', uat.name, '--redact', rules]));
+    const stored = async () => JSON.parse((await must(cli(home, ['instance', 'show', uat.name, '--json']))).stdout).relation.redact;
+    const before = await stored();
+    expect(before.source).toBe(rules);
+    expect(before.statements).toHaveLength(3);
+    const bad = join(home, 'set-outside.sql');
+    writeFileSync(bad, `${RULES}\n${engine === 'mysql' ? "UPDATE otherapp.users u, staff otherapp SET u.email = 'x';" : 'SET ROLE postgres;'}\n`);
+    const r = await cli(home, ['instance', 'set', uat.name, '--redact', bad]);
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr).toContain(`${bad} line 5 (`);
+    expect(r.stderr).toMatch(engine === 'mysql' ? /names table otherapp\.users: .* fix: write users alone/s : /acts outside the copied data.* fix: keep to statements on the copied tables/s);
+    expect(await stored()).toEqual(before);
   });
 });

@@ -10,7 +10,7 @@ import { makePlan, purgePlan } from '../../actions/make.js';
 import { MAINTENANCE_FILE } from '../../actions/app.js';
 import { DEFAULT_EXCLUDES } from '../../actions/watch.js';
 import { checkTakeOver } from '../../actions/takeover.js';
-import { readRedaction, redactionDigest } from '../../actions/redact.js';
+import { checkRedactionScope, readRedaction, redactionDigest } from '../../actions/redact.js';
 import { instancesWithLastBackup } from '../../present/backups.js';
 import type { Act } from '../action.js';
 import { collect, parseHealth, parseHooks, parseMetrics, readDbPassword, type HealthOpts } from '../options.js';
@@ -407,6 +407,8 @@ function relationPatch(inv: Inventory, name: string, o: InstanceSetOpts): { set:
   }
   if (typeof o.redact === 'string') {
     const r = readRedaction(o.redact);
+    // The check clone and refresh make before each run, by the instance's engine: refused rules are never stored.
+    checkRedactionScope(r, inv.requireInstance(name), inv.listInstances());
     set.redact = { source: r.source, statements: r.statements };
     params.redact = r.source;
     params.redactDigest = redactionDigest(r);
