@@ -5,21 +5,50 @@ import { OpsError, UsageError } from '../core/errors.js';
 import { dbFor, loginShellFor, shellFor, type Deps } from '../deps/deps.js';
 import { loadDatabase, removeLater } from './restore.js';
 import { rebaselineStep } from './watch.js';
+import { liveRelease, restoreLeftovers, settleRestoredRelease, type RestoreLeftover } from './releases.js';
+import { readConversionJournal, undoConversion, type Conversion } from './release-conversion.js';
 
 export interface RecoverState {
-  record: HalfRestored;
+  /** The interrupted restore (or clone, drill) recorded in the inventory; undefined: only the host had something to put right. */
+  record?: HalfRestored;
   inst: Instance;
   action: 'finish' | 'undo';
   /** Where the database came back from: what the load kept aside, the safety backup, or nowhere (unchanged, or finished). */
   databaseFrom: 'kept' | 'safety' | null;
+  /** A conversion to release mode a killed run left half-done (its journal on the host). */
+  conversion?: Conversion;
+  /** Release-mode restores cut short, as found beside shared/ on the host, each with what recover does to it. */
+  restored: { left: RestoreLeftover; action: 'finish' | 'undo' }[];
 }
 
 export interface RecoverResult {
   instance: string;
-  run: number;
-  action: 'finish' | 'undo';
+  /** The recorded run put right (null: none was recorded, only the host had leftovers). */
+  run: number | null;
+  action: 'finish' | 'undo' | null;
   safetyBackup: string | null;
   databaseFrom: 'kept' | 'safety' | null;
+  /** The release of a cut-short conversion to release mode that was undone (the instance is a directory again). */
+  conversionUndone: string | null;
+  /** Release-mode restores cut short, finished or undone from what was on the host. */
+  restoredReleases: { id: string; action: 'finish' | 'undo' }[];
+}
+
+/** recover's one line for a person. */
+export function recoverSummary(r: RecoverResult): string {
+  const parts: string[] = [];
+  if (r.run !== null)
+    parts.push(
+      r.action === 'finish'
+        ? `run ${r.run} finished (its restored code tree and database are in place)`
+        : `run ${r.run} undone, ${r.instance} is as it was before it${
+            r.databaseFrom === 'kept' ? ' (database put back from what the run kept aside)' : r.safetyBackup ? ` (database from safety backup ${r.safetyBackup})` : ''
+          }`,
+    );
+  if (r.conversionUndone) parts.push(`the conversion to release mode cut short (release ${r.conversionUndone}) undone, ${r.instance} is a directory again`);
+  for (const x of r.restoredReleases)
+    if (r.run === null) parts.push(`the restore as release ${x.id} cut short ${x.action === 'finish' ? "finished: shared/ is the backup's" : 'undone: shared/ and the link as before it'}`);
+  return `${r.instance} recovered: ${parts.join('; ')}`;
 }
 
 /**
@@ -58,12 +87,101 @@ function stillInMaintenance(deps: Deps, name: string, ctx: StepContext<RecoverSt
  * have gone out, the database from what the load kept aside (an engine that swaps tables in keeps the
  * old ones) when that is there whole, else from the run's safety backup. Audited as its own run; the
  * record goes only when it succeeded.
+ *
+ * Release mode leaves things on the host that no record covers, so the host is asked first (read
+ * only): a conversion's journal (undone as the next update would), and a restore's renamed shared/
+ * (finished when the link was switched to its release, else undone). With neither a record nor
+ * anything on the host, it refuses: there is nothing to do.
  */
-export function recoverPlan(deps: Deps, name: string): Plan<RecoverState, RecoverResult> {
+export async function recoverPlan(deps: Deps, name: string): Promise<Plan<RecoverState, RecoverResult>> {
   const inst = deps.inv.requireInstance(name);
   const record = deps.inv.getHalfRestored(name);
-  if (!record) throw new UsageError(`${name} is not half-restored: no interrupted restore of it is recorded`, `see its runs with: opsdeck runs --instance ${name}`);
-  const action = record.phase === 'swapped' ? 'finish' : 'undo';
+  const [conversion, leftovers] = await Promise.all([readConversionJournal(deps, inst), restoreLeftovers(deps, inst)]);
+  if (!record && !conversion && !leftovers.length)
+    throw new UsageError(
+      `${name} is not half-restored: no interrupted restore of it is recorded, and nothing on ${inst.host} is left of a conversion to release mode or a restore cut short`,
+      `see its runs with: opsdeck runs --instance ${name}`,
+    );
+  // A release-mode restore killed between its switch and the record saying so: code and database are
+  // both the new ones (its database load ended before the switch), so it is finished, not undone.
+  const action = record?.phase === 'swapped' || (record?.phase === 'swapping' && leftovers.some((l) => l.switched)) ? 'finish' : 'undo';
+  // Each leftover as the disk says: switched is finished (unless the recorded run is undone, database
+  // and all), not switched is undone.
+  const restored = leftovers.map((left) => ({ left, action: left.switched && (!record || action === 'finish') ? ('finish' as const) : ('undo' as const) }));
+  const hostSteps = hostRepairSteps(deps, inst, conversion, restored);
+  const state: RecoverState = { record, inst, action, databaseFrom: null, conversion, restored };
+  const result = (s: RecoverState): RecoverResult => ({
+    instance: name,
+    run: s.record?.runId ?? null,
+    action: s.record ? s.action : null,
+    safetyBackup: s.record?.safetyBackup ?? null,
+    databaseFrom: s.databaseFrom,
+    conversionUndone: s.conversion?.id ?? null,
+    restoredReleases: s.restored.map((x) => ({ id: x.left.id, action: x.action })),
+  });
+  const hostPreview = [
+    ...(conversion
+      ? [`would undo the conversion to release mode cut short (release ${conversion.id}): everything in shared/ back into the tree, ${inst.path} a directory again; nothing deleted`]
+      : []),
+    ...restored.map((x) =>
+      x.action === 'finish'
+        ? `would finish the restore as release ${x.left.id} cut short after its switch: shared/ the backup's, the one it replaced removed`
+        : `would undo the restore as release ${x.left.id} cut short: shared/ as it was before it, ${x.left.switched ? 'the link back to the release live before, ' : ''}release ${x.left.id} removed`,
+    ),
+  ];
+  if (!record)
+    return {
+      command: 'recover',
+      params: { instance: name, run: null, conversion: conversion?.id ?? null, restored: restored.map((x) => `${x.left.id}:${x.action}`) },
+      instance: name,
+      whileHalfRestored: true,
+      state,
+      steps: [
+        { name: 'assess', title: `Put right what a run cut short left on ${inst.host}`, run: async (ctx) => ctx.log(hostPreview.map((l) => l.replace(/^would /, 'to ')).join('; ')) },
+        ...hostSteps,
+        rebaselineStep<RecoverState>(deps, name),
+      ],
+      result,
+      preview: async () => hostPreview,
+    };
+  return recordPlan(deps, inst, record, action, state, hostSteps, result, hostPreview);
+}
+
+/** The steps that put right what release mode left on the host: a conversion's undo, each restore's finish or undo. */
+function hostRepairSteps(deps: Deps, inst: Instance, conversion: Conversion | undefined, restored: RecoverState['restored']): Plan<RecoverState>['steps'] {
+  return [
+    ...(conversion
+      ? [
+          {
+            name: 'conversion',
+            title: `Undo the conversion to release mode cut short (release ${conversion.id})`,
+            explain: 'Moves everything in shared/ back into the tree and the tree back to the path, deleting nothing; refuses, saying what to do, when the link moved on since.',
+            run: async (ctx: StepContext<RecoverState>) => {
+              ctx.log(`a conversion to release mode was cut short (release ${conversion.id}): undoing it`, 'warn');
+              await undoConversion(deps, inst, conversion, ctx);
+            },
+          },
+        ]
+      : []),
+    ...restored.map((x) => ({
+      name: 'release',
+      title: x.action === 'finish' ? `Finish the restore as release ${x.left.id}: remove the shared/ it replaced` : `Undo the restore as release ${x.left.id}: shared/ and the link as before it`,
+      run: async (ctx: StepContext<RecoverState>) => settleRestoredRelease(deps, inst, x.left, x.action, ctx),
+    })),
+  ];
+}
+
+function recordPlan(
+  deps: Deps,
+  inst: Instance,
+  record: HalfRestored,
+  action: 'finish' | 'undo',
+  state: RecoverState,
+  hostSteps: Plan<RecoverState>['steps'],
+  result: (s: RecoverState) => RecoverResult,
+  hostPreview: string[],
+): Plan<RecoverState, RecoverResult> {
+  const name = inst.name;
   let safety: Backup | undefined;
   if (action === 'undo' && record.dbTouched) {
     safety = record.safetyBackup ? deps.inv.getBackup(record.safetyBackup) : undefined;
@@ -93,6 +211,7 @@ export function recoverPlan(deps: Deps, name: string): Plan<RecoverState, Recove
             title: `Finish run ${record.runId}: its code tree and database are both in place`,
             run: async (ctx) => ctx.log(describeHalfRestored(record)),
           },
+          ...hostSteps,
           rebaselineStep<RecoverState>(deps, name),
           clear,
           {
@@ -115,9 +234,13 @@ export function recoverPlan(deps: Deps, name: string): Plan<RecoverState, Recove
             name: 'code',
             title: 'Put the previous code tree back in place',
             run: async () => {
-              await run(shellFor(deps, inst), ['sh', '-c', CODE_BACK, 'sh', inst.path, record.old, record.staging, record.phase]);
+              // Release mode swaps no tree (the path stays a link; the release step puts the link and
+              // shared/ right): only a staged tree not yet moved into the releases is left to remove.
+              if (await liveRelease(deps, inst, false)) await run(shellFor(deps, inst), ['rm', '-rf', '--', record.staging]);
+              else await run(shellFor(deps, inst), ['sh', '-c', CODE_BACK, 'sh', inst.path, record.old, record.staging, record.phase]);
             },
           },
+          ...hostSteps,
           {
             name: 'database',
             title: !record.dbTouched
@@ -156,13 +279,14 @@ export function recoverPlan(deps: Deps, name: string): Plan<RecoverState, Recove
         ];
   return {
     command: 'recover',
-    params: { instance: name, run: record.runId, phase: record.phase, action },
+    params: { instance: name, run: record.runId, phase: record.phase, action, conversion: state.conversion?.id ?? null, restored: state.restored.map((x) => `${x.left.id}:${x.action}`) },
     instance: name,
     whileHalfRestored: true,
-    state: { record, inst, action, databaseFrom: null },
+    state,
     steps,
-    result: (s) => ({ instance: name, run: s.record.runId, action: s.action, safetyBackup: s.record.safetyBackup, databaseFrom: s.databaseFrom }),
+    result,
     preview: async () => [
+      ...hostPreview,
       describeHalfRestored(record),
       action === 'finish'
         ? `would finish run ${record.runId}: its new code tree and database are both in place; the previous tree ${record.old} would be removed`

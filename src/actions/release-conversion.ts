@@ -149,15 +149,20 @@ export async function undoConversion(deps: Deps, inst: Instance, conv: Conversio
 }
 
 /**
- * A conversion the last run left half-done (killed between its steps): undone from its journal, so
- * the tree is as it was before that run, and the caller converts afresh. False when there is none.
+ * The journal of a conversion a killed run left half-done, read from the host; undefined when there
+ * is none. A damaged one refuses: what it would undo is unknown.
  */
-export async function revertHalfConversion(deps: Deps, inst: Instance, ctx: StepIO): Promise<boolean> {
+export async function readConversionJournal(deps: Deps, inst: Instance): Promise<Conversion | undefined> {
   const res = await shellFor(deps, inst).exec(['cat', '--', conversionJournal(inst.path)]);
-  if (res.code !== 0) return false;
+  if (res.code !== 0) return undefined;
+  return parseConversionJournal(inst, res.stdout);
+}
+
+/** A journal's text as the conversion wrote it, checked: only a release id and lists of paths are taken. */
+export function parseConversionJournal(inst: Instance, text: string): Conversion {
   let conv: Conversion;
   try {
-    conv = JSON.parse(res.stdout) as Conversion;
+    conv = JSON.parse(text) as Conversion;
   } catch {
     throw new OpsError(
       `${conversionJournal(inst.path)} on ${inst.host} is damaged: a conversion to release mode was cut short`,
@@ -165,7 +170,19 @@ export async function revertHalfConversion(deps: Deps, inst: Instance, ctx: Step
       `look at ${inst.path} and ${releasesDir(inst.path)} on the host and put the tree back by hand`,
     );
   }
-  if (!RELEASE_ID.test(conv.id) || !Array.isArray(conv.moved) || !Array.isArray(conv.made)) throw new OpsError(`${conversionJournal(inst.path)} on ${inst.host} is not a conversion journal`);
+  const paths = (l: unknown) => Array.isArray(l) && l.every((p) => typeof p === 'string' && p !== '' && !p.startsWith('/') && !p.split('/').includes('..'));
+  if (typeof conv?.id !== 'string' || !RELEASE_ID.test(conv.id) || !paths(conv.moved) || !paths(conv.made))
+    throw new OpsError(`${conversionJournal(inst.path)} on ${inst.host} is not a conversion journal`);
+  return conv;
+}
+
+/**
+ * A conversion the last run left half-done (killed between its steps): undone from its journal, so
+ * the tree is as it was before that run, and the caller converts afresh. False when there is none.
+ */
+export async function revertHalfConversion(deps: Deps, inst: Instance, ctx: StepIO): Promise<boolean> {
+  const conv = await readConversionJournal(deps, inst);
+  if (!conv) return false;
   ctx.log(`a conversion to release mode was cut short (release ${conv.id}): undoing it first`, 'warn');
   await undoConversion(deps, inst, conv, ctx);
   return true;

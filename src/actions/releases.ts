@@ -28,6 +28,8 @@ export interface ReleaseMeta {
   schema: string | null;
   /** The release live when this one was built (its `backup` holds the database as that one ran with it). */
   from?: string;
+  /** A restored release: the previous-release record before its switch, which an undo puts back. */
+  previousBefore?: string | null;
 }
 
 export interface Release {
@@ -301,6 +303,10 @@ export async function materializeShared(deps: Deps, target: Instance, dir: strin
   return res.stdout.split('\n').filter(Boolean);
 }
 
+/** Where a restore as release ID builds the incoming shared/, and where it keeps the one it replaces until the run is done. */
+export const incomingShared = (path: string, id: string) => `${sharedDir(path)}.opsdeck-incoming-${id}`;
+export const previousShared = (path: string, id: string) => `${sharedDir(path)}.opsdeck-previous-${id}`;
+
 /** What a restore onto a release-mode instance did, for its undo and its cleanup. */
 export interface RestoredRelease {
   live: string;
@@ -310,6 +316,93 @@ export interface RestoredRelease {
   /** The previous-release record the switch found, put back by the undo. */
   previous?: string | null;
   switched?: boolean;
+}
+
+/** What a release-mode restore cut short (kill -9, a crash, an undo that failed) left beside the instance. */
+export interface RestoreLeftover {
+  /** The release that restore made: its incoming shared/ and the shared/ it replaced are named after it. */
+  id: string;
+  /** The link points at it: the switch was done, only the clean-up was left. */
+  switched: boolean;
+  /** What was recorded of it (the release live before, the previous-release record), when it got that far. */
+  meta?: ReleaseMeta;
+}
+
+/**
+ * The leftovers of release-mode restores cut short, from the names beside shared/ (one round trip):
+ * `PATH.shared.opsdeck-previous-ID` (shared/ as it was, moved aside by the first rename) and
+ * `PATH.shared.opsdeck-incoming-ID` (the backup's, not yet moved in). Each may hold the only copy of
+ * one shared/, so nothing else runs a restore over them: recover settles them (settleRestoredRelease).
+ */
+export async function restoreLeftovers(deps: Deps, inst: Instance): Promise<RestoreLeftover[]> {
+  const out = (
+    await sh(
+      deps,
+      inst,
+      'p=$1; s=$2; r=$3; printf "L %s\\n" "$(readlink -- "$p" 2>/dev/null)"; ' +
+        'for d in "$s".opsdeck-previous-* "$s".opsdeck-incoming-*; do if [ -e "$d" ] || [ -L "$d" ]; then i=${d#"$s".opsdeck-previous-}; i=${i#"$s".opsdeck-incoming-}; printf "X %s\\n" "$i"; ' +
+        'if [ -f "$r/$i.json" ] && ! [ -L "$r/$i.json" ]; then printf "M %s " "$i"; tr -d "\\n" < "$r/$i.json"; printf "\\n"; fi; fi; done',
+      [inst.path, sharedDir(inst.path), releasesDir(inst.path)],
+    )
+  ).stdout;
+  const target = /^L (.*)$/m.exec(out)?.[1] ?? '';
+  const ids = [...new Set([...out.matchAll(/^X (.*)$/gm)].map((m) => m[1]))].filter((id) => RELEASE_ID.test(id) && id.endsWith('-restored')).sort();
+  return ids.map((id) => {
+    let meta: ReleaseMeta | undefined;
+    const line = out.split('\n').find((l) => l.startsWith(`M ${id} `));
+    try {
+      meta = line ? (JSON.parse(line.slice(id.length + 3)) as ReleaseMeta) : undefined;
+    } catch {
+      meta = undefined;
+    }
+    return { id, switched: target === `${basename(inst.path)}.releases/${id}`, meta };
+  });
+}
+
+/**
+ * Puts shared/ back as it was before restore ID: the incoming one (in place after both renames) moves
+ * aside first and the kept one back in, so a kill anywhere in it leaves each side whole under one of
+ * the three names, and running it again goes on from there. The incoming one goes last (it is the
+ * backup's, in the store).
+ */
+const SHARED_BACK = 'if [ -e "$2" ] || [ -L "$2" ]; then if [ -e "$1" ] || [ -L "$1" ]; then rm -rf -- "$3" && mv -T -- "$1" "$3" || exit 1; fi; mv -T -- "$2" "$1" || exit 1; fi; rm -rf -- "$3"';
+
+/**
+ * Settles a release-mode restore cut short, from what is on the host. Switched: it is finished (the
+ * incoming shared/ in place if it is not yet, the replaced one removed). Not switched: it is undone
+ * (shared/ back, the restored release removed). `undo` also turns a switched one back (the link to
+ * the release live before it, its previous-release record back): recover does so when the database
+ * goes back too. shared/ is never left missing: a finish with no incoming shared/ keeps the old one.
+ */
+export async function settleRestoredRelease(deps: Deps, inst: Instance, left: RestoreLeftover, action: 'finish' | 'undo', ctx: StepIO): Promise<void> {
+  const shared = sharedDir(inst.path);
+  const incoming = incomingShared(inst.path, left.id);
+  const old = previousShared(inst.path, left.id);
+  if (action === 'finish') {
+    await sh(
+      deps,
+      inst,
+      'if ! { [ -e "$1" ] || [ -L "$1" ]; } && [ -e "$3" ]; then mv -T -- "$3" "$1" || exit 1; fi; ' +
+        'if ! { [ -e "$1" ] || [ -L "$1" ]; } && [ -e "$2" ]; then mv -T -- "$2" "$1" || exit 1; fi; rm -rf -- "$2" "$3"',
+      [shared, old, incoming],
+      ctx.signal,
+    );
+    ctx.log(`restore as release ${left.id} finished: ${shared} is the backup's, the one it replaced is removed`);
+    return;
+  }
+  if (left.switched) {
+    const from = left.meta?.from;
+    if (!from || !RELEASE_ID.test(from))
+      throw new OpsError(
+        `${inst.path} on ${inst.host} serves release ${left.id} of a restore cut short, and which release was live before it is not recorded`,
+        1,
+        `switch back by hand with: opsdeck rollback ${inst.name} --to RELEASE (${old} is shared/ as it was), then run recover again`,
+      );
+    await switchTo(deps, inst, from, ctx, left.meta?.previousBefore ?? null);
+  }
+  await sh(deps, inst, SHARED_BACK, [shared, old, incoming], ctx.signal);
+  await removeRelease(deps, inst, left.id);
+  ctx.log(`restore as release ${left.id} undone: ${shared} is as it was before it`);
 }
 
 /**
@@ -328,7 +421,19 @@ export async function restoreAsRelease(
   ctx: StepIO,
 ): Promise<void> {
   const shared = sharedDir(inst.path);
-  const incoming = `${shared}.opsdeck-incoming`;
+  // What a restore cut short left may be the only copy of shared/ as it was: settled first, by recover.
+  const left = await restoreLeftovers(deps, inst);
+  if (left.length)
+    throw new OpsError(
+      `a restore of ${inst.name} as release ${left.map((l) => l.id).join(', ')} was cut short: ${previousShared(inst.path, left[0].id)} or ${incomingShared(inst.path, left[0].id)} is still on ${inst.host}`,
+      1,
+      `put it right with: opsdeck recover ${inst.name}, then run again`,
+    );
+  // The id first: every name this restore makes beside the instance carries it, so what a kill leaves is found.
+  const taken = (await listReleases(deps, inst)).map((r) => r.id);
+  const id = releaseId('restored', taken);
+  st.id = id;
+  const incoming = incomingShared(inst.path, id);
   // shared/ from the tar only when the backup's manifest says the tar holds it, and never through a link.
   const fromTar = await sh(
     deps,
@@ -355,21 +460,19 @@ export async function restoreAsRelease(
     // Its own copies moved out: links in their place. (A tree from the tar keeps its links exactly as backed up.)
     await linkShared(deps, inst, staging);
   }
-  const taken = (await listReleases(deps, inst)).map((r) => r.id);
-  const id = releaseId('restored', taken);
   await sh(deps, inst, 'mv -T -- "$1" "$2"', [staging, `${releasesDir(inst.path)}/${id}`]);
-  st.id = id;
   const rev = await shellFor(deps, inst).exec(['git', '-C', `${releasesDir(inst.path)}/${id}`, 'rev-parse', 'HEAD']);
-  await writeReleaseMeta(deps, inst, { id, revision: rev.code === 0 ? rev.stdout.trim() : '', at: new Date().toISOString(), from: st.live, ...meta });
+  st.previous = (await previousRelease(deps, inst)) ?? null;
+  // What an undo from the host needs (recover, after a kill): the release to switch back to, and the record to put back.
+  await writeReleaseMeta(deps, inst, { id, revision: rev.code === 0 ? rev.stdout.trim() : '', at: new Date().toISOString(), from: st.live, previousBefore: st.previous, ...meta });
   // Named for this restore, never an earlier one's: a kept .opsdeck-previous may be the only copy of
   // shared/ as it was (a run killed after the rename), so nothing here deletes one.
-  const old = `${shared}.opsdeck-previous-${id}`;
+  const old = previousShared(inst.path, id);
   const free = await sh(deps, inst, 'if [ -e "$1" ] || [ -L "$1" ]; then echo taken; fi', [old]);
   if (free.stdout.includes('taken')) throw new OpsError(`${old} already exists on ${inst.host}`, 1, `it may be the only copy of ${shared} as it was: look at it, move it away, then run again`);
   // Recorded before the renames: a run killed between them is put back by the undo (shared/ missing, the old one waiting).
   st.oldShared = old;
   await sh(deps, inst, 'mv -T -- "$1" "$3" && mv -T -- "$2" "$1"', [shared, incoming, old]);
-  st.previous = (await previousRelease(deps, inst)) ?? null;
   st.switched = true;
   await switchTo(deps, inst, id, ctx);
   ctx.log(`restored as release ${id}; ${shared} is the backup's (the one before waits in ${st.oldShared} until the run is done)`);
@@ -377,11 +480,19 @@ export async function restoreAsRelease(
 
 /** The undo of restoreAsRelease: the link back to the release live before, shared/ as it was, the restored release gone. */
 export async function undoRestoredRelease(deps: Deps, inst: Instance, st: RestoredRelease, ctx: StepIO): Promise<void> {
-  const shared = sharedDir(inst.path);
   if (st.switched) await switchTo(deps, inst, st.live, ctx, st.previous ?? null);
   st.switched = false;
-  if (st.oldShared) await sh(deps, inst, 'if [ -e "$2" ]; then rm -rf -- "$1" && mv -T -- "$2" "$1"; fi', [shared, st.oldShared]);
+  if (!st.id) return;
+  await sh(deps, inst, SHARED_BACK, [sharedDir(inst.path), previousShared(inst.path, st.id), incomingShared(inst.path, st.id)]);
   st.oldShared = undefined;
-  await run(shellFor(deps, inst), ['rm', '-rf', '--', `${shared}.opsdeck-incoming`, ...(st.id ? [`${releasesDir(inst.path)}/${st.id}`, `${releasesDir(inst.path)}/${st.id}.json`] : [])]);
+  await removeRelease(deps, inst, st.id);
   st.id = undefined;
+}
+
+/**
+ * The run is done: the replaced shared/ goes. Renamed out of the leftovers' names first (restoreLeftovers
+ * would take it for a cut-short restore's), then deleted in the background: it decides nothing.
+ */
+export async function dropOldShared(deps: Deps, inst: Instance, oldShared: string): Promise<void> {
+  await sh(deps, inst, 'if [ -e "$1" ]; then rm -rf -- "$1.gone" && mv -T -- "$1" "$1.gone" && { nohup rm -rf -- "$1.gone" >/dev/null 2>&1 </dev/null & }; fi', [oldShared]);
 }

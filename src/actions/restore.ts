@@ -10,7 +10,7 @@ import { dbFor, loginShellFor, shellFor, type Deps } from '../deps/deps.js';
 import { progressSum, together } from './relay.js';
 import { MAINTENANCE_FILE } from './app.js';
 import { rebaselineStep } from './watch.js';
-import { liveRelease, materializeShared, releasesDir, restoreAsRelease, schemaHash, sharedPathsOf, undoRestoredRelease } from './releases.js';
+import { dropOldShared, liveRelease, materializeShared, releasesDir, restoreAsRelease, schemaHash, sharedPathsOf, undoRestoredRelease } from './releases.js';
 import { backupChoiceNotes, checkTreeUser, freeSpace, hasCode, hasDb, keepsLocal, pickBackup, treeSize, type RestoreState } from './restore-checks.js';
 import { loadDatabase, loadDatabaseFrom, stageCode, stageCodeFrom } from './restore-data.js';
 
@@ -282,8 +282,9 @@ export function restoreSteps(deps: Deps, target?: Instance): RestoreSteps {
         // The tar holds shared/ only when its manifest says so (a live source's is sent when it has one).
         const withShared = ctx.state.from.backup ? ctx.state.from.backup.manifest.code?.sharedDir === true : true;
         if (ctx.state.release) {
-          // Release mode: no rename of trees, a new release and one switch of the link (recover then
-          // only has the database to put right: the staged tree, once moved, is a release like any other).
+          // Release mode: no rename of trees, a new release and one switch of the link. Recorded first,
+          // with or without a database: recover settles shared/ and the link from what is on the host.
+          enterCriticalSection(deps, ctx, 'swapping', false);
           await restoreAsRelease(
             deps,
             target,
@@ -355,7 +356,7 @@ export function restoreSteps(deps: Deps, target?: Instance): RestoreSteps {
         dropped?.catch(() => {});
         try {
           const oldShared = ctx.state.release?.oldShared;
-          if (oldShared) await removeLater(deps, ctx.state.target, oldShared);
+          if (oldShared) await dropOldShared(deps, ctx.state.target, oldShared);
           if (!ctx.state.swapped) return;
           ctx.state.oldDeleting = true;
           // Detached: deleting 20,000 files takes seconds and decides nothing. The next restore's swap

@@ -1,7 +1,7 @@
 import { Option, type Command } from 'commander';
 import { age } from '../../core/format.js';
 import { restorePlan } from '../../actions/restore.js';
-import { recoverPlan } from '../../actions/recover.js';
+import { recoverPlan, recoverSummary } from '../../actions/recover.js';
 import type { Act } from '../action.js';
 import { confirmChange } from '../prompt.js';
 import { runPlan } from '../run.js';
@@ -42,19 +42,13 @@ export function register(program: Command, act: Act): void {
   program
     .command('recover <instance>')
     .description(
-      'put right an instance a restore, clone or drill left half-restored (killed, crashed, or its undo could not reach the host): finishes the run if its code tree was already swapped in, otherwise undoes it from what it recorded (previous code tree, safety backup)',
+      'put right an instance a restore, clone or drill left half-restored (killed, crashed, or its undo could not reach the host): finishes the run if its code tree was already swapped in, otherwise undoes it from what it recorded (previous code tree, safety backup); in release mode also undoes a conversion a killed run left half-done, and finishes or undoes a restore cut short from what is on the host (shared/, the link)',
     )
     .addHelpText('after', examples('opsdeck recover shop-prod', 'opsdeck health shop-prod   # says HALF-RESTORED until it is recovered'))
     .action(
       act(async (app, g, name: string) =>
         // No confirmation: it only completes or takes back what a run that was confirmed started.
-        runPlan(app, g, recoverPlan(app, name), (r) =>
-          r.action === 'finish'
-            ? `${r.instance} recovered: run ${r.run} finished (its restored code tree and database are in place)`
-            : `${r.instance} recovered: run ${r.run} undone, ${r.instance} is as it was before it${
-                r.databaseFrom === 'kept' ? ' (database put back from what the run kept aside)' : r.safetyBackup ? ` (database from safety backup ${r.safetyBackup})` : ''
-              }`,
-        ),
+        runPlan(app, g, await recoverPlan(app, name), recoverSummary),
       ),
     );
 }

@@ -1,0 +1,151 @@
+import { existsSync, lstatSync, readdirSync, readlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { addInstance, asLabUser, cli, homeWithHosts, lab, must, treeState } from '../helpers.js';
+
+// opsdeck recover on what release mode leaves when a run is killed (issue 13, item 1): a conversion
+// cut short (its journal PATH.releases/.converting), and a restore as a release cut short between
+// its renames of shared/. The states are made on the host as the kill leaves them.
+
+const l = lab();
+const root = l.hosts[0].root;
+const page = (v: string) => `<html><body><h1>Sample app</h1><p>${v}</p></body></html>\n`;
+const json = async (home: string, args: string[]) => JSON.parse((await must(cli(home, [...args, '--json']))).stdout);
+/** Every name beside the instance's path (its releases, shared/, and anything a run left there). */
+const beside = (name: string) =>
+  readdirSync(root)
+    .filter((n) => n === name || n.startsWith(`${name}.`))
+    .sort();
+
+/** A release-mode-ready instance: its own copy of the lab app's repository, with a commit on `branch` to update to. */
+async function instanceWithRepo(name: string, shared: string[]) {
+  const home = await homeWithHosts(['lab1']);
+  const url = join(root, `${name}-repo.git`);
+  const work = join(root, `${name}-repo-work`);
+  asLabUser('rm', ['-rf', url, work, join(root, `${name}.releases`), join(root, `${name}.shared`)]);
+  asLabUser('git', ['clone', '-q', '--bare', l.appRepo, url]);
+  asLabUser('git', ['clone', '-q', url, work]);
+  const i = await addInstance(home, 'lab1', name, 'dev');
+  asLabUser('git', ['-C', i.path, 'remote', 'set-url', 'origin', url]);
+  const v1 = asLabUser('git', ['-C', i.path, 'rev-parse', 'HEAD']).trim();
+  const git = ['git', '-C', work, '-c', 'user.name=lab', '-c', 'user.email=lab@localhost'];
+  asLabUser(git[0], [...git.slice(1), 'checkout', '-q', '-B', name, v1]);
+  asLabUser('sh', ['-c', 'printf "%s" "$2" > "$1"', 'sh', join(work, 'index.html'), page('converted')]);
+  asLabUser(git[0], [...git.slice(1), 'commit', '-q', '-am', 'converted']);
+  asLabUser(git[0], [...git.slice(1), 'push', '-q', 'origin', `${name}:${name}`]);
+  await must(cli(home, ['instance', 'set', name, '--releases', '2', '--local', 'config/local.env', ...shared.flatMap((s) => ['--shared', s]), '--branch', name, '--health-text', 'Sample app']));
+  return { home, i, v1 };
+}
+
+describe('opsdeck recover, release mode', () => {
+  it('undoes a conversion to release mode a killed run left half-done: the tree exactly as before it, audited; a second recover finds nothing to do', async () => {
+    const { home, i, v1 } = await instanceWithRepo('rr-conv', ['uploads']);
+    const before = treeState(i.path);
+    // As a run killed inside the conversion leaves it: the tree moved and linked, config/local.env
+    // moved and uploads/ made in shared/, the journal beside.
+    const id = `20260101T000000Z-${v1.slice(0, 10)}`;
+    asLabUser('sh', [
+      '-c',
+      'b=$(basename "$1") && mkdir "$1.releases" "$1.shared" "$1.shared/config" "$1.shared/uploads" && printf "%s" "$3" > "$1.releases/.converting" && mv -T "$1" "$1.releases/$2" && ln -s "$b.releases/$2" "$1" && ' +
+        'mv "$1.releases/$2/config/local.env" "$1.shared/config/local.env" && ln -s "../../../$b.shared/config/local.env" "$1.releases/$2/config/local.env" && ' +
+        'ln -s "../../$b.shared/uploads" "$1.releases/$2/uploads"',
+      'sh',
+      i.path,
+      id,
+      JSON.stringify({ id, moved: ['config/local.env'], made: ['uploads'] }),
+    ]);
+
+    const dry = await must(cli(home, ['recover', 'rr-conv', '--dry-run']));
+    expect(dry.stdout).toMatch(/would undo the conversion to release mode cut short \(release 20260101T000000Z-[0-9a-f]+\)/);
+    expect(lstatSync(i.path).isSymbolicLink()).toBe(true);
+
+    const r = await json(home, ['recover', 'rr-conv']);
+    expect(r).toMatchObject({ instance: 'rr-conv', run: null, conversionUndone: id, restoredReleases: [] });
+    expect(lstatSync(i.path).isDirectory()).toBe(true);
+    expect(treeState(i.path)).toEqual(before);
+    expect(beside('rr-conv')).toEqual(['rr-conv']);
+    const runs = await json(home, ['runs', '--instance', 'rr-conv', '--limit', '1']);
+    expect(runs[0]).toMatchObject({ command: 'recover', status: 'ok' });
+
+    const again = await cli(home, ['recover', 'rr-conv']);
+    expect(again.code).toBe(2);
+    expect(again.stderr).toMatch(/rr-conv is not half-restored: .*nothing on lab1 is left of a conversion to release mode or a restore cut short/);
+    // In place again, the next update converts afresh.
+    await must(cli(home, ['update', 'rr-conv', '--yes']));
+    expect(lstatSync(i.path).isSymbolicLink()).toBe(true);
+    expect(await (await fetch(i.url)).text()).toContain('converted');
+  });
+
+  it('a restore as a release killed between its renames of shared/: a restore refuses until recover; recover puts shared/ back exactly, the site serves, nothing left beside', async () => {
+    const { home, i } = await instanceWithRepo('rr-swap', ['uploads']);
+    await must(cli(home, ['update', 'rr-swap', '--yes']));
+    const shared = `${i.path}.shared`;
+    asLabUser('sh', ['-c', 'printf photo > "$1/uploads/cat.jpg"', 'sh', shared]);
+    await must(cli(home, ['backup', 'rr-swap']));
+    // Written after the backup: the shared/ the restore is about to replace differs from the backup's.
+    asLabUser('sh', ['-c', 'printf later > "$1/uploads/dog.jpg"', 'sh', shared]);
+    const live = readlinkSync(i.path);
+    const state = { link: live, releases: readdirSync(`${i.path}.releases`).sort(), shared: treeState(shared) };
+
+    // As the kill leaves it: the restored release beside the live one with its record, the backup's
+    // shared/ waiting as .opsdeck-incoming-ID, the live shared/ renamed to .opsdeck-previous-ID, the link not switched.
+    const id = '20260102T000000Z-restored';
+    const liveId = live.split('/').pop()!;
+    asLabUser('sh', [
+      '-c',
+      'cp -a "$1.releases/$2" "$1.releases/$3" && printf "%s" "$4" > "$1.releases/$3.json" && cp -a "$1.shared" "$1.shared.opsdeck-incoming-$3" && rm "$1.shared.opsdeck-incoming-$3/uploads/dog.jpg" && mv -T "$1.shared" "$1.shared.opsdeck-previous-$3"',
+      'sh',
+      i.path,
+      liveId,
+      id,
+      JSON.stringify({ id, revision: '', at: new Date().toISOString(), backup: null, schema: null, from: liveId, previousBefore: null }),
+    ]);
+    expect(existsSync(shared)).toBe(false);
+
+    const refused = await cli(home, ['restore', 'rr-swap', '--yes']);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/a restore of rr-swap as release 20260102T000000Z-restored was cut short/);
+    expect(refused.stderr).toMatch(/opsdeck recover rr-swap/);
+    expect(existsSync(`${shared}.opsdeck-previous-${id}`)).toBe(true);
+
+    const r = await json(home, ['recover', 'rr-swap']);
+    expect(r).toMatchObject({ run: null, conversionUndone: null, restoredReleases: [{ id, action: 'undo' }] });
+    expect({ link: readlinkSync(i.path), releases: readdirSync(`${i.path}.releases`).sort(), shared: treeState(shared) }).toEqual(state);
+    expect(beside('rr-swap')).toEqual(['rr-swap', 'rr-swap.releases', 'rr-swap.shared']);
+    expect(await (await fetch(i.url)).text()).toContain('converted');
+    expect((await cli(home, ['recover', 'rr-swap'])).code).toBe(2);
+
+    // Whole again: a restore goes through, and leaves nothing beside either.
+    await must(cli(home, ['restore', 'rr-swap', '--yes']));
+    expect(readlinkSync(i.path)).toMatch(/-restored$/);
+    expect(readdirSync(join(shared, 'uploads'))).toEqual(['cat.jpg']);
+  });
+
+  it('a restore as a release killed after its switch: recover finishes it, shared/ exactly the backup side, the one it replaced gone', async () => {
+    const { home, i } = await instanceWithRepo('rr-done', ['uploads']);
+    await must(cli(home, ['update', 'rr-done', '--yes']));
+    const shared = `${i.path}.shared`;
+    asLabUser('sh', ['-c', 'printf photo > "$1/uploads/cat.jpg" && printf later > "$1/uploads/dog.jpg"', 'sh', shared]);
+    const liveId = readlinkSync(i.path).split('/').pop()!;
+    const id = '20260102T000000Z-restored';
+    // Both renames done and the link switched; only the clean-up of the replaced shared/ was left.
+    asLabUser('sh', [
+      '-c',
+      'b=$(basename "$1") && cp -a "$1.releases/$2" "$1.releases/$3" && printf "%s" "$4" > "$1.releases/$3.json" && cp -a "$1.shared" "$1.shared.opsdeck-incoming-$3" && rm "$1.shared.opsdeck-incoming-$3/uploads/dog.jpg" && ' +
+        'mv -T "$1.shared" "$1.shared.opsdeck-previous-$3" && mv -T "$1.shared.opsdeck-incoming-$3" "$1.shared" && ln -sfn "$b.releases/$3" "$1"',
+      'sh',
+      i.path,
+      liveId,
+      id,
+      JSON.stringify({ id, revision: '', at: new Date().toISOString(), backup: null, schema: null, from: liveId, previousBefore: null }),
+    ]);
+    const incoming = treeState(shared);
+
+    const r = await json(home, ['recover', 'rr-done']);
+    expect(r).toMatchObject({ run: null, restoredReleases: [{ id, action: 'finish' }] });
+    expect(readlinkSync(i.path)).toBe(`rr-done.releases/${id}`);
+    expect(treeState(shared)).toEqual(incoming);
+    expect(beside('rr-done')).toEqual(['rr-done', 'rr-done.releases', 'rr-done.shared']);
+    expect(await (await fetch(i.url)).text()).toContain('converted');
+  });
+});
