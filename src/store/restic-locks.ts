@@ -7,6 +7,18 @@ import type { Shell } from '../remote/shell.js';
 /** restic's words for a lock another process holds: what waiting can outlast (not a lock it cannot write). */
 export const HELD = /repository is already locked/i;
 
+/** Who a restic lock file (as `restic cat lock` prints it) says holds the store exclusively, in restic's words; null for a shared lock. */
+export function exclusiveHolderIn(text: string): string | null {
+  let lock: { exclusive?: boolean; pid?: number; hostname?: string; username?: string; time?: string };
+  try {
+    lock = JSON.parse(text) as typeof lock;
+  } catch {
+    return null;
+  }
+  if (!lock.exclusive) return null;
+  return `repository is already locked exclusively by PID ${lock.pid ?? '?'} on ${lock.hostname ?? '?'} by ${lock.username ?? '?'}; lock was created at ${lock.time ?? '?'}`;
+}
+
 /** How long a command waits for another restic's lock by default: cron's jobs (a prune, a check, a copy) collide. */
 export const LOCK_WAIT_MS = 10 * 60_000;
 /** At a terminal someone is waiting too: at most this long, unless the setting is shorter. */

@@ -8,7 +8,7 @@ import { CommandError, type ExecOptions, type ExecResult, type Shell } from '../
 import { OpsError } from '../core/errors.js';
 import type { Policy } from '../core/retention.js';
 import { storeNotice } from './notices.js';
-import { HELD, LOCK_READ_MS, LOCK_WAIT_MS, Replay, STAYED_LOCKED_FIX, holderOf, minutes, removeStaleTempLocks, resticRetriesLocks } from './restic-locks.js';
+import { HELD, LOCK_READ_MS, exclusiveHolderIn, LOCK_WAIT_MS, Replay, STAYED_LOCKED_FIX, holderOf, minutes, removeStaleTempLocks, resticRetriesLocks } from './restic-locks.js';
 
 export { LOCK_WAIT_INTERACTIVE_MS, LOCK_WAIT_MS } from './restic-locks.js';
 
@@ -77,6 +77,8 @@ export class Store {
   private lockWaitMs: number;
   private shellCache: Shell | undefined;
   private ready: Promise<void> | undefined;
+  /** What each lock read so far says: who holds the store exclusively, or null (a shared lock). */
+  private readonly lockHolders = new Map<string, string | null>();
 
   constructor(
     readonly home: string,
@@ -184,10 +186,15 @@ export class Store {
   }
 
   private hasLocks(): boolean {
+    return this.lockFiles().length > 0;
+  }
+
+  /** The file names in a local store's locks/. */
+  private lockFiles(): string[] {
     try {
-      return readdirSync(join(this.localPath, 'locks')).length > 0;
+      return readdirSync(join(this.localPath, 'locks'));
     } catch {
-      return false;
+      return [];
     }
   }
 
@@ -260,24 +267,26 @@ export class Store {
    * between the listing and its reading is gone, not held.
    */
   private async exclusiveHolder(signal?: AbortSignal): Promise<string | undefined> {
-    // A local store with nothing in locks/ is free: no restic needs asking.
-    if (this.isLocal && !this.hasLocks()) return undefined;
-    const list = await this.shell.exec(this.restic('--no-lock', 'list', 'locks'), { signal });
-    if (list.code !== 0) return undefined;
-    for (const id of list.stdout
-      .split('\n')
-      .map((l) => l.trim())
-      .filter((l) => /^[0-9a-f]{64}$/.test(l))) {
-      const text = await this.readLock(id, signal);
-      if (text === undefined) continue;
-      let lock: { exclusive?: boolean; pid?: number; hostname?: string; username?: string; time?: string };
-      try {
-        lock = JSON.parse(text) as typeof lock;
-      } catch {
-        continue;
+    // A local store's lock IDs are its file names (a store with nothing in locks/ is free); another
+    // store's come from restic.
+    let ids: string[];
+    if (this.isLocal) ids = this.lockFiles();
+    else {
+      const list = await this.shell.exec(this.restic('--no-lock', 'list', 'locks'), { signal });
+      if (list.code !== 0) return undefined;
+      ids = list.stdout.split('\n').map((l) => l.trim());
+    }
+    for (const id of ids.filter((l) => /^[0-9a-f]{64}$/.test(l))) {
+      // A lock's ID is the hash of its file, so what one says never changes: each is read once
+      // (backups side by side see each other's locks at every stream).
+      if (!this.lockHolders.has(id)) {
+        const text = await this.readLock(id, signal);
+        // Unread (gone, or too slow to read): not held, and asked again next time.
+        if (text === undefined) continue;
+        this.lockHolders.set(id, exclusiveHolderIn(text));
       }
-      if (!lock.exclusive) continue;
-      return `repository is already locked exclusively by PID ${lock.pid ?? '?'} on ${lock.hostname ?? '?'} by ${lock.username ?? '?'}; lock was created at ${lock.time ?? '?'}`;
+      const holder = this.lockHolders.get(id);
+      if (holder) return holder;
     }
     return undefined;
   }
