@@ -140,6 +140,11 @@ describe('what redaction rules may reach on MariaDB', () => {
     expect(scopeRefusal(text)).toBe('allowed');
   });
 
+  it('rules stored before this check are checked again when they run, named by their place', () => {
+    const stored = { source: 'the rules of shop-uat', statements: ["UPDATE customer SET email = 'x';", "UPDATE otherapp.users u, staff otherapp SET u.email = 'x';"] };
+    expect(() => checkRedactionScope(stored, uat, [uat, prod])).toThrow(/^the rules of shop-uat, rule 2 \(UPDATE otherapp\.users u, staff otherapp SET u\.email = 'x';\) names table otherapp\.users/);
+  });
+
   it('on PostgreSQL, schema.table stays in the database: the same statement is let be', () => {
     expect(scopeRefusal("UPDATE otherapp.users u SET email = 'x';", pgUat)).toBe('allowed');
     expect(scopeRefusal('SET ROLE postgres;', pgUat)).toMatch(/acts outside the copied data/);
