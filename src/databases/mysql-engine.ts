@@ -26,11 +26,13 @@ import {
   quoteName,
   quoteString,
   keptIntact,
+  MysqlConversation,
   schemaDumpArgv,
   sql,
   swapBack,
   swapIn,
   swapNames,
+  SwapNotUndone,
   tableChecksums,
   type Kept,
   type MysqlSession,
@@ -89,6 +91,16 @@ async function loader(shell: Shell, db: Db, from: DumpSource, signal?: AbortSign
     run: async (input, runSignal, keep) => {
       // Said before the scratch database exists: a crash from here on leaves a record of what to drop.
       await keep?.(JSON.stringify({ runId, scratch, old } satisfies Kept));
+      // The swap's session logs in while the dump loads (an SSH channel, a shell, the client's start
+      // and its authentication, off the restore's critical path) and waits for its turns. The load
+      // has a session of its own: only the end of its input ends a statement cut anywhere (inside a
+      // quoted string too), so a dump cut short cannot run on into what follows it.
+      let talk = new MysqlConversation(s, undefined, runSignal, { idle: true });
+      // Drops the scratch database in the swap's session, else in one of its own.
+      const dropScratch = async () => {
+        const res = await talk.end(`DROP DATABASE IF EXISTS ${quoteName(scratch)};`).catch(() => undefined);
+        if (res?.code !== 0) await dropDatabases(s, [scratch]).catch(() => {});
+      };
       let made = true;
       try {
         const res = await shell.exec(clientArgv(s.t, undefined), { stdin: input, secretLine: db.password, signal: runSignal });
@@ -99,20 +111,25 @@ async function loader(shell: Shell, db: Db, from: DumpSource, signal?: AbortSign
         const loaded = rewriter.loaded(res.stdout);
         const wrong = [...rowProblems(loaded, rewriter.tables, 'the dump'), ...(from.tables ? rowProblems(loaded, from.tables, "the backup's manifest") : [])];
         if (wrong.length) throw stopped(shell, `the loaded database does not match the backup (${wrong.slice(0, 5).join('; ')}); ${s.t.database} was not changed`);
+        // A session that ended while it waited (the server's or the network's doing) is opened again.
+        if (talk.over) talk = new MysqlConversation(s, undefined, runSignal);
         // Redaction in the scratch database, after the rows were checked and before the swap.
-        if (from.redact?.length) await sql(s, from.redact.join('\n') + '\n', scratch, runSignal);
+        if (from.redact?.length) await talk.ask(`USE ${quoteName(scratch)};\n${from.redact.join('\n')}`);
       } catch (err) {
-        if (made) await dropDatabases(s, [scratch]).catch(() => {});
+        if (made) await dropScratch();
+        else await talk.end().catch(() => {});
         // Nothing before the swap touches the target: a connection lost mid-load (even after the
         // caller sent its go-ahead, which only ends the input) left it as it was.
         if (err instanceof LoadStopped || runSignal.aborted) throw err;
         throw stopped(shell, `${(err as Error).message}; ${s.t.database} was not changed`);
       }
       try {
-        kept = await swapIn(s, runId, keep && ((k) => keep(JSON.stringify(k))));
+        kept = await swapIn(s, runId, talk, keep && ((k) => keep(JSON.stringify(k))));
       } catch (err) {
-        // swapIn swapped back before it rejected: the target is as it was.
-        await dropDatabases(s, [scratch]).catch(() => {});
+        // Not put back: the caller's undo (putBack) or opsdeck recover does it from what keep was told.
+        if (err instanceof SwapNotUndone) throw err;
+        // swapIn swapped back before it rejected (or failed before its first change): the target is as it was.
+        await dropScratch();
         throw stopped(shell, `the swap failed and was undone: ${(err as Error).message}`);
       }
     },

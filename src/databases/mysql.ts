@@ -21,9 +21,12 @@
  * built on the host from the first line of stdin: never argv, never a file on disk; stdin stays
  * free for a dump.
  */
+import { randomBytes } from 'node:crypto';
+import { PassThrough, Writable } from 'node:stream';
+import { StringDecoder } from 'node:string_decoder';
 import { withSecretFromStdin } from '../remote/quote.js';
-import { run, type Shell } from '../remote/shell.js';
-import { UsageError } from '../core/errors.js';
+import { CommandError, run, type ExecResult, type Shell } from '../remote/shell.js';
+import { OpsError, UsageError } from '../core/errors.js';
 import { splitDbUrl, validHost } from './url.js';
 
 export interface MysqlTarget {
@@ -175,27 +178,6 @@ export function grantsHint(t: MysqlTarget): string {
   return `GRANT ALL ON ${quoteName(t.database)}.* TO ${quoteName(t.user)}@'HOST'; GRANT ALL ON ${quoteName(pattern)}.* TO ${quoteName(t.user)}@'HOST';`;
 }
 
-/** Parses the client's --xml output: one list of rows per result set, NULL as null. */
-export function parseXml(xml: string): Record<string, string | null>[][] {
-  const decode = (s: string) =>
-    s.replace(/&(#x[0-9a-f]+|#\d+|lt|gt|amp|quot|apos);/gi, (_m, e: string) =>
-      e[0] === '#'
-        ? String.fromCodePoint(e[1] === 'x' || e[1] === 'X' ? parseInt(e.slice(2), 16) : Number(e.slice(1)))
-        : ({ lt: '<', gt: '>', amp: '&', quot: '"', apos: "'" } as Record<string, string>)[e.toLowerCase()],
-    );
-  const sets: Record<string, string | null>[][] = [];
-  for (const set of xml.matchAll(/<resultset\b[^>]*?(?:\/>|>([\s\S]*?)<\/resultset>)/g)) {
-    const rows: Record<string, string | null>[] = [];
-    for (const row of (set[1] ?? '').matchAll(/<row>([\s\S]*?)<\/row>/g)) {
-      const r: Record<string, string | null> = {};
-      for (const f of row[1].matchAll(/<field name="([^"]*)"(?:\s+xsi:nil="true"\s*\/>|>([\s\S]*?)<\/field>|\s*\/>)/g)) r[decode(f[1])] = f[0].includes('xsi:nil') ? null : decode(f[2] ?? '');
-      rows.push(r);
-    }
-    sets.push(rows);
-  }
-  return sets;
-}
-
 export interface MysqlSession {
   shell: Shell;
   t: MysqlTarget;
@@ -207,8 +189,130 @@ export async function sql(s: MysqlSession, query: string, db?: string, signal?: 
   return (await run(s.shell, clientArgv(s.t, db), { secretLine: s.password, stdin: query, signal })).stdout;
 }
 
-async function xml(s: MysqlSession, query: string, db?: string): Promise<Record<string, string | null>[][]> {
-  return parseXml((await run(s.shell, clientArgv(s.t, db, ['--xml']), { secretLine: s.password, stdin: query })).stdout);
+/** The most a session may print before a turn takes it (a load prints a line per table). */
+const MAX_PRINTED = 16 * 1024 * 1024;
+
+/**
+ * One client session on the host, fed in turns: ask() writes SQL and a mark, and resolves with the
+ * lines printed before the mark came back (--unbuffered: the client prints each answer at once, not
+ * at its exit). A turn costs a round trip on the open connection instead of a login over SSH (an SSH
+ * channel, a shell, the client's start and its authentication). Rows print tab-separated, with tab,
+ * newline, NUL and backslash escaped (unescapeField), so a line is always one row.
+ */
+export class MysqlConversation {
+  /** The session's stdin: a caller may pipe into it before its turns (a load does), never ending it. */
+  readonly input = new PassThrough();
+  readonly ended: Promise<ExecResult>;
+  private lines: string[] = [];
+  private printed = 0;
+  private partial = '';
+  private readonly decoder = new StringDecoder('utf8');
+  private over_ = false;
+  private wake?: () => void;
+  private turns = 0;
+  private readonly nonce = randomBytes(8).toString('hex');
+  private readonly cancel = new AbortController();
+  private shielded = false;
+
+  /**
+   * `idle`: the session may wait long for its first turn (a swap's, while its load runs): the server
+   * keeps it however long that takes, instead of closing it after wait_timeout (8 hours by default).
+   */
+  constructor(
+    private readonly s: MysqlSession,
+    db?: string,
+    signal?: AbortSignal,
+    opts: { idle?: boolean } = {},
+  ) {
+    const onAbort = () => {
+      if (!this.shielded) this.cancel.abort();
+    };
+    if (signal?.aborted) onAbort();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    const sink = new Writable({
+      write: (chunk: Buffer, _enc, done) => {
+        this.take(this.decoder.write(chunk));
+        done(this.printed > MAX_PRINTED ? new OpsError(`the MariaDB client printed more than ${MAX_PRINTED} bytes on ${s.shell.label}`) : null);
+      },
+      final: (done) => {
+        const rest = this.decoder.end();
+        if (this.partial || rest) this.take(rest + '\n');
+        done();
+      },
+    });
+    // A stdin write after the client exited (it stops at a failed statement) is judged by its exit status.
+    this.input.on('error', () => {});
+    this.ended = s.shell.exec(clientArgv(s.t, db, ['--unbuffered']), { stdin: this.input, stdout: sink, secretLine: s.password, signal: this.cancel.signal });
+    const settle = () => {
+      signal?.removeEventListener('abort', onAbort);
+      this.over_ = true;
+      this.wake?.();
+    };
+    this.ended.then(settle, settle);
+    if (opts.idle) this.input.write('SET SESSION wait_timeout = 31536000;\n');
+  }
+
+  /** Whether the session has ended (its client exited, or the connection was lost). */
+  get over(): boolean {
+    return this.over_;
+  }
+
+  private take(text: string): void {
+    const parts = (this.partial + text).split('\n');
+    this.partial = parts.pop()!;
+    for (const line of parts) {
+      this.lines.push(line);
+      this.printed += line.length + 1;
+    }
+    this.wake?.();
+  }
+
+  /** The lines printed before `mark` (taken, with it); undefined when the session ended without printing it. */
+  async until(mark: string): Promise<string[] | undefined> {
+    for (;;) {
+      const at = this.lines.indexOf(mark);
+      if (at >= 0) {
+        const got = this.lines.slice(0, at);
+        this.lines = this.lines.slice(at + 1);
+        this.printed = this.lines.reduce((n, l) => n + l.length + 1, 0);
+        return got;
+      }
+      if (this.over_) return undefined;
+      await new Promise<void>((resolve) => (this.wake = resolve));
+      this.wake = undefined;
+    }
+  }
+
+  /** Runs `query` (statements ended by `;`) and resolves with the lines it printed; rejects when the session ended first. */
+  async ask(query: string): Promise<string[]> {
+    const mark = `opsdeck-turn ${++this.turns} ${this.nonce}`;
+    this.input.write(`${query}\nSELECT ${quoteString(mark)};\n`);
+    const got = await this.until(mark);
+    if (got === undefined) throw await this.failure();
+    return got;
+  }
+
+  /** Why the session ended: its error, or its exit status and last words. */
+  async failure(): Promise<Error> {
+    const res = await this.ended.catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))));
+    return res instanceof Error ? res : new CommandError(this.s.shell.label, ['mariadb'], res);
+  }
+
+  /** From here on a cancel no longer stops the session: what it runs next must run to its end. */
+  shield(): void {
+    this.shielded = true;
+  }
+
+  /** Writes the last statements, ends the input and resolves with how the session ended. */
+  end(query = ''): Promise<ExecResult> {
+    if (!this.input.writableEnded) this.input.end(query);
+    return this.ended;
+  }
+}
+
+/** A field of the client's tab-separated output, its escapes undone. */
+export function unescapeField(field: string): string {
+  return field.replace(/\\(.)/gs, (_m, c: string) => ({ n: '\n', t: '\t', '0': '\0', '\\': '\\' })[c] ?? c);
 }
 
 /**
@@ -306,46 +410,61 @@ export interface Kept {
   objects?: ObjectDef[];
 }
 
-const LIST = (q: string) => `SELECT TABLE_NAME n FROM information_schema.TABLES WHERE TABLE_SCHEMA = ${q} AND TABLE_TYPE = 'BASE TABLE' ORDER BY 1;
-SELECT TABLE_NAME n FROM information_schema.VIEWS WHERE TABLE_SCHEMA = ${q} ORDER BY 1;
-SELECT ROUTINE_NAME n, ROUTINE_TYPE k FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ${q} ORDER BY 2, 1;
-SELECT TRIGGER_NAME n FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ${q} ORDER BY EVENT_OBJECT_TABLE, EVENT_MANIPULATION, ACTION_TIMING, ACTION_ORDER;
-SELECT EVENT_NAME n FROM information_schema.EVENTS WHERE EVENT_SCHEMA = ${q} ORDER BY 1;`;
+/** Tags the rows of readObjects' listing: `opsdeck-obj INDEX KIND HEX(NAME)`. */
+const OBJ_TAG = 'opsdeck-obj';
+
+const LIST = (q: string, i: number) => {
+  const row = (kind: string, name: string) => `SELECT '${OBJ_TAG}', ${i}, ${kind}, HEX(${name})`;
+  return `${row("'TABLE'", 'TABLE_NAME')} FROM information_schema.TABLES WHERE TABLE_SCHEMA = ${q} AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME;
+${row("'VIEW'", 'TABLE_NAME')} FROM information_schema.VIEWS WHERE TABLE_SCHEMA = ${q} ORDER BY TABLE_NAME;
+${row('ROUTINE_TYPE', 'ROUTINE_NAME')} FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ${q} ORDER BY ROUTINE_TYPE, ROUTINE_NAME;
+${row("'TRIGGER'", 'TRIGGER_NAME')} FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ${q} ORDER BY EVENT_OBJECT_TABLE, EVENT_MANIPULATION, ACTION_TIMING, ACTION_ORDER;
+${row("'EVENT'", 'EVENT_NAME')} FROM information_schema.EVENTS WHERE EVENT_SCHEMA = ${q} ORDER BY EVENT_NAME;`;
+};
+
+/**
+ * Where SHOW CREATE puts the definition in its row (the character set and collation follow it), and
+ * its sql_mode (a view has none): the same in MariaDB and MySQL.
+ */
+const SHOWN: Record<ObjectDef['kind'], { create: number; mode?: number }> = {
+  VIEW: { create: 1 },
+  PROCEDURE: { create: 2, mode: 1 },
+  FUNCTION: { create: 2, mode: 1 },
+  TRIGGER: { create: 2, mode: 1 },
+  EVENT: { create: 3, mode: 1 },
+};
 
 /**
  * Base tables and the other objects of each database named, with their definitions (definers
- * dropped): two sessions for all of them, whatever their number (each costs a login over SSH).
+ * dropped): two turns of one session, whatever their number.
  */
-async function readObjects(s: MysqlSession, dbs: string[]): Promise<{ tables: string[]; objects: ObjectDef[] }[]> {
-  const sets = await xml(s, dbs.map((db) => LIST(quoteString(db))).join('\n'));
+async function readObjects(talk: MysqlConversation, user: string, dbs: string[]): Promise<{ tables: string[]; objects: ObjectDef[] }[]> {
+  const rows = (await talk.ask(dbs.map((db, i) => LIST(quoteString(db), i)).join('\n'))).map((l) => l.split('\t')).filter((r) => r[0] === OBJ_TAG);
   const listed = dbs.map((db, i) => {
-    const [tables, views, routines, triggers, events] = sets.slice(i * 5, i * 5 + 5);
-    const wanted: { kind: ObjectDef['kind']; name: string }[] = [
-      ...views.map((r) => ({ kind: 'VIEW' as const, name: r.n! })),
-      ...routines.map((r) => ({ kind: r.k as 'PROCEDURE' | 'FUNCTION', name: r.n! })),
-      ...triggers.map((r) => ({ kind: 'TRIGGER' as const, name: r.n! })),
-      ...events.map((r) => ({ kind: 'EVENT' as const, name: r.n! })),
-    ];
-    return { db, tables: tables.map((r) => r.n!), wanted };
+    const mine = rows.filter((r) => r[1] === String(i)).map((r) => ({ kind: r[2] as ObjectDef['kind'] | 'TABLE', name: Buffer.from(r[3], 'hex').toString('utf8') }));
+    const wanted = mine.filter((o): o is { kind: ObjectDef['kind']; name: string } => o.kind !== 'TABLE');
+    return { db, tables: mine.filter((o) => o.kind === 'TABLE').map((o) => o.name), wanted };
   });
   // With each database in turn the session's own (USE, which answers nothing), SHOW CREATE names
   // its tables without the database, so a definition reads the same created in another database.
+  // Each SHOW answers one row, one line.
   const shows = listed.filter((l) => l.wanted.length).map((l) => [`USE ${quoteName(l.db)};`, ...l.wanted.map((w) => `SHOW CREATE ${w.kind} ${quoteName(w.name)};`)].join('\n'));
-  const shown = shows.length ? await xml(s, shows.join('\n')) : [];
+  const shown = shows.length ? (await talk.ask(shows.join('\n'))).map((l) => l.split('\t')) : [];
   let at = 0;
   return listed.map(({ db, tables, wanted }) => {
     const objects = wanted.map((w): ObjectDef => {
-      const r = shown[at++]?.[0] ?? {};
-      const create =
-        r[w.kind === 'VIEW' ? 'Create View' : w.kind === 'EVENT' ? 'Create Event' : w.kind === 'TRIGGER' ? 'SQL Original Statement' : w.kind === 'PROCEDURE' ? 'Create Procedure' : 'Create Function'];
-      if (create === null || create === undefined) throw new Error(`account ${s.t.user} cannot read the definition of ${w.kind.toLowerCase()} ${db}.${w.name}`);
+      const row = shown[at++] ?? [];
+      const col = SHOWN[w.kind];
+      const create = row[col.create];
+      // NULL: the account may not read it (a routine of another definer without SHOW CREATE ROUTINE).
+      if (create === undefined || create === 'NULL') throw new OpsError(`account ${user} cannot read the definition of ${w.kind.toLowerCase()} ${db}.${w.name}`);
       return {
         kind: w.kind,
         name: w.name,
-        create: create.replace(DEFINER_RE, ''),
-        sqlMode: r.sql_mode ?? '',
-        charset: r.character_set_client ?? 'utf8mb4',
-        collation: r.collation_connection ?? 'utf8mb4_general_ci',
+        create: unescapeField(create).replace(DEFINER_RE, ''),
+        sqlMode: col.mode === undefined ? '' : unescapeField(row[col.mode]),
+        charset: unescapeField(row[col.create + 1] ?? 'utf8mb4'),
+        collation: unescapeField(row[col.create + 2] ?? 'utf8mb4_general_ci'),
       };
     });
     return { tables, objects: orderViews(objects) };
@@ -380,43 +499,63 @@ function rename(pairs: [string, string][]): string {
   return pairs.length ? `RENAME TABLE ${pairs.map(([a, b]) => `${a} TO ${b}`).join(', ')}${DELIM}` : '';
 }
 
-async function script(s: MysqlSession, db: string, lines: string[]): Promise<void> {
-  await sql(s, [`DELIMITER ${DELIM}`, ...lines.filter(Boolean)].join('\n') + '\n', db);
+/** A script of statements ended by DELIM, run on `db` (the session's own from here on). */
+function script(db: string, lines: string[]): string {
+  return [`USE ${quoteName(db)};`, `DELIMITER ${DELIM}`, ...lines.filter(Boolean)].join('\n') + '\n';
 }
 
+/** A swap that failed part-way and could not be put back: the target may be half-swapped until an undo (putBack) or recover. */
+export class SwapNotUndone extends OpsError {}
+
 /**
- * Swaps the loaded scratch database in: every table at once (one RENAME TABLE: the target's tables
- * to the old-table database, the scratch's into the target), then the views, routines, triggers and
- * events of the load in place of the target's, and the scratch database dropped; one session.
- * `keep` is told what an undo needs before the first change is sent (awaited: a crash from then on
- * can still be swapped back). Returns the same; a failure part-way is swapped back before it rejects.
+ * Swaps the loaded scratch database in, on `talk` (the load's own session, its dump in whole): reads
+ * both databases' objects, tells `keep` what an undo needs before the first change is sent (awaited:
+ * a crash from then on can still be swapped back), then in one script moves every table at once (one
+ * RENAME TABLE: the target's tables to the old-table database, the scratch's into the target),
+ * replaces the target's views, routines, triggers and events by the load's and drops the scratch
+ * database; the session ends with it. Returns what an undo needs. A swap that fails part-way is
+ * swapped back before this rejects; should that fail too, it rejects with SwapNotUndone.
  */
-export async function swapIn(s: MysqlSession, runId: string, keep?: (kept: Kept) => Promise<void>): Promise<Kept> {
+export async function swapIn(s: MysqlSession, runId: string, talk: MysqlConversation, keep?: (kept: Kept) => Promise<void>): Promise<Kept> {
   const { scratch, old } = swapNames(s.t, runId);
   const T = quoteName(s.t.database);
-  const [before, loaded] = await readObjects(s, [s.t.database, scratch]);
+  const [before, loaded] = await readObjects(talk, s.t.user, [s.t.database, scratch]);
   const kept: Kept = { runId, scratch, old, tables: before.tables, objects: before.objects };
   await keep?.(kept);
-  try {
-    await script(s, s.t.database, [
-      `CREATE DATABASE ${quoteName(old)}${DELIM}`,
-      // A table with triggers cannot move to another database.
-      ...before.objects.filter((o) => o.kind === 'TRIGGER').map((o) => dropSql(s.t.database, o)),
-      ...loaded.objects.filter((o) => o.kind === 'TRIGGER').map((o) => dropSql(scratch, o)),
-      rename([
-        ...before.tables.map((t): [string, string] => [`${T}.${quoteName(t)}`, `${quoteName(old)}.${quoteName(t)}`]),
-        ...loaded.tables.map((t): [string, string] => [`${quoteName(scratch)}.${quoteName(t)}`, `${T}.${quoteName(t)}`]),
+  // A swap stopped half-way by a cancel would only leave an undo to do: it runs to its end.
+  talk.shield();
+  const failed = await talk
+    .end(
+      script(s.t.database, [
+        `CREATE DATABASE ${quoteName(old)}${DELIM}`,
+        // A table with triggers cannot move to another database.
+        ...before.objects.filter((o) => o.kind === 'TRIGGER').map((o) => dropSql(s.t.database, o)),
+        ...loaded.objects.filter((o) => o.kind === 'TRIGGER').map((o) => dropSql(scratch, o)),
+        rename([
+          ...before.tables.map((t): [string, string] => [`${T}.${quoteName(t)}`, `${quoteName(old)}.${quoteName(t)}`]),
+          ...loaded.tables.map((t): [string, string] => [`${quoteName(scratch)}.${quoteName(t)}`, `${T}.${quoteName(t)}`]),
+        ]),
+        ...before.objects.filter((o) => o.kind !== 'TRIGGER').map((o) => dropSql(s.t.database, o)),
+        ...loaded.objects.map(createSql),
+        // What is left there is the load's views and routines, now the target's: only the old tables stay.
+        `DROP DATABASE ${quoteName(scratch)}${DELIM}`,
       ]),
-      ...before.objects.filter((o) => o.kind !== 'TRIGGER').map((o) => dropSql(s.t.database, o)),
-      ...loaded.objects.map(createSql),
-      // What is left there is the load's views and routines, now the target's: only the old tables stay.
-      `DROP DATABASE ${quoteName(scratch)}${DELIM}`,
-    ]);
-  } catch (err) {
+    )
+    .then(
+      (res) => (res.code === 0 ? undefined : new CommandError(s.shell.label, ['mariadb'], res)),
+      (err: unknown) => (err instanceof Error ? err : new Error(String(err))),
+    );
+  if (!failed) return kept;
+  try {
     await swapBack(s, kept);
-    throw err;
+  } catch (err) {
+    throw new SwapNotUndone(
+      `the swap into ${s.t.database} failed (${failed.message}) and putting the old tables back failed too (${(err as Error).message}): they are kept in ${old}`,
+      1,
+      "when the database answers again, the run's undo or opsdeck recover swaps them back",
+    );
   }
-  return kept;
+  throw failed;
 }
 
 /**
@@ -450,26 +589,35 @@ export async function keptIntact(s: MysqlSession, kept: Kept): Promise<boolean> 
 export async function swapBack(s: MysqlSession, kept: Kept): Promise<void> {
   if (!kept.objects) return dropKept(s, kept);
   const T = quoteName(s.t.database);
-  const [now, atOld] = await readObjects(s, [s.t.database, kept.old]);
-  // The old tables went out whole in one statement: when there are any (or the target had none),
-  // every table now here is the load's.
-  const swapped = atOld.tables.length > 0 || kept.tables?.length === 0;
-  await script(s, s.t.database, [
-    `CREATE DATABASE IF NOT EXISTS ${quoteName(kept.scratch)}${DELIM}`,
-    ...now.objects.map((o) => dropSql(s.t.database, o)),
-    ...(swapped
-      ? [
-          rename([
-            ...now.tables.map((t): [string, string] => [`${T}.${quoteName(t)}`, `${quoteName(kept.scratch)}.${quoteName(t)}`]),
-            ...atOld.tables.map((t): [string, string] => [`${quoteName(kept.old)}.${quoteName(t)}`, `${T}.${quoteName(t)}`]),
-          ]),
-        ]
-      : []),
-    ...kept.objects.map((o) => dropSql(s.t.database, o)),
-    ...kept.objects.map(createSql),
-    `DROP DATABASE IF EXISTS ${quoteName(kept.scratch)}${DELIM}`,
-    `DROP DATABASE IF EXISTS ${quoteName(kept.old)}${DELIM}`,
-  ]);
+  const talk = new MysqlConversation(s);
+  try {
+    const [now, atOld] = await readObjects(talk, s.t.user, [s.t.database, kept.old]);
+    // The old tables went out whole in one statement: when there are any (or the target had none),
+    // every table now here is the load's.
+    const swapped = atOld.tables.length > 0 || kept.tables?.length === 0;
+    const res = await talk.end(
+      script(s.t.database, [
+        `CREATE DATABASE IF NOT EXISTS ${quoteName(kept.scratch)}${DELIM}`,
+        ...now.objects.map((o) => dropSql(s.t.database, o)),
+        ...(swapped
+          ? [
+              rename([
+                ...now.tables.map((t): [string, string] => [`${T}.${quoteName(t)}`, `${quoteName(kept.scratch)}.${quoteName(t)}`]),
+                ...atOld.tables.map((t): [string, string] => [`${quoteName(kept.old)}.${quoteName(t)}`, `${T}.${quoteName(t)}`]),
+              ]),
+            ]
+          : []),
+        ...kept.objects.map((o) => dropSql(s.t.database, o)),
+        ...kept.objects.map(createSql),
+        `DROP DATABASE IF EXISTS ${quoteName(kept.scratch)}${DELIM}`,
+        `DROP DATABASE IF EXISTS ${quoteName(kept.old)}${DELIM}`,
+      ]),
+    );
+    if (res.code !== 0) throw new CommandError(s.shell.label, ['mariadb'], res);
+  } finally {
+    // A turn that failed left the session waiting for input: it ends here, having changed nothing.
+    await talk.end().catch(() => {});
+  }
 }
 
 /** Drops what a swap kept for its undo (the old tables), once the run no longer needs them. */
