@@ -338,12 +338,12 @@ export class Inventory {
     const rows = this.sql("SELECT instance, MAX(created_at) AS t FROM backups WHERE kind = 'manual' GROUP BY instance").all() as { instance: string; t: string }[];
     return new Map(rows.map((r) => [r.instance, r.t]));
   }
-  /** The newest backup of `instance` whose code snapshot holds the tree with this stat fingerprint. */
+  /** The newest backup of `instance` whose code snapshot holds the tree with this stat fingerprint (in the store: not one only the copies hold). */
   backupForTree(instance: string, key: string): Backup | undefined {
     const alias = this.sql('SELECT backup_id FROM tree_keys WHERE key = ? AND instance = ?').get(key, instance) as { backup_id: string } | undefined;
     const viaAlias = alias && this.getBackup(alias.backup_id);
-    if (viaAlias?.manifest.code) return viaAlias;
-    return this.listBackups(instance).find((b) => b.manifest.code?.treeKey === key);
+    if (viaAlias?.manifest.code && !viaAlias.copiesOnlySince) return viaAlias;
+    return this.listBackups(instance).find((b) => b.manifest.code?.treeKey === key && !b.copiesOnlySince);
   }
   rememberTree(instance: string, key: string, backupId: string): void {
     this.sql(
@@ -356,6 +356,10 @@ export class Inventory {
   }
   removeBackup(id: string): void {
     this.sql('DELETE FROM backups WHERE id = ?').run(id);
+  }
+  /** The store dropped this backup; a copy store still keeps it (backups prune). */
+  markCopiesOnly(id: string): void {
+    this.sql('UPDATE backups SET copies_only_since = ? WHERE id = ? AND copies_only_since IS NULL').run(now(), id);
   }
 
   // ---- watch baselines

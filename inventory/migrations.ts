@@ -255,4 +255,9 @@ export const MIGRATIONS: string[] = [
   -- the old ones), recorded with its critical section: recover swaps them back after a crash.
   ALTER TABLE half_restored ADD COLUMN db_kept TEXT;
   `,
+  `
+  -- A backup the store's retention dropped while a copy store keeps it by its own (backups prune):
+  -- still restorable from the copies, so recorded with its manifest; since when only the copies hold it.
+  ALTER TABLE backups ADD COLUMN copies_only_since TEXT;
+  `,
 ];

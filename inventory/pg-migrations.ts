@@ -254,6 +254,11 @@ export const PG_MIGRATIONS: string[] = [
   PG_TEAM_ROLES_MIGRATION,
   // Row-level security evaluated once per query where it was once per row (pg-rights.ts).
   PG_POLICIES_MIGRATION,
+  // A backup the store dropped that a copy store keeps: since when only the copies hold it. The
+  // policies on backups (rows by their instance) cover the new column as they are.
+  `
+  ALTER TABLE backups ADD COLUMN copies_only_since TEXT;
+  `,
 ];
 
 /**

@@ -57,6 +57,7 @@ export interface BackupRow {
   verified_at: Maybe<Text>;
   verify_failed: number;
   run_id: Maybe<number>;
+  copies_only_since?: Maybe<Text>;
 }
 
 export interface RunRow {
@@ -191,6 +192,7 @@ export function rowToBackup(r: BackupRow): Backup {
     verifiedAt: r.verified_at,
     verifyFailed: !!r.verify_failed,
     runId: r.run_id,
+    ...(r.copies_only_since && { copiesOnlySince: r.copies_only_since }),
   };
 }
 export function rowToRun(r: RunRow): RunRecord {

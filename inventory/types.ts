@@ -96,6 +96,8 @@ export interface Backup {
   verifyFailed?: boolean;
   /** The run that took it, for the audit trail. */
   runId: number | null;
+  /** Since when only the copy stores hold it (the store's retention dropped it, a copy's keeps it); absent: in the store. */
+  copiesOnlySince?: string | null;
 }
 
 /** What a restore drill proved, as stored and shown (drills, the console, the report file). */

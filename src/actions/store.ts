@@ -194,7 +194,8 @@ export async function copyToAll(store: Store, snapshots: string[], ctx: StepIO):
 export function copyPlan(deps: Deps, instance?: string): Plan<CopyResult, CopyResult> {
   if (instance) deps.inv.requireInstance(instance);
   if (!deps.store.copies.length) throw new UsageError('no copy stores are set', 'name them first: opsdeck settings storeCopies /mnt/offsite/restic,sftp:vault:/srv/restic');
-  const snapshots = backupSnapshots(deps.inv.listBackups(instance));
+  // Not a backup only the copies hold: the store has none of it to copy.
+  const snapshots = backupSnapshots(deps.inv.listBackups(instance).filter((b) => !b.copiesOnlySince));
   return {
     command: 'backups copy',
     params: { instance, copies: deps.store.copies.map((c) => c.repository) },

@@ -48,6 +48,10 @@ export interface BackupRow {
   files: number | null;
   codeBytes: number | null;
   dbBytes: number | null;
+  /** Only the copy stores hold it (the store's retention dropped it, a copy's keeps it): restores read it from there. */
+  copiesOnly: boolean;
+  /** Since when, or null. */
+  copiesOnlySince: string | null;
 }
 
 export function backupRow(b: Backup): BackupRow {
@@ -62,13 +66,20 @@ export function backupRow(b: Backup): BackupRow {
     files: b.manifest.code?.files ?? null,
     codeBytes: b.manifest.code?.bytes ?? null,
     dbBytes: b.manifest.db?.bytes ?? null,
+    copiesOnly: !!b.copiesOnlySince,
+    copiesOnlySince: b.copiesOnlySince ?? null,
   };
 }
 
-export const BACKUP_HEADERS = ['ID', 'INSTANCE', 'KIND', 'TAKEN', 'FILES', 'SIZE', 'VERIFIED'];
+export const BACKUP_HEADERS = ['ID', 'INSTANCE', 'KIND', 'TAKEN', 'FILES', 'SIZE', 'HELD BY', 'VERIFIED'];
 
 export function backupCells(b: BackupRow, now = Date.now()): string[] {
-  return [b.id, b.instance, b.kind, age(b.createdAt, now), b.files === null ? '-' : String(b.files), formatBytes((b.codeBytes ?? 0) + (b.dbBytes ?? 0)), backupVerifiedWord(b)];
+  return [b.id, b.instance, b.kind, age(b.createdAt, now), b.files === null ? '-' : String(b.files), formatBytes((b.codeBytes ?? 0) + (b.dbBytes ?? 0)), backupHeldWord(b), backupVerifiedWord(b)];
+}
+
+/** Where a backup is read from: the store, or only its copies (the store's retention dropped it). */
+export function backupHeldWord(b: { copiesOnly: boolean }): string {
+  return b.copiesOnly ? 'copies only' : 'store';
 }
 
 /** FAILED, verified, or nothing (never verified). */

@@ -88,7 +88,9 @@ export function register(program: Command, act: Act): void {
   keepOptions(
     backups
       .command('prune [instance]')
-      .description("drop the backups the retention policy does not keep (the environment's, or the flags'); --dry-run lists them")
+      .description(
+        "drop the backups the retention policy does not keep (the environment's, or the flags'); those a copy store keeps by its own retention stay listed as copy-only; --dry-run lists them",
+      )
       .addHelpText('after', examples('opsdeck backups prune --dry-run', 'opsdeck backups prune shop-prod --keep-daily 7 --yes', 'opsdeck help retention')),
   ).action(
     act(async (app, g, name: string | undefined, o: KeepOpts) => {
@@ -104,8 +106,13 @@ export function register(program: Command, act: Act): void {
         return await runPlan(app, g, prunePlan(app, { instance: name, policy: anyKeep(o) ? policyOf(o) : undefined }), (r) =>
           [
             ...r.removed.map((b) => `dropped ${b.kind} backup ${b.id} of ${b.instance} (${b.createdAt})`),
-            `${r.removed.length} dropped, ${r.kept.length} kept`,
+            ...r.copiesOnly.map(
+              (b) =>
+                `dropped ${b.kind} backup ${b.id} of ${b.instance} (${b.createdAt}) from the store; kept as copy-only (${b.copies.length ? `held by ${b.copies.join(', ')}` : 'a copy store could not be read'})`,
+            ),
+            `${r.removed.length} dropped, ${r.kept.length} kept${r.copiesOnly.length ? `, ${r.copiesOnly.length} kept in the copy stores only` : ''}`,
             ...r.copies.map((c) => `copy store ${c.repository}: ${c.removed.length} dropped (${c.removed.map((b) => b.id).join(', ') || 'none'}), ${c.kept.length} kept`),
+            ...r.copiesOnlyDropped.map((b) => `dropped copy-only ${b.kind} backup ${b.id} of ${b.instance} (${b.createdAt}) from the inventory: no copy store keeps it`),
           ].join('\n'),
         );
       } finally {
