@@ -5,7 +5,7 @@ import type { StepIO } from '../core/plan.js';
 import { OpsError, UsageError } from '../core/errors.js';
 import { CommandError, run } from '../remote/shell.js';
 import { dbFor, shellFor, type Deps } from '../deps/deps.js';
-import { runHook } from './app.js';
+import { MAINTENANCE_FILE, runHook } from './app.js';
 
 /**
  * Release directories (issue 13, item 1): the instance path is a symlink to one of
@@ -316,6 +316,12 @@ export interface RestoredRelease {
   /** The previous-release record the switch found, put back by the undo. */
   previous?: string | null;
   switched?: boolean;
+  /**
+   * The maintenance page (carried into the restored release, so a site in maintenance stays so) was
+   * removed from the release live before: maintenance is the instance's, and a later rollback to that
+   * release must not bring back a page the run since took down. The undo puts it back.
+   */
+  maintenanceMoved?: boolean;
 }
 
 /** What a release-mode restore cut short (kill -9, a crash, an undo that failed) left beside the instance. */
@@ -419,6 +425,7 @@ export async function restoreAsRelease(
   meta: Pick<ReleaseMeta, 'backup' | 'schema'>,
   withShared: boolean,
   ctx: StepIO,
+  copy?: { sourcePaths: string[]; keep: string[] },
 ): Promise<void> {
   const shared = sharedDir(inst.path);
   // What a restore cut short left may be the only copy of shared/ as it was: settled first, by recover.
@@ -434,12 +441,26 @@ export async function restoreAsRelease(
   const id = releaseId('restored', taken);
   st.id = id;
   const incoming = incomingShared(inst.path, id);
+  if (copy) {
+    // Another instance's tree (a clone, a restore --to): its shared/ holds the source's shared paths,
+    // not this instance's. Its files go in place of its links (the tree is then whole, as one in place
+    // is), then the paths this instance shares are taken from that tree below; the files the target
+    // keeps as its own (its local files, already carried in as links to its shared/) are left out.
+    const filled = await materializeShared(
+      deps,
+      inst,
+      staging,
+      copy.sourcePaths.filter((p) => !copy.keep.includes(p)),
+      withShared,
+    );
+    if (filled.length) ctx.log(`the source's shared ${filled.join(', ')} copied in place of its links`);
+  }
   // shared/ from the tar only when the backup's manifest says the tar holds it, and never through a link.
   const fromTar = await sh(
     deps,
     inst,
     'rm -rf -- "$2" && if [ "$3" = yes ] && [ -d "$1/' + SHARED_IN_TAR + '" ] && ! [ -L "$1/' + SHARED_IN_TAR + '" ]; then mv -T -- "$1/' + SHARED_IN_TAR + '" "$2" && echo tar; fi',
-    [staging, incoming, withShared ? 'yes' : 'no'],
+    [staging, incoming, withShared && !copy ? 'yes' : 'no'],
   );
   if (!fromTar.stdout.includes('tar')) {
     const res = await sh(
@@ -456,7 +477,8 @@ export async function restoreAsRelease(
       .split('\n')
       .filter((l) => l.startsWith('kept '))
       .map((l) => l.slice(5));
-    if (kept.length) ctx.log(`the backup holds no shared/ (taken before backups held it): ${kept.join(', ')} kept as ${shared} has them now`, 'warn');
+    if (kept.length && copy) ctx.log(`kept ${inst.name}'s own shared ${kept.join(', ')}`);
+    else if (kept.length) ctx.log(`the backup holds no shared/ (taken before backups held it): ${kept.join(', ')} kept as ${shared} has them now`, 'warn');
     // Its own copies moved out: links in their place. (A tree from the tar keeps its links exactly as backed up.)
     await linkShared(deps, inst, staging);
   }
@@ -475,11 +497,20 @@ export async function restoreAsRelease(
   await sh(deps, inst, 'mv -T -- "$1" "$3" && mv -T -- "$2" "$1"', [shared, incoming, old]);
   st.switched = true;
   await switchTo(deps, inst, id, ctx);
+  const page = await sh(deps, inst, 'if [ -f "$1/$3" ] && [ -f "$2/$3" ]; then rm -f -- "$1/$3" && echo moved; fi', [
+    `${releasesDir(inst.path)}/${st.live}`,
+    `${releasesDir(inst.path)}/${id}`,
+    MAINTENANCE_FILE,
+  ]);
+  st.maintenanceMoved = page.stdout.includes('moved');
   ctx.log(`restored as release ${id}; ${shared} is the backup's (the one before waits in ${st.oldShared} until the run is done)`);
 }
 
 /** The undo of restoreAsRelease: the link back to the release live before, shared/ as it was, the restored release gone. */
 export async function undoRestoredRelease(deps: Deps, inst: Instance, st: RestoredRelease, ctx: StepIO): Promise<void> {
+  if (st.maintenanceMoved && st.id)
+    await sh(deps, inst, 'if [ -f "$2/$3" ] && ! [ -e "$1/$3" ]; then cp -p -- "$2/$3" "$1/$3"; fi', [`${releasesDir(inst.path)}/${st.live}`, `${releasesDir(inst.path)}/${st.id}`, MAINTENANCE_FILE]);
+  st.maintenanceMoved = false;
   if (st.switched) await switchTo(deps, inst, st.live, ctx, st.previous ?? null);
   st.switched = false;
   if (!st.id) return;

@@ -10,7 +10,7 @@ import { dbFor, loginShellFor, shellFor, type Deps } from '../deps/deps.js';
 import { progressSum, together } from './relay.js';
 import { MAINTENANCE_FILE } from './app.js';
 import { rebaselineStep } from './watch.js';
-import { dropOldShared, liveRelease, materializeShared, releasesDir, restoreAsRelease, schemaHash, sharedPathsOf, undoRestoredRelease } from './releases.js';
+import { dropOldShared, liveRelease, materializeShared, restoreAsRelease, schemaHash, sharedPathsOf, undoRestoredRelease } from './releases.js';
 import { backupChoiceNotes, checkTreeUser, freeSpace, hasCode, hasDb, keepsLocal, pickBackup, treeSize, type RestoreState } from './restore-checks.js';
 import { loadDatabase, loadDatabaseFrom, stageCode, stageCodeFrom } from './restore-data.js';
 
@@ -126,17 +126,10 @@ export function restoreSteps(deps: Deps, target?: Instance): RestoreSteps {
         const p = await asked.parent;
         if (p.code !== 0) throw new UsageError(`the parent directory ${parent} of ${target.path} does not exist on ${target.host}`, 'create it on the host first');
         await asked.user;
-        // A release-mode path is a link: a restore of the instance's own backup comes back as a new
-        // release (restoreAsRelease); another instance's tree (a clone, a drill) is refused, as the
-        // swap would put a plain tree in place of the link.
+        // A release-mode path is a link: the tree (the instance's own backup, or another instance's)
+        // comes back as a new release (restoreAsRelease), never a plain tree in place of the link.
         const live = await asked.live;
-        if (live && from.backup?.instance === target.name) ctx.state.release = { live };
-        else if (live) {
-          throw new UsageError(
-            `${target.name} is in release mode (${target.path} is a link into ${releasesDir(target.path)}): a copy of another instance's code tree would replace the link with a plain tree`,
-            `go back to an earlier release with: opsdeck rollback ${target.name}; for the database alone: opsdeck clone SOURCE ${target.name} --data-only; or leave release mode first: opsdeck instance set ${target.name} --releases 0, then opsdeck update ${target.name}`,
-          );
-        }
+        if (live) ctx.state.release = { live };
         await asked.load;
         const m = from.backup?.manifest.code;
         const tree = asked.tree ? await asked.tree : { bytes: m?.bytes ?? 0, entries: m ? (m.files ?? 0) + (m.dirs ?? 0) + (m.symlinks ?? 0) : 0 };
@@ -285,6 +278,7 @@ export function restoreSteps(deps: Deps, target?: Instance): RestoreSteps {
           // Release mode: no rename of trees, a new release and one switch of the link. Recorded first,
           // with or without a database: recover settles shared/ and the link from what is on the host.
           enterCriticalSection(deps, ctx, 'swapping', false);
+          const source = ctx.state.from.live ?? deps.inv.getInstance(ctx.state.from.backup.instance);
           await restoreAsRelease(
             deps,
             target,
@@ -293,6 +287,10 @@ export function restoreSteps(deps: Deps, target?: Instance): RestoreSteps {
             { backup: ctx.state.safety?.manifest.db ? ctx.state.safety.id : null, schema: await schemaHash(deps, target) },
             withShared,
             ctx,
+            // Another instance's tree: its shared files in place of its links first; the target's own files stay.
+            (ctx.state.from.live?.name ?? ctx.state.from.backup?.instance) === target.name
+              ? undefined
+              : { sourcePaths: source ? sharedPathsOf(source) : [], keep: keepsLocal(ctx.state) ? target.localPaths : [] },
           );
           // Switched: a run killed from here on is finished by recover (code and database both new).
           enterCriticalSection(deps, ctx, 'swapped', false);

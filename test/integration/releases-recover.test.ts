@@ -1,11 +1,12 @@
-import { existsSync, lstatSync, readdirSync, readlinkSync } from 'node:fs';
+import { existsSync, lstatSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
-import { addInstance, asLabUser, cli, homeWithHosts, lab, must, treeState } from '../helpers.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { addInstance, asLabUser, cli, homeWithHosts, lab, must, sql, treeState } from '../helpers.js';
 
 // opsdeck recover on what release mode leaves when a run is killed (issue 13, item 1): a conversion
 // cut short (its journal PATH.releases/.converting), and a restore as a release cut short between
-// its renames of shared/. The states are made on the host as the kill leaves them.
+// its renames of shared/. The states are made on the host as the kill leaves them. And another
+// instance's tree onto a release-mode instance (clone, restore --to): a new release of it.
 
 const l = lab();
 const root = l.hosts[0].root;
@@ -18,11 +19,12 @@ const beside = (name: string) =>
     .sort();
 
 /** A release-mode-ready instance: its own copy of the lab app's repository, with a commit on `branch` to update to. */
-async function instanceWithRepo(name: string, shared: string[]) {
-  const home = await homeWithHosts(['lab1']);
+async function instanceWithRepo(name: string, shared: string[], inHome?: string) {
+  const home = inHome ?? (await homeWithHosts(['lab1']));
   const url = join(root, `${name}-repo.git`);
   const work = join(root, `${name}-repo-work`);
-  asLabUser('rm', ['-rf', url, work, join(root, `${name}.releases`), join(root, `${name}.shared`)]);
+  // Whatever an earlier run on this lab left beside the path (releases, shared/, a cut-short restore's names).
+  asLabUser('sh', ['-c', 'rm -rf -- "$1" "$2" "$3".*', 'sh', url, work, join(root, name)]);
   asLabUser('git', ['clone', '-q', '--bare', l.appRepo, url]);
   asLabUser('git', ['clone', '-q', url, work]);
   const i = await addInstance(home, 'lab1', name, 'dev');
@@ -147,5 +149,67 @@ describe('opsdeck recover, release mode', () => {
     expect(treeState(shared)).toEqual(incoming);
     expect(beside('rr-done')).toEqual(['rr-done', 'rr-done.releases', 'rr-done.shared']);
     expect(await (await fetch(i.url)).text()).toContain('converted');
+  });
+});
+
+describe("another instance's tree onto a release-mode instance", () => {
+  let home: string;
+  let t: Awaited<ReturnType<typeof addInstance>>;
+  let shared: string;
+  let local: string;
+  let was: string;
+  let treeBefore: Record<string, string>;
+  /** The replaced shared/ is deleted in the background once a run is done: renamed to *.gone first. */
+  const left = () => beside('rr-tgt').filter((n) => !n.endsWith('.gone'));
+
+  beforeAll(async () => {
+    ({ home, i: t } = await instanceWithRepo('rr-tgt', ['uploads']));
+    await must(cli(home, ['update', 'rr-tgt', '--yes']));
+    shared = `${t.path}.shared`;
+    asLabUser('sh', ['-c', 'printf mine > "$1/uploads/target.jpg"', 'sh', shared]);
+    local = readFileSync(join(shared, 'config', 'local.env'), 'utf8');
+    was = readlinkSync(t.path);
+    treeBefore = treeState(t.path);
+  });
+
+  it("a clone of an instance in place becomes a new release: shared/ holds the source's uploads, the target's own local file is kept, the database is the source's", async () => {
+    const src = await addInstance(home, 'lab1', 'rr-src', 'dev');
+    asLabUser('sh', ['-c', 'mkdir -p "$1/uploads" && printf source > "$1/uploads/source.jpg" && echo copied > "$1/only-in-source.txt"', 'sh', src.path]);
+    sql(src.db, `SET ROLE ${src.role}; INSERT INTO notes (body) VALUES ('from the source');`);
+    await must(cli(home, ['clone', 'rr-src', 'rr-tgt', '--yes']));
+    expect(readlinkSync(t.path)).toMatch(/^rr-tgt\.releases\/\d{8}T\d{6}Z-restored$/);
+    expect(readdirSync(`${t.path}.releases`)).toContain(was.split('/').pop());
+    expect(readFileSync(join(t.path, 'only-in-source.txt'), 'utf8')).toBe('copied\n');
+    expect(readlinkSync(join(t.path, 'uploads'))).toBe('../../rr-tgt.shared/uploads');
+    expect(readdirSync(join(shared, 'uploads'))).toEqual(['source.jpg']);
+    expect(readFileSync(join(shared, 'config', 'local.env'), 'utf8')).toBe(local);
+    expect(sql(t.db, 'SELECT body FROM notes ORDER BY id')).toContain('from the source');
+    expect(left()).toEqual(['rr-tgt', 'rr-tgt.releases', 'rr-tgt.shared']);
+    // Out of maintenance, and so is the release live before (a rollback to it must not find the clone's page).
+    expect((await fetch(t.url)).status).toBe(200);
+    expect(existsSync(join(`${t.path}.releases`, was.split('/').pop()!, 'maintenance.html'))).toBe(false);
+  });
+
+  it("restore --to of a release-mode instance's backup: shared/ from the backup's shared/, no link into the source's shared/", async () => {
+    const before = readlinkSync(t.path);
+    const { i: s2 } = await instanceWithRepo('rr-src2', ['uploads'], home);
+    await must(cli(home, ['update', 'rr-src2', '--yes']));
+    asLabUser('sh', ['-c', 'printf backed > "$1/uploads/backed.jpg"', 'sh', `${s2.path}.shared`]);
+    await must(cli(home, ['backup', 'rr-src2']));
+    await must(cli(home, ['restore', 'rr-src2', '--to', 'rr-tgt', '--yes']));
+    expect(readlinkSync(t.path)).not.toBe(before);
+    expect(readdirSync(join(shared, 'uploads'))).toEqual(['backed.jpg']);
+    expect(readFileSync(join(shared, 'config', 'local.env'), 'utf8')).toBe(local);
+    expect(existsSync(join(t.path, '.opsdeck-shared'))).toBe(false);
+    expect(Object.entries(treeState(t.path)).filter(([, v]) => v.includes('rr-src2.shared'))).toEqual([]);
+    expect(await (await fetch(t.url)).text()).toContain('converted');
+    expect(left()).toEqual(['rr-tgt', 'rr-tgt.releases', 'rr-tgt.shared']);
+  });
+
+  it('rollback --to the release live before the copies goes back in one switch: its tree exactly as it was', async () => {
+    await must(cli(home, ['rollback', 'rr-tgt', '--to', was.split('/').pop()!, '--yes']));
+    expect(readlinkSync(t.path)).toBe(was);
+    expect(treeState(t.path)).toEqual(treeBefore);
+    expect((await fetch(t.url)).status).toBe(200);
   });
 });
