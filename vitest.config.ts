@@ -11,6 +11,8 @@ const UNIT = ['test/unit/**/*.test.ts'];
 const shared = {
   // The lab (sshd, PostgreSQL) is shared by every integration file: start it once.
   globalSetup: ['test/global-setup.ts'],
+  // Per test wall time and CPU, with OPSDECK_TEST_PROFILE=FILE set (test/profile.ts); else nothing.
+  setupFiles: ['test/profile.ts'],
   testTimeout: 120_000,
   hookTimeout: 180_000,
 };
