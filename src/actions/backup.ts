@@ -7,7 +7,7 @@ import { errorMessage, OpsError } from '../core/errors.js';
 import { formatBytes } from '../core/format.js';
 import { dbFor, loginShellFor, shellFor, type Deps } from '../deps/deps.js';
 import { Meter, TarScanner } from './meter.js';
-import { listTree, mirrorBackup, treeMirrorsOn } from '../store/tree-mirror.js';
+import { isMirrored, listTree, mirrorBackup, pendingBytes, treeMirrorsOn, type TreeList } from '../store/tree-mirror.js';
 import { NotMirrorable, treeKeyOf } from '../store/tree-index.js';
 import { progressSum, relay, together } from './relay.js';
 import { codeTarArgv, hasSharedDir, sharedDir } from './releases.js';
@@ -48,13 +48,13 @@ export async function treeKey(deps: Deps, inst: Instance, signal?: AbortSignal, 
  * stat fingerprint matches a stored backup's is not streamed again: that snapshot already holds it
  * (restic skips unchanged files by the same kind of stat data).
  */
-export async function backupCode(deps: Deps, inst: Instance, id: string, ctx: StepIO, reuse = false, shared?: boolean): Promise<NonNullable<Manifest['code']>> {
+export async function backupCode(deps: Deps, inst: Instance, id: string, ctx: StepIO, reuse = false, shared?: boolean, known?: TreeList): Promise<NonNullable<Manifest['code']>> {
   const shell = shellFor(deps, inst);
   // Release mode: the live release and shared/ in one tar (SHARED_IN_TAR); a mirror holds one tree only.
   const withShared = shared ?? (await hasSharedDir(deps, inst, ctx.signal));
-  let list: Awaited<ReturnType<typeof listTree>> | undefined;
+  let list = withShared ? undefined : known;
   if (withShared && treeMirrorsOn(deps.store)) ctx.log('code: streamed whole, not through the mirror: a release and its shared/ are two trees');
-  else if (treeMirrorsOn(deps.store)) {
+  else if (treeMirrorsOn(deps.store) && !list) {
     try {
       list = await listTree(shell, inst.path, ctx.signal, (n) => ctx.progress(n));
     } catch (err) {
@@ -62,8 +62,10 @@ export async function backupCode(deps: Deps, inst: Instance, id: string, ctx: St
       ctx.log(`code: streamed whole, not through the mirror: ${err.message}`, 'warn');
     }
   }
+  // The list came with the inspect step: the database's dump starts first, before the mirror's work here.
+  if (known && list) await new Promise(setImmediate);
   // Through a mirror, the fingerprint comes from the host's list: no second pass over the tree.
-  const listed = list && treeKeyOf(list.entries);
+  const listed = list && (list.key ??= treeKeyOf(list.entries));
   const key = listed ?? (await treeKey(deps, inst, ctx.signal, withShared));
   if (reuse && key) {
     const same = deps.inv.backupForTree(inst.name, key);
@@ -113,14 +115,17 @@ export async function backupCode(deps: Deps, inst: Instance, id: string, ctx: St
  * The tree through the instance's mirror on the jump box (setting treeMirrors): the host lists its
  * files, only changed ones travel, restic stores the mirror with the host's file index beside it.
  */
-async function backupCodeByMirror(deps: Deps, inst: Instance, id: string, ctx: StepIO, key: string, list: Awaited<ReturnType<typeof listTree>>): Promise<NonNullable<Manifest['code']>> {
+async function backupCodeByMirror(deps: Deps, inst: Instance, id: string, ctx: StepIO, key: string, list: TreeList): Promise<NonNullable<Manifest['code']>> {
+  // The newest recorded backup stored from this mirror: restic's parent, found without reading every snapshot of the store.
+  const parent = deps.inv.listBackups(inst.name).find((b) => b.manifest.code && isMirrored(b.manifest.code))?.manifest.code?.snapshot;
   const r = await guardTagged(deps, id, ctx, () =>
     mirrorBackup(deps.store, shellFor(deps, inst), {
       instance: inst.name,
-      source: `${inst.host}:${inst.path}`,
+      source: mirrorSource(inst),
       path: inst.path,
       tags: [`instance=${inst.name}`, `backup=${id}`, 'stream=code'],
       list,
+      parent,
       signal: ctx.signal,
       progress: (n) => ctx.progress(n),
       log: (line) => ctx.log(line),
@@ -129,6 +134,9 @@ async function backupCodeByMirror(deps: Deps, inst: Instance, id: string, ctx: S
   ctx.log(`code: ${r.tree.files} files, ${formatBytes(r.tree.bytes)}; ${r.fetched} changed, ${formatBytes(r.wire)} over the wire, ${formatBytes(r.dataAdded)} new stored`);
   return { ...r.tree, treeKey: key };
 }
+
+/** What an instance's mirror is of: another host or path starts it afresh. */
+const mirrorSource = (inst: Instance) => `${inst.host}:${inst.path}`;
 
 /** Streams the database's dump from the host into the store; the password reaches the dump on its stdin. */
 export async function backupDatabase(deps: Deps, inst: Instance, id: string, ctx: StepIO): Promise<NonNullable<Manifest['db']>> {
@@ -183,13 +191,15 @@ export async function snapshotInstance(
   reuse = false,
   /** Whether the tree has shared/ beside it, when the caller asked already (hasSharedDir). */
   knownShared?: boolean,
+  /** The host's list of the tree, when the caller took it already (inspectInstance, with treeMirrors on). */
+  knownList?: TreeList,
 ): Promise<Manifest> {
   const slot = progressSum(ctx.progress, sizeHint);
   const sub = (i: number, signal: AbortSignal): StepIO => ({ ...ctx, signal, progress: slot(i) });
   // Asked before the streams start: its refusal (a tree with its own .opsdeck-shared) then stops nothing half-way.
   const shared = withCode ? (knownShared ?? (await hasSharedDir(deps, inst, ctx.signal))) : false;
   const [code, db] = await together<[Manifest['code'] | undefined, Manifest['db'] | undefined]>(ctx.signal, [
-    async (signal) => (withCode ? backupCode(deps, inst, id, sub(0, signal), reuse, shared) : undefined),
+    async (signal) => (withCode ? backupCode(deps, inst, id, sub(0, signal), reuse, shared, knownList) : undefined),
     async (signal) => (inst.dbUrl ? backupDatabase(deps, inst, id, sub(1, signal)) : undefined),
   ]);
   return { ...(code && { code }), ...(db && { db }) };
@@ -208,17 +218,40 @@ export async function takeBackup(deps: Deps, inst: Instance, ctx: StepIO, kind: 
   return recordBackup(deps, inst.name, kind, id, await snapshotInstance(deps, inst, id, ctx, undefined, true, true));
 }
 
-/** Sizes the tree's tar stream (for the progress bar) and checks the instance is there; says whether shared/ goes with it. */
-export async function inspectInstance(deps: Deps, inst: Instance, signal?: AbortSignal): Promise<{ bytes: number; shared: boolean }> {
+const unreadable = (inst: Instance, why: string) =>
+  new OpsError(`the code tree ${inst.path} of ${inst.name} cannot be read on host ${inst.host}: ${why}`, 1, `check the path with: opsdeck instance show ${inst.name}`);
+
+/**
+ * Sizes what the backup will send (for the progress bar) and checks the instance is there; says
+ * whether shared/ goes with it. With treeMirrors on, the host's list of the tree is taken here, side
+ * by side with the shared/ question: it sizes what will travel (the changed files), and the streams
+ * step goes on with it instead of a second walk of the tree.
+ */
+export async function inspectInstance(deps: Deps, inst: Instance, signal?: AbortSignal): Promise<{ bytes: number; shared: boolean; list?: TreeList }> {
   const shell = shellFor(deps, inst);
+  if (treeMirrorsOn(deps.store)) {
+    // A tree whose path is a link (release mode) is not listed: its backup streams whole.
+    const [shared, listed] = await Promise.allSettled([hasSharedDir(deps, inst, signal), listTree(shell, inst.path, signal, undefined, true)]);
+    if (shared.status === 'rejected') throw shared.reason;
+    if (!shared.value) {
+      if (listed.status === 'fulfilled' && listed.value) {
+        const list = listed.value;
+        // Worked out here, so the streams step starts the database's dump without waiting on it.
+        list.key = treeKeyOf(list.entries);
+        return { bytes: list.wire + pendingBytes(deps.store, inst.name, mirrorSource(inst), list), shared: false, list };
+      }
+      // The streams step says why a tree is streamed whole; a tree that cannot be read is said here.
+      if (listed.status === 'rejected' && !(listed.reason instanceof NotMirrorable)) {
+        throw listed.reason instanceof CommandError ? unreadable(inst, listed.reason.result.stderr.trim()) : listed.reason;
+      }
+    }
+  }
   const shared = await hasSharedDir(deps, inst, signal);
   // Into /dev/null GNU tar reads no file's data, yet counts exactly the bytes the backup's tar will send
   // (LC_ALL=C: the count is read from its English words).
   const [, ...tar] = codeTarArgv(inst.path, shared, '/dev/null');
   const res = await shell.exec(['env', 'LC_ALL=C', 'tar', '--totals', ...tar], { signal });
-  if (res.code !== 0) {
-    throw new OpsError(`the code tree ${inst.path} of ${inst.name} cannot be read on host ${inst.host}: ${res.stderr.trim()}`, 1, `check the path with: opsdeck instance show ${inst.name}`);
-  }
+  if (res.code !== 0) throw unreadable(inst, res.stderr.trim());
   return { bytes: Number(/Total bytes written: (\d+)/.exec(res.stderr)?.[1] ?? 0), shared };
 }
 
@@ -228,6 +261,8 @@ export interface BackupState {
   sizeHint?: number;
   /** Whether shared/ goes with the tree (release mode), as the inspect step found. */
   shared?: boolean;
+  /** The host's list of the tree (treeMirrors on), as the inspect step took it. */
+  list?: TreeList;
   backup?: Backup;
 }
 
@@ -239,8 +274,9 @@ export function backupSteps(deps: Deps, inst: Instance, kind: Backup['kind']) {
       title: `Connect to ${inst.host} and size ${inst.path}`,
       explain: 'Checks the host key, logs in and measures the code tree. If it fails, check the host with `opsdeck host check`.',
       run: async (ctx) => {
-        const { bytes: tree, shared } = await inspectInstance(deps, inst, ctx.signal);
+        const { bytes: tree, shared, list } = await inspectInstance(deps, inst, ctx.signal);
         ctx.state.shared = shared;
+        ctx.state.list = list;
         // The bar's total is all that will flow: the tree, and a dump the size of the last one; without one it is unknown.
         const dump = inst.dbUrl ? deps.inv.listBackups(inst.name).find((b) => b.manifest.db)?.manifest.db?.bytes : 0;
         ctx.state.sizeHint = dump === undefined ? undefined : tree + dump;
@@ -251,7 +287,7 @@ export function backupSteps(deps: Deps, inst: Instance, kind: Backup['kind']) {
       title: inst.dbUrl ? 'Back up the code tree and the database' : 'Back up the code tree',
       explain: 'Streams a tar of the code tree and a dump of the database into the store side by side, hashing both and counting rows.',
       run: async (ctx) => {
-        ctx.state.manifest = await snapshotInstance(deps, inst, ctx.state.id, ctx, ctx.state.sizeHint, true, false, ctx.state.shared);
+        ctx.state.manifest = await snapshotInstance(deps, inst, ctx.state.id, ctx, ctx.state.sizeHint, true, false, ctx.state.shared, ctx.state.list);
       },
       undo: async (ctx) => deps.store.discardTagged(`backup=${ctx.state.id}`),
     },

@@ -366,11 +366,15 @@ export class Store {
     throw new OpsError(`restic printed no summary for ${filename}`);
   }
 
-  /** Stores a directory as a snapshot (a tree's mirror); restic reads only files whose stat changed since its last one. */
-  async backupDir(dir: string, tags: string[], signal?: AbortSignal): Promise<SnapshotResult> {
+  /**
+   * Stores a directory as a snapshot (a tree's mirror); restic reads only files whose stat changed
+   * since `parent` (without one, restic's latest of the directory). A parent gone is searched for.
+   */
+  async backupDir(dir: string, tags: string[], signal?: AbortSignal, parent?: string): Promise<SnapshotResult> {
     await this.ensure();
-    const argv = this.restic('backup', '--json', '--host', 'opsdeck', '--tag', tags.join(','), dir);
-    const res = await this.waitingForLock(argv, (a) => this.shell.exec(a, { signal }), signal);
+    const argv = (p?: string) => this.restic('backup', '--json', '--host', 'opsdeck', '--tag', tags.join(','), ...(p ? ['--parent', p] : []), dir);
+    let res = await this.waitingForLock(argv(parent), (a) => this.shell.exec(a, { signal }), signal);
+    if (parent && res.code !== 0 && /no matching ID found/.test(res.stderr)) res = await this.waitingForLock(argv(), (a) => this.shell.exec(a, { signal }), signal);
     if (res.code !== 0) throw new OpsError(`the backup store refused ${dir}: ${res.stderr.trim().split('\n').slice(-2).join(' ')}`);
     const line = res.stdout
       .split('\n')

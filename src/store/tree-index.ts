@@ -1,3 +1,4 @@
+import { isUtf8 as utf8Bytes } from 'node:buffer';
 import { createHash, type Hash } from 'node:crypto';
 import { OpsError } from '../core/errors.js';
 
@@ -30,10 +31,9 @@ export const FIND_FORMAT = '%y\\t%i\\t%s\\t%T@\\t%C@\\t%m\\t%U\\t%G\\t%n\\t%P\\0
 /** Thrown for a tree the mirror cannot hold exactly (devices, fifos, sockets): the caller streams it whole. */
 export class NotMirrorable extends Error {}
 
-const isUtf8 = (s: string) => {
-  const b = Buffer.from(s, 'latin1');
-  return Buffer.from(b.toString('utf8'), 'utf8').equals(b);
-};
+// Most names are ASCII: only the others are copied to be checked byte by byte.
+const ASCII = /^[\x00-\x7f]*$/;
+const isUtf8 = (s: string) => ASCII.test(s) || utf8Bytes(Buffer.from(s, 'latin1'));
 
 const seconds = (t: string): number => {
   const [int, frac] = t.split('.');
@@ -64,7 +64,8 @@ export function parseFindOutput(buf: Buffer): TreeEntry[] {
     if (y !== 'f' && y !== 'd' && y !== 'l') throw new NotMirrorable(`${path || '.'} is a special file (find type ${y})`);
     // restic keeps names as UTF-8 text: a name that is not would not come back byte for byte.
     if (!isUtf8(path) || !isUtf8(link)) throw new NotMirrorable(`${JSON.stringify(path)} is a name that is not UTF-8`);
-    out.push({
+    const stamp = `${ino} ${size} ${mt} ${ct}`;
+    const e: TreeEntry = {
       path,
       type: y,
       mode: parseInt(mode, 8),
@@ -72,17 +73,21 @@ export function parseFindOutput(buf: Buffer): TreeEntry[] {
       gid: Number(gid),
       mtime: seconds(mt),
       size: y === 'f' ? Number(size) : 0,
-      ...(y === 'l' && { link }),
       ino: Number(ino),
       nlink: Number(nlink),
-      stamp: `${ino} ${size} ${mt} ${ct}`,
-    });
+      stamp,
+    };
+    if (y === 'l') e.link = link;
+    out.push(e);
   }
   if (status === undefined) throw new OpsError('the file list from the host was cut short');
   if (status !== '0') throw new OpsError(`find could not read the whole tree on the host (exit status ${status})`);
   checkTree(out);
   return sortTree(out);
 }
+
+/** A path with an empty, "." or ".." component. */
+const UNSAFE = /(?:^|\/)\.{0,2}(?:\/|$)/;
 
 /** A tree whose entries could be written into a directory without leaving it or following a link. */
 export function checkTree(entries: TreeEntry[]): void {
@@ -94,7 +99,7 @@ export function checkTree(entries: TreeEntry[]): void {
   if (types.get('') !== 'd') throw new OpsError('the file list has no root directory');
   for (const e of entries) {
     if (e.path === '') continue;
-    if (e.path.split('/').some((c) => c === '' || c === '.' || c === '..')) throw new OpsError(`the file list names an unsafe path ${JSON.stringify(e.path)}`);
+    if (UNSAFE.test(e.path)) throw new OpsError(`the file list names an unsafe path ${JSON.stringify(e.path)}`);
     const slash = e.path.lastIndexOf('/');
     if (types.get(slash === -1 ? '' : e.path.slice(0, slash)) !== 'd') throw new OpsError(`${JSON.stringify(e.path)} in the file list is not inside a directory of it`);
     if (![e.mode, e.uid, e.gid, e.mtime, e.size, e.ino, e.nlink].every(Number.isFinite)) throw new OpsError(`the file list has garbled fields for ${JSON.stringify(e.path)}`);
@@ -103,12 +108,10 @@ export function checkTree(entries: TreeEntry[]): void {
 
 /** restic's order: depth first, each directory's names sorted by their bytes (restic dump walks so). */
 export function sortTree(entries: TreeEntry[]): TreeEntry[] {
-  const key = (p: string) => p.replaceAll('/', '\0');
-  return [...entries].sort((a, b) => {
-    const x = key(a.path);
-    const y = key(b.path);
-    return x < y ? -1 : x > y ? 1 : 0;
-  });
+  // Each key made once, not in every comparison (20,000 entries: ~600,000 comparisons).
+  const keyed = entries.map((e) => ({ k: e.path.replaceAll('/', '\0'), e }));
+  keyed.sort((a, b) => (a.k < b.k ? -1 : a.k > b.k ? 1 : 0));
+  return keyed.map((x) => x.e);
 }
 
 /** The index as stored beside the mirror in each snapshot: one JSON line per entry. */
@@ -199,14 +202,14 @@ function headerLength(e: TreeEntry, linkTo?: string): number {
  * list instead of a second pass over the host: "%i %C@ %T@ %s %m %y %P" lines, sorted by bytes, hashed.
  */
 export function treeKeyOf(entries: TreeEntry[]): string {
-  const lines = entries
-    .map((e) => {
-      const [ino, size, mt, ct] = e.stamp.split(' ');
-      return `${ino} ${ct} ${mt} ${size} ${e.mode.toString(8)} ${e.type} ${e.path}`;
-    })
-    .join('\n')
-    .split('\n')
-    .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  let lines = entries.map((e) => {
+    const [ino, size, mt, ct] = e.stamp.split(' ');
+    return `${ino} ${ct} ${mt} ${size} ${e.mode.toString(8)} ${e.type} ${e.path}`;
+  });
+  // sort takes a name with a newline as two lines.
+  if (entries.some((e) => e.path.includes('\n'))) lines = lines.join('\n').split('\n');
+  // The default order compares UTF-16 code units: for these byte strings, LC_ALL=C sort's order.
+  lines.sort();
   return createHash('sha256')
     .update(lines.join('\n') + '\n', 'latin1')
     .digest('hex');

@@ -41,6 +41,8 @@ interface MirrorState {
   source: string;
   /** Per file: the host's stamp when it was fetched, its sha256, and the mirror copy's own stat after writing. */
   files: Record<string, { stamp: string; sha256: string; size: number; local: string }>;
+  /** The file index as last written: its sha256 and its own stat (an index left as it was is not written again). */
+  index?: { sha256: string; local: string };
 }
 
 export const mirrorDir = (home: string, instance: string) => join(home, 'mirrors', instance);
@@ -48,10 +50,19 @@ export const mirrorDir = (home: string, instance: string) => join(home, 'mirrors
 export const forgetMirror = (home: string, instance: string) => rmSync(mirrorDir(home, instance), { recursive: true, force: true });
 
 const toBuf = (p: string) => Buffer.from(p, 'latin1');
+const SLASH = Buffer.from('/');
 /** The mirror copy's stat: any write to it (or chmod, or a copy put over it) changes its ctime, which no one can set back. */
 const localStamp = (abs: Buffer): string => {
   const s = lstatSync(abs, { bigint: true });
   return `${s.ino} ${s.size} ${s.mtimeNs} ${s.ctimeNs}`;
+};
+
+const stampIfAny = (file: string): string | undefined => {
+  try {
+    return localStamp(toBuf(file));
+  } catch {
+    return undefined;
+  }
 };
 
 /** Collects a command's stdout (the file list). */
@@ -75,15 +86,28 @@ class Collect extends Writable {
 /**
  * The host's file list: find's stat data, NUL-separated, then find's exit status (sh has no
  * pipefail), compressed when the host has gzip (a 2,000-file list is ~190 KB, ~50 KB gzipped).
+ * With $2 set, a tree whose path is a symbolic link (release mode, most likely) is not listed: exit 4.
  */
-const LIST_SCRIPT = `cd -- "$1" || exit 1; { find . -printf '${FIND_FORMAT}'; printf 'end\\t%s\\0\\0' "$?"; } | if command -v gzip >/dev/null 2>&1; then gzip -1; else cat; fi`;
+const LIST_SCRIPT = `if [ -n "$2" ] && [ -L "$1" ]; then exit 4; fi; cd -- "$1" || exit 1; { find . -printf '${FIND_FORMAT}'; printf 'end\\t%s\\0\\0' "$?"; } | if command -v gzip >/dev/null 2>&1; then gzip -1; else cat; fi`;
 /** The files named on stdin (NUL-separated), as one tar; owners as numbers, as the full backup stores them. */
 const SEND_SCRIPT = 'cd -- "$1" && exec tar --numeric-owner --null --no-recursion -T - -cf -';
 
-export async function listTree(shell: Shell, path: string, signal?: AbortSignal, onBytes?: (n: number) => void): Promise<{ entries: TreeEntry[]; wire: number }> {
+/** The host's list of a tree, and the bytes it took on the wire. */
+export interface TreeList {
+  entries: TreeEntry[];
+  wire: number;
+  /** The tree's fingerprint (treeKeyOf), once worked out. */
+  key?: string;
+}
+
+export async function listTree(shell: Shell, path: string, signal?: AbortSignal, onBytes?: (n: number) => void): Promise<TreeList>;
+/** With `unlessLink`: undefined, without listing it, when the tree's path is a symbolic link. */
+export async function listTree(shell: Shell, path: string, signal: AbortSignal | undefined, onBytes: ((n: number) => void) | undefined, unlessLink: true): Promise<TreeList | undefined>;
+export async function listTree(shell: Shell, path: string, signal?: AbortSignal, onBytes?: (n: number) => void, unlessLink = false): Promise<TreeList | undefined> {
   const out = new Collect(onBytes);
-  const argv = ['sh', '-c', LIST_SCRIPT, 'sh', path];
+  const argv = ['sh', '-c', LIST_SCRIPT, 'sh', path, unlessLink ? 'unless-link' : ''];
   const res = await shell.exec(argv, { stdout: out, signal });
+  if (unlessLink && res.code === 4) return undefined;
   if (res.code !== 0) throw new CommandError(shell.label, argv, res);
   let buf = out.buffer;
   if (buf[0] === 0x1f && buf[1] === 0x8b) buf = gunzipSync(buf);
@@ -97,6 +121,29 @@ function readState(file: string): MirrorState | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** The mirror's record as pendingBytes read it for a list, so the backup that follows reads it once. */
+const stateRead = new WeakMap<TreeList, { file: string; state: MirrorState | undefined }>();
+
+/** The record of a mirror, when it is of this store and this host:path; else undefined (a fresh start). */
+function mirrorState(store: Store, instance: string, source: string, list?: TreeList): MirrorState | undefined {
+  const file = join(mirrorDir(store.home, instance), 'state.json');
+  const read = list && stateRead.get(list);
+  const state = read?.file === file ? read.state : readState(file);
+  return state && state.repository === store.repository && state.source === source ? state : undefined;
+}
+
+/**
+ * What a backup through the mirror will fetch for this list, in bytes: the files whose stamp differs
+ * from the mirror's record (copies found damaged on the jump box come on top). For the progress bar.
+ */
+export function pendingBytes(store: Store, instance: string, source: string, list: TreeList): number {
+  const state = mirrorState(store, instance, source);
+  stateRead.set(list, { file: join(mirrorDir(store.home, instance), 'state.json'), state });
+  let n = 0;
+  for (const e of list.entries) if (e.type === 'f' && state?.files[e.path]?.stamp !== e.stamp) n += e.size;
+  return n;
 }
 
 export interface MirrorRun {
@@ -124,7 +171,9 @@ export async function mirrorBackup(
     path: string;
     tags: string[];
     /** The host's list, when the caller took it already (listTree). */
-    list?: { entries: TreeEntry[]; wire: number };
+    list?: TreeList;
+    /** The snapshot of this mirror's last recorded backup: restic compares with it instead of searching every snapshot for one. */
+    parent?: string;
     signal?: AbortSignal;
     progress?: (n: number) => void;
     log?: (line: string) => void;
@@ -136,9 +185,9 @@ export async function mirrorBackup(
   const stateFile = join(dir, 'state.json');
   mkdirSync(treeDir, { recursive: true, mode: 0o700 });
 
-  const { entries, wire: listBytes } = opts.list ?? (await listTree(shell, opts.path, opts.signal, opts.progress));
-  let state = readState(stateFile);
-  if (state && (state.repository !== store.repository || state.source !== opts.source)) state = undefined;
+  const list = opts.list ?? (await listTree(shell, opts.path, opts.signal, opts.progress));
+  const { entries, wire: listBytes } = list;
+  const state = mirrorState(store, opts.instance, opts.source, list);
   if (!state) opts.log?.(`mirror: none yet for ${opts.instance} (or it was of another tree): every file is fetched`);
   const prev = state?.files ?? {};
   const want = new Map(entries.map((e) => [e.path, e]));
@@ -149,13 +198,16 @@ export async function mirrorBackup(
 
   // Walk the mirror: whatever the list does not name, or names as another kind, goes; a file copy
   // is kept only when both the host's stamp and the copy's own stat are as last recorded.
-  const walk = (rel: string) => {
+  // It yields now and then: the database's dump streams through this process meanwhile.
+  let visited = 0;
+  const walk = async (rel: string) => {
     const abs = toBuf(rel === '' ? treeDir : join(treeDir, rel));
     for (const d of readdirSync(abs, { withFileTypes: true, encoding: 'buffer' })) {
+      if (++visited % 250 === 0) await new Promise(setImmediate);
       const name = d.name.toString('latin1');
       const p = rel === '' ? name : `${rel}/${name}`;
       const e = want.get(p);
-      const absP = Buffer.concat([abs, toBuf('/'), d.name]);
+      const absP = Buffer.concat([abs, SLASH, d.name]);
       const kind = d.isDirectory() ? 'd' : d.isSymbolicLink() ? 'l' : d.isFile() ? 'f' : '?';
       if (!e || e.type !== kind || (kind === 'l' && readlinkSync(absP, { encoding: 'buffer' }).toString('latin1') !== e.link)) {
         if (kind === 'f' && prev[p]) repaired += prev[p].local === localStamp(absP) ? 0 : 1;
@@ -164,7 +216,7 @@ export async function mirrorBackup(
       }
       if (kind === 'd') {
         keep.add(p);
-        walk(p);
+        await walk(p);
       } else if (kind === 'l') keep.add(p);
       else {
         const was = prev[p];
@@ -182,7 +234,7 @@ export async function mirrorBackup(
       }
     }
   };
-  walk('');
+  await walk('');
   if (repaired)
     opts.log?.(`mirror: ${repaired} file(s) of ${opts.instance}'s mirror were not as last recorded (a backup interrupted while fetching, or changed or damaged on the jump box): fetched again`);
 
@@ -202,17 +254,27 @@ export async function mirrorBackup(
     if (!e.sha256) throw new OpsError(`mirror: ${JSON.stringify(e.path)} did not arrive from the host`);
     files[e.path] = { stamp: e.stamp, sha256: e.sha256, size: e.size, local: seen.get(e.path) ?? localStamp(toBuf(join(treeDir, e.path))) };
   }
+  // An index as last written is left alone (restic then skips it by its stat); one changed on the
+  // jump box since is written again, as a mirror copy would be fetched again.
+  const index = serializeIndex(entries);
+  const sha256 = createHash('sha256').update(index).digest('hex');
+  const indexFile = join(snapDir, 'index');
+  let indexLocal = state?.index?.sha256 === sha256 ? stampIfAny(indexFile) : undefined;
+  if (indexLocal === undefined || indexLocal !== state?.index?.local) {
+    // Written beside snap/, not in it: a part file left by a crash must not be stored.
+    writeFileSync(join(dir, 'index.tmp'), index, { mode: 0o600 });
+    renameSync(join(dir, 'index.tmp'), indexFile);
+    indexLocal = localStamp(toBuf(indexFile));
+  }
   const tmp = `${stateFile}.tmp`;
-  writeFileSync(tmp, JSON.stringify({ version: 1, repository: store.repository, source: opts.source, files } satisfies MirrorState), { mode: 0o600 });
+  writeFileSync(tmp, JSON.stringify({ version: 1, repository: store.repository, source: opts.source, files, index: { sha256, local: indexLocal } } satisfies MirrorState), { mode: 0o600 });
   renameSync(tmp, stateFile);
 
-  const index = serializeIndex(entries);
-  writeFileSync(join(snapDir, 'index'), index, { mode: 0o600 });
-  const snap: SnapshotResult = await store.backupDir(snapDir, opts.tags, opts.signal);
+  const snap: SnapshotResult = await store.backupDir(snapDir, opts.tags, opts.signal, opts.parent);
   const facts = treeFacts(entries);
   const base = snapDir.replace(/^\/+/, '');
   return {
-    tree: { snapshot: snap.snapshotId, file: `${base}/tree`, sha256: createHash('sha256').update(index).digest('hex'), ...facts, mirror: { index: `${base}/index` } },
+    tree: { snapshot: snap.snapshotId, file: `${base}/tree`, sha256, ...facts, mirror: { index: `${base}/index` } },
     wire: listBytes + fetched,
     fetched: fetch.length,
     repaired,

@@ -24,7 +24,7 @@ describe('backups that send only what changed (setting treeMirrors)', () => {
   let inst: Awaited<ReturnType<typeof addInstance>>;
   let treeBytes = 0;
   const name = 'delta-dev';
-  const backup = async () => JSON.parse((await must(cli(home, ['backup', name, '--json']))).stdout) as { id: string; manifest: { code: { files: number } } };
+  const backup = async () => JSON.parse((await must(cli(home, ['backup', name, '--json']))).stdout) as { id: string; manifest: { code: { files: number; snapshot: string } } };
   const restoreExactly = async (id: string) => {
     const want = treeState(inst.path);
     // Damage: files changed, removed, added, a mode and a link changed.
@@ -74,8 +74,24 @@ describe('backups that send only what changed (setting treeMirrors)', () => {
     // The first backup has no mirror to compare with: every file travels.
     expect(first.bytes).toBeGreaterThan(treeBytes);
     expect(first.result.manifest.code.files).toBeGreaterThan(FILES);
-    const second = await counted(proxy, backup);
+    const second = await counted(proxy, () => must(cli(home, ['backup', name, '--json', '--verbose'])));
     expect(second.bytes, `${second.bytes} bytes of a ${treeBytes}-byte tree`).toBeLessThan(treeBytes / 100);
+    // The host walks its tree once (the list), and no tar reads it to size it; restic is given the
+    // mirror's last snapshot as its parent instead of searching the store for one.
+    const lines = second.result.stderr.split('\n');
+    expect(
+      lines.filter((l) => /^wire\$ .*find \. -printf/.test(l)),
+      second.result.stderr,
+    ).toHaveLength(1);
+    expect(
+      lines.filter((l) => /^wire\$ .*\btar\b/.test(l)),
+      second.result.stderr,
+    ).toEqual([]);
+    const parent = first.result.manifest.code.snapshot;
+    expect(
+      lines.some((l) => l.startsWith('store$ ') && l.includes(` --parent ${parent} `) && / # exit 0/.test(l)),
+      second.result.stderr,
+    ).toBe(true);
   });
 
   it('sends less than three times one changed 2.5 MB file', async () => {
@@ -105,13 +121,24 @@ describe('backups that send only what changed (setting treeMirrors)', () => {
     // Same size, same mtime: only its ctime, which no one can set back, says it changed.
     writeFileSync(victim, randomBytes(FILE_BYTES));
     utimesSync(victim, st.atime, st.mtime);
-    // And a file that is not the host's at all.
+    // And a file that is not the host's at all, and a file index changed beside the mirror.
     writeFileSync(join(tree, 'data', 'planted.php'), '<?php evil();');
+    writeFileSync(join(home, 'mirrors', name, 'snap', 'index'), '{}\n');
     const b = await counted(proxy, backup);
     expect(b.bytes).toBeLessThan(treeBytes / 50);
     expect((await cli(home, ['backups', 'verify', b.result.id])).code).toBe(0);
     await restoreExactly(b.result.id);
     expect(existsSync(join(inst.path, 'data', 'planted.php'))).toBe(false);
+  });
+
+  it('a parent snapshot gone from the store (forgotten behind opsdeck) only makes restic search for another', async () => {
+    const last = await backup();
+    const snapshot = last.manifest.code.snapshot;
+    const env = { ...process.env, RESTIC_REPOSITORY: join(home, 'store'), RESTIC_PASSWORD_FILE: join(home, 'store.pass'), RESTIC_CACHE_DIR: join(home, 'cache') };
+    execFileSync('restic', ['forget', '-q', snapshot], { env });
+    const b = await counted(proxy, backup);
+    expect(b.bytes).toBeLessThan(treeBytes / 50);
+    expect((await cli(home, ['backups', 'verify', b.result.id])).code).toBe(0);
   });
 
   it('a mirror whose record is damaged is rebuilt with a full send', async () => {
