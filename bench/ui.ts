@@ -78,7 +78,7 @@ function fill(inv: Inventory, count: number): void {
   });
 }
 
-function sqliteInventory(dir: string, count: number): string {
+export function sqliteInventory(dir: string, count: number): string {
   const home = mkdtempSync(join(dir, `bench-ui-${count}-`));
   const inv = new Inventory(home);
   fill(inv, count);
@@ -91,7 +91,7 @@ function sqliteInventory(dir: string, count: number): string {
  * Two logins: its owner, a team admin (row-level security does not apply to the tables' owner), and
  * an operator granted on every environment, as most of a team logs in (the policies apply).
  */
-function pgInventory(lab: Lab, count: number): { home: string; env: NodeJS.ProcessEnv; operator: { home: string; env: NodeJS.ProcessEnv }; url: string; drop: () => void } {
+export function pgInventory(lab: Lab, count: number): { home: string; env: NodeJS.ProcessEnv; operator: { home: string; env: NodeJS.ProcessEnv }; url: string; drop: () => void } {
   const role = 'opsdeck_bench_admin';
   const password = randomBytes(12).toString('hex');
   pgAdmin(`DO $$ BEGIN CREATE ROLE ${role} LOGIN CREATEROLE; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$; ALTER ROLE ${role} PASSWORD '${password}';`);

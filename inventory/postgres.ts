@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import { OpsError, UsageError } from '../src/core/errors.js';
 import type { Dialect, Param, RunResult, SqlDriver, Statement } from './driver.js';
-import type { Reply, Request, WorkerConfig } from './pg-worker.js';
+import type { Op, Reply } from './pg-worker.js';
 import { PG_GRANTS, PG_MIGRATIONS, PG_SCHEMA } from './pg-migrations.js';
 import { PG_CHANGES_GRANTS, PG_RIGHTS_GRANTS } from './pg-rights.js';
 import { checkRoleNames, PG_TEAM_ROLES_GRANTS, teamRoleNames, withRoles, type TeamRoles } from './pg-team-roles.js';
@@ -96,6 +96,175 @@ export class PgError extends OpsError {
   }
 }
 
+const CONNECT_TIMEOUT_MS = 10_000;
+
+/**
+ * The worker thread and its port, for one connection. Requests carry ids and may be posted several
+ * at a time; take() sleeps until its own reply, keeping the ones that came before it for their takers.
+ */
+class WorkerLink {
+  private readonly worker: Worker;
+  private readonly port: MessagePort;
+  private readonly flag: Int32Array;
+  private next = 1;
+  /** Ids whose replies someone will take, and replies that came before their taker asked. */
+  private readonly wanted = new Set<number>();
+  private readonly kept = new Map<number, Reply>();
+  /** Named statements are per connection: the same name for the same text, whoever posts it. */
+  private readonly names = new Map<string, { name: string; text: string }>();
+  /**
+   * Queries posted ahead of their caller (prefetch), by SQL: used by the first caller that asks the
+   * same before anything else was posted, which then reads what it would have read itself.
+   */
+  private readonly ahead = new Map<string, number>();
+  stopped = false;
+
+  constructor() {
+    this.flag = new Int32Array(new SharedArrayBuffer(4));
+    const { port1, port2 } = new MessageChannel();
+    this.port = port1;
+    // execArgv: [] so that the process's own flags (node -e, --input-type) do not reach the worker's loader.
+    this.worker = new Worker(workerFile(), { workerData: { counter: this.flag.buffer, port: port2 }, transferList: [port2], execArgv: [] });
+    // The process may end while the connection is open (cron, a crash): the server then drops the
+    // session and its locks; the worker must not keep the process alive.
+    this.worker.unref();
+  }
+
+  send(op: Op): number {
+    // Anything else posted first: what was read ahead may no longer be what a read now would see.
+    this.ahead.forEach((id) => this.forget(id));
+    this.ahead.clear();
+    return this.post(op);
+  }
+
+  private post(op: Op): number {
+    const id = this.next++;
+    this.wanted.add(id);
+    this.port.postMessage({ ...op, id });
+    return id;
+  }
+
+  query(sql: string, params: Param[]): Op {
+    let named = this.names.get(sql);
+    if (!named) {
+      named = { name: `opsdeck_${this.names.size + 1}`, text: numberPlaceholders(sql) };
+      this.names.set(sql, named);
+    }
+    return { op: 'query', name: named.name, sql: named.text, params };
+  }
+
+  /** Posts a read without parameters now; its first asker takes the reply (see `ahead`). */
+  prefetch(sql: string): void {
+    if (!this.stopped && !this.ahead.has(sql)) this.ahead.set(sql, this.post(this.query(sql, [])));
+  }
+
+  /** The id of a prefetched read of `sql`, once: the caller takes its reply instead of asking again. */
+  takeAhead(sql: string, params: Param[]): number | undefined {
+    if (params.length) return undefined;
+    const id = this.ahead.get(sql);
+    this.ahead.delete(sql);
+    return id;
+  }
+
+  forget(id: number): void {
+    this.wanted.delete(id);
+    this.kept.delete(id);
+  }
+
+  take(id: number, where: string, limitMs = 300_000): Reply {
+    // A port that is closed never answers: without this a late caller would block the thread for limitMs.
+    if (this.stopped) throw new OpsError(`the inventory at ${where} is closed`);
+    const deadline = Date.now() + limitMs;
+    for (;;) {
+      const kept = this.kept.get(id);
+      if (kept) {
+        this.forget(id);
+        return kept;
+      }
+      // Read before looking at the port: a reply posted after the look changes it, and the wait returns.
+      const before = Atomics.load(this.flag, 0);
+      const got = receiveMessageOnPort(this.port)?.message as Reply | undefined;
+      if (got) {
+        if (got.id === id) {
+          this.wanted.delete(id);
+          return got;
+        }
+        if (this.wanted.has(got.id)) this.kept.set(got.id, got);
+        continue;
+      }
+      Atomics.wait(this.flag, 0, before, 1000);
+      if (Date.now() > deadline) throw new OpsError(`the inventory at ${where} did not answer within ${Math.round(limitMs / 1000)} s`);
+    }
+  }
+
+  stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.port.close();
+    void this.worker.terminate();
+  }
+}
+
+/** What opening a connection posts, all at once: the log-in, the search path, the schema's version. */
+interface Opening {
+  connect: number;
+  searchPath: number;
+  /** The schema check (absent for team init, which makes the schema). */
+  hasSchema?: number;
+  version?: number;
+}
+
+const HAS_SCHEMA_SQL = `SELECT to_regclass('${PG_SCHEMA}.schema_version') IS NOT NULL AS ok`;
+const VERSION_SQL = 'SELECT max(version) AS v FROM schema_version';
+
+function open(link: WorkerLink, target: PgTarget, password: string | undefined, connectTimeoutMs: number, checkSchema: boolean): Opening {
+  const connect = link.send({ op: 'connect', config: { ...target, password, connectTimeoutMs } });
+  const searchPath = link.send({ op: 'exec', sql: `SET search_path = ${PG_SCHEMA}, pg_catalog` });
+  if (!checkSchema) return { connect, searchPath };
+  // The version is asked for before the answer on the schema is in: when there is none, its error goes unread.
+  return { connect, searchPath, hasSchema: link.send(link.query(HAS_SCHEMA_SQL, [])), version: link.send(link.query(VERSION_SQL, [])) };
+}
+
+/** A connection started before the inventory is opened (startInventoryAhead), for it to adopt. */
+let started: { link: WorkerLink; target: PgTarget; where: string; login?: { password: string | undefined; opening: Opening } } | undefined;
+
+/**
+ * Starts the team inventory's worker thread now (loading pg, some 40 modules), so that it loads and
+ * then logs in while the caller loads the rest of the program: the console calls this first thing,
+ * then loginAhead once it has the password, and the PgDriver opened later for the same target and
+ * password adopts the connection. Never throws: opening the inventory says what is wrong.
+ */
+export function startInventoryAhead(url: string): void {
+  try {
+    const target = parseInventoryUrl(url);
+    started?.link.stop();
+    started = { link: new WorkerLink(), target, where: formatTarget(target) };
+  } catch {
+    started = undefined;
+  }
+}
+
+/**
+ * Logs the connection started ahead in (undefined: ~/.pgpass or none) and checks the schema, without
+ * waiting; `reads` are read ahead too (queries without parameters, used by the first that asks for
+ * them before anything else is asked).
+ */
+export function loginAhead(password: string | undefined, reads: string[] = []): void {
+  if (!started || started.login) return;
+  started.login = { password, opening: open(started.link, started.target, password, CONNECT_TIMEOUT_MS, true) };
+  for (const sql of reads) started.link.prefetch(sql);
+}
+
+/** The connection started ahead, when it is for this target and password; else it is closed. */
+function adopt(target: PgTarget, password: string | undefined, connectTimeoutMs: number, forInit: boolean): { link: WorkerLink; opening: Opening } | undefined {
+  const s = started;
+  started = undefined;
+  if (!s) return undefined;
+  if (s.login && s.where === formatTarget(target) && s.login.password === password && connectTimeoutMs === CONNECT_TIMEOUT_MS && !forInit) return { link: s.link, opening: s.login.opening };
+  s.link.stop();
+  return undefined;
+}
+
 /**
  * The team inventory: a schema `opsdeck` in a PostgreSQL database of the team's, reached with pg from
  * a worker thread and called synchronously. One connection per process: it holds the instance locks.
@@ -103,65 +272,37 @@ export class PgError extends OpsError {
 export class PgDriver implements SqlDriver {
   readonly dialect = dialect;
   readonly where: string;
-  private readonly worker: Worker;
-  private readonly port: MessagePort;
-  private readonly flag: Int32Array;
-  private readonly names = new Map<string, { name: string; text: string }>();
+  private readonly link: WorkerLink;
   private statements = new Map<string, Statement>();
   private depth = 0;
 
   /** `forInit`: team init, which makes the schema; everyone else needs it there and up to date. */
   constructor(target: PgTarget, password: string | undefined, opts: { connectTimeoutMs?: number; forInit?: boolean } = {}) {
     this.where = formatTarget(target);
-    const counter = new SharedArrayBuffer(4);
-    this.flag = new Int32Array(counter);
-    const { port1, port2 } = new MessageChannel();
-    this.port = port1;
-    const config: WorkerConfig = { ...target, password, connectTimeoutMs: opts.connectTimeoutMs ?? 10_000 };
-    // execArgv: [] so that the process's own flags (node -e, --input-type) do not reach the worker's loader.
-    this.worker = new Worker(workerFile(), { workerData: { counter, port: port2, config }, transferList: [port2], execArgv: [] });
-    // The process may end while the connection is open (cron, a crash): the server then drops the
-    // session and its locks; the worker must not keep the process alive.
-    this.worker.unref();
-    // A worker that cannot even start never answers: the connect waits no longer than its own limit, and then some.
-    let r: Reply;
+    const timeoutMs = opts.connectTimeoutMs ?? CONNECT_TIMEOUT_MS;
+    const adopted = adopt(target, password, timeoutMs, !!opts.forInit);
+    this.link = adopted?.link ?? new WorkerLink();
+    const opening = adopted?.opening ?? open(this.link, target, password, timeoutMs, !opts.forInit);
     try {
-      r = this.call({ op: 'connect' }, config.connectTimeoutMs + 15_000);
+      // A worker that cannot even start never answers: the connect waits no longer than its own limit, and then some.
+      const r = this.link.take(opening.connect, this.where, timeoutMs + 15_000);
+      if (!r.ok) throw connectError(this.where, target, password, r);
+      this.rows(this.link.take(opening.searchPath, this.where));
+      if (opening.hasSchema !== undefined && opening.version !== undefined) this.checkSchema(target, opening.hasSchema, opening.version);
     } catch (err) {
-      this.stop();
+      this.link.stop();
       throw err;
     }
-    if (!r.ok) {
-      this.stop();
-      throw connectError(this.where, target, password, r);
-    }
-    this.exec(`SET search_path = ${PG_SCHEMA}, pg_catalog`);
-    if (!opts.forInit) this.checkSchema(target);
   }
 
-  private call(m: Request, limitMs = 300_000): Reply {
-    // A port that is closed never answers: without this a late caller would block the thread for limitMs.
-    if (this.stopped) throw new OpsError(`the inventory at ${this.where} is closed`);
-    const before = Atomics.load(this.flag, 0);
-    this.port.postMessage(m);
-    const deadline = Date.now() + limitMs;
-    for (;;) {
-      Atomics.wait(this.flag, 0, before, 1000);
-      const got = receiveMessageOnPort(this.port);
-      if (got) return got.message as Reply;
-      if (Date.now() > deadline) throw new OpsError(`the inventory at ${this.where} did not answer within ${Math.round(limitMs / 1000)} s`);
-    }
+  private rows(r: Reply): { rows: Record<string, unknown>[]; rowCount: number } {
+    if (!r.ok) throw new PgError(r.message, r.code);
+    return r;
   }
 
   private query(sql: string, params: Param[]): { rows: Record<string, unknown>[]; rowCount: number } {
-    let named = this.names.get(sql);
-    if (!named) {
-      named = { name: `opsdeck_${this.names.size + 1}`, text: numberPlaceholders(sql) };
-      this.names.set(sql, named);
-    }
-    const r = this.call({ op: 'query', name: named.name, sql: named.text, params });
-    if (!r.ok) throw new PgError(r.message, r.code);
-    return r;
+    const id = this.link.takeAhead(sql, params) ?? this.link.send(this.link.query(sql, params));
+    return this.rows(this.link.take(id, this.where));
   }
 
   prepare(sql: string): Statement {
@@ -178,8 +319,7 @@ export class PgDriver implements SqlDriver {
   }
 
   exec(sql: string): void {
-    const r = this.call({ op: 'exec', sql });
-    if (!r.ok) throw new PgError(r.message, r.code);
+    this.rows(this.link.take(this.link.send({ op: 'exec', sql }), this.where));
   }
 
   transaction<T>(fn: () => T): () => T {
@@ -201,30 +341,25 @@ export class PgDriver implements SqlDriver {
   }
 
   close(): void {
-    this.call({ op: 'end' });
-    this.stop();
-  }
-
-  private stopped = false;
-  private stop(): void {
-    this.stopped = true;
-    this.port.close();
-    void this.worker.terminate();
+    this.link.take(this.link.send({ op: 'end' }), this.where);
+    this.link.stop();
   }
 
   /** The schema's version, or null when there is none (team init not run on this database). */
   schemaVersion(): number | null {
-    const has = this.prepare(`SELECT to_regclass('${PG_SCHEMA}.schema_version') IS NOT NULL AS ok`).get() as { ok: boolean };
+    const has = this.prepare(HAS_SCHEMA_SQL).get() as { ok: boolean };
     if (!has.ok) return null;
-    return (this.prepare('SELECT max(version) AS v FROM schema_version').get() as { v: number | null }).v ?? 0;
+    return (this.prepare(VERSION_SQL).get() as { v: number | null }).v ?? 0;
   }
 
-  private checkSchema(t: PgTarget): void {
+  /** The schema's version from the replies opening posted (its two questions), checked against this opsdeck's. */
+  private checkSchema(t: PgTarget, hasSchema: number, version: number): void {
     let v: number | null;
     try {
-      v = this.schemaVersion();
+      const has = this.rows(this.link.take(hasSchema, this.where)).rows[0] as { ok: boolean };
+      const got = this.link.take(version, this.where);
+      v = has.ok ? ((this.rows(got).rows[0] as { v: number | null }).v ?? 0) : null;
     } catch (err) {
-      this.stop();
       // No USAGE on the schema: the role is not one of this inventory's operators.
       if (err instanceof PgError && err.code === '42501')
         throw new OpsError(
@@ -235,7 +370,6 @@ export class PgDriver implements SqlDriver {
       throw err;
     }
     if (v === null) {
-      this.stop();
       throw new OpsError(
         `the database ${t.database} at ${t.host}:${t.port} holds no opsdeck inventory (no schema ${PG_SCHEMA})`,
         1,
@@ -243,7 +377,6 @@ export class PgDriver implements SqlDriver {
       );
     }
     if (v !== PG_MIGRATIONS.length) {
-      this.stop();
       throw new OpsError(
         v < PG_MIGRATIONS.length
           ? `the inventory at ${this.where} is at schema version ${v}; this opsdeck needs ${PG_MIGRATIONS.length}`

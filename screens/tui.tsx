@@ -1,24 +1,63 @@
-import { render } from 'ink';
+import { inventoryPassword, inventoryUrlOf } from '../inventory/connect.js';
+import { resolveHome } from '../inventory/home.js';
+import { loginAhead, startInventoryAhead } from '../inventory/postgres.js';
 import { inventoryLogin } from '../src/app/inventory-login.js';
-import { openApp } from '../src/app/app.js';
 import { errorMessage } from '../src/core/errors.js';
-import { App } from './App.js';
-import { UiModel } from './model.js';
-import { Sampler } from '../src/health/sampler.js';
+
+/**
+ * What the first frame reads (UiModel.reload: Inventory.listEnvs, latestBackupTimes, listInstances,
+ * listHosts, their SQL as written there): a team inventory reads them ahead, while the console's
+ * modules load. Should one of them change, it is only no longer read ahead.
+ */
+const FIRST_READS = [
+  'SELECT * FROM envs ORDER BY name',
+  "SELECT instance, MAX(created_at) AS t FROM backups WHERE kind = 'manual' GROUP BY instance",
+  'SELECT * FROM instances ORDER BY env, name',
+  'SELECT * FROM hosts ORDER BY name',
+];
+
+/**
+ * What draws the console (Ink, React, the screens) and what it opens, loaded after a team
+ * inventory's connection has started: its worker thread loads pg and logs in meanwhile.
+ */
+async function loadConsole() {
+  const [{ render }, { openApp }, { App }, { UiModel }, { Sampler }] = await Promise.all([
+    import('ink'),
+    import('../src/app/app.js'),
+    import('./App.js'),
+    import('./model.js'),
+    import('../src/health/sampler.js'),
+  ]);
+  return { render, openApp, App, UiModel, Sampler };
+}
 
 /** Opens the full-screen console on the alternate screen buffer; returns the exit code. */
 export async function openTui(o: { home?: string }): Promise<number> {
   let app;
+  let ui;
   try {
+    let url: string | undefined;
+    try {
+      url = inventoryUrlOf(resolveHome(o.home));
+    } catch {
+      // A settings file that cannot be read: opening the inventory below says so.
+    }
+    if (url) startInventoryAhead(url);
+    const loading = loadConsole();
+    // Awaited below; until then a failure must not count as unhandled (the prompt may take a while).
+    loading.catch(() => undefined);
     // A team inventory's password is asked here, on the terminal, before Ink takes it.
     await inventoryLogin(o.home);
+    if (url) loginAhead(inventoryPassword(), FIRST_READS);
     // The prompt pauses stdin (so a CLI command can exit); Ink's reader gets nothing from a paused stream.
     if (process.stdin.isPaused()) process.stdin.resume();
-    app = openApp(o.home);
+    ui = await loading;
+    app = ui.openApp(o.home);
   } catch (err) {
     process.stderr.write(`opsdeck: ${errorMessage(err)}\n`);
     return 2;
   }
+  const { render, App, UiModel, Sampler } = ui;
   // Probes run here, outside React; the dashboard subscribes to what they find.
   const sampler = new Sampler(app, { intervalMs: app.settings.refreshMs, timeoutMs: 10_000 });
   const model = new UiModel(app, { sampler });

@@ -1,4 +1,4 @@
-import type { Instance } from '../../inventory/index.js';
+import type { Host, Instance, Inventory } from '../../inventory/index.js';
 import type { Deps } from '../deps/deps.js';
 import { fullestDisk, memoryUsed, probeHost, probeInstance, type HostSample, type InstanceSample } from './probes.js';
 
@@ -49,6 +49,25 @@ function push(h: Record<string, number[]>, key: string, v: number | undefined): 
   const a = (h[key] ??= []);
   a.push(v);
   if (a.length > HISTORY) a.shift();
+}
+
+/**
+ * The inventory as one tick's instance probes see it: what each of them asks (its half-restored
+ * record, its environment's backup-age limit) read once for the whole tick instead of once per probe;
+ * on a team inventory every query is a round trip that holds up the console's event loop. Everything
+ * else goes to the inventory itself (the view's prototype).
+ */
+function tickView(inv: Inventory): Inventory {
+  const half = new Map(inv.listHalfRestored().map((h) => [h.instance, h]));
+  const limits = new Map<string, string>();
+  const view = Object.create(inv) as Inventory;
+  view.getHalfRestored = (name) => half.get(name);
+  view.backupAgeLimit = (env) => {
+    let l = limits.get(env);
+    if (l === undefined) limits.set(env, (l = inv.backupAgeLimit(env)));
+    return l;
+  };
+  return view;
 }
 
 /**
@@ -149,7 +168,10 @@ export class Sampler {
   private tick(): void {
     const now = Date.now();
     let room = this.perSecond + (this.opts.parallel ?? 16) - this.queue.length;
+    // Read once per tick, when the first probe that needs them is queued.
     let newest: Map<string, string> | undefined;
+    let hosts: Map<string, Host> | undefined;
+    let deps: Deps | undefined;
     const n = this.targets.length;
     for (let seen = 0; seen < n && room > 0; seen++) {
       const target = this.targets[this.cursor];
@@ -158,10 +180,13 @@ export class Sampler {
         const { host: name, paths } = target;
         if (!this.due(this.hosts.get(name), now)) continue;
         room--;
+        hosts ??= new Map(this.deps.inv.listHosts().map((h) => [h.name, h]));
+        const host = hosts.get(name);
         this.enqueue(
           this.hosts,
           name,
-          () => probeHost(this.deps, this.deps.inv.requireHost(name), paths, this.opts.timeoutMs),
+          // A host removed since the scope was set: requireHost says so, as the probe's reason.
+          () => probeHost(this.deps, host ?? this.deps.inv.requireHost(name), paths, this.opts.timeoutMs),
           (s, h) => {
             push(h, 'load', s.load?.[0]);
             push(h, 'cpu', s.cpu);
@@ -177,11 +202,13 @@ export class Sampler {
       room--;
       // The newest backup of every instance in one query per tick, not one per instance.
       newest ??= this.deps.inv.latestBackupTimes();
+      deps ??= { ...this.deps, inv: tickView(this.deps.inv) };
       const backups = newest;
+      const view = deps;
       this.enqueue(
         this.instances,
         inst.name,
-        async () => probeInstance(this.deps, inst, Date.now(), backups, this.hosts.get(inst.host)?.sample),
+        async () => probeInstance(view, inst, Date.now(), backups, this.hosts.get(inst.host)?.sample),
         (s, h) => {
           push(h, 'http', s.http?.ms);
           push(h, 'connections', s.db?.connections);
