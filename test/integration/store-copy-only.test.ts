@@ -14,6 +14,7 @@ describe.each(BACKENDS)('a backup only the copy stores keep (%s)', (backend) => 
   let home: string;
   let offsite: string;
   let prod: Awaited<ReturnType<typeof addInstance>>;
+  let scratch: Awaited<ReturnType<typeof addInstance>>;
   const ids: string[] = [];
   const trees: Record<string, string>[] = [];
   const dbs: string[] = [];
@@ -26,10 +27,11 @@ describe.each(BACKENDS)('a backup only the copy stores keep (%s)', (backend) => 
   const listed = async () => (JSON.parse((await must(cli(home, ['backups', prod.name, '--json']))).stdout) as { id: string; copiesOnly: boolean }[]).map((b) => [b.id, b.copiesOnly]);
 
   beforeAll(async () => {
-    home = await homeWithHosts(['lab1'], backend);
+    home = await homeWithHosts(['lab1', 'lab2'], backend);
     offsite = join(mkdtempSync(join(tmpdir(), 'opsdeck-offsite-')), 'restic');
     await must(cli(home, ['settings', 'storeCopies', offsite]));
     prod = await addInstance(home, 'lab1', `co-prod-${backend}`, 'dev', { appSchema: true });
+    scratch = await addInstance(home, 'lab2', `co-scratch-${backend}`, 'dev', { appSchema: true });
     for (let i = 0; i < 3; i++) {
       appSql(prod, `INSERT INTO notes (body) VALUES ('note ${i}');`);
       asLabUser('sh', ['-c', 'echo "$2" > "$1/release-note.txt"', 'sh', prod.path, `release ${i}`]);
@@ -81,6 +83,13 @@ describe.each(BACKENDS)('a backup only the copy stores keep (%s)', (backend) => 
     const tar = join(mkdtempSync(join(tmpdir(), 'opsdeck-export-')), 'old.tar');
     await must(cli(home, ['backups', 'export', ids[1], tar]));
     expect((await execa('tar', ['-tf', tar])).stdout.split('\n').sort()).toEqual(['code.tar', 'db.sql', 'manifest.json']);
+  });
+
+  it('a drill restores a copy-only backup onto a scratch instance', async () => {
+    const d = await cli(home, ['drill', prod.name, '--target', scratch.name, '--backup', ids[1], '--yes', '--json']);
+    expect(d.code, d.stderr).toBe(0);
+    expect(JSON.parse(d.stdout)).toMatchObject({ source: prod.name, target: scratch.name, backup: ids[1], ok: true });
+    expect(dbStateOf(scratch)).toEqual(dbs[1]);
   });
 
   it('restore puts the instance back exactly as the copy-only backup has it', async () => {
