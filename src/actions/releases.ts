@@ -366,6 +366,20 @@ export async function restoreLeftovers(deps: Deps, inst: Instance): Promise<Rest
 }
 
 /**
+ * What a restore cut short left may be the only copy of shared/ as it was (and shared/ itself may be
+ * missing): a restore, update or rollback over it refuses until recover settled it.
+ */
+export async function refuseRestoreLeftovers(deps: Deps, inst: Instance): Promise<void> {
+  const left = await restoreLeftovers(deps, inst);
+  if (left.length)
+    throw new OpsError(
+      `a restore of ${inst.name} as release ${left.map((l) => l.id).join(', ')} was cut short: ${previousShared(inst.path, left[0].id)} or ${incomingShared(inst.path, left[0].id)} is still on ${inst.host}`,
+      1,
+      `put it right with: opsdeck recover ${inst.name}, then run again`,
+    );
+}
+
+/**
  * Puts shared/ back as it was before restore ID: the incoming one (in place after both renames) moves
  * aside first and the kept one back in, so a kill anywhere in it leaves each side whole under one of
  * the three names, and running it again goes on from there. The incoming one goes last (it is the
@@ -428,14 +442,7 @@ export async function restoreAsRelease(
   copy?: { sourcePaths: string[]; keep: string[] },
 ): Promise<void> {
   const shared = sharedDir(inst.path);
-  // What a restore cut short left may be the only copy of shared/ as it was: settled first, by recover.
-  const left = await restoreLeftovers(deps, inst);
-  if (left.length)
-    throw new OpsError(
-      `a restore of ${inst.name} as release ${left.map((l) => l.id).join(', ')} was cut short: ${previousShared(inst.path, left[0].id)} or ${incomingShared(inst.path, left[0].id)} is still on ${inst.host}`,
-      1,
-      `put it right with: opsdeck recover ${inst.name}, then run again`,
-    );
+  await refuseRestoreLeftovers(deps, inst);
   // The id first: every name this restore makes beside the instance carries it, so what a kill leaves is found.
   const taken = (await listReleases(deps, inst)).map((r) => r.id);
   const id = releaseId('restored', taken);

@@ -4,7 +4,7 @@ import { UsageError } from '../core/errors.js';
 import type { Deps } from '../deps/deps.js';
 import { requireHealthy } from './app.js';
 import { takeBackup } from './backup.js';
-import { listReleases, previousRelease, RELEASE_ID, reload, schemaHash, switchTo, type Release } from './releases.js';
+import { listReleases, previousRelease, refuseRestoreLeftovers, RELEASE_ID, reload, schemaHash, switchTo, type Release } from './releases.js';
 import { loadDatabase } from './restore.js';
 import { rebaselineStep } from './watch.js';
 
@@ -38,7 +38,7 @@ export interface RollbackResult {
  * for the target, so a rollback over releases that changed no schema loses no data.
  */
 export async function decideRollback(deps: Deps, inst: Instance, to?: string): Promise<{ live: Release; target: Release; restoreFrom?: Backup; note: string }> {
-  const all = await listReleases(deps, inst);
+  const [all] = await Promise.all([listReleases(deps, inst), refuseRestoreLeftovers(deps, inst)]);
   const live = all.find((r) => r.live);
   if (!live)
     throw new UsageError(

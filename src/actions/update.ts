@@ -15,6 +15,7 @@ import {
   liveRelease,
   previousRelease,
   pruneReleases,
+  refuseRestoreLeftovers,
   releaseId,
   reload,
   removeRelease,
@@ -210,6 +211,7 @@ export function updatePlan(deps: Deps, name: string, opts: { to?: string; lag?: 
         const rel: NonNullable<UpdateState['release']> = (ctx.state.release = {});
         // A conversion an earlier run left half-done is undone first: the tree is then as before it.
         await revertHalfConversion(deps, inst, ctx);
+        await refuseRestoreLeftovers(deps, inst);
         const live = await liveRelease(deps, inst);
         if (live) return void Object.assign(rel, { live });
         // In the state as it goes: if a step of it fails, this step's undo finds what it did.

@@ -108,6 +108,10 @@ describe('opsdeck recover, release mode', () => {
     expect(refused.code).toBe(1);
     expect(refused.stderr).toMatch(/a restore of rr-swap as release 20260102T000000Z-restored was cut short/);
     expect(refused.stderr).toMatch(/opsdeck recover rr-swap/);
+    const noRollback = await cli(home, ['rollback', 'rr-swap', '--yes']);
+    expect(noRollback.code).toBe(1);
+    expect(noRollback.stderr).toMatch(/a restore of rr-swap as release 20260102T000000Z-restored was cut short/);
+    expect(noRollback.stderr).toMatch(/opsdeck recover rr-swap/);
     expect(existsSync(`${shared}.opsdeck-previous-${id}`)).toBe(true);
 
     const r = await json(home, ['recover', 'rr-swap']);
