@@ -1,6 +1,6 @@
 import type { Backup } from '../inventory/index.js';
 import { age, formatBytes } from '../src/core/format.js';
-import { backupRow, backupVerifiedWord } from '../src/present/index.js';
+import { backupHeldWord, backupRow, backupVerifiedWord } from '../src/present/index.js';
 import type { Column } from './components.js';
 import type { UiModel } from './model.js';
 
@@ -14,6 +14,8 @@ export const BACKUP_COLUMNS: Column[] = [
   { title: 'FILES', width: 8 },
   { title: 'SIZE', width: 10 },
   { title: 'VERIFIED', width: 9 },
+  // Where a restore reads it from: `copies only` once the store's retention dropped it (a narrow terminal drops this first).
+  { title: 'HELD BY', width: 11, drop: 1 },
 ];
 
 export const backupCells =
@@ -24,4 +26,5 @@ export const backupCells =
     String(b.manifest.code?.files ?? '-'),
     formatBytes((b.manifest.code?.bytes ?? 0) + (b.manifest.db?.bytes ?? 0)),
     backupVerifiedWord(backupRow(b)),
+    backupHeldWord(backupRow(b)),
   ];
