@@ -439,7 +439,10 @@ const SHOWN: Record<ObjectDef['kind'], { create: number; mode?: number }> = {
  * dropped): two turns of one session, whatever their number.
  */
 async function readObjects(talk: MysqlConversation, user: string, dbs: string[]): Promise<{ tables: string[]; objects: ObjectDef[] }[]> {
-  const rows = (await talk.ask(dbs.map((db, i) => LIST(quoteString(db), i)).join('\n'))).map((l) => l.split('\t')).filter((r) => r[0] === OBJ_TAG);
+  // As a fresh session reads them: SHOW CREATE quotes names by the session's sql_mode (ANSI_QUOTES),
+  // and an earlier turn (a redaction, the objects a swap created) may have changed it.
+  const reset = 'SET SESSION sql_mode = DEFAULT, time_zone = DEFAULT;\nSET NAMES utf8mb4;\n';
+  const rows = (await talk.ask(reset + dbs.map((db, i) => LIST(quoteString(db), i)).join('\n'))).map((l) => l.split('\t')).filter((r) => r[0] === OBJ_TAG);
   const listed = dbs.map((db, i) => {
     const mine = rows.filter((r) => r[1] === String(i)).map((r) => ({ kind: r[2] as ObjectDef['kind'] | 'TABLE', name: Buffer.from(r[3], 'hex').toString('utf8') }));
     const wanted = mine.filter((o): o is { kind: ObjectDef['kind']; name: string } => o.kind !== 'TABLE');
@@ -501,7 +504,21 @@ function rename(pairs: [string, string][]): string {
 
 /** A script of statements ended by DELIM, run on `db` (the session's own from here on). */
 function script(db: string, lines: string[]): string {
-  return [`USE ${quoteName(db)};`, `DELIMITER ${DELIM}`, ...lines.filter(Boolean)].join('\n') + '\n';
+  return [`USE ${quoteName(db)};`, `DELIMITER ${DELIM}`, ...lines.filter(Boolean), 'DELIMITER ;'].join('\n') + '\n';
+}
+
+/**
+ * The sessions of swaps this process made, by run id, still open for the run's end: dropKept and
+ * swapBack take theirs from here (one turn, no login), or open one when there is none (another
+ * process's run: opsdeck recover).
+ */
+const swapSessions = new Map<string, MysqlConversation>();
+
+/** The open session of run `runId`'s swap, taken (its user ends it); undefined when there is none alive. */
+function swapSession(runId: string): MysqlConversation | undefined {
+  const talk = swapSessions.get(runId);
+  swapSessions.delete(runId);
+  return talk && !talk.over ? talk : undefined;
 }
 
 /** A swap that failed part-way and could not be put back: the target may be half-swapped until an undo (putBack) or recover. */
@@ -513,8 +530,9 @@ export class SwapNotUndone extends OpsError {}
  * a crash from then on can still be swapped back), then in one script moves every table at once (one
  * RENAME TABLE: the target's tables to the old-table database, the scratch's into the target),
  * replaces the target's views, routines, triggers and events by the load's and drops the scratch
- * database; the session ends with it. Returns what an undo needs. A swap that fails part-way is
- * swapped back before this rejects; should that fail too, it rejects with SwapNotUndone.
+ * database. Returns what an undo needs; the session stays open for the run's end (swapSessions). A
+ * swap that fails part-way is swapped back before this rejects; should that fail too, it rejects
+ * with SwapNotUndone.
  */
 export async function swapIn(s: MysqlSession, runId: string, talk: MysqlConversation, keep?: (kept: Kept) => Promise<void>): Promise<Kept> {
   const { scratch, old } = swapNames(s.t, runId);
@@ -525,7 +543,7 @@ export async function swapIn(s: MysqlSession, runId: string, talk: MysqlConversa
   // A swap stopped half-way by a cancel would only leave an undo to do: it runs to its end.
   talk.shield();
   const failed = await talk
-    .end(
+    .ask(
       script(s.t.database, [
         `CREATE DATABASE ${quoteName(old)}${DELIM}`,
         // A table with triggers cannot move to another database.
@@ -542,10 +560,15 @@ export async function swapIn(s: MysqlSession, runId: string, talk: MysqlConversa
       ]),
     )
     .then(
-      (res) => (res.code === 0 ? undefined : new CommandError(s.shell.label, ['mariadb'], res)),
+      () => undefined,
       (err: unknown) => (err instanceof Error ? err : new Error(String(err))),
     );
-  if (!failed) return kept;
+  if (!failed) {
+    // The session stays open for what the run does with the old tables at its end (dropKept, or
+    // putBack in an undo): one turn then instead of a login.
+    swapSessions.set(runId, talk);
+    return kept;
+  }
   try {
     await swapBack(s, kept);
   } catch (err) {
@@ -589,7 +612,7 @@ export async function keptIntact(s: MysqlSession, kept: Kept): Promise<boolean> 
 export async function swapBack(s: MysqlSession, kept: Kept): Promise<void> {
   if (!kept.objects) return dropKept(s, kept);
   const T = quoteName(s.t.database);
-  const talk = new MysqlConversation(s);
+  const talk = swapSession(kept.runId) ?? new MysqlConversation(s);
   try {
     const [now, atOld] = await readObjects(talk, s.t.user, [s.t.database, kept.old]);
     // The old tables went out whole in one statement: when there are any (or the target had none),
@@ -622,5 +645,9 @@ export async function swapBack(s: MysqlSession, kept: Kept): Promise<void> {
 
 /** Drops what a swap kept for its undo (the old tables), once the run no longer needs them. */
 export async function dropKept(s: MysqlSession, kept: Kept): Promise<void> {
-  await dropDatabases(s, [kept.scratch, kept.old]);
+  const drop = [kept.scratch, kept.old].map((d) => `DROP DATABASE IF EXISTS ${quoteName(d)};`).join('\n');
+  const res = await swapSession(kept.runId)
+    ?.end(drop)
+    .catch(() => undefined);
+  if (res?.code !== 0) await sql(s, drop + '\n');
 }
