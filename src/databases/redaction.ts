@@ -34,6 +34,10 @@ const OUTSIDE_CALLS =
  */
 const ALLOWED_START = /^(update|delete|insert|replace|truncate|with)\b|^set\s+((local|session)\s+)?(search_path|foreign_key_checks|unique_checks)\b/i;
 
+/** The one assignment a SET rule may be, as its tokens read (joined by spaces): a check or a schema list. */
+const ONE_SETTING =
+  /^set ((local|session) )?((foreign_key_checks|unique_checks) = (0|1|on|off|default|true|false)|search_path (=|to) [A-Za-z0-9_$\u0080-\uffff]+( , [A-Za-z0-9_$\u0080-\uffff]+)*)( ;)?$/i;
+
 interface Token {
   t: 'ident' | 'dot' | 'other';
   text: string;
@@ -122,9 +126,15 @@ function commonProblem(stmt: string, list: Token[], outside: RegExp, executableC
   if (OUTSIDE.any.test(words) || outside.test(words))
     return { why: 'acts outside the copied data (on the server, its users and rights, files or other databases), which redaction rules must not', fix: copiedOnly };
   if (/\binto\s+(outfile|dumpfile)\b/i.test(list.map((t) => t.text).join(' '))) return { why: 'writes a file on the database server', fix: 'keep to statements on the copied tables' };
-  const call = OUTSIDE_CALLS.exec(stmt);
+  // A comment between a function's name and its "(" is still a call (dblink_exec/**/(...)): the text
+  // is read again without comments (and as it is: a string holding "/*" must not hide one either).
+  const call = OUTSIDE_CALLS.exec(stmt) ?? OUTSIDE_CALLS.exec(stmt.replace(/\/\*[\s\S]*?\*\/|--[^\n]*/g, ' '));
   if (call) return { why: `calls ${call[1]}, which reaches outside the copied data`, fix: 'keep to statements on the copied tables' };
   if (executableComment) return { why: 'holds a MariaDB executable comment (/*! ... */), which the server runs as code', fix: 'write it as plain SQL, or drop the comment' };
+  // A SET sets the one setting it names and nothing else: MariaDB takes a list (SET foreign_key_checks=0,
+  // GLOBAL general_log=1), so the whole statement must be that one assignment.
+  if (/^set\b/i.test(words) && !ONE_SETTING.test(list.map((t) => t.text).join(' ')))
+    return { why: 'sets something other than one allowed setting (foreign_key_checks or unique_checks to 0/1, or search_path), which redaction rules must not', fix: 'one SET per setting, each on its own' };
   if (words && !ALLOWED_START.test(words))
     return {
       why: `starts with ${words.split(' ')[0].toUpperCase()}, and redaction rules may only change the copied rows`,

@@ -145,6 +145,19 @@ describe('what redaction rules may reach on MariaDB', () => {
     expect(() => checkRedactionScope(stored, uat, [uat, prod])).toThrow(/^the rules of shop-uat, rule 2 \(UPDATE otherapp\.users u, staff otherapp SET u\.email = 'x';\) names table otherapp\.users/);
   });
 
+  it('a comment between a function and its "(" is still a call; a SET is one allowed setting and nothing more', () => {
+    expect(scopeRefusal("UPDATE staff SET email = LOAD_FILE/**/('/etc/passwd');")).toMatch(/calls LOAD_FILE, which reaches outside/);
+    expect(scopeRefusal("UPDATE staff SET email = LOAD_FILE -- x\n('/etc/passwd');")).toMatch(/calls LOAD_FILE, which reaches outside/);
+    expect(scopeRefusal("UPDATE customer SET email = dblink_exec/**/('dbname=prod', 'DELETE FROM users');", pgUat)).toMatch(/calls dblink_exec/);
+    expect(scopeRefusal('SET foreign_key_checks = 0, GLOBAL general_log = 1;')).toMatch(/sets something other than one allowed setting/);
+    expect(scopeRefusal('SET foreign_key_checks = 0, NAMES latin1;')).toMatch(/sets something other than one allowed setting/);
+    expect(scopeRefusal('SET foreign_key_checks = 0;')).toBe('allowed');
+    expect(scopeRefusal('SET SESSION unique_checks = 1;')).toBe('allowed');
+    expect(scopeRefusal('SET search_path = app, public;', pgUat)).toBe('allowed');
+    // A string that holds comment marks hides nothing and is let be.
+    expect(scopeRefusal("UPDATE customer SET email = CONCAT('a/*', customer_id, '*/b');")).toBe('allowed');
+  });
+
   it('on PostgreSQL, schema.table stays in the database: the same statement is let be', () => {
     expect(scopeRefusal("UPDATE otherapp.users u SET email = 'x';", pgUat)).toBe('allowed');
     expect(scopeRefusal('SET ROLE postgres;', pgUat)).toMatch(/acts outside the copied data/);
