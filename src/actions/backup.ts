@@ -117,7 +117,8 @@ export async function backupCode(deps: Deps, inst: Instance, id: string, ctx: St
  */
 async function backupCodeByMirror(deps: Deps, inst: Instance, id: string, ctx: StepIO, key: string, list: TreeList): Promise<NonNullable<Manifest['code']>> {
   // The newest recorded backup stored from this mirror: restic's parent, found without reading every snapshot of the store.
-  const parent = deps.inv.listBackups(inst.name).find((b) => b.manifest.code && isMirrored(b.manifest.code))?.manifest.code?.snapshot;
+  // (One only a copy store keeps is not in this store.)
+  const parent = deps.inv.listBackups(inst.name).find((b) => b.manifest.code && isMirrored(b.manifest.code) && !b.copiesOnlySince)?.manifest.code?.snapshot;
   const r = await guardTagged(deps, id, ctx, () =>
     mirrorBackup(deps.store, shellFor(deps, inst), {
       instance: inst.name,
