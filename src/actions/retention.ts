@@ -144,7 +144,8 @@ async function decideCopies(deps: Deps, o: Parameters<typeof decideCopy>[1], sig
 /**
  * Of the backups the store drops and those only the copies held already: which stay in the
  * inventory (a copy store keeps them whole) and which go. While a copy store cannot be read, nothing
- * that may be in it goes: the next prune that reads it decides.
+ * that may be in it goes: a backup no readable copy holds stays in the store too (`deferred`; never
+ * marked copy-only on a guess), and the next prune that reads the copy decides.
  */
 function splitByCopies(decisions: Awaited<ReturnType<typeof decideCopies>>, dropped: Backup[], copiesOnly: Backup[]) {
   const unread = decisions.filter((d) => 'error' in d).map((d) => d.repository);
@@ -153,7 +154,8 @@ function splitByCopies(decisions: Awaited<ReturnType<typeof decideCopies>>, drop
   const stays = (b: Backup) => holders(b).length > 0 || unread.length > 0;
   return {
     unread,
-    toCopiesOnly: dropped.filter(stays).map((b) => ({ ...view(b), copies: holders(b) })),
+    toCopiesOnly: dropped.filter((b) => holders(b).length > 0).map((b) => ({ ...view(b), copies: holders(b) })),
+    deferred: dropped.filter((b) => !holders(b).length && unread.length > 0).map(view),
     removed: dropped.filter((b) => !stays(b)).map(view),
     copiesOnlyDropped: copiesOnly.filter((b) => !stays(b)).map(view),
   };
@@ -260,8 +262,12 @@ export function prunePlan(deps: Deps, opts: { instance?: string; policy?: Partia
           const split = splitByCopies(decisions, dropped, []);
           ctx.state.removed = split.removed;
           ctx.state.copiesOnly = split.toCopiesOnly;
-          if (split.unread.length && split.toCopiesOnly.length)
-            ctx.log(`${split.unread.join(', ')} could not be read: the backups the store drops stay in the inventory as copy-only until a prune can read it`, 'warn');
+          ctx.state.kept.push(...split.deferred.map((b) => ({ id: b.id, instance: b.instance, createdAt: b.createdAt })));
+          if (split.deferred.length)
+            ctx.log(
+              `${split.unread.join(', ')} could not be read: ${split.deferred.map((b) => b.id).join(', ')} stay in the store until a prune can read it (it may be their only other copy)`,
+              'warn',
+            );
           const removed = new Set(ctx.state.removed.map((b) => b.id));
           const toCopies = new Set(ctx.state.copiesOnly.map((b) => b.id));
           const gone = (b: Backup) => removed.has(b.id) || toCopies.has(b.id);
@@ -281,10 +287,7 @@ export function prunePlan(deps: Deps, opts: { instance?: string; policy?: Partia
             toCopies.forEach((id) => deps.inv.markCopiesOnly(id));
           })();
           ctx.state.snapshotsForgotten = forget.length;
-          for (const b of ctx.state.copiesOnly)
-            ctx.log(
-              `${b.kind} backup ${b.id} of ${b.instance} (${b.createdAt}) dropped from the store, kept as copy-only: ${b.copies.length ? `held by ${b.copies.join(', ')}` : 'a copy store could not be read'}`,
-            );
+          for (const b of ctx.state.copiesOnly) ctx.log(`${b.kind} backup ${b.id} of ${b.instance} (${b.createdAt}) dropped from the store, kept as copy-only: held by ${b.copies.join(', ')}`);
           ctx.log(`${removed.size + toCopies.size} backups dropped from the store (${toCopies.size} kept as copy-only), ${forget.length} snapshots forgotten, ${ctx.state.kept.length} backups kept`);
         },
       },
@@ -332,10 +335,8 @@ export function prunePlan(deps: Deps, opts: { instance?: string; policy?: Partia
       const split = splitByCopies(decided, dropped, copiesOnly);
       return [
         ...split.removed.map((b) => `would drop ${b.kind} backup ${b.id} of ${b.instance} (${b.createdAt})`),
-        ...split.toCopiesOnly.map(
-          (b) =>
-            `would drop ${b.kind} backup ${b.id} of ${b.instance} (${b.createdAt}) from the store; it would stay as copy-only (${b.copies.length ? `held by ${b.copies.join(', ')}` : 'a copy store cannot be read'})`,
-        ),
+        ...split.toCopiesOnly.map((b) => `would drop ${b.kind} backup ${b.id} of ${b.instance} (${b.createdAt}) from the store; it would stay as copy-only (held by ${b.copies.join(', ')})`),
+        ...split.deferred.map((b) => `would keep ${b.kind} backup ${b.id} of ${b.instance} (${b.createdAt}) in the store for now: ${split.unread.join(', ')} cannot be read`),
         `would keep ${result.kept.length} backups: ${result.kept.map((b) => b.id).join(', ') || 'none'}`,
         ...decided.flatMap((d) => {
           if ('error' in d) return [`copy store ${d.repository}: cannot tell what would go (${d.error})`];
