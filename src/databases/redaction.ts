@@ -134,7 +134,10 @@ function commonProblem(stmt: string, list: Token[], outside: RegExp, executableC
   // A SET sets the one setting it names and nothing else: MariaDB takes a list (SET foreign_key_checks=0,
   // GLOBAL general_log=1), so the whole statement must be that one assignment.
   if (/^set\b/i.test(words) && !ONE_SETTING.test(list.map((t) => t.text).join(' ')))
-    return { why: 'sets something other than one allowed setting (foreign_key_checks or unique_checks to 0/1, or search_path), which redaction rules must not', fix: 'one SET per setting, each on its own' };
+    return {
+      why: 'sets something other than one allowed setting (foreign_key_checks or unique_checks to 0/1, or search_path), which redaction rules must not',
+      fix: 'one SET per setting, each on its own',
+    };
   if (words && !ALLOWED_START.test(words))
     return {
       why: `starts with ${words.split(' ')[0].toUpperCase()}, and redaction rules may only change the copied rows`,
