@@ -8,6 +8,7 @@ import type { SqlDriver } from './driver.js';
 import { PgDriver, parseInventoryUrl } from './postgres.js';
 import { SqliteDriver } from './sqlite.js';
 import type { BackupRow, EnvRow, HostRow, InstanceRow, NameRow, NotifyRow } from './rows.js';
+import { LIST_SQL } from './list-sql.js';
 import { rowToBackup, rowToHost, rowToInstance } from './rows.js';
 import { SecretBox } from './secrets.js';
 import { Rights } from './rights.js';
@@ -133,7 +134,7 @@ export class Inventory {
     this.sql('UPDATE envs SET max_backup_age = ? WHERE name = ?').run(age, name);
   }
   listEnvs(): Env[] {
-    return (this.sql('SELECT * FROM envs ORDER BY name').all() as EnvRow[]).map((r) => ({ name: r.name, protected: !!r.protected, createdAt: r.created_at }));
+    return (this.sql(LIST_SQL.envs).all() as EnvRow[]).map((r) => ({ name: r.name, protected: !!r.protected, createdAt: r.created_at }));
   }
   requireEnv(name: string): Env {
     const e = this.getEnv(name);
@@ -172,7 +173,7 @@ export class Inventory {
     return h;
   }
   listHosts(): Host[] {
-    return (this.sql('SELECT * FROM hosts ORDER BY name').all() as HostRow[]).map(rowToHost);
+    return (this.sql(LIST_SQL.hosts).all() as HostRow[]).map(rowToHost);
   }
   pinHostKey(name: string, fingerprint: string): void {
     this.sql('UPDATE hosts SET host_key = ? WHERE name = ?').run(fingerprint, name);
@@ -260,7 +261,7 @@ export class Inventory {
     return i;
   }
   listInstances(): Instance[] {
-    return (this.sql('SELECT * FROM instances ORDER BY env, name').all() as InstanceRow[]).map(rowToInstance);
+    return (this.sql(LIST_SQL.instances).all() as InstanceRow[]).map(rowToInstance);
   }
   /** The plain database password of an instance, for the one process that needs it. */
   dbPassword(name: string): string | undefined {
@@ -335,7 +336,7 @@ export class Inventory {
   }
   /** Newest manual backup time of every instance, in one query (the lists show thousands). */
   latestBackupTimes(): Map<string, string> {
-    const rows = this.sql("SELECT instance, MAX(created_at) AS t FROM backups WHERE kind = 'manual' GROUP BY instance").all() as { instance: string; t: string }[];
+    const rows = this.sql(LIST_SQL.newestBackups).all() as { instance: string; t: string }[];
     return new Map(rows.map((r) => [r.instance, r.t]));
   }
   /** The newest backup of `instance` whose code snapshot holds the tree with this stat fingerprint (in the store: not one only the copies hold). */

@@ -1,20 +1,12 @@
 import { inventoryPassword, inventoryUrlOf } from '../inventory/connect.js';
 import { resolveHome } from '../inventory/home.js';
+import { LIST_SQL } from '../inventory/list-sql.js';
 import { loginAhead, startInventoryAhead } from '../inventory/postgres.js';
 import { inventoryLogin } from '../src/app/inventory-login.js';
 import { errorMessage } from '../src/core/errors.js';
 
-/**
- * What the first frame reads (UiModel.reload: Inventory.listEnvs, latestBackupTimes, listInstances,
- * listHosts, their SQL as written there): a team inventory reads them ahead, while the console's
- * modules load. Should one of them change, it is only no longer read ahead.
- */
-const FIRST_READS = [
-  'SELECT * FROM envs ORDER BY name',
-  "SELECT instance, MAX(created_at) AS t FROM backups WHERE kind = 'manual' GROUP BY instance",
-  'SELECT * FROM instances ORDER BY env, name',
-  'SELECT * FROM hosts ORDER BY name',
-];
+/** What the first frame reads: a team inventory reads it ahead, while the console's modules load. */
+const FIRST_READS = [LIST_SQL.envs, LIST_SQL.newestBackups, LIST_SQL.instances, LIST_SQL.hosts];
 
 /**
  * What draws the console (Ink, React, the screens) and what it opens, loaded after a team
