@@ -5,7 +5,7 @@ import { OpsError, UsageError } from '../core/errors.js';
 import { dbFor, loginShellFor, shellFor, type Deps } from '../deps/deps.js';
 import { loadDatabase, removeLater } from './restore.js';
 import { rebaselineStep } from './watch.js';
-import { liveRelease, restoreLeftovers, settleRestoredRelease, type RestoreLeftover } from './releases.js';
+import { liveRelease, restoreLeftovers, restoredSince, settleRestoredRelease, type RestoreLeftover } from './releases.js';
 import { readConversionJournal, undoConversion, type Conversion } from './release-conversion.js';
 
 export interface RecoverState {
@@ -104,7 +104,11 @@ export async function recoverPlan(deps: Deps, name: string): Promise<Plan<Recove
     );
   // A release-mode restore killed between its switch and the record saying so: code and database are
   // both the new ones (its database load ended before the switch), so it is finished, not undone.
-  const action = record?.phase === 'swapped' || (record?.phase === 'swapping' && leftovers.some((l) => l.switched)) ? 'finish' : 'undo';
+  // "swapped" in release mode is finished only while the link points at the release that run made:
+  // an undo killed after moving the link back (an older build recorded no "swapping" first) is undone.
+  const live = record?.phase === 'swapped' ? await liveRelease(deps, inst, false).catch(() => undefined) : undefined;
+  const swappedDone = record?.phase === 'swapped' && (live === undefined || restoredSince(live, record.since));
+  const action = swappedDone || (record?.phase === 'swapping' && leftovers.some((l) => l.switched)) ? 'finish' : 'undo';
   // Each leftover as the disk says: switched is finished (unless the recorded run is undone, database
   // and all), not switched is undone.
   const restored = leftovers.map((left) => ({ left, action: left.switched && (!record || action === 'finish') ? ('finish' as const) : ('undo' as const) }));

@@ -4,7 +4,7 @@ import type { StepIO } from '../core/plan.js';
 import { OpsError, UsageError } from '../core/errors.js';
 import { run } from '../remote/shell.js';
 import { shellFor, type Deps } from '../deps/deps.js';
-import { liveRelease, RELEASE_ID, releaseId, releasesDir, schemaHash, sh, sharedDir, sharedLinkTarget, sharedPathsOf, writeReleaseMeta } from './releases.js';
+import { liveRelease, refuseRestoreLeftovers, RELEASE_ID, releaseId, releasesDir, schemaHash, sh, sharedDir, sharedLinkTarget, sharedPathsOf, writeReleaseMeta } from './releases.js';
 
 /**
  * What a conversion did (or was about to do), so its undo puts exactly that back. Each step is added
@@ -196,6 +196,8 @@ export async function revertHalfConversion(deps: Deps, inst: Instance, ctx: Step
 export async function convertToInPlace(deps: Deps, inst: Instance, ctx: StepIO): Promise<{ id: string; restored: string[] } | undefined> {
   const id = await liveRelease(deps, inst, false);
   if (!id) return undefined;
+  // A restore cut short may have left the only copy of shared/ as it was beside it: recover settles it first.
+  await refuseRestoreLeftovers(deps, inst);
   const dir = `${releasesDir(inst.path)}/${id}`;
   const restored: string[] = [];
   for (const p of sharedPathsOf(inst)) {

@@ -91,6 +91,15 @@ export async function liveRelease(deps: Deps, inst: Instance, strict = true): Pr
   return id;
 }
 
+/**
+ * Whether release `id` is one a restore made at or after `since` (an ISO time: when that run's
+ * critical section began). Its id's stamp is when it was made, to the second.
+ */
+export function restoredSince(id: string, since: string): boolean {
+  const stamp = since.replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  return RELEASE_ID.test(id) && id.endsWith('-restored') && id.slice(0, 16) >= stamp.slice(0, 16);
+}
+
 /** The releases on the host, oldest first, each with what was recorded of it. */
 export async function listReleases(deps: Deps, inst: Instance): Promise<Release[]> {
   const script =
@@ -158,12 +167,35 @@ export async function previousRelease(deps: Deps, inst: Instance): Promise<strin
   return RELEASE_ID.test(id) ? id : undefined;
 }
 
-/** Links each shared path into a release (what git put there under that name gives way). */
+/** Shell function: true when a directory on the way from $1 down to $1/$2 (not $2's last name) is a symlink. */
+const LINKED_FN = 'linked() { r=$1; rest=$2; while :; do case $rest in */*) c2=${rest%%/*}; rest=${rest#*/}; r=$r/$c2; if [ -L "$r" ]; then return 0; fi ;; *) return 1 ;; esac; done; }; ';
+
+/**
+ * Links each shared path into a release (what git put there under that name gives way). Every path
+ * is checked before any changes: a tree whose commit holds a link on the way to a shared path
+ * (`config -> ../../other/config`) would have rm and ln act outside the release.
+ */
 export async function linkShared(deps: Deps, inst: Instance, dir: string): Promise<void> {
   const paths = sharedPathsOf(inst);
   if (!paths.length) return;
   const args = paths.flatMap((p) => [p, sharedLinkTarget(inst, p)]);
-  await sh(deps, inst, 'd=$1; shift; while [ $# -gt 0 ]; do rm -rf -- "$d/$1" && mkdir -p -- "$(dirname -- "$d/$1")" && ln -s -- "$2" "$d/$1" || exit 1; shift 2; done', [dir, ...args]);
+  const res = await sh(
+    deps,
+    inst,
+    LINKED_FN +
+      'd=$1; shift; n=0; for a; do n=$((n+1)); if [ $((n % 2)) = 1 ] && linked "$d" "$a"; then printf "linked %s\\n" "$a"; exit 0; fi; done; ' +
+      'while [ $# -gt 0 ]; do rm -rf -- "$d/$1" && mkdir -p -- "$(dirname -- "$d/$1")" && ln -s -- "$2" "$d/$1" || exit 1; shift 2; done',
+    [dir, ...args],
+  );
+  const linked = /^linked (.*)$/m.exec(res.stdout)?.[1];
+  if (linked) {
+    const comp = linked.split('/');
+    throw new OpsError(
+      `shared path ${linked} of ${inst.name} goes through a symbolic link in the tree (${dir}/${comp.slice(0, -1).join('/')} or a directory above it is one): linking it would change files outside the release; nothing was changed`,
+      1,
+      `make that directory a real one in the repository (or drop ${linked} from the instance's local/shared paths), then run again`,
+    );
+  }
 }
 
 /**
@@ -330,6 +362,8 @@ export interface RestoreLeftover {
   id: string;
   /** The link points at it: the switch was done, only the clean-up was left. */
   switched: boolean;
+  /** What the instance path links to now ('' when it is no link). */
+  link: string;
   /** What was recorded of it (the release live before, the previous-release record), when it got that far. */
   meta?: ReleaseMeta;
 }
@@ -361,7 +395,7 @@ export async function restoreLeftovers(deps: Deps, inst: Instance): Promise<Rest
     } catch {
       meta = undefined;
     }
-    return { id, switched: target === `${basename(inst.path)}.releases/${id}`, meta };
+    return { id, switched: target === `${basename(inst.path)}.releases/${id}`, link: target, meta };
   });
 }
 
@@ -385,7 +419,21 @@ export async function refuseRestoreLeftovers(deps: Deps, inst: Instance): Promis
  * the three names, and running it again goes on from there. The incoming one goes last (it is the
  * backup's, in the store).
  */
-const SHARED_BACK = 'if [ -e "$2" ] || [ -L "$2" ]; then if [ -e "$1" ] || [ -L "$1" ]; then rm -rf -- "$3" && mv -T -- "$1" "$3" || exit 1; fi; mv -T -- "$2" "$1" || exit 1; fi; rm -rf -- "$3"';
+const SHARED_BACK =
+  'if [ -e "$2" ] || [ -L "$2" ]; then if [ -e "$1" ] || [ -L "$1" ]; then ' +
+  // shared/ beside a whole incoming one is not the incoming one (made since): kept under a name of its own, never deleted.
+  'if [ -e "$3" ] || [ -L "$3" ]; then if [ -e "$4" ] || [ -L "$4" ]; then echo "taken $4"; exit 1; fi; mv -T -- "$1" "$4" && printf "displaced %s\\n" "$4" || exit 1; ' +
+  'else mv -T -- "$1" "$3" || exit 1; fi; fi; mv -T -- "$2" "$1" || exit 1; fi; rm -rf -- "$3"';
+
+/** Where SHARED_BACK keeps a shared/ it found beside a whole incoming one: not its to delete. */
+export const displacedShared = (path: string, id: string) => `${sharedDir(path)}.opsdeck-displaced-${id}`;
+
+/** Runs SHARED_BACK for restore `id`, saying where a displaced shared/ was kept. */
+async function sharedBack(deps: Deps, inst: Instance, id: string, ctx: StepIO): Promise<void> {
+  const res = await sh(deps, inst, SHARED_BACK, [sharedDir(inst.path), previousShared(inst.path, id), incomingShared(inst.path, id), displacedShared(inst.path, id)], ctx.signal);
+  const kept = /^displaced (.*)$/m.exec(res.stdout)?.[1];
+  if (kept) ctx.log(`${sharedDir(inst.path)} was not the one restore ${id} brought in: kept as ${kept} (look at it; opsdeck deletes nothing of it)`, 'warn');
+}
 
 /**
  * Settles a release-mode restore cut short, from what is on the host. Switched: it is finished (the
@@ -419,8 +467,30 @@ export async function settleRestoredRelease(deps: Deps, inst: Instance, left: Re
         `switch back by hand with: opsdeck rollback ${inst.name} --to RELEASE (${old} is shared/ as it was), then run recover again`,
       );
     await switchTo(deps, inst, from, ctx, left.meta?.previousBefore ?? null);
+  } else {
+    // Not switched is undone only while nothing moved since: the link still at the release live before
+    // it, or the incoming shared/ still there (the second rename never happened). Otherwise shared/ may
+    // be one in use since (the link moved: a rollback, --releases 0): nothing is changed, it is said.
+    const from = left.meta?.from;
+    const atFrom = !!from && RELEASE_ID.test(from) && left.link === `${basename(inst.path)}.releases/${from}`;
+    const has = await sh(deps, inst, 'if [ -e "$1" ] || [ -L "$1" ]; then echo incoming; fi', [incoming], ctx.signal);
+    if (!atFrom && !has.stdout.includes('incoming'))
+      throw new OpsError(
+        `${inst.path} on ${inst.host} ${left.link ? `links to ${left.link}` : 'is no link'}, not to release ${from ?? '(not recorded)'} live before the restore as release ${left.id} cut short, and ${incoming} is gone: ${shared} may be in use since, and ${old} is shared/ as it was before that restore`,
+        1,
+        `look at both on the host, keep what is needed in ${shared}, move ${old} away, then run recover again`,
+      );
+    // A kill inside the switch after the previous-release record was written leaves it naming the live release.
+    if (atFrom && left.meta && left.meta.previousBefore !== undefined)
+      await sh(
+        deps,
+        inst,
+        'if [ -n "$2" ]; then printf "%s\\n" "$2" > "$1.tmp" && mv -f -- "$1.tmp" "$1"; else rm -f -- "$1"; fi',
+        [previousFile(inst.path), left.meta.previousBefore ?? ''],
+        ctx.signal,
+      );
   }
-  await sh(deps, inst, SHARED_BACK, [shared, old, incoming], ctx.signal);
+  await sharedBack(deps, inst, left.id, ctx);
   await removeRelease(deps, inst, left.id);
   ctx.log(`restore as release ${left.id} undone: ${shared} is as it was before it`);
 }
@@ -442,7 +512,7 @@ export async function restoreAsRelease(
   copy?: { sourcePaths: string[]; keep: string[] },
 ): Promise<void> {
   const shared = sharedDir(inst.path);
-  await refuseRestoreLeftovers(deps, inst);
+  // Leftovers of a restore cut short were refused by the restore's check step (refuseRestoreLeftovers).
   // The id first: every name this restore makes beside the instance carries it, so what a kill leaves is found.
   const taken = (await listReleases(deps, inst)).map((r) => r.id);
   const id = releaseId('restored', taken);
@@ -474,7 +544,7 @@ export async function restoreAsRelease(
       deps,
       inst,
       'd=$1; n=$2; c=$3; shift 3; mkdir -- "$n" || exit 1; ' +
-        'linked() { r=$1; rest=$2; while :; do case $rest in */*) c2=${rest%%/*}; rest=${rest#*/}; r=$r/$c2; if [ -L "$r" ]; then return 0; fi ;; *) return 1 ;; esac; done; }; ' +
+        LINKED_FN +
         'for p; do if linked "$d" "$p"; then continue; fi; ' +
         'if [ -e "$d/$p" ] && ! [ -L "$d/$p" ]; then mkdir -p -- "$(dirname -- "$n/$p")" && mv -T -- "$d/$p" "$n/$p" && printf "tree %s\\n" "$p" || exit 1; ' +
         'elif [ -e "$c/$p" ] || [ -L "$c/$p" ]; then mkdir -p -- "$(dirname -- "$n/$p")" && cp -a -- "$c/$p" "$n/$p" && printf "kept %s\\n" "$p" || exit 1; fi; done',
@@ -521,7 +591,9 @@ export async function undoRestoredRelease(deps: Deps, inst: Instance, st: Restor
   if (st.switched) await switchTo(deps, inst, st.live, ctx, st.previous ?? null);
   st.switched = false;
   if (!st.id) return;
-  await sh(deps, inst, SHARED_BACK, [sharedDir(inst.path), previousShared(inst.path, st.id), incomingShared(inst.path, st.id)]);
+  // shared/ moves back only when this run moved it: before that, a name it found taken is not its own to move in.
+  if (st.oldShared) await sharedBack(deps, inst, st.id, ctx);
+  else await run(shellFor(deps, inst), ['rm', '-rf', '--', incomingShared(inst.path, st.id)]);
   st.oldShared = undefined;
   await removeRelease(deps, inst, st.id);
   st.id = undefined;

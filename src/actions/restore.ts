@@ -10,7 +10,7 @@ import { dbFor, loginShellFor, shellFor, type Deps } from '../deps/deps.js';
 import { progressSum, together } from './relay.js';
 import { MAINTENANCE_FILE } from './app.js';
 import { rebaselineStep } from './watch.js';
-import { dropOldShared, liveRelease, materializeShared, restoreAsRelease, schemaHash, sharedPathsOf, undoRestoredRelease } from './releases.js';
+import { dropOldShared, liveRelease, materializeShared, refuseRestoreLeftovers, restoreAsRelease, schemaHash, sharedPathsOf, undoRestoredRelease } from './releases.js';
 import { backupChoiceNotes, checkTreeUser, freeSpace, hasCode, hasDb, keepsLocal, pickBackup, treeSize, type RestoreState } from './restore-checks.js';
 import { loadDatabase, loadDatabaseFrom, stageCode, stageCodeFrom } from './restore-data.js';
 
@@ -119,6 +119,9 @@ export function restoreSteps(deps: Deps, target?: Instance): RestoreSteps {
           parent: ask(shell.exec(['test', '-d', parent])),
           user: ask(checkTreeUser(deps, ctx.state, (line, level) => ctx.log(line, level))),
           live: hasCode(ctx.state) ? ask(liveRelease(deps, target, false)) : undefined,
+          // What a release-mode restore cut short left (maybe the only copy of shared/) is refused here,
+          // before the safety backup and before a load swaps the database in, not at the swap.
+          leftovers: hasCode(ctx.state) ? ask(refuseRestoreLeftovers(deps, target)) : undefined,
           load: db ? ask(db.engine.checkLoad(loginShellFor(deps, target), db, ctx.signal)) : undefined,
           tree: from.live ? ask(treeSize(deps, from.live)) : undefined,
           free: ask(freeSpace(deps, target, parent)),
@@ -130,6 +133,7 @@ export function restoreSteps(deps: Deps, target?: Instance): RestoreSteps {
         // comes back as a new release (restoreAsRelease), never a plain tree in place of the link.
         const live = await asked.live;
         if (live) ctx.state.release = { live };
+        await asked.leftovers;
         await asked.load;
         const m = from.backup?.manifest.code;
         const tree = asked.tree ? await asked.tree : { bytes: m?.bytes ?? 0, entries: m ? (m.files ?? 0) + (m.dirs ?? 0) + (m.symlinks ?? 0) : 0 };
@@ -313,6 +317,8 @@ export function restoreSteps(deps: Deps, target?: Instance): RestoreSteps {
       undo: async (ctx) => {
         const { target, old } = ctx.state;
         if (ctx.state.release) {
+          // Not "swapped" while the link and shared/ move back: recover would finish a run half undone.
+          if (ctx.state.runId !== undefined) deps.inv.setHalfRestored({ ...criticalRecord(ctx), phase: 'swapping' });
           await undoRestoredRelease(deps, target, ctx.state.release, ctx);
           if (ctx.state.runId !== undefined) deps.inv.setHalfRestored({ ...criticalRecord(ctx), phase: 'db-committed' });
           return;

@@ -1,3 +1,4 @@
+import Database from 'better-sqlite3';
 import { existsSync, lstatSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -93,19 +94,30 @@ describe('opsdeck recover, release mode', () => {
     // shared/ waiting as .opsdeck-incoming-ID, the live shared/ renamed to .opsdeck-previous-ID, the link not switched.
     const id = '20260102T000000Z-restored';
     const liveId = live.split('/').pop()!;
+    const previous = readFileSync(`${i.path}.releases/.previous`, 'utf8');
+    // The previous-release record as a kill inside the switch leaves it too: naming the live release.
     asLabUser('sh', [
       '-c',
-      'cp -a "$1.releases/$2" "$1.releases/$3" && printf "%s" "$4" > "$1.releases/$3.json" && cp -a "$1.shared" "$1.shared.opsdeck-incoming-$3" && rm "$1.shared.opsdeck-incoming-$3/uploads/dog.jpg" && mv -T "$1.shared" "$1.shared.opsdeck-previous-$3"',
+      'cp -a "$1.releases/$2" "$1.releases/$3" && printf "%s" "$4" > "$1.releases/$3.json" && cp -a "$1.shared" "$1.shared.opsdeck-incoming-$3" && rm "$1.shared.opsdeck-incoming-$3/uploads/dog.jpg" && mv -T "$1.shared" "$1.shared.opsdeck-previous-$3" && printf "%s\\n" "$2" > "$1.releases/.previous"',
       'sh',
       i.path,
       liveId,
       id,
-      JSON.stringify({ id, revision: '', at: new Date().toISOString(), backup: null, schema: null, from: liveId, previousBefore: null }),
+      JSON.stringify({ id, revision: '', at: new Date().toISOString(), backup: null, schema: null, from: liveId, previousBefore: previous.trim() }),
     ]);
     expect(existsSync(shared)).toBe(false);
 
+    const backups = () => {
+      const inv = new Database(join(home, 'inventory.sqlite'), { readonly: true });
+      const n = (inv.prepare('SELECT count(*) AS n FROM backups').get() as { n: number }).n;
+      inv.close();
+      return n;
+    };
+    const backupsBefore = backups();
     const refused = await cli(home, ['restore', 'rr-swap', '--yes']);
     expect(refused.code).toBe(1);
+    // Refused by the check, before a safety backup (or a database load) was made.
+    expect(backups()).toBe(backupsBefore);
     expect(refused.stderr).toMatch(/a restore of rr-swap as release 20260102T000000Z-restored was cut short/);
     expect(refused.stderr).toMatch(/opsdeck recover rr-swap/);
     const noRollback = await cli(home, ['rollback', 'rr-swap', '--yes']);
@@ -117,6 +129,7 @@ describe('opsdeck recover, release mode', () => {
     const r = await json(home, ['recover', 'rr-swap']);
     expect(r).toMatchObject({ run: null, conversionUndone: null, restoredReleases: [{ id, action: 'undo' }] });
     expect({ link: readlinkSync(i.path), releases: readdirSync(`${i.path}.releases`).sort(), shared: treeState(shared) }).toEqual(state);
+    expect(readFileSync(`${i.path}.releases/.previous`, 'utf8')).toBe(previous);
     expect(beside('rr-swap')).toEqual(['rr-swap', 'rr-swap.releases', 'rr-swap.shared']);
     expect(await (await fetch(i.url)).text()).toContain('converted');
     expect((await cli(home, ['recover', 'rr-swap'])).code).toBe(2);
@@ -153,6 +166,52 @@ describe('opsdeck recover, release mode', () => {
     expect(treeState(shared)).toEqual(incoming);
     expect(beside('rr-done')).toEqual(['rr-done', 'rr-done.releases', 'rr-done.shared']);
     expect(await (await fetch(i.url)).text()).toContain('converted');
+  });
+
+  it('a restore killed in its undo after the link went back (recorded "swapped"): recover undoes it, never finishes it over the release live before', async () => {
+    const { home, i } = await instanceWithRepo('rr-undone', ['uploads']);
+    await must(cli(home, ['update', 'rr-undone', '--yes']));
+    const link = readlinkSync(i.path);
+    // What an undo killed right after undoRestoredRelease left: the link and shared/ back, the record still "swapped".
+    const inv = new Database(join(home, 'inventory.sqlite'));
+    const runId = (inv.prepare('SELECT max(id) AS id FROM runs').get() as { id: number }).id;
+    inv
+      .prepare('INSERT INTO half_restored (instance, run_id, command, phase, safety_backup, staging, old, db_touched, since) VALUES (?, ?, ?, ?, NULL, ?, ?, 0, ?)')
+      .run('rr-undone', runId, 'restore', 'swapped', `${i.path}.opsdeck-incoming`, `${i.path}.opsdeck-previous`, new Date().toISOString());
+    inv.close();
+    const r = await json(home, ['recover', 'rr-undone']);
+    expect(r).toMatchObject({ run: runId, action: 'undo' });
+    expect(readlinkSync(i.path)).toBe(link);
+    expect(await (await fetch(i.url)).text()).toContain('converted');
+  });
+
+  it('a restore cut short before its switch, the link moved on since: recover refuses, naming both shared/, and changes nothing', async () => {
+    const { home, i } = await instanceWithRepo('rr-moved', ['uploads']);
+    await must(cli(home, ['update', 'rr-moved', '--yes']));
+    const shared = `${i.path}.shared`;
+    asLabUser('sh', ['-c', 'printf photo > "$1/uploads/cat.jpg"', 'sh', shared]);
+    const liveId = readlinkSync(i.path).split('/').pop()!;
+    const id = '20260102T000000Z-restored';
+    const other = '20260103T000000Z-0123456789';
+    // Both renames done, no switch; since then the link moved to another release, and shared/ is the one in use.
+    asLabUser('sh', [
+      '-c',
+      'b=$(basename "$1") && cp -a "$1.releases/$2" "$1.releases/$3" && printf "%s" "$4" > "$1.releases/$3.json" && cp -a "$1.shared" "$1.shared.opsdeck-incoming-$3" && ' +
+        'mv -T "$1.shared" "$1.shared.opsdeck-previous-$3" && mv -T "$1.shared.opsdeck-incoming-$3" "$1.shared" && cp -a "$1.releases/$2" "$1.releases/$5" && ln -sfn "$b.releases/$5" "$1" && printf "written since\\n" > "$1.shared/uploads/new.jpg"',
+      'sh',
+      i.path,
+      liveId,
+      id,
+      JSON.stringify({ id, revision: '', at: new Date().toISOString(), backup: null, schema: null, from: liveId, previousBefore: null }),
+      other,
+    ]);
+    const before = { link: readlinkSync(i.path), shared: treeState(shared), kept: treeState(`${shared}.opsdeck-previous-${id}`), beside: beside('rr-moved') };
+    const res = await cli(home, ['recover', 'rr-moved']);
+    expect(res.code).toBe(1);
+    expect(res.stderr).toContain(`links to rr-moved.releases/${other}`);
+    expect(res.stderr).toContain(`${shared}.opsdeck-previous-${id}`);
+    expect({ link: readlinkSync(i.path), shared: treeState(shared), kept: treeState(`${shared}.opsdeck-previous-${id}`), beside: beside('rr-moved') }).toEqual(before);
+    expect(readFileSync(join(shared, 'uploads', 'new.jpg'), 'utf8')).toBe('written since\n');
   });
 });
 
@@ -215,5 +274,23 @@ describe("another instance's tree onto a release-mode instance", () => {
     expect(readlinkSync(t.path)).toBe(was);
     expect(treeState(t.path)).toEqual(treeBefore);
     expect((await fetch(t.url)).status).toBe(200);
+  });
+
+  it('a clone whose tree holds a link on the way to a shared path (config -> another directory) is refused: the directory the link names byte-identical, the target as before', async () => {
+    // Another site's config beside the target, which the source's tree links to (a git repository can hold links).
+    const victim = join(root, 'rr-victim');
+    asLabUser('sh', ['-c', 'rm -rf -- "$1" && mkdir -p "$1/config" && printf "DB_PASSWORD=theirs\\n" > "$1/config/local.env"', 'sh', victim]);
+    const src = await addInstance(home, 'lab1', 'rr-src3', 'dev');
+    asLabUser('sh', ['-c', 'rm -rf -- "$1/config" && ln -s -- "$2/config" "$1/config"', 'sh', src.path, victim]);
+    const victimBefore = treeState(victim);
+    const targetBefore = { link: readlinkSync(t.path), releases: treeState(`${t.path}.releases`), shared: treeState(shared) };
+    const res = await cli(home, ['clone', 'rr-src3', 'rr-tgt', '--yes']);
+    expect(res.code).toBe(1);
+    expect(res.stderr).toContain('config/local.env');
+    expect(res.stderr).toContain('symbolic link');
+    expect(treeState(victim)).toEqual(victimBefore);
+    expect(readFileSync(join(victim, 'config', 'local.env'), 'utf8')).toBe('DB_PASSWORD=theirs\n');
+    expect({ link: readlinkSync(t.path), releases: treeState(`${t.path}.releases`), shared: treeState(shared) }).toEqual(targetBefore);
+    expect(left()).toEqual(['rr-tgt', 'rr-tgt.releases', 'rr-tgt.shared']);
   });
 });
