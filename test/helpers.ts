@@ -274,3 +274,23 @@ export function teamHome(home = plainHome()): string {
   process.env.OPSDECK_INVENTORY_PASSWORD ??= TEAM_ADMIN.password;
   return home;
 }
+
+/**
+ * A conversion to release mode as a run killed inside it leaves the instance at `path` (release mode
+ * with config/local.env kept and uploads/ shared): the tree moved and linked, config/local.env moved
+ * and uploads/ made in shared/, the journal beside. Returns the release id, made from commit `rev`.
+ */
+export function cutShortConversion(path: string, rev: string): string {
+  const id = `20260101T000000Z-${rev.slice(0, 10)}`;
+  asLabUser('sh', [
+    '-c',
+    'b=$(basename "$1") && mkdir "$1.releases" "$1.shared" "$1.shared/config" "$1.shared/uploads" && printf "%s" "$3" > "$1.releases/.converting" && mv -T "$1" "$1.releases/$2" && ln -s "$b.releases/$2" "$1" && ' +
+      'mv "$1.releases/$2/config/local.env" "$1.shared/config/local.env" && ln -s "../../../$b.shared/config/local.env" "$1.releases/$2/config/local.env" && ' +
+      'ln -s "../../$b.shared/uploads" "$1.releases/$2/uploads"',
+    'sh',
+    path,
+    id,
+    JSON.stringify({ id, moved: ['config/local.env'], made: ['uploads'] }),
+  ]);
+  return id;
+}

@@ -2,7 +2,7 @@ import Database from 'better-sqlite3';
 import { existsSync, lstatSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { addInstance, asLabUser, cli, homeWithHosts, lab, must, sql, treeState } from '../helpers.js';
+import { addInstance, asLabUser, cli, cutShortConversion, homeWithHosts, lab, must, sql, treeState } from '../helpers.js';
 
 // opsdeck recover on what release mode leaves when a run is killed (issue 13, item 1): a conversion
 // cut short (its journal PATH.releases/.converting), and a restore as a release cut short between
@@ -46,17 +46,7 @@ describe('opsdeck recover, release mode', () => {
     const before = treeState(i.path);
     // As a run killed inside the conversion leaves it: the tree moved and linked, config/local.env
     // moved and uploads/ made in shared/, the journal beside.
-    const id = `20260101T000000Z-${v1.slice(0, 10)}`;
-    asLabUser('sh', [
-      '-c',
-      'b=$(basename "$1") && mkdir "$1.releases" "$1.shared" "$1.shared/config" "$1.shared/uploads" && printf "%s" "$3" > "$1.releases/.converting" && mv -T "$1" "$1.releases/$2" && ln -s "$b.releases/$2" "$1" && ' +
-        'mv "$1.releases/$2/config/local.env" "$1.shared/config/local.env" && ln -s "../../../$b.shared/config/local.env" "$1.releases/$2/config/local.env" && ' +
-        'ln -s "../../$b.shared/uploads" "$1.releases/$2/uploads"',
-      'sh',
-      i.path,
-      id,
-      JSON.stringify({ id, moved: ['config/local.env'], made: ['uploads'] }),
-    ]);
+    const id = cutShortConversion(i.path, v1);
 
     const dry = await must(cli(home, ['recover', 'rr-conv', '--dry-run']));
     expect(dry.stdout).toMatch(/would undo the conversion to release mode cut short \(release 20260101T000000Z-[0-9a-f]+\)/);

@@ -3,7 +3,7 @@ import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync } from '
 import { get } from 'node:http';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { addInstance, asLabUser, cli, dbState, homeWithHosts, lab, must, sql, treeState } from '../helpers.js';
+import { addInstance, asLabUser, cli, cutShortConversion, dbState, homeWithHosts, lab, must, sql, treeState } from '../helpers.js';
 
 // Release directories, rollback and update --lag (issue 13, items 1 and 5), against the lab through
 // bin/opsdeck. Each test has its own copy of the sample app's repository, so the commits it adds
@@ -393,17 +393,7 @@ describe('a conversion cut short, then used for days', () => {
     await must(cli(home, ['instance', 'set', 'rl-used', '--releases', '2', '--local', 'config/local.env', '--shared', 'uploads', '--branch', 'rl-used']));
     const local = readFileSync(join(i.path, 'config', 'local.env'), 'utf8');
     // As a killed run leaves it: the tree moved and linked, config/local.env moved and uploads/ made in shared/, the journal beside.
-    const id = `20260101T000000Z-${v1.slice(0, 10)}`;
-    asLabUser('sh', [
-      '-c',
-      'b=$(basename "$1") && mkdir "$1.releases" "$1.shared" "$1.shared/config" "$1.shared/uploads" && printf "%s" "$3" > "$1.releases/.converting" && mv -T "$1" "$1.releases/$2" && ln -s "$b.releases/$2" "$1" && ' +
-        'mv "$1.releases/$2/config/local.env" "$1.shared/config/local.env" && ln -s "../../../$b.shared/config/local.env" "$1.releases/$2/config/local.env" && ' +
-        'ln -s "../../$b.shared/uploads" "$1.releases/$2/uploads"',
-      'sh',
-      i.path,
-      id,
-      JSON.stringify({ id, moved: ['config/local.env'], made: ['uploads'] }),
-    ]);
+    const id = cutShortConversion(i.path, v1);
     // The site serves on meanwhile: an upload lands in shared/ through the link.
     asLabUser('sh', ['-c', 'printf photo > "$1/uploads/cat.jpg"', 'sh', i.path]);
 
