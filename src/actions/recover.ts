@@ -5,7 +5,8 @@ import { OpsError, UsageError } from '../core/errors.js';
 import { dbFor, loginShellFor, shellFor, type Deps } from '../deps/deps.js';
 import { loadDatabase, removeLater } from './restore.js';
 import { rebaselineStep } from './watch.js';
-import { liveRelease, restoreLeftovers, restoredSince, settleRestoredRelease, type RestoreLeftover } from './releases.js';
+import { liveRelease, restoredSince } from './releases.js';
+import { restoreLeftovers, settleRestoredRelease, type RestoreLeftover } from './release-restore.js';
 import { readConversionJournal, undoConversion, type Conversion } from './release-conversion.js';
 
 export interface RecoverState {

@@ -4,7 +4,8 @@ import type { StepIO } from '../core/plan.js';
 import { OpsError, UsageError } from '../core/errors.js';
 import { run } from '../remote/shell.js';
 import { shellFor, type Deps } from '../deps/deps.js';
-import { liveRelease, refuseRestoreLeftovers, RELEASE_ID, releaseId, releasesDir, schemaHash, sh, sharedDir, sharedLinkTarget, sharedPathsOf, writeReleaseMeta } from './releases.js';
+import { liveRelease, RELEASE_ID, releaseId, releasesDir, schemaHash, sh, sharedDir, sharedLinkTarget, sharedPathsOf, writeReleaseMeta } from './releases.js';
+import { refuseRestoreLeftovers } from './release-restore.js';
 
 /**
  * What a conversion did (or was about to do), so its undo puts exactly that back. Each step is added

@@ -4,7 +4,7 @@ import type { Backup, Instance } from '../../inventory/index.js';
 import { run } from '../remote/shell.js';
 import { OpsError, UsageError } from '../core/errors.js';
 import { shellFor, type Deps } from '../deps/deps.js';
-import type { RestoredRelease } from './releases.js';
+import type { RestoredRelease } from './release-restore.js';
 
 export interface RestoreState {
   /** Redaction statements run on the loaded copy before it commits (clone --redact, refresh). */

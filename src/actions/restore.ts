@@ -10,7 +10,8 @@ import { dbFor, loginShellFor, shellFor, type Deps } from '../deps/deps.js';
 import { progressSum, together } from './relay.js';
 import { MAINTENANCE_FILE } from './app.js';
 import { rebaselineStep } from './watch.js';
-import { dropOldShared, liveRelease, materializeShared, refuseRestoreLeftovers, restoreAsRelease, schemaHash, sharedPathsOf, undoRestoredRelease } from './releases.js';
+import { liveRelease, materializeShared, schemaHash, sharedPathsOf } from './releases.js';
+import { dropOldShared, refuseRestoreLeftovers, restoreAsRelease, undoRestoredRelease } from './release-restore.js';
 import { backupChoiceNotes, checkTreeUser, freeSpace, hasCode, hasDb, keepsLocal, pickBackup, treeSize, type RestoreState } from './restore-checks.js';
 import { loadDatabase, loadDatabaseFrom, stageCode, stageCodeFrom } from './restore-data.js';
 

@@ -4,7 +4,8 @@ import { UsageError } from '../core/errors.js';
 import type { Deps } from '../deps/deps.js';
 import { requireHealthy } from './app.js';
 import { takeBackup } from './backup.js';
-import { listReleases, previousRelease, refuseRestoreLeftovers, RELEASE_ID, reload, schemaHash, switchTo, type Release } from './releases.js';
+import { listReleases, previousRelease, RELEASE_ID, reload, schemaHash, switchTo, type Release } from './releases.js';
+import { refuseRestoreLeftovers } from './release-restore.js';
 import { loadDatabase } from './restore.js';
 import { rebaselineStep } from './watch.js';
 

@@ -15,7 +15,6 @@ import {
   liveRelease,
   previousRelease,
   pruneReleases,
-  refuseRestoreLeftovers,
   releaseId,
   reload,
   removeRelease,
@@ -25,6 +24,7 @@ import {
   releasesDir,
   unshare,
 } from './releases.js';
+import { refuseRestoreLeftovers } from './release-restore.js';
 import { backToReleases, convertToInPlace, convertToReleases, finishInPlace, revertHalfConversion, undoConversion, type Conversion } from './release-conversion.js';
 
 export interface UpdateState {
