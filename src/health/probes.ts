@@ -77,9 +77,9 @@ export const HOST_SCRIPT = [
  * `setUp`, when given, is a slot of the sweep's: held while the connection is set up (the handshake
  * costs CPU at both ends) and given back before the probe's command, which mostly waits.
  */
-export async function probeHost(deps: Deps, host: Host, paths: string[], timeoutMs = 10_000, setUp?: () => void): Promise<HostSample> {
+export async function probeHost(deps: Deps, host: Host, paths: string[], timeoutMs = 10_000, setUp?: () => void, onConnected?: () => void): Promise<HostSample> {
   const t0 = Date.now();
-  return withTimeout(probeHostNow(deps, host, paths, timeoutMs, setUp), timeoutMs + 1000, () => {
+  return withTimeout(probeHostNow(deps, host, paths, timeoutMs, setUp, onConnected), timeoutMs + 1000, () => {
     setUp?.();
     // A connection that hangs would hang the next probe too: start afresh next time.
     deps.ssh.drop(host.name);
@@ -87,7 +87,7 @@ export async function probeHost(deps: Deps, host: Host, paths: string[], timeout
   });
 }
 
-async function probeHostNow(deps: Deps, host: Host, paths: string[], timeoutMs: number, setUp?: () => void): Promise<HostSample> {
+async function probeHostNow(deps: Deps, host: Host, paths: string[], timeoutMs: number, setUp?: () => void, onConnected?: () => void): Promise<HostSample> {
   const t0 = Date.now();
   try {
     if (setUp) {
@@ -96,6 +96,7 @@ async function probeHostNow(deps: Deps, host: Host, paths: string[], timeoutMs: 
       } finally {
         setUp();
       }
+      onConnected?.();
     }
     const shell = deps.ssh.shell(host);
     const res = await shell.exec(['sh', '-c', HOST_SCRIPT, 'sh', ...paths], { timeoutMs });
@@ -169,22 +170,31 @@ export const memoryUsed = (s: HostSample | undefined): number | undefined => (s?
  * An instance's probes. `host` is its host's newest sample: when that host is down, the database
  * and command metrics are not tried and the instance is down too, whatever its URL said.
  */
-export async function probeInstance(deps: Deps, inst: Instance, now = Date.now(), newest = deps.inv.latestBackupTimes(), hostSample?: HostSample | Promise<HostSample>): Promise<InstanceSample> {
+export async function probeInstance(
+  deps: Deps,
+  inst: Instance,
+  now = Date.now(),
+  newest = deps.inv.latestBackupTimes(),
+  hostSample?: HostSample | Promise<HostSample>,
+  hostConnected?: Promise<boolean>,
+): Promise<InstanceSample> {
   const hc = inst.health ?? (inst.url ? { url: inst.url, status: 200 } : null);
   let http: InstanceSample['http'];
   // The site needs nothing from the host: asked at once, while the host's probe may still run. The
-  // database and the metrics side by side once the host is known to be up: a slow one does not
-  // delay the others.
+  // database and the metrics side by side once the host is known to be up (its SSH connection made,
+  // when the sweep says so: the host's own probe spends a quarter second sampling the CPU), so a
+  // slow one does not delay the others.
   const site = hc ? checkHealth(inst.maintenanceSince ? { ...inst, health: { url: hc.url, status: 503 } } : inst) : undefined;
-  const host = await hostSample;
-  const hostDown = host !== undefined && !host.ok;
-  const reasons: string[] = hostDown ? [`host ${host.host} down: ${host.reason}`] : [];
-  const [r, db, cmdMetrics] = await Promise.all([
+  const early = (await hostConnected) ? undefined : await hostSample;
+  const hostDown = early !== undefined && !early.ok;
+  const [r, db, cmdMetrics, host] = await Promise.all([
     // In maintenance the site is meant to answer 503: that is not "down".
     site,
     hostDown ? undefined : probeDatabase(deps, inst),
     hostDown ? {} : probeCommandMetrics(deps, inst),
+    hostSample,
   ]);
+  const reasons: string[] = host !== undefined && !host.ok ? [`host ${host.host} down: ${host.reason}`] : [];
   if (r) {
     http = { url: r.url, status: r.status, ms: r.ms, ok: r.ok, reason: r.reason };
     if (!r.ok) reasons.push(`http: ${r.reason}`);
@@ -250,10 +260,17 @@ export async function sweep(deps: Deps, insts: Instance[], parallel = 8): Promis
   const pathsOf = new Map<string, string[]>();
   for (const i of insts) pathsOf.set(i.host, [...(pathsOf.get(i.host) ?? []), i.path]);
   const setUp = slots(parallel);
+  // Per host: its probe's sample, and whether its SSH connection is up (known before the sample).
+  const connected = new Map<string, Promise<boolean>>();
   const probing = new Map(
     hostNames.map((h) => {
       const host = deps.inv.requireHost(h);
-      return [h, setUp().then((release) => probeHost(deps, host, pathsOf.get(h) ?? [], undefined, release))] as const;
+      let up!: (ok: boolean) => void;
+      connected.set(h, new Promise<boolean>((resolve) => (up = resolve)));
+      const sample = setUp().then((release) => probeHost(deps, host, pathsOf.get(h) ?? [], undefined, release, () => up(true)));
+      // A host that never connected: known once its sample is (a promise settles once; later calls do nothing).
+      void sample.then((s) => up(s.ok));
+      return [h, sample] as const;
     }),
   );
   // Newest backup of every instance in one query, not one per instance.
@@ -267,7 +284,7 @@ export async function sweep(deps: Deps, insts: Instance[], parallel = 8): Promis
       insts.map(async (i) => {
         const release = await instanceSlot();
         try {
-          return await probeInstance(deps, i, now, newest, probing.get(i.host)!);
+          return await probeInstance(deps, i, now, newest, probing.get(i.host)!, connected.get(i.host));
         } finally {
           release();
         }
