@@ -2,27 +2,40 @@
 // frame's time goes to measuring and cutting the same lines again (string-width runs the Unicode
 // segmenter over any line that is not plain ASCII: rules, sparklines, ellipses; Ink's per-frame
 // caches start empty each frame). Frames repeat most of their lines, so:
-//  - string-width answers lines of ASCII, rules, blocks and dashes by their length (each of those
-//    characters is one column: checked against the real module at each build), the rest from a
+//  - string-width answers lines of ASCII, rules, blocks, dashes and arrows by their length (each of
+//    those characters is one column: checked against the real module at each build), the rest from a
 //    bounded cache; slice-ansi from a bounded cache too (both are pure functions of their arguments);
 //  - Ink's per-frame OutputCaches (line widths and a line's styled characters, also pure) live across
 //    frames, renewed when they grow large;
+//  - a line that fits its clip whole is not cut (slice-ansi of the whole line gives the same characters
+//    in the same styles, at the price of tokenizing it twice);
+//  - ansi-tokenize splits such lines into characters by code unit instead of by the grapheme segmenter
+//    (each of those characters is a grapheme of its own: checked at each build), characters of one
+//    style share one styles array, and turning a row back into a string skips the comparison of two
+//    neighbours whose styles are the same (most of a row): the same string, without three Sets per cell;
+//  - the grapheme segmenters (whose first use loads ICU's break rules, ~25 ms) are made on first use,
+//    not when the modules load: the first frame, made of such characters, needs none;
 //  - Yoga's WebAssembly, inlined as a data: URL, is decoded directly instead of through fetch(), whose
 //    first call loads Node's whole HTTP client (undici) before the first frame.
-// A pattern that is not found fails the build: a newer Ink or Yoga must be looked at again, not
-// silently slow.
+// A pattern that is not found fails the build: a newer Ink, Yoga or tokenizer must be looked at again,
+// not silently slow.
 import { readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
 const LIMIT = 8192;
 
-/** Characters one column wide each that string-width would segment: middle dot, dashes and dots, box drawing, blocks. */
+/** Characters one column wide each that string-width would segment: middle dot, dashes and dots, arrows, box drawing, blocks, the run view's ticks. */
 const NARROW = [
   [0x20, 0x7e],
   [0xb7, 0xb7],
   [0x2010, 0x2027],
+  [0x2190, 0x2193],
+  [0x21ba, 0x21ba],
   [0x2500, 0x259f],
+  [0x25b8, 0x25b8],
+  [0x2713, 0x2713],
+  [0x2717, 0x2717],
 ];
 const narrowClass = NARROW.map(([a, b]) => (a === b ? `\\u{${a.toString(16)}}` : `\\u{${a.toString(16)}}-\\u{${b.toString(16)}}`)).join('');
 
@@ -55,12 +68,70 @@ const WRAPPED = {
 };
 
 const OUTPUT_FROM = 'caches = new OutputCaches();';
+const SLICE_FROM = 'return sliceAnsi(line, from, to);';
+const SLICE_TO = 'return from === 0 && to >= width ? line : sliceAnsi(line, from, to);';
 const OUTPUT_TO = 'caches = sharedOutputCaches();';
 const OUTPUT_SHARED = `
 let sharedCaches;
 function sharedOutputCaches() {
   if (!sharedCaches || sharedCaches.styledChars.size + sharedCaches.widths.size + sharedCaches.blockWidths.size > ${LIMIT * 2}) sharedCaches = new OutputCaches();
   return sharedCaches;
+}
+`;
+
+/** Each [from, to] replaced once in a module's text; one that is not there fails the build. */
+function patch(path, text, pairs) {
+  for (const [from, to] of pairs) {
+    if (!text.includes(from)) throw new Error(`build/ink-caches.mjs: ${path} no longer has "${from}": look at it again`);
+    text = text.replace(from, to);
+  }
+  return text;
+}
+
+/** A segmenter made on its first use (only segment() is called on these). */
+const lazySegmenter = (name, args) => `let ${name}Made; const ${name} = { segment: (s) => (${name}Made ??= new Intl.Segmenter(${args})).segment(s) };`;
+
+// ansi-tokenize's tokenize, for a line of one-column characters that are each a grapheme of their own
+// and escape sequences: the same tokens, by code unit. The escape handling is the original's.
+const TOKENIZE_FAST = `
+const ONE_COLUMN = /^[\\u001b${narrowClass}]*$/u;
+export function tokenize(str, endChar = Number.POSITIVE_INFINITY) {
+    if (!ONE_COLUMN.test(str)) return tokenizeSegmented(str, endChar);
+    const ret = [];
+    let visible = 0;
+    for (let index = 0; index < str.length; index++) {
+        const segment = str[index];
+        if (segment === "\\x1b") {
+            let code;
+            const nextCodePoint = str.codePointAt(index + 1);
+            if (nextCodePoint === OSC) {
+                code = parseLinkCode(str, index);
+                if (code) ret.push({ type: "ansi", code: code, endCode: getEndCode(code) });
+            }
+            else if (nextCodePoint === CSI) {
+                code = parseSGRSequence(str, index);
+                if (code) for (const individualCode of splitCompoundSGRSequences(code)) ret.push({ type: "ansi", code: individualCode, endCode: getEndCode(individualCode) });
+            }
+            if (code) {
+                index += code.length - 1;
+                continue;
+            }
+        }
+        ret.push({ type: "char", value: segment, fullWidth: false });
+        visible += 1;
+        if (visible >= endChar) break;
+    }
+    return ret;
+}
+`;
+
+const SAME_STYLES = `
+/** Whether two reduced style lists are the same codes (their diff is then empty). */
+function sameStyles(a, b) {
+    if (a === b) return true;
+    if (a.length !== b.length) return false;
+    for (let i = 0; i < a.length; i++) if (a[i].code !== b[i].code || a[i].endCode !== b[i].endCode) return false;
+    return true;
 }
 `;
 
@@ -88,6 +159,45 @@ export const inkCaches = {
       }
       return { contents: `import real from ${JSON.stringify(args.path)};\n${WRAPPED[args.pluginData.name]}`, resolveDir: dirname(args.path), loader: 'js' };
     });
+    b.onLoad({ filter: /[\\/]string-width[\\/]index\.js$/ }, async (args) => {
+      const text = await readFile(args.path, 'utf8');
+      return { contents: patch(args.path, text, [['const segmenter = new Intl.Segmenter();', lazySegmenter('segmenter', '')]]), loader: 'js' };
+    });
+    b.onLoad({ filter: /[\\/]slice-ansi[\\/]tokenize-ansi\.js$/ }, async (args) => {
+      const text = await readFile(args.path, 'utf8');
+      const from = "const GRAPHEME_SEGMENTER = new Intl.Segmenter(undefined, {granularity: 'grapheme'});";
+      return { contents: patch(args.path, text, [[from, lazySegmenter('GRAPHEME_SEGMENTER', "undefined, {granularity: 'grapheme'}")]]), loader: 'js' };
+    });
+    b.onLoad({ filter: /[\\/]@alcalzone[\\/]ansi-tokenize[\\/]build[\\/]tokenize\.js$/ }, async (args) => {
+      const text = await readFile(args.path, 'utf8');
+      const real = await import(pathToFileURL(args.path).href);
+      for (const [a, z] of NARROW)
+        for (let c = a; c <= z; c++) {
+          const ch = String.fromCodePoint(c);
+          const t = real.tokenize(`${ch}${ch}x`);
+          if (t.length !== 3 || t.some((x) => x.type !== 'char' || x.fullWidth || x.value.length !== 1))
+            throw new Error(`build/ink-caches.mjs: ansi-tokenize does not take U+${c.toString(16)} as a one-column grapheme of its own: take it out of NARROW`);
+        }
+      const contents = patch(args.path, text, [
+        ['const segmenter = new Intl.Segmenter(undefined, { granularity: "grapheme" });', lazySegmenter('segmenter', 'undefined, { granularity: "grapheme" }')],
+        ['export function tokenize(str, endChar = Number.POSITIVE_INFINITY) {', 'function tokenizeSegmented(str, endChar = Number.POSITIVE_INFINITY) {'],
+      ]);
+      return { contents: contents + TOKENIZE_FAST, loader: 'js' };
+    });
+    b.onLoad({ filter: /[\\/]@alcalzone[\\/]ansi-tokenize[\\/]build[\\/]styledChars\.js$/ }, async (args) => {
+      const text = await readFile(args.path, 'utf8');
+      const contents = patch(args.path, text, [
+        ['let codes = [];', 'let codes = [];\n    let shared;'],
+        ['codes = reduceAnsiCodesIncremental(codes, [token]);', 'codes = reduceAnsiCodesIncremental(codes, [token]);\n            shared = undefined;'],
+        ['styles: [...codes],', 'styles: (shared ??= [...codes]),'],
+        [
+          'ret += ansiCodesToString(diffAnsiCodes(chars[i - 1].styles, char.styles));',
+          'if (!sameStyles(chars[i - 1].styles, char.styles)) ret += ansiCodesToString(diffAnsiCodes(chars[i - 1].styles, char.styles));',
+        ],
+        ['ret += ansiCodesToString(diffAnsiCodes(char.styles, []));', 'if (char.styles.length) ret += ansiCodesToString(diffAnsiCodes(char.styles, []));'],
+      ]);
+      return { contents: contents + SAME_STYLES, loader: 'js' };
+    });
     b.onLoad({ filter: /[\\/]yoga-layout[\\/]dist[\\/]binaries[\\/]yoga-wasm-base64-esm\.js$/ }, async (args) => {
       const text = await readFile(args.path, 'utf8');
       if (!text.includes(NO_FETCH_FROM)) throw new Error(`build/ink-caches.mjs: ${args.path} no longer has '${NO_FETCH_FROM}': look at how Yoga loads its WebAssembly again`);
@@ -95,8 +205,11 @@ export const inkCaches = {
     });
     b.onLoad({ filter: /[\\/]ink[\\/]build[\\/]output\.js$/ }, async (args) => {
       const text = await readFile(args.path, 'utf8');
-      if (!text.includes(OUTPUT_FROM)) throw new Error(`build/ink-caches.mjs: ${args.path} no longer has "${OUTPUT_FROM}": look at Ink's output caches again`);
-      return { contents: text.replace(OUTPUT_FROM, OUTPUT_TO) + OUTPUT_SHARED, loader: 'js' };
+      const contents = patch(args.path, text, [
+        [OUTPUT_FROM, OUTPUT_TO],
+        [SLICE_FROM, SLICE_TO],
+      ]);
+      return { contents: contents + OUTPUT_SHARED, loader: 'js' };
     });
   },
 };
