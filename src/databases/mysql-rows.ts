@@ -18,15 +18,25 @@ const CREATE_LINE = new RegExp(`^CREATE TABLE ${NAME} \\(`);
 const INSERT_LINE = new RegExp(`^INSERT INTO ${NAME} VALUES ?(.?)`);
 /** Enough of a line to read an INSERT's or a CREATE TABLE's name (names are at most 64 characters). */
 const HEAD = 400;
+const PAREN = 0x28; // (
+const SEMI = 0x3b; // ;
+const D = 0x44; // DELIMITER
+const I = 0x49; // INSERT
+const C = 0x43; // CREATE
 
 /** Counts rows line by line; `line()` says when an INSERT statement of a table ended. */
 export class InsertCounter implements DumpRowCounter {
   tables: Record<string, number> = {};
   private current: string | undefined;
   private delimiter = ';';
-  /** The start of the line being read, and its last byte so far. */
-  private head = Buffer.alloc(0);
+  /**
+   * The line being read: its first byte (-1 before any), its last so far and, only for a line that
+   * may name a table or a delimiter (INSERT, CREATE, DELIMITER), its start. A row's line (tens of
+   * thousands a dump) is judged by its first and last byte alone: nothing is copied for it.
+   */
+  private first = -1;
   private last = -1;
+  private head: Buffer | undefined;
 
   feed(chunk: Buffer): void {
     let start = 0;
@@ -43,35 +53,40 @@ export class InsertCounter implements DumpRowCounter {
   /** Bytes [start, end) of the line being read (no newline among them). */
   protected take(chunk: Buffer, start: number, end: number): void {
     if (end <= start) return;
-    if (this.head.length < HEAD) this.head = Buffer.concat([this.head, chunk.subarray(start, Math.min(end, start + HEAD))]);
+    if (this.first === -1) {
+      this.first = chunk[start];
+      if (this.first === I || this.first === C || this.first === D) this.head = Buffer.from(chunk.subarray(start, Math.min(end, start + HEAD)));
+    } else if (this.head && this.head.length < HEAD) {
+      this.head = Buffer.concat([this.head, chunk.subarray(start, Math.min(end, start + HEAD - this.head.length))]);
+    }
     this.last = chunk[end - 1];
   }
 
   /** The line read ended; returns the table whose INSERT statement it ended, if one did. */
   protected endLine(): string | undefined {
-    const head = this.head;
-    const last = this.last;
-    this.head = Buffer.alloc(0);
+    const { first, last, head } = this;
+    this.first = -1;
     this.last = -1;
-    if (!head.length) return undefined;
+    this.head = undefined;
+    if (first === -1) return undefined;
     if (this.current !== undefined) {
       const t = this.current;
-      if (head[0] === 0x28 /* ( */) {
+      if (first === PAREN) {
         this.tables[t]++;
-        if (last !== 0x3b /* ; */) return undefined;
+        if (last !== SEMI) return undefined;
         this.current = undefined;
         return t;
       }
       this.current = undefined;
     }
-    if (head[0] === 0x44 /* D */) {
-      const d = /^DELIMITER (\S+)/.exec(head.toString('utf8'));
+    if (first === D) {
+      const d = /^DELIMITER (\S+)/.exec(head!.toString('utf8'));
       if (d) this.delimiter = d[1];
       return undefined;
     }
     if (this.delimiter !== ';') return undefined;
-    if (head[0] === 0x49 /* I */ || head[0] === 0x43 /* C */) {
-      const text = head.toString('utf8');
+    if (first === I || first === C) {
+      const text = head!.toString('utf8');
       const ins = INSERT_LINE.exec(text);
       if (ins) {
         const t = ins[1].replace(/``/g, '`');
@@ -81,7 +96,7 @@ export class InsertCounter implements DumpRowCounter {
           return undefined;
         }
         this.tables[t]++;
-        return last === 0x3b ? t : undefined;
+        return last === SEMI ? t : undefined;
       }
       const cr = CREATE_LINE.exec(text);
       if (cr) this.tables[cr[1].replace(/``/g, '`')] ??= 0;
@@ -108,40 +123,58 @@ export class LoadRewriter extends InsertCounter {
   /** Whether the line being read is held whole (it may be DDL), else passed on as it comes. */
   private hold: boolean | undefined;
   private held: Buffer[] = [];
-  private out: Buffer[] = [];
 
+  /**
+   * What goes on for `chunk`: its bytes as they are, in as few pieces as the held lines and the
+   * added SETs cut them into (a chunk of rows goes on as one piece, not a piece a line).
+   */
   override feed(chunk: Buffer): Buffer {
-    this.out = [];
+    const out: Buffer[] = [];
+    // Where the bytes passed on as they are begin that are not in `out` yet.
+    let run = 0;
     let start = 0;
     for (;;) {
       const nl = chunk.indexOf(10, start);
       const end = nl === -1 ? chunk.length : nl;
       if (end > start) {
         // 0x2f '/', 0x43 'C': the lines a definer can start; the rest pass straight on.
-        this.hold ??= chunk[start] === 0x2f || chunk[start] === 0x43;
-        (this.hold ? this.held : this.out).push(chunk.subarray(start, end));
+        this.hold ??= chunk[start] === 0x2f || chunk[start] === C;
+        if (this.hold) {
+          if (run < start) out.push(chunk.subarray(run, start));
+          this.held.push(chunk.subarray(start, end));
+          run = end;
+        }
       }
       this.take(chunk, start, end);
       if (nl === -1) break;
-      this.lineDone();
+      if (this.hold) {
+        out.push(this.heldLine(), NL);
+        run = nl + 1;
+      }
+      this.hold = undefined;
+      const ended = this.endLine();
+      if (ended !== undefined) {
+        if (run < nl + 1) out.push(chunk.subarray(run, nl + 1));
+        out.push(this.sumOf(ended));
+        run = nl + 1;
+      }
       start = nl + 1;
     }
-    return this.out.length === 1 ? this.out[0] : Buffer.concat(this.out);
+    if (run < chunk.length) out.push(chunk.subarray(run));
+    return out.length === 1 ? out[0] : Buffer.concat(out);
   }
 
-  private lineDone(): void {
-    if (this.hold) {
-      const line = Buffer.concat(this.held).toString('utf8');
-      this.out.push(Buffer.from(line.replace(DUMP_DEFINER, '$1'), 'utf8'));
-      this.held = [];
-    }
-    this.hold = undefined;
-    this.out.push(NL);
-    const ended = this.endLine();
-    if (ended !== undefined) {
-      const v = this.varOf(ended);
-      this.out.push(Buffer.from(`SET ${v} = IFNULL(${v}, 0) + ROW_COUNT();\n`));
-    }
+  /** The held line, its definers dropped. */
+  private heldLine(): Buffer {
+    const line = Buffer.concat(this.held).toString('utf8');
+    this.held = [];
+    return Buffer.from(line.replace(DUMP_DEFINER, '$1'), 'utf8');
+  }
+
+  /** After an INSERT statement of `table`: the server adds what it took in to that table's sum. */
+  private sumOf(table: string): Buffer {
+    const v = this.varOf(table);
+    return Buffer.from(`SET ${v} = IFNULL(${v}, 0) + ROW_COUNT();\n`);
   }
 
   private varOf(table: string): string {
@@ -155,14 +188,18 @@ export class LoadRewriter extends InsertCounter {
    * loaded() reads: the server's sums, and the base tables the load made.
    */
   finish(): Buffer {
-    this.out = [];
-    if (this.hold) this.lineDone();
-    else if (this.held.length) this.out.push(...this.held);
+    const out: Buffer[] = [];
+    if (this.hold) {
+      out.push(this.heldLine(), NL);
+      this.hold = undefined;
+      const ended = this.endLine();
+      if (ended !== undefined) out.push(this.sumOf(ended));
+    }
     const names = Object.keys(this.tables);
     const sums = names.map((t) => `SELECT '${ROWS_TAG}', ${this.ids.get(t) ?? -1}, ${this.ids.has(t) ? `IFNULL(${this.varOf(t)}, 0)` : 0}`);
     const tables = `SELECT '${TABLE_TAG}', HEX(TABLE_NAME) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE = 'BASE TABLE'`;
-    this.out.push(Buffer.from(`\n${sums.length ? sums.join(' UNION ALL ') + ';\n' : ''}${tables};\n`));
-    return Buffer.concat(this.out);
+    out.push(Buffer.from(`\n${sums.length ? sums.join(' UNION ALL ') + ';\n' : ''}${tables};\n`));
+    return Buffer.concat(out);
   }
 
   /**
