@@ -2,7 +2,7 @@ import { Box, Text, useApp, useInput, type Key } from 'ink';
 import { useRef, useState, useSyncExternalStore } from 'react';
 import { runCommand } from './commands.js';
 import { ConfirmView, Footer, Header, useTermSize } from './components.js';
-import { dashboardData, matches, type DashboardData } from './listing.js';
+import { dashboardData, firstPageData, matches, type DashboardData } from './listing.js';
 import type { InstanceRow, UiModel } from './model.js';
 import { PickView } from './picker.js';
 import type { Binding, Ctx, Kind, Nav, Route, Screen } from './screen.js';
@@ -59,6 +59,8 @@ export function App({ model, home = 'dashboard' }: { model: UiModel; home?: Home
   /** The instances under the filters, worked out again only when the rows or a filter changed. */
   const listing = () => {
     const st = model.getState();
+    // The first frame, drawn before the whole inventory is read: nothing is filtered yet.
+    if (st.page) return { visible: st.instances, dash: firstPageData(st.instances, st.page) };
     const memo = filtered.current;
     if (memo.rows !== st.instances || memo.env !== st.env || memo.filter !== nav.filter) {
       // Typing narrows the filter: the next key only needs to look at what the last one kept.
@@ -206,7 +208,7 @@ export function App({ model, home = 'dashboard' }: { model: UiModel; home?: Home
               // The footer is one line: the level needed; pressing the key says the rest (who may).
               return denied ? [b.label, `${b.hint} (not allowed: ${/needs \w+/.exec(denied)?.[0] ?? denied})`, true] : [b.label, b.hint];
             });
-  const context = `${state.instances.length} instances · ${state.hostCount} hosts${state.env ? ` · env ${state.env}` : ''}${filter ? ` · filter "${filter}"` : ''}`;
+  const context = `${state.page?.instances ?? state.instances.length} instances · ${state.hostCount} hosts${state.env ? ` · env ${state.env}` : ''}${filter ? ` · filter "${filter}"` : ''}`;
   const body = dialog?.kind === 'pick' ? dialog.render(dialog.selected, bodyHeight) : dialog ? <ConfirmView {...dialog} width={cols} height={bodyHeight} /> : renderFor(ctx, top());
 
   return (

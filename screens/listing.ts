@@ -1,4 +1,4 @@
-import type { InstanceRow } from './model.js';
+import type { FirstPage, InstanceRow } from './model.js';
 
 export type Panel = 'hosts' | 'instances' | 'databases';
 export const PANELS: Panel[] = ['hosts', 'instances', 'databases'];
@@ -14,6 +14,8 @@ export interface DashboardData {
   /** The instances that have a database or app metrics. */
   databases: InstanceRow[];
   hostSet: ReadonlySet<string>;
+  /** How many instances and databases there are, when `instances` and `databases` are only their first rows (the first frame). */
+  counts?: { instances: number; databases: number };
 }
 
 /** What the dashboard lists under the filters: hosts of the instances shown, then instances, then databases. */
@@ -26,4 +28,9 @@ export function dashboardData(instances: InstanceRow[]): DashboardData {
     if (i.dbUrl || i.metrics.length) databases.push(i);
   }
   return { hosts: [...hostSet].sort(), instances, databases, hostSet };
+}
+
+/** The dashboard's lists while only the first page is read (UiModel.readFirstPage): its first rows, the whole counts. */
+export function firstPageData(instances: InstanceRow[], page: FirstPage): DashboardData {
+  return { hosts: page.hosts, instances, databases: page.databaseRows, hostSet: new Set(page.hosts), counts: { instances: page.instances, databases: page.databases } };
 }

@@ -1,5 +1,8 @@
 import type { Backup, Instance, LockRecord, RunRecord } from '../inventory/index.js';
 import type { ChangeRequest } from '../inventory/changes.js';
+import { firstPageSql } from '../inventory/list-sql.js';
+import type { InstanceRow as InstanceRecord } from '../inventory/rows.js';
+import { rowToInstance } from '../inventory/rows.js';
 import { storeRecords } from '../inventory/store-records.js';
 import { changePlan } from '../src/actions/change.js';
 import { fourEyes } from '../src/actions/team.js';
@@ -61,6 +64,19 @@ export interface UiState {
    * every refresh interval, so another operator's run shows here while it goes on).
    */
   shared?: { runs: RunRecord[]; locks: LockRecord[]; changes: ChangeRequest[]; key: string };
+  /**
+   * Set while `instances` holds only the first page the dashboard's first frame shows (readFirstPage):
+   * the whole counts, every host an instance is on (sorted), the first page of instances with a
+   * database. reload() reads everything and drops it.
+   */
+  page?: FirstPage;
+}
+
+export interface FirstPage {
+  instances: number;
+  databases: number;
+  hosts: string[];
+  databaseRows: InstanceRow[];
 }
 
 /**
@@ -75,9 +91,13 @@ export class UiModel {
   /** Live health, when the console runs one (the screens draw without it, for tests of the rest). */
   readonly sampler?: Sampler;
 
+  /**
+   * `firstPage`: read only what a first frame of that many rows shows (see readFirstPage); the caller
+   * calls reload() once that frame is drawn. Default: everything, now.
+   */
   constructor(
     readonly app: App,
-    opts: { sampler?: Sampler; liveMs?: number } = {},
+    opts: { sampler?: Sampler; liveMs?: number; firstPage?: number } = {},
   ) {
     this.sampler = opts.sampler;
     // Several operators share a team inventory: what they run shows up here within the interval.
@@ -86,7 +106,8 @@ export class UiModel {
       this.live.unref();
     }
     this.state = { inventoryFile: app.inv.file, instances: [], hostCount: 0, envs: [], env: '' };
-    this.reload();
+    if (opts.firstPage) this.readFirstPage(opts.firstPage);
+    else this.reload();
     app.engine.subscribe((e) => {
       const run = reduceRun(this.state.run, e);
       // The session's command log (:log) outlives each run's view.
@@ -124,15 +145,55 @@ export class UiModel {
     const last = inv.latestBackupTimes();
     // The rows are this read's own: filled in place, not copied (a spread of 100,000 rows costs
     // more than reading them).
-    const instances = inv.listInstances() as InstanceRow[];
-    for (const i of instances) {
+    const instances = this.rows(inv.listInstances(), envs, last);
+    this.index = new Map(instances.map((i) => [i.name, i]));
+    this.set({
+      instances,
+      hostCount: inv.listHosts().length,
+      envs: [...envs.keys()].sort(),
+      storeReadWhole: storeRecords(inv).lastFullCycle(this.app.store.repository),
+      page: undefined,
+    });
+    this.rescope();
+  }
+
+  /** The console's rows: an instance with its environment's protection, its newest backup and what / matches. */
+  private rows(list: Instance[], envs: Map<string, boolean>, last: Map<string, string>): InstanceRow[] {
+    const rows = list as InstanceRow[];
+    for (const i of rows) {
       i.protected = envs.get(i.env) ?? false;
       i.lastBackup = last.get(i.name) ?? null;
       i.search = `${i.name}\n${i.env}\n${i.host}`.toLowerCase();
     }
+    return rows;
+  }
+
+  /**
+   * What the dashboard's first frame shows and no more (100,000 instances take a second to read
+   * whole): the first `rows` instances and instances with a database, the counts and the hosts.
+   * Nothing is probed yet (the sampler's scope is set by reload).
+   */
+  private readFirstPage(rows: number): void {
+    const inv = this.app.inv;
+    const sql = firstPageSql(rows);
+    const all = (q: string) => inv.db.prepare(q).all();
+    const envs = new Map(inv.listEnvs().map((e) => [e.name, e.protected]));
+    const counts = inv.db.prepare(sql.counts).get() as { instances: number; databases: number; hosts: number };
+    const hosts = (all(sql.instanceHosts) as { host: string }[]).map((r) => r.host).sort();
+    const page = (all(sql.instances) as InstanceRecord[]).map(rowToInstance);
+    const dbPage = (all(sql.databases) as InstanceRecord[]).map(rowToInstance);
+    const last = new Map((all(sql.newestBackups) as { instance: string; t: string }[]).map((r) => [r.instance, r.t]));
+    const instances = this.rows(page, envs, last);
     this.index = new Map(instances.map((i) => [i.name, i]));
-    this.set({ instances, hostCount: inv.listHosts().length, envs: [...envs.keys()].sort(), storeReadWhole: storeRecords(inv).lastFullCycle(this.app.store.repository) });
-    this.rescope();
+    // The same instance in both pages is one row, as in the whole list.
+    const databaseRows = this.rows(dbPage, envs, last).map((i) => this.index.get(i.name) ?? i);
+    this.set({
+      instances,
+      hostCount: Number(counts.hosts),
+      envs: [...envs.keys()].sort(),
+      storeReadWhole: storeRecords(inv).lastFullCycle(this.app.store.repository),
+      page: { instances: Number(counts.instances), databases: Number(counts.databases), hosts, databaseRows },
+    });
   }
 
   /** Cycles the environment filter: all, then each environment in turn. */

@@ -1,12 +1,18 @@
 import { inventoryPassword, inventoryUrlOf } from '../inventory/connect.js';
 import { resolveHome } from '../inventory/home.js';
-import { LIST_SQL } from '../inventory/list-sql.js';
+import { firstPageSql } from '../inventory/list-sql.js';
 import { loginAhead, startInventoryAhead } from '../inventory/postgres.js';
 import { inventoryLogin } from '../src/app/inventory-login.js';
 import { errorMessage } from '../src/core/errors.js';
 
-/** What the first frame reads: a team inventory reads it ahead, while the console's modules load. */
-const FIRST_READS = [LIST_SQL.envs, LIST_SQL.newestBackups, LIST_SQL.instances, LIST_SQL.hosts];
+/** Rows the first frame reads of each list: a screenful (no panel is taller than the terminal). */
+const firstRows = () => process.stdout.rows || 30;
+
+/** What the first frame reads, in UiModel.readFirstPage's order: a team inventory reads it ahead, while the console's modules load. */
+function firstReads(): string[] {
+  const q = firstPageSql(firstRows());
+  return [q.envs, q.counts, q.instanceHosts, q.instances, q.databases, q.newestBackups];
+}
 
 /**
  * What draws the console (Ink, React, the screens) and what it opens, loaded after a team
@@ -40,7 +46,7 @@ export async function openTui(o: { home?: string }): Promise<number> {
     loading.catch(() => undefined);
     // A team inventory's password is asked here, on the terminal, before Ink takes it.
     await inventoryLogin(o.home);
-    if (url) loginAhead(inventoryPassword(), FIRST_READS);
+    if (url) loginAhead(inventoryPassword(), firstReads());
     // The prompt pauses stdin (so a CLI command can exit); Ink's reader gets nothing from a paused stream.
     if (process.stdin.isPaused()) process.stdin.resume();
     ui = await loading;
@@ -52,7 +58,8 @@ export async function openTui(o: { home?: string }): Promise<number> {
   const { render, App, UiModel, Sampler } = ui;
   // Probes run here, outside React; the dashboard subscribes to what they find.
   const sampler = new Sampler(app, { intervalMs: app.settings.refreshMs, timeoutMs: 10_000 });
-  const model = new UiModel(app, { sampler });
+  // The first frame shows a screenful: it is drawn from that much, and the rest is read right after it.
+  const model = new UiModel(app, { sampler, firstPage: firstRows() });
   sampler.start();
   process.stdout.write('\x1b[?1049h\x1b[H');
   const restore = () => process.stdout.write('\x1b[?1049l');
@@ -60,6 +67,9 @@ export async function openTui(o: { home?: string }): Promise<number> {
   try {
     // ctrl-c is ours: during a run it cancels (and rolls back) instead of killing the process.
     const ink = render(<App model={model} />, { exitOnCtrlC: false, patchConsole: true });
+    // Ink drew the first frame during render(); the whole inventory now, before any key is read
+    // (keys wait for this turn of the event loop): every key sees every row. Then the sampler's scope.
+    model.reload();
     await ink.waitUntilExit();
   } finally {
     // Paused again, as before the prompt resumed it: a reading stdin keeps the process alive.

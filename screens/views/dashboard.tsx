@@ -202,8 +202,10 @@ function DashboardView({
   const spark = sparkWidth(width);
   // Hosts and databases take what they need up to a third each; instances get the rest.
   const third = Math.max(4, Math.floor((height - 3) / 3));
+  const instCount = data.counts?.instances ?? data.instances.length;
+  const dbCount = data.counts?.databases ?? data.databases.length;
   const hostsH = Math.min(data.hosts.length + 2, third);
-  const dbH = Math.min(Math.max(2, data.databases.length + 2), third);
+  const dbH = Math.min(Math.max(2, dbCount + 2), third);
   const instH = Math.max(4, height - hostsH - dbH - 3);
   // On a narrow terminal (80 columns on a jump box) what goes first is what helps least: sparklines,
   // then lesser figures; the state and the reason a row is bad stay (flex: the width left over).
@@ -271,7 +273,7 @@ function DashboardView({
         empty="no hosts: add one with opsdeck host add NAME --address ADDR"
       />
       <Text wrap="truncate-end">
-        {title('instances', 'INSTANCES', data.instances.length, instBad, 'with a problem')}
+        {title('instances', 'INSTANCES', instCount, instBad, 'with a problem')}
         {/* On the panel's title line: no line of the 24 taken. The date a check cycle last read every pack. */}
         {readWhole !== undefined ? (
           <Text color={readWhole ? undefined : 'yellow'} dimColor={!!readWhole}>
@@ -283,18 +285,18 @@ function DashboardView({
       <Table
         columns={instCols}
         width={width}
-        count={data.instances.length}
+        count={instCount}
         row={(i) => instanceRow(data.instances[i], snap, isStale, now, spark)}
         selected={sel.instances}
         height={instH}
         focused={focus === 'instances'}
         empty="no instances: add one with opsdeck instance add"
       />
-      {title('databases', 'DATABASES', data.databases.length, dbBad, 'down')}
+      {title('databases', 'DATABASES', dbCount, dbBad, 'down')}
       <Table
         columns={dbCols}
         width={width}
-        count={data.databases.length}
+        count={dbCount}
         row={(i) => databaseRow(data.databases[i], snap, isStale, now, spark)}
         selected={sel.databases}
         height={dbH - 1}
