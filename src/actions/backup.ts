@@ -7,7 +7,7 @@ import { errorMessage, OpsError } from '../core/errors.js';
 import { formatBytes } from '../core/format.js';
 import { dbFor, loginShellFor, shellFor, type Deps } from '../deps/deps.js';
 import { Meter, TarScanner } from './meter.js';
-import { isMirrored, listTree, mirrorBackup, pendingBytes, treeMirrorsOn, type TreeList } from '../store/tree-mirror.js';
+import { isMirrored, listTree, mirrorBackup, pendingBytes, recordList, snapshotOfList, storeHasSnapshot, treeMirrorsOn, type TreeList } from '../store/tree-mirror.js';
 import { NotMirrorable, treeKeyOf } from '../store/tree-index.js';
 import { progressSum, relay, together } from './relay.js';
 import { codeTarArgv, hasSharedDir, sharedDir } from './releases.js';
@@ -54,19 +54,42 @@ export async function backupCode(deps: Deps, inst: Instance, id: string, ctx: St
   const withShared = shared ?? (await hasSharedDir(deps, inst, ctx.signal));
   let list = withShared ? undefined : known;
   if (withShared && treeMirrorsOn(deps.store)) ctx.log('code: streamed whole, not through the mirror: a release and its shared/ are two trees');
-  else if (treeMirrorsOn(deps.store) && !list) {
+  else if (treeMirrorsOn(deps.store) && !list) list = await listTree(shell, inst.path, ctx.signal, (n) => ctx.progress(n));
+  // The list came with the inspect step: the database's dump starts first, before the mirror's work here.
+  if (known && list) await new Promise(setImmediate);
+  if (list) {
+    // The host's list is byte for byte the one a stored snapshot was made from: no file changed, so
+    // that snapshot is this backup's tree too (restic would make the same one after reading every
+    // file's stat); neither the list is parsed nor the mirror walked.
+    const snapshot = snapshotOfList(deps.store, inst.name, mirrorSource(inst), list);
+    const same =
+      snapshot &&
+      (await reusableTree(
+        deps,
+        deps.inv.listBackups(inst.name).find((b) => b.manifest.code?.snapshot === snapshot && !b.copiesOnlySince),
+      ));
+    if (same) return reusedTree(same, ctx);
     try {
-      list = await listTree(shell, inst.path, ctx.signal, (n) => ctx.progress(n));
+      void list.entries;
     } catch (err) {
       if (!(err instanceof NotMirrorable)) throw err;
       ctx.log(`code: streamed whole, not through the mirror: ${err.message}`, 'warn');
+      list = undefined;
     }
   }
-  // The list came with the inspect step: the database's dump starts first, before the mirror's work here.
-  if (known && list) await new Promise(setImmediate);
   // Through a mirror, the fingerprint comes from the host's list: no second pass over the tree.
   const listed = list && (list.key ??= treeKeyOf(list.entries));
   const key = listed ?? (await treeKey(deps, inst, ctx.signal, withShared));
+  if (list && listed) {
+    // A tree the store holds by its fingerprint (one a restore just put in place, say): reused as
+    // above, and its list recorded so the next backup knows it without parsing.
+    const same = await reusableTree(deps, deps.inv.backupForTree(inst.name, listed));
+    if (same) {
+      recordList(deps.store, inst.name, mirrorSource(inst), list, same.manifest.code!.snapshot);
+      return reusedTree(same, ctx);
+    }
+    return await backupCodeByMirror(deps, inst, id, ctx, listed, list);
+  }
   if (reuse && key) {
     const same = deps.inv.backupForTree(inst.name, key);
     if (same) {
@@ -75,7 +98,6 @@ export async function backupCode(deps: Deps, inst: Instance, id: string, ctx: St
       return { ...same.manifest.code!, ...(withShared && { sharedDir: true }) };
     }
   }
-  if (list && listed) return await backupCodeByMirror(deps, inst, id, ctx, listed, list);
   const tar = new TarScanner();
   const meter = new Meter({ tar, onBytes: (n) => ctx.progress(n) });
   // As the host's become user when it has one (shellFor): it can read the whole tree.
@@ -134,6 +156,23 @@ async function backupCodeByMirror(deps: Deps, inst: Instance, id: string, ctx: S
   );
   ctx.log(`code: ${r.tree.files} files, ${formatBytes(r.tree.bytes)}; ${r.fetched} changed, ${formatBytes(r.wire)} over the wire, ${formatBytes(r.dataAdded)} new stored`);
   return { ...r.tree, treeKey: key };
+}
+
+/**
+ * `b`, when its tree snapshot may be named by a new backup: the store holds it (not only a copy
+ * store; not forgotten behind opsdeck's back) and no backup naming it failed verification.
+ * Retention keeps a snapshot while any kept backup names it.
+ */
+async function reusableTree(deps: Deps, b: Backup | undefined): Promise<Backup | undefined> {
+  const snapshot = b?.manifest.code?.snapshot;
+  if (!b || !snapshot || b.copiesOnlySince) return undefined;
+  if (deps.inv.listBackups(b.instance).some((x) => x.verifyFailed && x.manifest.code?.snapshot === snapshot)) return undefined;
+  return (await storeHasSnapshot(deps.store, snapshot)) ? b : undefined;
+}
+
+function reusedTree(same: Backup, ctx: StepIO): NonNullable<Manifest['code']> {
+  ctx.log(`code tree unchanged since backup ${same.id}: its snapshot is reused`);
+  return { ...same.manifest.code! };
 }
 
 /** What an instance's mirror is of: another host or path starts it afresh. */
@@ -237,14 +276,19 @@ export async function inspectInstance(deps: Deps, inst: Instance, signal?: Abort
     if (!shared.value) {
       if (listed.status === 'fulfilled' && listed.value) {
         const list = listed.value;
-        // Worked out here, so the streams step starts the database's dump without waiting on it.
-        list.key = treeKeyOf(list.entries);
-        return { bytes: list.wire + pendingBytes(deps.store, inst.name, mirrorSource(inst), list), shared: false, list };
+        // The list of a stored snapshot, byte for byte: nothing will travel, nothing is parsed.
+        if (snapshotOfList(deps.store, inst.name, mirrorSource(inst), list)) return { bytes: list.wire, shared: false, list };
+        try {
+          // Worked out here, so the streams step starts the database's dump without waiting on it.
+          list.key = treeKeyOf(list.entries);
+          return { bytes: list.wire + pendingBytes(deps.store, inst.name, mirrorSource(inst), list), shared: false, list };
+        } catch (err) {
+          // The streams step says why such a tree is streamed whole.
+          if (!(err instanceof NotMirrorable)) throw err;
+        }
       }
-      // The streams step says why a tree is streamed whole; a tree that cannot be read is said here.
-      if (listed.status === 'rejected' && !(listed.reason instanceof NotMirrorable)) {
-        throw listed.reason instanceof CommandError ? unreadable(inst, listed.reason.result.stderr.trim()) : listed.reason;
-      }
+      // A tree that cannot be read is said here.
+      if (listed.status === 'rejected') throw listed.reason instanceof CommandError ? unreadable(inst, listed.reason.result.stderr.trim()) : listed.reason;
     }
   }
   const shared = await hasSharedDir(deps, inst, signal);

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync, copyFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync, copyFileSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -93,11 +93,26 @@ const LIST_SCRIPT = `if [ -n "$2" ] && [ -L "$1" ]; then exit 4; fi; cd -- "$1" 
 const SEND_SCRIPT = 'cd -- "$1" && exec tar --numeric-owner --null --no-recursion -T - -cf -';
 
 /** The host's list of a tree, and the bytes it took on the wire. */
-export interface TreeList {
-  entries: TreeEntry[];
-  wire: number;
+export class TreeList {
+  private parsed: TreeEntry[] | undefined;
+  private hash: string | undefined;
   /** The tree's fingerprint (treeKeyOf), once worked out. */
   key?: string;
+  constructor(
+    /** find's output as the host printed it (unzipped). */
+    readonly raw: Buffer,
+    readonly wire: number,
+  ) {}
+  /** The entries, parsed on first use: a tree whose list is byte for byte one already stored needs none. Throws NotMirrorable. */
+  get entries(): TreeEntry[] {
+    this.parsed ??= parseFindOutput(this.raw);
+    return this.parsed;
+  }
+  /** sha256 of the list: equal only when no entry's stat data (inode, size, mtime, ctime, mode, owner, links) changed at all. */
+  get sha256(): string {
+    this.hash ??= createHash('sha256').update(this.raw).digest('hex');
+    return this.hash;
+  }
 }
 
 export async function listTree(shell: Shell, path: string, signal?: AbortSignal, onBytes?: (n: number) => void): Promise<TreeList>;
@@ -111,7 +126,58 @@ export async function listTree(shell: Shell, path: string, signal?: AbortSignal,
   if (res.code !== 0) throw new CommandError(shell.label, argv, res);
   let buf = out.buffer;
   if (buf[0] === 0x1f && buf[1] === 0x8b) buf = gunzipSync(buf);
-  return { entries: parseFindOutput(buf), wire: out.bytes };
+  return new TreeList(buf, out.bytes);
+}
+
+/** list.json beside the mirror: the last list's sha256 and the snapshot a backup through the mirror made of it. */
+interface ListRecord {
+  version: 1;
+  repository: string;
+  source: string;
+  list: string;
+  snapshot: string;
+}
+
+const listFile = (home: string, instance: string) => join(mirrorDir(home, instance), 'list.json');
+
+/**
+ * Which stored snapshot holds the tree this exact list was taken of. A list that is not byte for
+ * byte the last one stored, or a record of another store or host:path, gives undefined.
+ */
+export function snapshotOfList(store: Store, instance: string, source: string, list: TreeList): string | undefined {
+  try {
+    const r = JSON.parse(readFileSync(listFile(store.home, instance), 'utf8')) as ListRecord;
+    return r.version === 1 && r.repository === store.repository && r.source === source && r.list === list.sha256 && typeof r.snapshot === 'string' ? r.snapshot : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Records that the tree of this list is stored as `snapshot` (after the snapshot exists; only the last list is kept). */
+export function recordList(store: Store, instance: string, source: string, list: TreeList, snapshot: string): void {
+  const file = listFile(store.home, instance);
+  mkdirSync(mirrorDir(store.home, instance), { recursive: true, mode: 0o700 });
+  writeFileSync(`${file}.tmp`, JSON.stringify({ version: 1, repository: store.repository, source, list: list.sha256, snapshot } satisfies ListRecord), { mode: 0o600 });
+  renameSync(`${file}.tmp`, file);
+}
+
+/**
+ * Whether the store still has this snapshot (one forgotten behind opsdeck's back must not be named
+ * by a new backup): a local store's snapshot file, else restic's list of snapshots.
+ */
+export async function storeHasSnapshot(store: Store, snapshot: string): Promise<boolean> {
+  const local = !/^[a-z0-9]+:/i.test(store.repository) || store.repository.startsWith('local:');
+  if (local && /^[0-9a-f]{8,64}$/.test(snapshot)) {
+    // restic names a snapshot's file by its full ID; manifests keep the short one restic printed.
+    const dir = join(store.repository.replace(/^local:/, ''), 'snapshots');
+    if (snapshot.length === 64) return existsSync(join(dir, snapshot));
+    try {
+      return readdirSync(dir).some((f) => f.startsWith(snapshot));
+    } catch {
+      return false;
+    }
+  }
+  return (await store.snapshots()).some((s) => s.id === snapshot || (snapshot.length >= 8 && s.id.startsWith(snapshot)));
 }
 
 function readState(file: string): MirrorState | undefined {
@@ -271,6 +337,7 @@ export async function mirrorBackup(
   renameSync(tmp, stateFile);
 
   const snap: SnapshotResult = await store.backupDir(snapDir, opts.tags, opts.signal, opts.parent);
+  recordList(store, opts.instance, opts.source, list, snap.snapshotId);
   const facts = treeFacts(entries);
   const base = snapDir.replace(/^\/+/, '');
   return {

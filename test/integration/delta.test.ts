@@ -23,8 +23,22 @@ describe('backups that send only what changed (setting treeMirrors)', () => {
   let home: string;
   let inst: Awaited<ReturnType<typeof addInstance>>;
   let treeBytes = 0;
+  /** The tree snapshot the last backup named. */
+  let lastTree = '';
   const name = 'delta-dev';
-  const backup = async () => JSON.parse((await must(cli(home, ['backup', name, '--json']))).stdout) as { id: string; manifest: { code: { files: number; snapshot: string } } };
+  type Taken = { id: string; manifest: { code: { files: number; snapshot: string } } };
+  const backup = async () => JSON.parse((await must(cli(home, ['backup', name, '--json']))).stdout) as Taken;
+  /** A backup with --verbose: what it recorded and the commands it ran. */
+  const backupLogged = async () => {
+    const r = await must(cli(home, ['backup', name, '--json', '--verbose']));
+    return { taken: JSON.parse(r.stdout) as Taken, lines: r.stderr.split('\n'), stderr: r.stderr };
+  };
+  /** restic backup of the mirror directory (not the database's --stdin one). */
+  const resticOverMirror = (lines: string[]) => lines.filter((l) => l.startsWith('store$ ') && /restic backup /.test(l) && l.includes(join(home, 'mirrors', name)));
+  /** A change on the host, so the next backup goes through the mirror instead of reusing the last tree snapshot. */
+  const touchHost = (file: string) => appendFileSync(join(inst.path, 'data', 'uploads', 'd9', file), 'more');
+  const snapshotIds = () => (JSON.parse(execFileSync('restic', ['snapshots', '--json'], { env: resticEnv() }).toString()) as { id: string }[]).map((s) => s.id);
+  const resticEnv = () => ({ ...process.env, RESTIC_REPOSITORY: join(home, 'store'), RESTIC_PASSWORD_FILE: join(home, 'store.pass'), RESTIC_CACHE_DIR: join(home, 'cache') });
   const restoreExactly = async (id: string) => {
     const want = treeState(inst.path);
     // Damage: files changed, removed, added, a mode and a link changed.
@@ -69,36 +83,62 @@ describe('backups that send only what changed (setting treeMirrors)', () => {
 
   afterAll(() => proxy.stop());
 
-  it('sends the whole tree once, then under 1% of it when nothing changed', async () => {
+  it('sends the whole tree once, then under 1% of it when nothing changed, and stores no new tree', async () => {
     const first = await counted(proxy, backup);
     // The first backup has no mirror to compare with: every file travels.
     expect(first.bytes).toBeGreaterThan(treeBytes);
     expect(first.result.manifest.code.files).toBeGreaterThan(FILES);
-    const second = await counted(proxy, () => must(cli(home, ['backup', name, '--json', '--verbose'])));
+    const second = await counted(proxy, backupLogged);
     expect(second.bytes, `${second.bytes} bytes of a ${treeBytes}-byte tree`).toBeLessThan(treeBytes / 100);
-    // The host walks its tree once (the list), and no tar reads it to size it; restic is given the
-    // mirror's last snapshot as its parent instead of searching the store for one.
-    const lines = second.result.stderr.split('\n');
+    // The host walks its tree once (the list), and no tar reads it to size it.
+    const { lines, stderr, taken } = second.result;
     expect(
       lines.filter((l) => /^wire\$ .*find \. -printf/.test(l)),
-      second.result.stderr,
+      stderr,
     ).toHaveLength(1);
     expect(
       lines.filter((l) => /^wire\$ .*\btar\b/.test(l)),
-      second.result.stderr,
+      stderr,
     ).toEqual([]);
-    const parent = first.result.manifest.code.snapshot;
-    expect(
-      lines.some((l) => l.startsWith('store$ ') && l.includes(` --parent ${parent} `) && / # exit 0/.test(l)),
-      second.result.stderr,
-    ).toBe(true);
+    // Nothing changed: the first backup's tree snapshot is this one's too, and restic never scans the mirror.
+    expect(taken.manifest.code.snapshot).toBe(first.result.manifest.code.snapshot);
+    expect(resticOverMirror(lines), stderr).toEqual([]);
+    expect(stderr).toContain(`code tree unchanged since backup ${first.result.id}: its snapshot is reused`);
+    lastTree = taken.manifest.code.snapshot;
   });
 
-  it('sends less than three times one changed 2.5 MB file', async () => {
+  it('sends less than three times one changed 2.5 MB file; restic compares the mirror with its last snapshot', async () => {
     writeFileSync(join(inst.path, 'data', 'uploads', 'big.bin'), randomBytes(BIG));
-    const b = await counted(proxy, backup);
+    const b = await counted(proxy, backupLogged);
     expect(b.bytes, `${b.bytes} bytes for a ${BIG}-byte file`).toBeLessThan(3 * BIG);
     expect(b.bytes).toBeGreaterThan(BIG);
+    // restic is given the mirror's last snapshot as its parent instead of searching the store for one.
+    const parent = lastTree;
+    expect(
+      resticOverMirror(b.result.lines).filter((l) => l.includes(` --parent ${parent} `) && / # exit 0/.test(l)),
+      b.result.stderr,
+    ).toHaveLength(1);
+    expect(b.result.taken.manifest.code.snapshot).not.toBe(parent);
+  });
+
+  it("an unchanged backup's tree snapshot outlives the backup that made it (retention), and restores exactly", async () => {
+    const a = await backup();
+    const b = await backup();
+    expect(b.manifest.code.snapshot).toBe(a.manifest.code.snapshot);
+    // Keep only today's newest backup (b): a and every earlier one go, the snapshot b names stays.
+    const pruned = JSON.parse(
+      (await must(cli(home, ['backups', 'prune', name, '--keep-daily', '1', '--keep-weekly', '0', '--keep-monthly', '0', '--keep-yearly', '0', '--yes', '--json']))).stdout,
+    ) as { removed: { id: string }[]; kept: { id: string }[] };
+    expect(pruned.removed.map((x) => x.id)).toContain(a.id);
+    expect(pruned.kept.map((x) => x.id)).toEqual([b.id]);
+    expect(snapshotIds().filter((id) => id.startsWith(b.manifest.code.snapshot))).toHaveLength(1);
+    expect((await cli(home, ['backups', 'verify', b.id])).code).toBe(0);
+    await restoreExactly(b.id);
+    // The restored tree is b's (new inodes, same files): the next backup names b's snapshot again.
+    const c = await counted(proxy, backupLogged);
+    expect(c.result.taken.manifest.code.snapshot).toBe(b.manifest.code.snapshot);
+    expect(resticOverMirror(c.result.lines), c.result.stderr).toEqual([]);
+    expect(c.bytes).toBeLessThan(treeBytes / 100);
   });
 
   it('restores the tree exactly (owners, modes, links, contents), and verifies and exports the backup', async () => {
@@ -113,8 +153,9 @@ describe('backups that send only what changed (setting treeMirrors)', () => {
   });
 
   it('a mirror changed on the jump box is caught: the file is fetched again, never stored as it was changed', async () => {
-    // The restore gave every file a new inode: one backup to catch up, then the mirror is changed.
-    await backup();
+    // The restore gave every file a new inode: one backup through the mirror to catch up, then the mirror is changed.
+    touchHost('f9.bin');
+    const caughtUp = await backup();
     const tree = join(home, 'mirrors', name, 'snap', 'tree');
     const victim = join(tree, 'data', 'uploads', 'd7', 'f7.bin');
     const st = statSync(victim);
@@ -124,31 +165,38 @@ describe('backups that send only what changed (setting treeMirrors)', () => {
     // And a file that is not the host's at all, and a file index changed beside the mirror.
     writeFileSync(join(tree, 'data', 'planted.php'), '<?php evil();');
     writeFileSync(join(home, 'mirrors', name, 'snap', 'index'), '{}\n');
+    // And one file changed on the host, so the backup goes through the mirror.
+    touchHost('f29.bin');
     const b = await counted(proxy, backup);
+    expect(b.result.manifest.code.snapshot).not.toBe(caughtUp.manifest.code.snapshot);
     expect(b.bytes).toBeLessThan(treeBytes / 50);
     expect((await cli(home, ['backups', 'verify', b.result.id])).code).toBe(0);
     await restoreExactly(b.result.id);
     expect(existsSync(join(inst.path, 'data', 'planted.php'))).toBe(false);
   });
 
-  it('a parent snapshot gone from the store (forgotten behind opsdeck) only makes restic search for another', async () => {
+  it('a tree snapshot gone from the store (forgotten behind opsdeck) is not reused, and as a parent only makes restic search for another', async () => {
+    touchHost('f49.bin');
     const last = await backup();
     const snapshot = last.manifest.code.snapshot;
-    const env = { ...process.env, RESTIC_REPOSITORY: join(home, 'store'), RESTIC_PASSWORD_FILE: join(home, 'store.pass'), RESTIC_CACHE_DIR: join(home, 'cache') };
-    execFileSync('restic', ['forget', '-q', snapshot], { env });
+    execFileSync('restic', ['forget', '-q', snapshot], { env: resticEnv() });
+    // The tree is unchanged since last, whose snapshot is gone: a new one is made from the mirror.
     const b = await counted(proxy, backup);
+    expect(b.result.manifest.code.snapshot).not.toBe(snapshot);
     expect(b.bytes).toBeLessThan(treeBytes / 50);
     expect((await cli(home, ['backups', 'verify', b.result.id])).code).toBe(0);
   });
 
   it('a mirror whose record is damaged is rebuilt with a full send', async () => {
     writeFileSync(join(home, 'mirrors', name, 'state.json'), '{ not json');
+    touchHost('f69.bin');
     const b = await counted(proxy, backup);
     expect(b.bytes).toBeGreaterThan(treeBytes);
   });
 
   it('a mirror that is gone is rebuilt, and what it stores restores exactly', async () => {
     rmSync(join(home, 'mirrors', name), { recursive: true });
+    touchHost('f89.bin');
     const c = await backup();
     expect(readdirSync(join(home, 'mirrors', name, 'snap', 'tree')).length).toBeGreaterThan(0);
     await restoreExactly(c.id);
