@@ -66,7 +66,10 @@ export async function openTui(o: { home?: string }): Promise<number> {
   process.once('exit', restore);
   try {
     // ctrl-c is ours: during a run it cancels (and rolls back) instead of killing the process.
-    const ink = render(<App model={model} />, { exitOnCtrlC: false, patchConsole: true });
+    // A key pressed within a frame of the last one waits at most 1/60 s for its own (Ink's default,
+    // 30 a second, makes it 33 ms). Ink's incrementalRendering would not help: a frame as tall as the
+    // terminal is written whole after a clear, whatever that option says.
+    const ink = render(<App model={model} />, { exitOnCtrlC: false, patchConsole: true, maxFps: 60 });
     // Ink drew the first frame during render(); the whole inventory now, before any key is read
     // (keys wait for this turn of the event loop): every key sees every row. Then the sampler's scope.
     model.reload();
