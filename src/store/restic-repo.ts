@@ -48,6 +48,9 @@ export class ResticRepo {
   protected ready: Promise<void> | undefined;
   /** What each lock read so far says: who holds the store exclusively, or null (a shared lock). */
   private readonly lockHolders = new Map<string, string | null>();
+  private prepared: Promise<void> | undefined;
+  /** A remote store's config was found (hasConfig): asked once per process. */
+  private configSeen = false;
 
   constructor(
     readonly home: string,
@@ -65,13 +68,29 @@ export class ResticRepo {
 
   /** Whether the repository has been made (a copy store is made by its first copy, never by a reader). */
   async exists(): Promise<boolean> {
-    await this.opts.prepare?.();
+    await this.prepare();
     return this.hasConfig(this.shell);
   }
 
-  /** Whether the repository's config is there: the file for a local store, restic's answer for another. */
+  /**
+   * The store's preparation (an sftp store's known_hosts from the pinned key, by ssh-keyscan), once
+   * per process as ensure() is: exists() and ensure() both need it, often in one run.
+   */
+  protected prepare(): Promise<void> {
+    if (!this.opts.prepare) return Promise.resolve();
+    this.prepared ??= this.opts.prepare();
+    this.prepared.catch(() => (this.prepared = undefined));
+    return this.prepared;
+  }
+
+  /**
+   * Whether the repository's config is there: the file for a local store, restic's answer for another.
+   * A remote store's yes is kept (a restic start each): a config once there stays, as ensure() assumes.
+   */
   protected async hasConfig(shell: Shell): Promise<boolean> {
-    return this.isLocal ? existsSync(join(this.localPath, 'config')) : (await shell.exec(this.restic('cat', 'config'))).code === 0;
+    if (this.isLocal) return existsSync(join(this.localPath, 'config'));
+    this.configSeen ||= (await shell.exec(this.restic('cat', 'config'))).code === 0;
+    return this.configSeen;
   }
 
   /**
@@ -115,7 +134,7 @@ export class ResticRepo {
   }
 
   private async init(): Promise<void> {
-    await this.opts.prepare?.();
+    await this.prepare();
     if (!this.opts.password && !existsSync(this.passwordFile)) {
       writeFileSync(this.passwordFile, randomBytes(33).toString('base64') + '\n', { mode: 0o600, flag: 'wx' });
     }
@@ -212,7 +231,7 @@ export class ResticRepo {
    * backup shares the store with other non-exclusive locks). Read without locking; a lock removed
    * between the listing and its reading is gone, not held.
    */
-  private async exclusiveHolder(signal?: AbortSignal): Promise<string | undefined> {
+  protected async exclusiveHolder(signal?: AbortSignal): Promise<string | undefined> {
     // A local store's lock IDs are its file names (a store with nothing in locks/ is free); another
     // store's come from restic.
     let ids: string[];

@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { LocalShell } from '../remote/local.js';
@@ -56,6 +56,8 @@ export class Store extends ResticRepo {
   readonly copies: Store[];
   /** A copy store's own retention (settings storeCopyRetention); undefined: as the store keeps. */
   readonly retention: Partial<Policy> | undefined;
+  /** A local store's snapshots as restic last listed them, by id, in restic's order (snapshots()). */
+  private readonly listed = new Map<string, SnapshotInfo>();
 
   constructor(home: string, repository?: string, opts: StoreOptions = {}) {
     super(home, repository, opts);
@@ -69,16 +71,46 @@ export class Store extends ResticRepo {
     for (const c of this.copies) c.setLockWait(ms);
   }
 
-  /** Every snapshot of the store. */
+  /**
+   * Every snapshot of the store. A local store's list is read by restic once per process, then again
+   * only when snapshots/ names one it did not list (each file is named by its content's hash, so what
+   * restic said of it holds) or another restic holds the store exclusively (a forget may be half-way).
+   */
   async snapshots(): Promise<SnapshotInfo[]> {
     await this.ensure();
+    const ids = this.listed.size && (await this.exclusiveHolder()) === undefined ? this.localSnapshotIds() : undefined;
+    if (ids?.every((id) => this.listed.has(id))) {
+      const here = new Set(ids);
+      return [...this.listed.values()].filter((x) => here.has(x.id));
+    }
     const res = await this.runUnlocked(this.restic('snapshots', '--json'));
-    return (JSON.parse(res.stdout || '[]') as { id: string; time: string; tags?: string[]; original?: string }[]).map((s) => ({
+    const list = (JSON.parse(res.stdout || '[]') as { id: string; time: string; tags?: string[]; original?: string }[]).map((s) => ({
       id: s.id,
       time: s.time,
       tags: s.tags ?? [],
       original: s.original,
     }));
+    if (this.isLocal) {
+      this.listed.clear();
+      for (const x of list) this.listed.set(x.id, x);
+    }
+    return list;
+  }
+
+  /** The snapshot IDs in a local store's snapshots/ (its files' names; none when it is gone); undefined for another store or when unreadable. */
+  private localSnapshotIds(): string[] | undefined {
+    if (!this.isLocal) return undefined;
+    try {
+      return readdirSync(join(this.localPath, 'snapshots')).filter((n) => /^[0-9a-f]{64}$/.test(n));
+    } catch (err) {
+      return (err as NodeJS.ErrnoException).code === 'ENOENT' ? [] : undefined;
+    }
+  }
+
+  /** Whether a local store surely lacks a snapshot (an ID or a prefix of one): no file of snapshots/ is named so, as restic would find. */
+  private lacksLocally(snapshot: string): boolean {
+    const ids = /^[0-9a-f]+$/.test(snapshot) ? this.localSnapshotIds() : undefined;
+    return !!ids && !ids.some((id) => id.startsWith(snapshot));
   }
 
   /** Stores one stream as a snapshot. The caller ends `src` only when the producer succeeded. */
@@ -130,19 +162,24 @@ export class Store extends ResticRepo {
     // With copies to fall back on, a restic that fails must not end `out`: the next one writes to it.
     const sink = this.copies.length ? unending(out) : out;
     let res: ExecResult | undefined;
-    try {
-      await this.ensure();
-      res = await this.execUnlocked(this.restic('dump', snapshot, '/' + filename), { stdout: sink, signal });
-    } catch (err) {
-      if (signal?.aborted || !this.copies.length) throw err;
+    // A local store whose snapshots/ has no such snapshot (the store lost, the snapshot forgotten): to
+    // the copies at once, without a restic that can only fail (nor ensure() making an empty store).
+    const lacks = this.copies.length > 0 && this.lacksLocally(snapshot);
+    if (!lacks) {
+      try {
+        await this.ensure();
+        res = await this.execUnlocked(this.restic('dump', snapshot, '/' + filename), { stdout: sink, signal });
+      } catch (err) {
+        if (signal?.aborted || !this.copies.length) throw err;
+      }
     }
     if (res?.code === 0) {
       if (sink !== out) out.end();
       return;
     }
-    const why = res ? res.stderr.trim().split('\n').slice(-2).join(' ') : 'the store cannot be opened';
+    const why = lacks ? 'no such snapshot in it' : res ? res.stderr.trim().split('\n').slice(-2).join(' ') : 'the store cannot be opened';
     // Only when this store lacks it (said before any byte of it): a stream cut half-way is no case for a copy.
-    if (!signal?.aborted && (!res || MISSING.test(res.stderr))) {
+    if (!signal?.aborted && (lacks || !res || MISSING.test(res.stderr))) {
       for (const copy of this.copies) {
         const id = await copy.copyOf(snapshot).catch(() => undefined);
         if (!id) continue;
@@ -156,12 +193,18 @@ export class Store extends ResticRepo {
     throw new OpsError(`cannot read ${filename} of snapshot ${snapshot} from the store: ${why}${this.copies.length ? ' (nor from its copies)' : ''}`);
   }
 
-  /** This store's copy of a snapshot of the first store (restic copy records the original's id), or the snapshot itself. */
+  /**
+   * This store's copy of a snapshot of the first store (restic copy records the original's id), or
+   * the snapshot itself; undefined when the store cannot be read. The listing is snapshots()', so a
+   * restore's second stream asks no second restic.
+   */
   async copyOf(snapshot: string): Promise<string | undefined> {
-    await this.ensure();
-    const res = await this.execUnlocked(this.restic('snapshots', '--json'));
-    if (res.code !== 0) return undefined;
-    const list = JSON.parse(res.stdout || '[]') as { id: string; original?: string }[];
+    let list: SnapshotInfo[];
+    try {
+      list = await this.snapshots();
+    } catch {
+      return undefined;
+    }
     const match = (id: string | undefined) => !!id && (id === snapshot || (snapshot.length >= 8 && id.startsWith(snapshot)));
     return list.find((s) => match(s.original))?.id ?? list.find((s) => match(s.id))?.id;
   }
@@ -178,7 +221,7 @@ export class Store extends ResticRepo {
     const sh = new LocalShell({ ...copy.env(), ...fromEnv }, copy.opts.label ?? `the copy store ${copy.repository}`);
     if (!copy.ready) {
       copy.ready = (async () => {
-        await copy.opts.prepare?.();
+        await copy.prepare();
         if (!copy.opts.password && !existsSync(copy.passwordFile)) throw new OpsError(`no password file ${copy.passwordFile}`);
         if (!(await copy.hasConfig(sh))) {
           const res = await sh.exec(copy.restic('init', '--copy-chunker-params', ...from));

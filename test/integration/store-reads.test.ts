@@ -1,0 +1,130 @@
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { PassThrough, Readable } from 'node:stream';
+import { execa, type ResultPromise } from 'execa';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { inject } from 'vitest';
+import { copyFastStore } from '../../fixtures/restic-fast.js';
+import { newHome, until } from '../helpers.js';
+import { Store } from '../../src/store/restic.js';
+import { withStoreNotices } from '../../src/store/notices.js';
+
+// Issue 14: fewer restic starts per operation. A local store's snapshot list is read by restic once
+// per process and reused while snapshots/ names nothing new, and a dump of a snapshot the store's
+// snapshots/ lacks goes to the copy stores without a restic that can only fail. These tests hold
+// the guarantees those cuts could break: what another restic adds or forgets is seen, a store held
+// exclusively is waited for, and a snapshot the store has is read from it.
+
+/** A restic in front of the real one on PATH that logs each command's words, so a test can count them. */
+function countingRestic(dir: string): { log: string; started: (sub: string) => number } {
+  const log = join(dir, 'restic.log');
+  writeFileSync(log, '');
+  writeFileSync(join(dir, 'restic'), `#!/bin/sh\necho "$*" >> ${log}\nexec /usr/bin/restic "$@"\n`, { mode: 0o755 });
+  return {
+    log,
+    started: (sub) =>
+      readFileSync(log, 'utf8')
+        .split('\n')
+        .filter((l) => l.split(' ').includes(sub)).length,
+  };
+}
+
+const text = (s: string) => Readable.from([Buffer.from(s)]);
+
+/** Everything a dump writes. */
+async function dumped(store: Store, snapshot: string, file: string): Promise<string> {
+  const out = new PassThrough();
+  const chunks: Buffer[] = [];
+  out.on('data', (b: Buffer) => chunks.push(b));
+  await store.dump(snapshot, file, out);
+  return Buffer.concat(chunks).toString();
+}
+
+describe("a store's reads", () => {
+  let home: string;
+  let bin: string;
+  let counted: ReturnType<typeof countingRestic>;
+  const path0 = process.env.PATH;
+
+  beforeAll(() => {
+    home = newHome('sqlite');
+    bin = mkdtempSync(join(home, 'bin-'));
+    counted = countingRestic(bin);
+    process.env.PATH = `${bin}:${path0}`;
+  });
+  afterAll(() => {
+    process.env.PATH = path0;
+  });
+
+  it('a listing reused in one process still sees what another restic adds or forgets', async () => {
+    const reader = new Store(home);
+    const writer = new Store(home);
+    const first = await writer.backup(text('one\n'), 'one.txt', ['test=reads']);
+    const ids = async () => (await reader.snapshots()).map((s) => s.id);
+    expect(await ids()).toContainEqual(expect.stringMatching(new RegExp(`^${first.snapshotId}`)));
+    const listings = counted.started('snapshots');
+    // Nothing new in the store: the same list, without restic.
+    const again = await ids();
+    expect(await ids()).toEqual(again);
+    expect(counted.started('snapshots')).toBe(listings);
+
+    const second = await writer.backup(text('two\n'), 'two.txt', ['test=reads']);
+    const withSecond = await reader.snapshots();
+    expect(withSecond.map((s) => s.id)).toContainEqual(expect.stringMatching(new RegExp(`^${second.snapshotId}`)));
+    expect(withSecond.find((s) => s.id.startsWith(second.snapshotId))?.tags).toEqual(['test=reads']);
+
+    await writer.forget([first.snapshotId]);
+    const left = await ids();
+    expect(left.some((id) => id.startsWith(first.snapshotId))).toBe(false);
+    expect(left.some((id) => id.startsWith(second.snapshotId))).toBe(true);
+  });
+
+  it('a listing waits while another restic holds the store exclusively, as restic itself would', async () => {
+    const reader = new Store(home);
+    await reader.snapshots();
+    // A lock in place (restic writes it as <id>-tmp-<n>, then renames it to its id).
+    const locked = () => readdirSync(join(home, 'store', 'locks')).some((n) => /^[0-9a-f]{64}$/.test(n));
+    // restic key passwd takes the exclusive lock, then waits for a password that never comes.
+    const holder: ResultPromise = execa('/usr/bin/restic', ['key', 'passwd'], {
+      env: { RESTIC_REPOSITORY: join(home, 'store'), RESTIC_PASSWORD_FILE: join(home, 'store.pass') },
+      stdin: 'pipe',
+      reject: false,
+    });
+    let waiting = false;
+    let listed = false;
+    try {
+      await until('restic holds the lock', locked);
+      const list = withStoreNotices(
+        (line) => (waiting ||= /is locked: .*locked exclusively/.test(line)),
+        () => reader.snapshots().then((l) => ((listed = true), l)),
+      );
+      await until('the listing says it waits', () => waiting);
+      expect(listed).toBe(false);
+      holder.kill('SIGINT');
+      await holder;
+      expect((await list).length).toBeGreaterThan(0);
+    } finally {
+      holder.kill('SIGKILL');
+      await holder;
+    }
+  });
+
+  it('a snapshot the store lacks is read from its copy; one it has from itself, by its short id too; one in neither is refused', async () => {
+    // The copy store: a copy of the run's template store (its chunker parameters and password are the home's).
+    const offsite = mkdtempSync(join(home, 'offsite-'));
+    copyFastStore(inject('resticTemplate'), offsite);
+    const copy = new Store(home, join(offsite, 'store'));
+    const store = new Store(home, undefined, { copies: [copy] });
+    const kept = await store.backup(text('in the copy\n'), 'kept.txt', ['test=copied']);
+    await store.copyInto(copy, [kept.snapshotId]);
+    await store.forget([kept.snapshotId]);
+    const own = await store.backup(text('in the store\n'), 'own.txt', ['test=own']);
+
+    const dumps = counted.started('dump');
+    expect(await dumped(store, kept.snapshotId, 'kept.txt')).toBe('in the copy\n');
+    // Straight to the copy: one restic dump, the copy's.
+    expect(counted.started('dump')).toBe(dumps + 1);
+    expect(await dumped(store, own.snapshotId.slice(0, 8), 'own.txt')).toBe('in the store\n');
+    await expect(dumped(store, 'deadbeef', 'kept.txt')).rejects.toThrow(/cannot read kept\.txt of snapshot deadbeef from the store: .*\(nor from its copies\)/);
+  });
+});
