@@ -58,6 +58,9 @@ export class Store extends ResticRepo {
   readonly retention: Partial<Policy> | undefined;
   /** A local store's snapshots as restic last listed them, by id, in restic's order (snapshots()). */
   private readonly listed = new Map<string, SnapshotInfo>();
+  /** The restic listing under way, and the count of writes when it started. */
+  private pending: { at: number; list: Promise<SnapshotInfo[]> } | undefined;
+  private writes = 0;
 
   constructor(home: string, repository?: string, opts: StoreOptions = {}) {
     super(home, repository, opts);
@@ -83,6 +86,20 @@ export class Store extends ResticRepo {
       const here = new Set(ids);
       return [...this.listed.values()].filter((x) => here.has(x.id));
     }
+    // Callers side by side (a restore's two streams read from a copy) share one restic, unless this
+    // store was written since it started: its list might not hold what was written.
+    if (this.pending?.at !== this.writes) {
+      const p = { at: this.writes, list: this.readSnapshots() };
+      this.pending = p;
+      p.list.then(
+        () => this.pending === p && (this.pending = undefined),
+        () => this.pending === p && (this.pending = undefined),
+      );
+    }
+    return this.pending!.list;
+  }
+
+  private async readSnapshots(): Promise<SnapshotInfo[]> {
     const res = await this.runUnlocked(this.restic('snapshots', '--json'));
     const list = (JSON.parse(res.stdout || '[]') as { id: string; time: string; tags?: string[]; original?: string }[]).map((s) => ({
       id: s.id,
@@ -95,6 +112,16 @@ export class Store extends ResticRepo {
       for (const x of list) this.listed.set(x.id, x);
     }
     return list;
+  }
+
+  /** A write to this store (backup, copy into it, forget, prune), counted as it starts and as it ends. */
+  private async writing<T>(fn: () => Promise<T>): Promise<T> {
+    this.writes++;
+    try {
+      return await fn();
+    } finally {
+      this.writes++;
+    }
   }
 
   /** The snapshot IDs in a local store's snapshots/ (its files' names; none when it is gone); undefined for another store or when unreadable. */
@@ -119,11 +146,13 @@ export class Store extends ResticRepo {
     const argv = this.restic('backup', '--json', '--stdin', '--stdin-filename', filename, '--host', 'opsdeck', '--tag', tags.join(','));
     // A restic stopped at another's lock read nothing of the stream: the next attempt gets it all.
     const input = new Replay(src);
-    const res = await this.waitingForLock(
-      argv,
-      (a) => this.shell.exec(a, { stdin: input.attempt(), signal }),
-      signal,
-      () => input.whole,
+    const res = await this.writing(() =>
+      this.waitingForLock(
+        argv,
+        (a) => this.shell.exec(a, { stdin: input.attempt(), signal }),
+        signal,
+        () => input.whole,
+      ),
     );
     if (res.code !== 0 && HELD.test(res.stderr)) throw new OpsError(`${this.label} is locked by another restic process: ${holderOf(res.stderr)}`, 1, 'try again once it has ended');
     if (res.code !== 0) throw new OpsError(`the backup store refused ${filename}: ${res.stderr.trim().split('\n').slice(-2).join(' ')}`);
@@ -142,8 +171,8 @@ export class Store extends ResticRepo {
   async backupDir(dir: string, tags: string[], signal?: AbortSignal, parent?: string): Promise<SnapshotResult> {
     await this.ensure();
     const argv = (p?: string) => this.restic('backup', '--json', '--host', 'opsdeck', '--tag', tags.join(','), ...(p ? ['--parent', p] : []), dir);
-    let res = await this.waitingForLock(argv(parent), (a) => this.shell.exec(a, { signal }), signal);
-    if (parent && res.code !== 0 && /no matching ID found/.test(res.stderr)) res = await this.waitingForLock(argv(), (a) => this.shell.exec(a, { signal }), signal);
+    let res = await this.writing(() => this.waitingForLock(argv(parent), (a) => this.shell.exec(a, { signal }), signal));
+    if (parent && res.code !== 0 && /no matching ID found/.test(res.stderr)) res = await this.writing(() => this.waitingForLock(argv(), (a) => this.shell.exec(a, { signal }), signal));
     if (res.code !== 0) throw new OpsError(`the backup store refused ${dir}: ${res.stderr.trim().split('\n').slice(-2).join(' ')}`);
     const line = res.stdout
       .split('\n')
@@ -233,14 +262,16 @@ export class Store extends ResticRepo {
     await copy.ready;
     // Either store may be locked by another restic (a prune of one, a check of the other): both wait.
     const argv = copy.restic('copy', ...from, ...snapshots);
-    const res = await copy.waitingForLock(
-      argv,
-      async (a) => {
-        const r = await sh.exec(a, { signal });
-        if (r.code !== 0 && HELD.test(r.stderr)) await this.unlockStale().catch(() => {});
-        return r;
-      },
-      signal,
+    const res = await copy.writing(() =>
+      copy.waitingForLock(
+        argv,
+        async (a) => {
+          const r = await sh.exec(a, { signal });
+          if (r.code !== 0 && HELD.test(r.stderr)) await this.unlockStale().catch(() => {});
+          return r;
+        },
+        signal,
+      ),
     );
     if (res.code !== 0) throw new OpsError(`restic copy into ${copy.repository} failed: ${res.stderr.trim().split('\n').slice(-2).join(' ')}`);
   }
@@ -282,13 +313,13 @@ export class Store extends ResticRepo {
   async forget(ids: string[]): Promise<void> {
     if (ids.length === 0) return;
     await this.ensure();
-    await this.runUnlocked(this.restic('forget', ...ids));
+    await this.writing(() => this.runUnlocked(this.restic('forget', ...ids)));
   }
 
   /** Removes the data no snapshot uses any more (after forget). */
   async prune(): Promise<void> {
     await this.ensure();
-    await this.runUnlocked(this.restic('prune'));
+    await this.writing(() => this.runUnlocked(this.restic('prune')));
   }
 
   /**

@@ -125,6 +125,11 @@ describe("a store's reads", () => {
     // Straight to the copy: one restic dump, the copy's.
     expect(counted.started('dump')).toBe(dumps + 1);
     expect(await dumped(store, own.snapshotId.slice(0, 8), 'own.txt')).toBe('in the store\n');
+    // A restore's two streams read from the copy side by side (another process: nothing listed yet): one listing of the copy.
+    const again = new Store(home, undefined, { copies: [new Store(home, join(offsite, 'store'))] });
+    const listings = counted.started('snapshots');
+    expect(await Promise.all([dumped(again, kept.snapshotId, 'kept.txt'), dumped(again, kept.snapshotId, 'kept.txt')])).toEqual(['in the copy\n', 'in the copy\n']);
+    expect(counted.started('snapshots')).toBe(listings + 1);
     await expect(dumped(store, 'deadbeef', 'kept.txt')).rejects.toThrow(/cannot read kept\.txt of snapshot deadbeef from the store: .*\(nor from its copies\)/);
   });
 });
