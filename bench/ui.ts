@@ -16,7 +16,9 @@
  *
  * The 500 hosts are loopback addresses where nothing listens (127.1.x.y): probes fail at once, and
  * nothing leaves the machine. BENCH_BIN runs another build's bin/opsdeck on the same inventories
- * (the before of a change); BENCH_ONLY=console,team,startup,sweep picks parts.
+ * (the before of a change); BENCH_BEFORE=ANOTHER/bin/opsdeck runs that one too, run for run in turn
+ * with BENCH_BIN on the same inventories (on a shared machine, both see the same load), and prints its
+ * figures beside; BENCH_ONLY=console,team,startup,sweep picks parts.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -24,6 +26,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { hostAddArgs, labSsh, makeLabInstance, opsdeckSync, pgAdmin, startLab, type Lab } from '../fixtures/lab.js';
 import { Inventory } from '../inventory/index.js';
+import { firstPageSql } from '../inventory/list-sql.js';
 import { openApp } from '../src/app/app.js';
 import { HOST_SCRIPT, sweep } from '../src/health/probes.js';
 import { quoteArg } from '../src/remote/quote.js';
@@ -32,6 +35,7 @@ const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const SCALES = (process.env.BENCH_SCALES ?? '1000,10000,100000').split(',').map(Number);
 const HOSTS = Number(process.env.BENCH_HOSTS ?? 500);
 const BIN = process.env.BENCH_BIN ?? resolve(import.meta.dirname, '..', '..', 'bin', 'opsdeck');
+const BEFORE = process.env.BENCH_BEFORE;
 const ONLY = process.env.BENCH_ONLY?.split(',');
 const part = (p: string) => !ONLY || ONLY.includes(p);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -149,6 +153,9 @@ function firstRead(home: string, password?: string): { step: string; wall: numbe
     };
     const inv = new Inventory(home, password === undefined ? {} : { password });
     lap('open the inventory');
+    // What the first frame reads (UiModel.readFirstPage, a 50-row terminal), then the whole lists after it.
+    for (const sql of Object.values(firstPageSql(50))) inv.db.prepare(sql).all();
+    lap("the first frame's page (50 rows, counts, hosts)");
     inv.listEnvs();
     inv.latestBackupTimes();
     lap('environments, newest backups');
@@ -215,9 +222,9 @@ interface ConsoleFigures {
 }
 
 /** The console in a pseudo-terminal: first frame, then keys, each timed to the frame that shows it. */
-async function consoleRun(home: string, count: number, env: NodeJS.ProcessEnv = {}): Promise<ConsoleFigures> {
+async function consoleRun(home: string, count: number, env: NodeJS.ProcessEnv = {}, bin = BIN): Promise<ConsoleFigures> {
   const t0 = performance.now();
-  const child = spawn('script', ['-qfec', `stty rows 50 cols 160; exec ${quoteArg(BIN)} --home ${quoteArg(home)}`, '/dev/null'], {
+  const child = spawn('script', ['-qfec', `stty rows 50 cols 160; exec ${quoteArg(bin)} --home ${quoteArg(home)}`, '/dev/null'], {
     stdio: ['pipe', 'pipe', 'inherit'],
     env: { ...process.env, ...env, TERM: 'xterm-256color', CI: '' },
   });
@@ -278,26 +285,30 @@ async function consoleRun(home: string, count: number, env: NodeJS.ProcessEnv = 
   }
 }
 
-/** RUNS console runs on one inventory, their figures pooled. */
-async function consoleRuns(home: string, count: number, env: NodeJS.ProcessEnv = {}): Promise<ConsoleFigures> {
-  const firsts: number[] = [];
-  const filter: number[] = [];
-  const jump: number[] = [];
-  const rss: number[] = [];
-  const firstCpu: number[] = [];
-  const keyCpu: number[] = [];
+/** RUNS console runs on one inventory, their figures pooled; with BENCH_BEFORE, as many of that build's, in turn with these. */
+async function consoleRuns(home: string, count: number, env: NodeJS.ProcessEnv = {}): Promise<ConsoleFigures & { before?: ConsoleFigures }> {
+  const bins = BEFORE ? [BIN, BEFORE] : [BIN];
+  const runs = bins.map(() => [] as ConsoleFigures[]);
   for (let run = 0; run < RUNS; run++) {
-    process.stderr.write(`bench: console with ${n(count)} instances, run ${run + 1} of ${RUNS}\n`);
-    const r = await consoleRun(home, count, env);
-    firsts.push(r.first);
-    filter.push(...r.filter);
-    jump.push(...r.jump);
-    rss.push(r.rss);
-    firstCpu.push(r.firstCpu);
-    keyCpu.push(r.keyCpu);
+    for (const [b, bin] of bins.entries()) {
+      process.stderr.write(`bench: console with ${n(count)} instances, run ${run + 1} of ${RUNS}${b ? ' (before)' : ''}\n`);
+      runs[b].push(await consoleRun(home, count, env, bin));
+    }
   }
-  return { first: median(firsts), filter, jump, rss: median(rss), firstCpu: median(firstCpu), keyCpu: median(keyCpu) };
+  const pool = (rs: ConsoleFigures[]): ConsoleFigures => ({
+    first: median(rs.map((r) => r.first)),
+    filter: rs.flatMap((r) => r.filter),
+    jump: rs.flatMap((r) => r.jump),
+    rss: median(rs.map((r) => r.rss)),
+    firstCpu: median(rs.map((r) => r.firstCpu)),
+    keyCpu: median(rs.map((r) => r.keyCpu)),
+  });
+  return { ...pool(runs[0]), ...(BEFORE && { before: pool(runs[1]) }) };
 }
+
+/** A console table row: first frame (its CPU), filter key and G/g to frame p50 / p95, CPU per key, peak RSS. */
+const consoleCells = (f: ConsoleFigures) =>
+  `${ms(f.first)} (CPU ${ms(f.firstCpu)}) | ${ms(median(f.filter))} / ${ms(p95(f.filter))} | ${ms(median(f.jump))} / ${ms(p95(f.jump))} | ${ms(f.keyCpu)} | ${f.rss.toFixed(0)} MB`;
 
 function timedCli(args: string[], shell?: string): number {
   const t = performance.now();
@@ -373,9 +384,8 @@ export async function uiBench(): Promise<string[]> {
       process.stderr.write(`bench: an inventory of ${n(count)} instances on ${HOSTS} hosts...\n`);
       const home = sqliteInventory(lab.dir, count);
       const f = await consoleRuns(home, count);
-      rows.push(
-        `| ${n(count)} | ${ms(f.first)} (CPU ${ms(f.firstCpu)}) | ${ms(median(f.filter))} / ${ms(p95(f.filter))} | ${ms(median(f.jump))} / ${ms(p95(f.jump))} | ${ms(f.keyCpu)} | ${f.rss.toFixed(0)} MB | ${GOAL_FIRST[count] ?? ''} |`,
-      );
+      rows.push(`| ${n(count)} | ${consoleCells(f)} | ${GOAL_FIRST[count] ?? ''} |`);
+      if (f.before) rows.push(`| ${n(count)}, before (BENCH_BEFORE) | ${consoleCells(f.before)} | |`);
       if (count === 10_000) {
         sqlite10k.figures = f;
         const lists = Array.from({ length: RUNS }, () => timedCli(['--home', home, 'instance', 'list']));
@@ -431,6 +441,12 @@ export async function uiBench(): Promise<string[]> {
         row('a filter key to its frame, p95', p95(s.filter), p95(owner.filter), p95(op.filter)),
         row('G / g to its frame, p50', median(s.jump), median(owner.jump), median(op.jump), '<= 1.2x'),
         `| peak RSS | ${s.rss.toFixed(0)} MB | ${owner.rss.toFixed(0)} MB | ${op.rss.toFixed(0)} MB | |`,
+        ...(s.before && owner.before && op.before
+          ? [
+              row('before (BENCH_BEFORE): first frame, from start', s.before.first, owner.before.first, op.before.first),
+              row('before (BENCH_BEFORE): CPU to the first frame', s.before.firstCpu, owner.before.firstCpu, op.before.firstCpu),
+            ]
+          : []),
         '',
       );
       process.stderr.write('bench: where the first read goes...\n');
