@@ -5,6 +5,7 @@ import { run } from '../remote/shell.js';
 import { OpsError, UsageError } from '../core/errors.js';
 import { shellFor, type Deps } from '../deps/deps.js';
 import type { RestoredRelease } from './release-restore.js';
+import type { ReadAhead } from './restore-data.js';
 
 export interface RestoreState {
   /** Redaction statements run on the loaded copy before it commits (clone --redact, refresh). */
@@ -38,6 +39,22 @@ export interface RestoreState {
   safetyCode: boolean;
   /** A restore onto a release-mode instance: the tree comes back as a new release (restoreAsRelease). */
   release?: RestoredRelease;
+  /**
+   * The data step runs right after the check step (a restore; not a clone, whose maintenance step
+   * comes between): the check step then also asks what the safety backup needs of the tree (`tree`)
+   * and starts reading the backup's streams from the store (`ahead`, see ReadAhead), which the plan
+   * drops in its finally when no step took them (dropReadAheads).
+   */
+  dataFollows?: boolean;
+  ahead?: { code?: ReadAhead; db?: ReadAhead };
+  /** What the check step found of the target's tree: whether it is there, and whether it has shared/ beside it (hasSharedDir). */
+  tree?: { exists: boolean; shared?: boolean };
+}
+
+/** Stops the streams read ahead that no step took, and waits for their restic to end. */
+export async function dropReadAheads(s: RestoreState): Promise<void> {
+  await Promise.all([s.ahead?.code?.drop(), s.ahead?.db?.drop()]);
+  s.ahead = undefined;
 }
 
 export const hasCode = (s: RestoreState) => s.parts.code && (s.from.live ? true : !!s.from.backup.manifest.code);

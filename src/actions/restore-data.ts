@@ -1,4 +1,6 @@
 /** How a restore gets its data in: the tree staged beside the live one, the database loaded so that it commits only once checked. */
+import { PassThrough, type Writable } from 'node:stream';
+import { finished } from 'node:stream/promises';
 import type { Backup, Instance } from '../../inventory/index.js';
 import { parseDbUrl, type Db, type DbLoader } from '../databases/index.js';
 import type { StepIO } from '../core/plan.js';
@@ -20,8 +22,77 @@ import { dumpTree, isMirrored } from '../store/tree-mirror.js';
 export const UNPACK_SCRIPT =
   'rm -rf -- "$1" && mkdir -- "$1" && if [ "$(id -u)" = 0 ]; then exec tar -x -p --same-owner --numeric-owner -f - -C "$1"; else exec tar -x -p --no-same-owner -f - -C "$1"; fi';
 
-/** Streams a stored code tar into a fresh staging directory on the host, checking it against the manifest. */
-export async function stageCode(deps: Deps, backup: Backup, target: Instance, staging: string, ctx: StepIO): Promise<void> {
+/**
+ * A stored stream read ahead: its restic starts at once, so that opening the store's key (a
+ * deliberately costly key derivation, about half a second of CPU) and reading its index happen while
+ * the run does other things (the checks' round trips to the host), not on the way of the step that
+ * takes the stream. What restic writes waits in a pipe (a few KB) until then; taken, it is the same
+ * stream as a dump started there, checked the same way.
+ */
+export class ReadAhead {
+  private readonly ac = new AbortController();
+  private readonly pass = new PassThrough();
+  private readonly done: Promise<void>;
+  private taken = false;
+
+  constructor(produce: (sink: Writable, signal: AbortSignal) => Promise<void>) {
+    this.done = produce(this.pass, this.ac.signal);
+    // Judged by whoever takes the stream; one that is dropped has nothing to say.
+    this.done.catch(() => {});
+  }
+
+  /**
+   * The stream into `sink` (a relay's producer): settles once restic has ended and `sink` has every
+   * byte, as a dump into it would. A failure of either side, or `signal`, stops restic.
+   */
+  async into(sink: Writable, signal: AbortSignal): Promise<void> {
+    if (this.taken) throw new OpsError('internal: a stream read ahead was taken twice');
+    this.taken = true;
+    const stop = () => this.ac.abort();
+    if (signal.aborted) stop();
+    signal.addEventListener('abort', stop, { once: true });
+    try {
+      this.pass.pipe(sink);
+      const flowed = finished(sink);
+      flowed.catch(() => {});
+      try {
+        await Promise.all([this.done, flowed]);
+      } catch (err) {
+        stop();
+        this.pass.unpipe(sink);
+        this.pass.resume();
+        await this.done.catch(() => {});
+        throw err;
+      }
+    } finally {
+      signal.removeEventListener('abort', stop);
+    }
+  }
+
+  /** Stops the stream when no one took it, and resolves once its restic has ended (its lock gone). */
+  async drop(): Promise<void> {
+    if (!this.taken) {
+      this.ac.abort();
+      this.pass.resume();
+    }
+    await this.done.catch(() => {});
+  }
+}
+
+/** A backup's stored code tar or dump, read ahead (ReadAhead). */
+export function readAheadOf(deps: Deps, backup: Backup, part: 'code' | 'db'): ReadAhead {
+  return new ReadAhead((sink, signal) => readStored(deps, backup, part, sink, signal));
+}
+
+/** A backup's stored code tar (rebuilt from its mirror when it went through one) or dump into `sink`. */
+function readStored(deps: Deps, backup: Backup, part: 'code' | 'db', sink: Writable, signal: AbortSignal): Promise<void> {
+  const file = storedStream(backup, part).file;
+  // A tree stored through a mirror is rebuilt as the host's tar, each file checked on the way (tree-mirror.ts).
+  return part === 'code' ? dumpTree(deps.store, backup.manifest.code!, file, sink, signal) : deps.store.dump(backup.manifest.db!.snapshot, file, sink, signal);
+}
+
+/** Streams a stored code tar into a fresh staging directory on the host, checking it against the manifest (`ahead`: its stream, read ahead). */
+export async function stageCode(deps: Deps, backup: Backup, target: Instance, staging: string, ctx: StepIO, ahead?: ReadAhead): Promise<void> {
   const m = backup.manifest.code!;
   const shell = shellFor(deps, target);
   const tar = new TarScanner();
@@ -30,8 +101,7 @@ export async function stageCode(deps: Deps, backup: Backup, target: Instance, st
   const argv = ['sh', '-c', UNPACK_SCRIPT, 'sh', staging];
   await relay(
     meter,
-    // A tree stored through a mirror is rebuilt as the host's tar, each file checked on the way (tree-mirror.ts).
-    (sink, signal) => dumpTree(deps.store, m, storedStream(backup, 'code').file, sink, signal),
+    (sink, signal) => (ahead ? ahead.into(sink, signal) : readStored(deps, backup, 'code', sink, signal)),
     async (src, signal) => {
       const res = await shell.exec(argv, { stdin: src, signal });
       if (res.code !== 0) throw new CommandError(shell.label, ['tar', '-x'], res);
@@ -47,7 +117,7 @@ export async function stageCode(deps: Deps, backup: Backup, target: Instance, st
  * an undo goes to `keep` (as soon as the engine knows it, and before it changes the target: see
  * DbLoader.run); without it, it is dropped at once.
  */
-export async function loadDatabase(deps: Deps, backup: Backup, target: Instance, ctx: StepIO, beforeCommit?: () => Promise<void>, keep?: Keep, redact?: string[]): Promise<void> {
+export async function loadDatabase(deps: Deps, backup: Backup, target: Instance, ctx: StepIO, beforeCommit?: () => Promise<void>, keep?: Keep, redact?: string[], ahead?: ReadAhead): Promise<void> {
   const m = backup.manifest.db!;
   const db = dbFor(deps, target);
   if (!db) throw new UsageError(`backup ${backup.id} has a database but ${target.name} has none configured`, `set one with: opsdeck instance add ... --db URL`);
@@ -64,7 +134,7 @@ export async function loadDatabase(deps: Deps, backup: Backup, target: Instance,
   await runLoad(
     loader,
     meter,
-    (sink, signal) => deps.store.dump(m.snapshot, storedStream(backup, 'db').file, sink, signal),
+    (sink, signal) => (ahead ? ahead.into(sink, signal) : readStored(deps, backup, 'db', sink, signal)),
     ctx,
     () => checkDigest('database dump', meter, m),
     beforeCommit,
@@ -96,10 +166,41 @@ async function runLoad(
     beforeEnd: async () => {
       check?.();
       meter.out.write(loader.finish());
+      // The load's session has taken the whole dump before the commit is let go (and recorded as
+      // going): a dump read ahead is in the Meter before the session has even started.
+      await takenUp(meter.out);
       // The load stays uncommitted until the caller lets it (the staged code tree is complete).
       await beforeCommit?.();
       meter.out.write(loader.commit);
     },
+  });
+}
+
+/**
+ * Resolves once the reader of `out` has taken everything written to it; rejects when `out` closed
+ * first (the reader failed: the relay says why). Watches 'data' only once a reader made it flow: a
+ * listener on a stream no one reads yet would take its bytes for itself.
+ */
+function takenUp(out: PassThrough): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let watching = false;
+    const check = () => {
+      const closed = out.destroyed;
+      if (!closed && out.readableFlowing === null) return;
+      if (!closed && !watching) {
+        watching = true;
+        out.on('data', check);
+      }
+      if (!closed && out.readableLength + out.writableLength > 0) return;
+      out.off('data', check);
+      out.off('resume', check);
+      out.off('close', check);
+      if (closed) reject(new OpsError('the load ended before it took the whole dump'));
+      else resolve();
+    };
+    out.on('resume', check);
+    out.on('close', check);
+    check();
   });
 }
 

@@ -10,13 +10,13 @@ import { dbFor, loginShellFor, shellFor, type Deps } from '../deps/deps.js';
 import { progressSum, together } from './relay.js';
 import { MAINTENANCE_FILE } from './app.js';
 import { rebaselineStep } from './watch.js';
-import { liveRelease, materializeShared, schemaHash, sharedPathsOf } from './releases.js';
+import { hasSharedDir, liveRelease, materializeShared, schemaHash, sharedPathsOf } from './releases.js';
 import { dropOldShared, refuseRestoreLeftovers, restoreAsRelease, undoRestoredRelease } from './release-restore.js';
-import { backupChoiceNotes, checkTreeUser, freeSpace, hasCode, hasDb, keepsLocal, pickBackup, treeSize, type RestoreState } from './restore-checks.js';
-import { loadDatabase, loadDatabaseFrom, stageCode, stageCodeFrom } from './restore-data.js';
+import { backupChoiceNotes, checkTreeUser, dropReadAheads, freeSpace, hasCode, hasDb, keepsLocal, pickBackup, treeSize, type RestoreState } from './restore-checks.js';
+import { loadDatabase, loadDatabaseFrom, readAheadOf, stageCode, stageCodeFrom } from './restore-data.js';
 
 // The checks and the data path live beside the steps; importers keep using restore.js.
-export { backupChoiceNotes, freeSpace, pickBackup, type RestoreState } from './restore-checks.js';
+export { backupChoiceNotes, dropReadAheads, freeSpace, pickBackup, type RestoreState } from './restore-checks.js';
 export { loadDatabase, loadDatabaseFrom, stageCode, stageCodeFrom } from './restore-data.js';
 
 /**
@@ -126,7 +126,14 @@ export function restoreSteps(deps: Deps, target?: Instance): RestoreSteps {
           load: db ? ask(db.engine.checkLoad(loginShellFor(deps, target), db, ctx.signal)) : undefined,
           tree: from.live ? ask(treeSize(deps, from.live)) : undefined,
           free: ask(freeSpace(deps, target, parent)),
+          // For the data step's safety backup, when it comes right after: whether there is a tree to save, and shared/ beside it.
+          exists: ctx.state.dataFollows ? ask(shell.exec(['test', '-d', target.path], { signal: ctx.signal })) : undefined,
+          shared: ctx.state.dataFollows && ctx.state.safetyCode ? ask(hasSharedDir(deps, target, ctx.signal)) : undefined,
         };
+        // The backup's streams start now, behind the checks' round trips (ReadAhead); dropped by the plan if never taken.
+        if (ctx.state.dataFollows && from.backup && !ctx.state.ahead) {
+          ctx.state.ahead = { code: hasCode(ctx.state) ? readAheadOf(deps, from.backup, 'code') : undefined, db: hasDb(ctx.state) ? readAheadOf(deps, from.backup, 'db') : undefined };
+        }
         const p = await asked.parent;
         if (p.code !== 0) throw new UsageError(`the parent directory ${parent} of ${target.path} does not exist on ${target.host}`, 'create it on the host first');
         await asked.user;
@@ -159,6 +166,10 @@ export function restoreSteps(deps: Deps, target?: Instance): RestoreSteps {
             'remove files on that filesystem (or give it more inodes), then run the restore again',
           );
         }
+        if (asked.exists) {
+          const exists = (await asked.exists).code === 0;
+          ctx.state.tree = { exists, shared: exists ? await asked.shared : undefined };
+        }
       }),
     },
     data: {
@@ -167,7 +178,7 @@ export function restoreSteps(deps: Deps, target?: Instance): RestoreSteps {
       explain: dataExplain(target),
       run: async (ctx) => {
         const { target, from, staging } = ctx.state;
-        const exists = (await shellFor(deps, target).exec(['test', '-d', target.path])).code === 0;
+        const exists = ctx.state.tree?.exists ?? (await shellFor(deps, target).exec(['test', '-d', target.path])).code === 0;
         const id = newBackupId();
         const slot = progressSum(ctx.progress, (from.backup?.manifest.code?.bytes ?? 0) + (from.backup?.manifest.db?.bytes ?? 0));
         const sub = (i: number, signal: AbortSignal): StepIO => ({ ...ctx, signal, progress: slot(i) });
@@ -204,7 +215,7 @@ export function restoreSteps(deps: Deps, target?: Instance): RestoreSteps {
         await together<[void, void, void]>(ctx.signal, [
           async (signal) => {
             try {
-              const manifest = await snapshotInstance(deps, target, id, sub(0, signal), undefined, exists && ctx.state.safetyCode, true);
+              const manifest = await snapshotInstance(deps, target, id, sub(0, signal), undefined, exists && ctx.state.safetyCode, true, ctx.state.tree?.shared);
               ctx.state.safety = recordBackup(deps, target.name, 'safety', id, manifest);
               ctx.log(`safety backup ${id} taken${manifest.code ? '' : ' (database; the code tree is kept aside until the new one is in place)'}`);
               saved.ok();
@@ -218,7 +229,7 @@ export function restoreSteps(deps: Deps, target?: Instance): RestoreSteps {
             if (!beside) await saved.done;
             try {
               if (from.live) await loadDatabaseFrom(deps, from.live, target, sub(2, signal), () => beforeCommit(signal), keep, ctx.state.redact);
-              else await loadDatabase(deps, from.backup, target, sub(2, signal), () => beforeCommit(signal), keep, ctx.state.redact);
+              else await loadDatabase(deps, from.backup, target, sub(2, signal), () => beforeCommit(signal), keep, ctx.state.redact, ctx.state.ahead?.db);
             } catch (err) {
               // Stopped at a failed statement: the COMMIT never ran, there is nothing to put back.
               if (err instanceof LoadStopped) ctx.state.commitSent = false;
@@ -229,7 +240,8 @@ export function restoreSteps(deps: Deps, target?: Instance): RestoreSteps {
           },
           async (signal) => {
             try {
-              if (hasCode(ctx.state)) await (from.live ? stageCodeFrom(deps, from.live, target, staging, sub(1, signal)) : stageCode(deps, from.backup, target, staging, sub(1, signal)));
+              if (hasCode(ctx.state))
+                await (from.live ? stageCodeFrom(deps, from.live, target, staging, sub(1, signal)) : stageCode(deps, from.backup, target, staging, sub(1, signal), ctx.state.ahead?.code));
               staged.ok();
             } catch (err) {
               staged.failed(err);
@@ -385,7 +397,7 @@ export function restorePlan(deps: Deps, instance: string, opts: { backup?: strin
   if (backup.manifest.db && !target.dbUrl) {
     throw new UsageError(`backup ${backup.id} holds a database but ${target.name} has no database configured`, 'give the target a database URL, or restore onto another instance');
   }
-  const state: RestoreFromBackup = restoreState({ backup }, target, { safetyCode: true });
+  const state: RestoreFromBackup = { ...restoreState({ backup }, target, { safetyCode: true }), dataFollows: true };
   return {
     command: 'restore',
     params: { instance, backup: backup.id, to: target.name },
@@ -393,7 +405,10 @@ export function restorePlan(deps: Deps, instance: string, opts: { backup?: strin
     state,
     steps: [...inOrder(restoreSteps(deps, target)), rebaselineStep<RestoreState>(deps, target.name)],
     undoFailed: (s) => restoreUndoFailed(deps, s),
-    finally: async (s, status) => leaveCriticalSection(deps, s, status),
+    finally: async (s, status) => {
+      leaveCriticalSection(deps, s, status);
+      await dropReadAheads(s);
+    },
     result: (s) => ({ backup: backup.id, instance, target: s.target.name, safetyBackup: s.safety?.id ?? null }),
     preview: async () => [
       `would restore backup ${backup.id} of ${instance} (taken ${backup.createdAt}) onto ${target.name} (${target.host}:${target.path})`,

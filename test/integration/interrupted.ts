@@ -1,7 +1,7 @@
 import { execa, type ResultPromise } from 'execa';
 import { execFileSync } from 'node:child_process';
 import { createHmac } from 'node:crypto';
-import { appendFileSync, readdirSync } from 'node:fs';
+import { appendFileSync, existsSync, readdirSync } from 'node:fs';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { join } from 'node:path';
 import { makeLabInstance, type LabInstance } from '../../fixtures/lab.js';
@@ -28,6 +28,12 @@ export function resticChildren(pid: number): number[] {
     return [];
   }
 }
+
+/**
+ * A restore (pid) of `inst` is in its data step with restic running: its staging directory is there.
+ * A restic child alone does not say so: the check step already reads the backup from the store.
+ */
+export const inDataStep = (pid: number, inst: LabInstance) => existsSync(`${inst.path}.opsdeck-incoming`) && resticChildren(pid).length > 0;
 
 export function alive(pid: number): boolean {
   try {

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LabInstance } from '../../fixtures/lab.js';
 import { CuttingProxy } from '../../fixtures/proxy.js';
 import { addInstance, asLabUser, cli, dbState, homeWithHosts, lab, must, treeState, until } from '../helpers.js';
-import { alive, interruptedInstance, lastRun, resticChildren, snapshots, start, storeEnv, storeLocks } from './interrupted.js';
+import { alive, inDataStep, interruptedInstance, lastRun, resticChildren, snapshots, start, storeEnv, storeLocks } from './interrupted.js';
 
 // Backups interrupted (a signal, kill -9), a restore cancelled while its host stops answering, the
 // store's locks, and a drill failing after its swap. Split from interrupts.test.ts so that workers
@@ -56,7 +56,7 @@ describe("interrupted backups and the store's locks", () => {
 
   it('a host that stops answering while a restore is cancelled: the step gives up on it after the grace period, the undo runs once it answers again, all as before', async () => {
     const { proc, err } = start(home, ['restore', 'int-store', '--yes'], { OPSDECK_KILL_GRACE_SECONDS: '2' });
-    await until('a restic child', () => resticChildren(proc.pid!).length > 0);
+    await until('the data step, restic running', () => inDataStep(proc.pid!, inst));
     // Everything the host sends from now on is held: channel confirmations, output, the close of the
     // cancelled commands.
     proxy.held = true;

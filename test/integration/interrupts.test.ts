@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LabInstance } from '../../fixtures/lab.js';
 import { CuttingProxy } from '../../fixtures/proxy.js';
 import { cli, dbState, lab, must, sql, treeState, until } from '../helpers.js';
-import { interruptedInstance, lastRun, moveOn as moveOnOf, resticChildren, start, storeLocks } from './interrupted.js';
+import { inDataStep, interruptedInstance, lastRun, moveOn as moveOnOf, resticChildren, start, storeLocks } from './interrupted.js';
 
 // Restores interrupted by signals, kill -9 and a host that goes away, and recover. Backups
 // interrupted, the store's locks and a drill failing after its swap: interrupts-store.test.ts (split
@@ -36,7 +36,7 @@ describe('interrupted restores: signals, kill -9 and recover', () => {
     it(`${sig} while restic runs: the restore is undone, exit 1, tree and database exactly as before, alert sent`, async () => {
       hooks.length = 0;
       const { proc, err } = start(home, ['restore', 'int-prod', '--yes', '--json']);
-      await until('a restic child', () => resticChildren(proc.pid!).length > 0);
+      await until('the data step, restic running', () => inDataStep(proc.pid!, inst));
       // From here a slow link keeps the restore inside its data step, restic with it, when the signal
       // arrives (slow from the start, the log-in and checks before it took seconds more).
       proxy.slowMs = 100;
@@ -111,7 +111,7 @@ describe('interrupted restores: signals, kill -9 and recover', () => {
 
   it('the host refuses connections while the undo runs: the undo tries again until it is back', async () => {
     const { proc, err } = start(home, ['restore', 'int-prod', '--yes']);
-    await until('a restic child', () => resticChildren(proc.pid!).length > 0);
+    await until('the data step, restic running', () => inDataStep(proc.pid!, inst));
     proxy.held = true;
     await proxy.down();
     process.kill(proc.pid!, 'SIGTERM');
