@@ -48,6 +48,8 @@ export class ResticRepo {
   protected ready: Promise<void> | undefined;
   /** What each lock read so far says: who holds the store exclusively, or null (a shared lock). */
   private readonly lockHolders = new Map<string, string | null>();
+  /** The exclusive-lock check under way (sharedHolder): how many wait on it, and its stop. */
+  private holderCheck: { waiting: number; stop: AbortController; held: Promise<string | undefined> } | undefined;
   private prepared: Promise<void> | undefined;
   /** A remote store's config was found (hasConfig): asked once per process. */
   private configSeen = false;
@@ -284,7 +286,38 @@ export class ResticRepo {
    */
   async waitUntilUnlocked(signal?: AbortSignal): Promise<void> {
     await this.ensure();
-    await this.lockWait(async () => ({ value: undefined, held: await this.exclusiveHolder(signal) }), { signal });
+    await this.lockWait(async () => ({ value: undefined, held: await this.sharedHolder(signal) }), { signal });
+  }
+
+  /**
+   * exclusiveHolder for callers side by side (a backup's tree and dump streams): they join the check
+   * under way, whose answer is as fresh as their own would be (a remote store's costs a restic start
+   * each). The check stops only once every caller that joined it has given up.
+   */
+  private sharedHolder(signal?: AbortSignal): Promise<string | undefined> {
+    let c = this.holderCheck;
+    if (!c) {
+      const stop = new AbortController();
+      const fresh = { waiting: 0, stop, held: this.exclusiveHolder(stop.signal) };
+      const done = () => this.holderCheck === fresh && (this.holderCheck = undefined);
+      fresh.held.then(done, done);
+      this.holderCheck = c = fresh;
+    }
+    const check = c;
+    check.waiting++;
+    if (!signal) return check.held;
+    return new Promise((resolve, reject) => {
+      const giveUp = () => {
+        if (--check.waiting === 0) check.stop.abort();
+        reject(signal.reason as Error);
+      };
+      if (signal.aborted) return giveUp();
+      signal.addEventListener('abort', giveUp, { once: true });
+      check.held.then(
+        (v) => (signal.removeEventListener('abort', giveUp), resolve(v)),
+        (e: unknown) => (signal.removeEventListener('abort', giveUp), reject(e as Error)),
+      );
+    });
   }
 
   /** A restic command that reads no stream, waiting for another restic's lock (waitingForLock). */

@@ -1,11 +1,13 @@
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { execa, type ResultPromise } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { copyFastStore } from '../../fixtures/restic-fast.js';
-import { newHome, until } from '../helpers.js';
+import { lab, newHome, until } from '../helpers.js';
 import { Store } from '../../src/store/restic.js';
 import { withStoreNotices } from '../../src/store/notices.js';
 
@@ -131,5 +133,81 @@ describe("a store's reads", () => {
     expect(await Promise.all([dumped(again, kept.snapshotId, 'kept.txt'), dumped(again, kept.snapshotId, 'kept.txt')])).toEqual(['in the copy\n', 'in the copy\n']);
     expect(counted.started('snapshots')).toBe(listings + 1);
     await expect(dumped(store, 'deadbeef', 'kept.txt')).rejects.toThrow(/cannot read kept\.txt of snapshot deadbeef from the store: .*\(nor from its copies\)/);
+  });
+});
+
+describe("a remote store's lock checks", () => {
+  // The run's template store, served by lab1's sshd over sftp: every restic command on it is a
+  // restic start and an ssh login, as on a real backup server.
+  const l = lab();
+  const host = l.hosts.find((h) => h.name === 'lab1')!;
+  const dir = join(host.root, `reads-store-${randomBytes(4).toString('hex')}`);
+  let home: string;
+  let bin: string;
+  let counted: ReturnType<typeof countingRestic>;
+  const path0 = process.env.PATH;
+  const remote = () =>
+    new Store(home, `sftp:${l.user}@${host.address}:${dir}`, {
+      options: [
+        `sftp.command=ssh -F /dev/null -i ${l.keyFile} -o IdentitiesOnly=yes -p ${host.port} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes ${l.user}@${host.address} -s sftp`,
+      ],
+    });
+
+  beforeAll(() => {
+    home = newHome('sqlite');
+    cpSync(join(home, 'store'), dir, { recursive: true });
+    if (process.getuid?.() === 0) execFileSync('chown', ['-R', `${l.user}:`, dir]);
+    bin = mkdtempSync(join(home, 'bin-'));
+    counted = countingRestic(bin);
+    process.env.PATH = `${bin}:${path0}`;
+  });
+  afterAll(() => {
+    process.env.PATH = path0;
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("a backup's two streams asking at once share one check of the locks; all wait for an exclusive lock, one cancelled stops none of the others, and they go on once it goes", async () => {
+    const store = remote();
+    await store.ensure();
+    const before = counted.started('locks');
+    await Promise.all([store.waitUntilUnlocked(), store.waitUntilUnlocked()]);
+    expect(counted.started('locks')).toBe(before + 1);
+
+    const locked = () => readdirSync(join(dir, 'locks')).some((n) => /^[0-9a-f]{64}$/.test(n));
+    // As the lab user, as the store's sftp logs in: its lock is one the store's restic can read.
+    const as = process.getuid?.() === 0 ? { uid: Number(execFileSync('id', ['-u', l.user]).toString()), gid: Number(execFileSync('id', ['-g', l.user]).toString()) } : {};
+    const holder: ResultPromise = execa('/usr/bin/restic', ['--no-cache', 'key', 'passwd'], {
+      env: { RESTIC_REPOSITORY: dir, RESTIC_PASSWORD: readFileSync(join(home, 'store.pass'), 'utf8').trim(), HOME: '/tmp' },
+      stdin: 'pipe',
+      reject: false,
+      ...as,
+    });
+    try {
+      await until('restic holds the lock', locked);
+      const notices: string[] = [];
+      let done = 0;
+      // Three streams wait; one of them is cancelled: the others wait on.
+      const cancelled = new AbortController();
+      const gaveUp = withStoreNotices(
+        (line) => notices.push(line),
+        () => store.waitUntilUnlocked(cancelled.signal),
+      );
+      gaveUp.catch(() => {});
+      const both = withStoreNotices(
+        (line) => notices.push(line),
+        () => Promise.all([store.waitUntilUnlocked(new AbortController().signal), store.waitUntilUnlocked()].map((p) => p.then(() => done++))),
+      );
+      await until('all three say they wait', () => notices.filter((n) => /is locked: .*locked exclusively/.test(n)).length === 3);
+      cancelled.abort(new Error('cancelled'));
+      await expect(gaveUp).rejects.toThrow();
+      expect(done).toBe(0);
+      holder.kill('SIGINT');
+      await holder;
+      await both;
+      expect(done).toBe(2);
+    } finally {
+      holder.kill('SIGKILL');
+      await holder;
+    }
   });
 });
