@@ -54,13 +54,14 @@ export function formatMysqlUrl(t: MysqlTarget): string {
 /**
  * Runs "$@" with the option file `[client] password=...` on fd 3, from the variable withSecretFromStdin
  * set. Option files read `#` outside quotes as a comment and `\` as an escape: the value is quoted
- * with `"` (or `'` when it holds `#` and `"`), backslashes doubled; a password holding `#`, `"` and
- * `'` at once cannot be written there and is refused.
+ * with `"` (or `'` when it holds `#` and `"`), backslashes doubled (by sed, started only for a
+ * password that has one: a process fewer for every session otherwise); a password holding `#`, `"`
+ * and `'` at once cannot be written there and is refused.
  */
 const WITH_OPTION_FILE = `p=$OPSDECK_DB_PASSWORD; unset OPSDECK_DB_PASSWORD
 q='"'
 case $p in *'#'*) case $p in *'"'*) case $p in *"'"*) echo "opsdeck: a password holding #, \\" and ' at once cannot be given to the MariaDB client; change it" >&2; exit 96;; esac; q="'";; esac;; esac
-p=$(printf '%s\\n' "$p" | sed 's/\\\\/\\\\\\\\/g')
+case $p in *'\\'*) p=$(printf '%s\\n' "$p" | sed 's/\\\\/\\\\\\\\/g');; esac
 c=$1; shift
 exec "$c" --defaults-extra-file=/dev/fd/3 "$@" 3<<OPSDECK_EOF
 [client]
