@@ -48,14 +48,29 @@ export async function treeKey(deps: Deps, inst: Instance, signal?: AbortSignal, 
  * stat fingerprint matches a stored backup's is not streamed again: that snapshot already holds it
  * (restic skips unchanged files by the same kind of stat data).
  */
-export async function backupCode(deps: Deps, inst: Instance, id: string, ctx: StepIO, reuse = false, shared?: boolean, known?: TreeList): Promise<NonNullable<Manifest['code']>> {
+export async function backupCode(
+  deps: Deps,
+  inst: Instance,
+  id: string,
+  ctx: StepIO,
+  reuse = false,
+  shared?: boolean,
+  /** The host's list, started by the inspect step (treeMirrors on); undefined in it: a tree whose path is a link. */
+  known?: Promise<TreeList | undefined>,
+): Promise<NonNullable<Manifest['code']>> {
   const shell = shellFor(deps, inst);
   // Release mode: the live release and shared/ in one tar (SHARED_IN_TAR); a mirror holds one tree only.
   const withShared = shared ?? (await hasSharedDir(deps, inst, ctx.signal));
-  let list = withShared ? undefined : known;
+  let list: TreeList | undefined;
   if (withShared && treeMirrorsOn(deps.store)) ctx.log('code: streamed whole, not through the mirror: a release and its shared/ are two trees');
-  else if (treeMirrorsOn(deps.store) && !list) list = await listTree(shell, inst.path, ctx.signal, (n) => ctx.progress(n));
-  // The list came with the inspect step: the database's dump starts first, before the mirror's work here.
+  else if (treeMirrorsOn(deps.store)) {
+    try {
+      list = (await known) ?? (await listTree(shell, inst.path, ctx.signal, (n) => ctx.progress(n)));
+    } catch (err) {
+      throw err instanceof CommandError ? unreadable(inst, err.result.stderr.trim()) : err;
+    }
+  }
+  // The list came from the inspect step: the database's dump starts first, before the mirror's work here.
   if (known && list) await new Promise(setImmediate);
   if (list) {
     // The host's list is byte for byte the one a stored snapshot was made from: no file changed, so
@@ -81,6 +96,8 @@ export async function backupCode(deps: Deps, inst: Instance, id: string, ctx: St
   const listed = list && (list.key ??= treeKeyOf(list.entries));
   const key = listed ?? (await treeKey(deps, inst, ctx.signal, withShared));
   if (list && listed) {
+    // The bar's share of the tree, known now: the list and the files that will be fetched.
+    if (known) ctx.progress(list.wire, list.wire + pendingBytes(deps.store, inst.name, mirrorSource(inst), list));
     // A tree the store holds by its fingerprint (one a restore just put in place, say): reused as
     // above, and its list recorded so the next backup knows it without parsing.
     const same = await reusableTree(deps, deps.inv.backupForTree(inst.name, listed));
@@ -231,15 +248,21 @@ export async function snapshotInstance(
   reuse = false,
   /** Whether the tree has shared/ beside it, when the caller asked already (hasSharedDir). */
   knownShared?: boolean,
-  /** The host's list of the tree, when the caller took it already (inspectInstance, with treeMirrors on). */
-  knownList?: TreeList,
+  /** The host's list of the tree, when the caller started it already (inspectInstance, with treeMirrors on). */
+  listing?: Promise<TreeList | undefined>,
 ): Promise<Manifest> {
-  const slot = progressSum(ctx.progress, sizeHint);
-  const sub = (i: number, signal: AbortSignal): StepIO => ({ ...ctx, signal, progress: slot(i) });
+  // The tree's share of the bar may come only once its list is in (taken beside the dump): the code stream says it.
+  let treeTotal = 0;
+  const slot = progressSum((n) => ctx.progress(n, sizeHint === undefined ? undefined : sizeHint + treeTotal));
+  const codeProgress = (n: number, total?: number) => {
+    if (total !== undefined) treeTotal = total;
+    slot(0)(n);
+  };
+  const sub = (i: number, signal: AbortSignal): StepIO => ({ ...ctx, signal, progress: i === 0 ? codeProgress : slot(i) });
   // Asked before the streams start: its refusal (a tree with its own .opsdeck-shared) then stops nothing half-way.
   const shared = withCode ? (knownShared ?? (await hasSharedDir(deps, inst, ctx.signal))) : false;
   const [code, db] = await together<[Manifest['code'] | undefined, Manifest['db'] | undefined]>(ctx.signal, [
-    async (signal) => (withCode ? backupCode(deps, inst, id, sub(0, signal), reuse, shared, knownList) : undefined),
+    async (signal) => (withCode ? backupCode(deps, inst, id, sub(0, signal), reuse, shared, listing) : undefined),
     async (signal) => (inst.dbUrl ? backupDatabase(deps, inst, id, sub(1, signal)) : undefined),
   ]);
   return { ...(code && { code }), ...(db && { db }) };
@@ -263,33 +286,24 @@ const unreadable = (inst: Instance, why: string) =>
 
 /**
  * Sizes what the backup will send (for the progress bar) and checks the instance is there; says
- * whether shared/ goes with it. With treeMirrors on, the host's list of the tree is taken here, side
- * by side with the shared/ question: it sizes what will travel (the changed files), and the streams
- * step goes on with it instead of a second walk of the tree.
+ * whether shared/ goes with it. With treeMirrors on, the host's list of the tree is started here,
+ * side by side with the shared/ question, and the streams step awaits it beside the database's dump
+ * (which so waits for no walk of the tree): it tells what will travel, and the tree's share of the
+ * bar comes with it. A tree that cannot be read is said there.
  */
-export async function inspectInstance(deps: Deps, inst: Instance, signal?: AbortSignal): Promise<{ bytes: number; shared: boolean; list?: TreeList }> {
+export async function inspectInstance(deps: Deps, inst: Instance, signal?: AbortSignal): Promise<{ bytes: number; shared: boolean; listing?: Promise<TreeList | undefined> }> {
   const shell = shellFor(deps, inst);
   if (treeMirrorsOn(deps.store)) {
     // A tree whose path is a link (release mode) is not listed: its backup streams whole.
-    const [shared, listed] = await Promise.allSettled([hasSharedDir(deps, inst, signal), listTree(shell, inst.path, signal, undefined, true)]);
-    if (shared.status === 'rejected') throw shared.reason;
-    if (!shared.value) {
-      if (listed.status === 'fulfilled' && listed.value) {
-        const list = listed.value;
-        // The list of a stored snapshot, byte for byte: nothing will travel, nothing is parsed.
-        if (snapshotOfList(deps.store, inst.name, mirrorSource(inst), list)) return { bytes: list.wire, shared: false, list };
-        try {
-          // Worked out here, so the streams step starts the database's dump without waiting on it.
-          list.key = treeKeyOf(list.entries);
-          return { bytes: list.wire + pendingBytes(deps.store, inst.name, mirrorSource(inst), list), shared: false, list };
-        } catch (err) {
-          // The streams step says why such a tree is streamed whole.
-          if (!(err instanceof NotMirrorable)) throw err;
-        }
-      }
-      // A tree that cannot be read is said here.
-      if (listed.status === 'rejected') throw listed.reason instanceof CommandError ? unreadable(inst, listed.reason.result.stderr.trim()) : listed.reason;
-    }
+    const listing = listTree(shell, inst.path, signal, undefined, true);
+    // Awaited by the streams step; a failure before then is not left unhandled.
+    listing.catch(() => undefined);
+    const shared = await hasSharedDir(deps, inst, signal).catch(async (err: unknown) => {
+      await listing.catch(() => undefined);
+      throw err;
+    });
+    if (!shared) return { bytes: 0, shared: false, listing };
+    await listing.catch(() => undefined);
   }
   const shared = await hasSharedDir(deps, inst, signal);
   // Into /dev/null GNU tar reads no file's data, yet counts exactly the bytes the backup's tar will send
@@ -306,8 +320,8 @@ export interface BackupState {
   sizeHint?: number;
   /** Whether shared/ goes with the tree (release mode), as the inspect step found. */
   shared?: boolean;
-  /** The host's list of the tree (treeMirrors on), as the inspect step took it. */
-  list?: TreeList;
+  /** The host's list of the tree (treeMirrors on), as the inspect step started it. */
+  listing?: Promise<TreeList | undefined>;
   backup?: Backup;
 }
 
@@ -319,9 +333,9 @@ export function backupSteps(deps: Deps, inst: Instance, kind: Backup['kind']) {
       title: `Connect to ${inst.host} and size ${inst.path}`,
       explain: 'Checks the host key, logs in and measures the code tree. If it fails, check the host with `opsdeck host check`.',
       run: async (ctx) => {
-        const { bytes: tree, shared, list } = await inspectInstance(deps, inst, ctx.signal);
+        const { bytes: tree, shared, listing } = await inspectInstance(deps, inst, ctx.signal);
         ctx.state.shared = shared;
-        ctx.state.list = list;
+        ctx.state.listing = listing;
         // The bar's total is all that will flow: the tree, and a dump the size of the last one; without one it is unknown.
         const dump = inst.dbUrl ? deps.inv.listBackups(inst.name).find((b) => b.manifest.db)?.manifest.db?.bytes : 0;
         ctx.state.sizeHint = dump === undefined ? undefined : tree + dump;
@@ -332,7 +346,7 @@ export function backupSteps(deps: Deps, inst: Instance, kind: Backup['kind']) {
       title: inst.dbUrl ? 'Back up the code tree and the database' : 'Back up the code tree',
       explain: 'Streams a tar of the code tree and a dump of the database into the store side by side, hashing both and counting rows.',
       run: async (ctx) => {
-        ctx.state.manifest = await snapshotInstance(deps, inst, ctx.state.id, ctx, ctx.state.sizeHint, true, false, ctx.state.shared, ctx.state.list);
+        ctx.state.manifest = await snapshotInstance(deps, inst, ctx.state.id, ctx, ctx.state.sizeHint, true, false, ctx.state.shared, ctx.state.listing);
       },
       undo: async (ctx) => deps.store.discardTagged(`backup=${ctx.state.id}`),
     },
