@@ -19,7 +19,7 @@ export default async function setup(project: TestProject) {
   await startLab();
   // A template of its own per run: runs side by side never share or remove each other's.
   const template = mkdtempSync(join(tmpdir(), 'opsdeck-restic-template-'));
-  makeFastStoreTemplate(template);
+  await makeFastStoreTemplate(template);
   project.provide('resticTemplate', template);
   const homes = mkdtempSync(join(tmpdir(), 'opsdeck-home-templates-'));
   project.provide('homeTemplates', homes);

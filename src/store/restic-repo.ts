@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -7,6 +7,7 @@ import { LocalShell } from '../remote/local.js';
 import { CommandError, type ExecOptions, type ExecResult, type Shell } from '../remote/shell.js';
 import { OpsError } from '../core/errors.js';
 import { storeNotice } from './notices.js';
+import { DRAWN_PASSWORD, setKeyCost } from './restic-key.js';
 import { HELD, LOCK_READ_MS, exclusiveHolderIn, LOCK_WAIT_MS, STAYED_LOCKED_FIX, holderOf, minutes, removeStaleTempLocks, resticRetriesLocks } from './restic-locks.js';
 
 /** How restic reaches one repository: its password, its extended options, its label and lock wait. */
@@ -143,12 +144,28 @@ export class ResticRepo {
     if (!(await this.hasConfig(this.shell))) {
       const res = await this.shell.exec(this.restic('init'));
       if (res.code !== 0) throw new OpsError(`cannot create the backup store at ${this.repository}: ${res.stderr.trim()}`, 1, 'check that restic is installed and the location is writable');
+      await this.cheapKey();
     } else if (this.isLocal && this.hasLocks()) {
       // A restic killed before it could clean up (kill -9, a crash) leaves its lock behind, and an
       // exclusive one blocks every backup. Without --remove-all, unlock removes only stale locks:
       // those of processes on this machine that are gone (or older than 30 minutes), never a live one.
       await this.unlockStale();
     }
+  }
+
+  /**
+   * A new local store whose password opsdeck drew gets a key that opens in milliseconds instead of
+   * restic's half second of CPU, paid by every restic command (restic-key.ts says why that is safe).
+   * Should it fail, the store keeps the key restic made, which works as before.
+   */
+  private async cheapKey(): Promise<void> {
+    if (!this.isLocal || this.opts.password) return;
+    const password = readFileSync(this.passwordFile, 'utf8').trim();
+    if (!DRAWN_PASSWORD.test(password)) return;
+    await setKeyCost(this.localPath, password, async () => {
+      const res = await this.shell.exec(this.restic('cat', 'config'));
+      if (res.code !== 0) throw new OpsError(`restic does not open ${this.repository} with its new key: ${res.stderr.trim()}`);
+    }).catch(() => {});
   }
 
   private hasLocks(): boolean {
