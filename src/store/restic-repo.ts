@@ -278,12 +278,15 @@ export class ResticRepo {
   /**
    * One lock's content, or undefined when it cannot be read. restic 0.14 retries a missing file for
    * minutes, and a lock often goes between the listing and its reading (backups side by side): the
-   * reading stops once the file is gone (a local store), or after LOCK_READ_MS (another store).
+   * reading stops once the file is gone: a local store's file is looked at, another store's locks are
+   * listed again every two seconds (each a restic start; a restore's safety backup met its own dumps'
+   * vanished locks and waited the whole limit). At LOCK_READ_MS it stops anyway.
    */
   private async readLock(id: string, signal?: AbortSignal): Promise<string | undefined> {
     const gone = new AbortController();
     const file = this.isLocal ? join(this.localPath, 'locks', id) : undefined;
     const timer = file ? setInterval(() => existsSync(file) || gone.abort(), 200) : setTimeout(() => gone.abort(), LOCK_READ_MS);
+    if (!file) void this.abortWhenUnlisted(id, gone);
     try {
       const res = await this.shell.exec(this.restic('--no-lock', 'cat', 'lock', id), { signal: signal ? AbortSignal.any([signal, gone.signal]) : gone.signal });
       return res.code === 0 ? res.stdout : undefined;
@@ -292,6 +295,18 @@ export class ResticRepo {
       throw e;
     } finally {
       clearInterval(timer);
+      // The read is over, whatever ended it: the lister stops too.
+      gone.abort();
+    }
+  }
+
+  /** Lists a remote store's locks every two seconds until `id` is not among them (then aborts `gone`) or `gone` ends otherwise. */
+  private async abortWhenUnlisted(id: string, gone: AbortController): Promise<void> {
+    while (!gone.signal.aborted) {
+      await sleep(2000, undefined, { signal: gone.signal }).catch(() => {});
+      if (gone.signal.aborted) return;
+      const list = await this.shell.exec(this.restic('--no-lock', 'list', 'locks'), { signal: gone.signal }).catch(() => undefined);
+      if (list?.code === 0 && !list.stdout.split('\n').some((l) => l.trim() === id)) gone.abort();
     }
   }
 

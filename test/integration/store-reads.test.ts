@@ -210,4 +210,33 @@ describe("a remote store's lock checks", () => {
       await holder;
     }
   });
+
+  it('a lock that goes between its listing and its reading is given up once a new listing lacks it, not after the 20 s limit', async () => {
+    const store = remote();
+    await store.ensure();
+    // A dead restic's lock, left in the store: listed, and readable until the reading starts.
+    const holder: ResultPromise = execa('/usr/bin/restic', ['--no-cache', 'key', 'passwd'], {
+      env: { RESTIC_REPOSITORY: dir, RESTIC_PASSWORD: readFileSync(join(home, 'store.pass'), 'utf8').trim(), HOME: '/tmp' },
+      stdin: 'pipe',
+      reject: false,
+    });
+    const lockIds = () => readdirSync(join(dir, 'locks')).filter((n) => /^[0-9a-f]{64}$/.test(n));
+    await until('restic holds the lock', () => lockIds().length === 1);
+    holder.kill('SIGKILL');
+    await holder;
+    // In front of the counting restic: the lock goes just before restic reads it (restic 0.14 then
+    // retries the missing file for 90 s).
+    const front = mkdtempSync(join(home, 'front-'));
+    writeFileSync(join(front, 'restic'), `#!/bin/sh\nfor a; do last=$a; done\ncase " $* " in *" cat lock "*) rm -f -- "${dir}/locks/$last" ;; esac\nexec ${bin}/restic "$@"\n`, { mode: 0o755 });
+    const listed = counted.started('locks');
+    process.env.PATH = `${front}:${bin}:${path0}`;
+    try {
+      await store.waitUntilUnlocked();
+    } finally {
+      process.env.PATH = `${bin}:${path0}`;
+    }
+    expect(lockIds()).toEqual([]);
+    // The check's own listing, then the one that found the lock gone while restic still retried.
+    expect(counted.started('locks')).toBe(listed + 2);
+  }, 15_000);
 });
