@@ -3,6 +3,7 @@ import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSy
 import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
+import { finished } from 'node:stream/promises';
 import { gunzipSync } from 'node:zlib';
 import { OpsError } from '../core/errors.js';
 import { CommandError, type Shell } from '../remote/shell.js';
@@ -498,6 +499,9 @@ export async function dumpMirrored(store: Store, code: MirroredTree, out: Writab
     },
   });
   await store.dump(code.snapshot, code.file, rebuild, signal);
+  // As a dump into `out` would: it ends once the rebuilt tar is whole (a reader that waits for its end, a read-ahead, goes on).
+  await finished(rebuild);
+  out.end();
 }
 
 const mirrored = new WeakMap<Store, boolean>();
