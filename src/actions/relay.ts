@@ -28,6 +28,9 @@ export async function relay<T>(
     fail(err);
     ac.abort();
     meter.destroy(err);
+    // The consumer's end too: a beforeEnd waiting for the consumer to take what is left (a load's
+    // commit) would otherwise wait on a stream no one reads, for good.
+    meter.out.destroy(err as Error);
     throw firstError;
   });
   // Awaited below once the producer is done; a consumer that fails before that (restic stopped while

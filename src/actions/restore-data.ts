@@ -166,8 +166,9 @@ async function runLoad(
     beforeEnd: async () => {
       check?.();
       meter.out.write(loader.finish());
-      // The load's session has taken the whole dump before the commit is let go (and recorded as
-      // going): a dump read ahead is in the Meter before the session has even started.
+      // The load's session has been handed the whole dump (written to its channel or pipe, not yet
+      // run by the server) before the commit is let go and recorded as going: a dump read ahead is in
+      // the Meter before the session has even started.
       await takenUp(meter.out);
       // The load stays uncommitted until the caller lets it (the staged code tree is complete).
       await beforeCommit?.();
@@ -181,7 +182,7 @@ async function runLoad(
  * first (the reader failed: the relay says why). Watches 'data' only once a reader made it flow: a
  * listener on a stream no one reads yet would take its bytes for itself.
  */
-function takenUp(out: PassThrough): Promise<void> {
+export function takenUp(out: PassThrough): Promise<void> {
   return new Promise((resolve, reject) => {
     let watching = false;
     const check = () => {

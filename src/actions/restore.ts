@@ -132,7 +132,11 @@ export function restoreSteps(deps: Deps, target?: Instance): RestoreSteps {
         };
         // The backup's streams start now, behind the checks' round trips (ReadAhead); dropped by the plan if never taken.
         if (ctx.state.dataFollows && from.backup && !ctx.state.ahead) {
-          ctx.state.ahead = { code: hasCode(ctx.state) ? readAheadOf(deps, from.backup, 'code') : undefined, db: hasDb(ctx.state) ? readAheadOf(deps, from.backup, 'db') : undefined };
+          // The database's stream only for an engine that loads beside the safety backup: one that
+          // waits for it (PostgreSQL) would hold its read-ahead restic, and that restic's store lock,
+          // while a failed safety backup's discard waits for the store.
+          const beside = hasDb(ctx.state) && !!target.dbUrl && engineFor(target.dbUrl).loadsBeside;
+          ctx.state.ahead = { code: hasCode(ctx.state) ? readAheadOf(deps, from.backup, 'code') : undefined, db: beside ? readAheadOf(deps, from.backup, 'db') : undefined };
         }
         const p = await asked.parent;
         if (p.code !== 0) throw new UsageError(`the parent directory ${parent} of ${target.path} does not exist on ${target.host}`, 'create it on the host first');
