@@ -15,7 +15,7 @@
  * Poly1305 over the ciphertext with r and AES-128_k(IV).
  */
 import { createCipheriv, createDecipheriv, createHash, randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
-import { chmod, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 
 /** scrypt parameters of a key file. */
@@ -104,14 +104,25 @@ export async function setKeyCost(repo: string, password: string, check: () => Pr
   const oldFile = join(keysDir, old);
   const key = JSON.parse(await readFile(oldFile, 'utf8')) as KeyFile;
   if (key.kdf !== 'scrypt') throw new Error(`unknown key derivation ${key.kdf} in ${oldFile}`);
-  const cheap = await sealKeyFile(key, await openKeyFile(key, password), password, cost);
+  const master = await openKeyFile(key, password);
+  const cheap = await sealKeyFile(key, master, password, cost);
+  // Opened here before anything moves: a key that would not open never replaces one that does.
+  if (!(await openKeyFile(cheap, password)).equals(master)) throw new Error('the re-sealed key does not give back the master key');
   const bytes = Buffer.from(JSON.stringify(cheap));
-  // A repository file is named by the sha256 of its content; the new key gets the old one's mode.
+  // A repository file is named by the sha256 of its content; the new key gets the old one's mode from
+  // its creation, and is on disk (as are the directory's entries) before the old one is set aside.
   const newFile = join(keysDir, createHash('sha256').update(bytes).digest('hex'));
-  await writeFile(newFile, bytes, { flag: 'wx' });
-  await chmod(newFile, (await stat(oldFile)).mode & 0o777);
+  const f = await open(newFile, 'wx', (await stat(oldFile)).mode & 0o777);
+  try {
+    await f.writeFile(bytes);
+    await f.sync();
+  } finally {
+    await f.close();
+  }
+  await syncDir(keysDir);
   const aside = join(repo, `key-calibrated-${old}`);
   await rename(oldFile, aside);
+  await syncDir(keysDir);
   try {
     await check();
   } catch (err) {
@@ -120,4 +131,14 @@ export async function setKeyCost(repo: string, password: string, check: () => Pr
     throw err;
   }
   await rm(aside);
+}
+
+/** Makes a directory's entries durable (a rename or a new file in it). */
+async function syncDir(dir: string): Promise<void> {
+  const d = await open(dir, 'r');
+  try {
+    await d.sync();
+  } finally {
+    await d.close();
+  }
 }

@@ -138,13 +138,15 @@ export class ResticRepo {
 
   private async init(): Promise<void> {
     await this.prepare();
+    let drawn = false;
     if (!this.opts.password && !existsSync(this.passwordFile)) {
       writeFileSync(this.passwordFile, randomBytes(33).toString('base64') + '\n', { mode: 0o600, flag: 'wx' });
+      drawn = true;
     }
     if (!(await this.hasConfig(this.shell))) {
       const res = await this.shell.exec(this.restic('init'));
       if (res.code !== 0) throw new OpsError(`cannot create the backup store at ${this.repository}: ${res.stderr.trim()}`, 1, 'check that restic is installed and the location is writable');
-      await this.cheapKey();
+      if (drawn) await this.cheapKey();
     } else if (this.isLocal && this.hasLocks()) {
       // A restic killed before it could clean up (kill -9, a crash) leaves its lock behind, and an
       // exclusive one blocks every backup. Without --remove-all, unlock removes only stale locks:
@@ -154,13 +156,14 @@ export class ResticRepo {
   }
 
   /**
-   * A new local store whose password opsdeck drew gets a key that opens in milliseconds instead of
+   * A new local store whose password opsdeck drew (just now) gets a key that opens in milliseconds instead of
    * restic's half second of CPU, paid by every restic command (restic-key.ts says why that is safe).
    * Should it fail, the store keeps the key restic made, which works as before.
    */
   private async cheapKey(): Promise<void> {
     if (!this.isLocal || this.opts.password) return;
     const password = readFileSync(this.passwordFile, 'utf8').trim();
+    // What was drawn, read back (a file changed under us keeps restic's key).
     if (!DRAWN_PASSWORD.test(password)) return;
     await setKeyCost(this.localPath, password, async () => {
       const res = await this.shell.exec(this.restic('cat', 'config'));
@@ -340,7 +343,11 @@ export class ResticRepo {
     if (!signal) return check.held;
     return new Promise((resolve, reject) => {
       const giveUp = () => {
-        if (--check.waiting === 0) check.stop.abort();
+        if (--check.waiting === 0) {
+          // Stopped checks are joined by no one: a caller coming before the killed restic has exited starts afresh.
+          if (this.holderCheck === check) this.holderCheck = undefined;
+          check.stop.abort();
+        }
         reject(signal.reason as Error);
       };
       if (signal.aborted) return giveUp();
