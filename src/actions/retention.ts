@@ -78,6 +78,17 @@ async function decideCopy(copy: Store, o: { known: Map<string, Backup>; policyOf
     b.snapshots.push(snap.id);
     held.set(id, b);
   }
+  // A backup that reused another's snapshot (an unchanged tree) may have no snapshot of its own in the
+  // copy: held all the same when the copy has every snapshot its manifest names, so its pin and the
+  // copy's policy count it, and what it names stays while it is kept. It has nothing of its own to forget.
+  // A manifest's snapshot id, full or short, as the store or (original) as the copy knows it.
+  const matches = (snap: SnapshotInfo, u: string) => [snap.id, snap.original].some((x) => !!x && (x === u || (u.length >= 8 && x.startsWith(u))));
+  const inCopy = (u: string) => [...infos.values()].some((snap) => matches(snap, u));
+  for (const rec of o.known.values()) {
+    if (held.has(rec.id) || (o.instance && rec.instance !== o.instance)) continue;
+    const names = [rec.manifest?.code?.snapshot, rec.manifest?.db?.snapshot].filter((x): x is string => !!x);
+    if (names.length && names.every(inCopy)) held.set(rec.id, { id: rec.id, instance: rec.instance, createdAt: rec.createdAt, kind: rec.kind, snapshots: [] });
+  }
   const byInstance = new Map<string, HeldBackup[]>();
   for (const b of held.values()) byInstance.set(b.instance, [...(byInstance.get(b.instance) ?? []), b]);
   for (const [instance, list] of byInstance) {
@@ -106,7 +117,6 @@ async function decideCopy(copy: Store, o: { known: Map<string, Backup>; policyOf
     const m = o.known.get(k.id)?.manifest;
     return [m?.code?.snapshot, m?.db?.snapshot].filter((x): x is string => !!x);
   });
-  const matches = (snap: SnapshotInfo, u: string) => [snap.id, snap.original].some((x) => !!x && (x === u || (u.length >= 8 && x.startsWith(u))));
   const isUsed = (snap: SnapshotInfo) => used.some((u) => matches(snap, u));
   decided.forget = decided.forget.filter((id) => !isUsed(infos.get(id)!));
   // A kept backup this copy can restore: it holds every snapshot the backup's manifest names.

@@ -311,7 +311,12 @@ export class SshShell implements Shell {
     };
     const opened = new Promise<{ ch: ClientChannel; exited: Promise<{ code: number | null; signal: string | null }> }>((resolve, reject) =>
       conn.client.exec(toCommandLine(argv), (err, stream) => {
-        if (err) return reject(Object.assign(new OpsError(`cannot start a command on ${this.label}: ${err.message}`), { cause: err }));
+        if (err) {
+          const refused = Object.assign(new OpsError(`cannot start a command on ${this.label}: ${err.message}`), { cause: err });
+          // A channel refused on a connection that is going down: its end is reported just after, and
+          // is the reason to give.
+          return void setTimeout(() => reject(conn.closed ? lost() : refused), 200);
+        }
         // Listen before returning: exit-status and close may arrive in the same packet batch as the
         // channel confirmation, and would be emitted before a later listener existed.
         const exited = new Promise<{ code: number | null; signal: string | null }>((res, rej) => {

@@ -501,7 +501,9 @@ export async function dumpMirrored(store: Store, code: MirroredTree, out: Writab
   await store.dump(code.snapshot, code.file, rebuild, signal);
   // As a dump into `out` would: it ends once the rebuilt tar is whole (a reader that waits for its end, a read-ahead, goes on).
   await finished(rebuild);
+  // And returns once `out` has taken every byte (a Meter's hash is complete: export checks it next).
   out.end();
+  await finished(out, { readable: false });
 }
 
 const mirrored = new WeakMap<Store, boolean>();
