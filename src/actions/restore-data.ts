@@ -11,7 +11,7 @@ import { dbFor, loginShellFor, shellFor, type Deps } from '../deps/deps.js';
 import { Meter, TarScanner } from './meter.js';
 import { relay } from './relay.js';
 import { codeTarArgv, hasSharedDir } from './releases.js';
-import { dumpTree, isMirrored } from '../store/tree-mirror.js';
+import { dumpTree, isMirrored } from '../store/tree-readback.js';
 
 /**
  * Unpacks a tar from stdin into a fresh directory $1, modes kept (-p). As root (a host's --become

@@ -10,7 +10,7 @@ import type { Deps } from '../deps/deps.js';
 import { Meter, TarScanner } from './meter.js';
 import { engineOf } from '../databases/index.js';
 import { relay } from './relay.js';
-import { dumpTree, treeMismatch } from '../store/tree-mirror.js';
+import { dumpTree, treeMismatch } from '../store/tree-readback.js';
 
 export interface VerifyState {
   backup: Backup;
