@@ -2,10 +2,10 @@ import { execFileSync } from 'node:child_process';
 import { Inventory } from '../inventory/index.js';
 import { execa } from 'execa';
 import { createHash, randomBytes } from 'node:crypto';
-import { cpSync, existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, cpSync, existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { inject } from 'vitest';
+import { expect, inject } from 'vitest';
 import { copyFastStore } from '../fixtures/restic-fast.js';
 import { asLabUser, hostAddArgs, labInfo, makeLabInstance, pgAdmin, type Lab, type LabInstance } from '../fixtures/lab.js';
 import { makeLabMysqlInstance, mariadbMigrate, mariadbMigrateHook, mysqlAdmin, mysqlAs, mysqlState } from '../fixtures/lab/mariadb.js';
@@ -20,8 +20,38 @@ export interface CliResult {
 
 /** Runs the real program, as cron would: no terminal. */
 export async function cli(home: string, args: string[], env: Record<string, string> = {}): Promise<CliResult> {
+  const start = cliLog && { wall: Date.now(), cpu: reapedCpu() };
   const r = await execa(BIN, ['--home', home, ...args], { reject: false, env: { ...env, OPSDECK_KNOWN_HOSTS: '', OPSDECK_DEBUG: '1' }, stdin: 'ignore', timeout: 120_000 });
+  if (cliLog && start) logCli(cliLog, args, start);
   return { code: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
+}
+
+// Opt-in measurement (issue 14): OPSDECK_TEST_CLI_LOG=FILE appends one JSON line per cli() call (the
+// file, the first two arguments, wall and the CPU of the children reaped meanwhile: opsdeck and its
+// restic, ssh; a call overlapping another in the same worker shares its count); OPSDECK_TEST_RESTIC_LOG=FILE
+// puts a restic on PATH that appends a line per start, then runs the real one.
+const cliLog = process.env.OPSDECK_TEST_CLI_LOG;
+const resticLog = process.env.OPSDECK_TEST_RESTIC_LOG;
+if (resticLog) {
+  const dir = mkdtempSync(join(tmpdir(), 'opsdeck-restic-log-'));
+  chmodSync(dir, 0o755);
+  const real = execFileSync('sh', ['-c', 'command -v restic']).toString().trim();
+  writeFileSync(join(dir, 'restic'), `#!/bin/sh\nprintf '%s %s %s\\n' "$OPSDECK_TEST_FILE" "$1" "$2" >> '${resticLog}'\nexec '${real}' "$@"\n`, { mode: 0o755 });
+  process.env.PATH = `${dir}:${process.env.PATH}`;
+  process.env.OPSDECK_TEST_FILE = expect.getState().testPath?.split('/').pop() ?? '';
+}
+
+/** CPU seconds of this process's reaped children (/proc/self/stat fields 16 and 17). */
+function reapedCpu(): number {
+  const stat = readFileSync('/proc/self/stat', 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[13]) + Number(f[14])) / 100;
+}
+
+function logCli(file: string, args: string[], start: { wall: number; cpu: number }): void {
+  const test = expect.getState();
+  const line = { file: test.testPath?.split('/').pop(), test: test.currentTestName, cmd: args.slice(0, 2).join(' '), wallS: (Date.now() - start.wall) / 1000, cpuS: Math.round((reapedCpu() - start.cpu) * 100) / 100 };
+  appendFileSync(file, JSON.stringify(line) + '\n');
 }
 
 /** An empty home on the given inventory backend (default: defaultBackend()). */
