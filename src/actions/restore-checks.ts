@@ -47,6 +47,8 @@ export interface RestoreState {
    */
   dataFollows?: boolean;
   ahead?: { code?: ReadAhead; db?: ReadAhead };
+  /** The staged tree's listing below its top, for its fingerprint once swapped in (see listStaged in restore.ts). */
+  stagedList?: Promise<string | undefined>;
   /** What the check step found of the target's tree: whether it is there, and whether it has shared/ beside it (hasSharedDir). */
   tree?: { exists: boolean; shared?: boolean };
 }

@@ -31,11 +31,13 @@ export const UNPACK_SCRIPT =
  */
 export class ReadAhead {
   private readonly ac = new AbortController();
-  private readonly pass = new PassThrough();
+  private readonly pass: PassThrough;
   private readonly done: Promise<void>;
   private taken = false;
 
-  constructor(produce: (sink: Writable, signal: AbortSignal) => Promise<void>) {
+  /** `whole`: the stream's size, held in memory whole, so that restic ends (its lock gone) before anyone takes it. */
+  constructor(produce: (sink: Writable, signal: AbortSignal) => Promise<void>, whole?: number) {
+    this.pass = new PassThrough(whole === undefined ? undefined : { highWaterMark: whole + 1 });
     this.done = produce(this.pass, this.ac.signal);
     // Judged by whoever takes the stream; one that is dropped has nothing to say.
     this.done.catch(() => {});
@@ -79,10 +81,18 @@ export class ReadAhead {
   }
 }
 
-/** A backup's stored code tar or dump, read ahead (ReadAhead). */
-export function readAheadOf(deps: Deps, backup: Backup, part: 'code' | 'db'): ReadAhead {
-  return new ReadAhead((sink, signal) => readStored(deps, backup, part, sink, signal));
+/** A backup's stored code tar or dump, read ahead (ReadAhead; `whole`: held in memory whole). */
+export function readAheadOf(deps: Deps, backup: Backup, part: 'code' | 'db', whole?: boolean): ReadAhead {
+  const m = part === 'code' ? backup.manifest.code : backup.manifest.db;
+  return new ReadAhead((sink, signal) => readStored(deps, backup, part, sink, signal), whole ? m?.bytes : undefined);
 }
+
+/**
+ * The largest dump read ahead whole into memory for a load that waits for the safety backup
+ * (PostgreSQL): a restic held back on its output would keep its lock on the store, and a failed
+ * safety backup's discard waits for that lock. A larger dump is read when the load starts.
+ */
+export const WHOLE_READ_AHEAD_MAX = 64 * 1024 * 1024;
 
 /** A backup's stored code tar (rebuilt from its mirror when it went through one) or dump into `sink`. */
 function readStored(deps: Deps, backup: Backup, part: 'code' | 'db', sink: Writable, signal: AbortSignal): Promise<void> {
@@ -117,7 +127,18 @@ export async function stageCode(deps: Deps, backup: Backup, target: Instance, st
  * an undo goes to `keep` (as soon as the engine knows it, and before it changes the target: see
  * DbLoader.run); without it, it is dropped at once.
  */
-export async function loadDatabase(deps: Deps, backup: Backup, target: Instance, ctx: StepIO, beforeCommit?: () => Promise<void>, keep?: Keep, redact?: string[], ahead?: ReadAhead): Promise<void> {
+export async function loadDatabase(
+  deps: Deps,
+  backup: Backup,
+  target: Instance,
+  ctx: StepIO,
+  beforeCommit?: () => Promise<void>,
+  keep?: Keep,
+  redact?: string[],
+  ahead?: ReadAhead,
+  /** The load starts only once this settles (the safety backup taken); the loader's questions to the target (read only) go first. */
+  after?: Promise<void>,
+): Promise<void> {
   const m = backup.manifest.db!;
   const db = dbFor(deps, target);
   if (!db) throw new UsageError(`backup ${backup.id} has a database but ${target.name} has none configured`, `set one with: opsdeck instance add ... --db URL`);
@@ -130,6 +151,7 @@ export async function loadDatabase(deps: Deps, backup: Backup, target: Instance,
       return url ? parseDbUrl(url).user : undefined;
     })();
   const loader = await db.engine.loader(shell, db, { kind: m.kind, role: dumpedAs, tables: m.tables, redact }, ctx.signal);
+  await after;
   const meter = new Meter({ onBytes: (n) => ctx.progress(n, m.bytes), rewrite: loader });
   await runLoad(
     loader,
@@ -246,13 +268,24 @@ export async function stageCodeFrom(deps: Deps, source: Instance, target: Instan
 }
 
 /** The dump of a live instance straight into the target's load, which commits only once the dump ended cleanly. */
-export async function loadDatabaseFrom(deps: Deps, source: Instance, target: Instance, ctx: StepIO, beforeCommit?: () => Promise<void>, keep?: Keep, redact?: string[]): Promise<void> {
+export async function loadDatabaseFrom(
+  deps: Deps,
+  source: Instance,
+  target: Instance,
+  ctx: StepIO,
+  beforeCommit?: () => Promise<void>,
+  keep?: Keep,
+  redact?: string[],
+  /** As loadDatabase's. */
+  after?: Promise<void>,
+): Promise<void> {
   const src = dbFor(deps, source)!;
   const dst = dbFor(deps, target);
   if (!dst) throw new UsageError(`${target.name} has no database configured`);
   const from = loginShellFor(deps, source);
   const to = loginShellFor(deps, target);
   const loader = await dst.engine.loader(to, dst, { kind: src.engine.kind, role: src.target.user, redact }, ctx.signal);
+  await after;
   const meter = new Meter({ onBytes: (n) => ctx.progress(n), rewrite: loader });
   const dump = src.engine.dumpArgv(src.target);
   // The commit goes only after the dump exited 0 (a dump cut short never commits) and the caller let it.

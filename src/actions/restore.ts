@@ -13,7 +13,7 @@ import { rebaselineStep } from './watch.js';
 import { hasSharedDir, liveRelease, materializeShared, schemaHash, sharedPathsOf } from './releases.js';
 import { dropOldShared, refuseRestoreLeftovers, restoreAsRelease, undoRestoredRelease } from './release-restore.js';
 import { backupChoiceNotes, checkTreeUser, dropReadAheads, freeSpace, hasCode, hasDb, keepsLocal, pickBackup, treeSize, type RestoreState } from './restore-checks.js';
-import { loadDatabase, loadDatabaseFrom, readAheadOf, stageCode, stageCodeFrom } from './restore-data.js';
+import { loadDatabase, loadDatabaseFrom, readAheadOf, stageCode, stageCodeFrom, WHOLE_READ_AHEAD_MAX } from './restore-data.js';
 
 // The checks and the data path live beside the steps; importers keep using restore.js.
 export { backupChoiceNotes, dropReadAheads, freeSpace, pickBackup, type RestoreState } from './restore-checks.js';
@@ -132,11 +132,13 @@ export function restoreSteps(deps: Deps, target?: Instance): RestoreSteps {
         };
         // The backup's streams start now, behind the checks' round trips (ReadAhead); dropped by the plan if never taken.
         if (ctx.state.dataFollows && from.backup && !ctx.state.ahead) {
-          // The database's stream only for an engine that loads beside the safety backup: one that
-          // waits for it (PostgreSQL) would hold its read-ahead restic, and that restic's store lock,
-          // while a failed safety backup's discard waits for the store.
-          const beside = hasDb(ctx.state) && !!target.dbUrl && engineFor(target.dbUrl).loadsBeside;
-          ctx.state.ahead = { code: hasCode(ctx.state) ? readAheadOf(deps, from.backup, 'code') : undefined, db: beside ? readAheadOf(deps, from.backup, 'db') : undefined };
+          // The database's stream too. For an engine whose load waits for the safety backup
+          // (PostgreSQL), only a dump small enough to be held in memory whole: a restic held back on
+          // its output would keep its store lock while a failed safety backup's discard waits for it.
+          const engine = hasDb(ctx.state) && !!target.dbUrl ? engineFor(target.dbUrl) : undefined;
+          const whole = !!engine && !engine.loadsBeside;
+          const dbAhead = engine && (engine.loadsBeside || (from.backup.manifest.db?.bytes ?? Infinity) <= WHOLE_READ_AHEAD_MAX);
+          ctx.state.ahead = { code: hasCode(ctx.state) ? readAheadOf(deps, from.backup, 'code') : undefined, db: dbAhead ? readAheadOf(deps, from.backup, 'db', whole) : undefined };
         }
         const p = await asked.parent;
         if (p.code !== 0) throw new UsageError(`the parent directory ${parent} of ${target.path} does not exist on ${target.host}`, 'create it on the host first');
@@ -230,10 +232,12 @@ export function restoreSteps(deps: Deps, target?: Instance): RestoreSteps {
           },
           async (signal) => {
             if (!hasDb(ctx.state)) return;
-            if (!beside) await saved.done;
+            // A load that replaces in place starts once the safety backup is taken; what it asks of the
+            // target first (which roles are there) changes nothing and is asked meanwhile.
+            const after = beside ? undefined : saved.done;
             try {
-              if (from.live) await loadDatabaseFrom(deps, from.live, target, sub(2, signal), () => beforeCommit(signal), keep, ctx.state.redact);
-              else await loadDatabase(deps, from.backup, target, sub(2, signal), () => beforeCommit(signal), keep, ctx.state.redact, ctx.state.ahead?.db);
+              if (from.live) await loadDatabaseFrom(deps, from.live, target, sub(2, signal), () => beforeCommit(signal), keep, ctx.state.redact, after);
+              else await loadDatabase(deps, from.backup, target, sub(2, signal), () => beforeCommit(signal), keep, ctx.state.redact, ctx.state.ahead?.db, after);
             } catch (err) {
               // Stopped at a failed statement: the COMMIT never ran, there is nothing to put back.
               if (err instanceof LoadStopped) ctx.state.commitSent = false;
@@ -244,8 +248,12 @@ export function restoreSteps(deps: Deps, target?: Instance): RestoreSteps {
           },
           async (signal) => {
             try {
-              if (hasCode(ctx.state))
+              if (hasCode(ctx.state)) {
                 await (from.live ? stageCodeFrom(deps, from.live, target, staging, sub(1, signal)) : stageCode(deps, from.backup, target, staging, sub(1, signal), ctx.state.ahead?.code));
+                // The staged tree's listing for its fingerprint after the swap, taken meanwhile (the
+                // load's commit and the swap's round trips): the swap then stats only the tree's top.
+                if (from.backup && !ctx.state.release) ctx.state.stagedList = listStaged(deps, target, staging, ctx.signal);
+              }
               staged.ok();
             } catch (err) {
               staged.failed(err);
@@ -328,7 +336,7 @@ export function restoreSteps(deps: Deps, target?: Instance): RestoreSteps {
         // The tree in place is now exactly the backup's (its checksum was checked on the way in):
         // remember its fingerprint, so the next safety backup of this target need not stream it.
         const stored = ctx.state.from.backup;
-        const key = carried.length || filled.length || !stored ? undefined : await treeKey(deps, target, ctx.signal);
+        const key = carried.length || filled.length || !stored ? undefined : await swappedTreeKey(deps, target, ctx.state.stagedList, ctx.signal);
         if (key && stored) deps.inv.rememberTree(target.name, key, stored.id);
       },
       undo: async (ctx) => {
@@ -464,6 +472,40 @@ export function restoreUndoFailed(deps: Deps, s: RestoreState): { message: strin
     message: `${s.target.name} IS LEFT HALF-RESTORED${s.safety ? `; its state before this run is safety backup ${s.safety.id}` : ''}`,
     hint: `when the host answers again, run: opsdeck recover ${s.target.name}`,
   };
+}
+
+/** How treeKey (backup.ts) lists each entry of a tree: the fingerprint is the sha256 of these lines, sorted bytewise. */
+const KEY_LINE = '%i %C@ %T@ %s %m %y %P\\n';
+
+/**
+ * The staged tree's entries below its top, as treeKey lists them; undefined when they cannot be read
+ * (or are too many to hold: the swap then reads the whole tree). Any later change to an entry changes
+ * its ctime, which no one can set back, or adds or drops a line: a tree changed after this listing
+ * never matches the fingerprint made from it.
+ */
+function listStaged(deps: Deps, target: Instance, staging: string, signal: AbortSignal): Promise<string | undefined> {
+  const listed = shellFor(deps, target)
+    .exec(['sh', '-c', `cd -- "$1" && find . -mindepth 1 -printf "${KEY_LINE}"`, 'sh', staging], { signal, maxBuffer: 1 << 28 })
+    .then((r) => (r.code === 0 ? r.stdout : undefined));
+  return listed.catch(() => undefined);
+}
+
+/**
+ * The swapped-in tree's fingerprint, as treeKey gives it: from the staged tree's listing (its top
+ * only is read now, its ctime changed by the rename), else read whole.
+ */
+async function swappedTreeKey(deps: Deps, target: Instance, staged: Promise<string | undefined> | undefined, signal: AbortSignal): Promise<string | undefined> {
+  const below = await staged;
+  if (below === undefined) return treeKey(deps, target, signal);
+  const res = await shellFor(deps, target).exec(
+    ['sh', '-c', `cd -- "$1" && top=$(find . -maxdepth 0 -printf "${KEY_LINE}") && { printf "%s\\n" "$top"; cat; } | LC_ALL=C sort | sha256sum`, 'sh', target.path],
+    {
+      stdin: below,
+      signal,
+    },
+  );
+  const key = res.stdout.split(' ')[0];
+  return res.code === 0 && /^[0-9a-f]{64}$/.test(key) ? key : undefined;
 }
 
 /** The swap as one remote command: the current tree aside, the staged one in its place. */

@@ -25,9 +25,11 @@ export interface RepoOptions {
 }
 
 /** Passes writes on to `out` but never ends it: the caller ends it once a command has succeeded. */
-export function unending(out: Writable): Writable {
+export function unending(out: Writable, firstByte?: () => void): Writable {
   return new Writable({
     write(chunk: Buffer, _enc, cb) {
+      firstByte?.();
+      firstByte = undefined;
       if (out.write(chunk)) cb();
       else out.once('drain', () => cb());
     },
@@ -49,6 +51,8 @@ export class ResticRepo {
   protected ready: Promise<void> | undefined;
   /** What each lock read so far says: who holds the store exclusively, or null (a shared lock). */
   private readonly lockHolders = new Map<string, string | null>();
+  /** Our restic commands holding a shared lock on the store right now (see sharedLock). */
+  private sharedHeld = 0;
   /** The exclusive-lock check under way (sharedHolder): how many wait on it, and its stop. */
   private holderCheck: { waiting: number; stop: AbortController; held: Promise<string | undefined> } | undefined;
   private prepared: Promise<void> | undefined;
@@ -254,6 +258,9 @@ export class ResticRepo {
    * between the listing and its reading is gone, not held.
    */
   protected async exclusiveHolder(signal?: AbortSignal): Promise<string | undefined> {
+    // restic's shared and exclusive locks exclude each other: while one of ours holds a shared one,
+    // no one holds the store exclusively, and no lock file need be read (a restic start each).
+    if (this.sharedHeld > 0) return undefined;
     // A local store's lock IDs are its file names (a store with nothing in locks/ is free); another
     // store's come from restic.
     let ids: string[];
@@ -359,14 +366,30 @@ export class ResticRepo {
     });
   }
 
+  /**
+   * A restic command that takes a shared lock before it writes a byte and keeps it until it exits
+   * (dump): counted as holding it from its first byte of output until it has ended.
+   */
+  protected async sharedLock<T>(run: (firstByte: () => void) => Promise<T>): Promise<T> {
+    let held = false;
+    try {
+      return await run(() => {
+        if (!held) this.sharedHeld++;
+        held = true;
+      });
+    } finally {
+      if (held) this.sharedHeld--;
+    }
+  }
+
   /** A restic command that reads no stream, waiting for another restic's lock (waitingForLock). */
-  protected execUnlocked(argv: string[], opts: ExecOptions = {}): Promise<ExecResult> {
+  protected execUnlocked(argv: string[], opts: ExecOptions = {}, firstByte?: () => void): Promise<ExecResult> {
     // Output goes on to the caller's stream only once: an attempt stopped at the lock wrote nothing.
     const out = opts.stdout;
     return this.waitingForLock(
       argv,
       async (a) => {
-        const res = await this.shell.exec(a, { ...opts, stdout: out && unending(out) });
+        const res = await this.shell.exec(a, { ...opts, stdout: out && unending(out, firstByte) });
         if (res.code === 0) out?.end();
         return res;
       },

@@ -197,7 +197,7 @@ export class Store extends ResticRepo {
     if (!lacks) {
       try {
         await this.ensure();
-        res = await this.execUnlocked(this.restic('dump', snapshot, '/' + filename), { stdout: sink, signal });
+        res = await this.sharedLock((firstByte) => this.execUnlocked(this.restic('dump', snapshot, '/' + filename), { stdout: sink, signal }, firstByte));
       } catch (err) {
         if (signal?.aborted || !this.copies.length) throw err;
       }
