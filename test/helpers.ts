@@ -50,7 +50,13 @@ function reapedCpu(): number {
 
 function logCli(file: string, args: string[], start: { wall: number; cpu: number }): void {
   const test = expect.getState();
-  const line = { file: test.testPath?.split('/').pop(), test: test.currentTestName, cmd: args.slice(0, 2).join(' '), wallS: (Date.now() - start.wall) / 1000, cpuS: Math.round((reapedCpu() - start.cpu) * 100) / 100 };
+  const line = {
+    file: test.testPath?.split('/').pop(),
+    test: test.currentTestName,
+    cmd: args.slice(0, 2).join(' '),
+    wallS: (Date.now() - start.wall) / 1000,
+    cpuS: Math.round((reapedCpu() - start.cpu) * 100) / 100,
+  };
   appendFileSync(file, JSON.stringify(line) + '\n');
 }
 
