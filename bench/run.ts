@@ -17,13 +17,14 @@ import { join } from 'node:path';
 import { asLabUser, hostAddArgs, labSsh, makeLabInstance, opsdeckSync, startLab, type Lab } from '../fixtures/lab.js';
 import { Store } from '../src/store/restic.js';
 import { makeLabMysqlInstance, MYSQL_PORT } from '../fixtures/lab/mariadb.js';
+import { repoRoot } from '../fixtures/lab/common.js';
 import { benchDelta, deltaTable } from './delta.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const FILES = Number(process.env.BENCH_FILES ?? 20_000);
 const BYTES = Number(process.env.BENCH_BYTES ?? 300e6);
 const ONLY = process.env.BENCH_ONLY;
-/** BENCH_ONLY=pg,watch,mysql (any of them, comma-separated) runs only those parts; unset, all. */
+/** BENCH_ONLY=pg,watch,mysql (any of them, comma-separated) runs only those parts; unset, all. BENCH_ONLY=restore: see benchRestore. */
 const want = (part: 'pg' | 'watch' | 'mysql' | 'delta') => !ONLY || ONLY.split(',').includes(part);
 
 function sh(cmd: string, env: NodeJS.ProcessEnv = {}): void {
@@ -141,6 +142,55 @@ async function benchMysql(lab: Lab, sshTo: (h: Lab['hosts'][number]) => string):
     { what: 'MariaDB backup (Sakila + small tree; vs tar and mariadb-dump into restic backup --stdin)', baseline: median(backupBase), opsdeck: median(backupOps) },
     { what: 'MariaDB restore (vs restic dump into tar -x and mariadb)', baseline: median(restoreBase), opsdeck: median(restoreOps) },
   ];
+}
+
+/**
+ * BENCH_ONLY=restore: the PostgreSQL restore alone, on its own instance (bench-restore: pagila and the
+ * big tree) and one backup, against the pipeline reading the same store (restic dump | ssh tar -x,
+ * restic dump | ssh psql). With BENCH_BIN=PATH (another build's bin/opsdeck) that build restores too,
+ * on the same home and backup: an A/B of two builds, which goes first alternating each round.
+ */
+async function benchRestore(lab: Lab, sshTo: (h: Lab['hosts'][number]) => string): Promise<{ what: string; baseline: number; opsdeck: number }[]> {
+  const inst = makeLabInstance(lab, 'lab1', 'bench-restore', { pagila: true });
+  process.stderr.write(`bench: making the code tree (${FILES} files, ${(BYTES / 1e6).toFixed(0)} MB)...\n`);
+  makeTree(inst.path);
+  const h = lab.hosts[0];
+  const ssh = sshTo(h);
+  const home = mkdtempSync(join(lab.dir, 'bench-opsdeck-'));
+  const bins: [string, string][] = [['opsdeck', join(repoRoot(), 'bin', 'opsdeck')], ...(process.env.BENCH_BIN ? [['BENCH_BIN', process.env.BENCH_BIN] as [string, string]] : [])];
+  const ops = (bin: string, args: string[], env: NodeJS.ProcessEnv = {}) => {
+    const r = spawnSync(bin, ['--home', home, ...args], { env: { ...process.env, OPSDECK_KNOWN_HOSTS: '', ...env }, stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`opsdeck ${args.join(' ')} exited ${r.status}: ${r.stderr}`);
+  };
+  ops(bins[0][1], ['env', 'add', 'prod']);
+  ops(bins[0][1], hostAddArgs(lab, h));
+  ops(bins[0][1], ['instance', 'add', inst.name, '--host', h.name, '--path', inst.path, '--env', 'prod', '--db', inst.dbUrl], { OPSDECK_DB_PASSWORD: inst.password });
+  await new Store(home).ensure();
+  ops(bins[0][1], ['backup', inst.name]);
+  const renv = { RESTIC_REPOSITORY: join(home, 'store'), RESTIC_PASSWORD_FILE: join(home, 'store.pass'), RESTIC_CACHE_DIR: join(home, 'pipeline-cache') };
+  const snaps = JSON.parse(execFileSync('restic', ['snapshots', '--json'], { env: { ...process.env, ...renv }, encoding: 'utf8' })) as { id: string; tags?: string[] }[];
+  const snap = (stream: string) => snaps.find((x) => x.tags?.includes(`stream=${stream}`))!.id;
+  const pgConn = `-h 127.0.0.1 -p ${lab.pg.port} -U ${inst.role} ${inst.db}`;
+  const target = `${inst.path}.bench-restore`;
+  const base: number[] = [];
+  const times = new Map<string, number[]>(bins.map(([name]) => [name, []]));
+  for (let run = 0; run < RUNS; run++) {
+    process.stderr.write(`bench: restore run ${run + 1} of ${RUNS} (load ${readFileSync('/proc/loadavg', 'utf8').split(' ')[0]})\n`);
+    asLabUser('rm', ['-rf', target]);
+    base.push(
+      timed(() => {
+        sh(`restic dump -q ${snap('code')} /${inst.name}.code.tar | ${ssh} 'mkdir -p ${target} && tar -x -p -f - -C ${target}'`, renv);
+        sh(
+          `{ echo ${inst.password}; echo 'BEGIN; DROP OWNED BY CURRENT_USER;'; restic dump -q ${snap('db')} /${inst.name}.db.sql; echo 'COMMIT;'; } | ${ssh} 'read -r PGPASSWORD; export PGPASSWORD; exec psql -X -q -v ON_ERROR_STOP=1 -f - ${pgConn}'`,
+          renv,
+        );
+      }),
+    );
+    asLabUser('rm', ['-rf', target]);
+    for (const [name, bin] of run % 2 ? [...bins].reverse() : bins) times.get(name)!.push(timed(() => ops(bin, ['restore', inst.name, '--yes'])));
+  }
+  execFileSync('rm', ['-rf', home]);
+  return bins.map(([name]) => ({ what: `restore alone (code + database)${name === 'opsdeck' ? '' : `, ${process.env.BENCH_BIN}`}`, baseline: median(base), opsdeck: median(times.get(name)!) }));
 }
 
 /**
@@ -275,6 +325,17 @@ async function main() {
       execFileSync('rm', ['-rf', ...files, home]);
     }
 
+    if (ONLY?.split(',').includes('restore')) {
+      const rows = await benchRestore(lab, sshTo);
+      process.stdout.write(
+        [
+          '| operation | shell pipeline | opsdeck | ratio |',
+          '|---|---|---|---|',
+          ...rows.map((r) => `| ${r.what} | ${r.baseline.toFixed(2)} s | ${r.opsdeck.toFixed(2)} s | ${(r.opsdeck / r.baseline).toFixed(2)}x |`),
+        ].join('\n') + '\n',
+      );
+      if (ONLY === 'restore') return;
+    }
     // watch over 100,000 files against find | xargs sha256sum run on the host itself.
     const mysqlRows = want('mysql') ? await benchMysql(lab, sshTo) : [];
     if (ONLY === 'mysql') {
