@@ -1,4 +1,3 @@
-import { gunzipSync, gzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import { UsageError } from '../src/core/errors.js';
 import type { Policy } from '../src/core/retention.js';
@@ -364,13 +363,13 @@ export class Inventory {
   }
 
   // ---- watch baselines
-  setWatchBaseline(instance: string, entries: [string, unknown][]): void {
-    const data = gzipSync(Buffer.from(JSON.stringify(entries)));
+  /** `data` as watch encodes it (src/actions/watch.ts); taken now unless `takenAt` says when. */
+  setWatchBaseline(instance: string, data: Buffer, takenAt = now()): void {
     const at = now();
     this.sql(
       `INSERT INTO watch_baselines (instance, taken_at, data, checked_at, changes) VALUES (?, ?, ?, ?, 0)
        ON CONFLICT (instance) DO UPDATE SET taken_at = excluded.taken_at, data = excluded.data, checked_at = excluded.checked_at, changes = 0`,
-    ).run(instance, at, data, at);
+    ).run(instance, takenAt, data, at);
   }
   /** Whether the instance is watched, without reading its baseline. */
   hasWatchBaseline(instance: string): boolean {
@@ -384,10 +383,10 @@ export class Inventory {
   recordWatchCheck(instance: string, changes: number): void {
     this.sql('UPDATE watch_baselines SET checked_at = ?, changes = ? WHERE instance = ?').run(now(), changes, instance);
   }
-  /** The baseline as watch wrote it: E is the entry type its writer gave setWatchBaseline. */
-  getWatchBaseline<E>(instance: string): { takenAt: string; entries: [string, E][] } | undefined {
+  /** The baseline as watch wrote it (its bytes are watch's to decode). */
+  getWatchBaseline(instance: string): { takenAt: string; data: Buffer } | undefined {
     const r = this.sql('SELECT taken_at, data FROM watch_baselines WHERE instance = ?').get(instance) as { taken_at: string; data: Buffer } | undefined;
-    return r && { takenAt: r.taken_at, entries: JSON.parse(gunzipSync(r.data).toString('utf8')) };
+    return r && { takenAt: r.taken_at, data: r.data };
   }
 
   // ---- restore drills

@@ -1,5 +1,10 @@
+import { createHash } from 'node:crypto';
+import { lstatSync } from 'node:fs';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { addInstance, asLabUser, cli, homeWithHosts, must } from '../helpers.js';
+import { Inventory } from '../../inventory/index.js';
+import { addInstance, asLabUser, cli, homeWithHosts, lab, must } from '../helpers.js';
 
 describe('watch', () => {
   it('reports exactly what was added, changed, chmodded and deleted; --accept; opsdeck updates re-baseline', async () => {
@@ -42,5 +47,37 @@ describe('watch', () => {
     const after = await cli(home, ['watch', 'watch-dev', '--json']);
     expect(after.code, after.stdout).toBe(0);
     expect(JSON.parse(after.stdout)).toMatchObject({ added: [], removed: [], changed: [] });
+  });
+
+  it('a baseline an older opsdeck recorded (its entries as JSON) is compared exactly, and keeps its date once stored anew', async () => {
+    const home = await homeWithHosts(['lab1']);
+    const path = join(lab().hosts[0].root, 'watch-legacy');
+    asLabUser('sh', ['-c', 'rm -rf "$1" && mkdir -p "$1/lib" && echo a > "$1/lib/a.php" && echo b > "$1/lib/b.php"', 'sh', path]);
+    await must(cli(home, ['instance', 'add', 'watch-legacy', '--host', 'lab1', '--path', path, '--env', 'dev']));
+    const sha = (s: string) => createHash('sha256').update(s).digest('hex');
+    const entry = (p: string, sum = '') => {
+      const st = lstatSync(join(path, p));
+      return [p, { type: st.isDirectory() ? 'd' : 'f', mode: (st.mode & 0o7777).toString(8), size: st.isDirectory() ? 0 : st.size, sum }];
+    };
+    // As the older opsdeck stored it, when lib/b.php held another text.
+    const inv = new Inventory(home);
+    inv.setWatchBaseline('watch-legacy', gzipSync(JSON.stringify([entry('lib'), entry('lib/a.php', sha('a\n')), entry('lib/b.php', sha('old\n'))])), '2026-01-01T00:00:00.000Z');
+    inv.close();
+    const r = await cli(home, ['watch', 'watch-legacy', '--json']);
+    expect(r.code, r.stderr).toBe(1);
+    expect(JSON.parse(r.stdout)).toMatchObject({ baselineAt: '2026-01-01T00:00:00.000Z', added: [], removed: [], changed: [{ path: 'lib/b.php', what: ['content'] }] });
+
+    // Put back: no changes since that same date, from the old form and then from the new one.
+    asLabUser('sh', ['-c', 'echo old > "$1/lib/b.php"', 'sh', path]);
+    for (let run = 0; run < 2; run++) {
+      const ok = await cli(home, ['watch', 'watch-legacy']);
+      expect(ok.code, ok.stderr).toBe(0);
+      expect(ok.stdout).toContain('watch watch-legacy: no changes since 2026-01-01T00:00:00.000Z (2 files)');
+    }
+    // And a change after that is found against it.
+    const mode = (lstatSync(join(path, 'lib/a.php')).mode & 0o7777).toString(8);
+    asLabUser('sh', ['-c', 'chmod 600 "$1/lib/a.php"', 'sh', path]);
+    const again = JSON.parse((await cli(home, ['watch', 'watch-legacy', '--json'])).stdout);
+    expect(again).toMatchObject({ baselineAt: '2026-01-01T00:00:00.000Z', changed: [{ path: 'lib/a.php', what: [`mode ${mode} -> 600`] }] });
   });
 });
