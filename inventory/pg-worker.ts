@@ -8,15 +8,9 @@
  */
 import { workerData, type MessagePort } from 'node:worker_threads';
 import pg from 'pg';
+import { newClient, type WorkerConfig } from './pg-client.js';
 
-export interface WorkerConfig {
-  host: string;
-  port: number;
-  user: string;
-  database: string;
-  password?: string;
-  connectTimeoutMs: number;
-}
+export type { WorkerConfig } from './pg-client.js';
 export type Op = { op: 'connect'; config: WorkerConfig } | { op: 'exec'; sql: string } | { op: 'query'; name: string; sql: string; params: unknown[] } | { op: 'end' };
 export type Request = { id: number } & Op;
 // Rows as objects: the main thread's copy of them (a structured clone) costs it less than building
@@ -26,8 +20,6 @@ export type Reply = { id: number } & Answer;
 
 const { counter, port } = workerData as { counter: SharedArrayBuffer; port: MessagePort };
 const flag = new Int32Array(counter);
-// COUNT(*) and BIGINT come back as numbers, as SQLite gives them (no count here nears 2^53).
-pg.types.setTypeParser(20, (v: string) => Number(v));
 let client: pg.Client | undefined;
 
 // Buffers cross the thread boundary as plain Uint8Arrays; node-postgres sends Buffers as bytea.
@@ -38,18 +30,7 @@ async function answer(m: Request): Promise<Reply> {
   const id = m.id;
   try {
     if (m.op === 'connect') {
-      const c = m.config;
-      client = new pg.Client({
-        host: c.host,
-        port: c.port,
-        user: c.user,
-        database: c.database,
-        password: c.password,
-        connectionTimeoutMillis: c.connectTimeoutMs,
-        application_name: 'opsdeck',
-      });
-      // A dropped connection fails the next query with its own error; here it must not kill the thread.
-      client.on('error', () => {});
+      client = newClient(pg, m.config);
       await client.connect();
       return { id, ...none };
     }

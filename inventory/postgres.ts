@@ -3,7 +3,9 @@ import { fileURLToPath } from 'node:url';
 import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import { OpsError, UsageError } from '../src/core/errors.js';
 import type { Dialect, Param, RunResult, SqlDriver, Statement } from './driver.js';
-import type { Op, Reply } from './pg-worker.js';
+import type pg from 'pg';
+import { newClient } from './pg-client.js';
+import type { Answer, Op, Reply } from './pg-worker.js';
 import { PG_GRANTS, PG_MIGRATIONS, PG_SCHEMA } from './pg-migrations.js';
 import { PG_CHANGES_GRANTS, PG_RIGHTS_GRANTS } from './pg-rights.js';
 import { checkRoleNames, PG_TEAM_ROLES_GRANTS, teamRoleNames, withRoles, type TeamRoles } from './pg-team-roles.js';
@@ -112,11 +114,6 @@ class WorkerLink {
   private readonly kept = new Map<number, Reply>();
   /** Named statements are per connection: the same name for the same text, whoever posts it. */
   private readonly names = new Map<string, { name: string; text: string }>();
-  /**
-   * Queries posted ahead of their caller (prefetch), by SQL: used by the first caller that asks the
-   * same before anything else was posted, which then reads what it would have read itself.
-   */
-  private readonly ahead = new Map<string, number>();
   stopped = false;
 
   constructor() {
@@ -131,13 +128,6 @@ class WorkerLink {
   }
 
   send(op: Op): number {
-    // Anything else posted first: what was read ahead may no longer be what a read now would see.
-    this.ahead.forEach((id) => this.forget(id));
-    this.ahead.clear();
-    return this.post(op);
-  }
-
-  private post(op: Op): number {
     const id = this.next++;
     this.wanted.add(id);
     this.port.postMessage({ ...op, id });
@@ -151,19 +141,6 @@ class WorkerLink {
       this.names.set(sql, named);
     }
     return { op: 'query', name: named.name, sql: named.text, params };
-  }
-
-  /** Posts a read without parameters now; its first asker takes the reply (see `ahead`). */
-  prefetch(sql: string): void {
-    if (!this.stopped && !this.ahead.has(sql)) this.ahead.set(sql, this.post(this.query(sql, [])));
-  }
-
-  /** The id of a prefetched read of `sql`, once: the caller takes its reply instead of asking again. */
-  takeAhead(sql: string, params: Param[]): number | undefined {
-    if (params.length) return undefined;
-    const id = this.ahead.get(sql);
-    this.ahead.delete(sql);
-    return id;
   }
 
   forget(id: number): void {
@@ -209,100 +186,248 @@ class WorkerLink {
 interface Opening {
   connect: number;
   searchPath: number;
-  /** The schema check (absent for team init, which makes the schema). */
+  /** The schema check (absent for team init, which makes the schema, and after a first connection checked it). */
   hasSchema?: number;
   version?: number;
 }
 
 const HAS_SCHEMA_SQL = `SELECT to_regclass('${PG_SCHEMA}.schema_version') IS NOT NULL AS ok`;
 const VERSION_SQL = 'SELECT max(version) AS v FROM schema_version';
+const SEARCH_PATH_SQL = `SET search_path = ${PG_SCHEMA}, pg_catalog`;
 
 function open(link: WorkerLink, target: PgTarget, password: string | undefined, connectTimeoutMs: number, checkSchema: boolean): Opening {
   const connect = link.send({ op: 'connect', config: { ...target, password, connectTimeoutMs } });
-  const searchPath = link.send({ op: 'exec', sql: `SET search_path = ${PG_SCHEMA}, pg_catalog` });
+  const searchPath = link.send({ op: 'exec', sql: SEARCH_PATH_SQL });
   if (!checkSchema) return { connect, searchPath };
   // The version is asked for before the answer on the schema is in: when there is none, its error goes unread.
   return { connect, searchPath, hasSchema: link.send(link.query(HAS_SCHEMA_SQL, [])), version: link.send(link.query(VERSION_SQL, [])) };
 }
 
-/** A connection started before the inventory is opened (startInventoryAhead), for it to adopt. */
-let started: { link: WorkerLink; target: PgTarget; where: string; login?: { password: string | undefined; opening: Opening } } | undefined;
+const failed = (err: unknown): Answer => ({ ok: false, message: (err as Error).message, code: (err as { code?: string }).code });
+const readKey = (sql: string, params: Param[]) => (params.length ? `${sql}\n${JSON.stringify(params)}` : sql);
 
 /**
- * Starts the team inventory's worker thread now (loading pg, some 40 modules), so that it loads and
- * then logs in while the caller loads the rest of the program: the console calls this first thing,
- * then loginAhead once it has the password, and the PgDriver opened later for the same target and
- * password adopts the connection. Never throws: opening the inventory says what is wrong.
+ * The console's first connection, on the main thread with pg's asynchronous client: it logs in and
+ * reads what the first frame shows while the console's modules load, without a worker thread (whose
+ * start-up, some 100 ms of CPU under load, came before the first frame). The PgDriver opened on it
+ * answers those reads from here; its first other query starts the worker, the connection the rest
+ * of the session uses, and this one is closed.
+ */
+class FirstConnection {
+  private client: pg.Client | undefined;
+  /** The log-in's failure; else the schema check's two answers. */
+  opened: { ok: false; answer: Answer } | { ok: true; hasSchema: Answer; version: Answer } | undefined;
+  /** Rows read, by SQL (and parameters): each taken once. */
+  readonly reads = new Map<string, Answer>();
+  /** Settled once logged in and the reads are in (or failed): never rejects. */
+  readonly done: Promise<void>;
+  settled = false;
+
+  constructor(
+    lib: Promise<typeof pg>,
+    readonly target: PgTarget,
+    readonly password: string | undefined,
+    reads: string[],
+  ) {
+    this.done = this.run(lib, reads).finally(() => {
+      this.settled = true;
+    });
+  }
+
+  private async run(lib: Promise<typeof pg>, reads: string[]): Promise<void> {
+    let client: pg.Client;
+    try {
+      client = newClient(await lib, { ...this.target, password: this.password, connectTimeoutMs: CONNECT_TIMEOUT_MS });
+      this.client = client;
+      await client.connect();
+    } catch (err) {
+      this.opened = { ok: false, answer: failed(err) };
+      this.end();
+      return;
+    }
+    // Statements sent as one (the simple protocol): their results in order.
+    const many = async (sql: string[]): Promise<pg.QueryResult[]> => {
+      const r = (await client.query(sql.join(';\n'))) as unknown as pg.QueryResult | pg.QueryResult[];
+      return Array.isArray(r) ? r : [r];
+    };
+    const answer = (r: pg.QueryResult): Answer => ({ ok: true, rows: r.rows as Record<string, unknown>[], rowCount: r.rowCount ?? 0 });
+    const one = (sql: string) => many([sql]).then((r) => answer(r[0]), failed);
+    // pg sends a query once the one before is answered: two round trips, the second with every read
+    // (a multi-statement query runs them in order; one failing stops the rest, which are then not kept).
+    const hasSchema = await many([SEARCH_PATH_SQL, HAS_SCHEMA_SQL]).then((r) => answer(r[1]), failed);
+    if (!hasSchema.ok || !hasSchema.rows[0]?.ok) {
+      this.opened = { ok: true, hasSchema, version: hasSchema.ok ? { ok: false, message: 'no schema' } : hasSchema };
+      return;
+    }
+    try {
+      const results = await many([VERSION_SQL, ...reads]);
+      this.opened = { ok: true, hasSchema, version: answer(results[0]) };
+      reads.forEach((sql, i) => this.reads.set(sql, answer(results[i + 1])));
+    } catch {
+      // A read that failed is asked again by its caller, who then meets its error; the version alone here.
+      this.opened = { ok: true, hasSchema, version: await one(VERSION_SQL) };
+    }
+  }
+
+  /** Reads `sql` with `params` on this connection, for the first caller that asks the same. */
+  async read(sql: string, params: Param[]): Promise<void> {
+    if (!this.client || this.opened?.ok !== true) return;
+    try {
+      const r = await this.client.query(numberPlaceholders(sql), params);
+      this.reads.set(readKey(sql, params), { ok: true, rows: r.rows as Record<string, unknown>[], rowCount: r.rowCount ?? 0 });
+    } catch {
+      // Asked again by its caller, who then meets its error.
+    }
+  }
+
+  end(): void {
+    this.reads.clear();
+    const c = this.client;
+    this.client = undefined;
+    // Nothing is held on this session; its end is not waited for.
+    c?.end().catch(() => undefined);
+  }
+}
+
+/** The console's connection started before the inventory is opened (startInventoryAhead), for it to adopt. */
+let started: { lib: Promise<typeof pg>; target: PgTarget; where: string; first?: FirstConnection } | undefined;
+
+/**
+ * Starts loading pg now, so that it loads while the caller (the console) loads the rest of the
+ * program; then loginAhead once the password is known, and inventoryAhead() before opening the
+ * inventory: the PgDriver opened then for the same target and password adopts that connection.
+ * Never throws: opening the inventory says what is wrong.
  */
 export function startInventoryAhead(url: string): void {
   try {
     const target = parseInventoryUrl(url);
-    started?.link.stop();
-    started = { link: new WorkerLink(), target, where: formatTarget(target) };
+    started?.first?.end();
+    const lib = import('pg').then((m) => m.default);
+    // Awaited by the log-in; a failure to load is met there (or by the worker) in words.
+    lib.catch(() => undefined);
+    started = { lib, target, where: formatTarget(target) };
   } catch {
     started = undefined;
   }
 }
 
 /**
- * Logs the connection started ahead in (undefined: ~/.pgpass or none) and checks the schema, without
- * waiting; `reads` are read ahead too (queries without parameters, used by the first that asks for
- * them before anything else is asked).
+ * Logs the connection started ahead in (undefined: ~/.pgpass or none), checks the schema and reads
+ * `reads` (queries without parameters), without waiting: the first that asks the same takes them.
  */
 export function loginAhead(password: string | undefined, reads: string[] = []): void {
-  if (!started || started.login) return;
-  started.login = { password, opening: open(started.link, started.target, password, CONNECT_TIMEOUT_MS, true) };
-  for (const sql of reads) started.link.prefetch(sql);
+  if (!started || started.first) return;
+  started.first = new FirstConnection(started.lib, started.target, password, reads);
 }
 
-/** The connection started ahead, when it is for this target and password; else it is closed. */
-function adopt(target: PgTarget, password: string | undefined, connectTimeoutMs: number, forInit: boolean): { link: WorkerLink; opening: Opening } | undefined {
+/** Settles once the connection started ahead has logged in and read (or failed to): the inventory opened after it adopts it. Never rejects. */
+export async function inventoryAhead(): Promise<void> {
+  await started?.first?.done;
+}
+
+/** The connection started ahead, when it is for this target and password and has settled; else it is closed. */
+function adopt(target: PgTarget, password: string | undefined, connectTimeoutMs: number, forInit: boolean): FirstConnection | undefined {
   const s = started;
   started = undefined;
-  if (!s) return undefined;
-  if (s.login && s.where === formatTarget(target) && s.login.password === password && connectTimeoutMs === CONNECT_TIMEOUT_MS && !forInit) return { link: s.link, opening: s.login.opening };
-  s.link.stop();
+  const first = s?.first;
+  if (!first) return undefined;
+  if (first.settled && s.where === formatTarget(target) && first.password === password && connectTimeoutMs === CONNECT_TIMEOUT_MS && !forInit) return first;
+  first.end();
   return undefined;
 }
 
 /**
  * The team inventory: a schema `opsdeck` in a PostgreSQL database of the team's, reached with pg from
  * a worker thread and called synchronously. One connection per process: it holds the instance locks.
+ * (The console's first frame is read over a connection of the main thread's before that one: see FirstConnection.)
  */
 export class PgDriver implements SqlDriver {
   readonly dialect = dialect;
   readonly where: string;
-  private readonly link: WorkerLink;
+  private worker: WorkerLink | undefined;
+  /** The connection the first frame was read on, until anything else is asked. */
+  private first: FirstConnection | undefined;
   private statements = new Map<string, Statement>();
   private depth = 0;
+  private readonly timeoutMs: number;
 
   /** `forInit`: team init, which makes the schema; everyone else needs it there and up to date. */
-  constructor(target: PgTarget, password: string | undefined, opts: { connectTimeoutMs?: number; forInit?: boolean } = {}) {
+  constructor(
+    private readonly target: PgTarget,
+    private readonly password: string | undefined,
+    opts: { connectTimeoutMs?: number; forInit?: boolean } = {},
+  ) {
     this.where = formatTarget(target);
-    const timeoutMs = opts.connectTimeoutMs ?? CONNECT_TIMEOUT_MS;
-    const adopted = adopt(target, password, timeoutMs, !!opts.forInit);
-    this.link = adopted?.link ?? new WorkerLink();
-    const opening = adopted?.opening ?? open(this.link, target, password, timeoutMs, !opts.forInit);
-    try {
-      // A worker that cannot even start never answers: the connect waits no longer than its own limit, and then some.
-      const r = this.link.take(opening.connect, this.where, timeoutMs + 15_000);
-      if (!r.ok) throw connectError(this.where, target, password, r);
-      this.rows(this.link.take(opening.searchPath, this.where));
-      if (opening.hasSchema !== undefined && opening.version !== undefined) this.checkSchema(target, opening.hasSchema, opening.version);
-    } catch (err) {
-      this.link.stop();
-      throw err;
+    this.timeoutMs = opts.connectTimeoutMs ?? CONNECT_TIMEOUT_MS;
+    const first = adopt(target, password, this.timeoutMs, !!opts.forInit);
+    if (first?.opened) {
+      try {
+        if (!first.opened.ok) throw connectError(this.where, target, password, first.opened.answer);
+        this.checkSchema(target, first.opened.hasSchema, first.opened.version);
+      } catch (err) {
+        first.end();
+        throw err;
+      }
+      this.first = first;
+      return;
     }
+    first?.end();
+    this.worker = this.start(!opts.forInit);
   }
 
-  private rows(r: Reply): { rows: Record<string, unknown>[]; rowCount: number } {
+  /** The worker thread's connection: logged in, its search path set, and (`checkSchema`) the schema checked. */
+  private start(checkSchema: boolean): WorkerLink {
+    const link = new WorkerLink();
+    const opening = open(link, this.target, this.password, this.timeoutMs, checkSchema);
+    try {
+      // A worker that cannot even start never answers: the connect waits no longer than its own limit, and then some.
+      const r = link.take(opening.connect, this.where, this.timeoutMs + 15_000);
+      if (!r.ok) throw connectError(this.where, this.target, this.password, r);
+      this.rows(link.take(opening.searchPath, this.where));
+      if (opening.hasSchema !== undefined && opening.version !== undefined) {
+        const hasSchema = link.take(opening.hasSchema, this.where);
+        this.checkSchema(this.target, hasSchema, link.take(opening.version, this.where));
+      }
+    } catch (err) {
+      link.stop();
+      throw err;
+    }
+    return link;
+  }
+
+  /** The worker's connection, started at the first question the first connection did not read ahead (which then ends). */
+  private link(): WorkerLink {
+    if (this.first) {
+      this.first.end();
+      this.first = undefined;
+    }
+    // The schema was checked by the first connection.
+    this.worker ??= this.start(false);
+    return this.worker;
+  }
+
+  private rows(r: Answer): { rows: Record<string, unknown>[]; rowCount: number } {
     if (!r.ok) throw new PgError(r.message, r.code);
     return r;
   }
 
   private query(sql: string, params: Param[]): { rows: Record<string, unknown>[]; rowCount: number } {
-    const id = this.link.takeAhead(sql, params) ?? this.link.send(this.link.query(sql, params));
-    return this.rows(this.link.take(id, this.where));
+    const key = readKey(sql, params);
+    const ahead = this.first?.reads.get(key);
+    if (ahead) {
+      this.first!.reads.delete(key);
+      return this.rows(ahead);
+    }
+    const link = this.link();
+    return this.rows(link.take(link.send(link.query(sql, params)), this.where));
+  }
+
+  /**
+   * Reads `sql` with `params` on the first connection while it is open (the console: a read of its
+   * first frame that needs the opened inventory to be known), for the first that asks the same.
+   */
+  async readAhead(sql: string, params: Param[]): Promise<void> {
+    await this.first?.read(sql, params);
   }
 
   prepare(sql: string): Statement {
@@ -319,7 +444,8 @@ export class PgDriver implements SqlDriver {
   }
 
   exec(sql: string): void {
-    this.rows(this.link.take(this.link.send({ op: 'exec', sql }), this.where));
+    const link = this.link();
+    this.rows(link.take(link.send({ op: 'exec', sql }), this.where));
   }
 
   transaction<T>(fn: () => T): () => T {
@@ -341,8 +467,11 @@ export class PgDriver implements SqlDriver {
   }
 
   close(): void {
-    this.link.take(this.link.send({ op: 'end' }), this.where);
-    this.link.stop();
+    this.first?.end();
+    this.first = undefined;
+    if (!this.worker) return;
+    this.worker.take(this.worker.send({ op: 'end' }), this.where);
+    this.worker.stop();
   }
 
   /** The schema's version, or null when there is none (team init not run on this database). */
@@ -352,13 +481,12 @@ export class PgDriver implements SqlDriver {
     return (this.prepare(VERSION_SQL).get() as { v: number | null }).v ?? 0;
   }
 
-  /** The schema's version from the replies opening posted (its two questions), checked against this opsdeck's. */
-  private checkSchema(t: PgTarget, hasSchema: number, version: number): void {
+  /** The schema's version from opening's two answers, checked against this opsdeck's. */
+  private checkSchema(t: PgTarget, hasSchema: Answer, version: Answer): void {
     let v: number | null;
     try {
-      const has = this.rows(this.link.take(hasSchema, this.where)).rows[0] as { ok: boolean };
-      const got = this.link.take(version, this.where);
-      v = has.ok ? ((this.rows(got).rows[0] as { v: number | null }).v ?? 0) : null;
+      const has = this.rows(hasSchema).rows[0] as { ok: boolean };
+      v = has.ok ? ((this.rows(version).rows[0] as { v: number | null }).v ?? 0) : null;
     } catch (err) {
       // No USAGE on the schema: the role is not one of this inventory's operators.
       if (err instanceof PgError && err.code === '42501')
@@ -432,7 +560,8 @@ export class PgDriver implements SqlDriver {
   }
 }
 
-function connectError(where: string, t: PgTarget, password: string | undefined, r: Extract<Reply, { ok: false }>): OpsError {
+function connectError(where: string, t: PgTarget, password: string | undefined, r: Answer): OpsError {
+  if (r.ok) return new OpsError(`cannot open the inventory at ${where}`, 1);
   const pwHint = 'give the password in OPSDECK_INVENTORY_PASSWORD, --inventory-password-file FILE (mode 600), or at the prompt';
   if (r.code === '28P01' || /password authentication failed/.test(r.message))
     return new OpsError(`cannot log in to the inventory at ${where}: wrong password for role ${t.user} (or no such role)`, 1, pwHint);

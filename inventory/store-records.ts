@@ -1,4 +1,5 @@
 import type { SqlDriver } from './driver.js';
+import { LIST_SQL } from './list-sql.js';
 import type { Rights } from './rights.js';
 
 /** One integrity check of the store: which part of its cycle it read, and how it ended. */
@@ -80,8 +81,7 @@ export class StoreRecords {
   }
   /** When the store was last read whole: the end of the newest cycle whose every part passed. */
   lastFullCycle(repository: string): string | null {
-    const r = this.db.prepare('SELECT full_cycle_at FROM store_checks WHERE repository = ? AND full_cycle_at IS NOT NULL ORDER BY id DESC LIMIT 1').get(repository) as
-      { full_cycle_at: string } | undefined;
+    const r = this.db.prepare(LIST_SQL.storeFullCycle).get(repository) as { full_cycle_at: string } | undefined;
     return r?.full_cycle_at ?? null;
   }
 

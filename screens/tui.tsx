@@ -1,22 +1,16 @@
 import { inventoryPassword, inventoryUrlOf } from '../inventory/connect.js';
 import { resolveHome } from '../inventory/home.js';
-import { firstPageSql } from '../inventory/list-sql.js';
-import { loginAhead, startInventoryAhead } from '../inventory/postgres.js';
+import { firstPageReads, LIST_SQL } from '../inventory/list-sql.js';
+import { inventoryAhead, loginAhead, startInventoryAhead } from '../inventory/postgres.js';
 import { inventoryLogin } from '../src/app/inventory-login.js';
 import { errorMessage } from '../src/core/errors.js';
 
 /** Rows the first frame reads of each list: a screenful (no panel is taller than the terminal). */
 const firstRows = () => process.stdout.rows || 30;
 
-/** What the first frame reads, in UiModel.readFirstPage's order: a team inventory reads it ahead, while the console's modules load. */
-function firstReads(): string[] {
-  const q = firstPageSql(firstRows());
-  return [q.envs, q.counts, q.instanceHosts, q.instances, q.databases, q.newestBackups];
-}
-
 /**
  * What draws the console (Ink, React, the screens) and what it opens, loaded after a team
- * inventory's connection has started: its worker thread loads pg and logs in meanwhile.
+ * inventory's connection has started: pg loads, logs in and reads the first frame meanwhile.
  */
 async function loadConsole() {
   const [{ render }, { openApp }, { App }, { UiModel }, { Sampler }] = await Promise.all([
@@ -46,11 +40,15 @@ export async function openTui(o: { home?: string }): Promise<number> {
     loading.catch(() => undefined);
     // A team inventory's password is asked here, on the terminal, before Ink takes it.
     await inventoryLogin(o.home);
-    if (url) loginAhead(inventoryPassword(), firstReads());
+    if (url) loginAhead(inventoryPassword(), firstPageReads(firstRows()));
     // The prompt pauses stdin (so a CLI command can exit); Ink's reader gets nothing from a paused stream.
     if (process.stdin.isPaused()) process.stdin.resume();
     ui = await loading;
+    // A team inventory: logged in and its first frame read on this thread meanwhile (no worker thread
+    // before the first frame); the store's last full check needs the opened store's name.
+    await inventoryAhead();
     app = ui.openApp(o.home);
+    await app.inv.pg?.readAhead(LIST_SQL.storeFullCycle, [app.store.repository]);
   } catch (err) {
     process.stderr.write(`opsdeck: ${errorMessage(err)}\n`);
     return 2;
@@ -72,6 +70,7 @@ export async function openTui(o: { home?: string }): Promise<number> {
     const ink = render(<App model={model} />, { exitOnCtrlC: false, patchConsole: true, maxFps: 60 });
     // Ink drew the first frame during render(); the whole inventory now, before any key is read
     // (keys wait for this turn of the event loop): every key sees every row. Then the sampler's scope.
+    // A team inventory's worker thread (its connection from now on) starts at reload's first read.
     model.reload();
     await ink.waitUntilExit();
   } finally {
