@@ -222,6 +222,9 @@ class FirstConnection {
   /** Settled once logged in and the reads are in (or failed): never rejects. */
   readonly done: Promise<void>;
   settled = false;
+  private loggedInNow = () => {};
+  /** Settled once logged in (or failed to): never rejects. */
+  readonly loggedIn = new Promise<void>((resolve) => (this.loggedInNow = resolve));
 
   constructor(
     lib: Promise<typeof pg>,
@@ -244,6 +247,8 @@ class FirstConnection {
       this.opened = { ok: false, answer: failed(err) };
       this.end();
       return;
+    } finally {
+      this.loggedInNow();
     }
     // Statements sent as one (the simple protocol): their results in order.
     const many = async (sql: string[]): Promise<pg.QueryResult[]> => {
@@ -318,6 +323,11 @@ export function startInventoryAhead(url: string): void {
 export function loginAhead(password: string | undefined, reads: string[] = []): void {
   if (!started || started.first) return;
   started.first = new FirstConnection(started.lib, started.target, password, reads);
+}
+
+/** Settles once the connection started ahead has logged in (or failed to). Never rejects. */
+export async function inventoryLoggedIn(): Promise<void> {
+  await started?.first?.loggedIn;
 }
 
 /** Settles once the connection started ahead has logged in and read (or failed to): the inventory opened after it adopts it. Never rejects. */

@@ -1,7 +1,7 @@
 import { inventoryPassword, inventoryUrlOf } from '../inventory/connect.js';
 import { resolveHome } from '../inventory/home.js';
 import { firstPageReads, LIST_SQL } from '../inventory/list-sql.js';
-import { inventoryAhead, loginAhead, startInventoryAhead } from '../inventory/postgres.js';
+import { inventoryAhead, inventoryLoggedIn, loginAhead, startInventoryAhead } from '../inventory/postgres.js';
 import { inventoryLogin } from '../src/app/inventory-login.js';
 import { errorMessage } from '../src/core/errors.js';
 
@@ -35,6 +35,13 @@ export async function openTui(o: { home?: string }): Promise<number> {
       // A settings file that cannot be read: opening the inventory below says so.
     }
     if (url) startInventoryAhead(url);
+    if (url && process.env.OPSDECK_INVENTORY_PASSWORD !== undefined) {
+      // A team inventory whose password is at hand logs in before the console's modules load: each
+      // step of the log-in needs this thread, which loading them (one long step) would not give for
+      // its whole length; the first frame's reads then run on the server while they load.
+      loginAhead(inventoryPassword(), firstPageReads(firstRows()));
+      await inventoryLoggedIn();
+    }
     const loading = loadConsole();
     // Awaited below; until then a failure must not count as unhandled (the prompt may take a while).
     loading.catch(() => undefined);
