@@ -25,6 +25,9 @@ describe('health', () => {
       expect(h.ok).toBe(true);
       expect(h.load).toHaveLength(3);
       expect(h.cpus).toBeGreaterThan(0);
+      // Busy over the quarter second, from the host's /proc/stat read before and after it.
+      expect(h.cpu).toBeGreaterThanOrEqual(0);
+      expect(h.cpu).toBeLessThanOrEqual(1);
       expect(h.memTotal).toBeGreaterThan(h.memUsed);
       expect(h.disks[0]).toMatchObject({ mount: expect.stringMatching(/^\//) });
       expect(h.disks[0].size).toBeGreaterThan(h.disks[0].used);
