@@ -196,8 +196,10 @@ async function benchRestore(lab: Lab, sshTo: (h: Lab['hosts'][number]) => string
 /**
  * watch over WATCH_FILES files against find | xargs sha256sum run on the host itself. The tree is
  * kept in the lab between runs (a marker says how many files it holds): making it takes a minute.
+ * With BENCH_BIN=PATH (another build's bin/opsdeck) that build watches too, on a home of its own (the
+ * builds may store baselines differently), in turn with this one, which goes first alternating.
  */
-function benchWatch(lab: Lab, sshTo: (h: Lab['hosts'][number]) => string): { what: string; baseline: number; opsdeck: number } {
+function benchWatch(lab: Lab, sshTo: (h: Lab['hosts'][number]) => string): { what: string; baseline: number; opsdeck: number }[] {
   const WATCH_FILES = Number(process.env.BENCH_WATCH_FILES ?? 100_000);
   const h = lab.hosts[0];
   const ssh = sshTo(h);
@@ -215,20 +217,33 @@ function benchWatch(lab: Lab, sshTo: (h: Lab['hosts'][number]) => string): { wha
     ]);
     asLabUser('sh', ['-c', 'echo "$2" > "$1"', 'sh', marker, String(WATCH_FILES)]);
   }
-  const whome = mkdtempSync(join(lab.dir, 'bench-watch-'));
-  const wops = (args: string[]) => opsdeckSync(whome, args);
-  wops(['env', 'add', 'dev']);
-  wops(hostAddArgs(lab, h));
-  wops(['instance', 'add', 'bench-watch', '--host', h.name, '--path', path, '--env', 'dev']);
-  wops(['watch', 'bench-watch']);
-  const watchBase: number[] = [];
-  const watchOps: number[] = [];
-  for (let run = 0; run < RUNS; run++) {
-    watchBase.push(timed(() => sh(`${ssh} 'cd ${path} && find . -type f -print0 | xargs -0 sha256sum' > /dev/null`)));
-    watchOps.push(timed(() => wops(['watch', 'bench-watch'])));
+  const bins: [string, string][] = [['opsdeck', join(repoRoot(), 'bin', 'opsdeck')], ...(process.env.BENCH_BIN ? [['BENCH_BIN', process.env.BENCH_BIN] as [string, string]] : [])];
+  const homes = new Map(bins.map(([name]) => [name, mkdtempSync(join(lab.dir, 'bench-watch-'))]));
+  const ops = (name: string, bin: string, args: string[]) => {
+    const r = spawnSync(bin, ['--home', homes.get(name)!, ...args], { env: { ...process.env, OPSDECK_KNOWN_HOSTS: '' }, stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`opsdeck ${args.join(' ')} exited ${r.status}: ${r.stderr}`);
+  };
+  for (const [name, bin] of bins) {
+    ops(name, bin, ['env', 'add', 'dev']);
+    ops(name, bin, hostAddArgs(lab, h));
+    ops(name, bin, ['instance', 'add', 'bench-watch', '--host', h.name, '--path', path, '--env', 'dev']);
+    ops(name, bin, ['watch', 'bench-watch']);
   }
-  execFileSync('rm', ['-rf', whome]);
-  return { what: `watch, ${WATCH_FILES} files (vs find | xargs sha256sum on the host)`, baseline: median(watchBase), opsdeck: median(watchOps) };
+  const watchBase: number[] = [];
+  const times = new Map<string, number[]>(bins.map(([name]) => [name, []]));
+  const loads: string[] = [];
+  for (let run = 0; run < RUNS; run++) {
+    loads.push(readFileSync('/proc/loadavg', 'utf8').split(' ')[0]);
+    process.stderr.write(`bench: watch run ${run + 1} of ${RUNS} (load ${loads[run]})\n`);
+    watchBase.push(timed(() => sh(`${ssh} 'cd ${path} && find . -type f -print0 | xargs -0 sha256sum' > /dev/null`)));
+    for (const [name, bin] of run % 2 ? [...bins].reverse() : bins) times.get(name)!.push(timed(() => ops(name, bin, ['watch', 'bench-watch'])));
+  }
+  for (const home of homes.values()) execFileSync('rm', ['-rf', home]);
+  return bins.map(([name]) => ({
+    what: `watch, ${WATCH_FILES} files (vs find | xargs sha256sum on the host)${name === 'opsdeck' ? '' : `, ${process.env.BENCH_BIN}`}; load ${loads.join(', ')}`,
+    baseline: median(watchBase),
+    opsdeck: median(times.get(name)!),
+  }));
 }
 
 async function main() {
@@ -348,7 +363,7 @@ async function main() {
       );
       return;
     }
-    const watchRow = want('watch') ? benchWatch(lab, sshTo) : undefined;
+    const watchRows = want('watch') ? benchWatch(lab, sshTo) : [];
     // BENCH_ONLY=delta: second backups through a byte-counting, optionally throttled relay (bench/delta.ts).
     const delta = want('delta') ? await benchDelta(lab, makeTree, RUNS) : undefined;
     const deltaRows = delta ? deltaTable(delta.rows, delta.treeBytes) : [];
@@ -360,7 +375,7 @@ async function main() {
       results.push({ what: 'clone to another host (code + database)', baseline: median(cloneBase), opsdeck: median(cloneOps) });
     }
     results.push(...mysqlRows);
-    if (watchRow) results.push(watchRow);
+    results.push(...watchRows);
     const lines = [
       `# opsdeck benchmark, ${new Date().toISOString()}`,
       '',
