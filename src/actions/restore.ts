@@ -132,13 +132,10 @@ export function restoreSteps(deps: Deps, target?: Instance): RestoreSteps {
         };
         // The backup's streams start now, behind the checks' round trips (ReadAhead); dropped by the plan if never taken.
         if (ctx.state.dataFollows && from.backup && !ctx.state.ahead) {
-          // The database's stream too. For an engine whose load waits for the safety backup
-          // (PostgreSQL), only a dump small enough to be held in memory whole: a restic held back on
-          // its output would keep its store lock while a failed safety backup's discard waits for it.
-          const engine = hasDb(ctx.state) && !!target.dbUrl ? engineFor(target.dbUrl) : undefined;
-          const whole = !!engine && !engine.loadsBeside;
-          const dbAhead = engine && (engine.loadsBeside || (from.backup.manifest.db?.bytes ?? Infinity) <= WHOLE_READ_AHEAD_MAX);
-          ctx.state.ahead = { code: hasCode(ctx.state) ? readAheadOf(deps, from.backup, 'code') : undefined, db: dbAhead ? readAheadOf(deps, from.backup, 'db', whole) : undefined };
+          // The database's stream only for an engine that loads beside the safety backup; one that
+          // waits for it (PostgreSQL) has its stream read in the data step, beside the safety backup.
+          const beside = hasDb(ctx.state) && !!target.dbUrl && engineFor(target.dbUrl).loadsBeside;
+          ctx.state.ahead = { code: hasCode(ctx.state) ? readAheadOf(deps, from.backup, 'code') : undefined, db: beside ? readAheadOf(deps, from.backup, 'db') : undefined };
         }
         const p = await asked.parent;
         if (p.code !== 0) throw new UsageError(`the parent directory ${parent} of ${target.path} does not exist on ${target.host}`, 'create it on the host first');
@@ -204,6 +201,12 @@ export function restoreSteps(deps: Deps, target?: Instance): RestoreSteps {
         const staged = deferred();
         const saved = deferred();
         const beside = hasDb(ctx.state) && !!target.dbUrl && engineFor(target.dbUrl).loadsBeside;
+        // A load that waits for the safety backup has its dump read meanwhile, when it is small enough
+        // to be held in memory whole: a restic held back on its output would keep its store lock while
+        // a failed safety backup's discard waits for it. Not in the check step: there its restic took
+        // CPU from the checks (and the SSH handshake) that the code tree's stream waits for.
+        if (hasDb(ctx.state) && !beside && from.backup && ctx.state.ahead && !ctx.state.ahead.db && (from.backup.manifest.db?.bytes ?? Infinity) <= WHOLE_READ_AHEAD_MAX)
+          ctx.state.ahead.db = readAheadOf(deps, from.backup, 'db', true);
         const beforeCommit = async (signal: AbortSignal) => {
           await staged.done;
           await saved.done;
