@@ -3,17 +3,17 @@
  * and one health sweep of the lab against ssh, curl and psql side by side.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { hostAddArgs, labSsh, makeLabInstance, opsdeckSync, type Lab } from '../fixtures/lab.js';
 import { Inventory } from '../inventory/index.js';
 import { openApp } from '../src/app/app.js';
 import { HOST_SCRIPT, sweep } from '../src/health/probes.js';
 import { quoteArg } from '../src/remote/quote.js';
-import { BIN, median, ms, RUNS, timedCli, wallAndCpu } from './ui-common.js';
+import { BEFORE, BIN, median, ms, RUNS, timedCli, wallAndCpu } from './ui-common.js';
 import { fill } from './ui-inventories.js';
 
-async function sweepBench(lab: Lab): Promise<{ base: number; ops: number; opsCli: number; opened: number; baseConns: number; hosts: number; instances: number }> {
+async function sweepBench(lab: Lab): Promise<{ base: number; ops: number; opsCli: number; before?: number; opened: number; baseConns: number; hosts: number; instances: number; loads: string[] }> {
   const home = mkdtempSync(join(lab.dir, 'bench-sweep-'));
   const ops = (args: string[], env: NodeJS.ProcessEnv = {}) => opsdeckSync(home, args, env);
   ops(['env', 'add', 'dev']);
@@ -37,8 +37,11 @@ async function sweepBench(lab: Lab): Promise<{ base: number; ops: number; opsCli
   const base: number[] = [];
   const opsT: number[] = [];
   const cli: number[] = [];
+  const before: number[] = [];
+  const loads: string[] = [];
   let opened = 0;
   for (let run = 0; run < RUNS; run++) {
+    loads.push(readFileSync('/proc/loadavg', 'utf8').split(' ')[0]);
     base.push(timedCli([], script));
     const app = openApp(home);
     const t = performance.now();
@@ -47,10 +50,22 @@ async function sweepBench(lab: Lab): Promise<{ base: number; ops: number; opsCli
     opened = app.ssh.opened;
     if (r.hosts.some((h) => !h.ok) || r.instances.some((i) => !i.db?.ok)) throw new Error(`bench: a probe failed: ${JSON.stringify(r)}`);
     await app.close();
-    cli.push(timedCli([], `${quoteArg(BIN)} --home ${quoteArg(home)} health --json > /dev/null || true`));
+    // BENCH_BEFORE: that build's health too, in turn with this one (first alternating), under the same load.
+    const health = (bin: string) => timedCli([], `${quoteArg(bin)} --home ${quoteArg(home)} health --json > /dev/null || true`);
+    for (const bin of BEFORE ? (run % 2 ? [BEFORE, BIN] : [BIN, BEFORE]) : [BIN]) (bin === BIN ? cli : before).push(health(bin));
   }
   spawnSync('rm', ['-rf', home]);
-  return { base: median(base), ops: median(opsT), opsCli: median(cli), opened, baseConns: insts.length * 2, hosts: lab.hosts.length, instances: insts.length };
+  return {
+    base: median(base),
+    ops: median(opsT),
+    opsCli: median(cli),
+    ...(BEFORE && { before: median(before) }),
+    opened,
+    baseConns: insts.length * 2,
+    hosts: lab.hosts.length,
+    instances: insts.length,
+    loads,
+  };
 }
 
 /** Start-up of one command, its table. */
@@ -81,12 +96,13 @@ export async function sweepRows(lab: Lab): Promise<string[]> {
   process.stderr.write('bench: health sweep of the lab...\n');
   const s = await sweepBench(lab);
   return [
-    `## One health sweep of the lab: ${s.hosts} hosts, ${s.instances} instances with their databases (median of ${RUNS})`,
+    `## One health sweep of the lab: ${s.hosts} hosts, ${s.instances} instances with their databases (median of ${RUNS}; load average ${s.loads.join(', ')})`,
     '',
     '| what | baseline: ssh, curl, psql side by side | opsdeck | ratio | goal |',
     '|---|---|---|---|---|',
     `| wall time, in-process sweep | ${ms(s.base)} | ${ms(s.ops)} | ${(s.ops / s.base).toFixed(2)}x | |`,
-    `| wall time, \`opsdeck health\` from start | ${ms(s.base)} | ${ms(s.opsCli)} | ${(s.opsCli / s.base).toFixed(2)}x | |`,
+    `| wall time, \`opsdeck health\` from start | ${ms(s.base)} | ${ms(s.opsCli)} | ${(s.opsCli / s.base).toFixed(2)}x | ≤ 0.8x |`,
+    ...(s.before !== undefined ? [`| wall time, \`opsdeck health\` from start, before (BENCH_BEFORE) | ${ms(s.base)} | ${ms(s.before)} | ${(s.before / s.base).toFixed(2)}x | |`] : []),
     `| SSH connections opened | ${s.baseConns} | ${s.opened} | ${(s.opened / s.baseConns).toFixed(2)}x | one per host |`,
   ];
 }
