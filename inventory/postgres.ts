@@ -1,67 +1,16 @@
 import { existsSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
-import { OpsError, UsageError } from '../src/core/errors.js';
+import { OpsError } from '../src/core/errors.js';
 import type { Dialect, Param, RunResult, SqlDriver, Statement } from './driver.js';
-import type pg from 'pg';
-import { newClient } from './pg-client.js';
+import { adopt, HAS_SCHEMA_SQL, readKey, SEARCH_PATH_SQL, VERSION_SQL, type FirstConnection } from './pg-first.js';
 import type { Answer, Op, Reply } from './pg-worker.js';
 import { PG_GRANTS, PG_MIGRATIONS, PG_SCHEMA } from './pg-migrations.js';
 import { PG_CHANGES_GRANTS, PG_RIGHTS_GRANTS } from './pg-rights.js';
+import { CONNECT_TIMEOUT_MS, formatTarget, numberPlaceholders, type PgTarget } from './pg-target.js';
 import { checkRoleNames, PG_TEAM_ROLES_GRANTS, teamRoleNames, withRoles, type TeamRoles } from './pg-team-roles.js';
 
 const dialect: Dialect = { name: 'postgres', insertOrder: 'id' };
-
-export interface PgTarget {
-  host: string;
-  port: number;
-  user: string;
-  database: string;
-}
-
-/**
- * postgres://ROLE@HOST[:PORT]/DB. A password in it is refused, as in instance URLs: it would show in
- * ps, shell history and settings.json. So are parameters (?sslmode=...): nothing would pass them on.
- */
-export function parseInventoryUrl(url: string): PgTarget {
-  let u: URL;
-  try {
-    u = new URL(url);
-  } catch {
-    throw new UsageError(`invalid inventory URL ${JSON.stringify(url)}`, 'write it as postgres://ROLE@HOST:PORT/DB');
-  }
-  if (u.protocol !== 'postgres:' && u.protocol !== 'postgresql:') throw new UsageError(`invalid inventory URL ${JSON.stringify(url)}`, 'write it as postgres://ROLE@HOST:PORT/DB');
-  if (u.password) {
-    throw new UsageError(
-      'a password in the inventory URL is refused: it would show in ps, shell history and settings',
-      'give it in OPSDECK_INVENTORY_PASSWORD, --inventory-password-file FILE (mode 600), or at the prompt',
-    );
-  }
-  if (u.search || u.hash) throw new UsageError(`connection parameters in the inventory URL are not passed on: ${u.search}${u.hash}`, 'write it as postgres://ROLE@HOST:PORT/DB');
-  const database = decodeURIComponent(u.pathname.replace(/^\//, ''));
-  const user = decodeURIComponent(u.username);
-  if (!user || !database || !u.hostname) throw new UsageError(`the inventory URL ${JSON.stringify(url)} needs a role, a host and a database`, 'write it as postgres://ROLE@HOST:PORT/DB');
-  return { host: u.hostname.replace(/^\[|\]$/g, ''), port: u.port ? Number(u.port) : 5432, user, database };
-}
-
-export const formatTarget = (t: PgTarget) => `postgres://${encodeURIComponent(t.user)}@${t.host.includes(':') ? `[${t.host}]` : t.host}:${t.port}/${encodeURIComponent(t.database)}`;
-
-/** `?` placeholders as PostgreSQL numbers them ($1, $2, ...); a `?` inside a quoted literal stays. */
-export function numberPlaceholders(sql: string): string {
-  let n = 0;
-  let out = '';
-  let quote: string | null = null;
-  for (const ch of sql) {
-    if (quote) {
-      if (ch === quote) quote = null;
-      out += ch;
-    } else if (ch === "'" || ch === '"') {
-      quote = ch;
-      out += ch;
-    } else out += ch === '?' ? `$${++n}` : ch;
-  }
-  return out;
-}
 
 /**
  * The worker's compiled file: beside this one; under inventory/ when this code is in the console's
@@ -97,8 +46,6 @@ export class PgError extends OpsError {
     this.name = 'PgError';
   }
 }
-
-const CONNECT_TIMEOUT_MS = 10_000;
 
 /**
  * The worker thread and its port, for one connection. Requests carry ids and may be posted several
@@ -191,159 +138,12 @@ interface Opening {
   version?: number;
 }
 
-const HAS_SCHEMA_SQL = `SELECT to_regclass('${PG_SCHEMA}.schema_version') IS NOT NULL AS ok`;
-const VERSION_SQL = 'SELECT max(version) AS v FROM schema_version';
-const SEARCH_PATH_SQL = `SET search_path = ${PG_SCHEMA}, pg_catalog`;
-
 function open(link: WorkerLink, target: PgTarget, password: string | undefined, connectTimeoutMs: number, checkSchema: boolean): Opening {
   const connect = link.send({ op: 'connect', config: { ...target, password, connectTimeoutMs } });
   const searchPath = link.send({ op: 'exec', sql: SEARCH_PATH_SQL });
   if (!checkSchema) return { connect, searchPath };
   // The version is asked for before the answer on the schema is in: when there is none, its error goes unread.
   return { connect, searchPath, hasSchema: link.send(link.query(HAS_SCHEMA_SQL, [])), version: link.send(link.query(VERSION_SQL, [])) };
-}
-
-const failed = (err: unknown): Answer => ({ ok: false, message: (err as Error).message, code: (err as { code?: string }).code });
-const readKey = (sql: string, params: Param[]) => (params.length ? `${sql}\n${JSON.stringify(params)}` : sql);
-
-/**
- * The console's first connection, on the main thread with pg's asynchronous client: it logs in and
- * reads what the first frame shows while the console's modules load, without a worker thread (whose
- * start-up, some 100 ms of CPU under load, came before the first frame). The PgDriver opened on it
- * answers those reads from here; its first other query starts the worker, the connection the rest
- * of the session uses, and this one is closed.
- */
-class FirstConnection {
-  private client: pg.Client | undefined;
-  /** The log-in's failure; else the schema check's two answers. */
-  opened: { ok: false; answer: Answer } | { ok: true; hasSchema: Answer; version: Answer } | undefined;
-  /** Rows read, by SQL (and parameters): each taken once. */
-  readonly reads = new Map<string, Answer>();
-  /** Settled once logged in and the reads are in (or failed): never rejects. */
-  readonly done: Promise<void>;
-  settled = false;
-  private loggedInNow = () => {};
-  /** Settled once logged in (or failed to): never rejects. */
-  readonly loggedIn = new Promise<void>((resolve) => (this.loggedInNow = resolve));
-
-  constructor(
-    lib: Promise<typeof pg>,
-    readonly target: PgTarget,
-    readonly password: string | undefined,
-    reads: string[],
-  ) {
-    this.done = this.run(lib, reads).finally(() => {
-      this.settled = true;
-    });
-  }
-
-  private async run(lib: Promise<typeof pg>, reads: string[]): Promise<void> {
-    let client: pg.Client;
-    try {
-      client = newClient(await lib, { ...this.target, password: this.password, connectTimeoutMs: CONNECT_TIMEOUT_MS });
-      this.client = client;
-      await client.connect();
-    } catch (err) {
-      this.opened = { ok: false, answer: failed(err) };
-      this.end();
-      return;
-    } finally {
-      this.loggedInNow();
-    }
-    // Statements sent as one (the simple protocol): their results in order.
-    const many = async (sql: string[]): Promise<pg.QueryResult[]> => {
-      const r = (await client.query(sql.join(';\n'))) as unknown as pg.QueryResult | pg.QueryResult[];
-      return Array.isArray(r) ? r : [r];
-    };
-    const answer = (r: pg.QueryResult): Answer => ({ ok: true, rows: r.rows as Record<string, unknown>[], rowCount: r.rowCount ?? 0 });
-    const one = (sql: string) => many([sql]).then((r) => answer(r[0]), failed);
-    // pg sends a query once the one before is answered: two round trips, the second with every read
-    // (a multi-statement query runs them in order; one failing stops the rest, which are then not kept).
-    const hasSchema = await many([SEARCH_PATH_SQL, HAS_SCHEMA_SQL]).then((r) => answer(r[1]), failed);
-    if (!hasSchema.ok || !hasSchema.rows[0]?.ok) {
-      this.opened = { ok: true, hasSchema, version: hasSchema.ok ? { ok: false, message: 'no schema' } : hasSchema };
-      return;
-    }
-    try {
-      const results = await many([VERSION_SQL, ...reads]);
-      this.opened = { ok: true, hasSchema, version: answer(results[0]) };
-      reads.forEach((sql, i) => this.reads.set(sql, answer(results[i + 1])));
-    } catch {
-      // A read that failed is asked again by its caller, who then meets its error; the version alone here.
-      this.opened = { ok: true, hasSchema, version: await one(VERSION_SQL) };
-    }
-  }
-
-  /** Reads `sql` with `params` on this connection, for the first caller that asks the same. */
-  async read(sql: string, params: Param[]): Promise<void> {
-    if (!this.client || this.opened?.ok !== true) return;
-    try {
-      const r = await this.client.query(numberPlaceholders(sql), params);
-      this.reads.set(readKey(sql, params), { ok: true, rows: r.rows as Record<string, unknown>[], rowCount: r.rowCount ?? 0 });
-    } catch {
-      // Asked again by its caller, who then meets its error.
-    }
-  }
-
-  end(): void {
-    this.reads.clear();
-    const c = this.client;
-    this.client = undefined;
-    // Nothing is held on this session; its end is not waited for.
-    c?.end().catch(() => undefined);
-  }
-}
-
-/** The console's connection started before the inventory is opened (startInventoryAhead), for it to adopt. */
-let started: { lib: Promise<typeof pg>; target: PgTarget; where: string; first?: FirstConnection } | undefined;
-
-/**
- * Starts loading pg now, so that it loads while the caller (the console) loads the rest of the
- * program; then loginAhead once the password is known, and inventoryAhead() before opening the
- * inventory: the PgDriver opened then for the same target and password adopts that connection.
- * Never throws: opening the inventory says what is wrong.
- */
-export function startInventoryAhead(url: string): void {
-  try {
-    const target = parseInventoryUrl(url);
-    started?.first?.end();
-    const lib = import('pg').then((m) => m.default);
-    // Awaited by the log-in; a failure to load is met there (or by the worker) in words.
-    lib.catch(() => undefined);
-    started = { lib, target, where: formatTarget(target) };
-  } catch {
-    started = undefined;
-  }
-}
-
-/**
- * Logs the connection started ahead in (undefined: ~/.pgpass or none), checks the schema and reads
- * `reads` (queries without parameters), without waiting: the first that asks the same takes them.
- */
-export function loginAhead(password: string | undefined, reads: string[] = []): void {
-  if (!started || started.first) return;
-  started.first = new FirstConnection(started.lib, started.target, password, reads);
-}
-
-/** Settles once the connection started ahead has logged in (or failed to). Never rejects. */
-export async function inventoryLoggedIn(): Promise<void> {
-  await started?.first?.loggedIn;
-}
-
-/** Settles once the connection started ahead has logged in and read (or failed to): the inventory opened after it adopts it. Never rejects. */
-export async function inventoryAhead(): Promise<void> {
-  await started?.first?.done;
-}
-
-/** The connection started ahead, when it is for this target and password and has settled; else it is closed. */
-function adopt(target: PgTarget, password: string | undefined, connectTimeoutMs: number, forInit: boolean): FirstConnection | undefined {
-  const s = started;
-  started = undefined;
-  const first = s?.first;
-  if (!first) return undefined;
-  if (first.settled && s.where === formatTarget(target) && first.password === password && connectTimeoutMs === CONNECT_TIMEOUT_MS && !forInit) return first;
-  first.end();
-  return undefined;
 }
 
 /**

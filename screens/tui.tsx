@@ -1,7 +1,7 @@
 import { inventoryPassword, inventoryUrlOf } from '../inventory/connect.js';
 import { resolveHome } from '../inventory/home.js';
 import { firstPageReads, LIST_SQL } from '../inventory/list-sql.js';
-import { inventoryAhead, inventoryLoggedIn, loginAhead, startInventoryAhead } from '../inventory/postgres.js';
+import { inventoryAhead, inventoryLoggedIn, loginAhead, startInventoryAhead } from '../inventory/pg-first.js';
 import { inventoryLogin } from '../src/app/inventory-login.js';
 import { errorMessage } from '../src/core/errors.js';
 

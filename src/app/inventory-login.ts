@@ -11,7 +11,7 @@ import { UsageError } from '../core/errors.js';
 import { interactive, readSecret } from '../core/secret-prompt.js';
 import { inventoryUrlOf, setInventoryPassword } from '../../inventory/connect.js';
 import { resolveHome } from '../../inventory/home.js';
-import { parseInventoryUrl } from '../../inventory/postgres.js';
+import { parseInventoryUrl } from '../../inventory/pg-target.js';
 
 export async function inventoryLogin(home: string | undefined, o: { url?: string; passwordFile?: string } = {}): Promise<void> {
   if (o.url !== undefined) {

@@ -1,7 +1,7 @@
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { OpsError, UsageError } from '../core/errors.js';
-import { parseInventoryUrl } from '../../inventory/postgres.js';
+import { parseInventoryUrl } from '../../inventory/pg-target.js';
 import { checkPolicy, type Policy } from '../core/retention.js';
 import { parseDuration } from '../actions/store.js';
 

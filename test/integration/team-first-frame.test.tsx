@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inventoryPassword, setInventoryPassword } from '../../inventory/connect.js';
 import { firstPageReads, LIST_SQL } from '../../inventory/list-sql.js';
 import { teamRoleNames } from '../../inventory/pg-team-roles.js';
-import { inventoryAhead, loginAhead, startInventoryAhead } from '../../inventory/postgres.js';
+import { inventoryAhead, loginAhead, startInventoryAhead } from '../../inventory/pg-first.js';
 import { openApp, type App as OpsApp } from '../../src/app/app.js';
 import { App } from '../../screens/App.js';
 import { UiModel } from '../../screens/model.js';

@@ -4,7 +4,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PG_GRANTS, PG_MIGRATIONS } from '../../inventory/pg-migrations.js';
 import { PG_CHANGES_GRANTS, PG_RIGHTS_GRANTS } from '../../inventory/pg-rights.js';
 import { LEGACY_ROLES, teamRoleNames, withRoles } from '../../inventory/pg-team-roles.js';
-import { PgDriver, parseInventoryUrl } from '../../inventory/postgres.js';
+import { parseInventoryUrl } from '../../inventory/pg-target.js';
+import { PgDriver } from '../../inventory/postgres.js';
 import { cli, lab, must, newHome, pgAdmin, TEAM_ADMIN, teamDatabase, type CliResult } from '../helpers.js';
 
 // Issue 11, item 3: the group roles are each inventory's own. Two inventories on one cluster (two
