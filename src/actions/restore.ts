@@ -5,7 +5,7 @@ import { formatBytes } from '../core/events.js';
 import type { Plan, Step, StepContext, StepIO } from '../core/plan.js';
 import { run } from '../remote/shell.js';
 import { OpsError, UsageError } from '../core/errors.js';
-import { newBackupId, recordBackup, snapshotInstance, treeKey } from './backup.js';
+import { newBackupId, recordBackup, snapshotInstance } from './backup.js';
 import { dbFor, loginShellFor, shellFor, type Deps } from '../deps/deps.js';
 import { progressSum, together } from './relay.js';
 import { MAINTENANCE_FILE } from './app.js';
@@ -14,6 +14,7 @@ import { hasSharedDir, liveRelease, materializeShared, schemaHash, sharedPathsOf
 import { dropOldShared, refuseRestoreLeftovers, restoreAsRelease, undoRestoredRelease } from './release-restore.js';
 import { backupChoiceNotes, checkTreeUser, dropReadAheads, freeSpace, hasCode, hasDb, keepsLocal, pickBackup, treeSize, type RestoreState } from './restore-checks.js';
 import { loadDatabase, loadDatabaseFrom, readAheadOf, stageCode, stageCodeFrom, WHOLE_READ_AHEAD_MAX } from './restore-data.js';
+import { listStaged, oldOf, removeLater, stagingOf, swapIn, swappedTreeKey } from './restore-tree.js';
 
 // The checks and the data path live beside the steps; importers keep using restore.js.
 export { backupChoiceNotes, dropReadAheads, freeSpace, pickBackup, type RestoreState } from './restore-checks.js';
@@ -45,11 +46,6 @@ export interface RestoreResult {
   target: string;
   safetyBackup: string | null;
 }
-
-// Scratch directories sit beside the target so the final swap is a rename on one filesystem.
-/** Where a restore stages the new tree beside the live one, and where the old one waits until the run is done. */
-export const stagingOf = (path: string) => `${path}.opsdeck-incoming`;
-export const oldOf = (path: string) => `${path}.opsdeck-previous`;
 
 /** A restore's steps by name, for clone and drill to compose; `inOrder` is the order a restore runs them. */
 export interface RestoreSteps {
@@ -475,57 +471,4 @@ export function restoreUndoFailed(deps: Deps, s: RestoreState): { message: strin
     message: `${s.target.name} IS LEFT HALF-RESTORED${s.safety ? `; its state before this run is safety backup ${s.safety.id}` : ''}`,
     hint: `when the host answers again, run: opsdeck recover ${s.target.name}`,
   };
-}
-
-/** How treeKey (backup.ts) lists each entry of a tree: the fingerprint is the sha256 of these lines, sorted bytewise. */
-const KEY_LINE = '%i %C@ %T@ %s %m %y %P\\n';
-
-/**
- * The staged tree's entries below its top, as treeKey lists them; undefined when they cannot be read
- * (or are too many to hold: the swap then reads the whole tree). Any later change to an entry changes
- * its ctime, which no one can set back, or adds or drops a line: a tree changed after this listing
- * never matches the fingerprint made from it.
- */
-function listStaged(deps: Deps, target: Instance, staging: string, signal: AbortSignal): Promise<string | undefined> {
-  const listed = shellFor(deps, target)
-    .exec(['sh', '-c', `cd -- "$1" && find . -mindepth 1 -printf "${KEY_LINE}"`, 'sh', staging], { signal, maxBuffer: 1 << 28 })
-    .then((r) => (r.code === 0 ? r.stdout : undefined));
-  return listed.catch(() => undefined);
-}
-
-/**
- * The swapped-in tree's fingerprint, as treeKey gives it: from the staged tree's listing (its top
- * only is read now, its ctime changed by the rename), else read whole.
- */
-async function swappedTreeKey(deps: Deps, target: Instance, staged: Promise<string | undefined> | undefined, signal: AbortSignal): Promise<string | undefined> {
-  const below = await staged;
-  if (below === undefined) return treeKey(deps, target, signal);
-  const res = await shellFor(deps, target).exec(
-    ['sh', '-c', `cd -- "$1" && top=$(find . -maxdepth 0 -printf "${KEY_LINE}") && { printf "%s\\n" "$top"; cat; } | LC_ALL=C sort | sha256sum`, 'sh', target.path],
-    {
-      stdin: below,
-      signal,
-    },
-  );
-  const key = res.stdout.split(' ')[0];
-  return res.code === 0 && /^[0-9a-f]{64}$/.test(key) ? key : undefined;
-}
-
-/** The swap as one remote command: the current tree aside, the staged one in its place. */
-export async function swapIn(deps: Deps, target: Instance, staging: string, old: string): Promise<void> {
-  await run(shellFor(deps, target), ['sh', '-c', 'rm -rf -- "$2" && if [ -e "$1" ]; then mv -- "$1" "$2"; fi && mv -- "$3" "$1"', 'sh', target.path, old, staging]);
-}
-
-/** Deletes a swapped-out tree in the background on the host: it decides nothing and takes seconds. */
-export async function removeLater(deps: Deps, target: Instance, dir: string): Promise<void> {
-  await run(shellFor(deps, target), ['sh', '-c', 'nohup rm -rf -- "$1" >/dev/null 2>&1 </dev/null &', 'sh', dir]);
-}
-
-/** Puts a backup's code tree back in place of the instance's: staged, checked, swapped. For undo. */
-export async function putCodeBack(deps: Deps, backup: Backup, target: Instance, ctx: StepIO): Promise<void> {
-  const staging = stagingOf(target.path);
-  const old = oldOf(target.path);
-  await stageCode(deps, backup, target, staging, ctx);
-  await swapIn(deps, target, staging, old);
-  await removeLater(deps, target, old);
 }

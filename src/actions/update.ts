@@ -6,7 +6,8 @@ import { checkRef } from '../../inventory/validate.js';
 import { gitCheckout, gitFetch, gitLog, gitLogIfKnown, gitRemoteRef, gitResolve, gitState, maintenanceOff, maintenanceOn, requireHealthy, runHook } from './app.js';
 import { takeBackup } from './backup.js';
 import { shellFor, type Deps } from '../deps/deps.js';
-import { loadDatabase, putCodeBack } from './restore.js';
+import { loadDatabase } from './restore.js';
+import { putCodeBack } from './restore-tree.js';
 import { rebaselineStep } from './watch.js';
 import {
   adoptShared,
