@@ -67,17 +67,23 @@ export async function maintenanceOff(deps: Deps, inst: Instance, ctx: StepIO): P
 }
 
 /** Health with a few tries: an app just restarted may need a moment to answer. */
-export async function requireHealthy(inst: Instance, ctx: StepIO, tries = 5): Promise<void> {
-  let last: HealthResult | undefined;
-  for (let i = 0; i < tries; i++) {
-    if (i) await new Promise((r) => setTimeout(r, 1000));
-    last = await checkHealth(inst);
+export async function requireHealthy(inst: Instance, ctx: StepIO, waitMs = 5000): Promise<void> {
+  const t0 = Date.now();
+  for (;;) {
+    const last = await checkHealth(inst);
     if (last.ok) {
       ctx.log(last.url ? `health: ${last.url} answered ${last.status} in ${last.ms} ms` : 'health: no health check configured');
       return;
     }
+    const waited = Date.now() - t0;
+    if (waited >= waitMs)
+      throw new OpsError(
+        `health check of ${inst.name} failed: ${last.url} ${last.reason} (asked for ${Math.round(waited / 1000)} s)`,
+        1,
+        `check the site and its logs; set the check with: opsdeck instance set ${inst.name} --health-url URL; a site that needs longer to start: opsdeck settings healthWait 60s`,
+      );
+    await new Promise((r) => setTimeout(r, Math.min(1000, waitMs - waited)));
   }
-  throw new OpsError(`health check of ${inst.name} failed: ${last!.url} ${last!.reason}`, 1, `check the site and its logs; set the check with: opsdeck instance set ${inst.name} --health-url URL`);
 }
 
 // ---- git on the host

@@ -97,7 +97,7 @@ export function drillPlan(deps: Deps, source: string, opts: { target: string; ba
         explain:
           "Asks the scratch instance's health URL and counts every table's rows against the manifest. If it fails, the restore procedure (or the app's config on the scratch host) needs fixing before a real incident.",
         run: timed('Check the restored target answers and matches the backup', async (ctx) => {
-          await requireHealthy(deps.inv.requireInstance(target.name), ctx, 3);
+          await requireHealthy(deps.inv.requireInstance(target.name), ctx, deps.healthWaitMs);
           const tables = backup.manifest.db?.tables ?? {};
           const names = Object.keys(tables);
           if (names.length) {

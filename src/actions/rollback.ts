@@ -151,7 +151,7 @@ export function rollbackPlan(deps: Deps, name: string, opts: { to?: string } = {
         name: 'health',
         title: 'Check the site answers',
         explain: 'Asks the health URL; if it does not answer as expected, the rollback is undone.',
-        run: async (ctx) => requireHealthy(deps.inv.requireInstance(name), ctx),
+        run: async (ctx) => requireHealthy(deps.inv.requireInstance(name), ctx, deps.healthWaitMs),
       },
       rebaselineStep<RollbackState>(deps, name),
     ],

@@ -125,7 +125,7 @@ export function updatePlan(deps: Deps, name: string, opts: { to?: string; lag?: 
     name: 'health',
     title: 'Check the site answers',
     explain: 'Asks the health URL; if it does not answer as expected, everything above is undone.',
-    run: async (ctx) => requireHealthy(deps.inv.requireInstance(inst.name), ctx),
+    run: async (ctx) => requireHealthy(deps.inv.requireInstance(inst.name), ctx, deps.healthWaitMs),
   };
 
   // An instance set back to --releases 0 becomes a directory again before the in-place update; the

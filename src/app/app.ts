@@ -58,6 +58,7 @@ export function openApp(home?: string): App {
     store,
     engine,
     settings,
+    healthWaitMs: parseDuration(settings.healthWait),
     close: async () => {
       await store.settle();
       await ssh.closeAll();

@@ -21,9 +21,21 @@ export interface Settings {
   storeLockWait: string;
   /** A copy store's own retention, by repository (the tiers given); a copy not named keeps what the store keeps. */
   storeCopyRetention: Record<string, Partial<Policy>>;
+  /** How long update, upgrade, rollback and drill wait for the site to answer healthy (asked once a second). */
+  healthWait: string;
 }
 
-const defaults: Settings = { storeRepository: '', connectTimeoutMs: 15000, refreshMs: 3000, inventory: '', storeCopies: [], treeMirrors: false, storeLockWait: '10m', storeCopyRetention: {} };
+const defaults: Settings = {
+  storeRepository: '',
+  connectTimeoutMs: 15000,
+  refreshMs: 3000,
+  inventory: '',
+  storeCopies: [],
+  treeMirrors: false,
+  storeLockWait: '10m',
+  storeCopyRetention: {},
+  healthWait: '5s',
+};
 
 /**
  * Settings that are not inventory live in settings.json in the opsdeck home. Read and written here
@@ -91,6 +103,10 @@ export function saveSetting(home: string, key: string, value: string, hasBackups
     settings[key] = value === 'on' || value === 'true';
   } else if (key === 'storeLockWait') {
     parseDuration(value);
+    settings[key] = value.trim();
+  } else if (key === 'healthWait') {
+    // An app that takes minutes to warm up after an update is a real one; longer is a site that is down.
+    if (parseDuration(value) > 3600_000) throw new UsageError(`invalid healthWait ${JSON.stringify(value)}`, 'at most 1h, e.g. 5s, 90s or 5m');
     settings[key] = value.trim();
   } else if (key === 'storeCopyRetention') {
     settings[key] = { ...settings[key], ...parseCopyRetention(value, settings.storeCopies) };

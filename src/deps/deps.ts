@@ -9,6 +9,8 @@ export interface Deps {
   inv: Inventory;
   ssh: SshPool;
   store: Store;
+  /** How long a site may take to answer healthy after a change (settings healthWait); 5 s when not given. */
+  healthWaitMs?: number;
 }
 
 /**

@@ -66,6 +66,8 @@ describe.each(ENGINES)('update rolled back (%s)', (engine) => {
   let home: string;
   beforeAll(async () => {
     home = await homeWithHosts(['lab1']);
+    // The site is asked for 2 s, not the default 5 (one setting for update, upgrade, rollback, drill).
+    await must(cli(home, ['settings', 'healthWait', '2s']));
   });
 
   // broken-health's migration creates a table: on MariaDB a DDL that commits at once, so only the
@@ -73,7 +75,7 @@ describe.each(ENGINES)('update rolled back (%s)', (engine) => {
   for (const [branch, step, why] of [
     // The migration's own error, not a login the hook could not make.
     ['broken-migration', 'migrate', /migrate hook of .* failed.*no_such_table/],
-    ['broken-health', 'health', /health check of .* failed: .* answered 404, expected 200/],
+    ['broken-health', 'health', /health check of .* failed: .* answered 404, expected 200 \(asked for [23] s\)[\s\S]*opsdeck settings healthWait/],
   ] as const) {
     it(`an update that fails at ${step} leaves the instance exactly as before, out of maintenance, healthy, exit 1`, async () => {
       const name = `${step}-dev${engine === 'mysql' ? '-m' : ''}`;
@@ -98,4 +100,16 @@ describe.each(ENGINES)('update rolled back (%s)', (engine) => {
       expect(JSON.parse((await must(cli(home, ['instance', 'show', name, '--json']))).stdout).maintenanceSince).toBeNull();
     });
   }
+
+  it('settings healthWait refuses a wait over an hour or not a duration, and keeps the one set', async () => {
+    for (const [bad, fix] of [
+      ['2h', /at most 1h/],
+      ['soon', /write it as 10m, 90s/],
+    ] as const) {
+      const r = await cli(home, ['settings', 'healthWait', bad]);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(fix);
+    }
+    expect(JSON.parse((await must(cli(home, ['settings', '--json']))).stdout).healthWait).toBe('2s');
+  });
 });

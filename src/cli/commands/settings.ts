@@ -24,6 +24,7 @@ export function register(program: Command, act: Act): void {
         'opsdeck settings refreshMs 5000',
         'opsdeck settings storeRepository sftp:backup@vault:/srv/restic',
         'opsdeck settings storeLockWait 30m   # how long unattended runs wait for another restic lock (at a terminal: 1 min at most)',
+        'opsdeck settings healthWait 90s      # how long update, upgrade, rollback and drill wait for the site to answer healthy',
         'opsdeck settings storeCopyRetention "/mnt/offsite/restic daily=30,weekly=8,monthly=12,yearly=5"   # a copy store keeps by its own retention',
       ),
     )
