@@ -1,5 +1,5 @@
 import { Box, Text, useApp, useInput, type Key } from 'ink';
-import { useRef, useState, useSyncExternalStore } from 'react';
+import { useMemo, useRef, useState, useSyncExternalStore } from 'react';
 import { runCommand } from './commands.js';
 import { ConfirmView, Footer, Header, useTermSize } from './components.js';
 import { dashboardData, firstPageData, matches, type DashboardData } from './listing.js';
@@ -40,12 +40,43 @@ function renderFor<K extends Kind>(ctx: Ctx, route: Route<K>) {
   return SCREENS[route.kind].render(ctx, route);
 }
 
+/** Frame time: what comes faster than this from the model (a run's logs and commands) is drawn once. */
+const FRAME_MS = 16;
+
+/**
+ * A model subscription that calls back at most once a frame: the first change at once, the ones
+ * that follow within the frame together at its end. Ink draws every commit (maxFps 0, so that a
+ * key's frame never waits); this keeps a burst of a run's events from drawing each one.
+ */
+export function onceAFrame(subscribe: (l: () => void) => () => void, ms = FRAME_MS): (l: () => void) => () => void {
+  return (l) => {
+    let last = -Infinity;
+    let timer: NodeJS.Timeout | undefined;
+    const fire = () => {
+      timer = undefined;
+      last = performance.now();
+      l();
+    };
+    const off = subscribe(() => {
+      if (timer) return;
+      const wait = last + ms - performance.now();
+      if (wait <= 0) fire();
+      else timer = setTimeout(fire, wait);
+    });
+    return () => {
+      clearTimeout(timer);
+      off();
+    };
+  };
+}
+
 /**
  * The console: the navigation stack and the one key dispatcher (dialog, command line, filter, then
  * the keys of the screen on top). What each screen shows and which keys it has is in views/.
  */
 export function App({ model, home = 'dashboard' }: { model: UiModel; home?: Home }) {
-  const state = useSyncExternalStore(model.subscribe, model.getState);
+  const subscribe = useMemo(() => onceAFrame(model.subscribe), [model]);
+  const state = useSyncExternalStore(subscribe, model.getState);
   const { exit } = useApp();
   const { cols, rows } = useTermSize();
   // Navigation state lives in a ref updated synchronously by each key, then one re-render: keys

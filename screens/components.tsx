@@ -1,6 +1,6 @@
 import { Box, Text, useStdout } from 'ink';
 import { printable } from '../src/core/display.js';
-import { useEffect, useState } from 'react';
+import { memo, useEffect, useState } from 'react';
 import { formatBytes } from '../src/core/format.js';
 import type { RunState, StepStatus } from './runState.js';
 
@@ -129,27 +129,42 @@ export function windowStart(selected: number, count: number, height: number): nu
   return Math.max(0, Math.min(selected - half, count - height));
 }
 
+/** One table or picker row: its cells in their columns' colours, inverse when selected. */
+export function RowText({ columns, cells, selected }: { columns: Column[]; cells: string[]; selected: boolean }) {
+  return <RowRuns runs={segments(columns, cells, selected)} selected={selected} />;
+}
+
+type Run = [string, string | undefined];
+const sameRuns = (a: Run[], b: Run[]) => a.length === b.length && a.every((r, i) => r[0] === b[i][0] && r[1] === b[i][1]);
+
+/**
+ * A row's runs, drawn again only when their text or colours changed: a key redraws the whole
+ * dashboard, and most of its rows (the other panels', the rows a move of the selection leaves) are
+ * the last frame's.
+ */
+const RowRuns = memo(
+  function RowRuns({ runs, selected }: { runs: Run[]; selected: boolean }) {
+    return (
+      <Text inverse={selected} wrap="truncate-end">
+        {runs.map(([text, color], j) =>
+          color ? (
+            <Text key={j} color={color}>
+              {text}
+            </Text>
+          ) : (
+            text
+          ),
+        )}
+      </Text>
+    );
+  },
+  (a, b) => a.selected === b.selected && sameRuns(a.runs, b.runs),
+);
+
 /**
  * A row as runs of text of one colour: neighbouring cells without a colour become one string.
  * Ink's cost per frame grows with the styled pieces it has to measure and cut.
  */
-/** One table or picker row: its cells in their columns' colours, inverse when selected. */
-export function RowText({ columns, cells, selected }: { columns: Column[]; cells: string[]; selected: boolean }) {
-  return (
-    <Text inverse={selected} wrap="truncate-end">
-      {segments(columns, cells, selected).map(([text, color], j) =>
-        color ? (
-          <Text key={j} color={color}>
-            {text}
-          </Text>
-        ) : (
-          text
-        ),
-      )}
-    </Text>
-  );
-}
-
 export function segments(columns: Column[], r: string[], selected: boolean): [string, string | undefined][] {
   const out: [string, string | undefined][] = [];
   columns.forEach((c, j) => {
@@ -217,7 +232,8 @@ export function Table({
       {visible.map((r, i) => {
         const idx = start + i;
         const sel = focused && idx === selected;
-        return <RowText key={idx} columns={cols} cells={r} selected={sel} />;
+        // Keyed by place on screen: a jump or a filter changes what each line says, not the lines.
+        return <RowText key={i} columns={cols} cells={r} selected={sel} />;
       })}
       {n > h ? (
         <Text dimColor>

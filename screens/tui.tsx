@@ -4,6 +4,7 @@ import { firstPageReads, LIST_SQL } from '../inventory/list-sql.js';
 import { inventoryAhead, inventoryLoggedIn, loginAhead, startInventoryAhead } from '../inventory/pg-first.js';
 import { inventoryLogin } from '../src/app/inventory-login.js';
 import { errorMessage } from '../src/core/errors.js';
+import { lineDiffStdout } from './frame-writer.js';
 
 /** Rows the first frame reads of each list: a screenful (no panel is taller than the terminal). */
 const firstRows = () => process.stdout.rows || 30;
@@ -71,10 +72,11 @@ export async function openTui(o: { home?: string }): Promise<number> {
   process.once('exit', restore);
   try {
     // ctrl-c is ours: during a run it cancels (and rolls back) instead of killing the process.
-    // A key pressed within a frame of the last one waits at most 1/60 s for its own (Ink's default,
-    // 30 a second, makes it 33 ms). Ink's incrementalRendering would not help: a frame as tall as the
-    // terminal is written whole after a clear, whatever that option says.
-    const ink = render(<App model={model} />, { exitOnCtrlC: false, patchConsole: true, maxFps: 60 });
+    // maxFps 0: each commit is drawn at once. Ink's throttle (maxFps 60) is a debounce: a key that
+    // came within 17 ms of the last frame (typing, or G right after g) waited out those 17 ms for its
+    // own frame. What can come in bursts (a run's events) is held to one redraw a frame by App.
+    // Only the lines a frame changed are written (lineDiffStdout): ~10 KB a key on 160x50 before.
+    const ink = render(<App model={model} />, { stdout: lineDiffStdout(process.stdout), exitOnCtrlC: false, patchConsole: true, maxFps: 0 });
     // Ink drew the first frame during render(); the whole inventory now, before any key is read
     // (keys wait for this turn of the event loop): every key sees every row. Then the sampler's scope.
     // A team inventory's worker thread (its connection from now on) starts at reload's first read.
