@@ -9,7 +9,7 @@ import { dbFor, loginShellFor, shellFor, type Deps } from '../deps/deps.js';
 import { Meter, TarScanner } from './meter.js';
 import { listTree, mirrorBackup, pendingBytes, recordList, snapshotOfList, storeHasSnapshot, type TreeList } from '../store/tree-mirror.js';
 import { isMirrored, treeMirrorsOn } from '../store/tree-readback.js';
-import { NotMirrorable, treeKeyOf } from '../store/tree-index.js';
+import { NotMirrorable, RACY_MARK, RACY_SINCE, TREE_KEY_LINE, treeKeyOf } from '../store/tree-index.js';
 import { progressSum, relay, together } from './relay.js';
 import { codeTarArgv, hasSharedDir, sharedDir } from './releases.js';
 
@@ -30,9 +30,6 @@ export function storedStream(b: Backup, stream: 'code' | 'db'): { snapshot: stri
   return { snapshot: m.snapshot, file: m.file ?? streamFile(b.instance, stream) };
 }
 
-/** How treeKey lists each entry of a tree (find -printf): the fingerprint is the sha256 of these lines, sorted bytewise. */
-export const TREE_KEY_LINE = '%i %C@ %T@ %s %m %y %P\\n';
-
 /**
  * A fingerprint of the tree's stat data, computed on the host: any change to a file's content, mode,
  * name or link changes its ctime, which no user can set back. Undefined where find lacks -printf.
@@ -40,7 +37,8 @@ export const TREE_KEY_LINE = '%i %C@ %T@ %s %m %y %P\\n';
 export async function treeKey(deps: Deps, inst: Instance, signal?: AbortSignal, withShared = false): Promise<string | undefined> {
   // No pipefail in sh: the listing is captured first so a failing find cannot yield a hash. In release
   // mode shared/ is in the backup too, so it is in the fingerprint (its lines marked apart).
-  const script = `cd -- "$1" && list=$(find . -printf "${TREE_KEY_LINE}") && if [ -n "$2" ]; then cd -- "$2" && list="$list\n$(find . -printf "S ${TREE_KEY_LINE}")" || exit 1; fi && printf "%s" "$list" | LC_ALL=C sort | sha256sum`;
+  // Racy files marked (RACY_MARK): a tree listed while a file may still change unseen gives a key no later listing gives.
+  const script = `${RACY_SINCE}; cd -- "$1" && list=$(find . ${RACY_MARK} -printf "${TREE_KEY_LINE}") && if [ -n "$2" ]; then cd -- "$2" && list="$list\n$(find . ${RACY_MARK} -printf "S ${TREE_KEY_LINE}")" || exit 1; fi && printf "%s" "$list" | LC_ALL=C sort | sha256sum`;
   const res = await shellFor(deps, inst).exec(['sh', '-c', script, 'sh', inst.path, withShared ? sharedDir(inst.path) : ''], { signal });
   const key = res.stdout.split(' ')[0];
   return res.code === 0 && /^[0-9a-f]{64}$/.test(key) ? key : undefined;

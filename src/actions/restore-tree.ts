@@ -3,7 +3,8 @@ import type { Backup, Instance } from '../../inventory/index.js';
 import type { StepIO } from '../core/plan.js';
 import { run } from '../remote/shell.js';
 import { shellFor, type Deps } from '../deps/deps.js';
-import { TREE_KEY_LINE, treeKey } from './backup.js';
+import { treeKey } from './backup.js';
+import { RACY_MARK, RACY_SINCE, TREE_KEY_LINE } from '../store/tree-index.js';
 import { stageCode } from './restore-data.js';
 
 // Scratch directories sit beside the target so the final swap is a rename on one filesystem.
@@ -19,14 +20,14 @@ export const oldOf = (path: string) => `${path}.opsdeck-previous`;
  */
 export function listStaged(deps: Deps, target: Instance, staging: string, signal: AbortSignal): Promise<string | undefined> {
   const listed = shellFor(deps, target)
-    .exec(['sh', '-c', `cd -- "$1" && find . -mindepth 1 -printf "${TREE_KEY_LINE}"`, 'sh', staging], { signal, maxBuffer: 1 << 28 })
+    .exec(['sh', '-c', `${RACY_SINCE}; cd -- "$1" && find . -mindepth 1 ${RACY_MARK} -printf "${TREE_KEY_LINE}"`, 'sh', staging], { signal, maxBuffer: 1 << 28 })
     .then((r) => (r.code === 0 ? r.stdout : undefined));
   return listed.catch(() => undefined);
 }
 
 /**
  * The swapped-in tree's fingerprint, as treeKey gives it: from the staged tree's listing (its top
- * only is read now, its ctime changed by the rename), else read whole.
+ * only is read now, its ctime changed by the rename; a directory, never racy), else read whole.
  */
 export async function swappedTreeKey(deps: Deps, target: Instance, staged: Promise<string | undefined> | undefined, signal: AbortSignal): Promise<string | undefined> {
   const below = await staged;

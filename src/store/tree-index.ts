@@ -23,7 +23,34 @@ export interface TreeEntry {
   stamp: string;
   /** Of the file's content as it arrived (files only). */
   sha256?: string;
+  /** A file changed so shortly before it was listed that its stat proves nothing (see RACY_SINCE). */
+  racy?: boolean;
 }
+
+/** How treeKey lists each entry of a tree (find -printf): the fingerprint is the sha256 of these lines, sorted bytewise. */
+export const TREE_KEY_LINE = '%i %C@ %T@ %s %m %y %P\\n';
+
+/**
+ * Racy files (git's word): a regular file whose ctime is not older than the listing's start could be
+ * rewritten after find saw it, the same size and its mtime set back, and keep that very ctime (file
+ * times come from a clock that moves a tick at a time): its stat then proves nothing. Such a file is
+ * marked in a listing (an R before its line): the fingerprint it is part of is never made again by a
+ * later listing, so no snapshot is reused on its account, and a mirror fetches it again next time.
+ * RACY_SINCE sets $T, find's -newerct argument, to the host's time less 0.1 s (file times lag the
+ * clock by up to a tick); where date cannot give nanoseconds, to @0: every file is racy then.
+ */
+export const RACY_SINCE = `T=$(t=$(date +%s%N) && case $t in (*[!0-9]* | '') exit 1 ;; esac && t=$((t - 100000000)) && printf '@%d.%09d' $((t / 1000000000)) $((t % 1000000000))) || T=@0`;
+/** find's expression printing R before a racy file's line (RACY_SINCE's $T); the line's own -printf follows. */
+export const RACY_MARK = `\\( -type f -newerct "$T" -printf R \\) ,`;
+
+/** Nanoseconds of a time find printed (%C@: seconds, a point, ten digits) or of RACY_SINCE's $T (without the @). */
+const nanos = (t: string): bigint => {
+  const [sec, frac = ''] = t.split('.');
+  return BigInt(sec) * 1_000_000_000n + BigInt((frac + '000000000').slice(0, 9));
+};
+
+/** Whether find's -newerct "$T" takes this entry: a regular file changed after $T (`since`, RACY_SINCE's, with or without the @). */
+export const isRacy = (e: Pick<TreeEntry, 'type' | 'stamp'>, since: string): boolean => e.type === 'f' && nanos(e.stamp.split(' ')[3]) > nanos(since.replace(/^@/, ''));
 
 /** What find prints per entry: the fields, then the path, then the link target, each ended by NUL. */
 export const FIND_FORMAT = '%y\\t%i\\t%s\\t%T@\\t%C@\\t%m\\t%U\\t%G\\t%n\\t%P\\0%l\\0';
@@ -199,12 +226,13 @@ function headerLength(e: TreeEntry, linkTo?: string): number {
 
 /**
  * The tree's stat fingerprint as the host's treeKey (backup.ts) computes it from find, made from the
- * list instead of a second pass over the host: "%i %C@ %T@ %s %m %y %P" lines, sorted by bytes, hashed.
+ * list instead of a second pass over the host: TREE_KEY_LINE's lines (racy files' marked), sorted by
+ * bytes, hashed.
  */
 export function treeKeyOf(entries: TreeEntry[]): string {
   let lines = entries.map((e) => {
     const [ino, size, mt, ct] = e.stamp.split(' ');
-    return `${ino} ${ct} ${mt} ${size} ${e.mode.toString(8)} ${e.type} ${e.path}`;
+    return `${e.racy ? 'R' : ''}${ino} ${ct} ${mt} ${size} ${e.mode.toString(8)} ${e.type} ${e.path}`;
   });
   // sort takes a name with a newline as two lines.
   if (entries.some((e) => e.path.includes('\n'))) lines = lines.join('\n').split('\n');

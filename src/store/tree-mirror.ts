@@ -7,7 +7,7 @@ import { gunzipSync } from 'node:zlib';
 import { OpsError } from '../core/errors.js';
 import { CommandError, type Shell } from '../remote/shell.js';
 import type { SnapshotResult, Store } from './restic.js';
-import { FIND_FORMAT, FileHash, parseFindOutput, serializeIndex, TarReader, treeFacts, type TreeEntry } from './tree-index.js';
+import { FIND_FORMAT, FileHash, isRacy, parseFindOutput, RACY_SINCE, serializeIndex, TarReader, treeFacts, type TreeEntry } from './tree-index.js';
 
 /**
  * A per-instance mirror of the code tree on the jump box (mirrors/INSTANCE in the home), so a backup
@@ -85,10 +85,11 @@ export class Collect extends Writable {
 
 /**
  * The host's file list: find's stat data, NUL-separated, then find's exit status (sh has no
- * pipefail), compressed when the host has gzip (a 2,000-file list is ~190 KB, ~50 KB gzipped).
+ * pipefail), compressed when the host has gzip (a 2,000-file list is ~190 KB, ~50 KB gzipped). It
+ * starts with RACY_SINCE's time: files changed after it are racy.
  * With $2 set, a tree whose path is a symbolic link (release mode, most likely) is not listed: exit 4.
  */
-const LIST_SCRIPT = `if [ -n "$2" ] && [ -L "$1" ]; then exit 4; fi; cd -- "$1" || exit 1; { find . -printf '${FIND_FORMAT}'; printf 'end\\t%s\\0\\0' "$?"; } | if command -v gzip >/dev/null 2>&1; then gzip -1; else cat; fi`;
+const LIST_SCRIPT = `if [ -n "$2" ] && [ -L "$1" ]; then exit 4; fi; cd -- "$1" || exit 1; ${RACY_SINCE}; { printf 'since\\t%s\\0\\0' "$T"; find . -printf '${FIND_FORMAT}'; printf 'end\\t%s\\0\\0' "$?"; } | if command -v gzip >/dev/null 2>&1; then gzip -1; else cat; fi`;
 /** The files named on stdin (NUL-separated), as one tar; owners as numbers, as the full backup stores them. */
 const SEND_SCRIPT = 'cd -- "$1" && exec tar --numeric-owner --null --no-recursion -T - -cf -';
 
@@ -99,13 +100,18 @@ export class TreeList {
   /** The tree's fingerprint (treeKeyOf), once worked out. */
   key?: string;
   constructor(
-    /** find's output as the host printed it (unzipped). */
+    /** find's output as the host printed it (unzipped), without the time it starts with. */
     readonly raw: Buffer,
     readonly wire: number,
+    /** RACY_SINCE's time on the host ('@0': unknown, every file racy). */
+    readonly since: string,
   ) {}
   /** The entries, parsed on first use: a tree whose list is byte for byte one already stored needs none. Throws NotMirrorable. */
   get entries(): TreeEntry[] {
-    this.parsed ??= parseFindOutput(this.raw);
+    if (!this.parsed) {
+      this.parsed = parseFindOutput(this.raw);
+      for (const e of this.parsed) if (isRacy(e, this.since)) e.racy = true;
+    }
     return this.parsed;
   }
   /** sha256 of the list: equal only when no entry's stat data (inode, size, mtime, ctime, mode, owner, links) changed at all. */
@@ -126,7 +132,10 @@ export async function listTree(shell: Shell, path: string, signal?: AbortSignal,
   if (res.code !== 0) throw new CommandError(shell.label, argv, res);
   let buf = out.buffer;
   if (buf[0] === 0x1f && buf[1] === 0x8b) buf = gunzipSync(buf);
-  return new TreeList(buf, out.bytes);
+  // The list's own bytes go on without the time: an unchanged tree's list stays byte for byte the same.
+  const head = /^since\t@(\d+(?:\.\d+)?)\0\0/.exec(buf.subarray(0, 64).toString('latin1'));
+  if (!head) throw new OpsError(`the host's file list of ${path} does not start with its time`);
+  return new TreeList(buf.subarray(head[0].length), out.bytes, head[1]);
 }
 
 /** list.json beside the mirror: the last list's sha256 and the snapshot a backup through the mirror made of it. */
@@ -153,9 +162,13 @@ export function snapshotOfList(store: Store, instance: string, source: string, l
   }
 }
 
-/** Records that the tree of this list is stored as `snapshot` (after the snapshot exists; only the last list is kept). */
+/**
+ * Records that the tree of this list is stored as `snapshot` (after the snapshot exists; only the last
+ * list is kept). A list with racy files is not: the same bytes again would not prove the same tree.
+ */
 export function recordList(store: Store, instance: string, source: string, list: TreeList, snapshot: string): void {
   const file = listFile(store.home, instance);
+  if (list.entries.some((e) => e.racy)) return void rmSync(file, { force: true });
   mkdirSync(mirrorDir(store.home, instance), { recursive: true, mode: 0o700 });
   writeFileSync(`${file}.tmp`, JSON.stringify({ version: 1, repository: store.repository, source, list: list.sha256, snapshot } satisfies ListRecord), { mode: 0o600 });
   renameSync(`${file}.tmp`, file);
@@ -318,7 +331,8 @@ export async function mirrorBackup(
   for (const e of entries) {
     if (e.type !== 'f') continue;
     if (!e.sha256) throw new OpsError(`mirror: ${JSON.stringify(e.path)} did not arrive from the host`);
-    files[e.path] = { stamp: e.stamp, sha256: e.sha256, size: e.size, local: seen.get(e.path) ?? localStamp(toBuf(join(treeDir, e.path))) };
+    // A racy file's stamp is recorded as one no later list has: it is fetched again next time.
+    files[e.path] = { stamp: e.racy ? `${e.stamp} racy` : e.stamp, sha256: e.sha256, size: e.size, local: seen.get(e.path) ?? localStamp(toBuf(join(treeDir, e.path))) };
   }
   // An index as last written is left alone (restic then skips it by its stat); one changed on the
   // jump box since is written again, as a mirror copy would be fetched again.

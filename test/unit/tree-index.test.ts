@@ -3,7 +3,23 @@ import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync, chmodSync, linkSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { END_OF_ARCHIVE, FIND_FORMAT, NotMirrorable, TarReader, entryHeader, hardLinks, padding, parseFindOutput, treeFacts, treeKeyOf, type TreeEntry } from '../../src/store/tree-index.js';
+import {
+  END_OF_ARCHIVE,
+  FIND_FORMAT,
+  NotMirrorable,
+  RACY_MARK,
+  RACY_SINCE,
+  TREE_KEY_LINE,
+  TarReader,
+  entryHeader,
+  hardLinks,
+  isRacy,
+  padding,
+  parseFindOutput,
+  treeFacts,
+  treeKeyOf,
+  type TreeEntry,
+} from '../../src/store/tree-index.js';
 
 /** find's list of a directory, as the host sends it (without the gzip). */
 const listOf = (dir: string) => execFileSync('sh', ['-c', `cd -- "$1" && { find . -printf '${FIND_FORMAT}'; printf 'end\\t%s\\0\\0' "$?"; }`, 'sh', dir]);
@@ -42,9 +58,48 @@ describe('tree index and the tar rebuilt from it', () => {
     expect(entries[deep - 1].path).toBe(`${'a'.repeat(70)}/${'b'.repeat(70)}`);
   });
 
+  /** The host's fingerprint as treeKey (backup.ts) makes it, racy files marked as changed after `since`. */
+  const hostKey = (since: string) =>
+    execFileSync('sh', ['-c', `T=${since}; cd -- "$1" && list=$(find . ${RACY_MARK} -printf "${TREE_KEY_LINE}") && printf "%s" "$list" | LC_ALL=C sort | sha256sum`, 'sh', dir])
+      .toString()
+      .split(' ')[0];
+  const nodeKey = (since: string) => treeKeyOf(parseFindOutput(listOf(dir)).map((e) => ({ ...e, racy: isRacy(e, since) })));
+
   it("gives the same tree fingerprint as the host's find | sort | sha256sum (backup.ts treeKey)", () => {
-    const host = execFileSync('sh', ['-c', 'cd -- "$1" && list=$(find . -printf "%i %C@ %T@ %s %m %y %P\\n") && printf "%s" "$list" | LC_ALL=C sort | sha256sum', 'sh', dir]).toString().split(' ')[0];
-    expect(treeKeyOf(parseFindOutput(listOf(dir)))).toBe(host);
+    const now = `@${Math.floor(Date.now() / 1000) + 10}.0`;
+    expect(nodeKey(now)).toBe(hostKey(now));
+  });
+
+  it('marks a file changed after the listing began as racy, on the host and here alike: the fingerprint is one no later listing gives', () => {
+    writeFileSync(join(dir, 'fresh'), 'x');
+    const fresh = parseFindOutput(listOf(dir)).find((e) => e.path === 'fresh')!;
+    // Just before its ctime: taken by find's -newerct and by isRacy; a nanosecond after it: by neither.
+    const ct = fresh.stamp.split(' ')[3];
+    const [sec, frac] = ct.split('.');
+    const ns = BigInt(sec) * 1_000_000_000n + BigInt(frac.slice(0, 9));
+    const at = (n: bigint) => `@${n / 1_000_000_000n}.${String(n % 1_000_000_000n).padStart(9, '0')}`;
+    const before = at(ns - 1n);
+    const after = at(ns);
+    expect(isRacy(fresh, before)).toBe(true);
+    expect(isRacy(fresh, after)).toBe(false);
+    expect(nodeKey(before)).toBe(hostKey(before));
+    expect(nodeKey(after)).toBe(hostKey(after));
+    expect(hostKey(before)).not.toBe(hostKey(after));
+    // Directories and links are never racy: their lines say all a change would.
+    expect(isRacy({ ...fresh, type: 'd' }, before)).toBe(false);
+  });
+
+  it("RACY_SINCE gives the host's time less a tenth of a second, as find's -newerct reads it", () => {
+    const t0 = Date.now();
+    const since = execFileSync('sh', ['-c', `${RACY_SINCE}; printf %s "$T"`]).toString();
+    expect(since).toMatch(/^@\d+\.\d{9}$/);
+    const ms = Number(since.slice(1)) * 1000;
+    expect(ms).toBeGreaterThan(t0 - 1000);
+    expect(ms).toBeLessThan(Date.now() - 99);
+    // Without date's nanoseconds (a date that prints none): @0, so every file counts as racy.
+    const bin = mkdtempSync(join(tmpdir(), 'nodate-'));
+    writeFileSync(join(bin, 'date'), '#!/bin/sh\necho 17000000%N\n', { mode: 0o755 });
+    expect(execFileSync('sh', ['-c', `PATH="$1:$PATH"; ${RACY_SINCE}; printf %s "$T"`, 'sh', bin]).toString()).toBe('@0');
   });
 
   it('GNU tar reads the rebuilt tar as the tree it was, hard link and long names included, and its length is known beforehand', () => {
