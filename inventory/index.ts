@@ -381,6 +381,11 @@ export class Inventory {
     const r = this.sql('SELECT taken_at, checked_at, changes FROM watch_baselines WHERE instance = ?').get(instance) as { taken_at: string; checked_at: string | null; changes: number } | undefined;
     return r && { baselineAt: r.taken_at, checkedAt: r.checked_at, changes: r.changes };
   }
+  /** watchState of every watched instance, in one query (the sampler's tick asks for many at once). */
+  watchStates(): Map<string, { baselineAt: string; checkedAt: string | null; changes: number }> {
+    const rows = this.sql('SELECT instance, taken_at, checked_at, changes FROM watch_baselines').all() as { instance: string; taken_at: string; checked_at: string | null; changes: number }[];
+    return new Map(rows.map((r) => [r.instance, { baselineAt: r.taken_at, checkedAt: r.checked_at, changes: r.changes }]));
+  }
   recordWatchCheck(instance: string, changes: number): void {
     this.sql('UPDATE watch_baselines SET checked_at = ?, changes = ? WHERE instance = ?').run(now(), changes, instance);
   }

@@ -53,15 +53,20 @@ function push(h: Record<string, number[]>, key: string, v: number | undefined): 
 
 /**
  * The inventory as one tick's instance probes see it: what each of them asks (its half-restored
- * record, its environment's backup-age limit) read once for the whole tick instead of once per probe;
+ * record, its watch state, its host, its environment's backup-age limit) read once for the whole tick instead of once per probe;
  * on a team inventory every query is a round trip that holds up the console's event loop. Everything
  * else goes to the inventory itself (the view's prototype).
  */
 function tickView(inv: Inventory): Inventory {
   const half = new Map(inv.listHalfRestored().map((h) => [h.instance, h]));
+  const watched = inv.watchStates();
+  let hosts: Map<string, Host> | undefined;
   const limits = new Map<string, string>();
   const view = Object.create(inv) as Inventory;
   view.getHalfRestored = (name) => half.get(name);
+  view.watchState = (name) => watched.get(name);
+  // probeDatabase's host; one removed since the tick began: the inventory says so, as before.
+  view.requireHost = (name) => (hosts ??= new Map(inv.listHosts().map((h) => [h.name, h]))).get(name) ?? inv.requireHost(name);
   view.backupAgeLimit = (env) => {
     let l = limits.get(env);
     if (l === undefined) limits.set(env, (l = inv.backupAgeLimit(env)));
