@@ -102,6 +102,8 @@ export interface ConsoleFigures {
   /** CPU the console used up to its first frame, and per key (key to frame, sampler included), in ms. */
   firstCpu: number;
   keyCpu: number;
+  /** Bytes written to the terminal per key, from the key to its frame (a 160x50 frame written whole: ~10 KB). */
+  keyBytes: number;
   /** Page faults up to the first frame. */
   firstFaults: number;
   /** From the first frame until the console is idle (see idle()), in ms: when its first key is sent. */
@@ -116,6 +118,7 @@ async function consoleRun(home: string, count: number, env: NodeJS.ProcessEnv = 
     env: { ...process.env, ...env, TERM: 'xterm-256color', CI: '' },
   });
   let buf = '';
+  let bytes = 0;
   let waiting: { re: RegExp; from: number; resolve: (t: number) => void } | undefined;
   const check = () => {
     if (waiting && waiting.re.test(buf.slice(waiting.from))) {
@@ -126,6 +129,7 @@ async function consoleRun(home: string, count: number, env: NodeJS.ProcessEnv = 
   };
   child.stdout.on('data', (d: Buffer) => {
     buf += d.toString();
+    bytes += d.length;
     check();
   });
   const waitFor = (re: RegExp, from: number) =>
@@ -136,14 +140,17 @@ async function consoleRun(home: string, count: number, env: NodeJS.ProcessEnv = 
     });
   let pid: number | undefined;
   let keyCpu = 0;
+  let keyBytes = 0;
   let keys = 0;
   const key = async (k: string, re: RegExp) => {
     const from = buf.length;
+    const b = bytes;
     const c = cpuMs(pid);
     const t = performance.now();
     child.stdin.write(k);
     const dt = (await waitFor(re, from)) - t;
     keyCpu += cpuMs(pid) - c;
+    keyBytes += bytes - b;
     keys++;
     return dt;
   };
@@ -167,7 +174,7 @@ async function consoleRun(home: string, count: number, env: NodeJS.ProcessEnv = 
       jump.push(await key('G', new RegExp(`–${count} of ${count}`)));
       jump.push(await key('g', new RegExp(`(?:^|\\D)1–\\d+ of ${count}`)));
     }
-    return { first, filter, jump, rss: peakRss(child.pid!), firstCpu, keyCpu: keyCpu / keys, firstFaults, ready };
+    return { first, filter, jump, rss: peakRss(child.pid!), firstCpu, keyCpu: keyCpu / keys, keyBytes: keyBytes / keys, firstFaults, ready };
   } finally {
     child.stdin.write('q');
     await sleep(300);
@@ -194,10 +201,11 @@ export async function consoleRuns(home: string, count: number, env: NodeJS.Proce
     firstFaults: median(rs.map((r) => r.firstFaults)),
     ready: median(rs.map((r) => r.ready)),
     keyCpu: median(rs.map((r) => r.keyCpu)),
+    keyBytes: median(rs.map((r) => r.keyBytes)),
   });
   return { ...pool(runs[0]), ...(BEFORE && { before: pool(runs[1]) }) };
 }
 
 /** A console table row: first frame (its CPU), filter key and G/g to frame p50 / p95, CPU per key, peak RSS. */
 export const consoleCells = (f: ConsoleFigures) =>
-  `${ms(f.first)} (CPU ${ms(f.firstCpu)}, ${n(f.firstFaults)} page faults) | ${ms(median(f.filter))} / ${ms(p95(f.filter))} | ${ms(median(f.jump))} / ${ms(p95(f.jump))} | ${ms(f.keyCpu)} | ${f.rss.toFixed(0)} MB`;
+  `${ms(f.first)} (CPU ${ms(f.firstCpu)}, ${n(f.firstFaults)} page faults) | ${ms(median(f.filter))} / ${ms(p95(f.filter))} | ${ms(median(f.jump))} / ${ms(p95(f.jump))} | ${ms(f.keyCpu)}, ${(f.keyBytes / 1024).toFixed(1)} KB written | ${f.rss.toFixed(0)} MB`;

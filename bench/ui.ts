@@ -69,7 +69,7 @@ export async function uiBench(): Promise<string[]> {
       out.push(
         `## The console on 500 hosts (real terminal 160x50, sampler running; median of ${RUNS} runs, keys pooled)`,
         '',
-        '| instances | first frame from start (its CPU, page faults) | filter key to frame, p50 / p95 | G / g to frame, p50 / p95 | CPU per key | peak RSS | goal, first frame |',
+        '| instances | first frame from start (its CPU, page faults) | filter key to frame, p50 / p95 | G / g to frame, p50 / p95 | CPU, bytes written per key | peak RSS | goal, first frame |',
         '|---|---|---|---|---|---|---|',
         ...rows,
         '',
