@@ -7,7 +7,10 @@
 //    bounded cache; slice-ansi from a bounded cache too (both are pure functions of their arguments);
 //  - Ink's per-frame OutputCaches (line widths and a line's styled characters, also pure) live across
 //    frames, renewed when they grow large;
-//  - a frame's grid of blank cells is one shared cell, not 8,000 new ones (cells are replaced, never changed);
+//  - a frame's rows are made from the writes that land on each (x and line, clipped and transformed, in
+//    order): a row whose writes are those of a row made before is that row's string again, not 160
+//    cells filled and turned back into a string (a key changes a few of 50 rows); a row that is made
+//    starts from one shared blank cell, not 160 new ones (cells are replaced, never changed);
 //  - a line that fits its clip whole is not cut (slice-ansi of the whole line gives the same characters
 //    in the same styles, at the price of tokenizing it twice);
 //  - ansi-tokenize splits such lines into characters by code unit instead of by the grapheme segmenter
@@ -25,6 +28,8 @@ import { dirname } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
 const LIMIT = 8192;
+/** Finished rows kept (a 160x50 frame's rows 40 times over). */
+const ROWS_LIMIT = 2048;
 
 /** Characters one column wide each that string-width would segment: middle dot, dashes and dots, arrows, box drawing, blocks, the run view's ticks. */
 const NARROW = [
@@ -70,15 +75,50 @@ const WRAPPED = {
 
 const OUTPUT_FROM = 'caches = new OutputCaches();';
 const SLICE_FROM = 'return sliceAnsi(line, from, to);';
-// A frame starts as a grid of blank cells, 8,000 objects on 160x50: one shared blank instead (cells are
-// replaced, never changed), whose one styles array also lets neighbouring blanks compare by reference.
-const BLANK_FROM = `row.push({
+// A frame starts as a grid of blank cells that its writes then fill: instead each row starts as the list
+// of the writes that land on it (x, line: what Ink would put there, in order), made into cells and a
+// string at the end (finishedRow), only when no row with the same writes was made before.
+const GRID_FROM = `const row = [];
+            for (let x = 0; x < this.width; x++) {
+                row.push({
                     type: 'char',
                     value: ' ',
                     fullWidth: false,
                     styles: [],
-                });`;
-const BLANK_TO = 'row.push(BLANK_CELL);';
+                });
+            }
+            output.push(row);`;
+const GRID_TO = 'output.push([]);';
+// Ink's own placing of a line's characters, moved into finishedRow (this.caches becomes its argument).
+const PLACE = `const characters = CACHES.getStyledChars(line);
+                    let offsetX = x;
+                    for (const character of characters) {
+                        currentLine[offsetX] = character;
+                        // Determine printed width using string-width to align with measurement
+                        const characterWidth = Math.max(1, CACHES.getStringWidth(character.value));
+                        // For multi-column characters, clear following cells to avoid stray spaces/artifacts
+                        if (characterWidth > 1) {
+                            for (let index = 1; index < characterWidth; index++) {
+                                currentLine[offsetX + index] = {
+                                    type: 'char',
+                                    value: '',
+                                    fullWidth: false,
+                                    styles: character.styles,
+                                };
+                            }
+                        }
+                        offsetX += characterWidth;
+                    }`;
+const PLACE_FROM = PLACE.replaceAll('CACHES', 'this.caches');
+const PLACE_TO = 'currentLine.push(x, line);';
+const ROWS_FROM = `const generatedOutput = output
+            .map(line => {
+            // See https://github.com/vadimdemedes/ink/pull/564#issuecomment-1637022742
+            const lineWithoutEmptyItems = line.filter(item => item !== undefined);
+            return styledCharsToString(lineWithoutEmptyItems).trimEnd();
+        })
+            .join('\\n');`;
+const ROWS_TO = "const generatedOutput = output.map((writes) => finishedRow(this.caches, this.width, writes)).join('\\n');";
 const SLICE_TO = 'return from === 0 && to >= width ? line : sliceAnsi(line, from, to);';
 const OUTPUT_TO = 'caches = sharedOutputCaches();';
 const OUTPUT_SHARED = `
@@ -87,6 +127,28 @@ let sharedCaches;
 function sharedOutputCaches() {
   if (!sharedCaches || sharedCaches.styledChars.size + sharedCaches.widths.size + sharedCaches.blockWidths.size > ${LIMIT * 2}) sharedCaches = new OutputCaches();
   return sharedCaches;
+}
+// A row's string by the frame's width and the row's writes (x, line, x, line...); the length before each
+// line keeps two different lists from making the same key.
+const finishedRows = new Map();
+function finishedRow(caches, width, writes) {
+  if (writes.length === 0) return '';
+  let key = String(width);
+  for (let i = 0; i < writes.length; i += 2) key += '|' + writes[i] + ',' + writes[i + 1].length + ',' + writes[i + 1];
+  let done = finishedRows.get(key);
+  if (done !== undefined) return done;
+  const currentLine = [];
+  for (let x = 0; x < width; x++) currentLine.push(BLANK_CELL);
+  for (let i = 0; i < writes.length; i += 2) {
+    const x = writes[i];
+    const line = writes[i + 1];
+    ${PLACE.replaceAll('CACHES', 'caches')}
+  }
+  // See https://github.com/vadimdemedes/ink/pull/564#issuecomment-1637022742
+  done = styledCharsToString(currentLine.filter((item) => item !== undefined)).trimEnd();
+  if (finishedRows.size >= ${ROWS_LIMIT}) finishedRows.clear();
+  finishedRows.set(key, done);
+  return done;
 }
 `;
 
@@ -219,7 +281,9 @@ export const inkCaches = {
       const contents = patch(args.path, text, [
         [OUTPUT_FROM, OUTPUT_TO],
         [SLICE_FROM, SLICE_TO],
-        [BLANK_FROM, BLANK_TO],
+        [GRID_FROM, GRID_TO],
+        [PLACE_FROM, PLACE_TO],
+        [ROWS_FROM, ROWS_TO],
       ]);
       return { contents: contents + OUTPUT_SHARED, loader: 'js' };
     });
