@@ -15,8 +15,9 @@
 //    in the same styles, at the price of tokenizing it twice);
 //  - ansi-tokenize splits such lines into characters by code unit instead of by the grapheme segmenter
 //    (each of those characters is a grapheme of its own: checked at each build), characters of one
-//    style share one styles array, and turning a row back into a string skips the comparison of two
-//    neighbours whose styles are the same (most of a row): the same string, without three Sets per cell;
+//    style share one styles array, a character's cell is written out, not spread from its token, and
+//    turning a row back into a string skips the comparison of two neighbours whose styles are the same
+//    (most of a row): the same string, without three Sets per cell;
 //  - the grapheme segmenters (whose first use loads ICU's break rules, ~25 ms) are made on first use,
 //    not when the modules load: the first frame, made of such characters, needs none;
 //  - Yoga's WebAssembly, inlined as a data: URL, is decoded directly instead of through fetch(), whose
@@ -24,7 +25,7 @@
 // A pattern that is not found fails the build: a newer Ink, Yoga or tokenizer must be looked at again,
 // not silently slow.
 import { readFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
 const LIMIT = 8192;
@@ -259,7 +260,14 @@ export const inkCaches = {
     });
     b.onLoad({ filter: /[\\/]@alcalzone[\\/]ansi-tokenize[\\/]build[\\/]styledChars\.js$/ }, async (args) => {
       const text = await readFile(args.path, 'utf8');
+      // A character's cell is written out instead of spread from its token ({...token, styles}: V8's slow
+      // path, ~1.5 us a character, most of a new row's time): the tokens must have those fields only.
+      const { tokenize } = await import(pathToFileURL(join(dirname(args.path), 'tokenize.js')).href);
+      for (const t of tokenize('a\u6f22\u{1f600}e\u0301\u001b[31m\u2500\u001b[39m'))
+        if (t.type === 'char' && Object.keys(t).join() !== 'type,value,fullWidth')
+          throw new Error(`build/ink-caches.mjs: ansi-tokenize's characters are now {${Object.keys(t)}}: look at styledCharsFromTokens again`);
       const contents = patch(args.path, text, [
+        ['...token,', 'type: token.type, value: token.value, fullWidth: token.fullWidth,'],
         ['let codes = [];', 'let codes = [];\n    let shared;'],
         ['codes = reduceAnsiCodesIncremental(codes, [token]);', 'codes = reduceAnsiCodesIncremental(codes, [token]);\n            shared = undefined;'],
         ['styles: [...codes],', 'styles: (shared ??= [...codes]),'],
