@@ -117,7 +117,9 @@ describe('opsdeck in an 80x24 terminal, as on many jump boxes', () => {
   });
 
   it('keeps the state and the reason of a bad row, and the instance view and drill wizard read whole', async () => {
-    // The reason comes before the sparklines and lesser columns: an on-call person sees why.
+    // The reason comes before the sparklines and lesser columns: an on-call person sees why. Each
+    // probe's result is drawn as it comes (the instance's may come before its host's): both awaited.
+    await show(/lab1\s+up\s/);
     const s = await show(/narrow-b\s+prod\*\s+PROBLEM\s.*no backup/);
     for (const line of s.split('\n')) expect(line.length).toBeLessThanOrEqual(80);
     expect(s).toMatch(/lab1\s+up\s/);
