@@ -79,12 +79,23 @@ describe('runs ID', () => {
 
 describe('settings', () => {
   it('lists the settings, changes one, and refuses a bad key or value naming the fix', async () => {
-    const DEFAULTS = { storeRepository: '', connectTimeoutMs: 15000, refreshMs: 3000, inventory: '', storeCopies: [], treeMirrors: false, storeLockWait: '10m', storeCopyRetention: {} };
+    const DEFAULTS = {
+      storeRepository: '',
+      connectTimeoutMs: 15000,
+      refreshMs: 3000,
+      inventory: '',
+      storeCopies: [],
+      treeMirrors: false,
+      storeLockWait: '10m',
+      storeCopyRetention: {},
+      healthWait: '5s',
+    };
     const home = newHome();
     const list = await must(cli(home, ['settings']));
     expect(list.stdout).toMatch(/^storeRepository\s+\(default\)$/m);
     expect(list.stdout).toMatch(/^connectTimeoutMs\s+15000$/m);
     expect(list.stdout).toMatch(/^refreshMs\s+3000$/m);
+    expect(list.stdout).toMatch(/^healthWait\s+5s$/m);
 
     const set = await must(cli(home, ['settings', 'refreshMs', '5000']));
     expect(set.stdout).toMatch(/^refreshMs\s+5000$/m);
