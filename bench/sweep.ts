@@ -232,8 +232,10 @@ export async function sweepBench(): Promise<string[]> {
         const t2 = performance.now();
         const c = await output(running, '/usr/bin/time', ['-f', '%M', BIN, '--home', home, 'health', '--json']);
         cli.push(performance.now() - t2);
-        const json = JSON.parse(c.stdout) as { hosts: { ok: boolean }[] };
-        if (json.hosts.length !== n || json.hosts.some((h) => !h.ok)) throw new Error(`bench: opsdeck health found hosts down: ${c.stderr}`);
+        const json = JSON.parse(c.stdout) as { hosts: { host: string; ok: boolean; reason?: string }[] };
+        const down = json.hosts.filter((h) => !h.ok);
+        if (json.hosts.length !== n || down.length)
+          throw new Error(`bench: opsdeck health found ${down.length} of ${json.hosts.length} hosts down, first: ${down[0] ? `${down[0].host}: ${down[0].reason}` : 'none'}; ${c.stderr}`);
         rss.push(Number(c.stderr.trim().split('\n').pop()) / 1024);
         const byCli = connectionsSince(fleet.logs, fromCli);
         if (byCli.size !== n || [...byCli.values()].some((k) => k !== 1)) throw new Error(`bench: opsdeck health opened other than one connection per host: ${JSON.stringify([...byCli])}`);
