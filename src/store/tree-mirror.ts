@@ -7,7 +7,7 @@ import { gunzipSync } from 'node:zlib';
 import { OpsError } from '../core/errors.js';
 import { CommandError, type Shell } from '../remote/shell.js';
 import type { SnapshotResult, Store } from './restic.js';
-import { FIND_FORMAT, FileHash, isRacy, parseFindOutput, RACY_SINCE, serializeIndex, TarReader, treeFacts, type TreeEntry } from './tree-index.js';
+import { FIND_FORMAT, FileHash, parseFindOutput, RACY_SINCE, racyAfter, serializeIndex, TarReader, treeFacts, type TreeEntry } from './tree-index.js';
 
 /**
  * A per-instance mirror of the code tree on the jump box (mirrors/INSTANCE in the home), so a backup
@@ -110,7 +110,8 @@ export class TreeList {
   get entries(): TreeEntry[] {
     if (!this.parsed) {
       this.parsed = parseFindOutput(this.raw);
-      for (const e of this.parsed) if (isRacy(e, this.since)) e.racy = true;
+      const racy = racyAfter(this.since);
+      for (const e of this.parsed) if (racy(e)) e.racy = true;
     }
     return this.parsed;
   }
