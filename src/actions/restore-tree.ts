@@ -4,7 +4,7 @@ import type { StepIO } from '../core/plan.js';
 import { run } from '../remote/shell.js';
 import { shellFor, type Deps } from '../deps/deps.js';
 import { treeKey } from './backup.js';
-import { RACY_MARK, RACY_SINCE, TREE_KEY_LINE } from '../store/tree-index.js';
+import { TREE_KEY_LINE } from '../store/tree-index.js';
 import { stageCode } from './restore-data.js';
 
 // Scratch directories sit beside the target so the final swap is a rename on one filesystem.
@@ -20,7 +20,9 @@ export const oldOf = (path: string) => `${path}.opsdeck-previous`;
  */
 export function listStaged(deps: Deps, target: Instance, staging: string, signal: AbortSignal): Promise<string | undefined> {
   const listed = shellFor(deps, target)
-    .exec(['sh', '-c', `${RACY_SINCE}; cd -- "$1" && find . -mindepth 1 ${RACY_MARK} -printf "${TREE_KEY_LINE}"`, 'sh', staging], { signal, maxBuffer: 1 << 28 })
+    // No racy marks (RACY_MARK): nothing but this restore writes in the staging directory, and the files
+    // tar just wrote there would all be marked, so a backup right after a restore could never reuse it.
+    .exec(['sh', '-c', `cd -- "$1" && find . -mindepth 1 -printf "${TREE_KEY_LINE}"`, 'sh', staging], { signal, maxBuffer: 1 << 28 })
     .then((r) => (r.code === 0 ? r.stdout : undefined));
   return listed.catch(() => undefined);
 }
