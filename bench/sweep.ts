@@ -19,7 +19,7 @@ import { asLabUser, startLab, type Lab } from '../fixtures/lab.js';
 import { waitPort } from '../fixtures/lab/common.js';
 import { sshdConfig } from '../fixtures/lab/hosts.js';
 import { openApp } from '../src/app/app.js';
-import { sweep } from '../src/health/probes.js';
+import { HOST_SCRIPT, sweep } from '../src/health/probes.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const SIZES = (process.env.BENCH_SWEEP_SIZES ?? '20,50,100,200').split(',').map(Number);
@@ -38,7 +38,7 @@ const PER_SSHD = 16;
  * The fleet's sshds: one host key for all, configs beside the lab's hosts; each pid goes into `pids`
  * as it starts (to stop them, even when interrupted halfway), and their logs.
  */
-async function startFleet(lab: Lab, pids: number[]): Promise<{ logs: string[]; fingerprint: string }> {
+async function startFleet(lab: Lab, pids: number[]): Promise<{ logs: string[]; fingerprint: string; keyPub: string }> {
   if (MAX > 250) throw new Error('bench: at most 250 hosts (127.0.2.1-250)');
   const dir = join(lab.dir, 'sweep-fleet');
   mkdirSync(dir, { recursive: true });
@@ -50,9 +50,11 @@ async function startFleet(lab: Lab, pids: number[]): Promise<{ logs: string[]; f
     const log = join(dir, `${tag}.log`);
     const conf = join(dir, `${tag}_config`);
     // VERBOSE: one "Connection from ... on ADDRESS port 2222" line per connection, to count them.
-    // MaxStartups stays at its default (10 unauthenticated at once per daemon).
+    // MaxStartups: 10 unauthenticated at once per address, as 16 real hosts with their default of 10
+    // each would take (the default for one daemon dropped OpenSSH's 32 at once here).
     const listen = Array.from({ length: Math.min(PER_SSHD, MAX - first + 1) }, (_, i) => `${address(first + i)}:${PORT}`);
-    writeFileSync(conf, sshdConfig({ listen, hostKey: key, pidFile: join(dir, `${tag}.pid`), allowUsers: [lab.user], logLevel: 'VERBOSE' }));
+    const config = sshdConfig({ listen, hostKey: key, pidFile: join(dir, `${tag}.pid`), allowUsers: [lab.user], logLevel: 'VERBOSE' });
+    writeFileSync(conf, `${config}MaxStartups ${PER_SSHD * 10}\n`);
     writeFileSync(log, '');
     const child = spawn('/usr/sbin/sshd', ['-D', '-f', conf, '-E', log], { stdio: 'ignore' });
     pids.push(child.pid!);
@@ -61,7 +63,7 @@ async function startFleet(lab: Lab, pids: number[]): Promise<{ logs: string[]; f
     await waitPort(address(Math.min(first + PER_SSHD - 1, MAX)), PORT);
   }
   const fingerprint = spawnSync('ssh-keygen', ['-lf', `${key}.pub`], { encoding: 'utf8' }).stdout.split(' ')[1];
-  return { logs, fingerprint };
+  return { logs, fingerprint, keyPub: `${key}.pub` };
 }
 
 /**
@@ -138,6 +140,53 @@ function fleetHome(lab: Lab, n: number, fingerprint: string): string {
   return home;
 }
 
+/**
+ * What a sysadmin would run instead of `opsdeck health`: OpenSSH's ssh to every host with the same
+ * probe script (`sh -s` on its stdin), then curl for the host's instance's site, `xargs -P 32` at a
+ * time. `mux`: ControlMaster sockets in `muxDir` (opened by a first sweep with ControlPersist) carry
+ * the commands, as the console's next refresh rides its open connections. Returns the wall time
+ * and the clients' CPU seconds.
+ */
+async function baselineSweep(running: Set<ChildProcess>, n: number, dir: string, web: Lab['hosts'][number]): Promise<{ ms: number; cpu: number }> {
+  const out = join(dir, 'out');
+  spawnSync('rm', ['-rf', out]);
+  mkdirSync(out, { recursive: true });
+  const list = join(dir, 'hosts');
+  writeFileSync(list, Array.from({ length: n }, (_, i) => `${address(i + 1)} ${join(web.root, instName(i + 1))} http://${web.address}:${web.httpPort}/${instName(i + 1)}/\n`).join(''));
+  const t = performance.now();
+  // GNU time: the CPU of the ssh and curl clients (not of a ControlMaster gone to the background).
+  const r = await output(running, '/usr/bin/time', ['-f', '%U %S', 'sh', '-c', `xargs -P 32 -n 3 sh ${join(dir, 'probe.sh')} < ${list}`]);
+  const ms = performance.now() - t;
+  const [u, sys] = r.stderr.trim().split('\n').pop()!.split(' ').map(Number);
+  const bad = Array.from({ length: n }, (_, i) => address(i + 1)).filter((a) => {
+    const text = existsSync(join(out, a)) ? readFileSync(join(out, a), 'utf8') : '';
+    return !/^cpu \d+ \d+$/m.test(text) || !/^http 200$/m.test(text);
+  });
+  if (bad.length) throw new Error(`bench: the OpenSSH sweep failed on ${bad.length} hosts, first ${bad[0]}: ${r.stderr.slice(0, 300)}`);
+  return { ms, cpu: u + sys };
+}
+
+/** The baseline's script and known_hosts (HostKeyAlias: the fleet shares one host key). */
+function baselineFiles(lab: Lab, dir: string, keyPub: string): void {
+  mkdirSync(join(dir, 'mux'), { recursive: true });
+  writeFileSync(join(dir, 'known_hosts'), `fleet ${readFileSync(keyPub, 'utf8').split(' ').slice(0, 2).join(' ')}\n`);
+  writeFileSync(join(dir, 'probe.sh'), [
+    `out=${join(dir, 'out')}/$1`,
+    `ssh -F none -p ${PORT} -i ${lab.keyFile} -o BatchMode=yes -o HostKeyAlias=fleet -o UserKnownHostsFile=${join(dir, 'known_hosts')} -o StrictHostKeyChecking=yes \\`,
+    // stderr to a file: a ControlMaster that goes to the background keeps it open (xargs would wait for it).
+    `  -o ControlMaster=auto -o ControlPersist=300 -o ControlPath=${join(dir, 'mux')}/%h ${lab.user}@$1 sh -s -- "$2" < ${join(dir, 'script.sh')} > "$out" 2> "$out.err"`,
+    'echo "http $(curl -s -o /dev/null -w "%{http_code}" --max-time 10 "$3")" >> "$out"',
+    '',
+  ].join('\n'));
+  writeFileSync(join(dir, 'script.sh'), HOST_SCRIPT + '\n');
+}
+
+/** Closes the baseline's ControlMaster connections. */
+function closeMux(lab: Lab, dir: string, n: number): void {
+  for (let i = 1; i <= n; i++)
+    spawnSync('ssh', ['-F', 'none', '-p', String(PORT), '-o', `ControlPath=${join(dir, 'mux')}/%h`, '-O', 'exit', `${lab.user}@${address(i)}`], { stdio: 'ignore' });
+}
+
 interface Row {
   hosts: number;
   inProcess: number;
@@ -154,6 +203,13 @@ interface Row {
   opsCpuAgain: number;
   hostCpuAgain: number;
   openedAgain: number;
+  /** The OpenSSH + curl sweep: a first one (its connections left open), then the next on them. */
+  base: number;
+  baseCpu: number;
+  baseHostCpu: number;
+  baseAgain: number;
+  baseAgainCpu: number;
+  baseAgainHostCpu: number;
 }
 
 /** What `--one` prints. */
@@ -196,6 +252,8 @@ export async function sweepBench(): Promise<string[]> {
     // Each instance's directory, on the one filesystem every fleet host shares, and its site.
     for (const d of dirs) asLabUser('sh', ['-c', 'mkdir -p "$1" && echo "<html>ok</html>" > "$1/index.html"', 'sh', d]);
     const fleet = await startFleet(lab, pids);
+    const baseDir = join(lab.dir, 'sweep-fleet', 'openssh');
+    baselineFiles(lab, baseDir, fleet.keyPub);
     // The sweeping child reads the fleet's CPU itself, before, between and after its two sweeps.
     process.env.BENCH_FLEET_PIDS = pids.join(',');
     for (const n of SIZES) {
@@ -240,6 +298,19 @@ export async function sweepBench(): Promise<string[]> {
         const byCli = connectionsSince(fleet.logs, fromCli);
         if (byCli.size !== n || [...byCli.values()].some((k) => k !== 1)) throw new Error(`bench: opsdeck health opened other than one connection per host: ${JSON.stringify([...byCli])}`);
       }
+      // The same fleet swept by OpenSSH and curl: fresh connections, then on ControlMaster's.
+      const base: { ms: number; cpu: number; host: number }[] = [];
+      const baseAgain: { ms: number; cpu: number; host: number }[] = [];
+      for (let run = 0; run < RUNS; run++) {
+        closeMux(lab, baseDir, n);
+        for (const into of [base, baseAgain]) {
+          const h0 = fleetCpu(pids);
+          const b = await baselineSweep(running, n, baseDir, web);
+          into.push({ ...b, host: fleetCpu(pids) - h0 });
+        }
+      }
+      closeMux(lab, baseDir, n);
+      const mid = (xs: { ms: number; cpu: number; host: number }[]) => xs.find((x) => x.ms === median(xs.map((y) => y.ms)))!;
       const counts = [...logged.values()];
       rows.push({
         hosts: n,
@@ -254,6 +325,12 @@ export async function sweepBench(): Promise<string[]> {
         opsCpuAgain: median(opsCpuAgain),
         hostCpuAgain: median(hostCpuAgain),
         openedAgain,
+        base: mid(base).ms,
+        baseCpu: mid(base).cpu,
+        baseHostCpu: mid(base).host,
+        baseAgain: mid(baseAgain).ms,
+        baseAgainCpu: mid(baseAgain).cpu,
+        baseAgainHostCpu: mid(baseAgain).host,
         perHost: logged.size === n && counts.every((c) => c === 1) ? 'exactly 1 each' : `NOT one each: ${logged.size} hosts, ${Math.min(...counts)}-${Math.max(...counts)}`,
       });
       spawnSync('rm', ['-rf', home]);
@@ -271,6 +348,15 @@ export async function sweepBench(): Promise<string[]> {
     ...rows.map(
       (r) =>
         `| ${r.hosts} | ${ms(r.inProcess)} | ${r.opsCpu.toFixed(2)} s / ${r.hostCpu.toFixed(2)} s | ${ms(r.again)}${r.openedAgain ? ` (${r.openedAgain} new connections!)` : ''} | ${r.opsCpuAgain.toFixed(2)} s / ${r.hostCpuAgain.toFixed(2)} s | ${ms(r.cli)} | ${r.rssMb.toFixed(0)} MB | ${r.logged} / ${r.opened} | ${r.perHost} | < 3 s, one per host |`,
+    ),
+    '',
+    `### Against OpenSSH and curl: the same probe script with \`ssh host sh -s\`, then curl for the site, \`xargs -P 32\`; the next sweep over ControlMaster connections the first left open (median of ${RUNS})`,
+    '',
+    '| hosts | `opsdeck health` from start | OpenSSH + curl | ratio | its CPU: clients / the fleet | next sweep: opsdeck in-process | OpenSSH over ControlMaster | ratio | its CPU: clients / the fleet |',
+    '|---|---|---|---|---|---|---|---|---|',
+    ...rows.map(
+      (r) =>
+        `| ${r.hosts} | ${ms(r.cli)} | ${ms(r.base)} | **${(r.cli / r.base).toFixed(2)}x** | ${r.baseCpu.toFixed(2)} s / ${r.baseHostCpu.toFixed(2)} s | ${ms(r.again)} | ${ms(r.baseAgain)} | **${(r.again / r.baseAgain).toFixed(2)}x** | ${r.baseAgainCpu.toFixed(2)} s / ${r.baseAgainHostCpu.toFixed(2)} s |`,
     ),
     '',
     'Every sshd session, login and probe command of the fleet runs on this machine too, beside opsdeck.',
