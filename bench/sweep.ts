@@ -170,21 +170,23 @@ async function baselineSweep(running: Set<ChildProcess>, n: number, dir: string,
 function baselineFiles(lab: Lab, dir: string, keyPub: string): void {
   mkdirSync(join(dir, 'mux'), { recursive: true });
   writeFileSync(join(dir, 'known_hosts'), `fleet ${readFileSync(keyPub, 'utf8').split(' ').slice(0, 2).join(' ')}\n`);
-  writeFileSync(join(dir, 'probe.sh'), [
-    `out=${join(dir, 'out')}/$1`,
-    `ssh -F none -p ${PORT} -i ${lab.keyFile} -o BatchMode=yes -o HostKeyAlias=fleet -o UserKnownHostsFile=${join(dir, 'known_hosts')} -o StrictHostKeyChecking=yes \\`,
-    // stderr to a file: a ControlMaster that goes to the background keeps it open (xargs would wait for it).
-    `  -o ControlMaster=auto -o ControlPersist=300 -o ControlPath=${join(dir, 'mux')}/%h ${lab.user}@$1 sh -s -- "$2" < ${join(dir, 'script.sh')} > "$out" 2> "$out.err"`,
-    'echo "http $(curl -s -o /dev/null -w "%{http_code}" --max-time 10 "$3")" >> "$out"',
-    '',
-  ].join('\n'));
+  writeFileSync(
+    join(dir, 'probe.sh'),
+    [
+      `out=${join(dir, 'out')}/$1`,
+      `ssh -F none -p ${PORT} -i ${lab.keyFile} -o BatchMode=yes -o HostKeyAlias=fleet -o UserKnownHostsFile=${join(dir, 'known_hosts')} -o StrictHostKeyChecking=yes \\`,
+      // stderr to a file: a ControlMaster that goes to the background keeps it open (xargs would wait for it).
+      `  -o ControlMaster=auto -o ControlPersist=300 -o ControlPath=${join(dir, 'mux')}/%h ${lab.user}@$1 sh -s -- "$2" < ${join(dir, 'script.sh')} > "$out" 2> "$out.err"`,
+      'echo "http $(curl -s -o /dev/null -w "%{http_code}" --max-time 10 "$3")" >> "$out"',
+      '',
+    ].join('\n'),
+  );
   writeFileSync(join(dir, 'script.sh'), HOST_SCRIPT + '\n');
 }
 
 /** Closes the baseline's ControlMaster connections. */
 function closeMux(lab: Lab, dir: string, n: number): void {
-  for (let i = 1; i <= n; i++)
-    spawnSync('ssh', ['-F', 'none', '-p', String(PORT), '-o', `ControlPath=${join(dir, 'mux')}/%h`, '-O', 'exit', `${lab.user}@${address(i)}`], { stdio: 'ignore' });
+  for (let i = 1; i <= n; i++) spawnSync('ssh', ['-F', 'none', '-p', String(PORT), '-o', `ControlPath=${join(dir, 'mux')}/%h`, '-O', 'exit', `${lab.user}@${address(i)}`], { stdio: 'ignore' });
 }
 
 interface Row {
