@@ -241,6 +241,9 @@ export class ResticRepo {
       const left = this.lockWaitMs - (Date.now() - t0);
       if (left <= 0 || !canRetry()) break;
       if (!own) await sleep(Math.min(pause, left), undefined, { signal: o.signal });
+      // The holder may have died meanwhile without removing its lock (restic 0.14 sometimes exits on
+      // SIGINT with its lock left): stale locks go before each look, or the wait ran to its limit.
+      await this.unlockStale().catch(() => {});
       const next = await probe(own ? Math.max(1, Math.ceil(left / 1000)) : undefined);
       if (next.held === undefined) {
         storeNotice(`${this.label}: the lock was released after ${minutes(Date.now() - t0)}; going on`);
