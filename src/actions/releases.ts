@@ -50,10 +50,20 @@ export const SHARED_IN_TAR = '.opsdeck-shared';
 /** The file beside the releases naming the release that was live before the current one (rollback's default). */
 export const previousFile = (path: string) => `${releasesDir(path)}/.previous`;
 
-/** A release id: when it was built (UTC, to the second) and the revision it holds; never one already taken. */
+/** The time a release id's stamp names, in ms. */
+const stampOf = (id: string) => Date.parse(id.replace(/^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z-.*$/, '$1-$2-$3T$4:$5:$6Z'));
+
+/**
+ * A release id: when it was built (UTC, to the second) and the revision it holds; never one already
+ * taken, and later than every taken one's stamp. Ids sort as releases were made (rollback's "the one
+ * before", pruning's "the oldest"): two made within one second (a conversion and the update right
+ * after it, on a fast machine) would otherwise sort by their revisions, and so would any made after
+ * the host's clock went back.
+ */
 export function releaseId(revision: string, taken: Iterable<string>, at = Date.now()): string {
   const used = new Set(taken);
-  for (let t = at; ; t += 1000) {
+  const newest = Math.max(-Infinity, ...[...used].filter((id) => RELEASE_ID.test(id)).map(stampOf));
+  for (let t = Math.max(at, newest + 1000); ; t += 1000) {
     const stamp = new Date(t)
       .toISOString()
       .replace(/[-:]/g, '')
