@@ -143,9 +143,9 @@ function fleetHome(lab: Lab, n: number, fingerprint: string): string {
 /**
  * What a sysadmin would run instead of `opsdeck health`: OpenSSH's ssh to every host with the same
  * probe script (`sh -s` on its stdin), then curl for the host's instance's site, `xargs -P 32` at a
- * time. `mux`: ControlMaster sockets in `muxDir` (opened by a first sweep with ControlPersist) carry
- * the commands, as the console's next refresh rides its open connections. Returns the wall time
- * and the clients' CPU seconds.
+ * time. Every ssh is ControlMaster=auto with ControlPersist: a first sweep leaves its connections
+ * open in `dir`/mux/, and the next rides them, as the console's next refresh rides its open
+ * connections. Returns the wall time and the clients' CPU seconds.
  */
 async function baselineSweep(running: Set<ChildProcess>, n: number, dir: string, web: Lab['hosts'][number]): Promise<{ ms: number; cpu: number }> {
   const out = join(dir, 'out');
@@ -206,12 +206,15 @@ interface Row {
   hostCpuAgain: number;
   openedAgain: number;
   /** The OpenSSH + curl sweep: a first one (its connections left open), then the next on them. */
-  base: number;
-  baseCpu: number;
-  baseHostCpu: number;
-  baseAgain: number;
-  baseAgainCpu: number;
-  baseAgainHostCpu: number;
+  base: BaseSweep;
+  baseAgain: BaseSweep;
+}
+
+/** One OpenSSH + curl sweep: its wall time (ms), its clients' CPU and the fleet's (s). */
+interface BaseSweep {
+  ms: number;
+  cpu: number;
+  host: number;
 }
 
 /** What `--one` prints. */
@@ -301,8 +304,8 @@ export async function sweepBench(): Promise<string[]> {
         if (byCli.size !== n || [...byCli.values()].some((k) => k !== 1)) throw new Error(`bench: opsdeck health opened other than one connection per host: ${JSON.stringify([...byCli])}`);
       }
       // The same fleet swept by OpenSSH and curl: fresh connections, then on ControlMaster's.
-      const base: { ms: number; cpu: number; host: number }[] = [];
-      const baseAgain: { ms: number; cpu: number; host: number }[] = [];
+      const base: BaseSweep[] = [];
+      const baseAgain: BaseSweep[] = [];
       for (let run = 0; run < RUNS; run++) {
         closeMux(lab, baseDir, n);
         for (const into of [base, baseAgain]) {
@@ -312,7 +315,7 @@ export async function sweepBench(): Promise<string[]> {
         }
       }
       closeMux(lab, baseDir, n);
-      const mid = (xs: { ms: number; cpu: number; host: number }[]) => xs.find((x) => x.ms === median(xs.map((y) => y.ms)))!;
+      const mid = (xs: BaseSweep[]) => xs.find((x) => x.ms === median(xs.map((y) => y.ms)))!;
       const counts = [...logged.values()];
       rows.push({
         hosts: n,
@@ -327,12 +330,8 @@ export async function sweepBench(): Promise<string[]> {
         opsCpuAgain: median(opsCpuAgain),
         hostCpuAgain: median(hostCpuAgain),
         openedAgain,
-        base: mid(base).ms,
-        baseCpu: mid(base).cpu,
-        baseHostCpu: mid(base).host,
-        baseAgain: mid(baseAgain).ms,
-        baseAgainCpu: mid(baseAgain).cpu,
-        baseAgainHostCpu: mid(baseAgain).host,
+        base: mid(base),
+        baseAgain: mid(baseAgain),
         perHost: logged.size === n && counts.every((c) => c === 1) ? 'exactly 1 each' : `NOT one each: ${logged.size} hosts, ${Math.min(...counts)}-${Math.max(...counts)}`,
       });
       spawnSync('rm', ['-rf', home]);
@@ -358,7 +357,7 @@ export async function sweepBench(): Promise<string[]> {
     '|---|---|---|---|---|---|---|---|---|',
     ...rows.map(
       (r) =>
-        `| ${r.hosts} | ${ms(r.cli)} | ${ms(r.base)} | **${(r.cli / r.base).toFixed(2)}x** | ${r.baseCpu.toFixed(2)} s / ${r.baseHostCpu.toFixed(2)} s | ${ms(r.again)} | ${ms(r.baseAgain)} | **${(r.again / r.baseAgain).toFixed(2)}x** | ${r.baseAgainCpu.toFixed(2)} s / ${r.baseAgainHostCpu.toFixed(2)} s |`,
+        `| ${r.hosts} | ${ms(r.cli)} | ${ms(r.base.ms)} | **${(r.cli / r.base.ms).toFixed(2)}x** | ${r.base.cpu.toFixed(2)} s / ${r.base.host.toFixed(2)} s | ${ms(r.again)} | ${ms(r.baseAgain.ms)} | **${(r.again / r.baseAgain.ms).toFixed(2)}x** | ${r.baseAgain.cpu.toFixed(2)} s / ${r.baseAgain.host.toFixed(2)} s |`,
     ),
     '',
     'Every sshd session, login and probe command of the fleet runs on this machine too, beside opsdeck.',
