@@ -1,4 +1,5 @@
 import { readdirSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { cpus, totalmem } from 'node:os';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -128,6 +129,25 @@ describe('database and app metrics', () => {
     } finally {
       await app.close();
       await startHost(lab().hosts[1]);
+    }
+  });
+});
+
+describe('the host probe', () => {
+  it('samples CPU busy over a quarter second: the host with every core spinning reads as busy', async () => {
+    const home = await homeWithHosts(['lab1']);
+    const app = openApp(home);
+    // The lab's hosts are this machine: one spinning process per core makes it busy.
+    const spinners = cpus().map(() => spawn('sh', ['-c', 'while :; do :; done'], { stdio: 'ignore' }));
+    try {
+      const busy = await probeHost(app, app.inv.requireHost('lab1'), []);
+      expect(busy.ok, busy.reason).toBe(true);
+      expect(busy.cpu).toBeGreaterThan(0.5);
+      // The window is opsdeck's quarter second: the probe cannot answer before it ends.
+      expect(busy.ms).toBeGreaterThanOrEqual(250);
+    } finally {
+      for (const s of spinners) s.kill('SIGKILL');
+      await app.close();
     }
   });
 });
